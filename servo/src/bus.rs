@@ -1,0 +1,417 @@
+//! The event bus: routes an event to the connectors that declared it.
+//!
+//! Order: every `before` hook (in mount order; any may cancel the event), then the `on` handlers
+//! concurrently, then every `after` hook with the merged result. A handler's failure is reported with
+//! its mount; the others' results are kept.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use crate::config::Mount;
+use crate::connector::{Connector, ConnectorError, Event, EventContext, EventOutcome, EventRequest, Proceed};
+use crate::suggest::did_you_mean;
+use crate::types::{Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric};
+
+/// Why an event did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("`{mount}` cancelled the {event} event: {reason}")]
+    Cancelled {
+        event: Event,
+        mount: String,
+        reason: String,
+    },
+    #[error("{}", failures_message(.event, .failures))]
+    Failed {
+        event: Event,
+        failures: Vec<(String, ConnectorError)>,
+    },
+    /// The request names something no connector has (a metric, a component, a setting).
+    #[error("{message}")]
+    Invalid { message: String, hint: Option<String> },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+fn failures_message(event: &Event, failures: &[(String, ConnectorError)]) -> String {
+    let parts: Vec<String> = failures
+        .iter()
+        .map(|(mount, e)| match e.hint() {
+            Some(hint) => format!("{mount}: {e} (hint: {hint})"),
+            None => format!("{mount}: {e}"),
+        })
+        .collect();
+    format!("{event} failed: {}", parts.join("; "))
+}
+
+impl BusError {
+    /// Whether this is a usage problem (exit 2) rather than a runtime failure (exit 1).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            BusError::Invalid { .. } => true,
+            BusError::Failed { failures, .. } => failures
+                .iter()
+                .all(|(_, e)| matches!(e, ConnectorError::Invalid { .. })),
+            _ => false,
+        }
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            BusError::Interrupted => true,
+            BusError::Failed { failures, .. } => failures
+                .iter()
+                .any(|(_, e)| matches!(e, ConnectorError::Cancelled)),
+            _ => false,
+        }
+    }
+}
+
+/// The connectors of one servo, ready to receive events.
+#[derive(Clone)]
+pub struct Bus {
+    mounts: Vec<(String, Arc<dyn Connector>)>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.mounts.iter().map(|(k, _)| k)).finish()
+    }
+}
+
+impl Bus {
+    pub fn new(mounts: &[Mount]) -> Self {
+        Self {
+            mounts: mounts
+                .iter()
+                .map(|m| (m.key.clone(), Arc::clone(&m.instance)))
+                .collect(),
+        }
+    }
+
+    pub fn from_connectors(mounts: Vec<(String, Arc<dyn Connector>)>) -> Self {
+        Self { mounts }
+    }
+
+    fn handling(&self, event: Event) -> impl Iterator<Item = &(String, Arc<dyn Connector>)> {
+        self.mounts
+            .iter()
+            .filter(move |(_, c)| c.handlers().on.contains(event))
+    }
+
+    async fn before(&self, request: EventRequest<'_>, cx: &EventContext) -> Result<(), BusError> {
+        let event = request.event();
+        for (mount, connector) in &self.mounts {
+            if !connector.handlers().before.contains(event) {
+                continue;
+            }
+            match connector.before(request, cx).await {
+                Ok(Proceed::Continue) => {}
+                Ok(Proceed::Cancel(reason)) => {
+                    return Err(BusError::Cancelled {
+                        event,
+                        mount: mount.clone(),
+                        reason,
+                    });
+                }
+                Err(e) => {
+                    return Err(BusError::Failed {
+                        event,
+                        failures: vec![(mount.clone(), e)],
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn after(&self, event: Event, outcome: EventOutcome<'_>, cx: &EventContext) {
+        for (mount, connector) in &self.mounts {
+            if connector.handlers().after.contains(event)
+                && let Err(e) = connector.after(event, &outcome, cx).await
+            {
+                tracing::warn!(mount = %mount, %event, error = %e, "after-{event} hook failed");
+            }
+        }
+    }
+
+    /// Runs `on` handlers of `event` concurrently, keeping mount order in the results.
+    async fn on<'a, T, F>(
+        &'a self,
+        event: Event,
+        cx: &'a EventContext,
+        call: F,
+    ) -> Vec<(String, Result<T, ConnectorError>)>
+    where
+        F: Fn(&'a Arc<dyn Connector>) -> futures_util::future::BoxFuture<'a, Result<T, ConnectorError>>,
+    {
+        let handlers: Vec<_> = self.handling(event).collect();
+        let futures = handlers.iter().map(|(_, c)| call(c));
+        let results = tokio::select! {
+            results = join_all(futures) => results,
+            () = cx.cancel.cancelled() => {
+                return handlers.iter().map(|(m, _)| (m.clone(), Err(ConnectorError::Cancelled))).collect();
+            }
+        };
+        handlers.into_iter().map(|(m, _)| m.clone()).zip(results).collect()
+    }
+
+    fn split<T>(
+        event: Event,
+        results: Vec<(String, Result<T, ConnectorError>)>,
+    ) -> Result<Vec<(String, T)>, BusError> {
+        let mut ok = Vec::new();
+        let mut failures = Vec::new();
+        for (mount, result) in results {
+            match result {
+                Ok(value) => ok.push((mount, value)),
+                Err(e) => failures.push((mount, e)),
+            }
+        }
+        if failures.is_empty() {
+            Ok(ok)
+        } else {
+            Err(BusError::Failed { event, failures })
+        }
+    }
+
+    pub async fn startup(&self, cx: &EventContext) -> Result<(), BusError> {
+        self.before(EventRequest::Startup, cx).await?;
+        let results = self.on(Event::Startup, cx, |c| c.startup(cx)).await;
+        let outcome = Self::split(Event::Startup, results);
+        self.after(Event::Startup, EventOutcome::Done, cx).await;
+        outcome.map(drop)
+    }
+
+    /// Shuts every connector down, even when some fail; returns the failures.
+    pub async fn shutdown(&self, cx: &EventContext) -> Result<(), BusError> {
+        self.before(EventRequest::Shutdown, cx).await?;
+        // Shutdown must run to completion even when the run was cancelled.
+        let calm = EventContext::default();
+        let results = self.on(Event::Shutdown, &calm, |c| c.shutdown(&calm)).await;
+        self.after(Event::Shutdown, EventOutcome::Done, cx).await;
+        Self::split(Event::Shutdown, results).map(drop)
+    }
+
+    /// Runs every check. A connector whose check handler fails yields one failed critical check.
+    pub async fn check(&self, cx: &EventContext) -> Result<Vec<Check>, BusError> {
+        self.before(EventRequest::Check, cx).await?;
+        let results = self.on(Event::Check, cx, |c| c.check(cx)).await;
+        let mut checks = Vec::new();
+        for (mount, result) in results {
+            match result {
+                Ok(list) => checks.extend(list.into_iter().map(|mut c| {
+                    c.connector = mount.clone();
+                    c
+                })),
+                Err(ConnectorError::Cancelled) => return Err(BusError::Interrupted),
+                Err(e) => {
+                    let mut check = Check::fail("connector check", e.to_string());
+                    check.connector = mount.clone();
+                    if let Some(hint) = e.hint() {
+                        check = check.with_hint(hint);
+                    }
+                    checks.push(check);
+                }
+            }
+        }
+        self.after(Event::Check, EventOutcome::Checks(&checks), cx).await;
+        Ok(checks)
+    }
+
+    pub async fn describe(&self, cx: &EventContext) -> Result<Description, BusError> {
+        self.before(EventRequest::Describe, cx).await?;
+        let results = self.on(Event::Describe, cx, |c| c.describe(cx)).await;
+        let mut description = Description::default();
+        for (_, d) in Self::split(Event::Describe, results)? {
+            description.merge(d);
+        }
+        if let Some(metrics) = self.metrics_quiet(cx).await {
+            for m in metrics {
+                if !description.metrics.contains(&m) {
+                    description.metrics.push(m);
+                }
+            }
+        }
+        self.after(Event::Describe, EventOutcome::Description(&description), cx)
+            .await;
+        Ok(description)
+    }
+
+    /// Components per mount, so adjustments can be routed to their owners.
+    pub async fn components(&self, cx: &EventContext) -> Result<Vec<(String, Vec<Component>)>, BusError> {
+        self.before(EventRequest::Components, cx).await?;
+        let mut handlers = Vec::new();
+        for (mount, connector) in &self.mounts {
+            let h = connector.handlers();
+            if h.on.contains(Event::Components) || h.on.contains(Event::Describe) {
+                handlers.push((mount.clone(), Arc::clone(connector)));
+            }
+        }
+        let results = join_all(handlers.iter().map(|(_, c)| c.components(cx))).await;
+        let per_mount = Self::split(
+            Event::Components,
+            handlers.into_iter().map(|(m, _)| m).zip(results).collect(),
+        )?;
+        let all: Vec<Component> = per_mount.iter().flat_map(|(_, c)| c.clone()).collect();
+        self.after(Event::Components, EventOutcome::Components(&all), cx).await;
+        Ok(per_mount)
+    }
+
+    /// Metrics per mount.
+    pub async fn metrics(&self, cx: &EventContext) -> Result<Vec<(String, Vec<Metric>)>, BusError> {
+        self.before(EventRequest::Metrics, cx).await?;
+        let results = self.on(Event::Metrics, cx, |c| c.metrics(cx)).await;
+        let per_mount = Self::split(Event::Metrics, results)?;
+        let all: Vec<Metric> = per_mount.iter().flat_map(|(_, m)| m.clone()).collect();
+        self.after(Event::Metrics, EventOutcome::Metrics(&all), cx).await;
+        Ok(per_mount)
+    }
+
+    async fn metrics_quiet(&self, cx: &EventContext) -> Option<Vec<Metric>> {
+        let results = self.on(Event::Metrics, cx, |c| c.metrics(cx)).await;
+        Some(
+            results
+                .into_iter()
+                .filter_map(|(_, r)| r.ok())
+                .flatten()
+                .collect(),
+        )
+    }
+
+    /// Measures with the connectors that provide the requested metrics (all measuring connectors
+    /// when none is named); readings are filtered to the requested metrics.
+    pub async fn measure(&self, request: &MeasureRequest, cx: &EventContext) -> Result<Measurement, BusError> {
+        let per_mount = self.metrics(cx).await?;
+        let mut wanted_mounts: Option<Vec<String>> = None;
+        if !request.metrics.is_empty() {
+            let available: Vec<&str> = per_mount
+                .iter()
+                .flat_map(|(_, ms)| ms.iter().map(|m| m.name.as_str()))
+                .collect();
+            for name in &request.metrics {
+                if !available.contains(&name.as_str()) {
+                    let hint = did_you_mean(name, available.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .or_else(|| {
+                            (!available.is_empty()).then(|| format!("available metrics: {}", available.join(", ")))
+                        });
+                    return Err(BusError::Invalid {
+                        message: format!("no connector provides the metric `{name}`"),
+                        hint,
+                    });
+                }
+            }
+            wanted_mounts = Some(
+                per_mount
+                    .iter()
+                    .filter(|(_, ms)| ms.iter().any(|m| request.metrics.contains(&m.name)))
+                    .map(|(mount, _)| mount.clone())
+                    .collect(),
+            );
+        }
+        self.before(EventRequest::Measure(request), cx).await?;
+        let targets: Vec<&(String, Arc<dyn Connector>)> = self
+            .handling(Event::Measure)
+            .filter(|(mount, _)| wanted_mounts.as_ref().is_none_or(|w| w.contains(mount)))
+            .collect();
+        let futures = targets.iter().map(|(_, c)| c.measure(request, cx));
+        let results = tokio::select! {
+            results = join_all(futures) => results,
+            () = cx.cancel.cancelled() => return Err(BusError::Interrupted),
+        };
+        let results: Vec<(String, Result<Measurement, ConnectorError>)> =
+            targets.iter().map(|(m, _)| m.clone()).zip(results).collect();
+        let mut measurement = Measurement::default();
+        for (_, m) in Self::split(Event::Measure, results)? {
+            measurement.merge(m);
+        }
+        if !request.metrics.is_empty() {
+            measurement
+                .readings
+                .retain(|r| request.metrics.contains(&r.metric.name));
+        }
+        self.after(Event::Measure, EventOutcome::Measurement(&measurement), cx)
+            .await;
+        Ok(measurement)
+    }
+
+    /// Validates adjustments against the described settings, routes them to the connectors owning the
+    /// components, and returns the merged description afterwards.
+    pub async fn adjust(
+        &self,
+        adjustments: &[Adjustment],
+        control: &Control,
+        cx: &EventContext,
+    ) -> Result<Description, BusError> {
+        let owners = self.components(cx).await?;
+        let mut routed: BTreeMap<String, Vec<Adjustment>> = BTreeMap::new();
+        let all: Vec<&Component> = owners.iter().flat_map(|(_, cs)| cs.iter()).collect();
+        for adjustment in adjustments {
+            let Some((mount, component)) = owners.iter().find_map(|(mount, cs)| {
+                cs.iter()
+                    .find(|c| c.name == adjustment.component)
+                    .map(|c| (mount, c))
+            }) else {
+                let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+                return Err(BusError::Invalid {
+                    message: format!("no connector has a component named `{}`", adjustment.component),
+                    hint: did_you_mean(&adjustment.component, names.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .or_else(|| {
+                            (!names.is_empty()).then(|| format!("components: {}", names.join(", ")))
+                        }),
+                });
+            };
+            let Some(setting) = component.setting(&adjustment.setting) else {
+                let names: Vec<&str> = component.settings.iter().map(|s| s.name.as_str()).collect();
+                return Err(BusError::Invalid {
+                    message: format!(
+                        "component `{}` has no setting `{}`",
+                        component.name, adjustment.setting
+                    ),
+                    hint: did_you_mean(&adjustment.setting, names.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .or_else(|| Some(format!("settings: {}", names.join(", ")))),
+                });
+            };
+            if let Err(message) = setting.check_value(&adjustment.value) {
+                return Err(BusError::Invalid {
+                    message: format!("{}.{}: {message}", component.name, setting.name),
+                    hint: None,
+                });
+            }
+            routed.entry(mount.clone()).or_default().push(adjustment.clone());
+        }
+
+        self.before(EventRequest::Adjust(adjustments, control), cx).await?;
+        let targets: Vec<(&String, &Arc<dyn Connector>, &Vec<Adjustment>)> = self
+            .mounts
+            .iter()
+            .filter_map(|(mount, c)| routed.get(mount).map(|a| (mount, c, a)))
+            .filter(|(_, c, _)| c.handlers().on.contains(Event::Adjust))
+            .collect();
+        let futures = targets.iter().map(|(_, c, a)| c.adjust(a, control, cx));
+        let results = join_all(futures).await;
+        let results: Vec<(String, Result<Description, ConnectorError>)> =
+            targets.iter().map(|(m, ..)| (*m).clone()).zip(results).collect();
+        let mut description = Description::default();
+        let outcome = Self::split(Event::Adjust, results);
+        match &outcome {
+            Ok(parts) => {
+                for (_, d) in parts {
+                    description.merge(d.clone());
+                }
+                self.after(Event::Adjust, EventOutcome::Description(&description), cx)
+                    .await;
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.after(Event::Adjust, EventOutcome::Failed(&message), cx).await;
+            }
+        }
+        outcome.map(|_| description)
+    }
+}

@@ -1,0 +1,67 @@
+//! `servo check`: can servo do its work with this config?
+
+use serde::Serialize;
+
+use super::{CommandResult, Exit, Globals, interrupt_token};
+use crate::bus::Bus;
+use crate::connector::{EventContext, Registry};
+use crate::output::{Render, Table, emit};
+use crate::types::Check;
+
+/// Run every connector's pre-flight checks: servers reachable, queries valid, permissions granted.
+///
+/// Exits 0 when every check passes, 3 when one at or above `checks.halt_on` (default: critical) fails.
+///
+/// Example: servo check -c examples/prometheus.yaml
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+#[derive(Serialize)]
+struct Report {
+    passed: bool,
+    checks: Vec<Check>,
+}
+
+impl Render for Report {
+    fn human(&self) -> String {
+        if self.checks.is_empty() {
+            return "no checks to run: none of the mounted connectors has any\n".into();
+        }
+        let mut table = Table::new(["CONNECTOR", "CHECK", "RESULT", "MESSAGE"]);
+        for c in &self.checks {
+            let result = if c.success { "√ passed".to_string() } else { format!("X failed ({})", c.severity) };
+            let mut message = c.message.clone().unwrap_or_default();
+            if let (false, Some(hint)) = (c.success, &c.hint) {
+                message.push_str(&format!(" (hint: {hint})"));
+            }
+            table.row([c.connector.clone(), c.name.clone(), result, message]);
+        }
+        let failed = self.checks.iter().filter(|c| !c.success).count();
+        let mut out = table.render();
+        out.push_str(&if failed == 0 {
+            format!("all {} checks passed\n", self.checks.len())
+        } else {
+            format!("{failed} of {} checks failed\n", self.checks.len())
+        });
+        out
+    }
+}
+
+pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
+    let assembly = globals.load_one(registry)?;
+    let bus = Bus::new(&assembly.mounts);
+    let cx = EventContext::new(interrupt_token());
+    bus.startup(&cx).await?;
+    let result = bus.check(&cx).await;
+    let _ = bus.shutdown(&cx).await;
+    let checks: Vec<Check> = result?
+        .into_iter()
+        .filter(|c| !assembly.checks.skip.contains(&c.name))
+        .collect();
+    let halting = checks
+        .iter()
+        .any(|c| !c.success && c.severity >= assembly.checks.halt_on);
+    emit(globals.format, &Report { passed: !halting, checks })?;
+    Ok(if halting { Exit::CheckFailed } else { Exit::Ok })
+}
+

@@ -1,0 +1,99 @@
+//! `servo config`: the effective configuration, defaults filled in and secrets redacted.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{CommandResult, Exit, Globals};
+use crate::config::Assembly;
+use crate::connector::Registry;
+use crate::output::{Format, Render, Table, emit, to_yaml};
+use crate::path::KeyPath;
+
+/// Print the configuration servo will actually use.
+///
+/// Defaults are filled in, `SERVO_*` variables and `--set` flags applied, and secrets printed as
+/// `**********`. With --origins, each value is listed with where it came from: the file (line:column),
+/// an environment variable, a flag, or the default.
+///
+/// Examples:
+///   servo config -c examples/multi-mount.yaml -o json
+///   SERVO_PROD_PROM_BASE_URL=http://prom:9090 servo config --origins
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// List every value with where it came from instead of printing the config.
+    #[arg(long)]
+    origins: bool,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Effective(Value);
+
+impl Render for Effective {
+    fn human(&self) -> String {
+        to_yaml(&self.0).unwrap_or_else(|e| format!("# cannot print as YAML: {e}\n"))
+    }
+}
+
+#[derive(Serialize)]
+struct OriginRow {
+    path: String,
+    value: Value,
+    origin: String,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Origins(Vec<OriginRow>);
+
+impl Render for Origins {
+    fn human(&self) -> String {
+        let mut table = Table::new(["KEY", "VALUE", "FROM"]);
+        for row in &self.0 {
+            let value = match &row.value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            table.row([row.path.clone(), value, row.origin.clone()]);
+        }
+        table.render()
+    }
+}
+
+fn origin_rows(assembly: &Assembly, value: &Value, at: KeyPath, rows: &mut Vec<OriginRow>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                origin_rows(assembly, v, at.key(k.clone()), rows);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for (i, v) in items.iter().enumerate() {
+                origin_rows(assembly, v, at.index(i), rows);
+            }
+        }
+        _ => rows.push(OriginRow {
+            path: at.to_string(),
+            value: value.clone(),
+            origin: assembly.origin_of(&at).to_string(),
+        }),
+    }
+}
+
+pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
+    let assemblies = globals.load(registry)?;
+    for (i, assembly) in assemblies.iter().enumerate() {
+        let effective = assembly.effective();
+        if args.origins {
+            let mut rows = Vec::new();
+            origin_rows(assembly, &effective, KeyPath::root(), &mut rows);
+            emit(globals.format, &Origins(rows))?;
+        } else {
+            if i > 0 && globals.format != Format::Json {
+                println!("---");
+            }
+            emit(globals.format, &Effective(effective))?;
+        }
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,408 @@
+//! The `servo` command line. Each subcommand is one file holding its `Args` and its `run`; this file
+//! is the command tree and the plumbing they share (globals, config loading, errors, exit codes).
+
+mod adjust;
+mod check;
+mod completions;
+mod config;
+mod connectors;
+mod describe;
+mod generate;
+mod measure;
+mod schema;
+mod validate;
+mod version;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::BusError;
+use crate::config::{Assembly, ConfigError, LoadOptions};
+use crate::connector::{Registry, registry};
+use crate::output::Format;
+
+/// What an exit status means (DESIGN §9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    /// Something failed at run time.
+    Failure = 1,
+    /// Bad usage or a bad config.
+    Usage = 2,
+    /// A check failed.
+    CheckFailed = 3,
+    /// Interrupted by a signal.
+    Interrupted = 130,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// servo continuously optimizes the settings of a running application.
+///
+/// A config file names connectors (what to measure and adjust) and an optimizer; servo assembles them,
+/// then describes, adjusts and measures the application until it finds the cheapest configuration
+/// that meets your SLOs.
+///
+/// Start with `servo generate wait --output servo.yaml`, then `servo validate`.
+#[derive(Debug, Parser)]
+#[command(name = "servo", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub globals: Globals,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Globals {
+    /// The config file.
+    #[arg(
+        short = 'c',
+        long = "config-file",
+        global = true,
+        env = "SERVO_CONFIG_FILE",
+        default_value = "servo.yaml",
+        value_name = "FILE"
+    )]
+    pub config_file: PathBuf,
+
+    /// Output format: a table for people, json or yaml for programs.
+    #[arg(short = 'o', long = "format", global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Only act on the servo with this name (a config file may hold several).
+    #[arg(short = 'n', long, global = true, env = "SERVO_NAME", value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Set a config value, overriding the file and the environment: `--set prometheus.base_url=URL`.
+    #[arg(long = "set", global = true, value_name = "PATH=VALUE")]
+    pub sets: Vec<String>,
+
+    /// Log level or filter (`info`, `debug`, `servo=debug,warn`).
+    #[arg(
+        short = 'l',
+        long,
+        global = true,
+        env = "SERVO_LOG_LEVEL",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    pub log_level: String,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "SERVO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Never print colour (also: NO_COLOR or SERVO_NO_COLOR set to anything).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Validate(validate::Args),
+    Config(config::Args),
+    Schema(schema::Args),
+    Generate(generate::Args),
+    Connectors(connectors::Args),
+    Check(check::Args),
+    Describe(describe::Args),
+    Measure(measure::Args),
+    Adjust(adjust::Args),
+    Version(version::Args),
+    Completions(completions::Args),
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
+}
+
+/// A subcommand contributed by a linked crate (the demo app lives in `servo-connectors`).
+pub struct ExternalCommand {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Receives the arguments after the command name; returns the exit code.
+    pub run: fn(Vec<OsString>) -> ExitCode,
+}
+
+inventory::collect!(ExternalCommand);
+
+/// Why a command failed; decides the message and the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{message}")]
+    Usage { message: String, hint: Option<String> },
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("{0}")]
+    Failure(String),
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError::Usage {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn usage_with_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        CliError::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    fn exit(&self) -> Exit {
+        match self {
+            CliError::Config(_) | CliError::Usage { .. } => Exit::Usage,
+            CliError::Bus(e) if e.is_interrupted() => Exit::Interrupted,
+            CliError::Bus(e) if e.is_usage() => Exit::Usage,
+            CliError::Bus(_) | CliError::Failure(_) => Exit::Failure,
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Failure(e.to_string())
+    }
+}
+
+pub type CommandResult = Result<Exit, CliError>;
+
+impl Globals {
+    pub fn color(&self) -> bool {
+        !self.no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::env::var_os("SERVO_NO_COLOR").is_none()
+            && std::io::stderr().is_terminal()
+    }
+
+    /// Loads the config file, prints its warnings, and keeps the servo chosen by `--name`.
+    pub fn load(&self, registry: &Registry) -> Result<Vec<Assembly>, CliError> {
+        let options = LoadOptions::from_process(self.sets.clone());
+        let loaded = crate::config::load(&self.config_file, registry, &options)?;
+        if let Some(warnings) = &loaded.warnings {
+            eprint!("{}", warnings.render_plain());
+        }
+        let mut assemblies = loaded.assemblies;
+        if let Some(name) = &self.name {
+            let names: Vec<String> = assemblies.iter().map(|a| a.name.clone()).collect();
+            assemblies.retain(|a| &a.name == name);
+            if assemblies.is_empty() {
+                let hint = crate::suggest::did_you_mean(name, names.iter().map(String::as_str))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("servos in this file: {}", names.join(", ")));
+                return Err(CliError::usage_with_hint(
+                    format!("{} has no servo named `{name}`", self.config_file.display()),
+                    hint,
+                ));
+            }
+        }
+        Ok(assemblies)
+    }
+
+    /// Loads the config and insists on exactly one servo (one-shot commands act on one).
+    pub fn load_one(&self, registry: &Registry) -> Result<Assembly, CliError> {
+        let mut assemblies = self.load(registry)?;
+        if assemblies.len() > 1 {
+            let names: Vec<String> = assemblies.iter().map(|a| a.name.clone()).collect();
+            return Err(CliError::usage_with_hint(
+                format!(
+                    "{} holds {} servos; this command acts on one",
+                    self.config_file.display(),
+                    assemblies.len()
+                ),
+                format!("choose one with --name ({})", names.join(", ")),
+            ));
+        }
+        assemblies
+            .pop()
+            .ok_or_else(|| CliError::Failure("the config holds no servo".into()))
+    }
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM, for commands that do long work.
+pub fn interrupt_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let child = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::warn!("interrupted: stopping");
+        child.cancel();
+    });
+    token
+}
+
+fn init_logging(globals: &Globals) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&globals.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match globals.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_ansi(globals.color()).try_init(),
+    };
+}
+
+fn render_error(error: &CliError, globals: &Globals) {
+    if globals.format == Format::Json {
+        let body = match error {
+            CliError::Config(e) => serde_json::json!({
+                "error": "invalid config",
+                "file": e.file.display().to_string(),
+                "diagnostics": e.diagnostics,
+            }),
+            CliError::Usage { message, hint } | CliError::Bus(BusError::Invalid { message, hint }) => {
+                serde_json::json!({ "error": message, "hint": hint })
+            }
+            other => serde_json::json!({ "error": other.to_string() }),
+        };
+        eprintln!("{body}");
+        return;
+    }
+    match error {
+        CliError::Config(e) if globals.color() || std::io::stderr().is_terminal() => {
+            eprint!("{}", e.render_fancy(globals.color()));
+        }
+        CliError::Config(e) => {
+            eprint!("{}", e.render_plain());
+            let count = e.errors().count();
+            eprintln!(
+                "{count} error{} in {}",
+                if count == 1 { "" } else { "s" },
+                e.file.display()
+            );
+        }
+        CliError::Usage { message, hint } | CliError::Bus(BusError::Invalid { message, hint }) => {
+            eprintln!("error: {message}");
+            if let Some(hint) = hint {
+                eprintln!("  = help: {hint}");
+            }
+        }
+        other => eprintln!("error: {other}"),
+    }
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let externals: Vec<&ExternalCommand> = inventory::iter::<ExternalCommand>.into_iter().collect();
+    let mut command = Cli::command();
+    if !externals.is_empty() {
+        let mut extra = String::from("More commands:\n");
+        for e in &externals {
+            extra.push_str(&format!("  {:<12} {}\n", e.name, e.about));
+        }
+        command = command.after_help(extra);
+    }
+    let matches = command.get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let Cli { globals, command } = cli;
+
+    if let Command::External(args) = &command {
+        let name = args.first().and_then(|a| a.to_str()).unwrap_or_default();
+        return match externals.iter().find(|e| e.name == name) {
+            Some(e) => (e.run)(args[1..].to_vec()),
+            None => {
+                let mut names: Vec<String> = Cli::command()
+                    .get_subcommands()
+                    .map(|c| c.get_name().to_string())
+                    .collect();
+                names.extend(externals.iter().map(|e| e.name.to_string()));
+                eprintln!("error: unrecognized subcommand `{name}`");
+                if let Some(s) = crate::suggest::did_you_mean(name, names.iter().map(String::as_str)) {
+                    eprintln!("  = help: did you mean `{s}`?");
+                }
+                eprintln!("  = help: `servo --help` lists the commands");
+                Exit::Usage.into()
+            }
+        };
+    }
+
+    init_logging(&globals);
+    let registry = match registry() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Failure.into();
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failure.into();
+        }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            Command::Validate(args) => validate::run(args, &globals, registry).await,
+            Command::Config(args) => config::run(args, &globals, registry).await,
+            Command::Schema(args) => schema::run(args, &globals, registry).await,
+            Command::Generate(args) => generate::run(args, &globals, registry).await,
+            Command::Connectors(args) => connectors::run(args, &globals, registry).await,
+            Command::Check(args) => check::run(args, &globals, registry).await,
+            Command::Describe(args) => describe::run(args, &globals, registry).await,
+            Command::Measure(args) => measure::run(args, &globals, registry).await,
+            Command::Adjust(args) => adjust::run(args, &globals, registry).await,
+            Command::Version(args) => version::run(args, &globals, registry).await,
+            Command::Completions(args) => completions::run(args, &globals, registry).await,
+            Command::External(_) => Ok(Exit::Usage),
+        }
+    });
+    // Connectors may hold child processes or connections: give their drop-time cleanup a moment.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            render_error(&e, &globals);
+            e.exit().into()
+        }
+    }
+}
+
+/// The clap command, for completions and docs.
+pub fn command() -> clap::Command {
+    Cli::command()
+}

@@ -1,0 +1,297 @@
+//! Schema validation of a document, with every error turned into a located, readable diagnostic.
+
+use std::collections::BTreeMap;
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{Draft, ValidationError};
+use serde_json::Value;
+
+use super::diagnostic::{Diagnostic, Origin};
+use super::{kind_of, located};
+use crate::path::KeyPath;
+use crate::schema::node_at;
+use crate::suggest::did_you_mean;
+use crate::units::expectation_for_pattern;
+use crate::yaml::SpanMap;
+
+/// Validates `document` against `schema`, returning one diagnostic per problem, ordered by position.
+pub fn against_schema(
+    schema: &Value,
+    document: &Value,
+    spans: &SpanMap,
+    origins: &BTreeMap<KeyPath, Origin>,
+) -> Vec<Diagnostic> {
+    let validator = match jsonschema::options().with_draft(Draft::Draft202012).build(schema) {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![Diagnostic::error(format!(
+                "internal error: the generated config schema does not compile ({e}); please report this"
+            ))];
+        }
+    };
+    let cx = Context {
+        schema,
+        document,
+        spans,
+        origins,
+    };
+    let mut out = Vec::new();
+    for error in validator.iter_errors(document) {
+        cx.describe(&error, &mut out, 0);
+    }
+    out.sort_by_key(|d| (d.line.unwrap_or(0), d.column.unwrap_or(0)));
+    out.dedup();
+    out
+}
+
+struct Context<'a> {
+    schema: &'a Value,
+    document: &'a Value,
+    spans: &'a SpanMap,
+    origins: &'a BTreeMap<KeyPath, Origin>,
+}
+
+impl Context<'_> {
+    fn path_of(&self, error: &ValidationError<'_>) -> KeyPath {
+        KeyPath::from_pointer(error.instance_path().as_str(), self.document)
+    }
+
+    /// The schema object holding the failed keyword.
+    fn keyword_parent(&self, error: &ValidationError<'_>) -> Option<&Value> {
+        let location = error.schema_path().as_str();
+        let parent = location.rsplit_once('/').map_or("", |(p, _)| p);
+        node_at(self.schema, parent)
+    }
+
+    fn finish(&self, d: Diagnostic, path: &KeyPath, prefer_key: bool) -> Diagnostic {
+        let origin = self
+            .origins
+            .iter()
+            .filter(|(p, _)| path.starts_with(p))
+            .max_by_key(|(p, _)| p.segments().len())
+            .map(|(_, o)| o);
+        let d = located(d, self.spans, path, prefer_key);
+        match origin {
+            Some(o) => d.origin(o),
+            None => d,
+        }
+    }
+
+    fn enum_error(&self, instance: &Value, options: &Value, path: &KeyPath) -> Diagnostic {
+        let choices: Vec<String> = options
+            .as_array()
+            .map(|a| a.iter().map(show).collect())
+            .unwrap_or_default();
+        let mut d = Diagnostic::error(format!("{} is not an accepted value", show(instance)))
+            .expected(format!("one of {}", choices.join(", ")));
+        if let Some(text) = instance.as_str() {
+            let bare: Vec<String> = choices.iter().map(|c| c.trim_matches('`').to_string()).collect();
+            if let Some(s) = did_you_mean(text, bare.iter().map(String::as_str)) {
+                d = d.help(format!("did you mean `{s}`?"));
+            }
+        }
+        self.finish(d, path, false)
+    }
+
+    fn describe(&self, error: &ValidationError<'_>, out: &mut Vec<Diagnostic>, depth: usize) {
+        let path = self.path_of(error);
+        let instance = error.instance();
+        match error.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let known: Vec<String> = self
+                    .keyword_parent(error)
+                    .and_then(|n| n.get("properties"))
+                    .and_then(Value::as_object)
+                    .map(|p| p.keys().cloned().collect())
+                    .unwrap_or_default();
+                for key in unexpected {
+                    let mut d = Diagnostic::error(format!("unknown field `{key}`"));
+                    if !known.is_empty() {
+                        d = d.expected(format!("one of {}", list(&known)));
+                    }
+                    if let Some(s) = did_you_mean(key, known.iter().map(String::as_str)) {
+                        d = d.help(format!("did you mean `{s}`?"));
+                    }
+                    out.push(self.finish(d, &path.key(key.clone()), true));
+                }
+            }
+            ValidationErrorKind::Required { property } => {
+                let name = property.as_str().map_or_else(|| property.to_string(), String::from);
+                let mut d = Diagnostic::error(format!("missing field `{name}`"));
+                if let Some(description) = self
+                    .keyword_parent(error)
+                    .and_then(|n| n.pointer(&format!("/properties/{}/description", escape(&name))))
+                    .and_then(Value::as_str)
+                {
+                    d = d.help(format!("`{name}`: {}", first_sentence(description)));
+                }
+                out.push(self.finish(d, &path, true));
+            }
+            ValidationErrorKind::Type { kind } => {
+                let expected = match kind {
+                    TypeKind::Single(t) => article(&t.to_string()),
+                    TypeKind::Multiple(set) => set
+                        .iter()
+                        .map(|t| article(&t.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                };
+                let d = Diagnostic::error("wrong type")
+                    .expected(expected)
+                    .found(found(instance));
+                out.push(self.finish(d, &path, false));
+            }
+            ValidationErrorKind::Enum { options } => out.push(self.enum_error(instance, options, &path)),
+            ValidationErrorKind::Pattern { pattern } => {
+                let expected = expectation_for_pattern(pattern)
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("text matching the pattern {pattern}"));
+                let d = Diagnostic::error(format!("{} is not valid here", show(instance)))
+                    .expected(expected)
+                    .found(found(instance));
+                out.push(self.finish(d, &path, false));
+            }
+            ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context }
+                if depth < 8 =>
+            {
+                // The branches that failed only because the value has another type are noise (the
+                // `null` of an optional section, the `number` form of a duration): report the
+                // branch that matched the value's shape, or the types if none did.
+                let constants: Option<Vec<&Value>> = context
+                    .iter()
+                    .flatten()
+                    .map(|e| match e.kind() {
+                        ValidationErrorKind::Constant { expected_value }
+                            if e.instance_path().as_str() == error.instance_path().as_str() =>
+                        {
+                            Some(&**expected_value)
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(values) = constants.filter(|v| !v.is_empty()) {
+                    // A `oneOf` of `const`s is how schemars writes a documented enum.
+                    let options = Value::Array(values.into_iter().cloned().collect());
+                    out.push(self.enum_error(instance, &options, &path));
+                    return;
+                }
+                let relevant: Vec<&Vec<ValidationError<'static>>> = context
+                    .iter()
+                    .filter(|branch| {
+                        !branch.iter().all(|e| {
+                            matches!(e.kind(), ValidationErrorKind::Type { .. })
+                                && e.instance_path().as_str() == error.instance_path().as_str()
+                        })
+                    })
+                    .collect();
+                match relevant.iter().min_by_key(|b| b.len()) {
+                    Some(branch) => {
+                        for e in branch.iter() {
+                            self.describe(e, out, depth + 1);
+                        }
+                    }
+                    None => {
+                        let mut types: Vec<String> = Vec::new();
+                        for e in context.iter().flatten() {
+                            if let ValidationErrorKind::Type { kind } = e.kind() {
+                                let names: Vec<String> = match kind {
+                                    TypeKind::Single(t) => vec![t.to_string()],
+                                    TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).collect(),
+                                };
+                                for name in names {
+                                    let a = article(&name);
+                                    if !types.contains(&a) {
+                                        types.push(a);
+                                    }
+                                }
+                            }
+                        }
+                        let d = Diagnostic::error("wrong type")
+                            .expected(types.join(" or "))
+                            .found(found(instance));
+                        out.push(self.finish(d, &path, false));
+                    }
+                }
+            }
+            ValidationErrorKind::Minimum { limit } => {
+                let d = Diagnostic::error(format!("{} is too small", show(instance)))
+                    .expected(format!("at least {limit}"))
+                    .found(found(instance));
+                out.push(self.finish(d, &path, false));
+            }
+            ValidationErrorKind::Maximum { limit } => {
+                let d = Diagnostic::error(format!("{} is too large", show(instance)))
+                    .expected(format!("at most {limit}"))
+                    .found(found(instance));
+                out.push(self.finish(d, &path, false));
+            }
+            ValidationErrorKind::MinItems { limit } => {
+                let d = Diagnostic::error("too few items")
+                    .expected(format!("at least {limit} item(s)"));
+                out.push(self.finish(d, &path, false));
+            }
+            ValidationErrorKind::MinLength { limit } => {
+                let d = Diagnostic::error("too short")
+                    .expected(format!("at least {limit} character(s)"))
+                    .found(found(instance));
+                out.push(self.finish(d, &path, false));
+            }
+            _ => {
+                let d = Diagnostic::error(error.to_string());
+                out.push(self.finish(d, &path, false));
+            }
+        }
+    }
+}
+
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+fn first_sentence(text: &str) -> &str {
+    let text = text.trim();
+    match text.find(". ") {
+        Some(i) => &text[..=i],
+        None => text,
+    }
+}
+
+fn list(items: &[String]) -> String {
+    let shown: Vec<String> = items.iter().take(16).map(|i| format!("`{i}`")).collect();
+    let more = items.len().saturating_sub(16);
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+fn article(type_name: &str) -> String {
+    match type_name {
+        "integer" => "a whole number".into(),
+        "number" => "a number".into(),
+        "string" => "a string".into(),
+        "boolean" => "true or false".into(),
+        "array" => "a list".into(),
+        "object" => "a mapping".into(),
+        "null" => "nothing (null)".into(),
+        other => other.into(),
+    }
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("`{s}`"),
+        Value::Array(_) | Value::Object(_) => kind_of(value).to_string(),
+        other => format!("`{other}`"),
+    }
+}
+
+fn found(value: &Value) -> String {
+    match value {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+            format!("{} {}", kind_of(value), show(value))
+        }
+        _ => kind_of(value).to_string(),
+    }
+}

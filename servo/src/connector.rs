@@ -1,0 +1,566 @@
+//! Connectors, and the registry through which built-in and third-party connectors are found.
+//!
+//! A connector is one module: a `Settings` struct (its config section), a type implementing
+//! [`Connector`] and [`BuildConnector`], and one `inventory::submit!` of a [`ConnectorDescription`].
+//! The framework never names a connector: it finds them all in [`registry`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::path::KeyPath;
+use crate::types::{Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric};
+
+/// The events of the bus. A connector declares which it handles in [`Connector::handlers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    Startup,
+    Shutdown,
+    Check,
+    Describe,
+    Components,
+    Metrics,
+    Measure,
+    Adjust,
+    Promote,
+}
+
+impl Event {
+    pub const ALL: [Event; 9] = [
+        Event::Startup,
+        Event::Shutdown,
+        Event::Check,
+        Event::Describe,
+        Event::Components,
+        Event::Metrics,
+        Event::Measure,
+        Event::Adjust,
+        Event::Promote,
+    ];
+
+    const fn bit(self) -> u16 {
+        1 << self as u16
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Event::Startup => "startup",
+            Event::Shutdown => "shutdown",
+            Event::Check => "check",
+            Event::Describe => "describe",
+            Event::Components => "components",
+            Event::Metrics => "metrics",
+            Event::Measure => "measure",
+            Event::Adjust => "adjust",
+            Event::Promote => "promote",
+        };
+        f.write_str(name)
+    }
+}
+
+/// A set of events, const-constructible: `Events::of(&[Event::Measure, Event::Metrics])`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Events(u16);
+
+impl Events {
+    pub const NONE: Events = Events(0);
+
+    pub const fn of(events: &[Event]) -> Events {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < events.len() {
+            bits |= events[i].bit();
+            i += 1;
+        }
+        Events(bits)
+    }
+
+    pub const fn contains(self, event: Event) -> bool {
+        self.0 & event.bit() != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Event> {
+        Event::ALL.into_iter().filter(move |e| self.contains(*e))
+    }
+}
+
+/// Which events a connector handles, and where it wants `before`/`after` hooks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Handlers {
+    pub on: Events,
+    pub before: Events,
+    pub after: Events,
+}
+
+impl Handlers {
+    pub const fn on(events: &[Event]) -> Self {
+        Self {
+            on: Events::of(events),
+            before: Events::NONE,
+            after: Events::NONE,
+        }
+    }
+
+    pub const fn before(mut self, events: &[Event]) -> Self {
+        self.before = Events::of(events);
+        self
+    }
+
+    pub const fn after(mut self, events: &[Event]) -> Self {
+        self.after = Events::of(events);
+        self
+    }
+}
+
+/// What a handler gets besides its event's parameters.
+#[derive(Clone, Debug, Default)]
+pub struct EventContext {
+    /// Cancelled on Ctrl-C, SIGTERM or an optimizer's command; long work must stop and clean up.
+    pub cancel: CancellationToken,
+}
+
+impl EventContext {
+    pub fn new(cancel: CancellationToken) -> Self {
+        Self { cancel }
+    }
+}
+
+/// An event as a `before` hook sees it.
+#[derive(Clone, Copy, Debug)]
+pub enum EventRequest<'a> {
+    Startup,
+    Shutdown,
+    Check,
+    Describe,
+    Components,
+    Metrics,
+    Measure(&'a MeasureRequest),
+    Adjust(&'a [Adjustment], &'a Control),
+    Promote,
+}
+
+impl EventRequest<'_> {
+    pub fn event(&self) -> Event {
+        match self {
+            EventRequest::Startup => Event::Startup,
+            EventRequest::Shutdown => Event::Shutdown,
+            EventRequest::Check => Event::Check,
+            EventRequest::Describe => Event::Describe,
+            EventRequest::Components => Event::Components,
+            EventRequest::Metrics => Event::Metrics,
+            EventRequest::Measure(_) => Event::Measure,
+            EventRequest::Adjust(..) => Event::Adjust,
+            EventRequest::Promote => Event::Promote,
+        }
+    }
+}
+
+/// The merged result of an event, as an `after` hook sees it.
+#[derive(Clone, Debug)]
+pub enum EventOutcome<'a> {
+    Done,
+    Checks(&'a [Check]),
+    Description(&'a Description),
+    Components(&'a [Component]),
+    Metrics(&'a [Metric]),
+    Measurement(&'a Measurement),
+    Failed(&'a str),
+}
+
+/// What a `before` hook decides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Proceed {
+    Continue,
+    /// Stop the event; no `on` handler runs. The reason is reported to the user and the optimizer.
+    Cancel(String),
+}
+
+/// Why a connector could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The work failed; `hint` says what the user can do about it.
+    #[error("{message}")]
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
+    /// The request cannot be satisfied as asked (unknown metric, value out of range): a usage error.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        hint: Option<String>,
+    },
+    /// The adjustment was applied but the application did not become healthy; it counts as a failed
+    /// trial (ServoX's `rejected` status with reason `unstable`).
+    #[error("adjustment rejected ({reason}): {message}")]
+    Rejected { reason: String, message: String },
+    #[error("cancelled")]
+    Cancelled,
+    #[error("timed out after {0}")]
+    Timeout(crate::units::Duration),
+}
+
+impl ConnectorError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        ConnectorError::Failed {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ConnectorError::Invalid {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds a hint to a `Failed` or `Invalid` error; other kinds are returned unchanged.
+    pub fn with_hint(self, new_hint: impl Into<String>) -> Self {
+        match self {
+            ConnectorError::Failed { message, .. } => ConnectorError::Failed {
+                message,
+                hint: Some(new_hint.into()),
+            },
+            ConnectorError::Invalid { message, .. } => ConnectorError::Invalid {
+                message,
+                hint: Some(new_hint.into()),
+            },
+            other => other,
+        }
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            ConnectorError::Failed { hint, .. } | ConnectorError::Invalid { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The behaviour of a mounted connector. Every handler has a do-nothing default; the bus only calls
+/// the ones declared in [`Connector::handlers`].
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    fn handlers(&self) -> Handlers;
+
+    async fn startup(&self, _cx: &EventContext) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    async fn shutdown(&self, _cx: &EventContext) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    async fn check(&self, _cx: &EventContext) -> Result<Vec<Check>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    async fn describe(&self, _cx: &EventContext) -> Result<Description, ConnectorError> {
+        Ok(Description::default())
+    }
+
+    async fn components(&self, cx: &EventContext) -> Result<Vec<Component>, ConnectorError> {
+        Ok(self.describe(cx).await?.components)
+    }
+
+    async fn metrics(&self, _cx: &EventContext) -> Result<Vec<Metric>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    async fn measure(
+        &self,
+        _request: &MeasureRequest,
+        _cx: &EventContext,
+    ) -> Result<Measurement, ConnectorError> {
+        Ok(Measurement::default())
+    }
+
+    /// Applies the adjustments addressed to this connector's components and returns its description
+    /// afterwards (what the optimizer records as the new state).
+    async fn adjust(
+        &self,
+        _adjustments: &[Adjustment],
+        _control: &Control,
+        cx: &EventContext,
+    ) -> Result<Description, ConnectorError> {
+        self.describe(cx).await
+    }
+
+    async fn promote(&self, _cx: &EventContext) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    async fn before(
+        &self,
+        _request: EventRequest<'_>,
+        _cx: &EventContext,
+    ) -> Result<Proceed, ConnectorError> {
+        Ok(Proceed::Continue)
+    }
+
+    async fn after(
+        &self,
+        _event: Event,
+        _outcome: &EventOutcome<'_>,
+        _cx: &EventContext,
+    ) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// A problem found in a connector's settings after they parsed (e.g. `min` above `max`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// Where, relative to the connector's section.
+    pub path: KeyPath,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl Problem {
+    pub fn new(path: KeyPath, message: impl Into<String>) -> Self {
+        Self {
+            path,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// What a connector knows about where it is mounted when it is built.
+#[derive(Clone, Debug)]
+pub struct BuildContext {
+    /// The key this instance is mounted under (its default key or an alias).
+    pub mount: String,
+    /// The servo's name (several servos can share one config file).
+    pub servo: String,
+    /// The directory of the config file: relative paths in settings are resolved against it.
+    pub base_dir: PathBuf,
+}
+
+/// A connector's settings section. Doc comments on the fields become the schema's descriptions.
+pub trait ConnectorSettings: DeserializeOwned + Serialize + JsonSchema + Send + Sync + 'static {
+    /// A complete, valid example: the section `servo generate` writes.
+    fn example() -> Self;
+
+    /// Checks that span fields (`min` ≤ `max`, exactly one of `target`/`targets`), after parsing.
+    fn validate(&self) -> Vec<Problem> {
+        Vec::new()
+    }
+}
+
+/// How a connector type is built from its settings. Building must not touch the network: it runs
+/// for `servo validate`; connect in `startup` or lazily.
+pub trait BuildConnector: Connector + Sized {
+    type Settings: ConnectorSettings;
+
+    fn build(settings: Self::Settings, cx: &BuildContext) -> Result<Self, ConnectorError>;
+}
+
+/// Why a section could not become a connector.
+#[derive(Debug)]
+pub enum BuildError {
+    Problems(Vec<Problem>),
+    Connector(ConnectorError),
+}
+
+type BuildFn = fn(Value, &BuildContext) -> Result<Box<dyn Connector>, BuildError>;
+
+/// The registration record of one connector type, submitted with `inventory::submit!`.
+pub struct ConnectorDescription {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub description: &'static str,
+    /// The root key that activates it implicitly; its name unless set otherwise.
+    pub default_key: &'static str,
+    schema: fn(&mut SchemaGenerator) -> Schema,
+    build: BuildFn,
+    normalize: fn(Value) -> Result<Value, BuildError>,
+    example: fn() -> Value,
+}
+
+impl fmt::Debug for ConnectorDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorDescription")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("default_key", &self.default_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectorDescription {
+    pub const fn new<C: BuildConnector>(
+        name: &'static str,
+        version: &'static str,
+        description: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            version,
+            description,
+            default_key: name,
+            schema: <C::Settings as JsonSchema>::json_schema,
+            build: build_erased::<C>,
+            normalize: normalize_erased::<C::Settings>,
+            example: example_erased::<C::Settings>,
+        }
+    }
+
+    pub const fn with_default_key(mut self, key: &'static str) -> Self {
+        self.default_key = key;
+        self
+    }
+
+    /// The JSON Schema of the settings section, standalone (its own `$defs`).
+    pub fn schema(&self) -> Value {
+        let mut generator = crate::schema::generator();
+        let schema = (self.schema)(&mut generator);
+        crate::schema::standalone(schema, generator)
+    }
+
+    /// Builds a connector from its (schema-valid) section.
+    pub fn build(&self, section: Value, cx: &BuildContext) -> Result<Box<dyn Connector>, BuildError> {
+        (self.build)(section, cx)
+    }
+
+    /// The section as the connector will use it: defaults filled in, secrets redacted.
+    pub fn normalize(&self, section: Value) -> Result<Value, BuildError> {
+        (self.normalize)(section)
+    }
+
+    pub fn example(&self) -> Value {
+        (self.example)()
+    }
+}
+
+fn parse_settings<S: ConnectorSettings>(section: Value) -> Result<S, BuildError> {
+    let settings: S = serde_path_to_error::deserialize(section).map_err(|e| {
+        let path = key_path_of(e.path());
+        BuildError::Problems(vec![Problem::new(path, e.into_inner().to_string())])
+    })?;
+    let problems = settings.validate();
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(BuildError::Problems(problems))
+    }
+}
+
+fn key_path_of(path: &serde_path_to_error::Path) -> KeyPath {
+    use serde_path_to_error::Segment;
+    let mut out = KeyPath::root();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_index(*index),
+            Segment::Map { key } => out.push_key(key.clone()),
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+fn build_erased<C: BuildConnector>(
+    section: Value,
+    cx: &BuildContext,
+) -> Result<Box<dyn Connector>, BuildError> {
+    let settings = parse_settings::<C::Settings>(section)?;
+    let connector = C::build(settings, cx).map_err(BuildError::Connector)?;
+    Ok(Box::new(connector))
+}
+
+fn normalize_erased<S: ConnectorSettings>(section: Value) -> Result<Value, BuildError> {
+    let settings = parse_settings::<S>(section)?;
+    serde_json::to_value(&settings)
+        .map_err(|e| BuildError::Connector(ConnectorError::failed(e.to_string())))
+}
+
+fn example_erased<S: ConnectorSettings>() -> Value {
+    // Settings are plain data; a failure here is a bug in a connector's Serialize impl.
+    serde_json::to_value(S::example()).unwrap_or(Value::Null)
+}
+
+inventory::collect!(ConnectorDescription);
+
+/// Every connector linked into this binary, sorted by name.
+#[derive(Debug)]
+pub struct Registry {
+    connectors: Vec<&'static ConnectorDescription>,
+}
+
+/// Two linked connectors claim the same name or default key.
+#[derive(Debug, thiserror::Error)]
+#[error("two connectors are registered as `{name}` ({first} and {second}); connector names and default keys must be unique")]
+pub struct DuplicateConnector {
+    pub name: String,
+    pub first: String,
+    pub second: String,
+}
+
+impl Registry {
+    fn collect() -> Result<Registry, DuplicateConnector> {
+        let mut connectors: Vec<&'static ConnectorDescription> =
+            inventory::iter::<ConnectorDescription>.into_iter().collect();
+        connectors.sort_by_key(|c| c.name);
+        let mut seen = std::collections::HashMap::new();
+        for c in &connectors {
+            for key in [c.name, c.default_key] {
+                if let Some(first) = seen.insert(key, c.name)
+                    && first != c.name
+                {
+                    return Err(DuplicateConnector {
+                        name: key.to_string(),
+                        first: first.to_string(),
+                        second: c.name.to_string(),
+                    });
+                }
+            }
+            if connectors.iter().filter(|o| o.name == c.name).count() > 1 {
+                return Err(DuplicateConnector {
+                    name: c.name.to_string(),
+                    first: format!("{} {}", c.name, c.version),
+                    second: "another registration".to_string(),
+                });
+            }
+        }
+        Ok(Registry { connectors })
+    }
+
+    pub fn all(&self) -> &[&'static ConnectorDescription] {
+        &self.connectors
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&'static ConnectorDescription> {
+        self.connectors.iter().copied().find(|c| c.name == name)
+    }
+
+    pub fn by_default_key(&self, key: &str) -> Option<&'static ConnectorDescription> {
+        self.connectors.iter().copied().find(|c| c.default_key == key)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.connectors.iter().map(|c| c.name)
+    }
+}
+
+/// The registry of linked connectors, checked once for duplicate names.
+pub fn registry() -> Result<&'static Registry, &'static DuplicateConnector> {
+    static REGISTRY: OnceLock<Result<Registry, DuplicateConnector>> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::collect).as_ref()
+}
