@@ -1,0 +1,270 @@
+//! `wait`: a connector that only waits (ServoX's `wait`).
+//!
+//! `measure` sleeps for the requested warmup + duration + delay when `measure_enabled` is set and
+//! reports how long it waited; `adjust` waits for the settlement time. It needs nothing and touches
+//! nothing, which makes it the connector for dry runs, for pacing a remote optimizer, and for tests.
+//! Beyond ServoX, it can declare `components` whose settings it keeps in memory, so `servo adjust`
+//! and `servo run` can be exercised without a real application.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use servo::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
+use servo::types::{
+    Adjustment, Component, Control, Description, MeasureRequest, Measurement, Metric, Reading, Setting,
+    SettingKind, SettingValue,
+};
+use servo::units::Duration;
+use servo::{BuildConnector, Connector, ConnectorDescription, ConnectorError, Event, Problem};
+
+/// Settings of the `wait` connector.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Free text describing this mount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Wait for the measurement's warmup + duration + delay when asked to measure.
+    #[serde(default)]
+    pub measure_enabled: bool,
+    /// Measurement duration when the request gives none.
+    #[serde(default = "default_duration")]
+    pub duration: Duration,
+    /// Components and their settings, kept in memory: adjusting one records its value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, ComponentSettings>,
+}
+
+fn default_duration() -> Duration {
+    Duration::ZERO
+}
+
+/// One in-memory component.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentSettings {
+    /// Its settings by name.
+    pub settings: BTreeMap<String, SettingSpec>,
+}
+
+/// A setting's domain and starting value.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingSpec {
+    /// The kind of setting.
+    #[serde(rename = "type", default = "default_kind")]
+    pub kind: SettingKind,
+    /// Lowest value (numeric kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Highest value (numeric kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Distance between allowed values (numeric kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<f64>,
+    /// Allowed values (enum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// The starting value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<SettingValue>,
+    /// Unit shown next to values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Never changed by the optimizer.
+    #[serde(default)]
+    pub pinned: bool,
+}
+
+fn default_kind() -> SettingKind {
+    SettingKind::Range
+}
+
+impl SettingSpec {
+    fn setting(&self, name: &str) -> Setting {
+        Setting {
+            name: name.to_string(),
+            kind: self.kind,
+            min: self.min,
+            max: self.max,
+            step: self.step,
+            values: self.values.clone(),
+            value: self.value.clone(),
+            unit: self.unit.clone(),
+            pinned: self.pinned,
+        }
+    }
+}
+
+impl ConnectorSettings for Settings {
+    fn example() -> Self {
+        let mut settings = BTreeMap::new();
+        settings.insert(
+            "cpu".to_string(),
+            SettingSpec {
+                kind: SettingKind::Cpu,
+                min: Some(0.25),
+                max: Some(4.0),
+                step: Some(0.25),
+                values: None,
+                value: Some(SettingValue::Float(1.0)),
+                unit: None,
+                pinned: false,
+            },
+        );
+        let mut components = BTreeMap::new();
+        components.insert("main".to_string(), ComponentSettings { settings });
+        Settings {
+            description: Some("waits instead of measuring; an in-memory `main` component".into()),
+            measure_enabled: true,
+            duration: Duration::from_secs(5),
+            components,
+        }
+    }
+
+    fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (component, spec) in &self.components {
+            for (name, s) in &spec.settings {
+                let at = servo::KeyPath::root()
+                    .key("components")
+                    .key(component.clone())
+                    .key("settings")
+                    .key(name.clone());
+                let setting = s.setting(name);
+                match (s.kind, &s.values) {
+                    (SettingKind::Enum, None) => {
+                        problems.push(Problem::new(at.clone(), "an enum setting needs `values`"));
+                    }
+                    (SettingKind::Enum | SettingKind::Env, Some(_)) => {}
+                    _ => match (s.min, s.max) {
+                        (Some(min), Some(max)) if min > max => problems.push(Problem::new(
+                            at.key("min"),
+                            format!("`min` ({min}) is above `max` ({max})"),
+                        )),
+                        (Some(_), Some(_)) => {}
+                        _ => problems.push(Problem::new(at.clone(), "a numeric setting needs `min` and `max`")),
+                    },
+                }
+                if let Some(value) = &s.value
+                    && problems.is_empty()
+                    && let Err(message) = setting.check_value(value)
+                {
+                    problems.push(Problem::new(at.key("value"), message));
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// The connector: its settings and the in-memory state of its components.
+pub struct Wait {
+    settings: Settings,
+    state: Mutex<Vec<Component>>,
+}
+
+impl BuildConnector for Wait {
+    type Settings = Settings;
+
+    fn build(settings: Settings, _cx: &BuildContext) -> Result<Self, ConnectorError> {
+        let components = settings
+            .components
+            .iter()
+            .map(|(name, c)| Component::new(name.clone(), c.settings.iter().map(|(n, s)| s.setting(n)).collect()))
+            .collect();
+        Ok(Self {
+            settings,
+            state: Mutex::new(components),
+        })
+    }
+}
+
+async fn pause(duration: Duration, cx: &EventContext) -> Result<(), ConnectorError> {
+    tokio::select! {
+        () = tokio::time::sleep(duration.as_std()) => Ok(()),
+        () = cx.cancel.cancelled() => Err(ConnectorError::Cancelled),
+    }
+}
+
+impl Wait {
+    fn components(&self) -> Vec<Component> {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Connector for Wait {
+    fn handlers(&self) -> Handlers {
+        Handlers::on(&[Event::Describe, Event::Metrics, Event::Measure, Event::Adjust])
+    }
+
+    async fn describe(&self, _cx: &EventContext) -> Result<Description, ConnectorError> {
+        Ok(Description {
+            components: self.components(),
+            metrics: Vec::new(),
+        })
+    }
+
+    async fn metrics(&self, _cx: &EventContext) -> Result<Vec<Metric>, ConnectorError> {
+        Ok(if self.settings.measure_enabled {
+            vec![Metric::new("time_waited", "s")]
+        } else {
+            Vec::new()
+        })
+    }
+
+    async fn measure(&self, request: &MeasureRequest, cx: &EventContext) -> Result<Measurement, ConnectorError> {
+        if !self.settings.measure_enabled {
+            return Ok(Measurement::default());
+        }
+        let control = &request.control;
+        let duration = if control.duration.is_zero() { self.settings.duration } else { control.duration };
+        let started = Instant::now();
+        for d in [control.warmup, duration, control.delay] {
+            pause(d, cx).await?;
+        }
+        let waited = started.elapsed().as_secs_f64();
+        Ok(Measurement {
+            readings: vec![Reading::new(Metric::new("time_waited", "s"), waited)],
+            annotations: BTreeMap::new(),
+        })
+    }
+
+    async fn adjust(
+        &self,
+        adjustments: &[Adjustment],
+        control: &Control,
+        cx: &EventContext,
+    ) -> Result<Description, ConnectorError> {
+        pause(control.settlement.unwrap_or(Duration::ZERO), cx).await?;
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| ConnectorError::failed("the wait connector's state was poisoned by a panic"))?;
+        for a in adjustments {
+            if let Some(setting) = state
+                .iter_mut()
+                .find(|c| c.name == a.component)
+                .and_then(|c| c.settings.iter_mut().find(|s| s.name == a.setting))
+            {
+                setting.value = Some(a.value.clone());
+            }
+        }
+        Ok(Description {
+            components: state.clone(),
+            metrics: Vec::new(),
+        })
+    }
+}
+
+servo::inventory::submit!(ConnectorDescription::new::<Wait>(
+    "wait",
+    env!("CARGO_PKG_VERSION"),
+    "Waits instead of measuring or adjusting; keeps declared components in memory",
+));
