@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the tests need when it is missing, then runs every
+# test of the workspace. Starts nothing globally: tests start their own servers on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+# Tests of later connectors add their packages here (prometheus, wrk, postgresql...).
+for pkg in "${SERVO_TEST_APT_PACKAGES[@]:-}"; do
+  [ -n "$pkg" ] && ! dpkg -s "$pkg" >/dev/null 2>&1 && need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing test dependencies: ${need_apt[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi

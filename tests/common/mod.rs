@@ -1,0 +1,55 @@
+//! Shared helpers for the end-to-end tests of the real `servo` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (where `examples/` and `tests/fixtures/` live).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name)
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests").join("fixtures").join(name)
+}
+
+/// `servo` with a clean environment: no inherited `SERVO_*`, no colour, quiet logs.
+pub fn servo() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_servo"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SERVO_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1").env("SERVO_LOG_LEVEL", "warn");
+    cmd
+}
+
+/// Runs `servo ARGS -c CONFIG` and returns (exit code, stdout, stderr).
+pub fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = servo()
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .expect("servo runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Every `*.yaml` in `examples/`.
+pub fn examples() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .expect("examples/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}

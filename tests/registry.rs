@@ -1,0 +1,26 @@
+//! The binary links every built-in connector (inventory only sees linked crates).
+
+mod common;
+
+#[test]
+fn the_registry_holds_exactly_the_built_in_connectors_sorted() {
+    servo_connectors::link();
+    let registry = servo::connector::registry().expect("no duplicate connector names");
+    let names: Vec<&str> = registry.names().collect();
+    assert_eq!(names, ["wait"]);
+}
+
+#[test]
+fn servo_connectors_lists_them_as_json() {
+    let output = common::servo().args(["connectors", "-o", "json"]).output().expect("runs");
+    assert!(output.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["wait"]);
+    assert_eq!(listed[0]["default_key"], "wait");
+}
