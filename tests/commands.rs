@@ -38,7 +38,10 @@ fn config_fills_defaults_and_keeps_file_values() {
 
 #[test]
 fn config_prints_yaml_that_validates_again() {
-    let (code, stdout, _) = run(&example("embedded-optimizer.yaml"), &["config", "-o", "yaml"]);
+    let (code, stdout, _) = run(
+        &example("embedded-optimizer.yaml"),
+        &["config", "-o", "yaml"],
+    );
     assert_eq!(code, 0);
     let dir = tempfile::tempdir().expect("tempdir");
     let again = dir.path().join("again.yaml");
@@ -61,10 +64,16 @@ fn multi_document_files_hold_several_servos() {
     assert_eq!(names, ["frontend", "backend"]);
 
     let (code, _, stderr) = run(&example("multi-servo.yaml"), &["describe"]);
-    assert_eq!(code, 2, "one-shot commands need --name on a multi-servo file");
+    assert_eq!(
+        code, 2,
+        "one-shot commands need --name on a multi-servo file"
+    );
     assert!(stderr.contains("--name"), "{stderr}");
 
-    let (code, stdout, stderr) = run(&example("multi-servo.yaml"), &["describe", "--name", "backend"]);
+    let (code, stdout, stderr) = run(
+        &example("multi-servo.yaml"),
+        &["describe", "--name", "backend"],
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("workers"), "{stdout}");
 }
@@ -78,26 +87,48 @@ fn generate_writes_a_config_that_validates_and_refuses_to_overwrite() {
         .arg(&out)
         .output()
         .expect("runs");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let text = std::fs::read_to_string(&out).expect("written");
-    assert!(text.starts_with("# yaml-language-server: $schema=servo.schema.json\n"), "{text}");
+    assert!(
+        text.starts_with("# yaml-language-server: $schema=servo.schema.json\n"),
+        "{text}"
+    );
     assert!(dir.path().join("servo.schema.json").exists());
     let (code, stdout, stderr) = run(&out, &["validate"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("second (wait)"), "{stdout}");
 
-    let again = servo().args(["generate", "wait", "--output"]).arg(&out).output().expect("runs");
+    let again = servo()
+        .args(["generate", "wait", "--output"])
+        .arg(&out)
+        .output()
+        .expect("runs");
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
-    assert_eq!(std::fs::read_to_string(&out).expect("still there"), text, "nothing lost");
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("still there"),
+        text,
+        "nothing lost"
+    );
 
-    let forced = servo().args(["generate", "wait", "--force", "--output"]).arg(&out).output().expect("runs");
+    let forced = servo()
+        .args(["generate", "wait", "--force", "--output"])
+        .arg(&out)
+        .output()
+        .expect("runs");
     assert!(forced.status.success());
 }
 
 #[test]
 fn generate_suggests_a_connector_name() {
-    let output = servo().args(["generate", "wiat", "--output", "-"]).output().expect("runs");
+    let output = servo()
+        .args(["generate", "wiat", "--output", "-"])
+        .output()
+        .expect("runs");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("did you mean `wait`?"));
 }
@@ -109,7 +140,12 @@ fn describe_lists_settings_with_domains() {
     let d: Value = serde_json::from_str(&stdout).expect("json");
     let main = &d["components"][0];
     assert_eq!(main["name"], "main");
-    let cpu = main["settings"].as_array().expect("settings").iter().find(|s| s["name"] == "cpu").expect("cpu");
+    let cpu = main["settings"]
+        .as_array()
+        .expect("settings")
+        .iter()
+        .find(|s| s["name"] == "cpu")
+        .expect("cpu");
     assert_eq!(cpu["type"], "cpu");
     assert_eq!(cpu["min"], 0.25);
     assert_eq!(d["metrics"][0]["name"], "time_waited");
@@ -117,11 +153,19 @@ fn describe_lists_settings_with_domains() {
 
 #[test]
 fn measure_prints_one_json_document_with_a_value_per_metric() {
-    let (code, stdout, stderr) = run(&example("wait.yaml"), &["measure", "--duration", "200ms", "-o", "json"]);
+    let (code, stdout, stderr) = run(
+        &example("wait.yaml"),
+        &["measure", "--duration", "200ms", "-o", "json"],
+    );
     assert_eq!(code, 0, "{stderr}");
     let m: Value = serde_json::from_str(&stdout).expect("json");
-    let waited = m["metrics"]["time_waited"]["value"].as_f64().expect("a value");
-    assert!((0.2..5.0).contains(&waited), "waited {waited}s for a 200ms measurement");
+    let waited = m["metrics"]["time_waited"]["value"]
+        .as_f64()
+        .expect("a value");
+    assert!(
+        (0.2..5.0).contains(&waited),
+        "waited {waited}s for a 200ms measurement"
+    );
     assert_eq!(m["metrics"]["time_waited"]["unit"], "s");
 }
 
@@ -136,12 +180,27 @@ fn measure_rejects_an_unknown_metric_with_a_suggestion() {
 fn adjust_applies_values_in_their_units_and_checks_domains() {
     let (code, stdout, stderr) = run(
         &example("wait.yaml"),
-        &["adjust", "main.cpu=500m", "main.memory=512Mi", "main.mode=thorough", "-o", "json"],
+        &[
+            "adjust",
+            "main.cpu=500m",
+            "main.memory=512Mi",
+            "main.mode=thorough",
+            "-o",
+            "json",
+        ],
     );
     assert_eq!(code, 0, "{stderr}");
     let r: Value = serde_json::from_str(&stdout).expect("json");
-    let settings = r["description"]["components"][0]["settings"].as_array().expect("settings").clone();
-    let value = |name: &str| settings.iter().find(|s| s["name"] == name).map(|s| s["value"].clone());
+    let settings = r["description"]["components"][0]["settings"]
+        .as_array()
+        .expect("settings")
+        .clone();
+    let value = |name: &str| {
+        settings
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["value"].clone())
+    };
     assert_eq!(value("cpu"), Some(Value::from(0.5)));
     assert_eq!(value("memory"), Some(Value::from(0.5)));
     assert_eq!(value("mode"), Some(Value::from("thorough")));
@@ -169,10 +228,16 @@ fn check_with_no_checks_passes() {
 
 #[test]
 fn version_and_completions_work() {
-    let out = servo().args(["version", "-o", "json"]).output().expect("runs");
+    let out = servo()
+        .args(["version", "-o", "json"])
+        .output()
+        .expect("runs");
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["servo"], env!("CARGO_PKG_VERSION"));
-    let out = servo().args(["completions", "bash"]).output().expect("runs");
+    let out = servo()
+        .args(["completions", "bash"])
+        .output()
+        .expect("runs");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("servo"));
 }

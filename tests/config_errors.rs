@@ -10,7 +10,10 @@ use common::{fixture, run, servo};
 fn every_broken_fixture_exits_2_with_its_expected_diagnostics() {
     let dir = fixture("invalid");
     let mut checked = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("fixtures").filter_map(Result::ok).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .filter_map(Result::ok)
+        .collect();
     entries.sort_by_key(|e| e.path());
     for entry in entries {
         let path = entry.path();
@@ -20,7 +23,12 @@ fn every_broken_fixture_exits_2_with_its_expected_diagnostics() {
         let expected = std::fs::read_to_string(path.with_extension("expected"))
             .unwrap_or_else(|_| panic!("{} has no .expected file", path.display()));
         let (code, stdout, stderr) = run(&path, &["validate"]);
-        assert_eq!(code, 2, "{}: expected exit 2\nstdout: {stdout}\nstderr: {stderr}", path.display());
+        assert_eq!(
+            code,
+            2,
+            "{}: expected exit 2\nstdout: {stdout}\nstderr: {stderr}",
+            path.display()
+        );
         for line in expected.lines().filter(|l| !l.trim().is_empty()) {
             assert!(
                 stderr.contains(line),
@@ -44,9 +52,13 @@ fn a_missing_file_exits_2_and_says_how_to_make_one() {
 
 #[test]
 fn json_output_carries_every_diagnostic_with_its_position() {
-    let (code, _, stderr) = run(&fixture("invalid/many_errors.yaml"), &["validate", "-o", "json"]);
+    let (code, _, stderr) = run(
+        &fixture("invalid/many_errors.yaml"),
+        &["validate", "-o", "json"],
+    );
     assert_eq!(code, 2);
-    let body: serde_json::Value = serde_json::from_str(stderr.trim()).expect("one JSON object on stderr");
+    let body: serde_json::Value =
+        serde_json::from_str(stderr.trim()).expect("one JSON object on stderr");
     let diagnostics = body["diagnostics"].as_array().expect("diagnostics");
     assert_eq!(diagnostics.len(), 5, "{body:#}");
     let unknown = diagnostics

@@ -7,7 +7,9 @@ use serde_json::Value;
 
 fn effective(config: &str, env: &[(&str, &str)], args: &[&str]) -> (i32, Value, String) {
     let mut cmd = servo();
-    cmd.args(["config", "-o", "json", "-c"]).arg(example(config)).args(args);
+    cmd.args(["config", "-o", "json", "-c"])
+        .arg(example(config))
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -36,21 +38,30 @@ fn alias_mount_takes_env_override_with_underscore_field() {
 fn whole_section_json_merges_into_the_section() {
     let (code, config, stderr) = effective(
         "wait.yaml",
-        &[("SERVO_WAIT", r#"{"duration": "20m", "measure_enabled": false}"#)],
+        &[(
+            "SERVO_WAIT",
+            r#"{"duration": "20m", "measure_enabled": false}"#,
+        )],
         &[],
     );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(config["wait"]["duration"], "20m");
     assert_eq!(config["wait"]["measure_enabled"], false);
     // Untouched keys of the file survive the merge.
-    assert_eq!(config["wait"]["components"]["main"]["settings"]["mode"]["value"], "balanced");
+    assert_eq!(
+        config["wait"]["components"]["main"]["settings"]["mode"]["value"],
+        "balanced"
+    );
 }
 
 #[test]
 fn flags_beat_env_which_beats_the_file() {
     let (code, config, stderr) = effective(
         "wait.yaml",
-        &[("SERVO_WAIT_DURATION", "7s"), ("SERVO_WAIT", r#"{"duration": "3s"}"#)],
+        &[
+            ("SERVO_WAIT_DURATION", "7s"),
+            ("SERVO_WAIT", r#"{"duration": "3s"}"#),
+        ],
         &["--set", "wait.duration=9s"],
     );
     assert_eq!(code, 0, "{stderr}");
@@ -58,10 +69,16 @@ fn flags_beat_env_which_beats_the_file() {
 
     let (_, config, _) = effective(
         "wait.yaml",
-        &[("SERVO_WAIT_DURATION", "7s"), ("SERVO_WAIT", r#"{"duration": "3s"}"#)],
+        &[
+            ("SERVO_WAIT_DURATION", "7s"),
+            ("SERVO_WAIT", r#"{"duration": "3s"}"#),
+        ],
         &[],
     );
-    assert_eq!(config["wait"]["duration"], "7s", "a field variable beats a section variable");
+    assert_eq!(
+        config["wait"]["duration"], "7s",
+        "a field variable beats a section variable"
+    );
 }
 
 #[test]
@@ -79,14 +96,21 @@ fn optimizer_token_from_env_is_used_but_never_printed() {
 
 #[test]
 fn a_bad_env_value_exits_2_naming_the_variable() {
-    let (code, _, stderr) = effective("wait.yaml", &[("SERVO_WAIT_MEASURE_ENABLED", "perhaps")], &[]);
+    let (code, _, stderr) = effective(
+        "wait.yaml",
+        &[("SERVO_WAIT_MEASURE_ENABLED", "perhaps")],
+        &[],
+    );
     assert_eq!(code, 2);
     assert!(stderr.contains("SERVO_WAIT_MEASURE_ENABLED"), "{stderr}");
     assert!(stderr.contains("true or false"), "{stderr}");
 
     let (code, _, stderr) = effective("wait.yaml", &[("SERVO_WAIT_DURATION", "soon")], &[]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("\"origin\":\"env SERVO_WAIT_DURATION\""), "{stderr}");
+    assert!(
+        stderr.contains("\"origin\":\"env SERVO_WAIT_DURATION\""),
+        "{stderr}"
+    );
     assert!(stderr.contains("duration"), "{stderr}");
 
     let (code, _, stderr) = effective("wait.yaml", &[("SERVO_WAIT", "{not json")], &[]);
@@ -99,7 +123,10 @@ fn a_near_miss_variable_warns_with_a_suggestion() {
     let (code, _, stderr) = effective("wait.yaml", &[("SERVO_WAIT_MEASURE_ENABLD", "true")], &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("warning"), "{stderr}");
-    assert!(stderr.contains("did you mean SERVO_WAIT_MEASURE_ENABLED?"), "{stderr}");
+    assert!(
+        stderr.contains("did you mean SERVO_WAIT_MEASURE_ENABLED?"),
+        "{stderr}"
+    );
 }
 
 #[test]

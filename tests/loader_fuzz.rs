@@ -12,7 +12,10 @@ fn registry() -> &'static servo::connector::Registry {
 }
 
 fn cases() -> u32 {
-    std::env::var("SERVO_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512)
+    std::env::var("SERVO_FUZZ_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(512)
 }
 
 /// Fragments that steer random text towards the loader's interesting paths.

@@ -12,7 +12,10 @@ fn the_registry_holds_exactly_the_built_in_connectors_sorted() {
 
 #[test]
 fn servo_connectors_lists_them_as_json() {
-    let output = common::servo().args(["connectors", "-o", "json"]).output().expect("runs");
+    let output = common::servo()
+        .args(["connectors", "-o", "json"])
+        .output()
+        .expect("runs");
     assert!(output.status.success());
     let listed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     let names: Vec<&str> = listed

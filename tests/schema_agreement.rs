@@ -10,8 +10,16 @@ use common::{example, examples, fixture, root, servo};
 use serde_json::Value;
 
 fn schema_for(config: &Path) -> Value {
-    let output = servo().args(["schema", "-c"]).arg(config).output().expect("runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = servo()
+        .args(["schema", "-c"])
+        .arg(config)
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("schema is JSON")
 }
 
@@ -25,7 +33,10 @@ fn errors(schema: &Value, instance: &Value) -> Vec<String> {
         .with_draft(jsonschema::Draft::Draft202012)
         .build(schema)
         .expect("the schema compiles");
-    validator.iter_errors(instance).map(|e| format!("{}: {e}", e.instance_path().as_str())).collect()
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{}: {e}", e.instance_path().as_str()))
+        .collect()
 }
 
 #[test]
@@ -43,7 +54,11 @@ fn every_example_is_valid_under_its_own_schema() {
 fn implicit_examples_are_valid_under_the_all_connectors_schema() {
     let output = servo().args(["schema", "--all"]).output().expect("runs");
     let schema: Value = serde_json::from_slice(&output.stdout).expect("json");
-    for name in ["wait.yaml", "remote-optimizer.yaml", "embedded-optimizer.yaml"] {
+    for name in [
+        "wait.yaml",
+        "remote-optimizer.yaml",
+        "embedded-optimizer.yaml",
+    ] {
         for doc in documents(&example(name)) {
             let errs = errors(&schema, &doc);
             assert!(errs.is_empty(), "{name}: {errs:#?}");
@@ -53,7 +68,14 @@ fn implicit_examples_are_valid_under_the_all_connectors_schema() {
 
 #[test]
 fn broken_configs_are_rejected_by_the_schema_too() {
-    for name in ["unknown_field", "wrong_type", "bad_unit", "typo_root_key", "many_errors", "alias_unknown_connector"] {
+    for name in [
+        "unknown_field",
+        "wrong_type",
+        "bad_unit",
+        "typo_root_key",
+        "many_errors",
+        "alias_unknown_connector",
+    ] {
         let path = fixture(&format!("invalid/{name}.yaml"));
         let output = servo().args(["schema", "--all"]).output().expect("runs");
         let schema: Value = serde_json::from_slice(&output.stdout).expect("json");
@@ -97,5 +119,8 @@ fn committed_schemas_are_up_to_date() {
         .collect();
     present.sort();
     expected.sort();
-    assert_eq!(present, expected, "schemas/ holds a file for a connector that no longer exists");
+    assert_eq!(
+        present, expected,
+        "schemas/ holds a file for a connector that no longer exists"
+    );
 }

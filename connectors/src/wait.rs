@@ -15,8 +15,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use servo::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
 use servo::types::{
-    Adjustment, Component, Control, Description, MeasureRequest, Measurement, Metric, Reading, Setting,
-    SettingKind, SettingValue,
+    Adjustment, Component, Control, Description, MeasureRequest, Measurement, Metric, Reading,
+    Setting, SettingKind, SettingValue,
 };
 use servo::units::Duration;
 use servo::{BuildConnector, Connector, ConnectorDescription, ConnectorError, Event, Problem};
@@ -148,7 +148,10 @@ impl ConnectorSettings for Settings {
                             format!("`min` ({min}) is above `max` ({max})"),
                         )),
                         (Some(_), Some(_)) => {}
-                        _ => problems.push(Problem::new(at.clone(), "a numeric setting needs `min` and `max`")),
+                        _ => problems.push(Problem::new(
+                            at.clone(),
+                            "a numeric setting needs `min` and `max`",
+                        )),
                     },
                 }
                 if let Some(value) = &s.value
@@ -176,7 +179,12 @@ impl BuildConnector for Wait {
         let components = settings
             .components
             .iter()
-            .map(|(name, c)| Component::new(name.clone(), c.settings.iter().map(|(n, s)| s.setting(n)).collect()))
+            .map(|(name, c)| {
+                Component::new(
+                    name.clone(),
+                    c.settings.iter().map(|(n, s)| s.setting(n)).collect(),
+                )
+            })
             .collect();
         Ok(Self {
             settings,
@@ -201,7 +209,12 @@ impl Wait {
 #[async_trait]
 impl Connector for Wait {
     fn handlers(&self) -> Handlers {
-        Handlers::on(&[Event::Describe, Event::Metrics, Event::Measure, Event::Adjust])
+        Handlers::on(&[
+            Event::Describe,
+            Event::Metrics,
+            Event::Measure,
+            Event::Adjust,
+        ])
     }
 
     async fn describe(&self, _cx: &EventContext) -> Result<Description, ConnectorError> {
@@ -219,12 +232,20 @@ impl Connector for Wait {
         })
     }
 
-    async fn measure(&self, request: &MeasureRequest, cx: &EventContext) -> Result<Measurement, ConnectorError> {
+    async fn measure(
+        &self,
+        request: &MeasureRequest,
+        cx: &EventContext,
+    ) -> Result<Measurement, ConnectorError> {
         if !self.settings.measure_enabled {
             return Ok(Measurement::default());
         }
         let control = &request.control;
-        let duration = if control.duration.is_zero() { self.settings.duration } else { control.duration };
+        let duration = if control.duration.is_zero() {
+            self.settings.duration
+        } else {
+            control.duration
+        };
         let started = Instant::now();
         for d in [control.warmup, duration, control.delay] {
             pause(d, cx).await?;
@@ -243,10 +264,9 @@ impl Connector for Wait {
         cx: &EventContext,
     ) -> Result<Description, ConnectorError> {
         pause(control.settlement.unwrap_or(Duration::ZERO), cx).await?;
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| ConnectorError::failed("the wait connector's state was poisoned by a panic"))?;
+        let mut state = self.state.lock().map_err(|_| {
+            ConnectorError::failed("the wait connector's state was poisoned by a panic")
+        })?;
         for a in adjustments {
             if let Some(setting) = state
                 .iter_mut()

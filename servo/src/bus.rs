@@ -10,9 +10,13 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 
 use crate::config::Mount;
-use crate::connector::{Connector, ConnectorError, Event, EventContext, EventOutcome, EventRequest, Proceed};
+use crate::connector::{
+    Connector, ConnectorError, Event, EventContext, EventOutcome, EventRequest, Proceed,
+};
 use crate::suggest::did_you_mean;
-use crate::types::{Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric};
+use crate::types::{
+    Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric,
+};
 
 /// Why an event did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +34,10 @@ pub enum BusError {
     },
     /// The request names something no connector has (a metric, a component, a setting).
     #[error("{message}")]
-    Invalid { message: String, hint: Option<String> },
+    Invalid {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("interrupted")]
     Interrupted,
 }
@@ -77,7 +84,9 @@ pub struct Bus {
 
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.mounts.iter().map(|(k, _)| k)).finish()
+        f.debug_list()
+            .entries(self.mounts.iter().map(|(k, _)| k))
+            .finish()
     }
 }
 
@@ -145,7 +154,9 @@ impl Bus {
         call: F,
     ) -> Vec<(String, Result<T, ConnectorError>)>
     where
-        F: Fn(&'a Arc<dyn Connector>) -> futures_util::future::BoxFuture<'a, Result<T, ConnectorError>>,
+        F: Fn(
+            &'a Arc<dyn Connector>,
+        ) -> futures_util::future::BoxFuture<'a, Result<T, ConnectorError>>,
     {
         let handlers: Vec<_> = self.handling(event).collect();
         let futures = handlers.iter().map(|(_, c)| call(c));
@@ -155,7 +166,11 @@ impl Bus {
                 return handlers.iter().map(|(m, _)| (m.clone(), Err(ConnectorError::Cancelled))).collect();
             }
         };
-        handlers.into_iter().map(|(m, _)| m.clone()).zip(results).collect()
+        handlers
+            .into_iter()
+            .map(|(m, _)| m.clone())
+            .zip(results)
+            .collect()
     }
 
     fn split<T>(
@@ -217,7 +232,8 @@ impl Bus {
                 }
             }
         }
-        self.after(Event::Check, EventOutcome::Checks(&checks), cx).await;
+        self.after(Event::Check, EventOutcome::Checks(&checks), cx)
+            .await;
         Ok(checks)
     }
 
@@ -241,7 +257,10 @@ impl Bus {
     }
 
     /// Components per mount, so adjustments can be routed to their owners.
-    pub async fn components(&self, cx: &EventContext) -> Result<Vec<(String, Vec<Component>)>, BusError> {
+    pub async fn components(
+        &self,
+        cx: &EventContext,
+    ) -> Result<Vec<(String, Vec<Component>)>, BusError> {
         self.before(EventRequest::Components, cx).await?;
         let mut handlers = Vec::new();
         for (mount, connector) in &self.mounts {
@@ -256,7 +275,8 @@ impl Bus {
             handlers.into_iter().map(|(m, _)| m).zip(results).collect(),
         )?;
         let all: Vec<Component> = per_mount.iter().flat_map(|(_, c)| c.clone()).collect();
-        self.after(Event::Components, EventOutcome::Components(&all), cx).await;
+        self.after(Event::Components, EventOutcome::Components(&all), cx)
+            .await;
         Ok(per_mount)
     }
 
@@ -266,7 +286,8 @@ impl Bus {
         let results = self.on(Event::Metrics, cx, |c| c.metrics(cx)).await;
         let per_mount = Self::split(Event::Metrics, results)?;
         let all: Vec<Metric> = per_mount.iter().flat_map(|(_, m)| m.clone()).collect();
-        self.after(Event::Metrics, EventOutcome::Metrics(&all), cx).await;
+        self.after(Event::Metrics, EventOutcome::Metrics(&all), cx)
+            .await;
         Ok(per_mount)
     }
 
@@ -283,7 +304,11 @@ impl Bus {
 
     /// Measures with the connectors that provide the requested metrics (all measuring connectors
     /// when none is named); readings are filtered to the requested metrics.
-    pub async fn measure(&self, request: &MeasureRequest, cx: &EventContext) -> Result<Measurement, BusError> {
+    pub async fn measure(
+        &self,
+        request: &MeasureRequest,
+        cx: &EventContext,
+    ) -> Result<Measurement, BusError> {
         let per_mount = self.metrics(cx).await?;
         let mut wanted_mounts: Option<Vec<String>> = None;
         if !request.metrics.is_empty() {
@@ -296,7 +321,8 @@ impl Bus {
                     let hint = did_you_mean(name, available.iter().copied())
                         .map(|s| format!("did you mean `{s}`?"))
                         .or_else(|| {
-                            (!available.is_empty()).then(|| format!("available metrics: {}", available.join(", ")))
+                            (!available.is_empty())
+                                .then(|| format!("available metrics: {}", available.join(", ")))
                         });
                     return Err(BusError::Invalid {
                         message: format!("no connector provides the metric `{name}`"),
@@ -322,8 +348,11 @@ impl Bus {
             results = join_all(futures) => results,
             () = cx.cancel.cancelled() => return Err(BusError::Interrupted),
         };
-        let results: Vec<(String, Result<Measurement, ConnectorError>)> =
-            targets.iter().map(|(m, _)| m.clone()).zip(results).collect();
+        let results: Vec<(String, Result<Measurement, ConnectorError>)> = targets
+            .iter()
+            .map(|(m, _)| m.clone())
+            .zip(results)
+            .collect();
         let mut measurement = Measurement::default();
         for (_, m) in Self::split(Event::Measure, results)? {
             measurement.merge(m);
@@ -357,7 +386,10 @@ impl Bus {
             }) else {
                 let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
                 return Err(BusError::Invalid {
-                    message: format!("no connector has a component named `{}`", adjustment.component),
+                    message: format!(
+                        "no connector has a component named `{}`",
+                        adjustment.component
+                    ),
                     hint: did_you_mean(&adjustment.component, names.iter().copied())
                         .map(|s| format!("did you mean `{s}`?"))
                         .or_else(|| {
@@ -383,10 +415,14 @@ impl Bus {
                     hint: None,
                 });
             }
-            routed.entry(mount.clone()).or_default().push(adjustment.clone());
+            routed
+                .entry(mount.clone())
+                .or_default()
+                .push(adjustment.clone());
         }
 
-        self.before(EventRequest::Adjust(adjustments, control), cx).await?;
+        self.before(EventRequest::Adjust(adjustments, control), cx)
+            .await?;
         let targets: Vec<(&String, &Arc<dyn Connector>, &Vec<Adjustment>)> = self
             .mounts
             .iter()
@@ -395,8 +431,11 @@ impl Bus {
             .collect();
         let futures = targets.iter().map(|(_, c, a)| c.adjust(a, control, cx));
         let results = join_all(futures).await;
-        let results: Vec<(String, Result<Description, ConnectorError>)> =
-            targets.iter().map(|(m, ..)| (*m).clone()).zip(results).collect();
+        let results: Vec<(String, Result<Description, ConnectorError>)> = targets
+            .iter()
+            .map(|(m, ..)| (*m).clone())
+            .zip(results)
+            .collect();
         let mut description = Description::default();
         let outcome = Self::split(Event::Adjust, results);
         match &outcome {
@@ -409,7 +448,8 @@ impl Bus {
             }
             Err(e) => {
                 let message = e.to_string();
-                self.after(Event::Adjust, EventOutcome::Failed(&message), cx).await;
+                self.after(Event::Adjust, EventOutcome::Failed(&message), cx)
+                    .await;
             }
         }
         outcome.map(|_| description)

@@ -16,7 +16,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::path::KeyPath;
-use crate::types::{Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric};
+use crate::types::{
+    Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric,
+};
 
 /// The events of the bus. A connector declares which it handles in [`Connector::handlers`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -242,7 +244,9 @@ impl ConnectorError {
 
     pub fn hint(&self) -> Option<&str> {
         match self {
-            ConnectorError::Failed { hint, .. } | ConnectorError::Invalid { hint, .. } => hint.as_deref(),
+            ConnectorError::Failed { hint, .. } | ConnectorError::Invalid { hint, .. } => {
+                hint.as_deref()
+            }
             _ => None,
         }
     }
@@ -355,7 +359,9 @@ pub struct BuildContext {
 }
 
 /// A connector's settings section. Doc comments on the fields become the schema's descriptions.
-pub trait ConnectorSettings: DeserializeOwned + Serialize + JsonSchema + Send + Sync + 'static {
+pub trait ConnectorSettings:
+    DeserializeOwned + Serialize + JsonSchema + Send + Sync + 'static
+{
     /// A complete, valid example: the section `servo generate` writes.
     fn example() -> Self;
 
@@ -436,7 +442,11 @@ impl ConnectorDescription {
     }
 
     /// Builds a connector from its (schema-valid) section.
-    pub fn build(&self, section: Value, cx: &BuildContext) -> Result<Box<dyn Connector>, BuildError> {
+    pub fn build(
+        &self,
+        section: Value,
+        cx: &BuildContext,
+    ) -> Result<Box<dyn Connector>, BuildError> {
         (self.build)(section, cx)
     }
 
@@ -506,7 +516,9 @@ pub struct Registry {
 
 /// Two linked connectors claim the same name or default key.
 #[derive(Debug, thiserror::Error)]
-#[error("two connectors are registered as `{name}` ({first} and {second}); connector names and default keys must be unique")]
+#[error(
+    "two connectors are registered as `{name}` ({first} and {second}); connector names and default keys must be unique"
+)]
 pub struct DuplicateConnector {
     pub name: String,
     pub first: String,
@@ -516,7 +528,9 @@ pub struct DuplicateConnector {
 impl Registry {
     fn collect() -> Result<Registry, DuplicateConnector> {
         let mut connectors: Vec<&'static ConnectorDescription> =
-            inventory::iter::<ConnectorDescription>.into_iter().collect();
+            inventory::iter::<ConnectorDescription>
+                .into_iter()
+                .collect();
         connectors.sort_by_key(|c| c.name);
         let mut seen = std::collections::HashMap::new();
         for c in &connectors {
@@ -551,7 +565,10 @@ impl Registry {
     }
 
     pub fn by_default_key(&self, key: &str) -> Option<&'static ConnectorDescription> {
-        self.connectors.iter().copied().find(|c| c.default_key == key)
+        self.connectors
+            .iter()
+            .copied()
+            .find(|c| c.default_key == key)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {

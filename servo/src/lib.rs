@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod files;
+pub mod http;
 pub mod output;
 pub mod path;
 pub mod schema;
@@ -17,8 +18,8 @@ pub mod units;
 pub mod yaml;
 
 pub use connector::{
-    BuildConnector, BuildContext, Connector, ConnectorDescription, ConnectorError, ConnectorSettings,
-    Event, EventContext, Handlers, Problem,
+    BuildConnector, BuildContext, Connector, ConnectorDescription, ConnectorError,
+    ConnectorSettings, Event, EventContext, Handlers, Problem,
 };
 pub use path::KeyPath;
 

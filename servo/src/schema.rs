@@ -8,8 +8,8 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use crate::config::{ALIAS_PATTERN, ChecksSettings, RESERVED_KEYS, ServoSettings};
 use crate::config::optimizer::{EmbeddedOptimizer, RemoteOptimizer};
+use crate::config::{ALIAS_PATTERN, ChecksSettings, RESERVED_KEYS, ServoSettings};
 use crate::connector::{ConnectorDescription, Registry};
 
 pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -58,7 +58,11 @@ pub enum OptimizerForm {
 ///
 /// `strict_connectors` lists connector names for the `connectors` key (editors complete them); the
 /// loader checks that key itself, with better messages, before validating.
-pub fn composite(registry: &Registry, mounts: &[MountSchema<'_>], optimizer: OptimizerForm) -> Value {
+pub fn composite(
+    registry: &Registry,
+    mounts: &[MountSchema<'_>],
+    optimizer: OptimizerForm,
+) -> Value {
     let mut defs = Map::new();
     let mut properties = Map::new();
 
@@ -77,11 +81,27 @@ pub fn composite(registry: &Registry, mounts: &[MountSchema<'_>], optimizer: Opt
     };
 
     let optimizer_schema = match optimizer {
-        OptimizerForm::Embedded => embed(&mut defs, "optimizer.embedded", schema_of::<EmbeddedOptimizer>()),
-        OptimizerForm::Remote => embed(&mut defs, "optimizer.remote", schema_of::<RemoteOptimizer>()),
+        OptimizerForm::Embedded => embed(
+            &mut defs,
+            "optimizer.embedded",
+            schema_of::<EmbeddedOptimizer>(),
+        ),
+        OptimizerForm::Remote => embed(
+            &mut defs,
+            "optimizer.remote",
+            schema_of::<RemoteOptimizer>(),
+        ),
         OptimizerForm::Either => {
-            let embedded = embed(&mut defs, "optimizer.embedded", schema_of::<EmbeddedOptimizer>());
-            let remote = embed(&mut defs, "optimizer.remote", schema_of::<RemoteOptimizer>());
+            let embedded = embed(
+                &mut defs,
+                "optimizer.embedded",
+                schema_of::<EmbeddedOptimizer>(),
+            );
+            let remote = embed(
+                &mut defs,
+                "optimizer.remote",
+                schema_of::<RemoteOptimizer>(),
+            );
             json!({
                 "description": "The optimizer: embedded (the default) or a remote Opsani-protocol optimizer (when `id` or `url` is set).",
                 "type": "object",
@@ -92,8 +112,14 @@ pub fn composite(registry: &Registry, mounts: &[MountSchema<'_>], optimizer: Opt
         }
     };
     properties.insert("optimizer".into(), optimizer_schema);
-    properties.insert("settings".into(), embed(&mut defs, "settings", schema_of::<ServoSettings>()));
-    properties.insert("checks".into(), embed(&mut defs, "checks", schema_of::<ChecksSettings>()));
+    properties.insert(
+        "settings".into(),
+        embed(&mut defs, "settings", schema_of::<ServoSettings>()),
+    );
+    properties.insert(
+        "checks".into(),
+        embed(&mut defs, "checks", schema_of::<ChecksSettings>()),
+    );
     properties.insert(
         "name".into(),
         json!({ "type": "string", "minLength": 1, "description": "The servo's name (defaults to the optimizer's application name, else `servo`)." }),

@@ -4,7 +4,10 @@
 ///
 /// Jaro-Winkler rewards shared prefixes (`promethues` → `prometheus`) and the length-scaled
 /// Damerau-Levenshtein bound catches transpositions in short names (`wiat` → `wait`).
-pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let folded = input.to_ascii_lowercase();
     candidates
         .into_iter()

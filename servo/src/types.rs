@@ -110,7 +110,13 @@ impl Setting {
     }
 
     pub fn cpu(name: &str, min: Cpu, max: Cpu, step: Cpu) -> Self {
-        let mut s = Self::numeric(name, SettingKind::Cpu, min.cores(), max.cores(), step.cores());
+        let mut s = Self::numeric(
+            name,
+            SettingKind::Cpu,
+            min.cores(),
+            max.cores(),
+            step.cores(),
+        );
         s.unit = Some("cores".into());
         s
     }
@@ -192,10 +198,7 @@ impl Setting {
                             .map_err(|e| e.to_string())?,
                     },
                     _ => text.parse::<f64>().map_err(|_| {
-                        format!(
-                            "expected a number for `{}`, found `{text}`",
-                            self.name
-                        )
+                        format!("expected a number for `{}`, found `{text}`", self.name)
                     })?,
                 };
                 if integer {
@@ -466,8 +469,19 @@ pub struct MeasureRequest {
 }
 
 /// How bad a failed check is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[derive(schemars::JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -554,7 +568,12 @@ mod tests {
         let workers = Setting::int("workers", 1, 16, 1);
         assert_eq!(workers.parse_value("4"), Ok(SettingValue::Int(4)));
         assert!(workers.parse_value("4.5").is_err());
-        assert!(workers.parse_value("17").unwrap_err().contains("out of range"));
+        assert!(
+            workers
+                .parse_value("17")
+                .unwrap_err()
+                .contains("out of range")
+        );
 
         let cpu = Setting::cpu(
             "cpu",

@@ -46,7 +46,11 @@ impl Render for Report {
                 .unwrap_or_else(|| a.value.to_string());
             table.row([a.component.clone(), a.setting.clone(), current]);
         }
-        format!("{}adjusted {} setting(s)\n", table.render(), self.adjustments.len())
+        format!(
+            "{}adjusted {} setting(s)\n",
+            table.render(),
+            self.adjustments.len()
+        )
     }
 }
 
@@ -66,7 +70,11 @@ fn split(arg: &str) -> Result<(&str, &str, &str), CliError> {
 }
 
 pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
-    let parsed: Vec<(&str, &str, &str)> = args.settings.iter().map(|a| split(a)).collect::<Result<_, _>>()?;
+    let parsed: Vec<(&str, &str, &str)> = args
+        .settings
+        .iter()
+        .map(|a| split(a))
+        .collect::<Result<_, _>>()?;
     let assembly = globals.load_one(registry)?;
     let bus = Bus::new(&assembly.mounts);
     let cx = EventContext::new(interrupt_token());
@@ -85,7 +93,10 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
                 let hint = did_you_mean(component, names.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| format!("components: {}", names.join(", ")));
-                return Err(CliError::usage_with_hint(format!("no component named `{component}`"), hint));
+                return Err(CliError::usage_with_hint(
+                    format!("no component named `{component}`"),
+                    hint,
+                ));
             };
             let Some(s) = c.setting(setting) else {
                 let names: Vec<&str> = c.settings.iter().map(|s| s.name.as_str()).collect();

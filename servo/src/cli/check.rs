@@ -29,7 +29,11 @@ impl Render for Report {
         }
         let mut table = Table::new(["CONNECTOR", "CHECK", "RESULT", "MESSAGE"]);
         for c in &self.checks {
-            let result = if c.success { "√ passed".to_string() } else { format!("X failed ({})", c.severity) };
+            let result = if c.success {
+                "√ passed".to_string()
+            } else {
+                format!("X failed ({})", c.severity)
+            };
             let mut message = c.message.clone().unwrap_or_default();
             if let (false, Some(hint)) = (c.success, &c.hint) {
                 message.push_str(&format!(" (hint: {hint})"));
@@ -61,7 +65,12 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
     let halting = checks
         .iter()
         .any(|c| !c.success && c.severity >= assembly.checks.halt_on);
-    emit(globals.format, &Report { passed: !halting, checks })?;
+    emit(
+        globals.format,
+        &Report {
+            passed: !halting,
+            checks,
+        },
+    )?;
     Ok(if halting { Exit::CheckFailed } else { Exit::Ok })
 }
-

@@ -22,12 +22,19 @@ struct Described(Description);
 impl Render for Described {
     fn human(&self) -> String {
         let mut out = String::new();
-        let mut settings = Table::new(["COMPONENT", "SETTING", "TYPE", "VALUE", "DOMAIN", "PINNED"]);
+        let mut settings =
+            Table::new(["COMPONENT", "SETTING", "TYPE", "VALUE", "DOMAIN", "PINNED"]);
         for c in &self.0.components {
             for s in &c.settings {
-                let value = s.value.as_ref().map(SettingValue::to_string).unwrap_or_else(|| "-".into());
+                let value = s
+                    .value
+                    .as_ref()
+                    .map(SettingValue::to_string)
+                    .unwrap_or_else(|| "-".into());
                 let value = match &s.unit {
-                    Some(unit) if !unit.is_empty() && s.value.is_some() => format!("{value} {unit}"),
+                    Some(unit) if !unit.is_empty() && s.value.is_some() => {
+                        format!("{value} {unit}")
+                    }
                     _ => value,
                 };
                 let domain = match s.domain() {

@@ -40,7 +40,12 @@ fn find(registry: &Registry, name: &str) -> Result<&'static ConnectorDescription
     registry.by_name(name).ok_or_else(|| {
         let hint = did_you_mean(name, registry.names())
             .map(|s| format!("did you mean `{s}`?"))
-            .unwrap_or_else(|| format!("connectors: {}", registry.names().collect::<Vec<_>>().join(", ")));
+            .unwrap_or_else(|| {
+                format!(
+                    "connectors: {}",
+                    registry.names().collect::<Vec<_>>().join(", ")
+                )
+            });
         CliError::usage_with_hint(format!("no connector is named `{name}`"), hint)
     })
 }
@@ -123,7 +128,8 @@ pub async fn run(args: Args, _globals: &Globals, registry: &Registry) -> Command
         .map(|(key, connector)| MountSchema { key, connector })
         .collect();
     let schema = schema::composite(registry, &mount_schemas, OptimizerForm::Either);
-    let mut schema_text = serde_json::to_string_pretty(&schema).map_err(|e| CliError::Failure(e.to_string()))?;
+    let mut schema_text =
+        serde_json::to_string_pretty(&schema).map_err(|e| CliError::Failure(e.to_string()))?;
     schema_text.push('\n');
     write_atomic(&schema_file, schema_text.as_bytes())
         .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", schema_file.display())))?;

@@ -54,7 +54,12 @@ impl From<Exit> for ExitCode {
 ///
 /// Start with `servo generate wait --output servo.yaml`, then `servo validate`.
 #[derive(Debug, Parser)]
-#[command(name = "servo", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "servo",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub globals: Globals,
@@ -81,7 +86,13 @@ pub struct Globals {
     pub format: Format,
 
     /// Only act on the servo with this name (a config file may hold several).
-    #[arg(short = 'n', long, global = true, env = "SERVO_NAME", value_name = "NAME")]
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        env = "SERVO_NAME",
+        value_name = "NAME"
+    )]
     pub name: Option<String>,
 
     /// Set a config value, overriding the file and the environment: `--set prometheus.base_url=URL`.
@@ -147,7 +158,10 @@ pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{message}")]
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     #[error(transparent)]
     Bus(#[from] BusError),
     #[error("{0}")]
@@ -291,7 +305,8 @@ fn render_error(error: &CliError, globals: &Globals) {
                 "file": e.file.display().to_string(),
                 "diagnostics": e.diagnostics,
             }),
-            CliError::Usage { message, hint } | CliError::Bus(BusError::Invalid { message, hint }) => {
+            CliError::Usage { message, hint }
+            | CliError::Bus(BusError::Invalid { message, hint }) => {
                 serde_json::json!({ "error": message, "hint": hint })
             }
             other => serde_json::json!({ "error": other.to_string() }),
@@ -351,7 +366,9 @@ pub fn main() -> ExitCode {
                     .collect();
                 names.extend(externals.iter().map(|e| e.name.to_string()));
                 eprintln!("error: unrecognized subcommand `{name}`");
-                if let Some(s) = crate::suggest::did_you_mean(name, names.iter().map(String::as_str)) {
+                if let Some(s) =
+                    crate::suggest::did_you_mean(name, names.iter().map(String::as_str))
+                {
                     eprintln!("  = help: did you mean `{s}`?");
                 }
                 eprintln!("  = help: `servo --help` lists the commands");
@@ -368,7 +385,10 @@ pub fn main() -> ExitCode {
             return Exit::Failure.into();
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

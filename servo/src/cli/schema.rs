@@ -75,7 +75,11 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
             eprintln!("wrote {}", path.display());
         }
         None => {
-            let format = if globals.format == Format::Yaml { Format::Yaml } else { Format::Table };
+            let format = if globals.format == Format::Yaml {
+                Format::Yaml
+            } else {
+                Format::Table
+            };
             emit(format, &Schema(value))?;
         }
     }

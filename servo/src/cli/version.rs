@@ -18,8 +18,16 @@ struct Version {
 
 impl Render for Version {
     fn human(&self) -> String {
-        let connectors: Vec<String> = self.connectors.iter().map(|(n, v)| format!("{n} {v}")).collect();
-        format!("servo {}\nconnectors: {}\n", self.servo, connectors.join(", "))
+        let connectors: Vec<String> = self
+            .connectors
+            .iter()
+            .map(|(n, v)| format!("{n} {v}"))
+            .collect();
+        format!(
+            "servo {}\nconnectors: {}\n",
+            self.servo,
+            connectors.join(", ")
+        )
     }
 }
 

@@ -33,7 +33,14 @@ use crate::units::Duration;
 use crate::yaml::{self, Document, Span, SpanMap};
 
 /// Root keys that are never connectors.
-pub const RESERVED_KEYS: &[&str] = &["optimizer", "connectors", "settings", "checks", "name", "description"];
+pub const RESERVED_KEYS: &[&str] = &[
+    "optimizer",
+    "connectors",
+    "settings",
+    "checks",
+    "name",
+    "description",
+];
 
 /// What an alias may look like (ServoX's rule).
 pub const ALIAS_PATTERN: &str = r"^[0-9a-zA-Z\-_/.]{3,128}$";
@@ -213,7 +220,9 @@ pub struct LoadOptions {
 impl LoadOptions {
     pub fn from_process(sets: Vec<String>) -> Self {
         Self {
-            env: std::env::vars().filter(|(k, _)| k.starts_with("SERVO_")).collect(),
+            env: std::env::vars()
+                .filter(|(k, _)| k.starts_with("SERVO_"))
+                .collect(),
             sets,
         }
     }
@@ -227,7 +236,11 @@ pub struct Loaded {
 }
 
 /// Reads and assembles a config file.
-pub fn load(path: &Path, registry: &Registry, options: &LoadOptions) -> Result<Loaded, ConfigError> {
+pub fn load(
+    path: &Path,
+    registry: &Registry,
+    options: &LoadOptions,
+) -> Result<Loaded, ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -250,7 +263,12 @@ pub fn load(path: &Path, registry: &Registry, options: &LoadOptions) -> Result<L
 }
 
 /// Assembles config text (`path` names it in errors and anchors relative paths).
-pub fn load_str(path: &Path, text: &str, registry: &Registry, options: &LoadOptions) -> Result<Loaded, ConfigError> {
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    registry: &Registry,
+    options: &LoadOptions,
+) -> Result<Loaded, ConfigError> {
     let source: Arc<str> = Arc::from(text);
     let documents = match yaml::parse_documents(text) {
         Ok(docs) => docs,
@@ -372,17 +390,25 @@ fn located(d: Diagnostic, spans: &SpanMap, path: &KeyPath, prefer_key: bool) -> 
     }
 }
 
-fn assemble(document: Document, cx: &DocumentContext<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<Assembly> {
+fn assemble(
+    document: Document,
+    cx: &DocumentContext<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Assembly> {
     let Document { value, spans, span } = document;
     let mut root = match value {
         Value::Object(map) => map,
         other => {
-            diagnostics.push(cx.tag(
-                Diagnostic::error("a config document must be a mapping of section names to settings")
+            diagnostics.push(
+                cx.tag(
+                    Diagnostic::error(
+                        "a config document must be a mapping of section names to settings",
+                    )
                     .at(&span)
                     .expected("a mapping, such as `prometheus: {base_url: ...}`")
                     .found(kind_of(&other)),
-            ));
+                ),
+            );
             return None;
         }
     };
@@ -468,14 +494,19 @@ fn assemble(document: Document, cx: &DocumentContext<'_>, diagnostics: &mut Vec<
     }
 
     // Drop `connectors` before schema validation: plan_mounts checked it with better messages.
-    let connectors_entry = document.as_object_mut().and_then(|o| o.remove("connectors"));
+    let connectors_entry = document
+        .as_object_mut()
+        .and_then(|o| o.remove("connectors"));
     for d in validate::against_schema(&composite, &document, &spans, &origins) {
         diagnostics.push(cx.tag(d));
     }
     if let (Some(entry), Some(o)) = (connectors_entry, document.as_object_mut()) {
         o.insert("connectors".into(), entry);
     }
-    if diagnostics[before..].iter().any(|d| d.level == Level::Error) {
+    if diagnostics[before..]
+        .iter()
+        .any(|d| d.level == Level::Error)
+    {
         return None;
     }
 
@@ -498,14 +529,16 @@ fn assemble(document: Document, cx: &DocumentContext<'_>, diagnostics: &mut Vec<
             return None;
         }
     };
-    let settings = match parse_plain::<ServoSettings>(section("settings"), "settings", &spans, &origins) {
-        Ok(s) => s,
-        Err(ds) => {
-            diagnostics.extend(ds.into_iter().map(|d| cx.tag(d)));
-            return None;
-        }
-    };
-    let checks = match parse_plain::<ChecksSettings>(section("checks"), "checks", &spans, &origins) {
+    let settings =
+        match parse_plain::<ServoSettings>(section("settings"), "settings", &spans, &origins) {
+            Ok(s) => s,
+            Err(ds) => {
+                diagnostics.extend(ds.into_iter().map(|d| cx.tag(d)));
+                return None;
+            }
+        };
+    let checks = match parse_plain::<ChecksSettings>(section("checks"), "checks", &spans, &origins)
+    {
         Ok(s) => s,
         Err(ds) => {
             diagnostics.extend(ds.into_iter().map(|d| cx.tag(d)));
@@ -521,7 +554,10 @@ fn assemble(document: Document, cx: &DocumentContext<'_>, diagnostics: &mut Vec<
             OptimizerSettings::Embedded(_) => None,
         })
         .unwrap_or_else(|| "servo".to_string());
-    let description = document.get("description").and_then(Value::as_str).map(String::from);
+    let description = document
+        .get("description")
+        .and_then(Value::as_str)
+        .map(String::from);
 
     let mut mounts = Vec::new();
     for (key, connector) in &plan.mounts {
@@ -545,9 +581,14 @@ fn assemble(document: Document, cx: &DocumentContext<'_>, diagnostics: &mut Vec<
             Err(BuildError::Problems(problems)) => {
                 for p in problems {
                     let path = KeyPath::from(
-                        at.segments().iter().chain(p.path.segments()).cloned().collect::<Vec<_>>(),
+                        at.segments()
+                            .iter()
+                            .chain(p.path.segments())
+                            .cloned()
+                            .collect::<Vec<_>>(),
                     );
-                    let d = located(Diagnostic::error(p.message), &spans, &path, false).help_opt(p.help);
+                    let d = located(Diagnostic::error(p.message), &spans, &path, false)
+                        .help_opt(p.help);
                     let d = match origins.get(&path) {
                         Some(o) => d.origin(o),
                         None => d,
@@ -567,7 +608,10 @@ fn assemble(document: Document, cx: &DocumentContext<'_>, diagnostics: &mut Vec<
             }
         }
     }
-    if diagnostics[before..].iter().any(|d| d.level == Level::Error) {
+    if diagnostics[before..]
+        .iter()
+        .any(|d| d.level == Level::Error)
+    {
         return None;
     }
     Some(Assembly {
@@ -584,7 +628,12 @@ fn assemble(document: Document, cx: &DocumentContext<'_>, diagnostics: &mut Vec<
     })
 }
 
-fn serde_problem(path: KeyPath, message: String, spans: &SpanMap, origins: &BTreeMap<KeyPath, Origin>) -> Diagnostic {
+fn serde_problem(
+    path: KeyPath,
+    message: String,
+    spans: &SpanMap,
+    origins: &BTreeMap<KeyPath, Origin>,
+) -> Diagnostic {
     let d = located(Diagnostic::error(message), spans, &path, false);
     match origins.get(&path) {
         Some(o) => d.origin(o),
@@ -607,7 +656,12 @@ fn parse_plain<T: serde::de::DeserializeOwned>(
                 _ => {}
             }
         }
-        vec![serde_problem(path, e.into_inner().to_string(), spans, origins)]
+        vec![serde_problem(
+            path,
+            e.into_inner().to_string(),
+            spans,
+            origins,
+        )]
     })
 }
 
@@ -619,7 +673,9 @@ fn parse_optimizer(
     origins: &BTreeMap<KeyPath, Origin>,
 ) -> Result<OptimizerSettings, Vec<Diagnostic>> {
     match form {
-        OptimizerForm::Remote => parse_plain(value, key, spans, origins).map(OptimizerSettings::Remote),
+        OptimizerForm::Remote => {
+            parse_plain(value, key, spans, origins).map(OptimizerSettings::Remote)
+        }
         _ => parse_plain(value, key, spans, origins).map(OptimizerSettings::Embedded),
     }
 }
@@ -670,14 +726,16 @@ fn plan_mounts(
                         Some(c) => mounts.push((c.default_key.to_string(), c)),
                         None => diagnostics.push(unknown_connector(name, &path)),
                     },
-                    other => diagnostics.push(cx.tag(located(
-                        Diagnostic::error("a `connectors` list holds connector names")
-                            .expected("a connector name")
-                            .found(kind_of(other)),
-                        spans,
-                        &path,
-                        false,
-                    ))),
+                    other => diagnostics.push(
+                        cx.tag(located(
+                            Diagnostic::error("a `connectors` list holds connector names")
+                                .expected("a connector name")
+                                .found(kind_of(other)),
+                            spans,
+                            &path,
+                            false,
+                        )),
+                    ),
                 }
             }
         }
@@ -687,14 +745,16 @@ fn plan_mounts(
                 claimed.push(alias.clone());
                 let path = connectors_path.key(alias.clone());
                 let Value::String(name) = target else {
-                    diagnostics.push(cx.tag(located(
-                        Diagnostic::error(format!("alias `{alias}` must name a connector"))
-                            .expected("a connector name, such as `prometheus`")
-                            .found(kind_of(target)),
-                        spans,
-                        &path,
-                        false,
-                    )));
+                    diagnostics.push(
+                        cx.tag(located(
+                            Diagnostic::error(format!("alias `{alias}` must name a connector"))
+                                .expected("a connector name, such as `prometheus`")
+                                .found(kind_of(target)),
+                            spans,
+                            &path,
+                            false,
+                        )),
+                    );
                     continue;
                 };
                 let Some(connector) = registry.by_name(name) else {
@@ -721,20 +781,30 @@ fn plan_mounts(
                 mounts.push((alias.clone(), connector));
             }
         }
-        Some(other) => diagnostics.push(cx.tag(located(
-            Diagnostic::error("`connectors` must be a list of connector names or a map of alias → connector")
-                .expected("a list (`[prometheus, vegeta]`) or a mapping (`{prod_prom: prometheus}`)")
+        Some(other) => diagnostics.push(
+            cx.tag(located(
+                Diagnostic::error(
+                    "`connectors` must be a list of connector names or a map of alias → connector",
+                )
+                .expected(
+                    "a list (`[prometheus, vegeta]`) or a mapping (`{prod_prom: prometheus}`)",
+                )
                 .found(kind_of(other)),
-            spans,
-            &connectors_path,
-            false,
-        ))),
+                spans,
+                &connectors_path,
+                false,
+            )),
+        ),
     }
     Plan { mounts, claimed }
 }
 
 /// Why `alias` cannot mount `connector`, if it cannot.
-fn alias_problem(alias: &str, connector: &ConnectorDescription, registry: &Registry) -> Option<Diagnostic> {
+fn alias_problem(
+    alias: &str,
+    connector: &ConnectorDescription,
+    registry: &Registry,
+) -> Option<Diagnostic> {
     let valid_chars = alias
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.'));
@@ -748,8 +818,10 @@ fn alias_problem(alias: &str, connector: &ConnectorDescription, registry: &Regis
     }
     if RESERVED_KEYS.contains(&alias) {
         return Some(
-            Diagnostic::error(format!("`{alias}` is a reserved key and cannot be an alias"))
-                .help("pick another alias"),
+            Diagnostic::error(format!(
+                "`{alias}` is a reserved key and cannot be an alias"
+            ))
+            .help("pick another alias"),
         );
     }
     if let Some(other) = registry.by_default_key(alias)
@@ -760,7 +832,10 @@ fn alias_problem(alias: &str, connector: &ConnectorDescription, registry: &Regis
                 "alias `{alias}` is the default key of the `{}` connector and cannot mount `{}`",
                 other.name, connector.name
             ))
-            .help(format!("pick another alias, such as `{alias}_{}`", connector.name)),
+            .help(format!(
+                "pick another alias, such as `{alias}_{}`",
+                connector.name
+            )),
         );
     }
     None

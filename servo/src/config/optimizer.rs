@@ -179,11 +179,15 @@ fn default_base_url() -> String {
 
 impl RemoteOptimizer {
     pub fn organization(&self) -> &str {
-        self.id.split_once('/').map_or(self.id.as_str(), |(org, _)| org)
+        self.id
+            .split_once('/')
+            .map_or(self.id.as_str(), |(org, _)| org)
     }
 
     pub fn application(&self) -> &str {
-        self.id.split_once('/').map_or(self.id.as_str(), |(_, app)| app)
+        self.id
+            .split_once('/')
+            .map_or(self.id.as_str(), |(_, app)| app)
     }
 
     /// The application URL, ending in `/`: `url` when set, else

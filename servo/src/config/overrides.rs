@@ -172,8 +172,10 @@ pub fn from_flags(flags: &[String], root: &Value, sections: &[Section<'_>]) -> O
             Ok(p) => p,
             Err(e) => {
                 out.diagnostics.push(
-                    Diagnostic::error(format!("--set {flag}: `{path_text}` is not a key path: {e}"))
-                        .expected("a dotted key path, such as prometheus.metrics[0].query"),
+                    Diagnostic::error(format!(
+                        "--set {flag}: `{path_text}` is not a key path: {e}"
+                    ))
+                    .expected("a dotted key path, such as prometheus.metrics[0].query"),
                 );
                 continue;
             }
@@ -185,9 +187,8 @@ pub fn from_flags(flags: &[String], root: &Value, sections: &[Section<'_>]) -> O
             continue;
         };
         let Some(section) = sections.iter().find(|s| s.key == head) else {
-            let mut d = Diagnostic::error(format!(
-                "--set {flag}: this config has no section `{head}`"
-            ));
+            let mut d =
+                Diagnostic::error(format!("--set {flag}: this config has no section `{head}`"));
             if let Some(s) = did_you_mean(head, sections.iter().map(|s| s.key)) {
                 d = d.help(format!("did you mean `{s}`?"));
             }
@@ -214,7 +215,10 @@ pub fn from_flags(flags: &[String], root: &Value, sections: &[Section<'_>]) -> O
                 let known = KeyPath::from(path.segments()[..depth + 1].to_vec());
                 let mut d = Diagnostic::error(format!(
                     "--set {flag}: `{known}` has no setting `{}`",
-                    path.segments().get(depth + 1).map(segment_text).unwrap_or_default()
+                    path.segments()
+                        .get(depth + 1)
+                        .map(segment_text)
+                        .unwrap_or_default()
                 ));
                 if let Some(s) = suggestion {
                     d = d.help(format!("did you mean `{s}`?"));
@@ -234,7 +238,10 @@ fn segment_text(segment: &Segment) -> String {
 }
 
 /// Writes overrides into a document and returns the paths they set, for origins.
-pub fn apply(document: &mut Value, overrides: &[Override]) -> Result<Vec<(KeyPath, Origin)>, Vec<Diagnostic>> {
+pub fn apply(
+    document: &mut Value,
+    overrides: &[Override],
+) -> Result<Vec<(KeyPath, Origin)>, Vec<Diagnostic>> {
     let mut origins = Vec::new();
     let mut errors = Vec::new();
     // Whole sections first: a field variable is more specific and wins over a section variable.
@@ -258,11 +265,7 @@ pub fn apply(document: &mut Value, overrides: &[Override]) -> Result<Vec<(KeyPat
                     origins.push((o.path.clone(), o.origin.clone()));
                 }
             }
-            Err(message) => errors.push(
-                Diagnostic::error(message)
-                    .path(&o.path)
-                    .origin(&o.origin),
-            ),
+            Err(message) => errors.push(Diagnostic::error(message).path(&o.path).origin(&o.origin)),
         }
     }
     if errors.is_empty() {
@@ -302,7 +305,9 @@ fn slot<'a>(node: &'a mut Value, segments: &[Segment]) -> Result<&'a mut Value, 
             let len = items.len();
             match items.get_mut(*index) {
                 Some(item) => slot(item, rest),
-                None => Err(format!("the list has {len} item(s); index {index} is past its end")),
+                None => Err(format!(
+                    "the list has {len} item(s); index {index} is past its end"
+                )),
             }
         }
     }
@@ -314,7 +319,9 @@ pub fn merge(target: &mut Value, patch: Value) {
         (Value::Object(target), Value::Object(patch)) => {
             for (key, value) in patch {
                 match target.get_mut(&key) {
-                    Some(existing) if existing.is_object() && value.is_object() => merge(existing, value),
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge(existing, value)
+                    }
                     _ => {
                         target.insert(key, value);
                     }
@@ -352,7 +359,10 @@ fn resolve_variable<'s, 'a>(
         if rest == key {
             return Resolution::Section(section);
         }
-        if let Some(fields) = rest.strip_prefix(key.as_str()).and_then(|r| r.strip_prefix('_')) {
+        if let Some(fields) = rest
+            .strip_prefix(key.as_str())
+            .and_then(|r| r.strip_prefix('_'))
+        {
             let base = KeyPath::root().key(section.key);
             if let Some((path, leaf)) = match_fields(root, section.schema, fields, base, 0) {
                 return Resolution::Field(path, leaf);
@@ -409,8 +419,11 @@ fn match_fields<'a>(
                 if tokens == key {
                     return Some((at.key(name.clone()), child));
                 }
-                if let Some(rest) = tokens.strip_prefix(key.as_str()).and_then(|r| r.strip_prefix('_'))
-                    && let Some(found) = match_fields(root, child, rest, at.key(name.clone()), depth + 1)
+                if let Some(rest) = tokens
+                    .strip_prefix(key.as_str())
+                    .and_then(|r| r.strip_prefix('_'))
+                    && let Some(found) =
+                        match_fields(root, child, rest, at.key(name.clone()), depth + 1)
                 {
                     return Some(found);
                 }
@@ -453,7 +466,13 @@ fn field_variables(root: &Value, section: &Section<'_>) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    walk(root, section.schema, &format!("SERVO_{}", env_key(section.key)), &mut out, 0);
+    walk(
+        root,
+        section.schema,
+        &format!("SERVO_{}", env_key(section.key)),
+        &mut out,
+        0,
+    );
     out
 }
 
@@ -481,7 +500,9 @@ fn schema_at<'a>(
                     .flat_map(|p| p.keys().map(String::as_str))
                     .collect();
                 let suggestion = match segment {
-                    Segment::Key(key) => did_you_mean(key, names.iter().copied()).map(str::to_string),
+                    Segment::Key(key) => {
+                        did_you_mean(key, names.iter().copied()).map(str::to_string)
+                    }
                     Segment::Index(_) => None,
                 };
                 return Err((depth, suggestion));
@@ -501,7 +522,9 @@ fn admitted_types(root: &Value, node: &Value, out: &mut BTreeSet<String>, depth:
         Some(Value::String(t)) => {
             out.insert(t.clone());
         }
-        Some(Value::Array(types)) => out.extend(types.iter().filter_map(Value::as_str).map(String::from)),
+        Some(Value::Array(types)) => {
+            out.extend(types.iter().filter_map(Value::as_str).map(String::from))
+        }
         _ => {}
     }
     for keyword in ["enum", "const"] {
@@ -608,7 +631,10 @@ mod tests {
     }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -616,8 +642,14 @@ mod tests {
         let root = schema();
         let section_schema = json!({ "$ref": "#/$defs/prom" });
         let sections = [
-            Section { key: "staging-prom", schema: &section_schema },
-            Section { key: "staging", schema: &section_schema },
+            Section {
+                key: "staging-prom",
+                schema: &section_schema,
+            },
+            Section {
+                key: "staging",
+                schema: &section_schema,
+            },
         ];
         let out = from_env(
             &vars(&[
@@ -648,7 +680,10 @@ mod tests {
     fn bad_values_name_the_variable_and_near_misses_warn() {
         let root = schema();
         let section_schema = json!({ "$ref": "#/$defs/prom" });
-        let sections = [Section { key: "prometheus", schema: &section_schema }];
+        let sections = [Section {
+            key: "prometheus",
+            schema: &section_schema,
+        }];
         let out = from_env(
             &vars(&[
                 ("SERVO_PROMETHEUS_FAST_FAIL_SPAN", "lots"),
@@ -660,9 +695,17 @@ mod tests {
         );
         assert!(out.overrides.is_empty());
         let messages: Vec<String> = out.diagnostics.iter().map(|d| format!("{d:?}")).collect();
-        assert!(messages[0].contains("SERVO_PROMETHEUS_FAST_FAIL_SPAN"), "{}", messages[0]);
+        assert!(
+            messages[0].contains("SERVO_PROMETHEUS_FAST_FAIL_SPAN"),
+            "{}",
+            messages[0]
+        );
         assert!(messages[0].contains("a whole number"), "{}", messages[0]);
-        assert!(messages[1].contains("SERVO_PROMETHEUS_BASE_URL"), "{}", messages[1]);
+        assert!(
+            messages[1].contains("SERVO_PROMETHEUS_BASE_URL"),
+            "{}",
+            messages[1]
+        );
         assert!(messages[2].contains("JSON object"), "{}", messages[2]);
     }
 
@@ -673,17 +716,24 @@ mod tests {
             Override {
                 path: KeyPath::root().key("vegeta").key("rate"),
                 value: json!("99/1s"),
-                origin: Origin::Env { variable: "SERVO_VEGETA_RATE".into() },
+                origin: Origin::Env {
+                    variable: "SERVO_VEGETA_RATE".into(),
+                },
                 merge: false,
             },
             Override {
                 path: KeyPath::root().key("vegeta"),
                 value: json!({ "rate": "50/1s", "duration": "20m" }),
-                origin: Origin::Env { variable: "SERVO_VEGETA".into() },
+                origin: Origin::Env {
+                    variable: "SERVO_VEGETA".into(),
+                },
                 merge: true,
             },
         ];
         apply(&mut doc, &overrides).expect("applies");
-        assert_eq!(doc, json!({ "vegeta": { "rate": "99/1s", "duration": "20m", "workers": 2 } }));
+        assert_eq!(
+            doc,
+            json!({ "vegeta": { "rate": "99/1s", "duration": "20m", "workers": 2 } })
+        );
     }
 }

@@ -11,7 +11,7 @@ use super::{kind_of, located};
 use crate::path::KeyPath;
 use crate::schema::node_at;
 use crate::suggest::did_you_mean;
-use crate::units::expectation_for_pattern;
+use crate::units::{error_for_pattern, expectation_for_pattern};
 use crate::yaml::SpanMap;
 
 /// Validates `document` against `schema`, returning one diagnostic per problem, ordered by position.
@@ -21,7 +21,10 @@ pub fn against_schema(
     spans: &SpanMap,
     origins: &BTreeMap<KeyPath, Origin>,
 ) -> Vec<Diagnostic> {
-    let validator = match jsonschema::options().with_draft(Draft::Draft202012).build(schema) {
+    let validator = match jsonschema::options()
+        .with_draft(Draft::Draft202012)
+        .build(schema)
+    {
         Ok(v) => v,
         Err(e) => {
             return vec![Diagnostic::error(format!(
@@ -85,7 +88,10 @@ impl Context<'_> {
         let mut d = Diagnostic::error(format!("{} is not an accepted value", show(instance)))
             .expected(format!("one of {}", choices.join(", ")));
         if let Some(text) = instance.as_str() {
-            let bare: Vec<String> = choices.iter().map(|c| c.trim_matches('`').to_string()).collect();
+            let bare: Vec<String> = choices
+                .iter()
+                .map(|c| c.trim_matches('`').to_string())
+                .collect();
             if let Some(s) = did_you_mean(text, bare.iter().map(String::as_str)) {
                 d = d.help(format!("did you mean `{s}`?"));
             }
@@ -116,7 +122,9 @@ impl Context<'_> {
                 }
             }
             ValidationErrorKind::Required { property } => {
-                let name = property.as_str().map_or_else(|| property.to_string(), String::from);
+                let name = property
+                    .as_str()
+                    .map_or_else(|| property.to_string(), String::from);
                 let mut d = Diagnostic::error(format!("missing field `{name}`"));
                 if let Some(description) = self
                     .keyword_parent(error)
@@ -141,17 +149,26 @@ impl Context<'_> {
                     .found(found(instance));
                 out.push(self.finish(d, &path, false));
             }
-            ValidationErrorKind::Enum { options } => out.push(self.enum_error(instance, options, &path)),
+            ValidationErrorKind::Enum { options } => {
+                out.push(self.enum_error(instance, options, &path))
+            }
             ValidationErrorKind::Pattern { pattern } => {
                 let expected = expectation_for_pattern(pattern)
                     .map(String::from)
                     .unwrap_or_else(|| format!("text matching the pattern {pattern}"));
-                let d = Diagnostic::error(format!("{} is not valid here", show(instance)))
+                // The unit parser knows the precise reason (`m` is milli, not mebi; finer than 1ns).
+                let message = instance
+                    .as_str()
+                    .and_then(|text| error_for_pattern(pattern, text))
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| format!("{} is not valid here", show(instance)));
+                let d = Diagnostic::error(message)
                     .expected(expected)
                     .found(found(instance));
                 out.push(self.finish(d, &path, false));
             }
-            ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context }
+            ValidationErrorKind::AnyOf { context }
+            | ValidationErrorKind::OneOfNotValid { context }
                 if depth < 8 =>
             {
                 // The branches that failed only because the value has another type are noise (the
@@ -196,7 +213,9 @@ impl Context<'_> {
                             if let ValidationErrorKind::Type { kind } = e.kind() {
                                 let names: Vec<String> = match kind {
                                     TypeKind::Single(t) => vec![t.to_string()],
-                                    TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).collect(),
+                                    TypeKind::Multiple(set) => {
+                                        set.iter().map(|t| t.to_string()).collect()
+                                    }
                                 };
                                 for name in names {
                                     let a = article(&name);
