@@ -9,7 +9,10 @@ mod connectors;
 mod describe;
 mod generate;
 mod measure;
+mod report;
+mod run;
 mod schema;
+mod trials;
 mod validate;
 mod version;
 
@@ -136,6 +139,9 @@ enum Command {
     Describe(describe::Args),
     Measure(measure::Args),
     Adjust(adjust::Args),
+    Run(run::Args),
+    Trials(trials::Args),
+    Report(report::Args),
     Version(version::Args),
     Completions(completions::Args),
     #[command(external_subcommand)]
@@ -406,6 +412,9 @@ pub fn main() -> ExitCode {
             Command::Describe(args) => describe::run(args, &globals, registry).await,
             Command::Measure(args) => measure::run(args, &globals, registry).await,
             Command::Adjust(args) => adjust::run(args, &globals, registry).await,
+            Command::Run(args) => run::run(args, &globals, registry).await,
+            Command::Trials(args) => trials::run(args, &globals, registry).await,
+            Command::Report(args) => report::run(args, &globals, registry).await,
             Command::Version(args) => version::run(args, &globals, registry).await,
             Command::Completions(args) => completions::run(args, &globals, registry).await,
             Command::External(_) => Ok(Exit::Usage),

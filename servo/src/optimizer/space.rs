@@ -1,0 +1,737 @@
+//! How configurations are represented inside the samplers.
+//!
+//! A [`Point`] has one coordinate per parameter and is always on the grid:
+//!
+//! - an unstepped float: its position `u ∈ [0, 1]` between the bounds (on the log scale if `log`);
+//! - a stepped float or an integer: the index `k` of its grid value `low + k·step`, as an exact
+//!   integer in an `f64`;
+//! - a categorical: the index of its choice.
+//!
+//! Keeping grid indices (rather than positions) makes "is this configuration already tried?" an
+//! exact comparison. The Gaussian process sees [`Encoding::features`] instead: every numeric
+//! parameter scaled to `[0, 1]`, every categorical one-hot, and parameters with a single possible
+//! value left out (they carry no information and would only add a length scale to fit).
+
+use rand::RngExt;
+
+use std::collections::HashSet;
+
+use super::{Config, Domain, Observation, ParamValue, Space, SuggestError};
+
+/// One configuration in sampler coordinates (see the module docs).
+pub(crate) type Point = Vec<f64>;
+
+/// Two unstepped float positions closer than this (a billionth of the range) are the same
+/// configuration: journals round-trip floats through text, which may move them by an ulp.
+const SAME_POSITION: f64 = 1e-9;
+
+#[derive(Clone, Debug)]
+enum Code {
+    Continuous {
+        low: f64,
+        high: f64,
+        log: bool,
+    },
+    FloatGrid {
+        low: f64,
+        high: f64,
+        step: f64,
+        last: u64,
+        /// Decimal places of `low` and `step`: grid values are rounded to them so a suggestion
+        /// reads `0.3`, not `0.30000000000000004`.
+        decimals: Option<i32>,
+    },
+    IntGrid {
+        low: i64,
+        step: i64,
+        last: u64,
+        log: bool,
+    },
+    Categorical {
+        count: usize,
+    },
+}
+
+impl Code {
+    /// How many values the parameter can take (`None`: a continuum).
+    fn count(&self) -> Option<u64> {
+        match self {
+            Code::Continuous { low, high, .. } => (low == high).then_some(1),
+            Code::FloatGrid { last, .. } | Code::IntGrid { last, .. } => Some(last + 1),
+            Code::Categorical { count } => Some(*count as u64),
+        }
+    }
+}
+
+/// The sampler-side view of a [`Space`]. Build it only from a validated space.
+#[derive(Clone, Debug)]
+pub(crate) struct Encoding<'a> {
+    space: &'a Space,
+    codes: Vec<Code>,
+    /// First feature column of each parameter; `None` for single-valued parameters.
+    columns: Vec<Option<usize>>,
+    n_features: usize,
+}
+
+impl<'a> Encoding<'a> {
+    pub(crate) fn new(space: &'a Space) -> Self {
+        let codes: Vec<Code> = space
+            .params
+            .iter()
+            .map(|param| match &param.domain {
+                Domain::Float {
+                    low,
+                    high,
+                    step: None,
+                    log,
+                } => Code::Continuous {
+                    low: *low,
+                    high: *high,
+                    log: *log,
+                },
+                Domain::Float {
+                    low,
+                    high,
+                    step: Some(step),
+                    ..
+                } => {
+                    // A hair of slack so that e.g. [0, 1] with step 0.1 keeps 1.0 despite rounding;
+                    // validation bounds the ratio to 1e12, so the cast cannot overflow.
+                    let last = ((high - low) / step + 1e-9).floor().max(0.0) as u64;
+                    let decimals = decimal_places(*low)
+                        .zip(decimal_places(*step))
+                        .map(|(a, b)| a.max(b));
+                    Code::FloatGrid {
+                        low: *low,
+                        high: *high,
+                        step: *step,
+                        last,
+                        decimals,
+                    }
+                }
+                Domain::Int {
+                    low,
+                    high,
+                    step,
+                    log,
+                } => {
+                    let span = (i128::from(*high) - i128::from(*low)) / i128::from(*step);
+                    Code::IntGrid {
+                        low: *low,
+                        step: *step,
+                        last: u64::try_from(span).unwrap_or(u64::MAX),
+                        log: *log,
+                    }
+                }
+                Domain::Categorical { choices } => Code::Categorical {
+                    count: choices.len(),
+                },
+            })
+            .collect();
+        let mut columns = Vec::with_capacity(codes.len());
+        let mut n_features = 0;
+        for code in &codes {
+            if code.count() == Some(1) {
+                columns.push(None);
+            } else {
+                columns.push(Some(n_features));
+                n_features += match code {
+                    Code::Categorical { count } => *count,
+                    _ => 1,
+                };
+            }
+        }
+        Self {
+            space,
+            codes,
+            columns,
+            n_features,
+        }
+    }
+
+    pub(crate) fn n_params(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// Width of the Gaussian process's input.
+    pub(crate) fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Number of distinct configurations, or `None` if the space contains a continuum or more
+    /// configurations than a `u64` counts.
+    pub(crate) fn cardinality(&self) -> Option<u64> {
+        self.codes
+            .iter()
+            .try_fold(1u64, |acc, code| acc.checked_mul(code.count()?))
+    }
+
+    /// The `index`-th configuration of a finite space, in mixed-radix order.
+    pub(crate) fn nth(&self, mut index: u64) -> Point {
+        self.codes
+            .iter()
+            .map(|code| {
+                let count = code.count().unwrap_or(1).max(1);
+                let k = index % count;
+                index /= count;
+                match code {
+                    // A finite space's continuous parameters are single-valued: position 0.
+                    Code::Continuous { .. } => 0.0,
+                    _ => k as f64,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether two points are the same configuration.
+    pub(crate) fn same(&self, a: &[f64], b: &[f64]) -> bool {
+        self.codes
+            .iter()
+            .zip(a.iter().zip(b))
+            .all(|(code, (x, y))| match code {
+                Code::Continuous { .. } => (x - y).abs() <= SAME_POSITION,
+                _ => x == y,
+            })
+    }
+
+    /// Maps a point of the unit hypercube (one coordinate per parameter, e.g. from a
+    /// low-discrepancy sequence) to a configuration, so that uniform input gives every grid value
+    /// and choice the same chance (log-scaled parameters: uniform on the log scale).
+    pub(crate) fn from_unit(&self, unit: &[f64]) -> Point {
+        self.codes
+            .iter()
+            .zip(unit)
+            .map(|(code, &u)| {
+                let u = u.clamp(0.0, 1.0);
+                match code {
+                    Code::Continuous { low, high, .. } if low == high => 0.0,
+                    Code::Continuous { .. } => u,
+                    Code::FloatGrid { last, .. }
+                    | Code::IntGrid {
+                        last, log: false, ..
+                    } => bucket(u, last.saturating_add(1)),
+                    Code::IntGrid {
+                        low,
+                        last,
+                        log: true,
+                        ..
+                    } => {
+                        // Log-uniform over [low − ½, high + ½], then rounded: each integer gets
+                        // the mass of its rounding interval on the log scale.
+                        let lo = (*low as f64 - 0.5).ln();
+                        let hi = (*low as f64 + *last as f64 + 0.5).ln();
+                        let value = (lo + u * (hi - lo)).exp().round();
+                        (value - *low as f64).clamp(0.0, *last as f64)
+                    }
+                    Code::Categorical { count } => bucket(u, *count as u64),
+                }
+            })
+            .collect()
+    }
+
+    /// A uniformly random configuration (see [`Self::from_unit`]).
+    pub(crate) fn sample<R: rand::Rng>(&self, rng: &mut R) -> Point {
+        let unit: Vec<f64> = (0..self.codes.len()).map(|_| rng.random()).collect();
+        self.from_unit(&unit)
+    }
+
+    /// A configuration near `point`: numeric parameters move by a Gaussian step of standard
+    /// deviation `scale` in feature units (then snap to the grid), categoricals switch to another
+    /// choice with probability `scale` (at most ½). At least one parameter changes when possible,
+    /// so small scales still explore discrete neighbours.
+    pub(crate) fn perturb<R: rand::Rng>(&self, point: &[f64], scale: f64, rng: &mut R) -> Point {
+        let mut out = point.to_vec();
+        for (i, code) in self.codes.iter().enumerate() {
+            if self.columns[i].is_none() {
+                continue;
+            }
+            out[i] = match code {
+                Code::Categorical { count } => {
+                    if rng.random::<f64>() < scale.min(0.5) {
+                        other_choice(point[i], *count, rng)
+                    } else {
+                        point[i]
+                    }
+                }
+                _ => {
+                    let f = self.numeric_feature(code, point[i]);
+                    let moved = (f + scale * standard_normal(rng)).clamp(0.0, 1.0);
+                    self.numeric_from_feature(code, moved)
+                }
+            };
+        }
+        if self.same(&out, point) {
+            self.nudge(&mut out, rng);
+        }
+        out
+    }
+
+    /// Moves one randomly chosen discrete parameter to a neighbouring value (or another choice);
+    /// no-op when only continuous or single-valued parameters exist.
+    fn nudge<R: rand::Rng>(&self, point: &mut [f64], rng: &mut R) {
+        let movable: Vec<usize> = (0..self.codes.len())
+            .filter(|&i| {
+                self.columns[i].is_some() && !matches!(self.codes[i], Code::Continuous { .. })
+            })
+            .collect();
+        if movable.is_empty() {
+            return;
+        }
+        let i = movable[rng.random_range(0..movable.len())];
+        point[i] = match &self.codes[i] {
+            Code::Categorical { count } => other_choice(point[i], *count, rng),
+            Code::FloatGrid { last, .. } | Code::IntGrid { last, .. } => {
+                let last = *last as f64;
+                let up = point[i] < last && (point[i] == 0.0 || rng.random::<bool>());
+                if up { point[i] + 1.0 } else { point[i] - 1.0 }
+            }
+            Code::Continuous { .. } => point[i],
+        };
+    }
+
+    /// Writes the Gaussian-process input of `point` into `out` (length [`Self::n_features`]).
+    pub(crate) fn features(&self, point: &[f64], out: &mut [f64]) {
+        for (i, code) in self.codes.iter().enumerate() {
+            let Some(col) = self.columns[i] else { continue };
+            match code {
+                Code::Categorical { count } => {
+                    out[col..col + count].fill(0.0);
+                    out[col + point[i] as usize] = 1.0;
+                }
+                _ => out[col] = self.numeric_feature(code, point[i]),
+            }
+        }
+    }
+
+    fn numeric_feature(&self, code: &Code, coordinate: f64) -> f64 {
+        match code {
+            Code::Continuous { .. } => coordinate,
+            Code::FloatGrid { last, .. }
+            | Code::IntGrid {
+                last, log: false, ..
+            } => coordinate / (*last).max(1) as f64,
+            Code::IntGrid {
+                low,
+                last,
+                log: true,
+                ..
+            } => {
+                let (lo, hi) = ((*low as f64).ln(), (*low as f64 + *last as f64).ln());
+                ((*low as f64 + coordinate).ln() - lo) / (hi - lo)
+            }
+            Code::Categorical { .. } => coordinate,
+        }
+    }
+
+    /// Inverse of [`Self::numeric_feature`], snapping to the nearest grid value.
+    fn numeric_from_feature(&self, code: &Code, feature: f64) -> f64 {
+        match code {
+            Code::Continuous { .. } => feature,
+            Code::FloatGrid { last, .. }
+            | Code::IntGrid {
+                last, log: false, ..
+            } => (feature * *last as f64).round(),
+            Code::IntGrid {
+                low,
+                last,
+                log: true,
+                ..
+            } => {
+                let (lo, hi) = ((*low as f64).ln(), (*low as f64 + *last as f64).ln());
+                ((lo + feature * (hi - lo)).exp().round() - *low as f64).clamp(0.0, *last as f64)
+            }
+            Code::Categorical { .. } => feature,
+        }
+    }
+
+    /// The configuration a point stands for.
+    pub(crate) fn decode(&self, point: &[f64]) -> Config {
+        let choices = self.space.params.iter().map(|param| match &param.domain {
+            Domain::Categorical { choices } => choices.as_slice(),
+            _ => &[],
+        });
+        self.codes
+            .iter()
+            .zip(point)
+            .zip(choices)
+            .map(|((code, &x), choices)| match code {
+                Code::Continuous { low, high, log } => {
+                    let value = if *log {
+                        (low.ln() + x * (high.ln() - low.ln())).exp()
+                    } else {
+                        low + x * (high - low)
+                    };
+                    ParamValue::Float(value.clamp(*low, *high))
+                }
+                Code::FloatGrid {
+                    low,
+                    high,
+                    step,
+                    decimals,
+                    ..
+                } => {
+                    let raw = low + x * step;
+                    let value = match decimals {
+                        Some(d) => round_to_decimals(raw, *d),
+                        None => raw,
+                    };
+                    ParamValue::Float(value.clamp(*low, *high))
+                }
+                Code::IntGrid { low, step, .. } => {
+                    let value = i128::from(*low) + (x as i128) * i128::from(*step);
+                    ParamValue::Int(i64::try_from(value).unwrap_or(i64::MAX))
+                }
+                Code::Categorical { .. } => {
+                    ParamValue::Categorical(choices.get(x as usize).cloned().unwrap_or_default())
+                }
+            })
+            .collect()
+    }
+
+    /// The point of a configuration, or `None` when it does not belong to this space (wrong
+    /// length, a value out of range, an unknown choice). Off-grid values inside the range snap to
+    /// the nearest grid value, so a baseline that is not on the grid still informs the model.
+    pub(crate) fn encode(&self, config: &Config) -> Option<Point> {
+        if config.len() != self.codes.len() {
+            return None;
+        }
+        self.codes
+            .iter()
+            .zip(config)
+            .zip(&self.space.params)
+            .map(|((code, value), param)| match (code, value) {
+                (Code::Categorical { .. }, ParamValue::Categorical(name)) => {
+                    let Domain::Categorical { choices } = &param.domain else {
+                        return None;
+                    };
+                    choices.iter().position(|c| c == name).map(|k| k as f64)
+                }
+                (Code::Categorical { .. }, _) | (_, ParamValue::Categorical(_)) => None,
+                (Code::Continuous { low, high, log }, value) => {
+                    let v = numeric(value)?;
+                    let magnitude = (high - low).max(low.abs()).max(high.abs());
+                    let slack = SAME_POSITION * magnitude.max(f64::MIN_POSITIVE);
+                    if !(low - slack..=high + slack).contains(&v) {
+                        return None;
+                    }
+                    if low == high {
+                        return Some(0.0);
+                    }
+                    let v = v.clamp(*low, *high);
+                    Some(if *log {
+                        (v.ln() - low.ln()) / (high.ln() - low.ln())
+                    } else {
+                        (v - low) / (high - low)
+                    })
+                }
+                (
+                    Code::FloatGrid {
+                        low,
+                        high,
+                        step,
+                        last,
+                        ..
+                    },
+                    value,
+                ) => {
+                    let v = numeric(value)?;
+                    let slack = SAME_POSITION * (high - low).max(*step);
+                    if !(low - slack..=high + slack).contains(&v) {
+                        return None;
+                    }
+                    Some(((v - low) / step).round().clamp(0.0, *last as f64))
+                }
+                (
+                    Code::IntGrid {
+                        low, step, last, ..
+                    },
+                    value,
+                ) => {
+                    let v = numeric(value)?;
+                    let k = ((v - *low as f64) / *step as f64).round();
+                    (0.0..=*last as f64).contains(&k).then_some(k)
+                }
+            })
+            .collect()
+    }
+}
+
+impl Encoding<'_> {
+    /// The points of every observation that fits this space, whatever its outcome.
+    pub(crate) fn observed(&self, history: &[Observation]) -> Vec<Point> {
+        history
+            .iter()
+            .filter_map(|obs| self.encode(&obs.config))
+            .collect()
+    }
+
+    /// Whether `point` differs from every observed point.
+    pub(crate) fn is_new(&self, point: &[f64], observed: &[Point]) -> bool {
+        observed.iter().all(|seen| !self.same(point, seen))
+    }
+
+    /// Fails with [`SuggestError::Exhausted`] when every configuration of a finite space has been
+    /// observed.
+    pub(crate) fn check_not_exhausted(&self, observed: &[Point]) -> Result<(), SuggestError> {
+        match self.cardinality() {
+            Some(count) if count <= observed.len() as u64 => {
+                let distinct: HashSet<u64> = observed.iter().map(|p| self.index_of(p)).collect();
+                if distinct.len() as u64 >= count {
+                    return Err(SuggestError::Exhausted { count });
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Position of a point of a finite space in [`Self::nth`] order.
+    fn index_of(&self, point: &[f64]) -> u64 {
+        let mut index = 0u64;
+        let mut radix = 1u64;
+        for (code, &k) in self.codes.iter().zip(point) {
+            let count = code.count().unwrap_or(1);
+            let k = match code {
+                Code::Continuous { .. } => 0,
+                _ => k as u64,
+            };
+            index = index.wrapping_add(k.wrapping_mul(radix));
+            radix = radix.wrapping_mul(count);
+        }
+        index
+    }
+
+    /// Every unobserved configuration of a finite space, when there are at most `limit` of them.
+    pub(crate) fn unobserved(&self, observed: &[Point], limit: usize) -> Option<Vec<Point>> {
+        let count = self.cardinality()?;
+        let distinct: HashSet<u64> = observed.iter().map(|p| self.index_of(p)).collect();
+        let remaining = count.saturating_sub(distinct.len() as u64);
+        if remaining > limit as u64 {
+            return None;
+        }
+        Some(
+            (0..count)
+                .filter(|i| !distinct.contains(i))
+                .map(|i| self.nth(i))
+                .collect(),
+        )
+    }
+
+    /// A uniformly random configuration not yet observed. Call only after
+    /// [`Self::check_not_exhausted`]; returns `None` if, against that, nothing is left.
+    pub(crate) fn random_new<R: rand::Rng>(&self, observed: &[Point], rng: &mut R) -> Option<Point> {
+        for _ in 0..RANDOM_TRIES {
+            let point = self.sample(rng);
+            if self.is_new(&point, observed) {
+                return Some(point);
+            }
+        }
+        // Hundreds of collisions mean the (then necessarily finite and small) space is nearly
+        // exhausted: list what is left and pick from it.
+        let left = self.unobserved(observed, usize::MAX)?;
+        if left.is_empty() {
+            return None;
+        }
+        let pick = rng.random_range(0..left.len());
+        left.into_iter().nth(pick)
+    }
+}
+
+/// Random draws tried before enumerating what is left of a finite space.
+const RANDOM_TRIES: usize = 256;
+
+/// The numeric content of a value: integers are accepted for float parameters and integral
+/// floats for integer ones (JSON and YAML round trips blur the two).
+fn numeric(value: &ParamValue) -> Option<f64> {
+    match value {
+        ParamValue::Float(v) if v.is_finite() => Some(*v),
+        ParamValue::Int(v) => Some(*v as f64),
+        _ => None,
+    }
+}
+
+/// `floor(u·count)` clamped to a valid index.
+fn bucket(u: f64, count: u64) -> f64 {
+    let last = count.saturating_sub(1) as f64;
+    (u * count as f64).floor().clamp(0.0, last)
+}
+
+/// A uniformly chosen index in `0..count` other than `current` (requires `count >= 2`).
+fn other_choice<R: rand::Rng>(current: f64, count: usize, rng: &mut R) -> f64 {
+    let k = rng.random_range(0..count - 1) as f64;
+    if k >= current { k + 1.0 } else { k }
+}
+
+/// A standard normal draw (Box–Muller), to avoid a dependency for one distribution.
+pub(crate) fn standard_normal<R: rand::Rng>(rng: &mut R) -> f64 {
+    // 1 − U is in (0, 1], so the logarithm is finite.
+    let u1 = 1.0 - rng.random::<f64>();
+    let u2 = rng.random::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Digits after the decimal point in the shortest representation of `x` (`None` if it needs an
+/// exponent or more than 15 digits, where rounding would lose information).
+fn decimal_places(x: f64) -> Option<i32> {
+    let text = format!("{x}");
+    if text.contains(['e', 'E']) {
+        return None;
+    }
+    let places = text.split_once('.').map_or(0, |(_, frac)| frac.len());
+    (places <= 15).then_some(places as i32)
+}
+
+/// Rounds to `decimals` places. Both `m` and `10^decimals` are exact doubles, so the division is
+/// correctly rounded and yields the same double as parsing the decimal text.
+fn round_to_decimals(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    let m = (x * scale).round();
+    if m.abs() < 9.0e15 { m / scale } else { x }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimizer::Param;
+    use rand::SeedableRng;
+
+    fn mixed_space() -> Space {
+        Space::new(vec![
+            Param::new(
+                "cpu",
+                Domain::Float {
+                    low: 0.1,
+                    high: 1.0,
+                    step: Some(0.1),
+                    log: false,
+                },
+            ),
+            Param::new(
+                "replicas",
+                Domain::Int {
+                    low: 2,
+                    high: 11,
+                    step: 3,
+                    log: false,
+                },
+            ),
+            Param::new(
+                "gc",
+                Domain::Categorical {
+                    choices: vec!["serial".into(), "g1".into()],
+                },
+            ),
+            Param::new(
+                "ratio",
+                Domain::Float {
+                    low: 1e-3,
+                    high: 10.0,
+                    step: None,
+                    log: true,
+                },
+            ),
+            Param::new(
+                "fixed",
+                Domain::Int {
+                    low: 5,
+                    high: 5,
+                    step: 1,
+                    log: false,
+                },
+            ),
+        ])
+    }
+
+    #[test]
+    fn grid_values_are_exact_decimals_and_in_range() {
+        let space = mixed_space();
+        let enc = Encoding::new(&space);
+        let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..500 {
+            let config = enc.decode(&enc.sample(&mut rng));
+            let ParamValue::Float(cpu) = config[0] else {
+                panic!("cpu decoded as {:?}", config[0]);
+            };
+            assert!((0.1..=1.0).contains(&cpu), "{cpu} out of range");
+            assert_eq!(cpu, (cpu * 10.0).round() / 10.0, "{cpu} is not a clean tenth");
+            let ParamValue::Int(replicas) = config[1] else {
+                panic!("replicas decoded as {:?}", config[1]);
+            };
+            assert!([2, 5, 8, 11].contains(&replicas), "{replicas}");
+            let ParamValue::Float(ratio) = config[3] else {
+                panic!("ratio decoded as {:?}", config[3]);
+            };
+            assert!((1e-3..=10.0).contains(&ratio));
+            assert_eq!(config[4], ParamValue::Int(5));
+        }
+    }
+
+    #[test]
+    fn encode_snaps_off_grid_values_and_rejects_foreign_ones() {
+        let space = mixed_space();
+        let enc = Encoding::new(&space);
+        let config = vec![
+            ParamValue::Float(0.33),
+            ParamValue::Float(8.0),
+            ParamValue::Categorical("g1".into()),
+            ParamValue::Int(1),
+            ParamValue::Int(5),
+        ];
+        let point = enc.encode(&config).expect("every value is in range");
+        assert_eq!(&point[..3], &[2.0, 2.0, 1.0]);
+        let decoded = enc.decode(&point);
+        assert_eq!(decoded[0], ParamValue::Float(0.3));
+        assert_eq!(decoded[1], ParamValue::Int(8));
+        match decoded[3] {
+            ParamValue::Float(v) => assert!((v - 1.0).abs() < 1e-12),
+            ref other => panic!("ratio decoded as {other:?}"),
+        }
+
+        let mut bad = config.clone();
+        bad[2] = ParamValue::Categorical("zgc".into());
+        assert!(enc.encode(&bad).is_none(), "unknown choice");
+        let mut bad = config.clone();
+        bad[1] = ParamValue::Int(14);
+        assert!(enc.encode(&bad).is_none(), "out of range");
+        assert!(enc.encode(&config[..4].to_vec()).is_none(), "wrong length");
+    }
+
+    #[test]
+    fn features_scale_to_the_unit_cube_and_skip_fixed_parameters() {
+        let space = mixed_space();
+        let enc = Encoding::new(&space);
+        // cpu, replicas, gc one-hot (2), ratio; `fixed` has no column.
+        assert_eq!(enc.n_features(), 5);
+        let mut out = vec![f64::NAN; 5];
+        enc.features(&[9.0, 1.0, 0.0, 0.25, 0.0], &mut out);
+        assert_eq!(out, vec![1.0, 1.0 / 3.0, 1.0, 0.0, 0.25]);
+    }
+
+    #[test]
+    fn cardinality_counts_finite_spaces_only() {
+        let space = mixed_space();
+        assert_eq!(Encoding::new(&space).cardinality(), None);
+        let finite = Space::new(space.params[..3].to_vec());
+        let enc = Encoding::new(&finite);
+        assert_eq!(enc.cardinality(), Some(10 * 4 * 2));
+        let all: Vec<Point> = (0..80).map(|i| enc.nth(i)).collect();
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert!(!enc.same(a, b), "{a:?} enumerated twice");
+            }
+        }
+    }
+
+    #[test]
+    fn perturbation_changes_a_discrete_space_point_even_at_tiny_scale() {
+        let finite = Space::new(mixed_space().params[..3].to_vec());
+        let enc = Encoding::new(&finite);
+        let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(1);
+        let start = vec![4.0, 1.0, 0.0];
+        for _ in 0..50 {
+            let moved = enc.perturb(&start, 1e-6, &mut rng);
+            assert!(!enc.same(&moved, &start));
+            assert!(enc.encode(&enc.decode(&moved)).is_some());
+        }
+    }
+}

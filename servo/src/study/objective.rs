@@ -1,0 +1,464 @@
+//! Objectives and SLO constraints: small arithmetic expressions over metrics and settings.
+//!
+//! `minimize: main.cpu * 0.0317 + main.memory * 0.0042` or `latency_p99 < 50ms`. Identifiers are metric
+//! names (`latency_p99`) or `component.setting` (CPU in cores, memory in GiB, as described). A
+//! constraint's bound may carry a unit (`50ms`, `0.5%`, `2s`), converted to the metric's unit.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// An arithmetic expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Number(f64),
+    Var(String),
+    Neg(Box<Expr>),
+    Binary(Box<Expr>, Op, Box<Expr>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// Why an expression did not parse, with the character offset of the problem.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{message} at character {}", .offset + 1)]
+pub struct ParseError {
+    pub message: String,
+    pub offset: usize,
+}
+
+/// Why an expression could not be evaluated.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    #[error("`{0}` was not measured")]
+    Missing(String),
+    #[error("the result is not a finite number (division by zero?)")]
+    NotFinite,
+}
+
+impl Expr {
+    pub fn parse(text: &str) -> Result<Expr, ParseError> {
+        let tokens = tokenize(text)?;
+        let mut parser = Parser { tokens, at: 0 };
+        let expr = parser.expr()?;
+        match parser.tokens.get(parser.at) {
+            None => Ok(expr),
+            Some((offset, token)) => Err(ParseError {
+                message: format!("unexpected `{token}`"),
+                offset: *offset,
+            }),
+        }
+    }
+
+    /// The identifiers the expression reads.
+    pub fn variables(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect(&mut out);
+        out.dedup();
+        out
+    }
+
+    fn collect<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Expr::Number(_) => {}
+            Expr::Var(name) => {
+                if !out.contains(&name.as_str()) {
+                    out.push(name);
+                }
+            }
+            Expr::Neg(e) => e.collect(out),
+            Expr::Binary(a, _, b) => {
+                a.collect(out);
+                b.collect(out);
+            }
+        }
+    }
+
+    pub fn eval(&self, vars: &BTreeMap<String, f64>) -> Result<f64, EvalError> {
+        let value = match self {
+            Expr::Number(n) => *n,
+            Expr::Var(name) => *vars.get(name).ok_or_else(|| EvalError::Missing(name.clone()))?,
+            Expr::Neg(e) => -e.eval(vars)?,
+            Expr::Binary(a, op, b) => {
+                let (a, b) = (a.eval(vars)?, b.eval(vars)?);
+                match op {
+                    Op::Add => a + b,
+                    Op::Sub => a - b,
+                    Op::Mul => a * b,
+                    Op::Div => a / b,
+                }
+            }
+        };
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(EvalError::NotFinite)
+        }
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Number(n) => write!(f, "{n}"),
+            Expr::Var(v) => f.write_str(v),
+            Expr::Neg(e) => write!(f, "-({e})"),
+            Expr::Binary(a, op, b) => {
+                let op = match op {
+                    Op::Add => "+",
+                    Op::Sub => "-",
+                    Op::Mul => "*",
+                    Op::Div => "/",
+                };
+                write!(f, "({a} {op} {b})")
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Token {
+    Number(f64, Option<String>),
+    Ident(String),
+    Symbol(char),
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Token::Number(n, Some(unit)) => write!(f, "{n}{unit}"),
+            Token::Number(n, None) => write!(f, "{n}"),
+            Token::Ident(s) => f.write_str(s),
+            Token::Symbol(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, ParseError> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let (offset, c) = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|(_, d)| d.is_ascii_digit())) {
+            let start = i;
+            while i < chars.len() && (chars[i].1.is_ascii_digit() || chars[i].1 == '.') {
+                i += 1;
+            }
+            // An exponent: 1e9, 2.5E-3.
+            if i < chars.len()
+                && matches!(chars[i].1, 'e' | 'E')
+                && chars.get(i + 1).is_some_and(|(_, d)| d.is_ascii_digit() || *d == '-' || *d == '+')
+            {
+                i += 2;
+                while i < chars.len() && chars[i].1.is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            let number: String = chars[start..i].iter().map(|(_, c)| c).collect();
+            let value = number.parse::<f64>().map_err(|_| ParseError {
+                message: format!("`{number}` is not a number"),
+                offset,
+            })?;
+            let unit_start = i;
+            while i < chars.len() && (chars[i].1.is_ascii_alphabetic() || chars[i].1 == '%') {
+                i += 1;
+            }
+            let unit: String = chars[unit_start..i].iter().map(|(_, c)| c).collect();
+            tokens.push((offset, Token::Number(value, (!unit.is_empty()).then_some(unit))));
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].1.is_ascii_alphanumeric() || matches!(chars[i].1, '_' | '.' | '-')) {
+                // A `-` only continues a name when a letter follows (`my-app.cpu`), else it is minus.
+                if chars[i].1 == '-' && !chars.get(i + 1).is_some_and(|(_, n)| n.is_ascii_alphabetic()) {
+                    break;
+                }
+                i += 1;
+            }
+            let name: String = chars[start..i].iter().map(|(_, c)| c).collect();
+            tokens.push((offset, Token::Ident(name.trim_end_matches('.').to_string())));
+        } else if "+-*/()<>=".contains(c) {
+            tokens.push((offset, Token::Symbol(c)));
+            i += 1;
+        } else {
+            return Err(ParseError {
+                message: format!("unexpected character `{c}`"),
+                offset,
+            });
+        }
+    }
+    Ok(tokens)
+}
+
+struct Parser {
+    tokens: Vec<(usize, Token)>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at).map(|(_, t)| t)
+    }
+
+    fn offset(&self) -> usize {
+        self.tokens
+            .get(self.at)
+            .map(|(o, _)| *o)
+            .or_else(|| self.tokens.last().map(|(o, t)| o + t.to_string().len()))
+            .unwrap_or(0)
+    }
+
+    fn expr(&mut self) -> Result<Expr, ParseError> {
+        let mut left = self.term()?;
+        while let Some(Token::Symbol(c @ ('+' | '-'))) = self.peek() {
+            let op = if *c == '+' { Op::Add } else { Op::Sub };
+            self.at += 1;
+            left = Expr::Binary(Box::new(left), op, Box::new(self.term()?));
+        }
+        Ok(left)
+    }
+
+    fn term(&mut self) -> Result<Expr, ParseError> {
+        let mut left = self.factor()?;
+        while let Some(Token::Symbol(c @ ('*' | '/'))) = self.peek() {
+            let op = if *c == '*' { Op::Mul } else { Op::Div };
+            self.at += 1;
+            left = Expr::Binary(Box::new(left), op, Box::new(self.factor()?));
+        }
+        Ok(left)
+    }
+
+    fn factor(&mut self) -> Result<Expr, ParseError> {
+        let offset = self.offset();
+        let token = self.peek().cloned();
+        self.at += 1;
+        match token {
+            Some(Token::Number(n, None)) => Ok(Expr::Number(n)),
+            Some(Token::Number(n, Some(unit))) => Err(ParseError {
+                message: format!("units (`{n}{unit}`) belong on a constraint's bound, not inside an expression"),
+                offset,
+            }),
+            Some(Token::Ident(name)) => Ok(Expr::Var(name)),
+            Some(Token::Symbol('-')) => Ok(Expr::Neg(Box::new(self.factor()?))),
+            Some(Token::Symbol('(')) => {
+                let inner = self.expr()?;
+                match self.peek() {
+                    Some(Token::Symbol(')')) => {
+                        self.at += 1;
+                        Ok(inner)
+                    }
+                    _ => Err(ParseError {
+                        message: "missing `)`".into(),
+                        offset: self.offset(),
+                    }),
+                }
+            }
+            Some(other) => Err(ParseError {
+                message: format!("expected a number, a metric or `component.setting`, found `{other}`"),
+                offset,
+            }),
+            None => Err(ParseError {
+                message: "the expression ends too early".into(),
+                offset,
+            }),
+        }
+    }
+}
+
+/// How a constraint compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    Less,
+    LessEqual,
+    Greater,
+    GreaterEqual,
+}
+
+/// An SLO: `latency_p99 < 50ms`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Constraint {
+    pub text: String,
+    pub left: Expr,
+    pub comparison: Comparison,
+    pub bound: f64,
+    /// The bound's unit as written (`ms`, `%`), converted to the metric's unit at evaluation.
+    pub unit: Option<String>,
+}
+
+impl Constraint {
+    pub fn parse(text: &str) -> Result<Constraint, ParseError> {
+        let (index, comparison, width) = ["<=", ">=", "<", ">"]
+            .iter()
+            .find_map(|op| text.find(op).map(|i| (i, *op, op.len())))
+            .map(|(i, op, w)| {
+                let c = match op {
+                    "<=" => Comparison::LessEqual,
+                    ">=" => Comparison::GreaterEqual,
+                    "<" => Comparison::Less,
+                    _ => Comparison::Greater,
+                };
+                (i, c, w)
+            })
+            .ok_or(ParseError {
+                message: "a constraint compares with <, <=, > or >=, such as `latency_p99 < 50ms`".into(),
+                offset: 0,
+            })?;
+        let left = Expr::parse(&text[..index])?;
+        let right_text = &text[index + width..];
+        let tokens = tokenize(right_text).map_err(|e| ParseError {
+            offset: e.offset + index + width,
+            ..e
+        })?;
+        let (bound, unit) = match tokens.as_slice() {
+            [(_, Token::Number(n, unit))] => (*n, unit.clone()),
+            [(_, Token::Symbol('-')), (_, Token::Number(n, unit))] => (-n, unit.clone()),
+            [(_, Token::Number(n, None)), (_, Token::Ident(unit))] if scale(unit).is_some() => {
+                (*n, Some(unit.clone()))
+            }
+            _ => {
+                return Err(ParseError {
+                    message: "the right side of a constraint is a number, with an optional unit (`50ms`, `0.5%`)".into(),
+                    offset: index + width,
+                });
+            }
+        };
+        if let Some(u) = &unit
+            && scale(u).is_none()
+        {
+            return Err(ParseError {
+                message: format!("unknown unit `{u}`: use ns, us, ms, s, m, h or %"),
+                offset: index + width,
+            });
+        }
+        Ok(Constraint {
+            text: text.trim().to_string(),
+            left,
+            comparison,
+            bound,
+            unit,
+        })
+    }
+
+    /// The bound in `metric_unit` (the unit of the metric on the left, when it is a single metric).
+    pub fn bound_in(&self, metric_unit: &str) -> f64 {
+        match (&self.unit, scale(metric_unit)) {
+            (Some(unit), Some((to_dim, to))) => match scale(unit) {
+                Some((dim, from)) if dim == to_dim => self.bound * from / to,
+                // `%` against a ratio metric (0..1).
+                Some((Dimension::Ratio, from)) => self.bound * from,
+                _ => self.bound,
+            },
+            (Some(unit), None) => match scale(unit) {
+                Some((Dimension::Ratio, from)) => self.bound * from,
+                _ => self.bound,
+            },
+            (None, _) => self.bound,
+        }
+    }
+
+    /// How far from satisfied: ≤ 0 when the SLO holds (the optimizer's convention).
+    pub fn violation(&self, value: f64, metric_unit: &str) -> f64 {
+        let bound = self.bound_in(metric_unit);
+        match self.comparison {
+            Comparison::Less | Comparison::LessEqual => value - bound,
+            Comparison::Greater | Comparison::GreaterEqual => bound - value,
+        }
+    }
+
+    pub fn holds(&self, value: f64, metric_unit: &str) -> bool {
+        let bound = self.bound_in(metric_unit);
+        match self.comparison {
+            Comparison::Less => value < bound,
+            Comparison::LessEqual => value <= bound,
+            Comparison::Greater => value > bound,
+            Comparison::GreaterEqual => value >= bound,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dimension {
+    Time,
+    Ratio,
+}
+
+/// A unit's dimension and its size in that dimension's base (seconds; ratio 1).
+fn scale(unit: &str) -> Option<(Dimension, f64)> {
+    Some(match unit {
+        "ns" => (Dimension::Time, 1e-9),
+        "us" | "µs" => (Dimension::Time, 1e-6),
+        "ms" => (Dimension::Time, 1e-3),
+        "s" => (Dimension::Time, 1.0),
+        "m" | "min" => (Dimension::Time, 60.0),
+        "h" => (Dimension::Time, 3600.0),
+        "%" => (Dimension::Ratio, 0.01),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    #[test]
+    fn expressions_follow_precedence_and_read_dotted_names() {
+        let e = Expr::parse("main.cpu * 0.0317 + main.memory * 0.0042 - -1").expect("parses");
+        let v = e.eval(&vars(&[("main.cpu", 2.0), ("main.memory", 4.0)])).expect("evaluates");
+        assert!((v - (2.0 * 0.0317 + 4.0 * 0.0042 + 1.0)).abs() < 1e-12);
+        assert_eq!(e.variables(), ["main.cpu", "main.memory"]);
+        assert_eq!(
+            Expr::parse("(a + b) / 2").expect("parses").eval(&vars(&[("a", 1.0), ("b", 3.0)])),
+            Ok(2.0)
+        );
+        assert_eq!(Expr::parse("my-app.cpu-2").expect("parses").variables(), ["my-app.cpu"]);
+    }
+
+    #[test]
+    fn parse_errors_point_at_the_problem() {
+        let e = Expr::parse("a + * b").expect_err("fails");
+        assert_eq!(e.offset, 4);
+        assert!(Expr::parse("(a + b").expect_err("fails").message.contains(")"));
+        assert!(Expr::parse("a $ b").expect_err("fails").message.contains("`$`"));
+        assert_eq!(
+            Expr::parse("x / 0").expect("parses").eval(&vars(&[("x", 1.0)])),
+            Err(EvalError::NotFinite)
+        );
+        assert_eq!(
+            Expr::parse("y").expect("parses").eval(&vars(&[])),
+            Err(EvalError::Missing("y".into()))
+        );
+    }
+
+    #[test]
+    fn constraint_bounds_convert_to_the_metric_unit() {
+        let c = Constraint::parse("latency_p99 < 50ms").expect("parses");
+        assert_eq!(c.bound_in("ms"), 50.0);
+        assert!((c.bound_in("s") - 0.05).abs() < 1e-12);
+        assert!(c.holds(49.0, "ms"));
+        assert!(!c.holds(0.06, "s"));
+        assert!(c.violation(60.0, "ms") > 0.0);
+
+        let e = Constraint::parse("error_rate <= 0.5%").expect("parses");
+        assert!((e.bound_in("%") - 0.5).abs() < 1e-12);
+        assert!((e.bound_in("") - 0.005).abs() < 1e-12, "a ratio metric");
+
+        let t = Constraint::parse("throughput >= 100").expect("parses");
+        assert!(t.holds(100.0, "rps"));
+        assert!(t.violation(90.0, "rps") > 0.0);
+
+        assert!(Constraint::parse("latency_p99 50ms").is_err());
+        assert!(Constraint::parse("latency_p99 < 50 parsecs").is_err());
+        assert!(Constraint::parse("latency_p99 < fast").is_err());
+    }
+}
