@@ -1,6 +1,7 @@
 //! servo's built-in connectors. Each module is one connector: its settings, its behaviour and its
 //! registration. Nothing outside a module names it.
 
+mod prometheus;
 mod wait;
 
 /// Call from a binary (or test) that links this crate, so the linker keeps the connectors'

@@ -208,6 +208,10 @@ pub enum ConnectorError {
     Rejected { reason: String, message: String },
     #[error("cancelled")]
     Cancelled,
+    /// Problems with the settings found while building (e.g. a malformed targets file): reported
+    /// like schema errors, at their key paths.
+    #[error("{}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
+    Settings(Vec<Problem>),
     #[error("timed out after {0}")]
     Timeout(crate::units::Duration),
 }
@@ -491,7 +495,10 @@ fn build_erased<C: BuildConnector>(
     cx: &BuildContext,
 ) -> Result<Box<dyn Connector>, BuildError> {
     let settings = parse_settings::<C::Settings>(section)?;
-    let connector = C::build(settings, cx).map_err(BuildError::Connector)?;
+    let connector = C::build(settings, cx).map_err(|e| match e {
+        ConnectorError::Settings(problems) => BuildError::Problems(problems),
+        other => BuildError::Connector(other),
+    })?;
     Ok(Box::new(connector))
 }
 

@@ -260,29 +260,28 @@ impl Globals {
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, for commands that do long work.
+///
+/// The handlers are registered before this returns (not inside the spawned task), so a signal that
+/// arrives right after start-up cancels the work instead of killing servo with the default action.
 pub fn interrupt_token() -> CancellationToken {
     let token = CancellationToken::new();
     let child = token.clone();
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                }
+            let (mut term, mut int) = (term, int);
+            tokio::select! {
+                Some(_) = async { match term.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {}
+                Some(_) = async { match int.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {}
             }
         }
         #[cfg(not(unix))]
         {
-            let _ = ctrl_c.await;
+            let _ = tokio::signal::ctrl_c().await;
         }
         tracing::warn!("interrupted: stopping");
         child.cancel();
