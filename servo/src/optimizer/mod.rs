@@ -8,9 +8,9 @@
 //! Two samplers are provided:
 //!
 //! - [`Bayesian`] (the default): a few space-filling trials, then Gaussian-process Bayesian
-//!   optimization with expected improvement weighted by the probability of meeting every constraint
-//!   and of not failing. Trials cost minutes, so spending milliseconds of modelling per suggestion to
-//!   save trials is the right trade.
+//!   optimization with expected improvement weighted by the probability of meeting every
+//!   constraint and of not failing. Trials cost minutes, so spending milliseconds of modelling per
+//!   suggestion to save trials is the right trade.
 //! - [`RandomSearch`]: uniform sampling, kept as the yardstick the Bayesian sampler must beat.
 //!
 //! Both snap suggestions to the parameter grids, never repeat a configuration already in the
@@ -93,6 +93,11 @@ impl Param {
                         "has low {low} above high {high}; swap them or fix the range"
                     ));
                 }
+                if !(high - low).is_finite() {
+                    return fail(format!(
+                        "spans [{low}, {high}], wider than a float can represent; narrow it"
+                    ));
+                }
                 if let Some(step) = step {
                     if !step.is_finite() || *step <= 0.0 {
                         return fail(format!("has step {step}; a step must be a positive number"));
@@ -105,7 +110,8 @@ impl Param {
                     }
                     if (high - low) / step > MAX_GRID_POINTS {
                         return fail(format!(
-                            "has {} grid points with step {step}; use a step at least {} or no step",
+                            "has {:.0} grid points with step {step}; use a step of at least {} \
+                             or no step",
                             (high - low) / step,
                             (high - low) / MAX_GRID_POINTS
                         ));
@@ -144,7 +150,9 @@ impl Param {
                 }
                 let mut seen = std::collections::HashSet::new();
                 if let Some(dup) = choices.iter().find(|c| !seen.insert(c.as_str())) {
-                    return fail(format!("lists choice {dup:?} twice; choices must be unique"));
+                    return fail(format!(
+                        "lists choice {dup:?} twice; choices must be unique"
+                    ));
                 }
             }
         }
@@ -230,9 +238,9 @@ pub struct Observation {
 pub trait Sampler: Send + Sync {
     /// The next configuration to try, given every finished trial so far in the order they ran.
     ///
-    /// Deterministic for a given `(space, history, seed)`: resuming a study replays the journal and
-    /// gets the same next suggestion. The suggestion lies on the space's grid and differs from every
-    /// configuration in `history`. An empty space yields an empty configuration.
+    /// Deterministic for a given `(space, history, seed)`: resuming a study replays the journal
+    /// and gets the same next suggestion. The suggestion lies on the space's grid and differs from
+    /// every configuration in `history`. An empty space yields an empty configuration.
     ///
     /// Observations whose configuration does not fit `space` (wrong length, a value out of range or
     /// an unknown choice — typically because the space was edited mid-study) are ignored.
@@ -290,4 +298,129 @@ fn splitmix64(x: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn float(low: f64, high: f64, step: Option<f64>, log: bool) -> Domain {
+        Domain::Float {
+            low,
+            high,
+            step,
+            log,
+        }
+    }
+
+    fn reason(domain: Domain) -> String {
+        Space::new(vec![Param::new("p", domain)])
+            .validate()
+            .expect_err("the domain is invalid")
+            .to_string()
+    }
+
+    #[test]
+    fn validation_names_the_parameter_and_the_fix() {
+        assert_eq!(
+            reason(float(2.0, 1.0, None, false)),
+            "parameter `p` has low 2 above high 1; swap them or fix the range"
+        );
+        assert!(reason(float(0.0, 1.0, Some(0.0), false)).contains("step must be a positive"));
+        assert!(reason(float(0.0, 1.0, None, true)).contains("log-scaled ranges must be positive"));
+        assert!(reason(float(1.0, 2.0, Some(0.1), true)).contains("drop the step"));
+        assert!(reason(float(f64::NAN, 1.0, None, false)).contains("finite"));
+        assert!(reason(float(-f64::MAX, f64::MAX, None, false)).contains("narrow it"));
+        assert!(reason(float(0.0, 1.0, Some(1e-15), false)).contains("grid points"));
+        let int = |low, high, step, log| Domain::Int {
+            low,
+            high,
+            step,
+            log,
+        };
+        assert!(reason(int(0, 4, 0, false)).contains("at least 1"));
+        assert!(reason(int(0, 4, 1, true)).contains("low >= 1"));
+        assert!(reason(int(1, 4, 2, true)).contains("step 1"));
+        assert!(reason(Domain::Categorical { choices: vec![] }).contains("no choices"));
+        assert!(
+            reason(Domain::Categorical {
+                choices: vec!["a".into(), "a".into()]
+            })
+            .contains("twice")
+        );
+        let twice = Space::new(vec![
+            Param::new("p", float(0.0, 1.0, None, false)),
+            Param::new("p", float(0.0, 1.0, None, false)),
+        ]);
+        assert!(twice.validate().is_err());
+    }
+
+    #[test]
+    fn degenerate_but_valid_domains_are_accepted() {
+        let space = Space::new(vec![
+            Param::new("point", float(3.0, 3.0, None, false)),
+            Param::new("stepped point", float(3.0, 3.0, Some(1.0), false)),
+            Param::new(
+                "huge",
+                Domain::Int {
+                    low: i64::MIN,
+                    high: i64::MAX,
+                    step: 1,
+                    log: false,
+                },
+            ),
+        ]);
+        assert_eq!(space.validate(), Ok(()));
+        for seed in 0..5 {
+            let config = RandomSearch
+                .suggest(&space, &[], seed)
+                .expect("valid space");
+            assert_eq!(config[0], ParamValue::Float(3.0));
+            assert_eq!(config[1], ParamValue::Float(3.0));
+            assert!(matches!(config[2], ParamValue::Int(_)));
+        }
+    }
+
+    #[test]
+    fn public_types_round_trip_through_readable_json() {
+        let space = Space::new(vec![
+            Param::new("cpu", float(0.25, 4.0, Some(0.25), false)),
+            Param::new(
+                "gc",
+                Domain::Categorical {
+                    choices: vec!["g1".into()],
+                },
+            ),
+        ]);
+        let json = serde_json::to_string(&space).expect("spaces serialize");
+        assert_eq!(
+            json,
+            r#"{"params":[{"name":"cpu","domain":{"type":"float","low":0.25,"high":4.0,"step":0.25,"log":false}},{"name":"gc","domain":{"type":"categorical","choices":["g1"]}}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Space>(&json).ok(), Some(space));
+        let observation = Observation {
+            config: vec![
+                ParamValue::Float(2.5),
+                ParamValue::Int(3),
+                ParamValue::Categorical("g1".into()),
+            ],
+            outcome: Outcome::Complete {
+                objective: 1.5,
+                constraints: vec![-2.0],
+            },
+        };
+        let json = serde_json::to_string(&observation).expect("observations serialize");
+        assert_eq!(
+            json,
+            r#"{"config":[2.5,3,"g1"],"outcome":{"status":"complete","objective":1.5,"constraints":[-2.0]}}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Observation>(&json).ok(),
+            Some(observation)
+        );
+        assert_eq!(
+            serde_json::from_str::<Outcome>(r#"{"status":"failed"}"#).ok(),
+            Some(Outcome::Failed)
+        );
+    }
 }

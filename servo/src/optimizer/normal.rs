@@ -68,19 +68,6 @@ pub(crate) fn log_h(z: f64) -> f64 {
     -0.5 * z * z - LN_SQRT_2PI + bracket.ln()
 }
 
-/// Inverse of [`cdf`] by bisection-refined Newton steps (only used on moderate probabilities).
-pub(crate) fn quantile(p: f64) -> f64 {
-    let mut z = 0.0;
-    for _ in 0..50 {
-        let step = (cdf(z) - p) / pdf(z).max(1e-300);
-        z -= step.clamp(-1.0, 1.0);
-        if step.abs() < 1e-12 {
-            break;
-        }
-    }
-    z
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,7 +111,11 @@ mod tests {
         assert!((log_h(-1.0 - 1e-9) - log_h(-1.0 + 1e-9)).abs() < 1e-5);
         assert!((log_h(-10.0 - 1e-9) - log_h(-10.0 + 1e-9)).abs() < 1e-4);
         // ln h(-5) = -16.744301162661 (mpmath: log(npdf(-5) - 5*ncdf(-5))).
-        assert!((log_h(-5.0) + 16.744_301_162_661).abs() < 1e-4, "{}", log_h(-5.0));
+        assert!(
+            (log_h(-5.0) + 16.744_301_162_661).abs() < 1e-4,
+            "{}",
+            log_h(-5.0)
+        );
         // Deep in the tail it is finite and keeps decreasing.
         assert!(log_h(-50.0).is_finite());
         assert!(log_h(-50.0) < log_h(-30.0));

@@ -66,7 +66,7 @@ fn first_primes(count: usize) -> Vec<u64> {
         if primes
             .iter()
             .take_while(|p| *p * *p <= candidate)
-            .all(|p| candidate % p != 0)
+            .all(|p| !candidate.is_multiple_of(*p))
         {
             primes.push(candidate);
         }
@@ -98,7 +98,10 @@ mod tests {
                 assert!((0.0..1.0).contains(&p[dim]));
                 counts[(p[dim] * base as f64) as usize] += 1;
             }
-            assert!(counts.iter().all(|&c| c == 30 / base), "dim {dim}: {counts:?}");
+            assert!(
+                counts.iter().all(|&c| c == 30 / base),
+                "dim {dim}: {counts:?}"
+            );
         }
     }
 }

@@ -12,9 +12,9 @@
 //! parameter scaled to `[0, 1]`, every categorical one-hot, and parameters with a single possible
 //! value left out (they carry no information and would only add a length scale to fit).
 
-use rand::RngExt;
-
 use std::collections::HashSet;
+
+use rand::RngExt;
 
 use super::{Config, Domain, Observation, ParamValue, Space, SuggestError};
 
@@ -57,7 +57,9 @@ impl Code {
     fn count(&self) -> Option<u64> {
         match self {
             Code::Continuous { low, high, .. } => (low == high).then_some(1),
-            Code::FloatGrid { last, .. } | Code::IntGrid { last, .. } => Some(last + 1),
+            Code::FloatGrid { last, .. } | Code::IntGrid { last, .. } => {
+                Some(last.saturating_add(1))
+            }
             Code::Categorical { count } => Some(*count as u64),
         }
     }
@@ -153,6 +155,11 @@ impl<'a> Encoding<'a> {
         self.codes.len()
     }
 
+    /// Parameters with more than one possible value.
+    pub(crate) fn n_tunable(&self) -> usize {
+        self.columns.iter().filter(|c| c.is_some()).count()
+    }
+
     /// Width of the Gaussian process's input.
     pub(crate) fn n_features(&self) -> usize {
         self.n_features
@@ -197,7 +204,7 @@ impl<'a> Encoding<'a> {
     /// Maps a point of the unit hypercube (one coordinate per parameter, e.g. from a
     /// low-discrepancy sequence) to a configuration, so that uniform input gives every grid value
     /// and choice the same chance (log-scaled parameters: uniform on the log scale).
-    pub(crate) fn from_unit(&self, unit: &[f64]) -> Point {
+    pub(crate) fn map_unit(&self, unit: &[f64]) -> Point {
         self.codes
             .iter()
             .zip(unit)
@@ -229,10 +236,10 @@ impl<'a> Encoding<'a> {
             .collect()
     }
 
-    /// A uniformly random configuration (see [`Self::from_unit`]).
+    /// A uniformly random configuration (see [`Self::map_unit`]).
     pub(crate) fn sample<R: rand::Rng>(&self, rng: &mut R) -> Point {
         let unit: Vec<f64> = (0..self.codes.len()).map(|_| rng.random()).collect();
-        self.from_unit(&unit)
+        self.map_unit(&unit)
     }
 
     /// A configuration near `point`: numeric parameters move by a Gaussian step of standard
@@ -456,6 +463,7 @@ impl<'a> Encoding<'a> {
     }
 }
 
+/// Questions about the history: what was tried, what is left.
 impl Encoding<'_> {
     /// The points of every observation that fits this space, whatever its outcome.
     pub(crate) fn observed(&self, history: &[Observation]) -> Vec<Point> {
@@ -519,7 +527,11 @@ impl Encoding<'_> {
 
     /// A uniformly random configuration not yet observed. Call only after
     /// [`Self::check_not_exhausted`]; returns `None` if, against that, nothing is left.
-    pub(crate) fn random_new<R: rand::Rng>(&self, observed: &[Point], rng: &mut R) -> Option<Point> {
+    pub(crate) fn random_new<R: rand::Rng>(
+        &self,
+        observed: &[Point],
+        rng: &mut R,
+    ) -> Option<Point> {
         for _ in 0..RANDOM_TRIES {
             let point = self.sample(rng);
             if self.is_new(&point, observed) {
@@ -653,7 +665,11 @@ mod tests {
                 panic!("cpu decoded as {:?}", config[0]);
             };
             assert!((0.1..=1.0).contains(&cpu), "{cpu} out of range");
-            assert_eq!(cpu, (cpu * 10.0).round() / 10.0, "{cpu} is not a clean tenth");
+            assert_eq!(
+                cpu,
+                (cpu * 10.0).round() / 10.0,
+                "{cpu} is not a clean tenth"
+            );
             let ParamValue::Int(replicas) = config[1] else {
                 panic!("replicas decoded as {:?}", config[1]);
             };

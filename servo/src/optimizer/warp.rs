@@ -1,6 +1,62 @@
-//! Output warping.
+//! Monotone transforms of measurements before they are modelled.
+//!
+//! A Gaussian process assumes its targets look roughly Gaussian. Tuning objectives rarely do: a
+//! few catastrophic configurations (a latency of seconds next to milliseconds, Branin's 300 next
+//! to 0.4) dominate the variance, the fitted length scales shrink to explain them, and the model
+//! stops resolving differences among the good configurations, which are the ones that matter.
+//! Both transforms here are monotone, so they move no optimum and no feasibility boundary.
 
-/// Yeo–Johnson transform of one value.
+/// λ values tried for the Yeo–Johnson transform (HEBO, Cowen-Rivers et al. 2022, uses the same
+/// family for the same reason).
+const LAMBDA_RANGE: (f64, f64) = (-2.0, 3.0);
+const LAMBDA_STEP: f64 = 0.05;
+
+/// Objective values standardized and then Yeo–Johnson transformed with the λ that makes them most
+/// Gaussian (maximum likelihood over a grid). Fewer than three values, or constant ones, are
+/// returned unchanged: there is nothing to estimate λ from.
+pub(crate) fn gaussianize(y: &[f64]) -> Vec<f64> {
+    if y.len() < 3 {
+        return y.to_vec();
+    }
+    let Some(z) = standardized(y) else {
+        return y.to_vec();
+    };
+    // The Jacobian term of the Yeo–Johnson log-likelihood, up to the factor (λ − 1).
+    let jacobian: f64 = z.iter().map(|v| v.signum() * v.abs().ln_1p()).sum();
+    let n = z.len() as f64;
+    let mut best: Option<(f64, f64)> = None;
+    let steps = ((LAMBDA_RANGE.1 - LAMBDA_RANGE.0) / LAMBDA_STEP).round() as usize;
+    for i in 0..=steps {
+        let lambda = LAMBDA_RANGE.0 + i as f64 * LAMBDA_STEP;
+        let transformed: Vec<f64> = z.iter().map(|v| yeo_johnson(*v, lambda)).collect();
+        let variance = variance(&transformed);
+        let log_likelihood = -0.5 * n * variance.ln() + (lambda - 1.0) * jacobian;
+        if log_likelihood.is_finite() && best.is_none_or(|(ll, _)| log_likelihood > ll) {
+            best = Some((log_likelihood, lambda));
+        }
+    }
+    let Some((_, lambda)) = best else {
+        return z;
+    };
+    let transformed: Vec<f64> = z.iter().map(|v| yeo_johnson(*v, lambda)).collect();
+    standardized(&transformed).unwrap_or(z)
+}
+
+/// Constraint values compressed as `sign(c)·ln(1 + |c|/s)`, with `s` the median of the nonzero
+/// `|c|`. Zero stays zero, so "satisfied" (`<= 0`) means the same after the transform; a
+/// timeout-sized violation no longer dwarfs the near-misses that locate the boundary.
+pub(crate) fn compress_constraint(c: &[f64]) -> Vec<f64> {
+    let mut magnitudes: Vec<f64> = c.iter().map(|v| v.abs()).filter(|v| *v > 0.0).collect();
+    if magnitudes.is_empty() {
+        return c.to_vec();
+    }
+    magnitudes.sort_by(f64::total_cmp);
+    let scale = magnitudes[magnitudes.len() / 2];
+    c.iter()
+        .map(|v| v.signum() * (v.abs() / scale).ln_1p())
+        .collect()
+}
+
 fn yeo_johnson(y: f64, lambda: f64) -> f64 {
     if y >= 0.0 {
         if lambda.abs() < 1e-9 {
@@ -15,67 +71,78 @@ fn yeo_johnson(y: f64, lambda: f64) -> f64 {
     }
 }
 
-fn standardize(y: &[f64]) -> Vec<f64> {
-    let n = y.len() as f64;
-    let mean = y.iter().sum::<f64>() / n;
-    let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    let sd = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
-    y.iter().map(|v| (v - mean) / sd).collect()
+fn variance(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n
 }
 
-pub(crate) fn warp(y: &[f64]) -> Vec<f64> {
-    let mode = std::env::var("SERVO_WARP").unwrap_or_default();
-    if y.len() < 3 {
-        return y.to_vec();
+/// Zero mean, unit variance; `None` for (numerically) constant values.
+fn standardized(values: &[f64]) -> Option<Vec<f64>> {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = variance(values).sqrt();
+    if sd.is_nan() || sd <= 1e-12 * mean.abs().max(1.0) {
+        return None;
     }
-    match mode.as_str() {
-        "yj" => {
-            let z = standardize(y);
-            let mut best = (f64::NEG_INFINITY, 1.0);
-            let mut lambda = -2.0;
-            while lambda <= 4.0 + 1e-9 {
-                let t: Vec<f64> = z.iter().map(|v| yeo_johnson(*v, lambda)).collect();
-                let n = t.len() as f64;
-                let mean = t.iter().sum::<f64>() / n;
-                let var = t.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-                let jac: f64 = z.iter().map(|v| v.signum() * v.abs().ln_1p()).sum();
-                let ll = -0.5 * n * var.ln() + (lambda - 1.0) * jac;
-                if ll.is_finite() && ll > best.0 {
-                    best = (ll, lambda);
-                }
-                lambda += 0.05;
-            }
-            standardize(&z.iter().map(|v| yeo_johnson(*v, best.1)).collect::<Vec<_>>())
-        }
-        "copula" => {
-            let n = y.len();
-            let mut idx: Vec<usize> = (0..n).collect();
-            idx.sort_by(|&a, &b| y[a].total_cmp(&y[b]));
-            let mut out = vec![0.0; n];
-            for (rank, &i) in idx.iter().enumerate() {
-                out[i] = super::normal::quantile((rank as f64 + 0.5) / n as f64);
-            }
-            out
-        }
-        "log" => {
-            let min = y.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let delta = ((max - min) * 0.01).max(1e-12);
-            y.iter().map(|v| (v - min + delta).ln()).collect()
-        }
-        _ => y.to_vec(),
-    }
+    Some(values.iter().map(|v| (v - mean) / sd).collect())
 }
 
-pub(crate) fn constraint_warp(c: &[f64]) -> Vec<f64> {
-    if std::env::var("SERVO_CWARP").is_err() {
-        return c.to_vec();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skewness(values: &[f64]) -> f64 {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let sd = variance(values).sqrt();
+        values
+            .iter()
+            .map(|v| ((v - mean) / sd).powi(3))
+            .sum::<f64>()
+            / n
     }
-    let mut abs: Vec<f64> = c.iter().map(|v| v.abs()).filter(|v| *v > 0.0).collect();
-    if abs.is_empty() {
-        return c.to_vec();
+
+    #[test]
+    fn gaussianize_keeps_order_and_removes_a_heavy_tail() {
+        // Log-uniform values: most are small, a few are orders of magnitude larger.
+        let y: Vec<f64> = (0..40).map(|i| (0.2 * i as f64).exp()).collect();
+        let warped = gaussianize(&y);
+        for i in 0..y.len() {
+            for j in 0..y.len() {
+                assert_eq!(
+                    y[i] < y[j],
+                    warped[i] < warped[j],
+                    "order of {i} and {j} changed"
+                );
+            }
+        }
+        assert!(skewness(&y) > 1.0);
+        assert!(
+            skewness(&warped).abs() < skewness(&y) / 2.0,
+            "skewness {} -> {}",
+            skewness(&y),
+            skewness(&warped)
+        );
     }
-    abs.sort_by(f64::total_cmp);
-    let s = abs[abs.len() / 2];
-    c.iter().map(|v| v.signum() * (v.abs() / s).ln_1p()).collect()
+
+    #[test]
+    fn gaussianize_passes_degenerate_input_through() {
+        assert_eq!(gaussianize(&[3.0, 3.0, 3.0]), vec![3.0, 3.0, 3.0]);
+        assert_eq!(gaussianize(&[1.0, 2.0]), vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn compress_constraint_keeps_signs_and_order() {
+        let c = [-40.0, -1.0, 0.0, 2.0, 20.0, 940.0];
+        let compressed = compress_constraint(&c);
+        assert_eq!(compressed[2], 0.0);
+        for (a, b) in c.iter().zip(&compressed) {
+            assert_eq!(a.signum(), b.signum());
+        }
+        assert!(compressed.windows(2).all(|w| w[0] < w[1]));
+        // The timeout-sized violation is no longer 47 times the next one.
+        assert!(compressed[5] / compressed[4] < 10.0);
+        assert_eq!(compress_constraint(&[0.0, 0.0]), vec![0.0, 0.0]);
+    }
 }

@@ -15,7 +15,9 @@ use crate::bus::{Bus, BusError};
 use crate::config::Assembly;
 use crate::config::optimizer::{Algorithm, EmbeddedOptimizer, Objective, OnFinish, OptimizerSettings};
 use crate::connector::{ConnectorError, EventContext};
-use crate::optimizer::{Bayesian, Domain, Observation, Outcome, Param, ParamValue, RandomSearch, Sampler, Space};
+use crate::optimizer::{
+    Bayesian, Domain, Observation, Outcome, Param, ParamValue, RandomSearch, Sampler, Space, SuggestError,
+};
 use crate::suggest::did_you_mean;
 use crate::types::{Adjustment, Control, Description, Domain as SettingDomain, MeasureRequest, Measurement, SettingKind, SettingValue};
 use journal::{Journal, JournalError, RecordedReading, Study, Trial, TrialState, now};
@@ -475,9 +477,15 @@ async fn drive(
                 .collect();
             match sampler.suggest(&plan.space, &history, seed) {
                 Ok(values) => plan.named(values),
-                Err(e) => {
+                Err(e @ SuggestError::Exhausted { .. }) => {
                     tracing::warn!(error = %e, "the optimizer has nothing left to suggest");
                     break;
+                }
+                Err(SuggestError::InvalidSpace(e)) => {
+                    return Err(config_error(
+                        format!("the described settings cannot be searched: {e}"),
+                        Some("fix the setting's range in the connector's section".into()),
+                    ));
                 }
             }
         };
