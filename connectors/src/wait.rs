@@ -14,9 +14,10 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use servo::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
+use servo::spec::{self, ComponentSettings, Components, SettingSpec};
 use servo::types::{
     Adjustment, Component, Control, Description, MeasureRequest, Measurement, Metric, Reading,
-    Setting, SettingKind, SettingValue,
+    SettingKind, SettingValue,
 };
 use servo::units::Duration;
 use servo::{BuildConnector, Connector, ConnectorDescription, ConnectorError, Event, Problem};
@@ -36,69 +37,11 @@ pub struct Settings {
     pub duration: Duration,
     /// Components and their settings, kept in memory: adjusting one records its value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub components: BTreeMap<String, ComponentSettings>,
+    pub components: Components,
 }
 
 fn default_duration() -> Duration {
     Duration::ZERO
-}
-
-/// One in-memory component.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ComponentSettings {
-    /// Its settings by name.
-    pub settings: BTreeMap<String, SettingSpec>,
-}
-
-/// A setting's domain and starting value.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SettingSpec {
-    /// The kind of setting.
-    #[serde(rename = "type", default = "default_kind")]
-    pub kind: SettingKind,
-    /// Lowest value (numeric kinds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<f64>,
-    /// Highest value (numeric kinds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<f64>,
-    /// Distance between allowed values (numeric kinds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step: Option<f64>,
-    /// Allowed values (enum).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub values: Option<Vec<String>>,
-    /// The starting value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<SettingValue>,
-    /// Unit shown next to values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
-    /// Never changed by the optimizer.
-    #[serde(default)]
-    pub pinned: bool,
-}
-
-fn default_kind() -> SettingKind {
-    SettingKind::Range
-}
-
-impl SettingSpec {
-    fn setting(&self, name: &str) -> Setting {
-        Setting {
-            name: name.to_string(),
-            kind: self.kind,
-            min: self.min,
-            max: self.max,
-            step: self.step,
-            values: self.values.clone(),
-            value: self.value.clone(),
-            unit: self.unit.clone(),
-            pinned: self.pinned,
-        }
-    }
 }
 
 impl ConnectorSettings for Settings {
@@ -106,18 +49,11 @@ impl ConnectorSettings for Settings {
         let mut settings = BTreeMap::new();
         settings.insert(
             "cpu".to_string(),
-            SettingSpec {
-                kind: SettingKind::Cpu,
-                min: Some(0.25),
-                max: Some(4.0),
-                step: Some(0.25),
-                values: None,
-                value: Some(SettingValue::Float(1.0)),
-                unit: None,
-                pinned: false,
-            },
+            SettingSpec::numeric(SettingKind::Cpu, 0.25, 4.0)
+                .with_step(0.25)
+                .with_value(SettingValue::Float(1.0)),
         );
-        let mut components = BTreeMap::new();
+        let mut components = Components::new();
         components.insert("main".to_string(), ComponentSettings { settings });
         Settings {
             description: Some("waits instead of measuring; an in-memory `main` component".into()),
@@ -128,41 +64,7 @@ impl ConnectorSettings for Settings {
     }
 
     fn validate(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        for (component, spec) in &self.components {
-            for (name, s) in &spec.settings {
-                let at = servo::KeyPath::root()
-                    .key("components")
-                    .key(component.clone())
-                    .key("settings")
-                    .key(name.clone());
-                let setting = s.setting(name);
-                match (s.kind, &s.values) {
-                    (SettingKind::Enum, None) => {
-                        problems.push(Problem::new(at.clone(), "an enum setting needs `values`"));
-                    }
-                    (SettingKind::Enum | SettingKind::Env, Some(_)) => {}
-                    _ => match (s.min, s.max) {
-                        (Some(min), Some(max)) if min > max => problems.push(Problem::new(
-                            at.key("min"),
-                            format!("`min` ({min}) is above `max` ({max})"),
-                        )),
-                        (Some(_), Some(_)) => {}
-                        _ => problems.push(Problem::new(
-                            at.clone(),
-                            "a numeric setting needs `min` and `max`",
-                        )),
-                    },
-                }
-                if let Some(value) = &s.value
-                    && problems.is_empty()
-                    && let Err(message) = setting.check_value(value)
-                {
-                    problems.push(Problem::new(at.key("value"), message));
-                }
-            }
-        }
-        problems
+        spec::validate(&self.components, &servo::KeyPath::root().key("components"))
     }
 }
 
@@ -176,16 +78,7 @@ impl BuildConnector for Wait {
     type Settings = Settings;
 
     fn build(settings: Settings, _cx: &BuildContext) -> Result<Self, ConnectorError> {
-        let components = settings
-            .components
-            .iter()
-            .map(|(name, c)| {
-                Component::new(
-                    name.clone(),
-                    c.settings.iter().map(|(n, s)| s.setting(n)).collect(),
-                )
-            })
-            .collect();
+        let components = spec::components(&settings.components);
         Ok(Self {
             settings,
             state: Mutex::new(components),

@@ -13,6 +13,7 @@ pub mod optimizer;
 pub mod output;
 pub mod path;
 pub mod schema;
+pub mod spec;
 pub mod study;
 pub mod suggest;
 pub mod types;
