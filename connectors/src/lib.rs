@@ -1,6 +1,8 @@
 //! servo's built-in connectors. Each module is one connector: its settings, its behaviour and its
 //! registration. Nothing outside a module names it.
 
+mod command;
+mod process;
 mod prometheus;
 mod wait;
 
