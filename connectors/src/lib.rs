@@ -2,8 +2,10 @@
 //! registration. Nothing outside a module names it.
 
 mod command;
+pub mod demo;
 mod process;
 mod prometheus;
+pub mod vegeta;
 mod wait;
 
 /// Call from a binary (or test) that links this crate, so the linker keeps the connectors'

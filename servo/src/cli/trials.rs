@@ -6,6 +6,7 @@ use super::{CliError, CommandResult, Exit, Globals};
 use crate::connector::Registry;
 use crate::output::{Format, Table};
 use crate::study::journal::{Journal, TrialState};
+use crate::study::objective::{Constraint, Expr};
 use crate::study::{self, Summary, param_number};
 use crate::optimizer::ParamValue;
 
@@ -93,7 +94,15 @@ pub(super) fn comparison(summary: &Summary) -> String {
                 best.objective.map(|o| format!("{o:.4}")).unwrap_or_default(),
                 change(baseline.objective, best.objective),
             ]);
-            for (metric, r) in &baseline.readings {
+            // The metrics the goal reads; every reading is in `servo trials -o json` and the report.
+            let mut wanted: Vec<String> = Vec::new();
+            if let Ok(e) = Expr::parse(&summary.objective) {
+                wanted.extend(e.variables().into_iter().map(String::from));
+            }
+            for c in summary.constraints.iter().filter_map(|c| Constraint::parse(c).ok()) {
+                wanted.extend(c.left.variables().into_iter().map(String::from));
+            }
+            for (metric, r) in baseline.readings.iter().filter(|(m, _)| wanted.contains(m)) {
                 let b = best.readings.get(metric);
                 table.row([
                     format!("{metric} ({})", r.unit),
