@@ -7,7 +7,10 @@ fn the_registry_holds_exactly_the_built_in_connectors_sorted() {
     servo_connectors::link();
     let registry = servo::connector::registry().expect("no duplicate connector names");
     let names: Vec<&str> = registry.names().collect();
-    assert_eq!(names, ["command", "process", "prometheus", "vegeta", "wait"]);
+    assert_eq!(
+        names,
+        ["command", "process", "prometheus", "vegeta", "wait"]
+    );
 }
 
 #[test]
@@ -24,6 +27,9 @@ fn servo_connectors_lists_them_as_json() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(names, ["command", "process", "prometheus", "vegeta", "wait"]);
+    assert_eq!(
+        names,
+        ["command", "process", "prometheus", "vegeta", "wait"]
+    );
     assert_eq!(listed[4]["default_key"], "wait");
 }

@@ -34,15 +34,25 @@ fn study_dir(trials: u32, duration: &str) -> (tempfile::TempDir, PathBuf) {
     let config = dir.path().join("servo.yaml");
     std::fs::write(
         &config,
-        CONFIG.replace("TRIALS", &trials.to_string()).replace("DURATION", duration),
+        CONFIG
+            .replace("TRIALS", &trials.to_string())
+            .replace("DURATION", duration),
     )
     .expect("write config");
     (dir, config)
 }
 
 fn trials(config: &Path) -> Vec<Value> {
-    let out = servo().args(["trials", "-o", "json", "-c"]).arg(config).output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = servo()
+        .args(["trials", "-o", "json", "-c"])
+        .arg(config)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("json")
 }
 
@@ -56,7 +66,11 @@ fn wait_for_complete(config: &Path, n: usize) {
     while Instant::now() < deadline {
         let journal = config.parent().expect("dir").join(".servo/study.db");
         if journal.exists() {
-            let out = servo().args(["trials", "-o", "json", "-c"]).arg(config).output().expect("runs");
+            let out = servo()
+                .args(["trials", "-o", "json", "-c"])
+                .arg(config)
+                .output()
+                .expect("runs");
             if let Ok(t) = serde_json::from_slice::<Vec<Value>>(&out.stdout)
                 && count(&t, "complete") >= n
             {
@@ -71,31 +85,70 @@ fn wait_for_complete(config: &Path, n: usize) {
 #[test]
 fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
     let (_dir, config) = study_dir(6, "50ms");
-    let out = servo().args(["run", "-o", "json", "-c"]).arg(&config).output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = servo()
+        .args(["run", "-o", "json", "-c"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: Value = serde_json::from_slice(&out.stdout).expect("json summary");
     let list = summary["trials"].as_array().expect("trials");
     assert_eq!(list.len(), 6);
     assert!(list.iter().all(|t| t["state"] == "complete"));
-    assert_eq!(list[0]["config"]["main.cpu"], 2.0, "trial 0 is the baseline");
+    assert_eq!(
+        list[0]["config"]["main.cpu"], 2.0,
+        "trial 0 is the baseline"
+    );
     assert_eq!(list[0]["config"]["main.mode"], "a");
-    let configs: std::collections::HashSet<String> = list.iter().map(|t| t["config"].to_string()).collect();
+    let configs: std::collections::HashSet<String> =
+        list.iter().map(|t| t["config"].to_string()).collect();
     assert_eq!(configs.len(), 6, "no configuration is tried twice");
     let best = summary["best"]["objective"].as_f64().expect("a best trial");
-    let min = list.iter().filter_map(|t| t["objective"].as_f64()).fold(f64::INFINITY, f64::min);
+    let min = list
+        .iter()
+        .filter_map(|t| t["objective"].as_f64())
+        .fold(f64::INFINITY, f64::min);
     assert_eq!(best, min);
-    assert!(summary["left_on"].as_str().unwrap_or_default().contains("best"));
+    assert!(
+        summary["left_on"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("best")
+    );
 
-    let csv = servo().args(["trials", "--csv", "-c"]).arg(&config).output().expect("runs");
+    let csv = servo()
+        .args(["trials", "--csv", "-c"])
+        .arg(&config)
+        .output()
+        .expect("runs");
     let text = String::from_utf8_lossy(&csv.stdout);
-    assert!(text.starts_with("number,state,main.cpu,main.memory,main.mode,objective,feasible,error\n"), "{text}");
+    assert!(
+        text.starts_with("number,state,main.cpu,main.memory,main.mode,objective,feasible,error\n"),
+        "{text}"
+    );
     assert_eq!(text.lines().count(), 7);
 
     let report = config.parent().expect("dir").join("report.html");
-    let out = servo().args(["report", "--output"]).arg(&report).arg("-c").arg(&config).output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = servo()
+        .args(["report", "--output"])
+        .arg(&report)
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let html = std::fs::read_to_string(&report).expect("report written");
-    assert!(html.contains("<svg") && html.contains("Baseline vs best") && html.contains("main.cpu"));
+    assert!(
+        html.contains("<svg") && html.contains("Baseline vs best") && html.contains("main.cpu")
+    );
 }
 
 #[test]
@@ -120,16 +173,40 @@ fn sigkill_mid_trial_then_restart_loses_no_completed_trial() {
         .map(|t| t["config"].to_string())
         .collect();
     assert!(completed_before.len() >= 3);
-    assert_eq!(count(&before, "running"), 1, "the killed trial is left running in the journal");
+    assert_eq!(
+        count(&before, "running"),
+        1,
+        "the killed trial is left running in the journal"
+    );
 
-    let out = servo().args(["run", "-c"]).arg(&config).output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = servo()
+        .args(["run", "-c"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after = trials(&config);
-    assert_eq!(count(&after, "complete"), 8, "the study finishes with exactly `trials` complete");
-    assert_eq!(count(&after, "interrupted"), 1, "the killed trial is marked interrupted");
+    assert_eq!(
+        count(&after, "complete"),
+        8,
+        "the study finishes with exactly `trials` complete"
+    );
+    assert_eq!(
+        count(&after, "interrupted"),
+        1,
+        "the killed trial is marked interrupted"
+    );
     assert_eq!(count(&after, "running"), 0);
     for config in &completed_before {
-        assert!(after.iter().any(|t| t["state"] == "complete" && t["config"].to_string() == *config));
+        assert!(
+            after
+                .iter()
+                .any(|t| t["state"] == "complete" && &t["config"].to_string() == config)
+        );
     }
 }
 
@@ -153,7 +230,10 @@ fn sigterm_stops_the_trial_marks_it_and_exits_130() {
     assert!(killed.success());
     let started = Instant::now();
     let status = child.wait().expect("exits");
-    assert!(started.elapsed() < Duration::from_secs(10), "graceful stop is bounded");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "graceful stop is bounded"
+    );
     assert_eq!(status.code(), Some(130));
     let list = trials(&config);
     assert_eq!(count(&list, "interrupted"), 1);
@@ -163,25 +243,56 @@ fn sigterm_stops_the_trial_marks_it_and_exits_130() {
 #[test]
 fn a_changed_search_space_is_refused_unless_a_new_study_is_asked_for() {
     let (_dir, config) = study_dir(2, "10ms");
-    assert!(servo().args(["run", "-c"]).arg(&config).output().expect("runs").status.success());
-    let text = std::fs::read_to_string(&config).expect("read").replace("max: 8,", "max: 16,");
+    assert!(
+        servo()
+            .args(["run", "-c"])
+            .arg(&config)
+            .output()
+            .expect("runs")
+            .status
+            .success()
+    );
+    let text = std::fs::read_to_string(&config)
+        .expect("read")
+        .replace("max: 8,", "max: 16,");
     std::fs::write(&config, text).expect("write");
-    let out = servo().args(["run", "-c"]).arg(&config).output().expect("runs");
+    let out = servo()
+        .args(["run", "-c"])
+        .arg(&config)
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("changed the range of `main.memory`"), "{stderr}");
+    assert!(
+        stderr.contains("changed the range of `main.memory`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("--new-study"), "{stderr}");
-    let out = servo().args(["run", "--new-study", "-c"]).arg(&config).output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = servo()
+        .args(["run", "--new-study", "-c"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(trials(&config).len(), 2, "the new study starts from zero");
 }
 
 #[test]
 fn an_objective_naming_an_unknown_metric_is_a_usage_error_before_any_trial() {
     let (_dir, config) = study_dir(2, "10ms");
-    let text = std::fs::read_to_string(&config).expect("read").replace("time_waited < 10s", "time_waitd < 10s");
+    let text = std::fs::read_to_string(&config)
+        .expect("read")
+        .replace("time_waited < 10s", "time_waitd < 10s");
     std::fs::write(&config, text).expect("write");
-    let out = servo().args(["run", "-c"]).arg(&config).output().expect("runs");
+    let out = servo()
+        .args(["run", "-c"])
+        .arg(&config)
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("did you mean `time_waited`?"), "{stderr}");

@@ -280,8 +280,18 @@ impl Bus {
         Ok(per_mount)
     }
 
-    /// Metrics per mount.
+    /// Metrics per mount, named as users see them: a name two mounts both provide (two `process`
+    /// mounts each measuring `cpu_seconds`) becomes `<mount>.<name>` for each, so neither hides the
+    /// other.
     pub async fn metrics(&self, cx: &EventContext) -> Result<Vec<(String, Vec<Metric>)>, BusError> {
+        Ok(qualify(self.metrics_as_declared(cx).await?))
+    }
+
+    /// Metrics per mount under the names their connectors give them.
+    async fn metrics_as_declared(
+        &self,
+        cx: &EventContext,
+    ) -> Result<Vec<(String, Vec<Metric>)>, BusError> {
         self.before(EventRequest::Metrics, cx).await?;
         let results = self.on(Event::Metrics, cx, |c| c.metrics(cx)).await;
         let per_mount = Self::split(Event::Metrics, results)?;
@@ -293,23 +303,36 @@ impl Bus {
 
     async fn metrics_quiet(&self, cx: &EventContext) -> Option<Vec<Metric>> {
         let results = self.on(Event::Metrics, cx, |c| c.metrics(cx)).await;
+        let per_mount: Vec<(String, Vec<Metric>)> = results
+            .into_iter()
+            .filter_map(|(mount, r)| r.ok().map(|m| (mount, m)))
+            .collect();
         Some(
-            results
+            qualify(per_mount)
                 .into_iter()
-                .filter_map(|(_, r)| r.ok())
-                .flatten()
+                .flat_map(|(_, m)| m)
                 .collect(),
         )
     }
 
     /// Measures with the connectors that provide the requested metrics (all measuring connectors
-    /// when none is named); readings are filtered to the requested metrics.
+    /// when none is named); readings are filtered to the requested metrics and named as
+    /// [`Bus::metrics`] names them.
     pub async fn measure(
         &self,
         request: &MeasureRequest,
         cx: &EventContext,
     ) -> Result<Measurement, BusError> {
-        let per_mount = self.metrics(cx).await?;
+        let declared = self.metrics_as_declared(cx).await?;
+        let duplicated = duplicated_names(&declared);
+        let per_mount = qualify(declared);
+        let exposed = |mount: &str, raw: &str| {
+            if duplicated.contains(&raw.to_string()) {
+                format!("{mount}.{raw}")
+            } else {
+                raw.to_string()
+            }
+        };
         let mut wanted_mounts: Option<Vec<String>> = None;
         if !request.metrics.is_empty() {
             let available: Vec<&str> = per_mount
@@ -343,7 +366,29 @@ impl Bus {
             .handling(Event::Measure)
             .filter(|(mount, _)| wanted_mounts.as_ref().is_none_or(|w| w.contains(mount)))
             .collect();
-        let futures = targets.iter().map(|(_, c)| c.measure(request, cx));
+        // Each connector is asked for its own metrics under its own names.
+        let requests: Vec<MeasureRequest> = targets
+            .iter()
+            .map(|(mount, _)| MeasureRequest {
+                metrics: per_mount
+                    .iter()
+                    .filter(|(m, _)| m == mount)
+                    .flat_map(|(_, ms)| ms.iter())
+                    .filter(|m| request.metrics.contains(&m.name))
+                    .map(|m| {
+                        m.name
+                            .strip_prefix(&format!("{mount}."))
+                            .unwrap_or(&m.name)
+                            .to_string()
+                    })
+                    .collect(),
+                control: request.control.clone(),
+            })
+            .collect();
+        let futures = targets
+            .iter()
+            .zip(&requests)
+            .map(|((_, c), r)| c.measure(r, cx));
         let results = tokio::select! {
             results = join_all(futures) => results,
             () = cx.cancel.cancelled() => return Err(BusError::Interrupted),
@@ -354,7 +399,10 @@ impl Bus {
             .zip(results)
             .collect();
         let mut measurement = Measurement::default();
-        for (_, m) in Self::split(Event::Measure, results)? {
+        for (mount, mut m) in Self::split(Event::Measure, results)? {
+            for reading in &mut m.readings {
+                reading.metric.name = exposed(&mount, &reading.metric.name);
+            }
             measurement.merge(m);
         }
         if !request.metrics.is_empty() {
@@ -454,4 +502,40 @@ impl Bus {
         }
         outcome.map(|_| description)
     }
+}
+
+/// Metric names provided by more than one mount.
+fn duplicated_names(per_mount: &[(String, Vec<Metric>)]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, metrics) in per_mount {
+        let mut names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+        names.dedup();
+        for name in names {
+            *seen.entry(name).or_default() += 1;
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// Renames metrics that more than one mount provides to `<mount>.<name>`.
+fn qualify(per_mount: Vec<(String, Vec<Metric>)>) -> Vec<(String, Vec<Metric>)> {
+    let duplicated = duplicated_names(&per_mount);
+    per_mount
+        .into_iter()
+        .map(|(mount, metrics)| {
+            let metrics = metrics
+                .into_iter()
+                .map(|mut m| {
+                    if duplicated.contains(&m.name) {
+                        m.name = format!("{mount}.{}", m.name);
+                    }
+                    m
+                })
+                .collect();
+            (mount, metrics)
+        })
+        .collect()
 }

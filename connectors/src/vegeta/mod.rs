@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use servo::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
 use servo::types::{Check, Description, MeasureRequest, Measurement, Metric, Reading, TimeSeries};
 use servo::units::{Duration, Rate};
-use servo::{BuildConnector, Connector, ConnectorDescription, ConnectorError, Event, KeyPath, Problem};
+use servo::{
+    BuildConnector, Connector, ConnectorDescription, ConnectorError, Event, KeyPath, Problem,
+};
 
 use attack::{AttackOptions, attack};
 use report::Report;
@@ -117,23 +119,34 @@ impl Settings {
     fn load_targets(&self, base_dir: &Path) -> Result<Vec<Target>, Problem> {
         let (key, text, origin, dir) = match (&self.target, &self.targets) {
             (Some(t), None) => ("target", t.clone(), None, base_dir.to_path_buf()),
-            (None, Some(t)) if t.contains('\n') => ("targets", t.clone(), None, base_dir.to_path_buf()),
+            (None, Some(t)) if t.contains('\n') => {
+                ("targets", t.clone(), None, base_dir.to_path_buf())
+            }
             (None, Some(path)) => {
                 let file = base_dir.join(path);
                 let text = std::fs::read_to_string(&file).map_err(|e| {
                     Problem::new(KeyPath::root().key("targets"), format!("cannot read the targets file {}: {e}", file.display()))
                         .with_help("`targets` is a file path relative to the config file, or the targets themselves on several lines")
                 })?;
-                let dir = file.parent().map(Path::to_path_buf).unwrap_or_else(|| base_dir.to_path_buf());
+                let dir = file
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| base_dir.to_path_buf());
                 ("targets", text, Some(file), dir)
             }
             (None, None) => {
-                return Err(Problem::new(KeyPath::root(), "give a `target` (one request) or `targets` (a file or several lines)")
-                    .with_help("for example `target: GET http://127.0.0.1:8080/`"));
+                return Err(Problem::new(
+                    KeyPath::root(),
+                    "give a `target` (one request) or `targets` (a file or several lines)",
+                )
+                .with_help("for example `target: GET http://127.0.0.1:8080/`"));
             }
             (Some(_), Some(_)) => {
-                return Err(Problem::new(KeyPath::root().key("targets"), "`target` and `targets` cannot both be set")
-                    .with_help("keep one of them"));
+                return Err(Problem::new(
+                    KeyPath::root().key("targets"),
+                    "`target` and `targets` cannot both be set",
+                )
+                .with_help("keep one of them"));
             }
         };
         let parsed = match self.format {
@@ -152,10 +165,14 @@ impl Settings {
 
     fn options(&self, duration: Duration) -> AttackOptions {
         AttackOptions {
-            rate: (!self.rate.is_unlimited()).then(|| (self.rate.requests(), self.rate.per().as_std())),
+            rate: (!self.rate.is_unlimited())
+                .then(|| (self.rate.requests(), self.rate.per().as_std())),
             duration: duration.as_std(),
             workers: self.workers.max(1),
-            max_workers: self.max_workers.unwrap_or(u64::MAX).max(self.workers.max(1)),
+            max_workers: self
+                .max_workers
+                .unwrap_or(u64::MAX)
+                .max(self.workers.max(1)),
             connections: usize::try_from(self.connections).unwrap_or(usize::MAX),
             max_body: self.max_body,
             http2: self.http2,
@@ -194,17 +211,26 @@ impl ConnectorSettings for Settings {
         // config file's directory for relative paths.
         if self.target.is_none() && self.targets.is_none() {
             problems.push(
-                Problem::new(KeyPath::root(), "give a `target` (one request) or `targets` (a file or several lines)")
-                    .with_help("for example `target: GET http://127.0.0.1:8080/`"),
+                Problem::new(
+                    KeyPath::root(),
+                    "give a `target` (one request) or `targets` (a file or several lines)",
+                )
+                .with_help("for example `target: GET http://127.0.0.1:8080/`"),
             );
         }
         if self.target.is_some() && self.targets.is_some() {
-            problems.push(Problem::new(KeyPath::root().key("targets"), "`target` and `targets` cannot both be set"));
+            problems.push(Problem::new(
+                KeyPath::root().key("targets"),
+                "`target` and `targets` cannot both be set",
+            ));
         }
         if self.workers == 0 || self.workers > 100_000 {
             problems.push(Problem::new(
                 KeyPath::root().key("workers"),
-                format!("`workers` must be between 1 and 100000, found {}", self.workers),
+                format!(
+                    "`workers` must be between 1 and 100000, found {}",
+                    self.workers
+                ),
             ));
         }
         if let Some(max) = self.max_workers
@@ -212,7 +238,10 @@ impl ConnectorSettings for Settings {
         {
             problems.push(Problem::new(
                 KeyPath::root().key("max_workers"),
-                format!("`max_workers` ({max}) is below `workers` ({})", self.workers),
+                format!(
+                    "`max_workers` ({max}) is below `workers` ({})",
+                    self.workers
+                ),
             ));
         }
         problems
@@ -269,16 +298,24 @@ fn readings(report: &Report, started_unix: f64) -> Vec<Reading> {
     let at = |offset: std::time::Duration| started_unix + offset.as_secs_f64();
     let series = |f: &dyn Fn(&report::IntervalReport) -> f64| TimeSeries {
         id: None,
-        points: report.intervals.iter().map(|i| (at(i.start_offset + i.duration), f(i))).collect(),
+        points: report
+            .intervals
+            .iter()
+            .map(|i| (at(i.start_offset + i.duration), f(i)))
+            .collect(),
     };
     let error_rate = (1.0 - report.success_rate) * 100.0;
     let l = &report.latency;
     let mut out = Vec::new();
     for metric in metrics() {
         let reading = match metric.name.as_str() {
-            "throughput" => Reading::new(metric, report.throughput).with_series(series(&|i| i.throughput)),
-            "success_rate" => Reading::new(metric, report.success_rate * 100.0).with_series(series(&|i| i.success_rate * 100.0)),
-            "error_rate" => Reading::new(metric, error_rate).with_series(series(&|i| (1.0 - i.success_rate) * 100.0)),
+            "throughput" => {
+                Reading::new(metric, report.throughput).with_series(series(&|i| i.throughput))
+            }
+            "success_rate" => Reading::new(metric, report.success_rate * 100.0)
+                .with_series(series(&|i| i.success_rate * 100.0)),
+            "error_rate" => Reading::new(metric, error_rate)
+                .with_series(series(&|i| (1.0 - i.success_rate) * 100.0)),
             "latency_p50" => Reading::new(metric, ms(l.p50)).with_series(series(&|i| ms(i.p50))),
             "latency_p90" => Reading::new(metric, ms(l.p90)),
             "latency_p95" => Reading::new(metric, ms(l.p95)).with_series(series(&|i| ms(i.p95))),
@@ -301,7 +338,12 @@ fn unix_now() -> f64 {
 }
 
 impl Vegeta {
-    async fn run(&self, duration: Duration, cx: &EventContext, label: &str) -> Result<Report, ConnectorError> {
+    async fn run(
+        &self,
+        duration: Duration,
+        cx: &EventContext,
+        label: &str,
+    ) -> Result<Report, ConnectorError> {
         let options = self.settings.options(duration);
         let mount = self.mount.clone();
         let label = label.to_string();
@@ -331,7 +373,12 @@ impl Vegeta {
 #[async_trait]
 impl Connector for Vegeta {
     fn handlers(&self) -> Handlers {
-        Handlers::on(&[Event::Describe, Event::Metrics, Event::Measure, Event::Check])
+        Handlers::on(&[
+            Event::Describe,
+            Event::Metrics,
+            Event::Measure,
+            Event::Check,
+        ])
     }
 
     async fn describe(&self, _cx: &EventContext) -> Result<Description, ConnectorError> {
@@ -345,12 +392,20 @@ impl Connector for Vegeta {
         Ok(metrics())
     }
 
-    async fn measure(&self, request: &MeasureRequest, cx: &EventContext) -> Result<Measurement, ConnectorError> {
+    async fn measure(
+        &self,
+        request: &MeasureRequest,
+        cx: &EventContext,
+    ) -> Result<Measurement, ConnectorError> {
         let control = &request.control;
         let duration = if control.duration.is_zero() {
             self.settings.duration.ok_or_else(|| {
-                ConnectorError::invalid("vegeta needs a duration: none was given by the measurement or the settings")
-                    .with_hint("pass --duration to `servo measure`, or set `duration` in the vegeta section")
+                ConnectorError::invalid(
+                    "vegeta needs a duration: none was given by the measurement or the settings",
+                )
+                .with_hint(
+                    "pass --duration to `servo measure`, or set `duration` in the vegeta section",
+                )
             })?
         } else {
             control.duration
@@ -372,7 +427,11 @@ impl Connector for Vegeta {
         };
         measurement.annotations.insert(
             "load_profile".into(),
-            format!("{} target(s) at {} for {duration}", self.targets.len(), self.settings.rate),
+            format!(
+                "{} target(s) at {} for {duration}",
+                self.targets.len(),
+                self.settings.rate
+            ),
         );
         if let Some((message, count)) = report.errors.first() {
             measurement
@@ -404,18 +463,33 @@ impl Connector for Vegeta {
                 duration: std::time::Duration::from_millis(1),
                 workers: 1,
                 max_workers: 1,
-                timeout: self.settings.timeout.as_std().min(std::time::Duration::from_secs(10)),
+                timeout: self
+                    .settings
+                    .timeout
+                    .as_std()
+                    .min(std::time::Duration::from_secs(10)),
                 ..self.settings.options(Duration::ZERO)
             };
-            let report = attack(std::slice::from_ref(target), &options, cx.cancel.clone(), |_| {})
-                .await
-                .map_err(|e| ConnectorError::failed(format!("vegeta: {e}")))?;
-            let check = match (report.successes, report.errors.first(), report.status_codes.keys().next()) {
+            let report = attack(
+                std::slice::from_ref(target),
+                &options,
+                cx.cancel.clone(),
+                |_| {},
+            )
+            .await
+            .map_err(|e| ConnectorError::failed(format!("vegeta: {e}")))?;
+            let check = match (
+                report.successes,
+                report.errors.first(),
+                report.status_codes.keys().next(),
+            ) {
                 (s, _, _) if s > 0 => Check::pass(format!("target {key}"), "answers"),
                 (_, Some((message, _)), _) => Check::fail(format!("target {key}"), message.clone())
                     .with_hint("start the application, or fix the target's URL"),
-                (_, None, Some(code)) => Check::fail(format!("target {key}"), format!("answered HTTP {code}"))
-                    .with_hint("a 4xx/5xx answer counts as an error in every measurement"),
+                (_, None, Some(code)) => {
+                    Check::fail(format!("target {key}"), format!("answered HTTP {code}"))
+                        .with_hint("a 4xx/5xx answer counts as an error in every measurement")
+                }
                 _ => Check::fail(format!("target {key}"), "no answer"),
             };
             checks.push(check);

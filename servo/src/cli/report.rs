@@ -23,6 +23,10 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
     let summary = super::trials::load_summary(globals, registry).await?;
     write_atomic(&args.output, html(&summary).as_bytes())
         .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", args.output.display())))?;
-    eprintln!("wrote {} ({} trials)", args.output.display(), summary.trials.len());
+    eprintln!(
+        "wrote {} ({} trials)",
+        args.output.display(),
+        summary.trials.len()
+    );
     Ok(Exit::Ok)
 }

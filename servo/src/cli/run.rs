@@ -47,9 +47,10 @@ fn progress_bar(total: u64) -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template("{spinner} trial {pos}/{len} [{bar:30}] {elapsed} {msg}")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style =
+        ProgressStyle::with_template("{spinner} trial {pos}/{len} [{bar:30}] {elapsed} {msg}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     Some(bar)
@@ -106,7 +107,11 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
     let summary = result.map_err(into_cli)?;
     let interrupted = summary.interrupted;
     emit(globals.format, &Outcome(summary))?;
-    Ok(if interrupted { Exit::Interrupted } else { Exit::Ok })
+    Ok(if interrupted {
+        Exit::Interrupted
+    } else {
+        Exit::Ok
+    })
 }
 
 pub(super) fn into_cli(e: StudyError) -> CliError {

@@ -4,11 +4,11 @@ use std::fmt::Write as _;
 
 use super::{CliError, CommandResult, Exit, Globals};
 use crate::connector::Registry;
+use crate::optimizer::ParamValue;
 use crate::output::{Format, Table};
 use crate::study::journal::{Journal, TrialState};
 use crate::study::objective::{Constraint, Expr};
 use crate::study::{self, Summary, param_number};
-use crate::optimizer::ParamValue;
 
 /// List the trials journaled for this servo's study: settings, objective, SLOs met, state.
 ///
@@ -23,7 +23,10 @@ pub struct Args {
 }
 
 /// Loads the journaled study of the config's servo.
-pub(super) async fn load_summary(globals: &Globals, registry: &Registry) -> Result<Summary, CliError> {
+pub(super) async fn load_summary(
+    globals: &Globals,
+    registry: &Registry,
+) -> Result<Summary, CliError> {
     let assembly = globals.load_one(registry)?;
     let settings = study::embedded(&assembly).map_err(super::run::into_cli)?;
     let path = study::journal_path(&assembly, settings);
@@ -33,14 +36,29 @@ pub(super) async fn load_summary(globals: &Globals, registry: &Registry) -> Resu
             "run `servo run` first (the journal is `optimizer.store`, default .servo/<name>.db)",
         ));
     }
-    let journal = Journal::open(&path).await.map_err(|e| CliError::Failure(e.to_string()))?;
-    let current = journal.current(&assembly.name).await.map_err(|e| CliError::Failure(e.to_string()))?;
+    let journal = Journal::open(&path)
+        .await
+        .map_err(|e| CliError::Failure(e.to_string()))?;
+    let current = journal
+        .current(&assembly.name)
+        .await
+        .map_err(|e| CliError::Failure(e.to_string()))?;
     let Some(current) = current else {
-        return Err(CliError::usage(format!("{} holds no study for servo `{}`", path.display(), assembly.name)));
+        return Err(CliError::usage(format!(
+            "{} holds no study for servo `{}`",
+            path.display(),
+            assembly.name
+        )));
     };
-    let trials = journal.trials(&current).await.map_err(|e| CliError::Failure(e.to_string()))?;
+    let trials = journal
+        .trials(&current)
+        .await
+        .map_err(|e| CliError::Failure(e.to_string()))?;
     journal.close().await;
-    let maximize = matches!(settings.objective, Some(crate::config::optimizer::Objective::Maximize(_)));
+    let maximize = matches!(
+        settings.objective,
+        Some(crate::config::optimizer::Objective::Maximize(_))
+    );
     Ok(Summary::from_trials(&current, &path, trials, maximize))
 }
 
@@ -64,13 +82,21 @@ fn state_text(state: TrialState) -> &'static str {
 /// The baseline vs best table `servo run` ends with.
 pub(super) fn comparison(summary: &Summary) -> String {
     let mut out = String::new();
-    let complete = summary.trials.iter().filter(|t| t.state == TrialState::Complete).count();
+    let complete = summary
+        .trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .count();
     let _ = writeln!(
         out,
         "study `{}`: {} trial(s), {complete} complete{}",
         summary.study,
         summary.trials.len(),
-        if summary.interrupted { " (interrupted)" } else { "" }
+        if summary.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
     );
     match (&summary.baseline, &summary.best) {
         (Some(baseline), Some(best)) => {
@@ -90,8 +116,13 @@ pub(super) fn comparison(summary: &Summary) -> String {
             }
             table.row([
                 format!("objective ({})", summary.objective),
-                baseline.objective.map(|o| format!("{o:.4}")).unwrap_or_default(),
-                best.objective.map(|o| format!("{o:.4}")).unwrap_or_default(),
+                baseline
+                    .objective
+                    .map(|o| format!("{o:.4}"))
+                    .unwrap_or_default(),
+                best.objective
+                    .map(|o| format!("{o:.4}"))
+                    .unwrap_or_default(),
                 change(baseline.objective, best.objective),
             ]);
             // The metrics the goal reads; every reading is in `servo trials -o json` and the report.
@@ -99,7 +130,11 @@ pub(super) fn comparison(summary: &Summary) -> String {
             if let Ok(e) = Expr::parse(&summary.objective) {
                 wanted.extend(e.variables().into_iter().map(String::from));
             }
-            for c in summary.constraints.iter().filter_map(|c| Constraint::parse(c).ok()) {
+            for c in summary
+                .constraints
+                .iter()
+                .filter_map(|c| Constraint::parse(c).ok())
+            {
                 wanted.extend(c.left.variables().into_iter().map(String::from));
             }
             for (metric, r) in baseline.readings.iter().filter(|(m, _)| wanted.contains(m)) {
@@ -115,20 +150,32 @@ pub(super) fn comparison(summary: &Summary) -> String {
             let _ = writeln!(out, "best: trial {}", best.number);
         }
         (None, Some(best)) => {
-            let _ = writeln!(out, "best: trial {} (the baseline did not complete)", best.number);
+            let _ = writeln!(
+                out,
+                "best: trial {} (the baseline did not complete)",
+                best.number
+            );
         }
         (_, None) => out.push_str("no trial met every SLO yet\n"),
     }
     if !summary.left_on.is_empty() {
         let _ = writeln!(out, "the application was left on {}", summary.left_on);
     }
-    let _ = writeln!(out, "journal: {}; report: servo report --output report.html", summary.journal.display());
+    let _ = writeln!(
+        out,
+        "journal: {}; report: servo report --output report.html",
+        summary.journal.display()
+    );
     out
 }
 
 pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let summary = load_summary(globals, registry).await?;
-    let names: Vec<String> = summary.trials.first().map(|t| t.config.keys().cloned().collect()).unwrap_or_default();
+    let names: Vec<String> = summary
+        .trials
+        .first()
+        .map(|t| t.config.keys().cloned().collect())
+        .unwrap_or_default();
     if args.csv {
         let mut out = String::from("number,state");
         for n in &names {
@@ -138,7 +185,11 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
         for t in &summary.trials {
             let _ = write!(out, "{},{}", t.number, state_text(t.state));
             for n in &names {
-                let _ = write!(out, ",{}", t.config.get(n).map(value_text).unwrap_or_default());
+                let _ = write!(
+                    out,
+                    ",{}",
+                    t.config.get(n).map(value_text).unwrap_or_default()
+                );
             }
             let error = t.error.as_deref().unwrap_or("").replace('"', "\"\"");
             let _ = writeln!(
@@ -152,8 +203,15 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
         return Ok(Exit::Ok);
     }
     match globals.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&summary.trials).map_err(|e| CliError::Failure(e.to_string()))?),
-        Format::Yaml => print!("{}", crate::output::to_yaml(&summary.trials).map_err(CliError::Failure)?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&summary.trials)
+                .map_err(|e| CliError::Failure(e.to_string()))?
+        ),
+        Format::Yaml => print!(
+            "{}",
+            crate::output::to_yaml(&summary.trials).map_err(CliError::Failure)?
+        ),
         Format::Table => {
             let mut headers = vec!["#".to_string(), "STATE".to_string()];
             headers.extend(names.iter().cloned());
@@ -161,7 +219,11 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
             let mut table = Table::new(headers);
             for t in &summary.trials {
                 let mut row = vec![t.number.to_string(), state_text(t.state).to_string()];
-                row.extend(names.iter().map(|n| t.config.get(n).map(value_text).unwrap_or_default()));
+                row.extend(
+                    names
+                        .iter()
+                        .map(|n| t.config.get(n).map(value_text).unwrap_or_default()),
+                );
                 row.push(t.objective.map(|o| format!("{o:.4}")).unwrap_or_default());
                 row.push(match t.feasible {
                     Some(true) => "met".into(),

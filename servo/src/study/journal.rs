@@ -7,8 +7,10 @@ use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::optimizer::{ParamValue, Space};
 
@@ -151,7 +153,8 @@ impl Journal {
             message,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_error(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| open_error(format!("cannot create {}: {e}", dir.display())))?;
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -194,11 +197,16 @@ impl Journal {
                 "written by a newer servo (schema {version}, this one knows {SCHEMA_VERSION}); upgrade servo"
             )));
         }
-        sqlx::raw_sql(SCHEMA).execute(&self.pool).await.map_err(|e| self.db(e))?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {SCHEMA_VERSION}")))
+        sqlx::raw_sql(SCHEMA)
             .execute(&self.pool)
             .await
             .map_err(|e| self.db(e))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {SCHEMA_VERSION}"
+        )))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -290,14 +298,20 @@ impl Journal {
     }
 
     /// Records a new running trial before anything is changed; returns its number.
-    pub async fn begin(&self, study: &Study, config: &BTreeMap<String, ParamValue>) -> Result<i64, JournalError> {
+    pub async fn begin(
+        &self,
+        study: &Study,
+        config: &BTreeMap<String, ParamValue>,
+    ) -> Result<i64, JournalError> {
         let config = serde_json::to_string(config).map_err(|e| self.db(e))?;
         let mut tx = self.pool.begin().await.map_err(|e| self.db(e))?;
-        let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?")
-            .bind(study.id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| self.db(e))?;
+        let number: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?",
+        )
+        .bind(study.id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| self.db(e))?;
         sqlx::query("INSERT INTO trials (study_id, number, state, config, started_at) VALUES (?, ?, 'running', ?, ?)")
             .bind(study.id)
             .bind(number)
@@ -346,7 +360,8 @@ impl Journal {
                 let state: String = row.try_get("state").map_err(|e| self.db(e))?;
                 let config: String = row.try_get("config").map_err(|e| self.db(e))?;
                 let readings: Option<String> = row.try_get("readings").map_err(|e| self.db(e))?;
-                let constraints: Option<String> = row.try_get("constraints").map_err(|e| self.db(e))?;
+                let constraints: Option<String> =
+                    row.try_get("constraints").map_err(|e| self.db(e))?;
                 Ok(Trial {
                     number: row.try_get("number").map_err(|e| self.db(e))?,
                     state: state.parse().map_err(|e: String| self.db(e))?,
@@ -383,12 +398,22 @@ fn describe_change(old: &Space, new: &Space) -> Option<String> {
     }
     let names = |s: &Space| s.params.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
     let (old_names, new_names) = (names(old), names(new));
-    let added: Vec<&String> = new_names.iter().filter(|n| !old_names.contains(n)).collect();
-    let removed: Vec<&String> = old_names.iter().filter(|n| !new_names.contains(n)).collect();
+    let added: Vec<&String> = new_names
+        .iter()
+        .filter(|n| !old_names.contains(n))
+        .collect();
+    let removed: Vec<&String> = old_names
+        .iter()
+        .filter(|n| !new_names.contains(n))
+        .collect();
     let changed: Vec<&String> = new
         .params
         .iter()
-        .filter(|p| old.params.iter().any(|o| o.name == p.name && o.domain != p.domain))
+        .filter(|p| {
+            old.params
+                .iter()
+                .any(|o| o.name == p.name && o.domain != p.domain)
+        })
         .map(|p| &p.name)
         .collect();
     let mut parts = Vec::new();
@@ -408,5 +433,9 @@ fn describe_change(old: &Space, new: &Space) -> Option<String> {
 }
 
 fn join(names: &[&String]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

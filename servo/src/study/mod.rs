@@ -13,13 +13,19 @@ use serde::Serialize;
 
 use crate::bus::{Bus, BusError};
 use crate::config::Assembly;
-use crate::config::optimizer::{Algorithm, EmbeddedOptimizer, Objective, OnFinish, OptimizerSettings};
+use crate::config::optimizer::{
+    Algorithm, EmbeddedOptimizer, Objective, OnFinish, OptimizerSettings,
+};
 use crate::connector::{ConnectorError, EventContext};
 use crate::optimizer::{
-    Bayesian, Domain, Observation, Outcome, Param, ParamValue, RandomSearch, Sampler, Space, SuggestError,
+    Bayesian, Domain, Observation, Outcome, Param, ParamValue, RandomSearch, Sampler, Space,
+    SuggestError,
 };
 use crate::suggest::did_you_mean;
-use crate::types::{Adjustment, Control, Description, Domain as SettingDomain, MeasureRequest, Measurement, SettingKind, SettingValue};
+use crate::types::{
+    Adjustment, Control, Description, Domain as SettingDomain, MeasureRequest, Measurement,
+    SettingKind, SettingValue,
+};
 use journal::{Journal, JournalError, RecordedReading, Study, Trial, TrialState, now};
 use objective::{Constraint, Expr};
 
@@ -28,7 +34,10 @@ use objective::{Constraint, Expr};
 pub enum StudyError {
     /// The optimizer section cannot drive a study as written.
     #[error("{message}")]
-    Config { message: String, hint: Option<String> },
+    Config {
+        message: String,
+        hint: Option<String>,
+    },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -72,7 +81,9 @@ impl Goal {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                Constraint::parse(c).map_err(|e| config_error(format!("optimizer.constraints[{i}] `{c}`: {e}"), None))
+                Constraint::parse(c).map_err(|e| {
+                    config_error(format!("optimizer.constraints[{i}] `{c}`: {e}"), None)
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Goal {
@@ -87,16 +98,29 @@ impl Goal {
     fn check_names(&self, description: &Description, plan: &Plan) -> Result<(), StudyError> {
         let mut known: Vec<String> = description.metrics.iter().map(|m| m.name.clone()).collect();
         known.extend(plan.params.iter().map(|p| p.name.clone()));
-        let mut used: Vec<(&str, String)> = self.expr.variables().into_iter().map(|v| (v, "optimizer.objective".to_string())).collect();
+        let mut used: Vec<(&str, String)> = self
+            .expr
+            .variables()
+            .into_iter()
+            .map(|v| (v, "optimizer.objective".to_string()))
+            .collect();
         for (i, c) in self.constraints.iter().enumerate() {
-            used.extend(c.left.variables().into_iter().map(|v| (v, format!("optimizer.constraints[{i}]"))));
+            used.extend(
+                c.left
+                    .variables()
+                    .into_iter()
+                    .map(|v| (v, format!("optimizer.constraints[{i}]"))),
+            );
         }
         for (name, place) in used {
             if !known.iter().any(|k| k == name) {
                 let hint = did_you_mean(name, known.iter().map(String::as_str))
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| format!("metrics and settings: {}", known.join(", ")));
-                return Err(config_error(format!("{place}: no metric or setting is named `{name}`"), Some(hint)));
+                return Err(config_error(
+                    format!("{place}: no metric or setting is named `{name}`"),
+                    Some(hint),
+                ));
             }
         }
         Ok(())
@@ -131,9 +155,21 @@ impl Plan {
             for setting in component.settings.iter().filter(|s| !s.pinned) {
                 let name = format!("{}.{}", component.name, setting.name);
                 let (domain, integer) = match setting.domain() {
-                    SettingDomain::Categorical(values) => (Domain::Categorical { choices: values.to_vec() }, false),
-                    SettingDomain::Numeric { min, max, step, integer } => {
-                        if integer || matches!(setting.kind, SettingKind::Int | SettingKind::Replicas) {
+                    SettingDomain::Categorical(values) => (
+                        Domain::Categorical {
+                            choices: values.to_vec(),
+                        },
+                        false,
+                    ),
+                    SettingDomain::Numeric {
+                        min,
+                        max,
+                        step,
+                        integer,
+                    } => {
+                        if integer
+                            || matches!(setting.kind, SettingKind::Int | SettingKind::Replicas)
+                        {
                             (
                                 Domain::Int {
                                     low: min.round() as i64,
@@ -144,7 +180,15 @@ impl Plan {
                                 true,
                             )
                         } else {
-                            (Domain::Float { low: min, high: max, step, log: false }, false)
+                            (
+                                Domain::Float {
+                                    low: min,
+                                    high: max,
+                                    step,
+                                    log: false,
+                                },
+                                false,
+                            )
                         }
                     }
                 };
@@ -182,11 +226,18 @@ impl Plan {
     }
 
     fn ordered(&self, config: &BTreeMap<String, ParamValue>) -> Option<Vec<ParamValue>> {
-        self.params.iter().map(|p| config.get(&p.name).cloned()).collect()
+        self.params
+            .iter()
+            .map(|p| config.get(&p.name).cloned())
+            .collect()
     }
 
     fn named(&self, values: Vec<ParamValue>) -> BTreeMap<String, ParamValue> {
-        self.params.iter().map(|p| p.name.clone()).zip(values).collect()
+        self.params
+            .iter()
+            .map(|p| p.name.clone())
+            .zip(values)
+            .collect()
     }
 }
 
@@ -225,7 +276,11 @@ struct Score {
     feasible: bool,
 }
 
-fn score(goal: &Goal, config: &BTreeMap<String, ParamValue>, measurement: &Measurement) -> Result<Score, String> {
+fn score(
+    goal: &Goal,
+    config: &BTreeMap<String, ParamValue>,
+    measurement: &Measurement,
+) -> Result<Score, String> {
     let readings: BTreeMap<String, RecordedReading> = measurement
         .readings
         .iter()
@@ -239,7 +294,8 @@ fn score(goal: &Goal, config: &BTreeMap<String, ParamValue>, measurement: &Measu
             )
         })
         .collect();
-    let mut vars: BTreeMap<String, f64> = readings.iter().map(|(k, r)| (k.clone(), r.value)).collect();
+    let mut vars: BTreeMap<String, f64> =
+        readings.iter().map(|(k, r)| (k.clone(), r.value)).collect();
     for (name, value) in config {
         if let Some(n) = param_number(value) {
             vars.insert(name.clone(), n);
@@ -252,7 +308,10 @@ fn score(goal: &Goal, config: &BTreeMap<String, ParamValue>, measurement: &Measu
     let mut constraints = Vec::new();
     let mut feasible = true;
     for c in &goal.constraints {
-        let value = c.left.eval(&vars).map_err(|e| format!("constraint `{}`: {e}", c.text))?;
+        let value = c
+            .left
+            .eval(&vars)
+            .map_err(|e| format!("constraint `{}`: {e}", c.text))?;
         // A bound's unit converts to the unit of the metric on the left, when it is one metric.
         let unit = match &c.left {
             Expr::Var(name) => readings.get(name).map(|r| r.unit.as_str()).unwrap_or(""),
@@ -281,9 +340,22 @@ pub struct RunOptions {
 /// Where a study stands, for progress displays.
 #[derive(Clone, Debug)]
 pub enum Progress {
-    Resumed { complete: usize, interrupted: u64 },
-    TrialStarted { number: i64, finished: usize, total: u32, adjustments: Vec<Adjustment> },
-    TrialFinished { trial: Trial, best: Option<f64>, finished: usize, total: u32 },
+    Resumed {
+        complete: usize,
+        interrupted: u64,
+    },
+    TrialStarted {
+        number: i64,
+        finished: usize,
+        total: u32,
+        adjustments: Vec<Adjustment>,
+    },
+    TrialFinished {
+        trial: Trial,
+        best: Option<f64>,
+        finished: usize,
+        total: u32,
+    },
 }
 
 /// The outcome of a finished (or interrupted) study.
@@ -304,8 +376,16 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn from_trials(study: &Study, journal: &std::path::Path, trials: Vec<Trial>, maximize: bool) -> Summary {
-        let baseline = trials.iter().find(|t| t.number == 0 && t.state == TrialState::Complete).cloned();
+    pub fn from_trials(
+        study: &Study,
+        journal: &std::path::Path,
+        trials: Vec<Trial>,
+        maximize: bool,
+    ) -> Summary {
+        let baseline = trials
+            .iter()
+            .find(|t| t.number == 0 && t.state == TrialState::Complete)
+            .cloned();
         let best = best_trial(&trials, maximize).cloned();
         Summary {
             study: study.name.clone(),
@@ -329,7 +409,13 @@ pub fn best_trial(trials: &[Trial], maximize: bool) -> Option<&Trial> {
         .iter()
         .filter(|t| t.state == TrialState::Complete && t.feasible == Some(true))
         .filter_map(|t| t.objective.map(|o| (t, o)))
-        .min_by(|(_, a), (_, b)| if maximize { b.total_cmp(a) } else { a.total_cmp(b) })
+        .min_by(|(_, a), (_, b)| {
+            if maximize {
+                b.total_cmp(a)
+            } else {
+                a.total_cmp(b)
+            }
+        })
         .map(|(t, _)| t)
 }
 
@@ -338,7 +424,10 @@ pub fn embedded(assembly: &Assembly) -> Result<&EmbeddedOptimizer, StudyError> {
     match &assembly.optimizer {
         OptimizerSettings::Embedded(e) => Ok(e),
         OptimizerSettings::Remote(r) => Err(config_error(
-            format!("`servo run` with a remote optimizer ({}) is not available in this build", r.id),
+            format!(
+                "`servo run` with a remote optimizer ({}) is not available in this build",
+                r.id
+            ),
             Some("remove `id`/`token` from `optimizer:` to use the embedded optimizer".into()),
         )),
     }
@@ -349,7 +438,10 @@ pub fn journal_path(assembly: &Assembly, settings: &EmbeddedOptimizer) -> PathBu
     match &settings.store {
         Some(p) if p.is_absolute() => p.clone(),
         Some(p) => assembly.base_dir.join(p),
-        None => assembly.base_dir.join(".servo").join(format!("{}.db", assembly.name)),
+        None => assembly
+            .base_dir
+            .join(".servo")
+            .join(format!("{}.db", assembly.name)),
     }
 }
 
@@ -369,7 +461,17 @@ pub async fn run(
     let journal = Journal::open(&journal_path(assembly, settings)).await?;
 
     bus.startup(cx).await?;
-    let mut summary = drive(assembly, settings, &goal, &bus, &journal, options, cx, &mut on_progress).await;
+    let mut summary = drive(
+        assembly,
+        settings,
+        &goal,
+        &bus,
+        &journal,
+        options,
+        cx,
+        &mut on_progress,
+    )
+    .await;
     // Leave the application on a known configuration, even when interrupted: a fresh context, since
     // the run's own token may be cancelled.
     let calm = EventContext::default();
@@ -399,10 +501,24 @@ async fn drive(
         let checks = bus.check(cx).await?;
         let failing: Vec<String> = checks
             .iter()
-            .filter(|c| !c.success && c.severity >= assembly.checks.halt_on && !assembly.checks.skip.contains(&c.name))
+            .filter(|c| {
+                !c.success
+                    && c.severity >= assembly.checks.halt_on
+                    && !assembly.checks.skip.contains(&c.name)
+            })
             .map(|c| match &c.hint {
-                Some(h) => format!("{}: {}: {} (hint: {h})", c.connector, c.name, c.message.clone().unwrap_or_default()),
-                None => format!("{}: {}: {}", c.connector, c.name, c.message.clone().unwrap_or_default()),
+                Some(h) => format!(
+                    "{}: {}: {} (hint: {h})",
+                    c.connector,
+                    c.name,
+                    c.message.clone().unwrap_or_default()
+                ),
+                None => format!(
+                    "{}: {}: {}",
+                    c.connector,
+                    c.name,
+                    c.message.clone().unwrap_or_default()
+                ),
             })
             .collect();
         if !failing.is_empty() {
@@ -467,7 +583,9 @@ async fn drive(
             tracing::info!("optimizer.max_duration reached");
             break;
         }
-        let baseline_done = trials.iter().any(|t| t.number == 0 && t.state != TrialState::Interrupted);
+        let baseline_done = trials
+            .iter()
+            .any(|t| t.number == 0 && t.state != TrialState::Interrupted);
         let config = if !baseline_done && plan.ordered(&plan.baseline).is_some() {
             plan.baseline.clone()
         } else {
@@ -530,7 +648,8 @@ async fn drive(
                 trial.error = Some("interrupted by a signal".into());
                 journal.finish(&study, &trial).await?;
                 trials.push(trial);
-                let mut summary = Summary::from_trials(&study, journal.path(), trials, goal.maximize);
+                let mut summary =
+                    Summary::from_trials(&study, journal.path(), trials, goal.maximize);
                 summary.interrupted = true;
                 return Ok(summary);
             }
@@ -549,7 +668,12 @@ async fn drive(
             total: settings.trials,
         });
     }
-    Ok(Summary::from_trials(&study, journal.path(), trials, goal.maximize))
+    Ok(Summary::from_trials(
+        &study,
+        journal.path(),
+        trials,
+        goal.maximize,
+    ))
 }
 
 /// A journaled trial as the optimizer sees it (objective negated for `maximize`).
@@ -584,7 +708,9 @@ async fn run_trial(
             TrialError::Failed(e.to_string())
         }
     };
-    bus.adjust(adjustments, control, cx).await.map_err(classify)?;
+    bus.adjust(adjustments, control, cx)
+        .await
+        .map_err(classify)?;
     let request = MeasureRequest {
         metrics: Vec::new(),
         control: control.clone(),
@@ -593,10 +719,17 @@ async fn run_trial(
 }
 
 /// Applies `on_finish` (or, when interrupted, the best known configuration) and says which it was.
-async fn finish(settings: &EmbeddedOptimizer, bus: &Bus, summary: &Summary, cx: &EventContext) -> String {
+async fn finish(
+    settings: &EmbeddedOptimizer,
+    bus: &Bus,
+    summary: &Summary,
+    cx: &EventContext,
+) -> String {
     let baseline = summary.trials.iter().find(|t| t.number == 0);
     let target = match (summary.interrupted, settings.on_finish) {
-        (false, OnFinish::Keep) => return "the last trial's configuration (on_finish: keep)".into(),
+        (false, OnFinish::Keep) => {
+            return "the last trial's configuration (on_finish: keep)".into();
+        }
         (false, OnFinish::Baseline) => baseline.map(|t| ("baseline", t)),
         (_, OnFinish::Best) | (true, _) => summary
             .best
@@ -621,7 +754,11 @@ async fn finish(settings: &EmbeddedOptimizer, bus: &Bus, summary: &Summary, cx: 
         })
         .collect();
     let control = Control::default();
-    let applied = tokio::time::timeout(std::time::Duration::from_secs(300), bus.adjust(&adjustments, &control, cx)).await;
+    let applied = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        bus.adjust(&adjustments, &control, cx),
+    )
+    .await;
     match applied {
         Ok(Ok(_)) => format!("the {label} configuration (trial {})", trial.number),
         Ok(Err(e)) => format!("unknown: applying the {label} configuration failed: {e}"),

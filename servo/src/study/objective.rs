@@ -82,7 +82,9 @@ impl Expr {
     pub fn eval(&self, vars: &BTreeMap<String, f64>) -> Result<f64, EvalError> {
         let value = match self {
             Expr::Number(n) => *n,
-            Expr::Var(name) => *vars.get(name).ok_or_else(|| EvalError::Missing(name.clone()))?,
+            Expr::Var(name) => *vars
+                .get(name)
+                .ok_or_else(|| EvalError::Missing(name.clone()))?,
             Expr::Neg(e) => -e.eval(vars)?,
             Expr::Binary(a, op, b) => {
                 let (a, b) = (a.eval(vars)?, b.eval(vars)?);
@@ -147,7 +149,9 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, ParseError> {
         let (offset, c) = chars[i];
         if c.is_whitespace() {
             i += 1;
-        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|(_, d)| d.is_ascii_digit())) {
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(|(_, d)| d.is_ascii_digit()))
+        {
             let start = i;
             while i < chars.len() && (chars[i].1.is_ascii_digit() || chars[i].1 == '.') {
                 i += 1;
@@ -155,7 +159,9 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, ParseError> {
             // An exponent: 1e9, 2.5E-3.
             if i < chars.len()
                 && matches!(chars[i].1, 'e' | 'E')
-                && chars.get(i + 1).is_some_and(|(_, d)| d.is_ascii_digit() || *d == '-' || *d == '+')
+                && chars
+                    .get(i + 1)
+                    .is_some_and(|(_, d)| d.is_ascii_digit() || *d == '-' || *d == '+')
             {
                 i += 2;
                 while i < chars.len() && chars[i].1.is_ascii_digit() {
@@ -172,12 +178,21 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, ParseError> {
                 i += 1;
             }
             let unit: String = chars[unit_start..i].iter().map(|(_, c)| c).collect();
-            tokens.push((offset, Token::Number(value, (!unit.is_empty()).then_some(unit))));
+            tokens.push((
+                offset,
+                Token::Number(value, (!unit.is_empty()).then_some(unit)),
+            ));
         } else if c.is_ascii_alphabetic() || c == '_' {
             let start = i;
-            while i < chars.len() && (chars[i].1.is_ascii_alphanumeric() || matches!(chars[i].1, '_' | '.' | '-')) {
+            while i < chars.len()
+                && (chars[i].1.is_ascii_alphanumeric() || matches!(chars[i].1, '_' | '.' | '-'))
+            {
                 // A `-` only continues a name when a letter follows (`my-app.cpu`), else it is minus.
-                if chars[i].1 == '-' && !chars.get(i + 1).is_some_and(|(_, n)| n.is_ascii_alphabetic()) {
+                if chars[i].1 == '-'
+                    && !chars
+                        .get(i + 1)
+                        .is_some_and(|(_, n)| n.is_ascii_alphabetic())
+                {
                     break;
                 }
                 i += 1;
@@ -242,7 +257,9 @@ impl Parser {
         match token {
             Some(Token::Number(n, None)) => Ok(Expr::Number(n)),
             Some(Token::Number(n, Some(unit))) => Err(ParseError {
-                message: format!("units (`{n}{unit}`) belong on a constraint's bound, not inside an expression"),
+                message: format!(
+                    "units (`{n}{unit}`) belong on a constraint's bound, not inside an expression"
+                ),
                 offset,
             }),
             Some(Token::Ident(name)) => Ok(Expr::Var(name)),
@@ -261,7 +278,9 @@ impl Parser {
                 }
             }
             Some(other) => Err(ParseError {
-                message: format!("expected a number, a metric or `component.setting`, found `{other}`"),
+                message: format!(
+                    "expected a number, a metric or `component.setting`, found `{other}`"
+                ),
                 offset,
             }),
             None => Err(ParseError {
@@ -307,7 +326,8 @@ impl Constraint {
                 (i, c, w)
             })
             .ok_or(ParseError {
-                message: "a constraint compares with <, <=, > or >=, such as `latency_p99 < 50ms`".into(),
+                message: "a constraint compares with <, <=, > or >=, such as `latency_p99 < 50ms`"
+                    .into(),
                 offset: 0,
             })?;
         let left = Expr::parse(&text[..index])?;
@@ -414,24 +434,43 @@ mod tests {
     #[test]
     fn expressions_follow_precedence_and_read_dotted_names() {
         let e = Expr::parse("main.cpu * 0.0317 + main.memory * 0.0042 - -1").expect("parses");
-        let v = e.eval(&vars(&[("main.cpu", 2.0), ("main.memory", 4.0)])).expect("evaluates");
+        let v = e
+            .eval(&vars(&[("main.cpu", 2.0), ("main.memory", 4.0)]))
+            .expect("evaluates");
         assert!((v - (2.0 * 0.0317 + 4.0 * 0.0042 + 1.0)).abs() < 1e-12);
         assert_eq!(e.variables(), ["main.cpu", "main.memory"]);
         assert_eq!(
-            Expr::parse("(a + b) / 2").expect("parses").eval(&vars(&[("a", 1.0), ("b", 3.0)])),
+            Expr::parse("(a + b) / 2")
+                .expect("parses")
+                .eval(&vars(&[("a", 1.0), ("b", 3.0)])),
             Ok(2.0)
         );
-        assert_eq!(Expr::parse("my-app.cpu-2").expect("parses").variables(), ["my-app.cpu"]);
+        assert_eq!(
+            Expr::parse("my-app.cpu-2").expect("parses").variables(),
+            ["my-app.cpu"]
+        );
     }
 
     #[test]
     fn parse_errors_point_at_the_problem() {
         let e = Expr::parse("a + * b").expect_err("fails");
         assert_eq!(e.offset, 4);
-        assert!(Expr::parse("(a + b").expect_err("fails").message.contains(")"));
-        assert!(Expr::parse("a $ b").expect_err("fails").message.contains("`$`"));
+        assert!(
+            Expr::parse("(a + b")
+                .expect_err("fails")
+                .message
+                .contains(")")
+        );
+        assert!(
+            Expr::parse("a $ b")
+                .expect_err("fails")
+                .message
+                .contains("`$`")
+        );
         assert_eq!(
-            Expr::parse("x / 0").expect("parses").eval(&vars(&[("x", 1.0)])),
+            Expr::parse("x / 0")
+                .expect("parses")
+                .eval(&vars(&[("x", 1.0)])),
             Err(EvalError::NotFinite)
         );
         assert_eq!(

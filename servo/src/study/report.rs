@@ -38,7 +38,9 @@ struct Axis {
 
 impl Axis {
     fn new(values: impl Iterator<Item = f64>, from: f64, to: f64) -> Axis {
-        let (mut low, mut high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+        let (mut low, mut high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
         if !low.is_finite() || !high.is_finite() {
             (low, high) = (0.0, 1.0);
         }
@@ -68,7 +70,14 @@ struct Point {
 }
 
 /// A scatter plot with an optional step line, a horizontal limit, and infeasible points hollow.
-fn plot(title: &str, x_label: &str, y_label: &str, points: &[Point], line: Option<&[(f64, f64)]>, limit: Option<f64>) -> String {
+fn plot(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[Point],
+    line: Option<&[(f64, f64)]>,
+    limit: Option<f64>,
+) -> String {
     let mut svg = String::new();
     let x = Axis::new(points.iter().map(|p| p.x), MARGIN, WIDTH - 12.0);
     let y = Axis::new(
@@ -89,27 +98,73 @@ fn plot(title: &str, x_label: &str, y_label: &str, points: &[Point], line: Optio
         HEIGHT - MARGIN - 16.0
     );
     for (v, anchor_y) in [(y.low, HEIGHT - MARGIN), (y.high, 20.0)] {
-        let _ = write!(svg, r##"<text x="{}" y="{anchor_y}" font-size="10" text-anchor="end" fill="#555">{}</text>"##, MARGIN - 4.0, number(v));
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{anchor_y}" font-size="10" text-anchor="end" fill="#555">{}</text>"##,
+            MARGIN - 4.0,
+            number(v)
+        );
     }
     for (v, anchor) in [(x.low, "start"), (x.high, "end")] {
-        let px = if anchor == "start" { MARGIN } else { WIDTH - 12.0 };
-        let _ = write!(svg, r##"<text x="{px}" y="{}" font-size="10" text-anchor="{anchor}" fill="#555">{}</text>"##, HEIGHT - MARGIN + 14.0, number(v));
+        let px = if anchor == "start" {
+            MARGIN
+        } else {
+            WIDTH - 12.0
+        };
+        let _ = write!(
+            svg,
+            r##"<text x="{px}" y="{}" font-size="10" text-anchor="{anchor}" fill="#555">{}</text>"##,
+            HEIGHT - MARGIN + 14.0,
+            number(v)
+        );
     }
-    let _ = write!(svg, r##"<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>"##, (MARGIN + WIDTH) / 2.0, HEIGHT - 8.0, escape(x_label));
-    let _ = write!(svg, r##"<text x="12" y="{}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {})">{}</text>"##, HEIGHT / 2.0, HEIGHT / 2.0, escape(y_label));
+    let _ = write!(
+        svg,
+        r##"<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>"##,
+        (MARGIN + WIDTH) / 2.0,
+        HEIGHT - 8.0,
+        escape(x_label)
+    );
+    let _ = write!(
+        svg,
+        r##"<text x="12" y="{}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {})">{}</text>"##,
+        HEIGHT / 2.0,
+        HEIGHT / 2.0,
+        escape(y_label)
+    );
     if let Some(limit) = limit {
         let py = y.at(limit);
-        let _ = write!(svg, r##"<line x1="{MARGIN}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="#d33" stroke-dasharray="5 3"/><text x="{}" y="{:.1}" font-size="10" text-anchor="end" fill="#d33">limit {}</text>"##, WIDTH - 12.0, WIDTH - 14.0, py - 3.0, number(limit));
+        let _ = write!(
+            svg,
+            r##"<line x1="{MARGIN}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="#d33" stroke-dasharray="5 3"/><text x="{}" y="{:.1}" font-size="10" text-anchor="end" fill="#d33">limit {}</text>"##,
+            WIDTH - 12.0,
+            WIDTH - 14.0,
+            py - 3.0,
+            number(limit)
+        );
     }
     if let Some(line) = line.filter(|l| !l.is_empty()) {
         let mut d = String::new();
         for (i, (lx, ly)) in line.iter().enumerate() {
-            let _ = write!(d, "{}{:.1},{:.1} ", if i == 0 { "M" } else { "L" }, x.at(*lx), y.at(*ly));
+            let _ = write!(
+                d,
+                "{}{:.1},{:.1} ",
+                if i == 0 { "M" } else { "L" },
+                x.at(*lx),
+                y.at(*ly)
+            );
         }
-        let _ = write!(svg, r##"<path d="{d}" fill="none" stroke="#2a7" stroke-width="2"/>"##);
+        let _ = write!(
+            svg,
+            r##"<path d="{d}" fill="none" stroke="#2a7" stroke-width="2"/>"##
+        );
     }
     for p in points {
-        let (fill, stroke) = if p.feasible { ("#36c", "#36c") } else { ("white", "#d33") };
+        let (fill, stroke) = if p.feasible {
+            ("#36c", "#36c")
+        } else {
+            ("white", "#d33")
+        };
         let _ = write!(
             svg,
             r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{fill}" stroke="{stroke}" stroke-width="1.5"><title>{}</title></circle>"#,
@@ -139,7 +194,11 @@ fn change(baseline: Option<f64>, best: Option<f64>) -> String {
 
 /// The whole report as one HTML document.
 pub fn html(summary: &Summary) -> String {
-    let complete: Vec<&Trial> = summary.trials.iter().filter(|t| t.state == TrialState::Complete && t.objective.is_some()).collect();
+    let complete: Vec<&Trial> = summary
+        .trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete && t.objective.is_some())
+        .collect();
     let mut out = String::new();
     let _ = write!(
         out,
@@ -151,17 +210,32 @@ th:first-child,td:first-child{{text-align:left}}figure{{display:inline-block;mar
 <h1>servo study <code>{name}</code></h1>
 <p>{objective_kind} <code>{objective}</code>{constraints}. {trials} trials ({complete} complete, {failed} failed, {interrupted} interrupted). Journal: <code>{journal}</code>.</p>"#,
         name = escape(&summary.study),
-        objective_kind = if summary.maximize { "Maximize" } else { "Minimize" },
+        objective_kind = if summary.maximize {
+            "Maximize"
+        } else {
+            "Minimize"
+        },
         objective = escape(&summary.objective),
         constraints = if summary.constraints.is_empty() {
             String::new()
         } else {
-            format!(" subject to <code>{}</code>", escape(&summary.constraints.join(", ")))
+            format!(
+                " subject to <code>{}</code>",
+                escape(&summary.constraints.join(", "))
+            )
         },
         trials = summary.trials.len(),
         complete = complete.len(),
-        failed = summary.trials.iter().filter(|t| t.state == TrialState::Failed).count(),
-        interrupted = summary.trials.iter().filter(|t| t.state == TrialState::Interrupted).count(),
+        failed = summary
+            .trials
+            .iter()
+            .filter(|t| t.state == TrialState::Failed)
+            .count(),
+        interrupted = summary
+            .trials
+            .iter()
+            .filter(|t| t.state == TrialState::Interrupted)
+            .count(),
         journal = escape(&summary.journal.display().to_string()),
     );
 
@@ -180,14 +254,30 @@ th:first-child,td:first-child{{text-align:left}}figure{{display:inline-block;mar
         .collect();
     let mut best_line = Vec::new();
     for t in &summary.trials {
-        let seen: Vec<Trial> = summary.trials.iter().filter(|o| o.number <= t.number).cloned().collect();
+        let seen: Vec<Trial> = summary
+            .trials
+            .iter()
+            .filter(|o| o.number <= t.number)
+            .cloned()
+            .collect();
         if let Some(best) = best_trial(&seen, summary.maximize).and_then(|b| b.objective) {
             best_line.push((t.number as f64, best));
         }
     }
-    out.push_str(&plot("objective per trial (line: best feasible so far; hollow: infeasible)", "trial", &summary.objective, &points, Some(&best_line), None));
+    out.push_str(&plot(
+        "objective per trial (line: best feasible so far; hollow: infeasible)",
+        "trial",
+        &summary.objective,
+        &points,
+        Some(&best_line),
+        None,
+    ));
 
-    let names: Vec<String> = summary.trials.first().map(|t| t.config.keys().cloned().collect()).unwrap_or_default();
+    let names: Vec<String> = summary
+        .trials
+        .first()
+        .map(|t| t.config.keys().cloned().collect())
+        .unwrap_or_default();
     if !names.is_empty() {
         out.push_str("<h2>Settings vs objective</h2>");
         for name in &names {
@@ -212,7 +302,12 @@ th:first-child,td:first-child{{text-align:left}}figure{{display:inline-block;mar
     if !summary.constraints.is_empty() {
         out.push_str("<h2>SLOs</h2>");
         for (i, text) in summary.constraints.iter().enumerate() {
-            let metric = text.split(['<', '>']).next().unwrap_or("").trim().to_string();
+            let metric = text
+                .split(['<', '>'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
             let points: Vec<Point> = complete
                 .iter()
                 .filter_map(|t| {
@@ -221,7 +316,12 @@ th:first-child,td:first-child{{text-align:left}}figure{{display:inline-block;mar
                         x: t.number as f64,
                         y: r.value,
                         feasible: t.constraints.get(i).is_some_and(|v| *v <= 0.0),
-                        label: format!("trial {}: {metric}={} {}", t.number, number(r.value), r.unit),
+                        label: format!(
+                            "trial {}: {metric}={} {}",
+                            t.number,
+                            number(r.value),
+                            r.unit
+                        ),
                     })
                 })
                 .collect();
@@ -229,7 +329,9 @@ th:first-child,td:first-child{{text-align:left}}figure{{display:inline-block;mar
             let limit = complete.iter().find_map(|t| {
                 let r = t.readings.get(&metric)?;
                 let v = t.constraints.get(i)?;
-                Some(r.value - v).filter(|_| !text.contains('>')).or_else(|| Some(r.value + v))
+                Some(r.value - v)
+                    .filter(|_| !text.contains('>'))
+                    .or_else(|| Some(r.value + v))
             });
             if !points.is_empty() {
                 out.push_str(&plot(text, "trial", &metric, &points, None, limit));
@@ -245,7 +347,11 @@ th:first-child,td:first-child{{text-align:left}}figure{{display:inline-block;mar
     for t in &summary.trials {
         let _ = write!(out, "<tr><td>{}</td><td>{:?}</td>", t.number, t.state);
         for n in &names {
-            let _ = write!(out, "<td>{}</td>", t.config.get(n).map(value_text).unwrap_or_default());
+            let _ = write!(
+                out,
+                "<td>{}</td>",
+                t.config.get(n).map(value_text).unwrap_or_default()
+            );
         }
         let _ = write!(
             out,
@@ -267,7 +373,8 @@ fn comparison_table(summary: &Summary) -> String {
     let (Some(baseline), Some(best)) = (&summary.baseline, &summary.best) else {
         return "<p class=\"muted\">No feasible trial to compare with the baseline yet.</p>".into();
     };
-    let mut out = String::from("<table><tr><th></th><th>baseline</th><th>best</th><th>change</th></tr>");
+    let mut out =
+        String::from("<table><tr><th></th><th>baseline</th><th>best</th><th>change</th></tr>");
     for (name, value) in &baseline.config {
         let best_value = best.config.get(name);
         let _ = write!(
