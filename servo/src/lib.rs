@@ -12,6 +12,7 @@ pub mod http;
 pub mod optimizer;
 pub mod output;
 pub mod path;
+pub mod protocol;
 pub mod schema;
 pub mod spec;
 pub mod study;

@@ -48,6 +48,44 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+/// `FromStr` through the type's `parse` and `Serialize` as its canonical `Display` text: every unit
+/// type reads and writes itself the same way.
+macro_rules! text_unit {
+    ($type:ident) => {
+        impl FromStr for $type {
+            type Err = UnitError;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                Self::parse(text)
+            }
+        }
+
+        impl Serialize for $type {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+    };
+}
+
+/// The naming half of a unit's `JsonSchema`: inlined (so `Option<Unit>` becomes a `null` type
+/// rather than an `anyOf`), named after the type.
+macro_rules! inline_unit_schema {
+    ($type:ident) => {
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn schema_name() -> Cow<'static, str> {
+            stringify!($type).into()
+        }
+
+        fn schema_id() -> Cow<'static, str> {
+            concat!(module_path!(), "::", stringify!($type)).into()
+        }
+    };
+}
+
 /// One duration component in the schema dialect: a number whose decimal places fit the unit's
 /// resolution (none for ns, 3 for us, 6 for ms, 9 for s and up; extra trailing zeros are fine),
 /// followed by its unit. Kept as a macro so that [`DURATION_PATTERN`] and [`RATE_PATTERN`] share
@@ -360,6 +398,28 @@ fn parse_whole(text: &str) -> Result<u64, UnitProblem> {
 
 /// Whether `text` is a valid value written with a leading minus sign, so that `"-5s"` is
 /// reported as negative rather than as malformed.
+/// What a unit's text parser returns: the value, or the problem and its explanation.
+type ParseText<T> = Result<T, (UnitProblem, Cow<'static, str>)>;
+
+/// Parses `input` with `parse_text`; a value that would be valid without its leading `-` is
+/// reported as negative (`negative` says why that is not allowed) rather than as malformed.
+fn parse_unit<T>(
+    input: &str,
+    kind: UnitKind,
+    negative: &'static str,
+    parse_text: fn(&str) -> ParseText<T>,
+) -> Result<T, UnitError> {
+    let text = trim_whitespace(input);
+    parse_text(text).map_err(|(problem, detail)| {
+        let (problem, detail) = if is_negated(text, |rest| parse_text(rest).is_ok()) {
+            (UnitProblem::Negative, negative.into())
+        } else {
+            (problem, detail)
+        };
+        UnitError::new(kind, problem, Found::Text(input), detail)
+    })
+}
+
 fn is_negated(text: &str, is_valid: impl Fn(&str) -> bool) -> bool {
     text.strip_prefix('-').is_some_and(is_valid)
 }
@@ -610,14 +670,6 @@ fn duration_too_large() -> &'static str {
     "too large; durations must be shorter than 2^64 seconds (about 584 billion years)"
 }
 
-impl FromStr for Duration {
-    type Err = UnitError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse(text)
-    }
-}
-
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut seconds = self.0.as_secs();
@@ -658,11 +710,7 @@ impl From<Duration> for std::time::Duration {
     }
 }
 
-impl Serialize for Duration {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
+text_unit!(Duration);
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -699,17 +747,7 @@ impl<'de> Deserialize<'de> for Duration {
 }
 
 impl JsonSchema for Duration {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> Cow<'static, str> {
-        "Duration".into()
-    }
-
-    fn schema_id() -> Cow<'static, str> {
-        concat!(module_path!(), "::Duration").into()
-    }
+    inline_unit_schema!(Duration);
 
     fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
         json_schema!({
@@ -795,7 +833,7 @@ impl Cpu {
             .ok_or((UnitProblem::TooLarge, cpu_too_large()))
     }
 
-    fn parse_text(text: &str) -> Result<Self, (UnitProblem, Cow<'static, str>)> {
+    fn parse_text(text: &str) -> ParseText<Self> {
         let (number, unit) =
             Decimal::split_prefix(text).ok_or((UnitProblem::Malformed, CPU_SYNTAX.into()))?;
         let result = match unit {
@@ -813,31 +851,17 @@ impl Cpu {
     }
 
     fn parse(input: &str) -> Result<Self, UnitError> {
-        let text = trim_whitespace(input);
-        Self::parse_text(text).map_err(|(problem, detail)| {
-            let (problem, detail) = if is_negated(text, |rest| Self::parse_text(rest).is_ok()) {
-                (
-                    UnitProblem::Negative,
-                    "CPU quantities cannot be negative".into(),
-                )
-            } else {
-                (problem, detail)
-            };
-            UnitError::new(UnitKind::Cpu, problem, Found::Text(input), detail)
-        })
+        parse_unit(
+            input,
+            UnitKind::Cpu,
+            "CPU quantities cannot be negative",
+            Self::parse_text,
+        )
     }
 }
 
 fn cpu_too_large() -> &'static str {
     "too large; the maximum is 18446744073709551615m"
-}
-
-impl FromStr for Cpu {
-    type Err = UnitError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse(text)
-    }
 }
 
 impl fmt::Display for Cpu {
@@ -857,11 +881,7 @@ impl fmt::Debug for Cpu {
     }
 }
 
-impl Serialize for Cpu {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
+text_unit!(Cpu);
 
 impl<'de> Deserialize<'de> for Cpu {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -911,17 +931,7 @@ impl<'de> Deserialize<'de> for Cpu {
 }
 
 impl JsonSchema for Cpu {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> Cow<'static, str> {
-        "Cpu".into()
-    }
-
-    fn schema_id() -> Cow<'static, str> {
-        concat!(module_path!(), "::Cpu").into()
-    }
+    inline_unit_schema!(Cpu);
 
     fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
         // `multipleOf` rejects numbers finer than a millicore, as the deserializer does; JSON
@@ -1034,7 +1044,7 @@ impl Memory {
             })
     }
 
-    fn parse_text(text: &str) -> Result<Self, (UnitProblem, Cow<'static, str>)> {
+    fn parse_text(text: &str) -> ParseText<Self> {
         let (number, unit) =
             Decimal::split_prefix(text).ok_or((UnitProblem::Malformed, MEMORY_SYNTAX.into()))?;
         let Some(&(_, unit_bytes)) = MEMORY_UNITS.iter().find(|(name, _)| *name == unit) else {
@@ -1059,31 +1069,17 @@ impl Memory {
     }
 
     fn parse(input: &str) -> Result<Self, UnitError> {
-        let text = trim_whitespace(input);
-        Self::parse_text(text).map_err(|(problem, detail)| {
-            let (problem, detail) = if is_negated(text, |rest| Self::parse_text(rest).is_ok()) {
-                (
-                    UnitProblem::Negative,
-                    "memory sizes cannot be negative".into(),
-                )
-            } else {
-                (problem, detail)
-            };
-            UnitError::new(UnitKind::Memory, problem, Found::Text(input), detail)
-        })
+        parse_unit(
+            input,
+            UnitKind::Memory,
+            "memory sizes cannot be negative",
+            Self::parse_text,
+        )
     }
 }
 
 fn memory_too_large() -> &'static str {
     "too large; the maximum is 18446744073709551615 bytes (1 byte less than 16Ei)"
-}
-
-impl FromStr for Memory {
-    type Err = UnitError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse(text)
-    }
 }
 
 impl fmt::Display for Memory {
@@ -1124,11 +1120,7 @@ impl fmt::Debug for Memory {
     }
 }
 
-impl Serialize for Memory {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
+text_unit!(Memory);
 
 impl<'de> Deserialize<'de> for Memory {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -1170,17 +1162,7 @@ impl<'de> Deserialize<'de> for Memory {
 }
 
 impl JsonSchema for Memory {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> Cow<'static, str> {
-        "Memory".into()
-    }
-
-    fn schema_id() -> Cow<'static, str> {
-        concat!(module_path!(), "::Memory").into()
-    }
+    inline_unit_schema!(Memory);
 
     fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
         json_schema!({
@@ -1277,7 +1259,7 @@ impl Rate {
         UnitError::new(UnitKind::Rate, UnitProblem::ZeroPeriod, found, ZERO_PERIOD)
     }
 
-    fn parse_text(text: &str) -> Result<Self, (UnitProblem, Cow<'static, str>)> {
+    fn parse_text(text: &str) -> ParseText<Self> {
         if text == "infinity" {
             return Ok(Self::UNLIMITED);
         }
@@ -1340,28 +1322,17 @@ impl Rate {
     }
 
     fn parse(input: &str) -> Result<Self, UnitError> {
-        let text = trim_whitespace(input);
-        Self::parse_text(text).map_err(|(problem, detail)| {
-            let (problem, detail) = if is_negated(text, |rest| Self::parse_text(rest).is_ok()) {
-                (UnitProblem::Negative, "rates cannot be negative".into())
-            } else {
-                (problem, detail)
-            };
-            UnitError::new(UnitKind::Rate, problem, Found::Text(input), detail)
-        })
+        parse_unit(
+            input,
+            UnitKind::Rate,
+            "rates cannot be negative",
+            Self::parse_text,
+        )
     }
 }
 
 fn rate_too_large() -> &'static str {
     "too large; the maximum is 18446744073709551615 requests per period"
-}
-
-impl FromStr for Rate {
-    type Err = UnitError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse(text)
-    }
 }
 
 impl fmt::Display for Rate {
@@ -1374,11 +1345,7 @@ impl fmt::Display for Rate {
     }
 }
 
-impl Serialize for Rate {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
+text_unit!(Rate);
 
 impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -1452,17 +1419,7 @@ impl<'de> Deserialize<'de> for Rate {
 }
 
 impl JsonSchema for Rate {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> Cow<'static, str> {
-        "Rate".into()
-    }
-
-    fn schema_id() -> Cow<'static, str> {
-        concat!(module_path!(), "::Rate").into()
-    }
+    inline_unit_schema!(Rate);
 
     fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
         json_schema!({

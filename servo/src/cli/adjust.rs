@@ -2,12 +2,10 @@
 
 use serde::Serialize;
 
-use super::{CliError, CommandResult, Exit, Globals, interrupt_token};
-use crate::bus::Bus;
-use crate::connector::{EventContext, Registry};
+use super::{CliError, CommandResult, Exit, Globals, with_connectors};
+use crate::connector::Registry;
 use crate::output::{Render, Table, emit};
-use crate::suggest::did_you_mean;
-use crate::types::{Adjustment, Control, Description};
+use crate::types::{Adjustment, Component, Control, Description, SettingValue};
 use crate::units::Duration;
 
 /// Apply settings to the application now, waiting until it has settled.
@@ -76,41 +74,27 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
         .map(|a| split(a))
         .collect::<Result<_, _>>()?;
     let assembly = globals.load_one(registry)?;
-    let bus = Bus::new(&assembly.mounts);
-    let cx = EventContext::new(interrupt_token());
-    bus.startup(&cx).await?;
-    let result = async {
-        let components: Vec<_> = bus
-            .components(&cx)
+    let report = with_connectors(&assembly, async |bus, cx| {
+        let components: Vec<Component> = bus
+            .components(cx)
             .await?
             .into_iter()
             .flat_map(|(_, cs)| cs)
             .collect();
         let mut adjustments = Vec::new();
         for (component, setting, text) in parsed {
-            let Some(c) = components.iter().find(|c| c.name == component) else {
-                let names: Vec<&str> = components.iter().map(|c| c.name.as_str()).collect();
-                let hint = did_you_mean(component, names.iter().copied())
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| format!("components: {}", names.join(", ")));
-                return Err(CliError::usage_with_hint(
-                    format!("no component named `{component}`"),
-                    hint,
-                ));
+            // Values take their setting's units; a name no connector has is reported by the bus,
+            // with a suggestion.
+            let known = components
+                .iter()
+                .find(|c| c.name == component)
+                .and_then(|c| c.setting(setting));
+            let value = match known {
+                Some(s) => s
+                    .parse_value(text)
+                    .map_err(|e| CliError::usage(format!("{component}.{setting}: {e}")))?,
+                None => SettingValue::String(text.to_string()),
             };
-            let Some(s) = c.setting(setting) else {
-                let names: Vec<&str> = c.settings.iter().map(|s| s.name.as_str()).collect();
-                let hint = did_you_mean(setting, names.iter().copied())
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| format!("settings of `{component}`: {}", names.join(", ")));
-                return Err(CliError::usage_with_hint(
-                    format!("component `{component}` has no setting `{setting}`"),
-                    hint,
-                ));
-            };
-            let value = s
-                .parse_value(text)
-                .map_err(|e| CliError::usage(format!("{component}.{setting}: {e}")))?;
             adjustments.push(Adjustment {
                 component: component.to_string(),
                 setting: setting.to_string(),
@@ -121,14 +105,13 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
             settlement: args.settlement,
             ..Control::default()
         };
-        let description = bus.adjust(&adjustments, &control, &cx).await?;
+        let description = bus.adjust(&adjustments, &control, cx).await?;
         Ok(Report {
             adjustments,
             description,
         })
-    }
-    .await;
-    let _ = bus.shutdown(&cx).await;
-    emit(globals.format, &result?)?;
+    })
+    .await?;
+    emit(globals.format, &report)?;
     Ok(Exit::Ok)
 }

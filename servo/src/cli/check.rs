@@ -2,9 +2,8 @@
 
 use serde::Serialize;
 
-use super::{CommandResult, Exit, Globals, interrupt_token};
-use crate::bus::Bus;
-use crate::connector::{EventContext, Registry};
+use super::{CommandResult, Exit, Globals, with_connectors};
+use crate::connector::Registry;
 use crate::output::{Render, Table, emit};
 use crate::types::Check;
 
@@ -53,12 +52,8 @@ impl Render for Report {
 
 pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let assembly = globals.load_one(registry)?;
-    let bus = Bus::new(&assembly.mounts);
-    let cx = EventContext::new(interrupt_token());
-    bus.startup(&cx).await?;
-    let result = bus.check(&cx).await;
-    let _ = bus.shutdown(&cx).await;
-    let checks: Vec<Check> = result?
+    let checks = with_connectors(&assembly, async |bus, cx| Ok(bus.check(cx).await?)).await?;
+    let checks: Vec<Check> = checks
         .into_iter()
         .filter(|c| !assembly.checks.skip.contains(&c.name))
         .collect();

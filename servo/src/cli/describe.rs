@@ -2,9 +2,8 @@
 
 use serde::Serialize;
 
-use super::{CommandResult, Exit, Globals, interrupt_token};
-use crate::bus::Bus;
-use crate::connector::{EventContext, Registry};
+use super::{CommandResult, Exit, Globals, with_connectors};
+use crate::connector::Registry;
 use crate::output::{Render, Table, emit};
 use crate::types::{Description, Domain, SettingValue};
 
@@ -77,11 +76,8 @@ impl Render for Described {
 
 pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let assembly = globals.load_one(registry)?;
-    let bus = Bus::new(&assembly.mounts);
-    let cx = EventContext::new(interrupt_token());
-    bus.startup(&cx).await?;
-    let result = bus.describe(&cx).await;
-    let _ = bus.shutdown(&cx).await;
-    emit(globals.format, &Described(result?))?;
+    let description =
+        with_connectors(&assembly, async |bus, cx| Ok(bus.describe(cx).await?)).await?;
+    emit(globals.format, &Described(description))?;
     Ok(Exit::Ok)
 }

@@ -3,9 +3,8 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use super::{CommandResult, Exit, Globals, interrupt_token};
-use crate::bus::Bus;
-use crate::connector::{EventContext, Registry};
+use super::{CommandResult, Exit, Globals, with_connectors};
+use crate::connector::Registry;
 use crate::output::{Render, Table, emit};
 use crate::types::{Control, MeasureRequest, Measurement};
 use crate::units::Duration;
@@ -94,8 +93,6 @@ fn format_number(v: f64) -> String {
 
 pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let assembly = globals.load_one(registry)?;
-    let bus = Bus::new(&assembly.mounts);
-    let cx = EventContext::new(interrupt_token());
     let request = MeasureRequest {
         metrics: args.metrics,
         control: Control {
@@ -105,9 +102,10 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
             ..Control::default()
         },
     };
-    bus.startup(&cx).await?;
-    let result = bus.measure(&request, &cx).await;
-    let _ = bus.shutdown(&cx).await;
-    emit(globals.format, &Report::from(result?))?;
+    let measurement = with_connectors(&assembly, async |bus, cx| {
+        Ok(bus.measure(&request, cx).await?)
+    })
+    .await?;
+    emit(globals.format, &Report::from(measurement))?;
     Ok(Exit::Ok)
 }

@@ -24,9 +24,9 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::BusError;
+use crate::bus::{Bus, BusError};
 use crate::config::{Assembly, ConfigError, LoadOptions};
-use crate::connector::{Registry, registry};
+use crate::connector::{EventContext, Registry, registry};
 use crate::output::Format;
 
 /// What an exit status means (DESIGN §9).
@@ -257,6 +257,24 @@ impl Globals {
             .pop()
             .ok_or_else(|| CliError::Failure("the config holds no servo".into()))
     }
+}
+
+/// Runs `work` between the connectors' startup and shutdown. Shutdown runs whatever happened, a
+/// failed startup included, so a connector that did start (a child process) is always stopped.
+pub async fn with_connectors<T>(
+    assembly: &Assembly,
+    work: impl AsyncFnOnce(&Bus, &EventContext) -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    let bus = Bus::new(&assembly.mounts);
+    let cx = EventContext::new(interrupt_token());
+    let result = match bus.startup(&cx).await {
+        Ok(()) => work(&bus, &cx).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = bus.shutdown(&cx).await {
+        tracing::warn!(error = %e, "shutting the connectors down failed");
+    }
+    result
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, for commands that do long work.

@@ -26,6 +26,10 @@ pub struct Args {
     /// Skip the pre-flight checks.
     #[arg(long)]
     no_checks: bool,
+    /// With a remote optimizer: stop, saying GOODBYE, after this many commands (default: run until
+    /// interrupted, as ServoX does).
+    #[arg(long, value_name = "N")]
+    max_cycles: Option<u64>,
 }
 
 pub(super) struct Outcome(pub Summary);
@@ -58,6 +62,15 @@ fn progress_bar(total: u64) -> Option<ProgressBar> {
 
 pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let assembly = globals.load_one(registry)?;
+    if let crate::config::optimizer::OptimizerSettings::Remote(remote) = &assembly.optimizer {
+        return run_remote(&args, globals, &assembly, remote).await;
+    }
+    if args.max_cycles.is_some() {
+        return Err(CliError::usage_with_hint(
+            "--max-cycles applies to remote optimizers only",
+            "the embedded optimizer stops after `optimizer.trials`",
+        ));
+    }
     let settings = study::embedded(&assembly).map_err(into_cli)?;
     let bar = progress_bar(u64::from(settings.trials));
     let cx = EventContext::new(interrupt_token());
@@ -108,6 +121,48 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
     let interrupted = summary.interrupted;
     emit(globals.format, &Outcome(summary))?;
     Ok(if interrupted {
+        Exit::Interrupted
+    } else {
+        Exit::Ok
+    })
+}
+
+/// `servo run` against a remote (Opsani/ServoX protocol) optimizer: see [`crate::protocol`].
+async fn run_remote(
+    args: &Args,
+    globals: &Globals,
+    assembly: &crate::config::Assembly,
+    remote: &crate::config::optimizer::RemoteOptimizer,
+) -> CommandResult {
+    use crate::protocol::{self, Progress as RemoteProgress, RemoteError};
+    let cx = EventContext::new(interrupt_token());
+    let options = protocol::RunOptions {
+        no_checks: args.no_checks,
+        max_cycles: args.max_cycles,
+    };
+    let result = protocol::run(assembly, remote, &options, &cx, |progress| match progress {
+        RemoteProgress::Connected { url } => tracing::info!(%url, "connected to the optimizer"),
+        RemoteProgress::Command { cmd, cmd_uid } => {
+            tracing::info!(%cmd, cmd_uid = cmd_uid.unwrap_or(""), "command received")
+        }
+        RemoteProgress::Reported { cmd, status } => {
+            tracing::info!(%cmd, status = %status.status, "result reported")
+        }
+    })
+    .await;
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(RemoteError::Bus(e)) => return Err(CliError::Bus(e)),
+        Err(e) => {
+            let message = match e.hint() {
+                Some(hint) => format!("{e}\n  = help: {hint}"),
+                None => e.to_string(),
+            };
+            return Err(CliError::Failure(message));
+        }
+    };
+    emit(globals.format, &summary)?;
+    Ok(if summary.interrupted {
         Exit::Interrupted
     } else {
         Exit::Ok

@@ -460,18 +460,22 @@ pub async fn run(
     // before any adjustment is made.
     let journal = Journal::open(&journal_path(assembly, settings)).await?;
 
-    bus.startup(cx).await?;
-    let mut summary = drive(
-        assembly,
-        settings,
-        &goal,
-        &bus,
-        &journal,
-        options,
-        cx,
-        &mut on_progress,
-    )
-    .await;
+    let mut summary = match bus.startup(cx).await {
+        Ok(()) => {
+            drive(
+                assembly,
+                settings,
+                &goal,
+                &bus,
+                &journal,
+                options,
+                cx,
+                &mut on_progress,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    };
     // Leave the application on a known configuration, even when interrupted: a fresh context, since
     // the run's own token may be cancelled.
     let calm = EventContext::default();

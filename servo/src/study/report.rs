@@ -30,6 +30,10 @@ fn number(v: f64) -> String {
 
 /// A linear axis mapping `[low, high]` to pixels, padded so points never sit on the frame.
 struct Axis {
+    /// The data's range, for the tick labels.
+    min: f64,
+    max: f64,
+    /// The drawn range: the data's, padded.
     low: f64,
     high: f64,
     from: f64,
@@ -48,8 +52,11 @@ impl Axis {
             low -= 0.5;
             high += 0.5;
         }
+        let (min, max) = (low, high);
         let pad = (high - low) * 0.05;
         Axis {
+            min,
+            max,
             low: low - pad,
             high: high + pad,
             from,
@@ -97,7 +104,7 @@ fn plot(
         WIDTH - 12.0 - MARGIN,
         HEIGHT - MARGIN - 16.0
     );
-    for (v, anchor_y) in [(y.low, HEIGHT - MARGIN), (y.high, 20.0)] {
+    for (v, anchor_y) in [(y.min, y.at(y.min) + 3.0), (y.max, y.at(y.max) + 3.0)] {
         let _ = write!(
             svg,
             r##"<text x="{}" y="{anchor_y}" font-size="10" text-anchor="end" fill="#555">{}</text>"##,

@@ -1,0 +1,504 @@
+//! The HTTP side of the protocol: `POST {url}servo` with the bearer token, retried the way ServoX
+//! retries.
+//!
+//! Transport errors, timeouts, 5xx and 404 are retried with exponential backoff and full jitter
+//! (a random wait between zero and `0.5s × 2^(try-1)`, capped at a minute), bounded by
+//! `settings.backoff`: the entry named after the event (`whats_next`, `measurement`; `connect` for
+//! `HELLO`, as ServoX names its contexts), else `__default__`, else ServoX's defaults (10 minutes, one
+//! hour to connect). 404 is retried because an optimizer that has not provisioned the application
+//! yet answers it. Any other 4xx is final: retrying a bad token only delays the message. HTTP 410
+//! `{"detail": "unexpected servo_uid"}` is reported as [`ClientError::Deprovisioned`] so the runner
+//! can wait as ServoX does.
+//!
+//! Every wait (the request itself and the pause between tries) ends as soon as the run is cancelled.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use rand::{RngExt, SeedableRng};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::wire::{EventName, Request};
+use crate::config::optimizer::RemoteOptimizer;
+use crate::config::{Backoff, Proxies, ServoSettings, SslVerify};
+use crate::units::Duration;
+
+/// First backoff step; doubled on every retry.
+const BASE_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+/// No single pause between tries is longer than this.
+const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
+/// ServoX's `__default__` backoff `max_time`.
+const DEFAULT_MAX_TIME: Duration = Duration::from_secs(600);
+/// ServoX's `connect` backoff `max_time`.
+const CONNECT_MAX_TIME: Duration = Duration::from_secs(3600);
+const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const DEFAULT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const DEFAULT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why a request to the optimizer did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// HTTP 401: the token is missing, wrong or expired.
+    #[error("the optimizer rejected the token (HTTP 401 from {url})")]
+    Unauthorized { url: String },
+    /// Another 4xx: retrying cannot help.
+    #[error("the optimizer refused {event} with HTTP {status}: {detail}")]
+    Refused {
+        event: EventName,
+        status: u16,
+        detail: String,
+    },
+    /// HTTP 410 `unexpected servo_uid`: the optimizer no longer knows this servo.
+    #[error("the optimizer no longer knows this servo (HTTP 410: unexpected servo_uid)")]
+    Deprovisioned,
+    /// Every allowed try failed with a retryable error.
+    #[error("{event} failed after {tries} tries in {elapsed}: {last}")]
+    GaveUp {
+        event: EventName,
+        tries: u32,
+        elapsed: Duration,
+        last: String,
+    },
+    /// The answer was not the JSON the protocol prescribes.
+    #[error("the optimizer's answer to {event} is not valid: {error} (body: {body})")]
+    Decode {
+        event: EventName,
+        error: String,
+        body: String,
+    },
+    /// The HTTP client could not be set up from `settings` (a bad proxy URL or CA bundle).
+    #[error("{0}")]
+    Setup(String),
+    #[error("interrupted")]
+    Cancelled,
+}
+
+impl ClientError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ClientError::Unauthorized { .. } => {
+                Some("check optimizer.token / SERVO_OPTIMIZER_TOKEN".into())
+            }
+            ClientError::Refused { status: 403, .. } => {
+                Some("the token is valid but not for this application: check optimizer.id".into())
+            }
+            ClientError::GaveUp { .. } => Some(
+                "check that the optimizer URL (optimizer.base_url / optimizer.url) is reachable; \
+                 `settings.backoff` bounds how long servo retries"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The retry bounds of one event.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryPolicy {
+    pub max_time: Duration,
+    pub max_tries: Option<u32>,
+}
+
+impl RetryPolicy {
+    /// The policy for `event` from `settings.backoff`, field by field: the event's own entry, then
+    /// `__default__`, then ServoX's defaults.
+    pub fn for_event(backoff: &BTreeMap<String, Backoff>, event: EventName) -> Self {
+        let key = match event {
+            EventName::Hello => "connect".to_string(),
+            other => other.backoff_key(),
+        };
+        let own = backoff.get(&key);
+        let default = backoff.get("__default__");
+        let fallback_time = if event == EventName::Hello {
+            CONNECT_MAX_TIME
+        } else {
+            DEFAULT_MAX_TIME
+        };
+        Self {
+            max_time: own
+                .and_then(|b| b.max_time)
+                .or_else(|| default.and_then(|b| b.max_time))
+                .unwrap_or(fallback_time),
+            max_tries: own
+                .and_then(|b| b.max_tries)
+                .or_else(|| default.and_then(|b| b.max_tries)),
+        }
+    }
+}
+
+/// A client of one optimizer application.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    endpoint: String,
+    authorization: String,
+    backoff: BTreeMap<String, Backoff>,
+}
+
+impl Client {
+    /// A client for `remote`, with the timeouts, proxies and TLS verification of `settings`.
+    pub fn new(remote: &RemoteOptimizer, settings: &ServoSettings) -> Result<Self, ClientError> {
+        let timeouts = &settings.timeouts;
+        let connect = timeouts.connect.map_or(DEFAULT_CONNECT_TIMEOUT, Into::into);
+        let read = timeouts.read.map_or(DEFAULT_READ_TIMEOUT, Into::into);
+        let write = timeouts.write.map_or(DEFAULT_WRITE_TIMEOUT, Into::into);
+        let mut builder = crate::http::client_builder()
+            .connect_timeout(connect)
+            .read_timeout(read)
+            // reqwest has no write timeout of its own; the total bounds a stalled upload.
+            .timeout(connect + write + read);
+        if let Some(pool) = timeouts.pool {
+            builder = builder.pool_idle_timeout(std::time::Duration::from(pool));
+        }
+        builder = match &settings.proxies {
+            None => builder,
+            Some(Proxies::All(url)) => builder.proxy(proxy(reqwest::Proxy::all(url), url)?),
+            Some(Proxies::PerScheme(map)) => {
+                for (scheme, url) in map {
+                    let p = match scheme.trim_end_matches("://") {
+                        "http" => reqwest::Proxy::http(url),
+                        "https" => reqwest::Proxy::https(url),
+                        "all" => reqwest::Proxy::all(url),
+                        other => {
+                            return Err(ClientError::Setup(format!(
+                                "settings.proxies: unknown scheme `{other}`: use http://, https:// or all://"
+                            )));
+                        }
+                    };
+                    builder = builder.proxy(proxy(p, url)?);
+                }
+                builder
+            }
+        };
+        builder = match &settings.ssl_verify {
+            None | Some(SslVerify::Enabled(true)) => builder,
+            Some(SslVerify::Enabled(false)) => builder.tls_danger_accept_invalid_certs(true),
+            Some(SslVerify::CaBundle(path)) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    ClientError::Setup(format!(
+                        "settings.ssl_verify: cannot read the CA bundle {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                    ClientError::Setup(format!(
+                        "settings.ssl_verify: {} is not a PEM CA bundle: {e}",
+                        path.display()
+                    ))
+                })?;
+                certs
+                    .into_iter()
+                    .fold(builder, |b, cert| b.add_root_certificate(cert))
+            }
+        };
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Setup(format!("cannot set up the HTTP client: {e}")))?;
+        let token = remote.token.expose().trim();
+        let authorization = if token.starts_with("Bearer ") {
+            token.to_string()
+        } else {
+            format!("Bearer {token}")
+        };
+        Ok(Self {
+            http,
+            endpoint: format!("{}servo", remote.url()),
+            authorization,
+            backoff: settings.backoff.clone(),
+        })
+    }
+
+    /// The URL every event is posted to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Posts `event` with its retry policy and decodes the answer as `T`.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        event: EventName,
+        param: Option<Value>,
+        cancel: &CancellationToken,
+    ) -> Result<T, ClientError> {
+        let policy = RetryPolicy::for_event(&self.backoff, event);
+        self.post_with(event, param, policy, cancel).await
+    }
+
+    /// Posts `event` once, within `deadline`, ignoring cancellation: for `GOODBYE` after a signal,
+    /// when the run's token is already cancelled but the optimizer should still hear why we left.
+    pub async fn post_once(
+        &self,
+        event: EventName,
+        param: Option<Value>,
+        deadline: std::time::Duration,
+    ) -> Result<Value, ClientError> {
+        let body = Request {
+            event,
+            param,
+            // servo has no `servo_uid` setting (ServoX's is optional and unset by default).
+            servo_uid: None,
+        };
+        let attempt = async {
+            match self.attempt(event, &body).await {
+                Ok(value) => Ok(value),
+                Err(Attempt::Retry(last)) => Err(ClientError::GaveUp {
+                    event,
+                    tries: 1,
+                    elapsed: Duration::ZERO,
+                    last,
+                }),
+                Err(Attempt::Final(e)) => Err(e),
+            }
+        };
+        tokio::time::timeout(deadline, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::GaveUp {
+                    event,
+                    tries: 1,
+                    elapsed: deadline.into(),
+                    last: "timed out".into(),
+                })
+            })
+    }
+
+    async fn post_with<T: DeserializeOwned>(
+        &self,
+        event: EventName,
+        param: Option<Value>,
+        policy: RetryPolicy,
+        cancel: &CancellationToken,
+    ) -> Result<T, ClientError> {
+        let body = Request {
+            event,
+            param,
+            // servo has no `servo_uid` setting (ServoX's is optional and unset by default).
+            servo_uid: None,
+        };
+        let started = Instant::now();
+        let max_time: std::time::Duration = policy.max_time.into();
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let outcome = tokio::select! {
+                outcome = self.attempt(event, &body) => outcome,
+                () = cancel.cancelled() => return Err(ClientError::Cancelled),
+            };
+            let last = match outcome {
+                Ok(value) => {
+                    return serde_json::from_value(value.clone()).map_err(|e| {
+                        ClientError::Decode {
+                            event,
+                            error: e.to_string(),
+                            body: abbreviate(&value.to_string()),
+                        }
+                    });
+                }
+                Err(Attempt::Final(e)) => return Err(e),
+                Err(Attempt::Retry(last)) => last,
+            };
+            // Whole milliseconds: `280.973142ms` in a message is noise.
+            let elapsed = std::time::Duration::from_millis(
+                u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            );
+            let give_up = |last: String| ClientError::GaveUp {
+                event,
+                tries,
+                elapsed: elapsed.into(),
+                last,
+            };
+            if policy.max_tries.is_some_and(|max| tries >= max) || elapsed >= max_time {
+                return Err(give_up(last));
+            }
+            let delay = full_jitter(tries).min(max_time.saturating_sub(elapsed));
+            tracing::warn!(
+                event = %event, tries, error = %last,
+                "the optimizer did not answer; retrying in {:.1}s", delay.as_secs_f64()
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => return Err(ClientError::Cancelled),
+            }
+        }
+    }
+
+    /// One try: the decoded JSON body of a 2xx, or whether to try again.
+    async fn attempt(&self, event: EventName, body: &Request) -> Result<Value, Attempt> {
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .header(reqwest::header::AUTHORIZATION, &self.authorization)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(transport_error(&e)))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| Attempt::Retry(transport_error(&e)))?;
+        if status.is_success() {
+            // An empty body (some optimizers answer GOODBYE with nothing) reads as `{}`.
+            if text.trim().is_empty() {
+                return Ok(Value::Object(serde_json::Map::new()));
+            }
+            return serde_json::from_str(&text).map_err(|e| {
+                Attempt::Final(ClientError::Decode {
+                    event,
+                    error: e.to_string(),
+                    body: abbreviate(&text),
+                })
+            });
+        }
+        let detail = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| abbreviate(text.trim()));
+        match status {
+            s if s.is_server_error() || s == StatusCode::NOT_FOUND => {
+                Err(Attempt::Retry(format!("HTTP {}: {detail}", s.as_u16())))
+            }
+            StatusCode::UNAUTHORIZED => Err(Attempt::Final(ClientError::Unauthorized {
+                url: self.endpoint.clone(),
+            })),
+            StatusCode::GONE if detail == "unexpected servo_uid" => {
+                Err(Attempt::Final(ClientError::Deprovisioned))
+            }
+            s => Err(Attempt::Final(ClientError::Refused {
+                event,
+                status: s.as_u16(),
+                detail,
+            })),
+        }
+    }
+}
+
+enum Attempt {
+    Retry(String),
+    Final(ClientError),
+}
+
+fn proxy(p: reqwest::Result<reqwest::Proxy>, url: &str) -> Result<reqwest::Proxy, ClientError> {
+    p.map_err(|e| ClientError::Setup(format!("settings.proxies: `{url}` is not a proxy URL: {e}")))
+}
+
+/// A transport error with its causes: reqwest's own message (`error sending request`) hides
+/// whether the connection was refused or timed out.
+fn transport_error(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A random pause in `[0, min(MAX_DELAY, BASE_DELAY × 2^(tries-1))]` ("full jitter"), so many
+/// servos retrying against one optimizer do not retry in step.
+fn full_jitter(tries: u32) -> std::time::Duration {
+    let exponent = tries.saturating_sub(1).min(16);
+    let ceiling = BASE_DELAY.saturating_mul(1 << exponent).min(MAX_DELAY);
+    // Jitter needs no cryptographic quality, only to differ between servos and tries: the clock's
+    // nanoseconds and the process id are enough (and need no OS entropy source).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let seed = nanos ^ (u64::from(std::process::id()) << 32) ^ u64::from(tries);
+    let fraction: f64 = rand::rngs::ChaCha8Rng::seed_from_u64(seed).random_range(0.0..=1.0);
+    ceiling.mul_f64(fraction)
+}
+
+fn abbreviate(text: &str) -> String {
+    const LIMIT: usize = 300;
+    match text.char_indices().nth(LIMIT) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_falls_back_from_event_to_default_to_servox() {
+        let mut backoff = BTreeMap::new();
+        assert_eq!(
+            RetryPolicy::for_event(&backoff, EventName::WhatsNext),
+            RetryPolicy {
+                max_time: DEFAULT_MAX_TIME,
+                max_tries: None
+            }
+        );
+        assert_eq!(
+            RetryPolicy::for_event(&backoff, EventName::Hello).max_time,
+            CONNECT_MAX_TIME
+        );
+        backoff.insert(
+            "__default__".to_string(),
+            Backoff {
+                max_time: Some(Duration::from_secs(5)),
+                max_tries: Some(7),
+            },
+        );
+        backoff.insert(
+            "whats_next".to_string(),
+            Backoff {
+                max_time: None,
+                max_tries: Some(2),
+            },
+        );
+        assert_eq!(
+            RetryPolicy::for_event(&backoff, EventName::WhatsNext),
+            RetryPolicy {
+                max_time: Duration::from_secs(5),
+                max_tries: Some(2)
+            }
+        );
+        assert_eq!(
+            RetryPolicy::for_event(&backoff, EventName::Measurement).max_tries,
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn jitter_stays_under_the_exponential_ceiling() {
+        for tries in 1u32..40 {
+            let ceiling = BASE_DELAY.saturating_mul(1 << tries.saturating_sub(1).min(16));
+            let d = full_jitter(tries);
+            assert!(d <= ceiling.min(MAX_DELAY), "try {tries}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn bearer_prefix_is_added_once() {
+        let remote = |token: &str| RemoteOptimizer {
+            id: "o/a".into(),
+            token: crate::units::Secret::from(token.to_string()),
+            base_url: "http://127.0.0.1:9".into(),
+            url: None,
+        };
+        let settings = ServoSettings::default();
+        let c = Client::new(&remote("abc"), &settings).expect("client");
+        assert_eq!(c.authorization, "Bearer abc");
+        assert_eq!(
+            c.endpoint(),
+            "http://127.0.0.1:9/accounts/o/applications/a/servo"
+        );
+        let c = Client::new(&remote("Bearer xyz"), &settings).expect("client");
+        assert_eq!(c.authorization, "Bearer xyz");
+    }
+}

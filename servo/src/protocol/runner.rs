@@ -1,0 +1,623 @@
+//! `servo run` against a remote optimizer: the ServoX command loop.
+//!
+//! startup → checks (any failing check stops us before the optimizer hears of us) → `HELLO` → then,
+//! until interrupted or `max_cycles` commands have run: `WHATS_NEXT`, execute the command, report its
+//! result. `DESCRIBE` answers `DESCRIPTION`, `MEASURE` answers `MEASUREMENT`, `ADJUST` answers
+//! `ADJUSTMENT` with the state after adjusting, `SLEEP` just waits. Every result echoes the
+//! command's `cmd_uid`.
+//!
+//! A failed connector action is reported to the optimizer as a failed/rejected/cancelled/aborted
+//! status and the loop goes on: the optimizer decides what to do about a bad trial, as with ServoX.
+//! Only problems no further command can fix end the run: the optimizer refusing us (401, other
+//! 4xx), or not answering within `settings.backoff`.
+//!
+//! ServoX runs until stopped; so does this loop, unless `max_cycles` bounds it (for cron-style runs,
+//! smoke tests and the end-to-end tests). A signal ends the current command, reports it as
+//! `aborted`, says `GOODBYE` with the signal's name, shuts the connectors down and exits 130.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::client::{Client, ClientError};
+use super::wire::{
+    self, AdjustParam, Command, CommandName, DescribeParam, EventName, MeasureParam, SleepParam,
+    Status, statuses,
+};
+use crate::bus::{Bus, BusError};
+use crate::config::Assembly;
+use crate::config::optimizer::RemoteOptimizer;
+use crate::connector::{ConnectorError, Event, EventContext};
+use crate::output::Render;
+use crate::types::{Control, MeasureRequest};
+use crate::units::Duration;
+
+/// How long ServoX sleeps when the optimizer no longer knows the servo (HTTP 410).
+const DEPROVISIONED_SLEEP: std::time::Duration = std::time::Duration::from_secs(3600);
+/// ServoX's `SLEEP` duration when the command gives none.
+const DEFAULT_SLEEP: Duration = Duration::from_secs(120);
+/// The pause after an answer to `WHATS_NEXT` that is not a command, so a confused optimizer is not
+/// asked again in a tight loop.
+const CONFUSED_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the last words (the interrupted command's status, `GOODBYE`) may take after a signal.
+const LAST_WORDS: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How to run the loop.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Skip the pre-flight checks.
+    pub no_checks: bool,
+    /// Stop (saying `GOODBYE`) after this many commands; `None` runs until interrupted.
+    pub max_cycles: Option<u64>,
+}
+
+/// What happened, for progress displays.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// `HELLO` was accepted.
+    Connected { url: &'a str },
+    /// The optimizer asked for a command.
+    Command {
+        cmd: CommandName,
+        cmd_uid: Option<&'a str>,
+    },
+    /// A command's result was reported.
+    Reported {
+        cmd: CommandName,
+        status: &'a Status,
+    },
+}
+
+/// Why the loop could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+impl RemoteError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RemoteError::Client(e) => e.hint(),
+            RemoteError::Bus(_) => None,
+        }
+    }
+}
+
+/// The outcome of a session with the optimizer.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RemoteSummary {
+    /// The optimizer's application id (`org/app`).
+    pub optimizer: String,
+    pub url: String,
+    /// Commands received.
+    pub commands: u64,
+    pub described: u64,
+    pub measured: u64,
+    pub adjusted: u64,
+    pub slept: u64,
+    /// Commands whose result was a failure status.
+    pub failed: u64,
+    /// Why the session ended: `max-cycles`, or the signal's name.
+    pub ended: String,
+    pub interrupted: bool,
+    pub elapsed_seconds: f64,
+}
+
+impl Render for RemoteSummary {
+    fn human(&self) -> String {
+        format!(
+            "optimizer {} ({}): {} command(s): {} describe, {} measure, {} adjust, {} sleep; {} failed; ended: {} after {:.1}s\n",
+            self.optimizer,
+            self.url,
+            self.commands,
+            self.described,
+            self.measured,
+            self.adjusted,
+            self.slept,
+            self.failed,
+            self.ended,
+            self.elapsed_seconds
+        )
+    }
+}
+
+/// Runs the command loop of one servo against `remote` until interrupted or `max_cycles` commands
+/// have run. Connectors are always shut down, whatever happened.
+pub async fn run(
+    assembly: &Assembly,
+    remote: &RemoteOptimizer,
+    options: &RunOptions,
+    cx: &EventContext,
+    mut on_progress: impl FnMut(Progress<'_>),
+) -> Result<RemoteSummary, RemoteError> {
+    let started = Instant::now();
+    let client = Client::new(remote, &assembly.settings)?;
+    let mut signals = SignalNames::install();
+    let bus = Bus::new(&assembly.mounts);
+    let mut summary = RemoteSummary {
+        optimizer: remote.id.clone(),
+        url: client.endpoint().to_string(),
+        ..RemoteSummary::default()
+    };
+    let outcome = match bus.startup(cx).await {
+        Ok(()) => {
+            session(
+                assembly,
+                &client,
+                &bus,
+                options,
+                cx,
+                &mut summary,
+                &mut on_progress,
+            )
+            .await
+        }
+        Err(e) => Err(RemoteError::Bus(e)),
+    };
+    let interrupted = cx.cancel.is_cancelled()
+        || matches!(&outcome, Err(RemoteError::Client(ClientError::Cancelled)))
+        || matches!(&outcome, Err(RemoteError::Bus(b)) if b.is_interrupted());
+    let result = match outcome {
+        Ok(Ended::MaxCycles) => {
+            summary.ended = "max-cycles".into();
+            goodbye(&client, "max-cycles").await;
+            Ok(())
+        }
+        Ok(Ended::Interrupted { greeted }) => {
+            summary.ended = signals.name().await.to_string();
+            summary.interrupted = true;
+            if greeted {
+                goodbye(&client, &summary.ended).await;
+            }
+            Ok(())
+        }
+        Err(_) if interrupted => {
+            summary.ended = signals.name().await.to_string();
+            summary.interrupted = true;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    let calm = EventContext::default();
+    if let Err(e) = bus.shutdown(&calm).await {
+        tracing::warn!(error = %e, "shutdown failed");
+    }
+    summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    result.map(|()| summary)
+}
+
+enum Ended {
+    MaxCycles,
+    /// `greeted`: `HELLO` was accepted, so the optimizer should hear `GOODBYE`.
+    Interrupted {
+        greeted: bool,
+    },
+}
+
+async fn session(
+    assembly: &Assembly,
+    client: &Client,
+    bus: &Bus,
+    options: &RunOptions,
+    cx: &EventContext,
+    summary: &mut RemoteSummary,
+    on_progress: &mut impl FnMut(Progress<'_>),
+) -> Result<Ended, RemoteError> {
+    if !options.no_checks {
+        preflight(assembly, bus, cx).await?;
+    }
+    let hello = json!({
+        "agent": crate::http::USER_AGENT,
+        "telemetry": {
+            "servo.version": env!("CARGO_PKG_VERSION"),
+            "servo.platform": format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+            "servo.connectors": assembly.mounts.len(),
+        },
+    });
+    loop {
+        match client
+            .post::<Value>(EventName::Hello, Some(hello.clone()), &cx.cancel)
+            .await
+        {
+            Ok(answer) => {
+                warn_unexpected(EventName::Hello, &answer);
+                break;
+            }
+            Err(ClientError::Deprovisioned) => {
+                if !deprovisioned_wait(cx).await {
+                    return Ok(Ended::Interrupted { greeted: false });
+                }
+            }
+            Err(ClientError::Cancelled) => return Ok(Ended::Interrupted { greeted: false }),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    on_progress(Progress::Connected {
+        url: client.endpoint(),
+    });
+    loop {
+        if options
+            .max_cycles
+            .is_some_and(|max| summary.commands >= max)
+        {
+            return Ok(Ended::MaxCycles);
+        }
+        let command = match client
+            .post::<Command>(EventName::WhatsNext, None, &cx.cancel)
+            .await
+        {
+            Ok(command) => command,
+            Err(ClientError::Cancelled) => return Ok(Ended::Interrupted { greeted: true }),
+            Err(ClientError::Deprovisioned) => {
+                if !deprovisioned_wait(cx).await {
+                    return Ok(Ended::Interrupted { greeted: true });
+                }
+                continue;
+            }
+            Err(ClientError::Decode { error, body, .. }) => {
+                // ServoX logs and asks again; so do we, after a pause.
+                tracing::warn!(%error, %body, "the optimizer's answer to WHATS_NEXT is not a command");
+                summary.commands += 1;
+                if !pause(cx, CONFUSED_PAUSE).await {
+                    return Ok(Ended::Interrupted { greeted: true });
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        summary.commands += 1;
+        on_progress(Progress::Command {
+            cmd: command.cmd,
+            cmd_uid: command.cmd_uid.as_deref(),
+        });
+        let cmd = command.cmd;
+        let cmd_uid = command.cmd_uid.clone();
+        let Some((event, status)) = execute(command, bus, cx, summary).await else {
+            // SLEEP: nothing to report.
+            if cx.cancel.is_cancelled() {
+                return Ok(Ended::Interrupted { greeted: true });
+            }
+            continue;
+        };
+        let status = status.with_cmd_uid(cmd_uid);
+        if !status.is_ok() {
+            summary.failed += 1;
+            tracing::warn!(
+                command = %cmd, status = %status.status,
+                reason = status.reason.as_deref().unwrap_or(""),
+                message = status.message.as_deref().unwrap_or(""),
+                "command did not succeed; reporting it to the optimizer"
+            );
+        }
+        let param = serde_json::to_value(&status).ok();
+        if cx.cancel.is_cancelled() {
+            // The run is ending, but the optimizer must still learn what became of its command.
+            if let Err(e) = client.post_once(event, param, LAST_WORDS).await {
+                tracing::warn!(error = %e, "could not report the interrupted {cmd}");
+            }
+            on_progress(Progress::Reported {
+                cmd,
+                status: &status,
+            });
+            return Ok(Ended::Interrupted { greeted: true });
+        }
+        match client.post::<Value>(event, param, &cx.cancel).await {
+            Ok(answer) => warn_unexpected(event, &answer),
+            Err(ClientError::Cancelled) => return Ok(Ended::Interrupted { greeted: true }),
+            Err(ClientError::Deprovisioned) => {
+                if !deprovisioned_wait(cx).await {
+                    return Ok(Ended::Interrupted { greeted: true });
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        on_progress(Progress::Reported {
+            cmd,
+            status: &status,
+        });
+    }
+}
+
+/// Runs one command; returns the event to report it with and its status (`None` for `SLEEP`).
+async fn execute(
+    command: Command,
+    bus: &Bus,
+    cx: &EventContext,
+    summary: &mut RemoteSummary,
+) -> Option<(EventName, Status)> {
+    match command.cmd {
+        CommandName::Describe => {
+            summary.described += 1;
+            let status = match wire::param::<DescribeParam>(command.param) {
+                Err(e) => invalid_param(CommandName::Describe, &e),
+                Ok(_) => match bus.describe(cx).await {
+                    Ok(d) => Status {
+                        descriptor: Some(wire::description(&d)),
+                        ..Status::ok()
+                    },
+                    Err(e) => failure(&e, cx),
+                },
+            };
+            Some((EventName::Description, status))
+        }
+        CommandName::Measure => {
+            summary.measured += 1;
+            let status = match wire::param::<MeasureParam>(command.param) {
+                Err(e) => invalid_param(CommandName::Measure, &e),
+                Ok(p) => {
+                    let request = MeasureRequest {
+                        metrics: p.metrics,
+                        control: p.control.map(Control::from).unwrap_or_default(),
+                    };
+                    match bus.measure(&request, cx).await {
+                        Ok(m) => {
+                            let (metrics, annotations) = wire::measurement(&m);
+                            Status {
+                                metrics: Some(metrics),
+                                annotations: Some(annotations),
+                                ..Status::ok()
+                            }
+                        }
+                        Err(e) => failure(&e, cx),
+                    }
+                }
+            };
+            Some((EventName::Measurement, status))
+        }
+        CommandName::Adjust => {
+            summary.adjusted += 1;
+            let status = match wire::param::<AdjustParam>(command.param) {
+                Err(e) => invalid_param(CommandName::Adjust, &e),
+                Ok(p) => adjust(p, bus, cx).await,
+            };
+            Some((EventName::Adjustment, status))
+        }
+        CommandName::Sleep => {
+            summary.slept += 1;
+            let p = wire::param::<SleepParam>(command.param).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "SLEEP has an invalid parameter; sleeping {DEFAULT_SLEEP}");
+                SleepParam::default()
+            });
+            let duration = p.duration.unwrap_or(DEFAULT_SLEEP);
+            let why = p
+                .data
+                .as_ref()
+                .and_then(|d| d.get("reason").or_else(|| d.get("status")))
+                .and_then(Value::as_str)
+                .unwrap_or("no reason given");
+            tracing::info!("the optimizer asked to sleep {duration} ({why})");
+            pause(cx, duration.into()).await;
+            None
+        }
+    }
+}
+
+async fn adjust(p: AdjustParam, bus: &Bus, cx: &EventContext) -> Status {
+    let current = match bus.describe(cx).await {
+        Ok(d) => d,
+        Err(e) => return failure(&e, cx),
+    };
+    let adjustments = match wire::adjustments(&p.state, &current) {
+        Ok(a) => a,
+        Err(message) => return Status::failure(statuses::REJECTED, "invalid", message),
+    };
+    let control = p.control.map(Control::from).unwrap_or_default();
+    match bus.adjust(&adjustments, &control, cx).await {
+        Ok(after) => Status {
+            state: Some(wire::description(&after)),
+            ..Status::ok()
+        },
+        Err(e) => failure(&e, cx),
+    }
+}
+
+fn invalid_param(cmd: CommandName, error: &str) -> Status {
+    Status::failure(
+        statuses::REJECTED,
+        "invalid",
+        format!("{cmd} has an invalid param: {error}"),
+    )
+}
+
+/// The status that tells the optimizer how an action failed, as ServoX words it.
+fn failure(e: &BusError, cx: &EventContext) -> Status {
+    let message = e.to_string();
+    if cx.cancel.is_cancelled() || e.is_interrupted() {
+        return Status::failure(statuses::ABORTED, "interrupted", message);
+    }
+    match e {
+        BusError::Invalid { .. } => Status::failure(statuses::REJECTED, "invalid", message),
+        BusError::Cancelled { .. } => Status::failure(statuses::CANCELLED, "cancelled", message),
+        BusError::Failed { failures, .. } => {
+            let rejected = failures.iter().find_map(|(_, e)| match e {
+                ConnectorError::Rejected { reason, .. } => Some(reason.clone()),
+                _ => None,
+            });
+            match rejected {
+                Some(reason) => Status::failure(statuses::REJECTED, reason, message),
+                None if e.is_usage() => Status::failure(statuses::REJECTED, "invalid", message),
+                None => Status::failure(statuses::FAILED, "unknown", message),
+            }
+        }
+        BusError::Interrupted => Status::failure(statuses::ABORTED, "interrupted", message),
+    }
+}
+
+/// The checks of `servo check`; any failure at or above `checks.halt_on` (and not skipped) stops
+/// the run before the optimizer is contacted.
+async fn preflight(assembly: &Assembly, bus: &Bus, cx: &EventContext) -> Result<(), BusError> {
+    let failing: Vec<(String, ConnectorError)> = bus
+        .check(cx)
+        .await?
+        .into_iter()
+        .filter(|c| {
+            !c.success
+                && c.severity >= assembly.checks.halt_on
+                && !assembly.checks.skip.contains(&c.name)
+        })
+        .map(|c| {
+            let message = format!(
+                "{}: {}",
+                c.name,
+                c.message.unwrap_or_else(|| "failed".into())
+            );
+            let error = match c.hint {
+                Some(hint) => ConnectorError::failed(message).with_hint(hint),
+                None => ConnectorError::failed(message),
+            };
+            (c.connector, error)
+        })
+        .collect();
+    if failing.is_empty() {
+        Ok(())
+    } else {
+        Err(BusError::Failed {
+            event: Event::Check,
+            failures: failing,
+        })
+    }
+}
+
+/// Logs an optimizer's `unexpected-event` answer: it means we are out of step with it.
+fn warn_unexpected(event: EventName, answer: &Value) {
+    if answer.get("status").and_then(Value::as_str) == Some(statuses::UNEXPECTED_EVENT) {
+        let reason = answer.get("reason").and_then(Value::as_str).unwrap_or("");
+        tracing::warn!(%event, reason, "the optimizer did not expect this event");
+    }
+}
+
+/// Says `GOODBYE` once, within a few seconds: the run is ending either way.
+async fn goodbye(client: &Client, reason: &str) {
+    if let Err(e) = client
+        .post_once(
+            EventName::Goodbye,
+            Some(json!({ "reason": reason })),
+            LAST_WORDS,
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "could not say GOODBYE to the optimizer");
+    }
+}
+
+/// ServoX's answer to HTTP 410 `unexpected servo_uid`: wait an hour for the servo to be
+/// deprovisioned. Returns `false` when interrupted.
+async fn deprovisioned_wait(cx: &EventContext) -> bool {
+    tracing::warn!(
+        "the optimizer no longer knows this servo (HTTP 410 unexpected servo_uid); waiting an hour for deprovisioning"
+    );
+    pause(cx, DEPROVISIONED_SLEEP).await
+}
+
+/// Sleeps `duration` unless cancelled first; returns `false` when cancelled.
+async fn pause(cx: &EventContext, duration: std::time::Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => true,
+        () = cx.cancel.cancelled() => false,
+    }
+}
+
+/// Which signal ended the run, for `GOODBYE`'s reason (ServoX sends `SIGTERM`/`SIGINT`).
+///
+/// The run's cancellation token says *that* a signal came, not which; these listeners record the
+/// name. Tokio delivers a signal to every listener, so the name is known by the time the
+/// cancellation has been noticed, give or take a scheduling round; [`SignalNames::name`] waits a
+/// bounded moment for it.
+struct SignalNames {
+    name: watch::Receiver<Option<&'static str>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SignalNames {
+    fn install() -> Self {
+        let (tx, name) = watch::channel(None);
+        #[allow(unused_mut)]
+        let mut tasks = Vec::new();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            for (kind, label) in [
+                (SignalKind::terminate(), "SIGTERM"),
+                (SignalKind::interrupt(), "SIGINT"),
+            ] {
+                if let Ok(mut stream) = signal(kind) {
+                    let tx = tx.clone();
+                    tasks.push(tokio::spawn(async move {
+                        if stream.recv().await.is_some() {
+                            let _ = tx.send(Some(label));
+                        }
+                    }));
+                }
+            }
+        }
+        Self { name, tasks }
+    }
+
+    /// The signal's name, or `interrupted` when the run was cancelled some other way.
+    async fn name(&mut self) -> &'static str {
+        let wait = self.name.wait_for(Option::is_some);
+        match tokio::time::timeout(std::time::Duration::from_millis(500), wait).await {
+            Ok(Ok(name)) => name.unwrap_or("interrupted"),
+            _ => "interrupted",
+        }
+    }
+}
+
+impl Drop for SignalNames {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_map_to_servox_statuses() {
+        let cx = EventContext::default();
+        let invalid = BusError::Invalid {
+            message: "no connector provides the metric `x`".into(),
+            hint: None,
+        };
+        let s = failure(&invalid, &cx);
+        assert_eq!(
+            (s.status.as_str(), s.reason.as_deref()),
+            ("rejected", Some("invalid"))
+        );
+
+        let unstable = BusError::Failed {
+            event: Event::Adjust,
+            failures: vec![(
+                "k8s".into(),
+                ConnectorError::Rejected {
+                    reason: "unstable".into(),
+                    message: "crash loop".into(),
+                },
+            )],
+        };
+        let s = failure(&unstable, &cx);
+        assert_eq!(
+            (s.status.as_str(), s.reason.as_deref()),
+            ("rejected", Some("unstable"))
+        );
+
+        let failed = BusError::Failed {
+            event: Event::Measure,
+            failures: vec![("p".into(), ConnectorError::failed("boom"))],
+        };
+        let s = failure(&failed, &cx);
+        assert_eq!(s.status, "failed");
+        assert!(s.message.as_deref().is_some_and(|m| m.contains("boom")));
+
+        cx.cancel.cancel();
+        assert_eq!(failure(&failed, &cx).status, "aborted");
+    }
+}
