@@ -121,7 +121,7 @@ fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
     );
 
     let csv = servo()
-        .args(["trials", "--csv", "-c"])
+        .args(["trials", "-o", "csv", "-c"])
         .arg(&config)
         .output()
         .expect("runs");

@@ -12,6 +12,8 @@ pub enum Format {
     Table,
     Json,
     Yaml,
+    /// Rows for spreadsheets; only where a command has rows (`servo trials`).
+    Csv,
 }
 
 /// Rows and columns, aligned when printed.
@@ -97,6 +99,11 @@ pub fn emit<T: Render>(format: Format, value: &T) -> io::Result<()> {
             s
         }
         Format::Yaml => to_yaml(value).map_err(io::Error::other)?,
+        Format::Csv => {
+            return Err(io::Error::other(
+                "this command has no CSV output: use -o json or -o yaml (CSV is for `servo trials`)",
+            ));
+        }
     };
     let mut stdout = io::stdout().lock();
     stdout.write_all(text.as_bytes())?;

@@ -12,15 +12,11 @@ use crate::study::{self, Summary, param_number};
 
 /// List the trials journaled for this servo's study: settings, objective, SLOs met, state.
 ///
-/// Formats: a table (default), `-o json`, `-o yaml`, or `--csv` for spreadsheets.
+/// Formats: a table (default), `-o json`, `-o yaml`, or `-o csv` for spreadsheets.
 ///
-/// Example: servo trials -c examples/quickstart.yaml --csv > trials.csv
+/// Example: servo trials -c examples/quickstart.yaml -o csv > trials.csv
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Print CSV (one row per trial) instead of the -o format.
-    #[arg(long)]
-    csv: bool,
-}
+pub struct Args {}
 
 /// Loads the journaled study of the config's servo.
 pub(super) async fn load_summary(
@@ -169,40 +165,42 @@ pub(super) fn comparison(summary: &Summary) -> String {
     out
 }
 
-pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
+/// One CSV row per trial, settings as columns.
+fn csv(summary: &Summary, names: &[String]) -> String {
+    let mut out = String::from("number,state");
+    for n in names {
+        let _ = write!(out, ",{n}");
+    }
+    out.push_str(",objective,feasible,error\n");
+    for t in &summary.trials {
+        let _ = write!(out, "{},{}", t.number, state_text(t.state));
+        for n in names {
+            let _ = write!(
+                out,
+                ",{}",
+                t.config.get(n).map(value_text).unwrap_or_default()
+            );
+        }
+        let error = t.error.as_deref().unwrap_or("").replace('"', "\"\"");
+        let _ = writeln!(
+            out,
+            ",{},{},\"{error}\"",
+            t.objective.map(|o| o.to_string()).unwrap_or_default(),
+            t.feasible.map(|f| f.to_string()).unwrap_or_default()
+        );
+    }
+    out
+}
+
+pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let summary = load_summary(globals, registry).await?;
     let names: Vec<String> = summary
         .trials
         .first()
         .map(|t| t.config.keys().cloned().collect())
         .unwrap_or_default();
-    if args.csv {
-        let mut out = String::from("number,state");
-        for n in &names {
-            let _ = write!(out, ",{n}");
-        }
-        out.push_str(",objective,feasible,error\n");
-        for t in &summary.trials {
-            let _ = write!(out, "{},{}", t.number, state_text(t.state));
-            for n in &names {
-                let _ = write!(
-                    out,
-                    ",{}",
-                    t.config.get(n).map(value_text).unwrap_or_default()
-                );
-            }
-            let error = t.error.as_deref().unwrap_or("").replace('"', "\"\"");
-            let _ = writeln!(
-                out,
-                ",{},{},\"{error}\"",
-                t.objective.map(|o| o.to_string()).unwrap_or_default(),
-                t.feasible.map(|f| f.to_string()).unwrap_or_default()
-            );
-        }
-        print!("{out}");
-        return Ok(Exit::Ok);
-    }
     match globals.format {
+        Format::Csv => print!("{}", csv(&summary, &names)),
         Format::Json => println!(
             "{}",
             serde_json::to_string_pretty(&summary.trials)
