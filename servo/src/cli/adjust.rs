@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{CliError, CommandResult, Exit, Globals, with_connectors};
+use super::{CliError, CommandResult, Exit, Globals, spinner, with_connectors};
 use crate::connector::Registry;
 use crate::output::{Render, Table, emit};
 use crate::types::{Adjustment, Component, Control, Description, SettingValue};
@@ -74,6 +74,7 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
         .map(|a| split(a))
         .collect::<Result<_, _>>()?;
     let assembly = globals.load_one(registry)?;
+    let spinner = spinner("adjusting and waiting for the application to settle".to_string());
     let report = with_connectors(&assembly, async |bus, cx| {
         let components: Vec<Component> = bus
             .components(cx)
@@ -111,7 +112,10 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
             description,
         })
     })
-    .await?;
-    emit(globals.format, &report)?;
+    .await;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    emit(globals.format, &report?)?;
     Ok(Exit::Ok)
 }

@@ -3,7 +3,7 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use super::{CommandResult, Exit, Globals, with_connectors};
+use super::{CommandResult, Exit, Globals, spinner, with_connectors};
 use crate::connector::Registry;
 use crate::output::{Render, Table, emit};
 use crate::types::{Control, MeasureRequest, Measurement};
@@ -102,10 +102,18 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
             ..Control::default()
         },
     };
+    let spinner = spinner(match request.control.duration {
+        d if d.is_zero() => "measuring".to_string(),
+        d => format!("measuring for {d}"),
+    });
     let measurement = with_connectors(&assembly, async |bus, cx| {
         Ok(bus.measure(&request, cx).await?)
     })
-    .await?;
+    .await;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let measurement = measurement?;
     emit(globals.format, &Report::from(measurement))?;
     Ok(Exit::Ok)
 }

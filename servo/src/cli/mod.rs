@@ -277,6 +277,20 @@ pub async fn with_connectors<T>(
     result
 }
 
+/// A spinner with `message` on a terminal (nothing otherwise: logs tell the story there), for
+/// one-shot commands that wait on connectors.
+pub fn spinner(message: String) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_message(message);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}
+
 /// A token cancelled on Ctrl-C or SIGTERM, for commands that do long work.
 ///
 /// The handlers are registered before this returns (not inside the spawned task), so a signal that
