@@ -3,6 +3,7 @@
 
 mod command;
 pub mod demo;
+mod kubernetes;
 mod process;
 mod prometheus;
 pub mod vegeta;
