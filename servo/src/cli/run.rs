@@ -174,6 +174,5 @@ pub(super) fn into_cli(e: StudyError) -> CliError {
         StudyError::Config { message, hint } => CliError::Usage { message, hint },
         StudyError::Bus(b) => CliError::Bus(b),
         StudyError::Journal(j) => CliError::Failure(j.to_string()),
-        StudyError::Interrupted => CliError::Bus(crate::bus::BusError::Interrupted),
     }
 }

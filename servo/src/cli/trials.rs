@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 
 use super::{CliError, CommandResult, Exit, Globals};
 use crate::connector::Registry;
-use crate::optimizer::ParamValue;
 use crate::output::{Format, Table};
 use crate::study::journal::{Journal, TrialState};
 use crate::study::objective::{Constraint, Expr};
@@ -58,23 +57,6 @@ pub(super) async fn load_summary(
     Ok(Summary::from_trials(&current, &path, trials, maximize))
 }
 
-fn value_text(v: &ParamValue) -> String {
-    match v {
-        ParamValue::Int(i) => i.to_string(),
-        ParamValue::Float(f) => format!("{f}"),
-        ParamValue::Categorical(s) => s.clone(),
-    }
-}
-
-fn state_text(state: TrialState) -> &'static str {
-    match state {
-        TrialState::Running => "running",
-        TrialState::Complete => "complete",
-        TrialState::Failed => "failed",
-        TrialState::Interrupted => "interrupted",
-    }
-}
-
 /// The baseline vs best table `servo run` ends with.
 pub(super) fn comparison(summary: &Summary) -> String {
     let mut out = String::new();
@@ -105,8 +87,8 @@ pub(super) fn comparison(summary: &Summary) -> String {
                 let b = best.config.get(name);
                 table.row([
                     name.clone(),
-                    value_text(value),
-                    b.map(value_text).unwrap_or_default(),
+                    value.to_string(),
+                    b.map(ToString::to_string).unwrap_or_default(),
                     change(param_number(value), b.and_then(param_number)),
                 ]);
             }
@@ -173,12 +155,12 @@ fn csv(summary: &Summary, names: &[String]) -> String {
     }
     out.push_str(",objective,feasible,error\n");
     for t in &summary.trials {
-        let _ = write!(out, "{},{}", t.number, state_text(t.state));
+        let _ = write!(out, "{},{}", t.number, t.state.as_str());
         for n in names {
             let _ = write!(
                 out,
                 ",{}",
-                t.config.get(n).map(value_text).unwrap_or_default()
+                t.config.get(n).map(ToString::to_string).unwrap_or_default()
             );
         }
         let error = t.error.as_deref().unwrap_or("").replace('"', "\"\"");
@@ -216,11 +198,11 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
             headers.extend(["OBJECTIVE".to_string(), "SLOS".to_string()]);
             let mut table = Table::new(headers);
             for t in &summary.trials {
-                let mut row = vec![t.number.to_string(), state_text(t.state).to_string()];
+                let mut row = vec![t.number.to_string(), t.state.as_str().to_string()];
                 row.extend(
                     names
                         .iter()
-                        .map(|n| t.config.get(n).map(value_text).unwrap_or_default()),
+                        .map(|n| t.config.get(n).map(ToString::to_string).unwrap_or_default()),
                 );
                 row.push(t.objective.map(|o| format!("{o:.4}")).unwrap_or_default());
                 row.push(match t.feasible {

@@ -207,6 +207,16 @@ pub enum ParamValue {
     Categorical(String),
 }
 
+impl std::fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamValue::Int(i) => write!(f, "{i}"),
+            ParamValue::Float(x) => write!(f, "{x}"),
+            ParamValue::Categorical(c) => f.write_str(c),
+        }
+    }
+}
+
 /// A full configuration: one value per parameter, in `Space::params` order.
 pub type Config = Vec<ParamValue>;
 

@@ -69,7 +69,7 @@ pub enum TrialState {
 }
 
 impl TrialState {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             TrialState::Running => "running",
             TrialState::Complete => "complete",

@@ -42,8 +42,6 @@ pub enum StudyError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Bus(#[from] BusError),
-    #[error("interrupted")]
-    Interrupted,
 }
 
 fn config_error(message: impl Into<String>, hint: Option<String>) -> StudyError {

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 
 use super::journal::{Trial, TrialState};
 use super::{Summary, best_trial, param_number};
-use crate::optimizer::ParamValue;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 260.0;
@@ -184,14 +183,6 @@ fn plot(
     svg
 }
 
-fn value_text(v: &ParamValue) -> String {
-    match v {
-        ParamValue::Int(i) => i.to_string(),
-        ParamValue::Float(f) => format!("{f}"),
-        ParamValue::Categorical(s) => s.clone(),
-    }
-}
-
 fn change(baseline: Option<f64>, best: Option<f64>) -> String {
     match (baseline, best) {
         (Some(a), Some(b)) if a != 0.0 => format!("{:+.1}%", (b - a) / a.abs() * 100.0),
@@ -357,7 +348,7 @@ th:first-child,td:first-child{{text-align:left}}figure{{display:inline-block;mar
             let _ = write!(
                 out,
                 "<td>{}</td>",
-                t.config.get(n).map(value_text).unwrap_or_default()
+                t.config.get(n).map(ToString::to_string).unwrap_or_default()
             );
         }
         let _ = write!(
@@ -388,8 +379,8 @@ fn comparison_table(summary: &Summary) -> String {
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(name),
-            value_text(value),
-            best_value.map(value_text).unwrap_or_default(),
+            value,
+            best_value.map(ToString::to_string).unwrap_or_default(),
             change(param_number(value), best_value.and_then(param_number))
         );
     }
