@@ -9,7 +9,14 @@ fn the_registry_holds_exactly_the_built_in_connectors_sorted() {
     let names: Vec<&str> = registry.names().collect();
     assert_eq!(
         names,
-        ["command", "kubernetes", "process", "prometheus", "vegeta", "wait"]
+        [
+            "command",
+            "kubernetes",
+            "process",
+            "prometheus",
+            "vegeta",
+            "wait"
+        ]
     );
 }
 
@@ -29,7 +36,14 @@ fn servo_connectors_lists_them_as_json() {
         .collect();
     assert_eq!(
         names,
-        ["command", "kubernetes", "process", "prometheus", "vegeta", "wait"]
+        [
+            "command",
+            "kubernetes",
+            "process",
+            "prometheus",
+            "vegeta",
+            "wait"
+        ]
     );
     assert_eq!(listed[5]["default_key"], "wait");
 }

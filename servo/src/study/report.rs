@@ -348,7 +348,7 @@ th:first-child,td:first-child{{text-align:left}}figure{{display:inline-block;mar
             let _ = write!(
                 out,
                 "<td>{}</td>",
-                t.config.get(n).map(ToString::to_string).unwrap_or_default()
+                escape(&t.config.get(n).map(ToString::to_string).unwrap_or_default())
             );
         }
         let _ = write!(
@@ -379,8 +379,8 @@ fn comparison_table(summary: &Summary) -> String {
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(name),
-            value,
-            best_value.map(ToString::to_string).unwrap_or_default(),
+            escape(&value.to_string()),
+            escape(&best_value.map(ToString::to_string).unwrap_or_default()),
             change(param_number(value), best_value.and_then(param_number))
         );
     }
