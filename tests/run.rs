@@ -60,6 +60,18 @@ fn count(trials: &[Value], state: &str) -> usize {
     trials.iter().filter(|t| t["state"] == state).count()
 }
 
+/// `servo run` in the background, its output discarded.
+fn spawn_run(config: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
+        .args(["run", "-c"])
+        .arg(config)
+        .env("SERVO_LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
 /// Waits until the journal shows `n` finished trials (bounded).
 fn wait_for_complete(config: &Path, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -154,14 +166,7 @@ fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
 #[test]
 fn sigkill_mid_trial_then_restart_loses_no_completed_trial() {
     let (_dir, config) = study_dir(8, "400ms");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
-        .args(["run", "-c"])
-        .arg(&config)
-        .env("SERVO_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_run(&config);
     wait_for_complete(&config, 3);
     std::thread::sleep(Duration::from_millis(150));
     child.kill().expect("SIGKILL");
@@ -213,14 +218,7 @@ fn sigkill_mid_trial_then_restart_loses_no_completed_trial() {
 #[test]
 fn sigterm_stops_the_trial_marks_it_and_exits_130() {
     let (_dir, config) = study_dir(20, "2s");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
-        .args(["run", "-c"])
-        .arg(&config)
-        .env("SERVO_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_run(&config);
     wait_for_complete(&config, 1);
     std::thread::sleep(Duration::from_millis(300));
     let killed = std::process::Command::new("kill")

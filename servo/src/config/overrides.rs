@@ -56,6 +56,36 @@ pub struct Overrides {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+impl Overrides {
+    /// Adds one field's override from text, parsed as the schema's type, or the error (headed by
+    /// `message`) saying what was expected.
+    fn field(
+        &mut self,
+        raw: &str,
+        root: &Value,
+        leaf: &Value,
+        path: KeyPath,
+        origin: Origin,
+        message: String,
+    ) {
+        match parse_value(raw, root, leaf) {
+            Ok(value) => self.overrides.push(Override {
+                path,
+                value,
+                origin,
+                merge: false,
+            }),
+            Err(expected) => self.diagnostics.push(
+                Diagnostic::error(message)
+                    .path(&path)
+                    .origin(&origin)
+                    .expected(expected)
+                    .found(format!("`{raw}`")),
+            ),
+        }
+    }
+}
+
 /// A root key of the document that variables can address, with its schema.
 pub struct Section<'a> {
     pub key: &'a str,
@@ -106,21 +136,10 @@ pub fn from_env(vars: &[(String, String)], root: &Value, sections: &[Section<'_>
                         .found(raw.clone()),
                 ),
             },
-            Resolution::Field(path, leaf) => match parse_value(raw, root, leaf) {
-                Ok(value) => out.overrides.push(Override {
-                    path,
-                    value,
-                    origin,
-                    merge: false,
-                }),
-                Err(expected) => out.diagnostics.push(
-                    Diagnostic::error(format!("{name} has a value `{path}` cannot take"))
-                        .path(&path)
-                        .origin(&origin)
-                        .expected(expected)
-                        .found(format!("`{raw}`")),
-                ),
-            },
+            Resolution::Field(path, leaf) => {
+                let message = format!("{name} has a value `{path}` cannot take");
+                out.field(raw, root, leaf, path, origin, message);
+            }
             Resolution::NearMiss(section) => {
                 let names = field_variables(root, section);
                 let wanted = format!("SERVO_{rest}");
@@ -196,21 +215,10 @@ pub fn from_flags(flags: &[String], root: &Value, sections: &[Section<'_>]) -> O
             continue;
         };
         match schema_at(root, section.schema, &path.segments()[1..]) {
-            Ok(leaf) => match parse_value(raw, root, leaf) {
-                Ok(value) => out.overrides.push(Override {
-                    path,
-                    value,
-                    origin,
-                    merge: false,
-                }),
-                Err(expected) => out.diagnostics.push(
-                    Diagnostic::error(format!("--set {flag}: `{path}` cannot take this value"))
-                        .path(&path)
-                        .origin(&origin)
-                        .expected(expected)
-                        .found(format!("`{raw}`")),
-                ),
-            },
+            Ok(leaf) => {
+                let message = format!("--set {flag}: `{path}` cannot take this value");
+                out.field(raw, root, leaf, path, origin, message);
+            }
             Err((depth, suggestion)) => {
                 let known = KeyPath::from(path.segments()[..depth + 1].to_vec());
                 let mut d = Diagnostic::error(format!(
