@@ -1,4 +1,7 @@
-//! `servo generate`: a starter config that validates as written.
+//! `servo generate`: a starter config that validates as written, or (`kubernetes --manifests`) the
+//! Kubernetes objects that run servo in a cluster.
+
+mod manifests;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +23,7 @@ use crate::suggest::did_you_mean;
 ///   servo generate vegeta prometheus                      (writes servo.yaml)
 ///   servo generate --alias staging=prometheus --alias prod=prometheus --output two-proms.yaml
 ///   servo generate wait --output -                        (prints to stdout)
+///   servo generate kubernetes --manifests --namespace shop --deployment web | kubectl apply -f -
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Connectors to mount under their default keys.
@@ -28,13 +32,30 @@ pub struct Args {
     /// Mount a connector under an alias: NAME=CONNECTOR (repeatable).
     #[arg(long = "alias", value_name = "NAME=CONNECTOR")]
     aliases: Vec<String>,
-    /// Where to write the config; `-` prints it.
-    #[arg(long, value_name = "FILE", default_value = "servo.yaml")]
-    output: PathBuf,
+    /// Where to write the config (default: servo.yaml) or the manifests (default: stdout); `-`
+    /// prints it.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Overwrite an existing file.
     #[arg(long)]
     force: bool,
+    /// With `kubernetes`: instead of a config, the Kubernetes manifests that run servo in the
+    /// cluster for one Deployment (ServiceAccount, Role, RoleBinding, Secret placeholder, ConfigMap
+    /// holding servo.yaml, servo's Deployment), as multi-document YAML.
+    #[arg(long)]
+    manifests: bool,
+    /// With --manifests: the namespace of the Deployment, where servo runs too [default: default].
+    #[arg(long, value_name = "NS", requires = "manifests")]
+    namespace: Option<String>,
+    /// With --manifests: the Deployment to optimize.
+    #[arg(long, value_name = "NAME", requires = "manifests")]
+    deployment: Option<String>,
+    /// With --manifests: its container to tune [default: the Deployment's name].
+    #[arg(long, value_name = "NAME", requires = "manifests")]
+    container: Option<String>,
 }
+
+const DEFAULT_OUTPUT: &str = "servo.yaml";
 
 fn find(registry: &Registry, name: &str) -> Result<&'static ConnectorDescription, CliError> {
     registry.by_name(name).ok_or_else(|| {
@@ -59,6 +80,13 @@ fn schema_path_for(output: &Path) -> PathBuf {
 }
 
 pub async fn run(args: Args, _globals: &Globals, registry: &Registry) -> CommandResult {
+    if args.manifests {
+        return kubernetes_manifests(&args);
+    }
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_OUTPUT));
     let mut mounts: Vec<(String, &'static ConnectorDescription)> = Vec::new();
     for name in &args.connectors {
         let c = find(registry, name)?;
@@ -103,8 +131,8 @@ pub async fn run(args: Args, _globals: &Globals, registry: &Registry) -> Command
     }
     let body = to_yaml(&Value::Object(document)).map_err(CliError::Failure)?;
 
-    let to_stdout = args.output.as_os_str() == "-";
-    let schema_file = schema_path_for(&args.output);
+    let to_stdout = output.as_os_str() == "-";
+    let schema_file = schema_path_for(&output);
     let schema_name = schema_file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -117,9 +145,9 @@ pub async fn run(args: Args, _globals: &Globals, registry: &Registry) -> Command
         print!("{text}");
         return Ok(Exit::Ok);
     }
-    if args.output.exists() && !args.force {
+    if output.exists() && !args.force {
         return Err(CliError::usage_with_hint(
-            format!("{} already exists", args.output.display()),
+            format!("{} already exists", output.display()),
             "pass --force to overwrite it, or --output to write elsewhere",
         ));
     }
@@ -133,13 +161,62 @@ pub async fn run(args: Args, _globals: &Globals, registry: &Registry) -> Command
     schema_text.push('\n');
     write_atomic(&schema_file, schema_text.as_bytes())
         .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", schema_file.display())))?;
-    write_atomic(&args.output, text.as_bytes())
-        .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", args.output.display())))?;
+    write_atomic(&output, text.as_bytes())
+        .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", output.display())))?;
     eprintln!(
         "wrote {} and its schema {}; next: servo validate -c {}",
-        args.output.display(),
+        output.display(),
         schema_file.display(),
-        args.output.display()
+        output.display()
+    );
+    Ok(Exit::Ok)
+}
+
+/// `servo generate kubernetes --manifests`: see [`manifests`].
+fn kubernetes_manifests(args: &Args) -> CommandResult {
+    if args.connectors != ["kubernetes"] || !args.aliases.is_empty() {
+        return Err(CliError::usage_with_hint(
+            "--manifests generates the manifests of servo with the `kubernetes` connector",
+            "run `servo generate kubernetes --manifests --deployment NAME`",
+        ));
+    }
+    let Some(deployment) = args.deployment.as_deref() else {
+        return Err(CliError::usage_with_hint(
+            "--manifests needs the Deployment to optimize",
+            "add --deployment NAME (and --namespace NS unless it is `default`)",
+        ));
+    };
+    let target = manifests::Target {
+        namespace: args.namespace.as_deref().unwrap_or("default"),
+        deployment,
+        container: args.container.as_deref().unwrap_or(deployment),
+    };
+    // Recorded in the output so a reader knows how to regenerate it.
+    let mut command_line = format!(
+        "servo generate kubernetes --manifests --namespace {} --deployment {}",
+        target.namespace, target.deployment
+    );
+    if let Some(container) = &args.container {
+        command_line.push_str(&format!(" --container {container}"));
+    }
+    let text = manifests::render(&target, &command_line)?;
+    let output = args.output.as_deref().unwrap_or(Path::new("-"));
+    if output.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(Exit::Ok);
+    }
+    if output.exists() && !args.force {
+        return Err(CliError::usage_with_hint(
+            format!("{} already exists", output.display()),
+            "pass --force to overwrite it, or --output to write elsewhere",
+        ));
+    }
+    write_atomic(output, text.as_bytes())
+        .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", output.display())))?;
+    eprintln!(
+        "wrote {}; put your optimizer token in its Secret, then: kubectl apply -f {}",
+        output.display(),
+        output.display()
     );
     Ok(Exit::Ok)
 }
