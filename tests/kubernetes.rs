@@ -820,3 +820,53 @@ fn the_example_validates() {
     let (code, _, stderr) = run(&common::example("kubernetes.yaml"), &["validate"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn a_short_study_tunes_the_deployment_and_leaves_it_on_the_cheapest_healthy_config() {
+    let api = FakeApi::start();
+    let s = setup(&api, json!({}));
+    // Add an embedded optimizer minimizing the connector's own cost metric.
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.config).expect("read")).expect("json");
+    config["optimizer"] = json!({
+        "trials": 4,
+        "seed": 2,
+        "objective": {"minimize": "cost"},
+        "control": {"duration": "1ms"},
+        "store": "study.db",
+    });
+    std::fs::write(&s.config, config.to_string()).expect("write");
+    let (code, stdout, stderr) = run(&s.config, &["run", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).expect("json summary");
+    let trials = summary["trials"].as_array().expect("trials");
+    // Failed trials (a rollout the fake cluster cannot schedule) count against the budget.
+    assert_eq!(trials.len(), 4);
+    for t in trials {
+        match t["state"].as_str() {
+            Some("complete") => assert!(t["objective"].as_f64().is_some()),
+            Some("failed") => {
+                let error = t["error"].as_str().unwrap_or_default();
+                assert!(
+                    error.contains("rolled back"),
+                    "a failed trial is rolled back: {error}"
+                );
+            }
+            other => panic!("unexpected trial state {other:?}"),
+        }
+    }
+    let baseline = trials[0]["objective"].as_f64().expect("baseline cost");
+    let best = summary["best"]["objective"].as_f64().expect("best cost");
+    assert!(best <= baseline, "best {best} vs baseline {baseline}");
+    assert!(
+        api.patches().len() >= 4,
+        "each trial patched the Deployment, and on_finish applied the best"
+    );
+    assert!(
+        summary["left_on"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("best"),
+        "{summary:#}"
+    );
+}
