@@ -66,6 +66,10 @@ pub struct Diagnostic {
     /// Byte range in the source, for snippets.
     #[serde(skip)]
     pub span: Option<(usize, usize)>,
+    /// Byte range of a value that snippets must not show (a secret's, or an unknown key's, which
+    /// may be a misspelt secret).
+    #[serde(skip)]
+    pub conceal: Option<(usize, usize)>,
 }
 
 impl Diagnostic {
@@ -81,6 +85,7 @@ impl Diagnostic {
             found: None,
             help: None,
             span: None,
+            conceal: None,
         }
     }
 
@@ -95,6 +100,13 @@ impl Diagnostic {
         self.line = Some(span.start.line);
         self.column = Some(span.start.column);
         self.span = Some((span.start.offset, span.end.offset.max(span.start.offset)));
+        self
+    }
+
+    /// Hides the text of `span` in snippets.
+    pub fn conceal(mut self, span: &Span) -> Self {
+        let range = span.byte_range();
+        self.conceal = Some((range.start, range.end));
         self
     }
 
@@ -174,10 +186,21 @@ impl ConfigError {
         } else {
             miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
         };
+        // Snippets show neighbouring lines too, so a diagnostic next to `token:` would print it.
+        let mut source = mask_secrets(&self.source);
+        for (start, end) in self.diagnostics.iter().filter_map(|d| d.conceal) {
+            if start <= end
+                && end <= source.len()
+                && source.is_char_boundary(start)
+                && source.is_char_boundary(end)
+            {
+                blank(&mut source, start..end);
+            }
+        }
         for diagnostic in &self.diagnostics {
             let report = Snippet {
                 file: self.file.display().to_string(),
-                source: self.source.to_string(),
+                source: source.clone(),
                 diagnostic,
             };
             if handler.render_report(&mut out, &report).is_err() {
@@ -233,6 +256,126 @@ pub fn render_plain(file: &Path, diagnostics: &[Diagnostic]) -> String {
         }
     }
     out
+}
+
+/// Parts of a key that mark its value as a credential. `token` is the one [`Secret`] setting servo
+/// has today; the others catch credentials written under a misspelt or misplaced key, whose
+/// schema (none) cannot say they are secret.
+///
+/// [`Secret`]: crate::units::Secret
+const SECRET_KEY_PARTS: &[&str] = &[
+    "token",
+    "password",
+    "passwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "credential",
+    "private_key",
+    "authorization",
+];
+
+/// Whether a key (known or not) may hold a credential: it contains one of [`SECRET_KEY_PARTS`]
+/// or is a near-miss of one (`tokn`, `pasword`).
+pub fn looks_like_credential(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    SECRET_KEY_PARTS.iter().any(|part| lower.contains(part))
+        || crate::suggest::did_you_mean(&lower, SECRET_KEY_PARTS.iter().copied()).is_some()
+}
+
+/// The source with every value that may be a credential replaced by `*`s of the same byte length
+/// (so diagnostic spans still point at the right text): values of keys named like a credential,
+/// and the password of any `scheme://user:password@host` URL (a proxy, say).
+///
+/// This works on the text, not the parsed document, because a snippet shows the lines around an
+/// error whatever they hold; it is deliberately eager (a `token_ttl: 5m` is masked too), since
+/// hiding a harmless value costs nothing and printing a token cannot be undone.
+pub fn mask_secrets(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    for line in source.split_inclusive('\n') {
+        let mut masked = line.to_string();
+        mask_secret_values(&mut masked);
+        mask_url_passwords(&mut masked);
+        out.push_str(&masked);
+    }
+    out
+}
+
+/// Replaces `text[range]` with as many `*` as it has bytes, line breaks kept.
+fn blank(text: &mut String, range: std::ops::Range<usize>) {
+    let stars: String = text[range.clone()]
+        .bytes()
+        .map(|b| {
+            if matches!(b, b'\n' | b'\r') {
+                b as char
+            } else {
+                '*'
+            }
+        })
+        .collect();
+    text.replace_range(range, &stars);
+}
+
+/// Masks the value after every `KEY:` whose key names a credential, up to the end of the line (or
+/// the end of the entry, inside a flow mapping), keeping a trailing comment.
+fn mask_secret_values(line: &mut String) {
+    let lower = line.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let mut search = 0;
+    while let Some(found) = lower[search..].find(':') {
+        let colon = search + found;
+        search = colon + 1;
+        // A mapping key ends with `:` followed by a space or the end of the line.
+        if !matches!(
+            bytes.get(colon + 1),
+            None | Some(b' ' | b'\t' | b'\r' | b'\n')
+        ) {
+            continue;
+        }
+        let key_start = lower[..colon]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '"' | '\'')))
+            .map_or(0, |i| {
+                i + lower[i..].chars().next().map_or(1, char::len_utf8)
+            });
+        let key = &lower[key_start..colon];
+        if !SECRET_KEY_PARTS.iter().any(|part| key.contains(part)) {
+            continue;
+        }
+        let in_flow = lower[..key_start].trim_end().ends_with(['{', ',']);
+        let value_start =
+            colon + 1 + (lower[colon + 1..].len() - lower[colon + 1..].trim_start().len());
+        let rest = &lower[value_start..];
+        let mut end = rest
+            .find(" #")
+            .unwrap_or_else(|| rest.trim_end_matches(['\n', '\r']).len());
+        if in_flow && let Some(stop) = rest[..end].find([',', '}']) {
+            end = stop;
+        }
+        let end = value_start + rest[..end].trim_end().len();
+        if end > value_start {
+            blank(line, value_start..end);
+        }
+        search = end.max(search);
+    }
+}
+
+/// Masks `password` in every `scheme://user:password@host`.
+fn mask_url_passwords(line: &mut String) {
+    let mut search = 0;
+    while let Some(found) = line[search..].find("://") {
+        let authority_start = search + found + 3;
+        let authority_end = line[authority_start..]
+            .find(['/', ' ', '"', '\'', ',', '}', '\n'])
+            .map_or(line.len(), |i| authority_start + i);
+        search = authority_end;
+        let authority = &line[authority_start..authority_end];
+        let Some(at) = authority.rfind('@') else {
+            continue;
+        };
+        if let Some(colon) = authority[..at].find(':') {
+            blank(line, authority_start + colon + 1..authority_start + at);
+        }
+    }
 }
 
 struct Snippet<'a> {
@@ -313,5 +456,68 @@ impl miette::Diagnostic for Snippet<'_> {
             start,
             (end - start).max(1),
         ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_masked_in_snippet_sources_without_moving_spans() {
+        let source = "optimizer:\n  id: o/a\n  token: s3cr3t-abc # from the vault\n  \
+                      base_url: 5\nsettings: {proxies: http://u:pa55@proxy:3128, x: 1}\n\
+                      wait: {api_key: \"k3y\", duration: 1s}\n";
+        let masked = mask_secrets(source);
+        assert_eq!(masked.len(), source.len());
+        for secret in ["s3cr3t-abc", "pa55", "k3y"] {
+            assert!(!masked.contains(secret), "{secret} in {masked}");
+        }
+        for kept in [
+            "# from the vault",
+            "base_url: 5",
+            "http://u:",
+            "@proxy:3128",
+            "duration: 1s",
+        ] {
+            assert!(masked.contains(kept), "{kept} lost from {masked}");
+        }
+    }
+
+    #[test]
+    fn masking_leaves_ordinary_lines_alone() {
+        let source = "wait:\n  measure_enabled: true\n  url: http://127.0.0.1:9/x\n  \
+                      query: 'a:b'\n  - token\n";
+        assert_eq!(mask_secrets(source), source);
+        // Multi-byte text around keys and values keeps every offset valid.
+        let source = "é€token: ü€x\nпароль·token: 秘密 # ß\n";
+        let masked = mask_secrets(source);
+        assert_eq!(masked.len(), source.len());
+        assert!(!masked.contains("ü€x") && !masked.contains("秘密") && masked.contains("# ß"));
+    }
+
+    #[test]
+    fn credential_names_and_their_near_misses_are_recognised() {
+        for key in [
+            "token",
+            "api_token",
+            "tokn",
+            "pasword",
+            "DB_PASSWORD",
+            "secret_key",
+        ] {
+            assert!(looks_like_credential(key), "{key}");
+        }
+        for key in ["measure_enabld", "duration", "base_url", "id", "trials"] {
+            assert!(!looks_like_credential(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn flag_origins_name_the_path_only() {
+        let origin = Origin::Flag {
+            flag: "optimizer.token".into(),
+        };
+        assert_eq!(origin.to_string(), "flag --set optimizer.token");
     }
 }

@@ -91,11 +91,43 @@ pub struct Timeouts {
     pub pool: Option<Duration>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// One proxy URL for every scheme, or a map of scheme → URL. A password in the URL is never
+/// printed (`servo config` shows `user:**********@`).
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Proxies {
     All(String),
     PerScheme(BTreeMap<String, String>),
+}
+
+impl Serialize for Proxies {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Proxies::All(url) => serializer.serialize_str(&redact_url(url)),
+            Proxies::PerScheme(map) => serializer.collect_map(
+                map.iter()
+                    .map(|(scheme, url)| (scheme.as_str(), redact_url(url))),
+            ),
+        }
+    }
+}
+
+/// `url` with the password of its user info (`http://user:PASSWORD@proxy:3128`) replaced by
+/// `**********`, for printing: proxy URLs are the one place a ServoX config carries a credential
+/// inside an ordinary string.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:**********@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -886,4 +918,28 @@ pub fn schema_of_file(path: &Path, registry: &Registry) -> Result<Value, ConfigE
         .map(|(key, connector)| MountSchema { key, connector })
         .collect();
     Ok(schema::composite(registry, &schemas, OptimizerForm::Either))
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn proxy_passwords_are_redacted_when_printed() {
+        assert_eq!(
+            redact_url("http://bob:hunter2@proxy:3128/x"),
+            "http://bob:**********@proxy:3128/x"
+        );
+        assert_eq!(redact_url("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(redact_url("http://bob@proxy"), "http://bob@proxy");
+        let proxies = Proxies::PerScheme(BTreeMap::from([(
+            "https".to_string(),
+            "http://u:p4ss@p:1".to_string(),
+        )]));
+        let printed = serde_json::to_string(&proxies).unwrap_or_default();
+        assert!(
+            !printed.contains("p4ss") && printed.contains("p:1"),
+            "{printed}"
+        );
+    }
 }

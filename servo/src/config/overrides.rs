@@ -80,7 +80,7 @@ impl Overrides {
                     .path(&path)
                     .origin(&origin)
                     .expected(expected)
-                    .found(format!("`{raw}`")),
+                    .found(shown(raw, root, leaf)),
             ),
         }
     }
@@ -129,11 +129,16 @@ pub fn from_env(vars: &[(String, String)], root: &Value, sections: &[Section<'_>
                     .expected("a JSON object, such as {\"key\": \"value\"}")
                     .found(type_name(&other)),
                 ),
+                // The text is not echoed: a whole section may carry a secret (the optimizer's
+                // `token`), and serde_json's message already says where the text goes wrong.
                 Err(e) => out.diagnostics.push(
                     Diagnostic::error(format!("{name} is not valid JSON: {e}"))
                         .origin(&origin)
                         .expected(format!("a JSON object with `{}` settings", section.key))
-                        .found(raw.clone()),
+                        .help(format!(
+                            "the value is not shown, in case it holds a secret; check it with \
+                             `printenv {name} | jq .`"
+                        )),
                 ),
             },
             Resolution::Field(path, leaf) => {
@@ -179,7 +184,6 @@ pub fn from_env(vars: &[(String, String)], root: &Value, sections: &[Section<'_>
 pub fn from_flags(flags: &[String], root: &Value, sections: &[Section<'_>]) -> Overrides {
     let mut out = Overrides::default();
     for flag in flags {
-        let origin = Origin::Flag { flag: flag.clone() };
         let Some((path_text, raw)) = flag.split_once('=') else {
             out.diagnostics.push(
                 Diagnostic::error(format!("--set {flag}: missing `=`"))
@@ -187,12 +191,18 @@ pub fn from_flags(flags: &[String], root: &Value, sections: &[Section<'_>]) -> O
             );
             continue;
         };
-        let path: KeyPath = match path_text.trim().parse() {
+        // Messages and origins name the flag by its path only: the value may be a secret
+        // (`--set optimizer.token=...`), and `servo config --origins` prints origins verbatim.
+        let path_text = path_text.trim();
+        let origin = Origin::Flag {
+            flag: path_text.to_string(),
+        };
+        let path: KeyPath = match path_text.parse() {
             Ok(p) => p,
             Err(e) => {
                 out.diagnostics.push(
                     Diagnostic::error(format!(
-                        "--set {flag}: `{path_text}` is not a key path: {e}"
+                        "--set {path_text}: `{path_text}` is not a key path: {e}"
                     ))
                     .expected("a dotted key path, such as prometheus.metrics[0].query"),
                 );
@@ -201,13 +211,14 @@ pub fn from_flags(flags: &[String], root: &Value, sections: &[Section<'_>]) -> O
         };
         let Some(Segment::Key(head)) = path.segments().first() else {
             out.diagnostics.push(Diagnostic::error(format!(
-                "--set {flag}: a key path starts with a section name"
+                "--set {path_text}: a key path starts with a section name"
             )));
             continue;
         };
         let Some(section) = sections.iter().find(|s| s.key == head) else {
-            let mut d =
-                Diagnostic::error(format!("--set {flag}: this config has no section `{head}`"));
+            let mut d = Diagnostic::error(format!(
+                "--set {path_text}: this config has no section `{head}`"
+            ));
             if let Some(s) = did_you_mean(head, sections.iter().map(|s| s.key)) {
                 d = d.help(format!("did you mean `{s}`?"));
             }
@@ -216,13 +227,13 @@ pub fn from_flags(flags: &[String], root: &Value, sections: &[Section<'_>]) -> O
         };
         match schema_at(root, section.schema, &path.segments()[1..]) {
             Ok(leaf) => {
-                let message = format!("--set {flag}: `{path}` cannot take this value");
+                let message = format!("--set {path_text}: `{path}` cannot take this value");
                 out.field(raw, root, leaf, path, origin, message);
             }
             Err((depth, suggestion)) => {
                 let known = KeyPath::from(path.segments()[..depth + 1].to_vec());
                 let mut d = Diagnostic::error(format!(
-                    "--set {flag}: `{known}` has no setting `{}`",
+                    "--set {path_text}: `{known}` has no setting `{}`",
                     path.segments()
                         .get(depth + 1)
                         .map(segment_text)
@@ -236,6 +247,32 @@ pub fn from_flags(flags: &[String], root: &Value, sections: &[Section<'_>]) -> O
         }
     }
     out
+}
+
+/// How a rejected raw value is quoted in a diagnostic: verbatim, unless the setting it was meant
+/// for is a secret (`"writeOnly": true` in the schema, which is how `Secret<T>` describes itself).
+fn shown(raw: &str, root: &Value, leaf: &Value) -> String {
+    if is_secret(root, leaf, 0) {
+        "a value that is not shown, because this setting is a secret".to_string()
+    } else {
+        format!("`{raw}`")
+    }
+}
+
+/// Whether a schema node (or any branch of it) is marked `writeOnly`.
+fn is_secret(root: &Value, node: &Value, depth: usize) -> bool {
+    if depth > 8 {
+        return false;
+    }
+    let node = resolve(root, node);
+    if node.get("writeOnly").and_then(Value::as_bool) == Some(true) {
+        return true;
+    }
+    ["anyOf", "oneOf", "allOf"].iter().any(|keyword| {
+        node.get(*keyword)
+            .and_then(Value::as_array)
+            .is_some_and(|branches| branches.iter().any(|b| is_secret(root, b, depth + 1)))
+    })
 }
 
 fn segment_text(segment: &Segment) -> String {

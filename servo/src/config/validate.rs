@@ -6,7 +6,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{Draft, ValidationError};
 use serde_json::Value;
 
-use super::diagnostic::{Diagnostic, Origin};
+use super::diagnostic::{Diagnostic, Origin, looks_like_credential};
 use super::{kind_of, located};
 use crate::path::KeyPath;
 use crate::schema::node_at;
@@ -99,9 +99,47 @@ impl Context<'_> {
         self.finish(d, path, false)
     }
 
+    /// Whether the failed keyword belongs to a secret's schema (`Secret<T>` adds `writeOnly`):
+    /// then a diagnostic says what kind of value was found, never the value.
+    fn is_secret(&self, error: &ValidationError<'_>) -> bool {
+        self.keyword_parent(error)
+            .and_then(|n| n.get("writeOnly"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     fn describe(&self, error: &ValidationError<'_>, out: &mut Vec<Diagnostic>, depth: usize) {
+        let before = out.len();
+        self.describe_one(error, out, depth);
+        // The snippet of a secret's error must not show the value itself either.
+        if self.is_secret(error)
+            && let Some(node) = self.spans.get(&self.path_of(error))
+        {
+            let range = node.value.byte_range();
+            for d in &mut out[before..] {
+                d.conceal = Some((range.start, range.end));
+            }
+        }
+    }
+
+    fn describe_one(&self, error: &ValidationError<'_>, out: &mut Vec<Diagnostic>, depth: usize) {
         let path = self.path_of(error);
         let instance = error.instance();
+        let secret = self.is_secret(error);
+        let show = |value: &Value| {
+            if secret {
+                secret_shown(value)
+            } else {
+                show(value)
+            }
+        };
+        let found = |value: &Value| {
+            if secret {
+                secret_shown(value)
+            } else {
+                found(value)
+            }
+        };
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let known: Vec<String> = self
@@ -118,7 +156,20 @@ impl Context<'_> {
                     if let Some(s) = did_you_mean(key, known.iter().map(String::as_str)) {
                         d = d.help(format!("did you mean `{s}`?"));
                     }
-                    out.push(self.finish(d, &path.key(key.clone()), true));
+                    let at = path.key(key.clone());
+                    // An unknown key named like a credential (`tokn:`, `api_token:`) keeps its
+                    // value out of snippets (its message never quotes it); others stay visible,
+                    // since seeing `measure_enabld: true` helps.
+                    let scalar = instance
+                        .get(key)
+                        .is_some_and(|v| !v.is_object() && !v.is_array());
+                    if scalar
+                        && looks_like_credential(key)
+                        && let Some(node) = self.spans.get(&at)
+                    {
+                        d = d.conceal(&node.value);
+                    }
+                    out.push(self.finish(d, &at, true));
                 }
             }
             ValidationErrorKind::Required { property } => {
@@ -149,7 +200,7 @@ impl Context<'_> {
                     .found(found(instance));
                 out.push(self.finish(d, &path, false));
             }
-            ValidationErrorKind::Enum { options } => {
+            ValidationErrorKind::Enum { options } if !secret => {
                 out.push(self.enum_error(instance, options, &path))
             }
             ValidationErrorKind::Pattern { pattern } => {
@@ -159,6 +210,7 @@ impl Context<'_> {
                 // The unit parser knows the precise reason (`m` is milli, not mebi; finer than 1ns).
                 let message = instance
                     .as_str()
+                    .filter(|_| !secret)
                     .and_then(|text| error_for_pattern(pattern, text))
                     .map(|e| e.to_string())
                     .unwrap_or_else(|| format!("{} is not valid here", show(instance)));
@@ -255,6 +307,11 @@ impl Context<'_> {
                     .found(found(instance));
                 out.push(self.finish(d, &path, false));
             }
+            // jsonschema's own messages quote the instance.
+            _ if secret => {
+                let d = Diagnostic::error("invalid secret").found(found(instance));
+                out.push(self.finish(d, &path, false));
+            }
             _ => {
                 let d = Diagnostic::error(error.to_string());
                 out.push(self.finish(d, &path, false));
@@ -304,6 +361,11 @@ fn show(value: &Value) -> String {
         Value::Array(_) | Value::Object(_) => kind_of(value).to_string(),
         other => format!("`{other}`"),
     }
+}
+
+/// A secret value as a diagnostic may show it: its kind only.
+fn secret_shown(value: &Value) -> String {
+    format!("{} (not shown: this setting is a secret)", kind_of(value))
 }
 
 fn found(value: &Value) -> String {

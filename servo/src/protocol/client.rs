@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use rand::{RngExt, SeedableRng};
 use reqwest::StatusCode;
+use reqwest::header::HeaderValue;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::wire::{EventName, Request};
 use crate::config::optimizer::RemoteOptimizer;
 use crate::config::{Backoff, Proxies, ServoSettings, SslVerify};
-use crate::units::Duration;
+use crate::units::{Duration, Secret};
 
 /// First backoff step; doubled on every retry.
 const BASE_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
@@ -135,7 +136,12 @@ impl RetryPolicy {
 pub struct Client {
     http: reqwest::Client,
     endpoint: String,
-    authorization: String,
+    /// `Bearer TOKEN`, marked sensitive (HTTP/2 never indexes it) and wrapped so that the derived
+    /// `Debug` of this struct prints `**********`.
+    authorization: Secret<HeaderValue>,
+    /// The token as sent, to scrub from answers quoted in errors: a proxy's or gateway's error
+    /// page may echo the request's headers.
+    token: Secret<String>,
     backoff: BTreeMap<String, Backoff>,
 }
 
@@ -204,10 +210,22 @@ impl Client {
         } else {
             format!("Bearer {token}")
         };
+        // Checked here, once: a token an HTTP header cannot carry would otherwise fail every
+        // request with a transport error that gets retried until the backoff gives up.
+        let mut authorization = HeaderValue::from_str(&authorization).map_err(|_| {
+            ClientError::Setup(
+                "optimizer.token holds a character an HTTP header cannot carry (a line break \
+                 or another control character?); the token is not shown: check it where it is \
+                 set (the file or SERVO_OPTIMIZER_TOKEN)"
+                    .to_string(),
+            )
+        })?;
+        authorization.set_sensitive(true);
         Ok(Self {
             http,
             endpoint: format!("{}servo", remote.url()),
-            authorization,
+            authorization: Secret::new(authorization),
+            token: Secret::new(token.trim_start_matches("Bearer ").trim().to_string()),
             backoff: settings.backoff.clone(),
         })
     }
@@ -331,7 +349,7 @@ impl Client {
         let response = self
             .http
             .post(&self.endpoint)
-            .header(reqwest::header::AUTHORIZATION, &self.authorization)
+            .header(reqwest::header::AUTHORIZATION, self.authorization.expose())
             .json(body)
             .send()
             .await
@@ -341,6 +359,7 @@ impl Client {
             .text()
             .await
             .map_err(|e| Attempt::Retry(transport_error(&e)))?;
+        let text = self.scrub(text);
         if status.is_success() {
             // An empty body (some optimizers answer GOODBYE with nothing) reads as `{}`.
             if text.trim().is_empty() {
@@ -377,13 +396,32 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `text` with the token replaced by `**********`. Tokens shorter than 8 characters are left
+    /// alone: they would match ordinary text, and no real optimizer issues them.
+    fn scrub(&self, text: String) -> String {
+        let token = self.token.expose();
+        if token.len() >= 8 && text.contains(token.as_str()) {
+            // What a `Secret` prints.
+            text.replace(token.as_str(), "**********")
+        } else {
+            text
+        }
+    }
+}
+
 enum Attempt {
     Retry(String),
     Final(ClientError),
 }
 
 fn proxy(p: reqwest::Result<reqwest::Proxy>, url: &str) -> Result<reqwest::Proxy, ClientError> {
-    p.map_err(|e| ClientError::Setup(format!("settings.proxies: `{url}` is not a proxy URL: {e}")))
+    p.map_err(|e| {
+        ClientError::Setup(format!(
+            "settings.proxies: `{}` is not a proxy URL: {e}",
+            crate::config::redact_url(url)
+        ))
+    })
 }
 
 /// A transport error with its causes: reqwest's own message (`error sending request`) hides
@@ -493,12 +531,44 @@ mod tests {
         };
         let settings = ServoSettings::default();
         let c = Client::new(&remote("abc"), &settings).expect("client");
-        assert_eq!(c.authorization, "Bearer abc");
+        assert_eq!(c.authorization.expose().to_str().ok(), Some("Bearer abc"));
+        assert!(c.authorization.expose().is_sensitive());
+        assert!(!format!("{c:?}").contains("abc"));
         assert_eq!(
             c.endpoint(),
             "http://127.0.0.1:9/accounts/o/applications/a/servo"
         );
         let c = Client::new(&remote("Bearer xyz"), &settings).expect("client");
-        assert_eq!(c.authorization, "Bearer xyz");
+        assert_eq!(c.authorization.expose().to_str().ok(), Some("Bearer xyz"));
+    }
+
+    #[test]
+    fn a_token_no_header_can_carry_fails_setup_without_showing_it() {
+        let remote = RemoteOptimizer {
+            id: "o/a".into(),
+            token: crate::units::Secret::from("s3cr3t\nline".to_string()),
+            base_url: "http://127.0.0.1:9".into(),
+            url: None,
+        };
+        let error = Client::new(&remote, &ServoSettings::default())
+            .map(|_| ())
+            .expect_err("a line break cannot go in a header");
+        assert!(!error.to_string().contains("s3cr3t"), "{error}");
+        assert!(error.to_string().contains("optimizer.token"), "{error}");
+    }
+
+    #[test]
+    fn answers_echoing_the_token_are_scrubbed() {
+        let remote = RemoteOptimizer {
+            id: "o/a".into(),
+            token: crate::units::Secret::from("Bearer tok-12345678".to_string()),
+            base_url: "http://127.0.0.1:9".into(),
+            url: None,
+        };
+        let c = Client::new(&remote, &ServoSettings::default()).expect("client");
+        assert_eq!(
+            c.scrub("denied: Authorization: Bearer tok-12345678".into()),
+            "denied: Authorization: Bearer **********"
+        );
     }
 }
