@@ -295,3 +295,30 @@ fn an_objective_naming_an_unknown_metric_is_a_usage_error_before_any_trial() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("did you mean `time_waited`?"), "{stderr}");
 }
+
+#[test]
+fn an_unwritable_journal_stops_the_run_before_anything_is_adjusted() {
+    let (dir, config) = study_dir(3, "10ms");
+    // Root ignores directory permissions, so make the journal's directory impossible instead: a
+    // directory cannot be created below a regular file.
+    let blocker = dir.path().join("not-a-directory");
+    std::fs::write(&blocker, "").expect("write");
+    let text = std::fs::read_to_string(&config).expect("read").replace(
+        "  seed: 3\n",
+        "  seed: 3\n  store: not-a-directory/study.db\n",
+    );
+    std::fs::write(&config, text).expect("write");
+    let out = servo()
+        .args(["run", "-c"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot open the journal"), "{stderr}");
+    assert!(stderr.contains("not-a-directory"), "{stderr}");
+    assert!(
+        !stderr.contains("trial started"),
+        "no trial may start: {stderr}"
+    );
+}
