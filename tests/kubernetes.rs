@@ -870,3 +870,44 @@ fn a_short_study_tunes_the_deployment_and_leaves_it_on_the_cheapest_healthy_conf
         "{summary:#}"
     );
 }
+
+#[test]
+fn servox_only_keys_load_and_unsupported_ones_say_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("servo.yaml");
+    let servox = r#"
+kubernetes:
+  namespace: default
+  timeout: 5m
+  container_logs_in_error_status: false
+  create_tuning_pod: false
+  stateful_sets: []
+  permissions:
+    - group: apps
+      resources: [deployments, deployments/status]
+      verbs: [get, list, watch, patch]
+  deployments:
+    - name: fiber-http
+      replicas: { min: 1, max: 6 }
+      containers:
+        - name: fiber-http
+          command: ["/bin/fiber-http"]
+          cpu: { min: 125m, max: 875m, step: 125m }
+          memory: { min: 128Mi, max: 0.75Gi, step: 32Mi }
+"#;
+    std::fs::write(&config, servox).expect("write");
+    let (code, stdout, stderr) = run(&config, &["validate"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    std::fs::write(
+        &config,
+        servox.replace("stateful_sets: []", "stateful_sets: [{name: db}]"),
+    )
+    .expect("write");
+    let (code, _, stderr) = run(&config, &["validate"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("kubernetes.stateful_sets: StatefulSets are not supported yet"),
+        "{stderr}"
+    );
+}

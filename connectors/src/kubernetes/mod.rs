@@ -126,6 +126,21 @@ pub struct Settings {
     /// Prices behind the `cost` metric.
     #[serde(default)]
     pub prices: Prices,
+    /// ServoX's list of required RBAC permissions. Accepted so ServoX sections load; servo checks
+    /// the permissions it actually needs itself (`servo check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<serde_json::Value>>,
+    /// ServoX's StatefulSets to optimize. Not supported yet: a non-empty list is an error rather than
+    /// silently untuned workloads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stateful_sets: Vec<serde_json::Value>,
+    /// ServoX: include container logs in errors. Accepted; servo's errors always carry the pod
+    /// status reasons (OOMKilled, Insufficient cpu...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_logs_in_error_status: Option<bool>,
+    /// ServoX: optimize through a separate tuning pod. Not supported yet: `true` is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_tuning_pod: Option<bool>,
 }
 
 /// Prices of requested resources, for the `cost` metric (currency per hour; the defaults are
@@ -281,6 +296,14 @@ pub struct ContainerSettings {
     /// Environment variables to tune.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvSetting>,
+    /// ServoX: a command override for the container. Accepted for compatibility; servo leaves the
+    /// container's command as the Deployment has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<serde_json::Value>,
+    /// ServoX: environment variables set to fixed values. Not supported yet: a non-empty map is an
+    /// error (they would silently not be set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_environment_variables: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Range of the container's CPU, in cores or millicores (`250m`).
@@ -443,15 +466,60 @@ impl ConnectorSettings for Settings {
                         set: default_requirements(),
                     },
                     env: Vec::new(),
+                    command: None,
+                    static_environment_variables: None,
                 }],
             }],
             prices: Prices::default(),
+            permissions: None,
+            stateful_sets: Vec::new(),
+            container_logs_in_error_status: None,
+            create_tuning_pod: None,
         }
     }
 
     fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let root = KeyPath::root();
+        if !self.stateful_sets.is_empty() {
+            problems.push(
+                Problem::new(
+                    root.key("stateful_sets"),
+                    "StatefulSets are not supported yet",
+                )
+                .with_help("optimize Deployments, or remove `stateful_sets`"),
+            );
+        }
+        if self.create_tuning_pod == Some(true) {
+            problems.push(
+                Problem::new(
+                    root.key("create_tuning_pod"),
+                    "tuning pods are not supported yet",
+                )
+                .with_help("set `create_tuning_pod: false`: servo adjusts the Deployment itself"),
+            );
+        }
+        for (d, deployment) in self.deployments.iter().enumerate() {
+            for (c, container) in deployment.containers.iter().enumerate() {
+                if container
+                    .static_environment_variables
+                    .as_ref()
+                    .is_some_and(|v| !v.is_empty())
+                {
+                    problems.push(
+                        Problem::new(
+                            root.key("deployments")
+                                .index(d)
+                                .key("containers")
+                                .index(c)
+                                .key("static_environment_variables"),
+                            "fixed environment variables are not supported yet",
+                        )
+                        .with_help("set them in the Deployment itself"),
+                    );
+                }
+            }
+        }
         for (key, price) in [("cpu", self.prices.cpu), ("memory", self.prices.memory)] {
             if !price.is_finite() || price < 0.0 {
                 problems.push(Problem::new(
