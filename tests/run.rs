@@ -60,6 +60,13 @@ fn count(trials: &[Value], state: &str) -> usize {
     trials.iter().filter(|t| t["state"] == state).count()
 }
 
+/// Rewrites the config file, replacing `from` with `to`.
+fn edit(config: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(config).expect("read");
+    assert!(text.contains(from), "the config has no `{from}`");
+    std::fs::write(config, text.replace(from, to)).expect("write");
+}
+
 /// `servo run` in the background, its output discarded.
 fn spawn_run(config: &Path) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
@@ -250,10 +257,7 @@ fn a_changed_search_space_is_refused_unless_a_new_study_is_asked_for() {
             .status
             .success()
     );
-    let text = std::fs::read_to_string(&config)
-        .expect("read")
-        .replace("max: 8,", "max: 16,");
-    std::fs::write(&config, text).expect("write");
+    edit(&config, "max: 8,", "max: 16,");
     let out = servo()
         .args(["run", "-c"])
         .arg(&config)
@@ -282,10 +286,7 @@ fn a_changed_search_space_is_refused_unless_a_new_study_is_asked_for() {
 #[test]
 fn an_objective_naming_an_unknown_metric_is_a_usage_error_before_any_trial() {
     let (_dir, config) = study_dir(2, "10ms");
-    let text = std::fs::read_to_string(&config)
-        .expect("read")
-        .replace("time_waited < 10s", "time_waitd < 10s");
-    std::fs::write(&config, text).expect("write");
+    edit(&config, "time_waited < 10s", "time_waitd < 10s");
     let out = servo()
         .args(["run", "-c"])
         .arg(&config)
@@ -303,11 +304,11 @@ fn an_unwritable_journal_stops_the_run_before_anything_is_adjusted() {
     // directory cannot be created below a regular file.
     let blocker = dir.path().join("not-a-directory");
     std::fs::write(&blocker, "").expect("write");
-    let text = std::fs::read_to_string(&config).expect("read").replace(
+    edit(
+        &config,
         "  seed: 3\n",
         "  seed: 3\n  store: not-a-directory/study.db\n",
     );
-    std::fs::write(&config, text).expect("write");
     let out = servo()
         .args(["run", "-c"])
         .arg(&config)

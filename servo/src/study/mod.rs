@@ -423,10 +423,10 @@ pub fn embedded(assembly: &Assembly) -> Result<&EmbeddedOptimizer, StudyError> {
         OptimizerSettings::Embedded(e) => Ok(e),
         OptimizerSettings::Remote(r) => Err(config_error(
             format!(
-                "`servo run` with a remote optimizer ({}) is not available in this build",
+                "the study journal belongs to the embedded optimizer; the remote optimizer ({}) keeps its own trials",
                 r.id
             ),
-            Some("remove `id`/`token` from `optimizer:` to use the embedded optimizer".into()),
+            Some("see them in the optimizer's own UI, or remove `id`/`token` from `optimizer:` to use the embedded optimizer".into()),
         )),
     }
 }
@@ -458,7 +458,7 @@ pub async fn run(
     // before any adjustment is made.
     let journal = Journal::open(&journal_path(assembly, settings)).await?;
 
-    let mut summary = match bus.startup(cx).await {
+    let outcome = match bus.startup(cx).await {
         Ok(()) => {
             drive(
                 assembly,
@@ -477,10 +477,14 @@ pub async fn run(
     // Leave the application on a known configuration, even when interrupted: a fresh context, since
     // the run's own token may be cancelled.
     let calm = EventContext::default();
-    if let Ok(s) = &mut summary {
-        s.left_on = finish(settings, &bus, s, &calm).await;
-        s.elapsed_seconds = started.elapsed().as_secs_f64();
-    }
+    let summary = match outcome {
+        Ok((mut s, plan)) => {
+            s.left_on = finish(settings, &bus, &s, &plan, &calm).await;
+            s.elapsed_seconds = started.elapsed().as_secs_f64();
+            Ok(s)
+        }
+        Err(e) => Err(e),
+    };
     if let Err(e) = bus.shutdown(&calm).await {
         tracing::warn!(error = %e, "shutdown failed");
     }
@@ -498,7 +502,7 @@ async fn drive(
     options: &RunOptions,
     cx: &EventContext,
     on_progress: &mut impl FnMut(Progress),
-) -> Result<Summary, StudyError> {
+) -> Result<(Summary, Plan), StudyError> {
     if !options.no_checks {
         let checks = bus.check(cx).await?;
         let failing: Vec<String> = checks
@@ -653,7 +657,7 @@ async fn drive(
                 let mut summary =
                     Summary::from_trials(&study, journal.path(), trials, goal.maximize);
                 summary.interrupted = true;
-                return Ok(summary);
+                return Ok((summary, plan));
             }
             Err(TrialError::Failed(message)) => {
                 trial.state = TrialState::Failed;
@@ -670,11 +674,9 @@ async fn drive(
             total: settings.trials,
         });
     }
-    Ok(Summary::from_trials(
-        &study,
-        journal.path(),
-        trials,
-        goal.maximize,
+    Ok((
+        Summary::from_trials(&study, journal.path(), trials, goal.maximize),
+        plan,
     ))
 }
 
@@ -725,6 +727,7 @@ async fn finish(
     settings: &EmbeddedOptimizer,
     bus: &Bus,
     summary: &Summary,
+    plan: &Plan,
     cx: &EventContext,
 ) -> String {
     let baseline = summary.trials.iter().find(|t| t.number == 0);
@@ -742,19 +745,7 @@ async fn finish(
     let Some((label, trial)) = target else {
         return "unchanged (no trial to return to)".into();
     };
-    // Parameter names are `component.setting`; setting names hold no `.`, component names may.
-    let adjustments: Vec<Adjustment> = trial
-        .config
-        .iter()
-        .filter_map(|(name, value)| {
-            let (component, setting) = name.rsplit_once('.')?;
-            Some(Adjustment {
-                component: component.to_string(),
-                setting: setting.to_string(),
-                value: from_param(value, false),
-            })
-        })
-        .collect();
+    let adjustments = plan.adjustments(&trial.config);
     let control = Control::default();
     let applied = tokio::time::timeout(
         std::time::Duration::from_secs(300),
