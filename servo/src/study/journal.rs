@@ -7,17 +7,19 @@ use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Row};
 
 use crate::optimizer::{ParamValue, Space};
 
-/// Schema version in `PRAGMA user_version`; bump with a migration step below.
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = r#"
+/// The schema, one step per version, each written for both databases (SQLite has no `BIGSERIAL`,
+/// PostgreSQL's `REAL` is single precision). Applied in order at open; the version reached is kept
+/// in `servo_schema`. Booleans are integers so one decoding works on both.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: r#"
 CREATE TABLE IF NOT EXISTS studies (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -42,7 +44,83 @@ CREATE TABLE IF NOT EXISTS trials (
     finished_at REAL,
     UNIQUE (study_id, number)
 );
-"#;
+"#,
+        postgres: r#"
+CREATE TABLE IF NOT EXISTS studies (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL,
+    space TEXT NOT NULL,
+    objective TEXT NOT NULL,
+    constraints TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    retired BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS trials (
+    id BIGSERIAL PRIMARY KEY,
+    study_id BIGINT NOT NULL REFERENCES studies(id),
+    number BIGINT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('running', 'complete', 'failed', 'interrupted')),
+    config TEXT NOT NULL,
+    readings TEXT,
+    objective DOUBLE PRECISION,
+    constraints TEXT,
+    feasible BIGINT,
+    error TEXT,
+    started_at DOUBLE PRECISION NOT NULL,
+    finished_at DOUBLE PRECISION,
+    UNIQUE (study_id, number)
+);
+"#,
+    },
+    Migration {
+        version: 2,
+        sqlite: r#"
+CREATE TABLE IF NOT EXISTS applications (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    token_sha256 TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS applications_token ON applications (token_sha256);
+CREATE TABLE IF NOT EXISTS sessions (
+    application_id INTEGER PRIMARY KEY REFERENCES applications(id),
+    revision INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+"#,
+        postgres: r#"
+CREATE TABLE IF NOT EXISTS applications (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    token_sha256 TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS applications_token ON applications (token_sha256);
+CREATE TABLE IF NOT EXISTS sessions (
+    application_id BIGINT PRIMARY KEY REFERENCES applications(id),
+    revision BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+"#,
+    },
+];
+
+struct Migration {
+    version: i64,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// Which database a journal lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -138,15 +216,17 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// An open journal file.
+/// An open journal: a SQLite file, or a PostgreSQL database shared by several optimizer servers.
 #[derive(Clone, Debug)]
 pub struct Journal {
-    pool: SqlitePool,
+    pool: AnyPool,
+    dialect: Dialect,
+    /// The file, or the database URL without its password: what messages may show.
     path: PathBuf,
 }
 
 impl Journal {
-    /// Opens (creating when needed) the journal, its directory and its tables.
+    /// Opens (creating when needed) a SQLite journal, its directory and its tables.
     pub async fn open(path: &Path) -> Result<Journal, JournalError> {
         let open_error = |message: String| JournalError::Open {
             path: path.to_path_buf(),
@@ -156,57 +236,139 @@ impl Journal {
             std::fs::create_dir_all(dir)
                 .map_err(|e| open_error(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
+        // An absolute path: a relative one would be read as the URL's host (and lower-cased).
+        let absolute = std::path::absolute(path).map_err(|e| open_error(e.to_string()))?;
+        let url = SqliteConnectOptions::new()
+            .filename(&absolute)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
+            .to_url_lossy();
+        // One connection: SQLite has one writer, and a single connection never sees SQLITE_BUSY
+        // from its own transactions upgrading their locks.
+        let options = AnyPoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+                })
+            });
+        Self::connect_with(options, &url, Dialect::Sqlite, path.to_path_buf()).await
+    }
+
+    /// Opens a store given as a path or URL: `postgres://user@host/db` (or `postgresql://`) for
+    /// PostgreSQL, `sqlite://FILE` or a plain path for SQLite.
+    pub async fn open_store(store: &str) -> Result<Journal, JournalError> {
+        if store.starts_with("postgres://") || store.starts_with("postgresql://") {
+            let shown = PathBuf::from(redact_url(store));
+            let url = store.parse::<url::Url>().map_err(|e| JournalError::Open {
+                path: shown.clone(),
+                message: format!("not a valid database URL: {e}"),
+            })?;
+            let options = AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(std::time::Duration::from_secs(10));
+            Self::connect_with(options, &url, Dialect::Postgres, shown).await
+        } else {
+            let path = store.strip_prefix("sqlite://").unwrap_or(store);
+            Self::open(Path::new(path)).await
+        }
+    }
+
+    async fn connect_with(
+        options: AnyPoolOptions,
+        url: &url::Url,
+        dialect: Dialect,
+        path: PathBuf,
+    ) -> Result<Journal, JournalError> {
+        sqlx::any::install_default_drivers();
+        let connect = AnyConnectOptions::from_url(url)
+            .map_err(|e| JournalError::Open {
+                path: path.clone(),
+                message: e.to_string(),
+            })?
+            .disable_statement_logging();
+        let pool = options
+            .connect_with(connect)
             .await
-            .map_err(|e| open_error(e.to_string()))?;
+            .map_err(|e| JournalError::Open {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         let journal = Journal {
             pool,
-            path: path.to_path_buf(),
+            dialect,
+            path,
         };
         journal.migrate().await?;
         Ok(journal)
     }
 
+    /// The file, or the database URL without its password.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn db(&self, e: impl std::fmt::Display) -> JournalError {
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The connection pool, for stores that keep more than trials in the same database.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(crate) fn db(&self, e: impl std::fmt::Display) -> JournalError {
         JournalError::Database {
             path: self.path.clone(),
             message: e.to_string(),
         }
     }
 
+    /// Applies the migrations this database has not seen, each in its own transaction. On
+    /// PostgreSQL an advisory lock keeps two servers starting at once from racing.
     async fn migrate(&self) -> Result<(), JournalError> {
-        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&self.pool)
+        let mut tx = self.pool.begin().await.map_err(|e| self.db(e))?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7317001)")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db(e))?;
+        }
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS servo_schema (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
             .await
             .map_err(|e| self.db(e))?;
-        if version > SCHEMA_VERSION {
+        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM servo_schema")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.db(e))?;
+        let version = version.unwrap_or(0);
+        let known = MIGRATIONS.last().map_or(0, |m| m.version);
+        if version > known {
             return Err(self.db(format!(
-                "written by a newer servo (schema {version}, this one knows {SCHEMA_VERSION}); upgrade servo"
+                "written by a newer servo (schema {version}, this one knows {known}); upgrade servo"
             )));
         }
-        sqlx::raw_sql(SCHEMA)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.db(e))?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PRAGMA user_version = {SCHEMA_VERSION}"
-        )))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.db(e))?;
+        for migration in MIGRATIONS.iter().filter(|m| m.version > version) {
+            let sql = match self.dialect {
+                Dialect::Sqlite => migration.sqlite,
+                Dialect::Postgres => migration.postgres,
+            };
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db(e))?;
+            sqlx::query("INSERT INTO servo_schema (version) VALUES ($1)")
+                .bind(migration.version)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db(e))?;
+        }
+        tx.commit().await.map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -222,11 +384,7 @@ impl Journal {
         fresh: bool,
     ) -> Result<Study, JournalError> {
         if fresh {
-            sqlx::query("UPDATE studies SET retired = 1 WHERE name = ?")
-                .bind(name)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.db(e))?;
+            self.retire(name).await?;
         } else if let Some(existing) = self.current(name).await? {
             if let Some(change) = describe_change(&existing.space, space) {
                 return Err(JournalError::SpaceChanged {
@@ -236,58 +394,32 @@ impl Journal {
             }
             return Ok(existing);
         }
-        let space_json = serde_json::to_string(space).map_err(|e| self.db(e))?;
-        let constraints_json = serde_json::to_string(constraints).map_err(|e| self.db(e))?;
-        let created_at = now();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO studies (name, space, objective, constraints, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(name)
-        .bind(&space_json)
-        .bind(objective)
-        .bind(&constraints_json)
-        .bind(created_at)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| self.db(e))?;
-        Ok(Study {
-            id,
-            name: name.to_string(),
-            space: space.clone(),
-            objective: objective.to_string(),
-            constraints: constraints.to_vec(),
-            created_at,
-        })
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        create_study(&mut conn, name, space, objective, constraints)
+            .await
+            .map_err(|e| self.db(e))
+    }
+
+    /// Retires every study of `name`; the next [`Journal::study`] starts a new one.
+    pub async fn retire(&self, name: &str) -> Result<(), JournalError> {
+        sqlx::query("UPDATE studies SET retired = 1 WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.db(e))?;
+        Ok(())
     }
 
     /// The newest non-retired study of `name`.
     pub async fn current(&self, name: &str) -> Result<Option<Study>, JournalError> {
-        let row = sqlx::query(
-            "SELECT id, name, space, objective, constraints, created_at FROM studies WHERE name = ? AND retired = 0 ORDER BY id DESC LIMIT 1",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.db(e))?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let space: String = row.try_get("space").map_err(|e| self.db(e))?;
-        let constraints: String = row.try_get("constraints").map_err(|e| self.db(e))?;
-        Ok(Some(Study {
-            id: row.try_get("id").map_err(|e| self.db(e))?,
-            name: row.try_get("name").map_err(|e| self.db(e))?,
-            space: serde_json::from_str(&space).map_err(|e| self.db(e))?,
-            objective: row.try_get("objective").map_err(|e| self.db(e))?,
-            constraints: serde_json::from_str(&constraints).map_err(|e| self.db(e))?,
-            created_at: row.try_get("created_at").map_err(|e| self.db(e))?,
-        }))
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        current_study(&mut conn, name).await.map_err(|e| self.db(e))
     }
 
     /// Trials left `running` by a run that died are marked `interrupted`; returns how many.
     pub async fn interrupt_running(&self, study: &Study) -> Result<u64, JournalError> {
         let done = sqlx::query(
-            "UPDATE trials SET state = 'interrupted', finished_at = ?, error = COALESCE(error, 'servo stopped during this trial') WHERE study_id = ? AND state = 'running'",
+            "UPDATE trials SET state = 'interrupted', finished_at = $1, error = COALESCE(error, 'servo stopped during this trial') WHERE study_id = $2 AND state = 'running'",
         )
         .bind(now())
         .bind(study.id)
@@ -303,21 +435,8 @@ impl Journal {
         study: &Study,
         config: &BTreeMap<String, ParamValue>,
     ) -> Result<i64, JournalError> {
-        let config = serde_json::to_string(config).map_err(|e| self.db(e))?;
         let mut tx = self.pool.begin().await.map_err(|e| self.db(e))?;
-        let number: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?",
-        )
-        .bind(study.id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| self.db(e))?;
-        sqlx::query("INSERT INTO trials (study_id, number, state, config, started_at) VALUES (?, ?, 'running', ?, ?)")
-            .bind(study.id)
-            .bind(number)
-            .bind(&config)
-            .bind(now())
-            .execute(&mut *tx)
+        let number = begin_trial(&mut tx, study.id, config)
             .await
             .map_err(|e| self.db(e))?;
         tx.commit().await.map_err(|e| self.db(e))?;
@@ -326,68 +445,185 @@ impl Journal {
 
     /// Records how a trial ended.
     pub async fn finish(&self, study: &Study, trial: &Trial) -> Result<(), JournalError> {
-        let readings = serde_json::to_string(&trial.readings).map_err(|e| self.db(e))?;
-        let constraints = serde_json::to_string(&trial.constraints).map_err(|e| self.db(e))?;
-        sqlx::query(
-            "UPDATE trials SET state = ?, readings = ?, objective = ?, constraints = ?, feasible = ?, error = ?, finished_at = ? WHERE study_id = ? AND number = ?",
-        )
-        .bind(trial.state.as_str())
-        .bind(&readings)
-        .bind(trial.objective)
-        .bind(&constraints)
-        .bind(trial.feasible)
-        .bind(&trial.error)
-        .bind(trial.finished_at.unwrap_or_else(now))
-        .bind(study.id)
-        .bind(trial.number)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.db(e))?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        finish_trial(&mut conn, study.id, trial)
+            .await
+            .map_err(|e| self.db(e))
     }
 
     /// Every trial of a study, in order.
     pub async fn trials(&self, study: &Study) -> Result<Vec<Trial>, JournalError> {
-        let rows = sqlx::query(
-            "SELECT number, state, config, readings, objective, constraints, feasible, error, started_at, finished_at FROM trials WHERE study_id = ? ORDER BY number",
-        )
-        .bind(study.id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.db(e))?;
-        rows.iter()
-            .map(|row| {
-                let state: String = row.try_get("state").map_err(|e| self.db(e))?;
-                let config: String = row.try_get("config").map_err(|e| self.db(e))?;
-                let readings: Option<String> = row.try_get("readings").map_err(|e| self.db(e))?;
-                let constraints: Option<String> =
-                    row.try_get("constraints").map_err(|e| self.db(e))?;
-                Ok(Trial {
-                    number: row.try_get("number").map_err(|e| self.db(e))?,
-                    state: state.parse().map_err(|e: String| self.db(e))?,
-                    config: serde_json::from_str(&config).map_err(|e| self.db(e))?,
-                    readings: readings
-                        .map(|r| serde_json::from_str(&r))
-                        .transpose()
-                        .map_err(|e| self.db(e))?
-                        .unwrap_or_default(),
-                    objective: row.try_get("objective").map_err(|e| self.db(e))?,
-                    constraints: constraints
-                        .map(|c| serde_json::from_str(&c))
-                        .transpose()
-                        .map_err(|e| self.db(e))?
-                        .unwrap_or_default(),
-                    feasible: row.try_get("feasible").map_err(|e| self.db(e))?,
-                    error: row.try_get("error").map_err(|e| self.db(e))?,
-                    started_at: row.try_get("started_at").map_err(|e| self.db(e))?,
-                    finished_at: row.try_get("finished_at").map_err(|e| self.db(e))?,
-                })
-            })
-            .collect()
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        study_trials(&mut conn, study.id)
+            .await
+            .map_err(|e| self.db(e))
     }
 
     pub async fn close(self) {
         self.pool.close().await;
+    }
+}
+
+/// A storage failure inside a transaction, before it is given the journal's name.
+pub(crate) type DbResult<T> = Result<T, String>;
+
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+pub(crate) async fn create_study(
+    conn: &mut AnyConnection,
+    name: &str,
+    space: &Space,
+    objective: &str,
+    constraints: &[String],
+) -> DbResult<Study> {
+    let space_json = serde_json::to_string(space).map_err(text)?;
+    let constraints_json = serde_json::to_string(constraints).map_err(text)?;
+    let created_at = now();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO studies (name, space, objective, constraints, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(name)
+    .bind(&space_json)
+    .bind(objective)
+    .bind(&constraints_json)
+    .bind(created_at)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(text)?;
+    Ok(Study {
+        id,
+        name: name.to_string(),
+        space: space.clone(),
+        objective: objective.to_string(),
+        constraints: constraints.to_vec(),
+        created_at,
+    })
+}
+
+pub(crate) async fn current_study(conn: &mut AnyConnection, name: &str) -> DbResult<Option<Study>> {
+    let row = sqlx::query(
+        "SELECT id, name, space, objective, constraints, created_at FROM studies WHERE name = $1 AND retired = 0 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(text)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let space: String = row.try_get("space").map_err(text)?;
+    let constraints: String = row.try_get("constraints").map_err(text)?;
+    Ok(Some(Study {
+        id: row.try_get("id").map_err(text)?,
+        name: row.try_get("name").map_err(text)?,
+        space: serde_json::from_str(&space).map_err(text)?,
+        objective: row.try_get("objective").map_err(text)?,
+        constraints: serde_json::from_str(&constraints).map_err(text)?,
+        created_at: row.try_get("created_at").map_err(text)?,
+    }))
+}
+
+/// Inserts the next running trial of a study. Run it inside a transaction: the number is the
+/// highest so far plus one, and `UNIQUE (study_id, number)` refuses a second writer that raced us.
+pub(crate) async fn begin_trial(
+    conn: &mut AnyConnection,
+    study_id: i64,
+    config: &BTreeMap<String, ParamValue>,
+) -> DbResult<i64> {
+    let config = serde_json::to_string(config).map_err(text)?;
+    let number: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = $1")
+            .bind(study_id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(text)?;
+    sqlx::query("INSERT INTO trials (study_id, number, state, config, started_at) VALUES ($1, $2, 'running', $3, $4)")
+        .bind(study_id)
+        .bind(number)
+        .bind(&config)
+        .bind(now())
+        .execute(&mut *conn)
+        .await
+        .map_err(text)?;
+    Ok(number)
+}
+
+pub(crate) async fn finish_trial(
+    conn: &mut AnyConnection,
+    study_id: i64,
+    trial: &Trial,
+) -> DbResult<()> {
+    let readings = serde_json::to_string(&trial.readings).map_err(text)?;
+    let constraints = serde_json::to_string(&trial.constraints).map_err(text)?;
+    sqlx::query(
+        "UPDATE trials SET state = $1, readings = $2, objective = $3, constraints = $4, feasible = $5, error = $6, finished_at = $7 WHERE study_id = $8 AND number = $9",
+    )
+    .bind(trial.state.as_str())
+    .bind(&readings)
+    .bind(trial.objective)
+    .bind(&constraints)
+    .bind(trial.feasible.map(i64::from))
+    .bind(&trial.error)
+    .bind(trial.finished_at.unwrap_or_else(now))
+    .bind(study_id)
+    .bind(trial.number)
+    .execute(&mut *conn)
+    .await
+    .map_err(text)?;
+    Ok(())
+}
+
+pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbResult<Vec<Trial>> {
+    let rows = sqlx::query(
+        "SELECT number, state, config, readings, objective, constraints, feasible, error, started_at, finished_at FROM trials WHERE study_id = $1 ORDER BY number",
+    )
+    .bind(study_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(text)?;
+    rows.iter()
+        .map(|row| {
+            let state: String = row.try_get("state").map_err(text)?;
+            let config: String = row.try_get("config").map_err(text)?;
+            let readings: Option<String> = row.try_get("readings").map_err(text)?;
+            let constraints: Option<String> = row.try_get("constraints").map_err(text)?;
+            let feasible: Option<i64> = row.try_get("feasible").map_err(text)?;
+            Ok(Trial {
+                number: row.try_get("number").map_err(text)?,
+                state: state.parse()?,
+                config: serde_json::from_str(&config).map_err(text)?,
+                readings: readings
+                    .map(|r| serde_json::from_str(&r))
+                    .transpose()
+                    .map_err(text)?
+                    .unwrap_or_default(),
+                objective: row.try_get("objective").map_err(text)?,
+                constraints: constraints
+                    .map(|c| serde_json::from_str(&c))
+                    .transpose()
+                    .map_err(text)?
+                    .unwrap_or_default(),
+                feasible: feasible.map(|f| f != 0),
+                error: row.try_get("error").map_err(text)?,
+                started_at: row.try_get("started_at").map_err(text)?,
+                finished_at: row.try_get("finished_at").map_err(text)?,
+            })
+        })
+        .collect()
+}
+
+/// A database URL fit to show: the password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url.parse::<url::Url>() {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<an unparsable database URL>".into(),
     }
 }
 
