@@ -14,6 +14,7 @@ pub mod output;
 pub mod path;
 pub mod protocol;
 pub mod schema;
+pub mod server;
 pub mod spec;
 pub mod study;
 pub mod suggest;

@@ -9,6 +9,7 @@ mod connectors;
 mod describe;
 mod generate;
 mod measure;
+mod optimizer;
 mod report;
 mod run;
 mod schema;
@@ -141,6 +142,7 @@ enum Command {
     Adjust(adjust::Args),
     Run(run::Args),
     Trials(trials::Args),
+    Optimizer(optimizer::Args),
     Report(report::Args),
     Version(version::Args),
     Completions(completions::Args),
@@ -445,6 +447,7 @@ pub fn main() -> ExitCode {
             Command::Adjust(args) => adjust::run(args, &globals, registry).await,
             Command::Run(args) => run::run(args, &globals, registry).await,
             Command::Trials(args) => trials::run(args, &globals, registry).await,
+            Command::Optimizer(args) => optimizer::run(args, &globals, registry).await,
             Command::Report(args) => report::run(args, &globals, registry).await,
             Command::Version(args) => version::run(args, &globals, registry).await,
             Command::Completions(args) => completions::run(args, &globals, registry).await,

@@ -452,6 +452,200 @@ fn typed_value(setting: &Setting, value: &Value) -> Result<SettingValue, String>
     Ok(typed)
 }
 
+/// Reads a description from the wire (what a servo sends as `descriptor`), for the optimizer server.
+///
+/// ServoX has two setting types, `range` and `enum`; a range whose bounds and step are all JSON
+/// integers is read as a whole-number setting (ServoX's `Replicas` and integer ranges), so the
+/// optimizer never suggests `2.5` replicas. Unknown setting types are refused by name.
+pub fn parse_description(value: &Value) -> Result<Description, String> {
+    let object = |v: &Value, at: &str| -> Result<Map<String, Value>, String> {
+        match v {
+            Value::Object(map) => Ok(map.clone()),
+            Value::Null => Ok(Map::new()),
+            other => Err(format!(
+                "{at}: expected an object, found {}",
+                kind_of(other)
+            )),
+        }
+    };
+    let application = object(&value["application"], "application")?;
+    let components_value = application
+        .get("components")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut components = Vec::new();
+    for (name, component) in object(&components_value, "application.components")? {
+        let at = format!("application.components.{name}");
+        let settings_value = component.get("settings").cloned().unwrap_or(Value::Null);
+        let mut settings = Vec::new();
+        for (setting_name, body) in object(&settings_value, &format!("{at}.settings"))? {
+            settings.push(
+                parse_setting(&setting_name, &body)
+                    .map_err(|e| format!("{at}.settings.{setting_name}: {e}"))?,
+            );
+        }
+        components.push(crate::types::Component::new(name, settings));
+    }
+    let metrics_value = value["measurement"]["metrics"].clone();
+    let metrics = object(&metrics_value, "measurement.metrics")?
+        .into_iter()
+        .map(|(name, body)| {
+            let unit = body.get("unit").and_then(Value::as_str).unwrap_or_default();
+            crate::types::Metric::new(name, unit)
+        })
+        .collect();
+    Ok(Description {
+        components,
+        metrics,
+    })
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_setting(name: &str, body: &Value) -> Result<Setting, String> {
+    let kind = body.get("type").and_then(Value::as_str).unwrap_or("range");
+    let pinned = body.get("pinned").and_then(Value::as_bool).unwrap_or(false);
+    let unit = body
+        .get("unit")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty());
+    let mut setting = match kind {
+        "enum" => {
+            let values: Vec<String> = body
+                .get("values")
+                .and_then(Value::as_array)
+                .ok_or("an enum setting needs `values`")?
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            if values.is_empty() {
+                return Err("an enum setting needs at least one value".into());
+            }
+            let mut s = Setting::enumeration(name, values);
+            s.value = body.get("value").and_then(|v| match v {
+                Value::Null => None,
+                Value::String(s) => Some(SettingValue::String(s.clone())),
+                other => Some(SettingValue::String(other.to_string())),
+            });
+            s
+        }
+        "range" => {
+            let bound = |key: &str| -> Result<Option<&serde_json::Number>, String> {
+                match body.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::Number(n)) => Ok(Some(n)),
+                    Some(Value::String(text)) => Err(format!(
+                        "`{key}` is the string {text:?}; ranges are numbers on the wire"
+                    )),
+                    Some(other) => Err(format!(
+                        "`{key}` must be a number, found {}",
+                        kind_of(other)
+                    )),
+                }
+            };
+            let (min, max) = match (bound("min")?, bound("max")?) {
+                (Some(min), Some(max)) => (min, max),
+                _ => return Err("a range setting needs `min` and `max`".into()),
+            };
+            let step = bound("step")?;
+            let as_f64 = |n: &serde_json::Number| n.as_f64().unwrap_or(f64::NAN);
+            let (lo, hi) = (as_f64(min), as_f64(max));
+            if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                return Err(format!(
+                    "`min` ({min}) must be a number no greater than `max` ({max})"
+                ));
+            }
+            let whole = min.is_i64() && max.is_i64() && step.is_none_or(|s| s.is_i64());
+            let step_value = step.map_or(0.0, as_f64);
+            let mut s = if name == "replicas" && whole {
+                Setting::replicas(name, lo as i64, hi as i64, step_value as i64)
+            } else if whole {
+                Setting::int(name, lo as i64, hi as i64, step_value as i64)
+            } else {
+                Setting::range(name, lo, hi, step_value)
+            };
+            s.value = match body.get("value") {
+                Some(Value::Number(n)) if whole && n.is_i64() => n.as_i64().map(SettingValue::Int),
+                Some(Value::Number(n)) => n.as_f64().map(SettingValue::Float),
+                _ => None,
+            };
+            s
+        }
+        other => {
+            return Err(format!(
+                "unknown setting type `{other}` (ServoX settings are `range` or `enum`)"
+            ));
+        }
+    };
+    setting.unit = unit.map(str::to_string);
+    setting.pinned = pinned;
+    Ok(setting)
+}
+
+/// Reads a measurement from the wire (a `MEASUREMENT` status' `metrics`). A time series counts as
+/// the mean of its points, the value servo's own connectors report beside a series; a metric with
+/// no points is left out, as if it had not been measured.
+pub fn parse_measurement(metrics: &Value) -> Result<Measurement, String> {
+    let map = match metrics {
+        Value::Object(map) => map,
+        Value::Null => return Ok(Measurement::default()),
+        other => {
+            return Err(format!(
+                "metrics: expected an object, found {}",
+                kind_of(other)
+            ));
+        }
+    };
+    let mut readings = Vec::new();
+    for (name, body) in map {
+        let unit = body.get("unit").and_then(Value::as_str).unwrap_or_default();
+        let metric = crate::types::Metric::new(name.clone(), unit);
+        if let Some(value) = body.get("value").and_then(number) {
+            readings.push(crate::types::Reading::new(metric, value));
+            continue;
+        }
+        let points: Vec<f64> = body
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|series| series.get("data").and_then(Value::as_array))
+            .flatten()
+            .filter_map(|point| point.as_array().and_then(|p| p.get(1)).and_then(number))
+            .collect();
+        if !points.is_empty() {
+            let mean = points.iter().sum::<f64>() / points.len() as f64;
+            readings.push(crate::types::Reading::new(metric, mean));
+        }
+    }
+    Ok(Measurement {
+        readings,
+        annotations: BTreeMap::new(),
+    })
+}
+
+/// A finite number, from a JSON number or a numeric string (ServoX sends Decimals as strings).
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|x: &f64| x.is_finite())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -614,5 +808,61 @@ mod tests {
             serde_json::to_value(&status).expect("serializes"),
             json!({"status": "rejected", "reason": "invalid", "message": "bad", "cmd_uid": "u"})
         );
+    }
+
+    #[test]
+    fn descriptions_read_back_from_the_wire_keep_domains_and_values() {
+        let original = app();
+        let parsed = parse_description(&description(&original)).expect("parses");
+        let web = parsed.component("web").expect("web");
+        let cpu = web.setting("cpu").expect("cpu");
+        assert_eq!(
+            (cpu.min, cpu.max, cpu.step),
+            (Some(0.25), Some(4.0), Some(0.125))
+        );
+        assert_eq!(cpu.value, Some(SettingValue::Float(1.0)));
+        assert_eq!(cpu.unit.as_deref(), Some("cores"));
+        let replicas = web.setting("replicas").expect("replicas");
+        assert_eq!(replicas.kind, SettingKind::Replicas);
+        assert_eq!(replicas.value, Some(SettingValue::Int(2)));
+        let mode = web.setting("mode").expect("mode");
+        assert_eq!(
+            mode.domain(),
+            Domain::Categorical(&["a".to_string(), "b".to_string()])
+        );
+        assert!(web.setting("fixed").expect("fixed").pinned);
+        assert_eq!(parsed.metrics, vec![Metric::new("throughput", "rps")]);
+
+        let err = parse_description(&json!({"application": {"components": {"web": {"settings": {
+            "cpu": {"type": "range", "min": "1", "max": 2}}}}}}))
+        .unwrap_err();
+        assert!(
+            err.contains("application.components.web.settings.cpu"),
+            "{err}"
+        );
+        let err = parse_description(&json!({"application": {"components": {"web": {"settings": {
+            "x": {"type": "dial"}}}}}}))
+        .unwrap_err();
+        assert!(err.contains("unknown setting type `dial`"), "{err}");
+        assert!(
+            parse_description(&json!({}))
+                .expect("empty is fine")
+                .components
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn measurements_read_back_as_values_or_series_means() {
+        let readings = parse_measurement(&json!({
+            "throughput": {"unit": "rps", "values": [{"id": "1", "data": [[1, 48.0], [2, "52"]]}]},
+            "latency": {"unit": "ms", "value": 41.7},
+            "empty": {"unit": "ms", "values": []},
+        }))
+        .expect("parses");
+        assert_eq!(readings.reading("throughput").map(|r| r.value), Some(50.0));
+        assert_eq!(readings.reading("latency").map(|r| r.value), Some(41.7));
+        assert!(readings.reading("empty").is_none());
+        assert!(parse_measurement(&json!([1])).is_err());
     }
 }

@@ -467,7 +467,7 @@ impl Journal {
 /// A storage failure inside a transaction, before it is given the journal's name.
 pub(crate) type DbResult<T> = Result<T, String>;
 
-fn text(e: impl std::fmt::Display) -> String {
+pub(crate) fn text(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
@@ -532,13 +532,24 @@ pub(crate) async fn begin_trial(
     study_id: i64,
     config: &BTreeMap<String, ParamValue>,
 ) -> DbResult<i64> {
-    let config = serde_json::to_string(config).map_err(text)?;
     let number: i64 =
         sqlx::query_scalar("SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = $1")
             .bind(study_id)
             .fetch_one(&mut *conn)
             .await
             .map_err(text)?;
+    insert_trial(conn, study_id, number, config).await?;
+    Ok(number)
+}
+
+/// Inserts running trial `number`; fails when that number exists (a concurrent writer took it).
+pub(crate) async fn insert_trial(
+    conn: &mut AnyConnection,
+    study_id: i64,
+    number: i64,
+    config: &BTreeMap<String, ParamValue>,
+) -> DbResult<()> {
+    let config = serde_json::to_string(config).map_err(text)?;
     sqlx::query("INSERT INTO trials (study_id, number, state, config, started_at) VALUES ($1, $2, 'running', $3, $4)")
         .bind(study_id)
         .bind(number)
@@ -547,7 +558,7 @@ pub(crate) async fn begin_trial(
         .execute(&mut *conn)
         .await
         .map_err(text)?;
-    Ok(number)
+    Ok(())
 }
 
 pub(crate) async fn finish_trial(
@@ -628,7 +639,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// How `new` differs from `old`, in words; `None` when they are the same space.
-fn describe_change(old: &Space, new: &Space) -> Option<String> {
+pub(crate) fn describe_change(old: &Space, new: &Space) -> Option<String> {
     if old == new {
         return None;
     }

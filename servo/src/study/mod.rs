@@ -93,7 +93,7 @@ impl Goal {
     }
 
     /// Checks every name in the objective and constraints against the metrics and settings.
-    fn check_names(&self, description: &Description, plan: &Plan) -> Result<(), StudyError> {
+    pub fn check_names(&self, description: &Description, plan: &Plan) -> Result<(), StudyError> {
         let mut known: Vec<String> = description.metrics.iter().map(|m| m.name.clone()).collect();
         known.extend(plan.params.iter().map(|p| p.name.clone()));
         let mut used: Vec<(&str, String)> = self
@@ -210,7 +210,7 @@ impl Plan {
         }
     }
 
-    fn adjustments(&self, config: &BTreeMap<String, ParamValue>) -> Vec<Adjustment> {
+    pub fn adjustments(&self, config: &BTreeMap<String, ParamValue>) -> Vec<Adjustment> {
         self.params
             .iter()
             .filter_map(|p| {
@@ -267,14 +267,15 @@ pub fn param_number(value: &ParamValue) -> Option<f64> {
 }
 
 /// How one trial's measurement scores.
-struct Score {
-    readings: BTreeMap<String, RecordedReading>,
-    objective: f64,
-    constraints: Vec<f64>,
-    feasible: bool,
+pub struct Score {
+    pub readings: BTreeMap<String, RecordedReading>,
+    pub objective: f64,
+    pub constraints: Vec<f64>,
+    pub feasible: bool,
 }
 
-fn score(
+/// Scores a measurement against the goal; an error names the expression that could not be evaluated.
+pub fn score(
     goal: &Goal,
     config: &BTreeMap<String, ParamValue>,
     measurement: &Measurement,
@@ -570,18 +571,9 @@ async fn drive(
             interrupted,
         });
     }
-    let sampler: Box<dyn Sampler> = match settings.algorithm {
-        Algorithm::Bayesian => Box::new(Bayesian::default()),
-        Algorithm::Random => Box::new(RandomSearch),
-    };
+    let sampler = sampler(settings.algorithm);
     let seed = settings.seed.unwrap_or(0);
-    let control = Control {
-        duration: settings.control.duration,
-        warmup: settings.control.warmup,
-        delay: settings.control.delay,
-        settlement: Some(settings.control.settlement),
-        userdata: None,
-    };
+    let control = trial_control(settings);
     let deadline = settings.max_duration.map(|d| Instant::now() + d.as_std());
 
     while finished(&trials) < settings.trials as usize {
@@ -589,29 +581,9 @@ async fn drive(
             tracing::info!("optimizer.max_duration reached");
             break;
         }
-        let baseline_done = trials
-            .iter()
-            .any(|t| t.number == 0 && t.state != TrialState::Interrupted);
-        let config = if !baseline_done && plan.ordered(&plan.baseline).is_some() {
-            plan.baseline.clone()
-        } else {
-            let history: Vec<Observation> = trials
-                .iter()
-                .filter_map(|t| observation(&plan, goal, t))
-                .collect();
-            match sampler.suggest(&plan.space, &history, seed) {
-                Ok(values) => plan.named(values),
-                Err(e @ SuggestError::Exhausted { .. }) => {
-                    tracing::warn!(error = %e, "the optimizer has nothing left to suggest");
-                    break;
-                }
-                Err(SuggestError::InvalidSpace(e)) => {
-                    return Err(config_error(
-                        format!("the described settings cannot be searched: {e}"),
-                        Some("fix the setting's range in the connector's section".into()),
-                    ));
-                }
-            }
+        let config = match next_config(&plan, goal, &trials, sampler.as_ref(), seed)? {
+            Some(config) => config,
+            None => break,
         };
         let number = journal.begin(&study, &config).await?;
         let adjustments = plan.adjustments(&config);
@@ -678,6 +650,58 @@ async fn drive(
         Summary::from_trials(&study, journal.path(), trials, goal.maximize),
         plan,
     ))
+}
+
+/// The sampler an algorithm names.
+pub fn sampler(algorithm: Algorithm) -> Box<dyn Sampler> {
+    match algorithm {
+        Algorithm::Bayesian => Box::new(Bayesian::default()),
+        Algorithm::Random => Box::new(RandomSearch),
+    }
+}
+
+/// How each trial is adjusted and measured.
+pub fn trial_control(settings: &EmbeddedOptimizer) -> Control {
+    Control {
+        duration: settings.control.duration,
+        warmup: settings.control.warmup,
+        delay: settings.control.delay,
+        settlement: Some(settings.control.settlement),
+        userdata: None,
+    }
+}
+
+/// What the next trial tries: the baseline first (when the description gave every value), then
+/// the sampler's suggestion from the history. `None` when the sampler has nothing left to try.
+/// Shared by `servo run` and the optimizer server, so both run the same study.
+pub fn next_config(
+    plan: &Plan,
+    goal: &Goal,
+    trials: &[Trial],
+    sampler: &dyn Sampler,
+    seed: u64,
+) -> Result<Option<BTreeMap<String, ParamValue>>, StudyError> {
+    let baseline_done = trials
+        .iter()
+        .any(|t| t.number == 0 && t.state != TrialState::Interrupted);
+    if !baseline_done && plan.ordered(&plan.baseline).is_some() {
+        return Ok(Some(plan.baseline.clone()));
+    }
+    let history: Vec<Observation> = trials
+        .iter()
+        .filter_map(|t| observation(plan, goal, t))
+        .collect();
+    match sampler.suggest(&plan.space, &history, seed) {
+        Ok(values) => Ok(Some(plan.named(values))),
+        Err(e @ SuggestError::Exhausted { .. }) => {
+            tracing::warn!(error = %e, "the optimizer has nothing left to suggest");
+            Ok(None)
+        }
+        Err(SuggestError::InvalidSpace(e)) => Err(config_error(
+            format!("the described settings cannot be searched: {e}"),
+            Some("fix the setting's range in the connector's section".into()),
+        )),
+    }
 }
 
 /// A journaled trial as the optimizer sees it (objective negated for `maximize`).

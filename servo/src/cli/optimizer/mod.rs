@@ -1,0 +1,54 @@
+//! `servo optimizer`: the embedded optimizer as a server for a fleet of servos (`serve`) and the
+//! applications it optimizes (`app`).
+
+mod app;
+mod serve;
+
+use super::{CommandResult, Globals};
+use crate::connector::Registry;
+
+/// Serve the optimizer to many servos over the Opsani/ServoX protocol, and manage its applications.
+///
+/// Start: servo optimizer app create acme/web --minimize cost --constraint 'latency_p99 < 200ms'
+///        servo optimizer serve --listen 0.0.0.0:8080
+/// Then point each servo at it: `optimizer: {id: acme/web, token: ..., base_url: http://HOST:8080}`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    Serve(serve::Args),
+    App(app::Args),
+}
+
+/// Where studies live, shared by every `servo optimizer` command.
+#[derive(Debug, Clone, clap::Args)]
+struct StoreArg {
+    /// The store: a SQLite file, or `postgres://USER@HOST/DB` so several servers share studies.
+    /// Prefer the environment variable for a URL with a password.
+    #[arg(
+        long,
+        env = "SERVO_OPTIMIZER_STORE",
+        default_value = ".servo/optimizer.db",
+        value_name = "PATH|URL"
+    )]
+    store: String,
+}
+
+impl StoreArg {
+    async fn open(&self) -> Result<crate::server::store::Store, super::CliError> {
+        crate::server::store::Store::open(&self.store)
+            .await
+            .map_err(|e| super::CliError::Failure(e.to_string()))
+    }
+}
+
+pub async fn run(args: Args, globals: &Globals, _registry: &Registry) -> CommandResult {
+    match args.command {
+        Command::Serve(args) => serve::run(args, globals).await,
+        Command::App(args) => app::run(args, globals).await,
+    }
+}

@@ -1,0 +1,78 @@
+//! `servo optimizer serve`: the protocol server.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::StoreArg;
+use crate::cli::{CliError, CommandResult, Exit, Globals, interrupt_token};
+use crate::server::session::Options;
+use crate::server::{Server, serve};
+use crate::units::{Duration, Memory};
+
+/// Serve the optimizer: `POST /accounts/{org}/applications/{app}/servo` per application, plus
+/// `/trials`, `/best`, `/report`, `/healthz`, `/metrics` and `/openapi.json`.
+///
+/// Stops gracefully on SIGTERM or Ctrl-C (exit 0): requests under way finish, nothing is lost,
+/// and a restarted server carries on every study where it was.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The address to listen on (`0.0.0.0:8080` for every interface; port 0 picks a free one).
+    #[arg(
+        long,
+        env = "SERVO_OPTIMIZER_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    listen: SocketAddr,
+
+    #[command(flatten)]
+    store: StoreArg,
+
+    /// Bodies larger than this are refused with 413 (`64Ki`, `1Mi`, or bytes).
+    #[arg(long, default_value = "1Mi", value_name = "SIZE")]
+    max_body: Memory,
+
+    /// How long a servo sleeps when its study is done or cannot go on, before asking again.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    sleep: Duration,
+}
+
+pub async fn run(args: Args, _globals: &Globals) -> CommandResult {
+    let store = args.store.open().await?;
+    let shown = store.journal().path().display().to_string();
+    let applications = store
+        .applications()
+        .await
+        .map_err(|e| CliError::Failure(e.to_string()))?;
+    if applications.is_empty() {
+        tracing::warn!(
+            "the store has no application yet: add one with `servo optimizer app create ORG/APP --store ...`"
+        );
+    }
+    let max_body = usize::try_from(args.max_body.bytes()).unwrap_or(usize::MAX);
+    let server = Arc::new(Server::new(store, Options { sleep: args.sleep }));
+    let stop = interrupt_token();
+    let result = serve(server.clone(), args.listen, max_body, stop, |addr| {
+        // The first line on stdout, so scripts (and tests) can learn a picked port.
+        println!(
+            "servo optimizer listening on http://{addr} (store: {shown}, {} application(s))",
+            applications.len()
+        );
+        let _ = std::io::stdout().flush();
+    })
+    .await;
+    if let Ok(server) = Arc::try_unwrap(server) {
+        server.store.close().await;
+    }
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            Ok(Exit::Ok)
+        }
+        Err(e) => Err(CliError::Failure(format!(
+            "cannot serve on {}: {e}",
+            args.listen
+        ))),
+    }
+}

@@ -1,0 +1,324 @@
+//! The server's HTTP surface. Every answer is JSON (the report is HTML, metrics are text); every
+//! error is `{"detail": "..."}` with a 4xx status that says whose fault it is — 401 no or unknown
+//! token, 403 another application's token, 413 a body over the limit, 400 a body that is not the
+//! protocol — and a 5xx only when the store itself fails (503, retryable).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::store::Application;
+use super::{ServeError, Server};
+use crate::protocol::wire::EventName;
+use crate::study::{Summary, best_trial, report};
+
+/// The OpenAPI 3 description of every route below.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Names longer than this are refused before they reach the store.
+const MAX_NAME: usize = 200;
+
+pub fn router(server: Arc<Server>, max_body: usize) -> Router {
+    let application = "/accounts/{org}/applications/{app}";
+    Router::new()
+        .route(&format!("{application}/servo"), post(servo_event))
+        .route(&format!("{application}/trials"), get(trials))
+        .route(&format!("{application}/best"), get(best))
+        .route(&format!("{application}/report"), get(report_page))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route_layer(middleware::from_fn_with_state(server.clone(), track))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(server)
+}
+
+/// An error answer: `{"detail": message}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    detail: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = json_response(self.status, &json!({ "detail": self.detail }));
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<crate::study::journal::JournalError> for ApiError {
+    fn from(e: crate::study::journal::JournalError) -> Self {
+        tracing::error!(error = %e, "storage failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the optimizer's storage is unavailable; retry shortly",
+        )
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The protocol event a response answered, for the metrics.
+#[derive(Clone, Copy)]
+struct Answered(EventName);
+
+async fn track(State(server): State<Arc<Server>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    // Only matched routes get here (a route layer), so the last segment names the route.
+    let route = request
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let response = next.run(request).await;
+    let event = response
+        .extensions()
+        .get::<Answered>()
+        .map(|a| a.0.as_str())
+        .unwrap_or_default();
+    server
+        .metrics
+        .observe(&route, event, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// The application named by the path, if the bearer token is its own.
+async fn authorize(
+    server: &Server,
+    headers: &HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Application, ApiError> {
+    let Path((org, app)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    for (what, name) in [("organization", &org), ("application", &app)] {
+        if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(format!(
+                "the {what} name must be 1 to {MAX_NAME} printable characters"
+            )));
+        }
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                .map(|_| v[7..].trim())
+        })
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token: send `Authorization: Bearer <token>`",
+        ));
+    };
+    let name = format!("{org}/{app}");
+    match server.store.application(&name).await? {
+        Some(application) if application.accepts(token) => Ok(application),
+        _ if server.store.token_known(token).await? => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("this token belongs to another application, not `{name}`"),
+        )),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unknown token for this application",
+        )),
+    }
+}
+
+async fn servo_event(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let application = authorize(&server, &headers, path).await?;
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut request) = request else {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object: {\"event\": ..., \"param\": ..., \"servo_uid\": ...}",
+        ));
+    };
+    let event = match request.remove("event") {
+        Some(Value::String(name)) => serde_json::from_value::<EventName>(Value::String(name.clone()))
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "unknown event `{name}`; expected one of HELLO, WHATS_NEXT, DESCRIPTION, MEASUREMENT, ADJUSTMENT, GOODBYE"
+                ))
+            })?,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`event` must be a string, found {other}"
+            )));
+        }
+        None => return Err(ApiError::bad_request("the body has no `event`")),
+    };
+    let param = request.remove("param").filter(|p| !p.is_null());
+    let answer = server
+        .handle(&application, event, param)
+        .await
+        .map_err(|e| match e {
+            ServeError::Invalid(e) => ApiError::bad_request(e.0),
+            ServeError::Storage(e) => e.into(),
+            ServeError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        })?;
+    tracing::debug!(application = %application.name, %event, %answer, "answered");
+    let mut response = json_response(StatusCode::OK, &answer);
+    response.extensions_mut().insert(Answered(event));
+    Ok(response)
+}
+
+/// The application's current study, or 404 when no servo has described it yet.
+async fn study_of(server: &Server, application: &Application) -> Result<Summary, ApiError> {
+    let Some((study, trials)) = server.store.current(application).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "`{}` has no study yet: it starts when its servo first describes the application",
+                application.name
+            ),
+        ));
+    };
+    let maximize = matches!(
+        application.settings.objective,
+        Some(crate::config::optimizer::Objective::Maximize(_))
+    );
+    let journal = server.store.journal().path().to_path_buf();
+    Ok(Summary::from_trials(&study, &journal, trials, maximize))
+}
+
+async fn trials(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let application = authorize(&server, &headers, path).await?;
+    let summary = study_of(&server, &application).await?;
+    Ok(json_response(StatusCode::OK, &json!(summary.trials)))
+}
+
+async fn best(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let application = authorize(&server, &headers, path).await?;
+    let summary = study_of(&server, &application).await?;
+    let best = best_trial(&summary.trials, summary.maximize);
+    let improvement = match (&summary.baseline, best) {
+        (Some(b), Some(t)) => match (b.objective, t.objective) {
+            (Some(b), Some(t)) if b != 0.0 => Some((t - b) / b.abs()),
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "application": application.name,
+            "objective": summary.objective,
+            "maximize": summary.maximize,
+            "constraints": summary.constraints,
+            "trials": summary.trials.len(),
+            "baseline": summary.baseline,
+            "best": best,
+            "relative_change": improvement,
+        }),
+    ))
+}
+
+async fn report_page(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let application = authorize(&server, &headers, path).await?;
+    let summary = study_of(&server, &application).await?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        report::html(&summary),
+    )
+        .into_response())
+}
+
+async fn healthz(State(server): State<Arc<Server>>) -> Response {
+    match server.store.ping().await {
+        Ok(()) => json_response(StatusCode::OK, &json!({ "status": "ok" })),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: storage failed");
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "status": "unavailable", "detail": "storage is unavailable" }),
+            )
+        }
+    }
+}
+
+async fn metrics(State(server): State<Arc<Server>>) -> Result<Response, ApiError> {
+    let trials = server.store.trial_counts().await?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        server.metrics.render(&trials),
+    )
+        .into_response())
+}
+
+async fn openapi() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(OPENAPI),
+    )
+        .into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {method} {}", uri.path()),
+    )
+}

@@ -1,0 +1,159 @@
+//! `servo optimizer serve`: the embedded optimizer behind the Opsani/ServoX protocol, so that many
+//! servos (one per application) share one optimizer, and ServoX servos can use it too.
+//!
+//! - [`store`]: applications, sessions and trials in SQLite or PostgreSQL, changed atomically.
+//! - [`session`]: what each protocol event does (pure, so it is tested without a server).
+//! - [`http`]: the axum routes: the protocol endpoint, the read API, health, metrics, OpenAPI.
+
+pub mod http;
+pub mod metrics;
+pub mod session;
+pub mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::wire::EventName;
+use crate::study::journal::JournalError;
+use session::{Decision, Invalid, Known, Options, decide};
+use store::{Application, Commit, Store};
+
+/// How often a request is decided again after losing a race before giving up with 503.
+const MAX_ATTEMPTS: usize = 16;
+
+/// A running server's shared state.
+pub struct Server {
+    pub store: Store,
+    pub options: Options,
+    pub metrics: metrics::Metrics,
+    /// One lock per application: requests of one application take turns inside this process
+    /// (the store's compare-and-set covers other processes).
+    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Why a protocol request was not answered normally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error(transparent)]
+    Storage(#[from] JournalError),
+    #[error("too many concurrent changes to this application; retry")]
+    Busy,
+}
+
+impl Server {
+    pub fn new(store: Store, options: Options) -> Server {
+        Server {
+            store,
+            options,
+            metrics: metrics::Metrics::default(),
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self, application: i64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(application).or_default().clone()
+    }
+
+    /// Handles one protocol event of an authenticated application.
+    pub async fn handle(
+        &self,
+        app: &Application,
+        event: EventName,
+        param: Option<Value>,
+    ) -> Result<Value, ServeError> {
+        let lock = self.lock(app.id);
+        let _turn = lock.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            let (revision, session) = self.store.session(app.id).await?;
+            let (study, trials) = match session.study_id {
+                Some(id) => match self.store.study(id).await? {
+                    Some(study) => {
+                        let trials = self.store.trials(study.id).await?;
+                        (Some(study), trials)
+                    }
+                    None => (None, Vec::new()),
+                },
+                None => (None, Vec::new()),
+            };
+            let mut suggestion = None;
+            loop {
+                let known = Known {
+                    app,
+                    options: &self.options,
+                    study: study.as_ref(),
+                    trials: &trials,
+                };
+                let decision = decide(
+                    &known,
+                    session.clone(),
+                    event,
+                    param.clone(),
+                    suggestion.take(),
+                )?;
+                match decision {
+                    Decision::Answer(answer) => return Ok(answer),
+                    Decision::Commit {
+                        answer,
+                        session,
+                        writes,
+                    } => match self.store.commit(app, revision, *session, writes).await? {
+                        Commit::Done => return Ok(answer),
+                        Commit::Conflict => break,
+                    },
+                    Decision::Suggest { plan, goal } => {
+                        let algorithm = app.settings.algorithm;
+                        let seed = app.settings.seed.unwrap_or(0);
+                        let history = trials.clone();
+                        let suggested = tokio::task::spawn_blocking(move || {
+                            let sampler = crate::study::sampler(algorithm);
+                            crate::study::next_config(
+                                &plan,
+                                &goal,
+                                &history,
+                                sampler.as_ref(),
+                                seed,
+                            )
+                        })
+                        .await;
+                        // A space the sampler refuses ends the study on what it has, loudly.
+                        suggestion = Some(match suggested {
+                            Ok(Ok(config)) => config,
+                            Ok(Err(e)) => {
+                                tracing::error!(application = %app.name, error = %e, "cannot suggest a configuration");
+                                None
+                            }
+                            Err(e) => {
+                                tracing::error!(application = %app.name, error = %e, "the optimizer failed");
+                                None
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        Err(ServeError::Busy)
+    }
+}
+
+/// Serves until `stop` is cancelled; `ready` learns the bound address (port 0 picks one).
+pub async fn serve(
+    server: Arc<Server>,
+    listen: SocketAddr,
+    max_body: usize,
+    stop: CancellationToken,
+    ready: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    ready(listener.local_addr()?);
+    let app = http::router(server, max_body);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}

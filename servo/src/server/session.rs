@@ -1,0 +1,598 @@
+//! The protocol as the optimizer speaks it, per application: DESCRIBE first, then the baseline
+//! MEASURE, then ADJUST/MEASURE pairs chosen by the embedded optimizer, then (when the study is done)
+//! one ADJUST to the best configuration and SLEEP from there on.
+//!
+//! [`decide`] is a pure function of the session, the study's trials and the request: it returns the
+//! answer, the new session and the journal writes, which [`super::store::Store::commit`] applies
+//! atomically. A command stays `pending` until its result arrives, and a `WHATS_NEXT` while one is
+//! pending gets the same command again: a servo that restarted, or lost an answer to a timeout,
+//! picks up where it was, and no trial is issued twice.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::config::optimizer::OnFinish;
+use crate::optimizer::ParamValue;
+use crate::protocol::wire::{self, CommandName, EventName, Status, statuses};
+use crate::study::journal::{Study, Trial, TrialState, now};
+use crate::study::{self, Goal, Plan, best_trial};
+use crate::types::{Adjustment, Control, Description, SettingValue};
+use crate::units::Duration;
+
+use super::store::{Application, Write};
+
+/// What the server remembers of one application's conversation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The study the trials go to.
+    #[serde(default)]
+    pub study_id: Option<i64>,
+    /// The last description the servo sent (wire form).
+    #[serde(default)]
+    pub description: Option<Value>,
+    /// The command issued and not yet answered.
+    #[serde(default)]
+    pub pending: Option<Pending>,
+    /// The trial whose ADJUST succeeded and which awaits its MEASURE.
+    #[serde(default)]
+    pub adjusted: Option<i64>,
+    /// The `cmd_uid` of the last command whose result was recorded, so a result posted twice (a
+    /// retry after a lost answer) is acknowledged without being recorded twice.
+    #[serde(default)]
+    pub last_done: Option<String>,
+    /// Why the study cannot go on (told to the servo in its next SLEEP, then described again).
+    #[serde(default)]
+    pub blocked: Option<String>,
+    /// The sampler has nothing left to try.
+    #[serde(default)]
+    pub exhausted: bool,
+    /// The study ended and the final configuration was applied (or could not be).
+    #[serde(default)]
+    pub finished: bool,
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub sequence: u64,
+}
+
+/// An issued command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub cmd: CommandName,
+    pub cmd_uid: String,
+    /// The trial it belongs to (`None` for DESCRIBE and the final ADJUST).
+    pub trial: Option<i64>,
+    pub param: Value,
+    pub issued_at: f64,
+}
+
+impl Pending {
+    pub fn to_json(&self) -> Value {
+        json!({ "cmd": self.cmd, "cmd_uid": self.cmd_uid, "param": self.param })
+    }
+}
+
+/// Server-wide choices that shape the conversation.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How long a servo sleeps when there is nothing to do.
+    pub sleep: Duration,
+}
+
+/// What a request does.
+#[derive(Debug)]
+pub enum Decision {
+    /// Answer without changing anything.
+    Answer(Value),
+    /// Answer once the new session and writes are committed.
+    Commit {
+        answer: Value,
+        session: Box<Session>,
+        writes: Vec<Write>,
+    },
+    /// Ask the optimizer for a configuration, then decide again (kept out of `decide` so the
+    /// sampler runs off the async threads).
+    Suggest { plan: Plan, goal: Goal },
+}
+
+/// What a decision reads besides the session: the application, the server's options, and the
+/// session's study with its trials.
+#[derive(Clone, Copy)]
+pub struct Known<'a> {
+    pub app: &'a Application,
+    pub options: &'a Options,
+    pub study: Option<&'a Study>,
+    pub trials: &'a [Trial],
+}
+
+/// A request the protocol cannot accept: answered with HTTP 400 and this message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+/// Decides what `event` does. `suggestion` is the sampler's answer after a [`Decision::Suggest`]
+/// (`Some(None)` when it has nothing left).
+pub fn decide(
+    known: &Known<'_>,
+    mut session: Session,
+    event: EventName,
+    param: Option<Value>,
+    suggestion: Option<Option<BTreeMap<String, ParamValue>>>,
+) -> Result<Decision, Invalid> {
+    let Known {
+        app,
+        options,
+        study,
+        trials,
+    } = *known;
+    match event {
+        EventName::Hello => {
+            let agent = param
+                .as_ref()
+                .and_then(|p| p.get("agent"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if agent.is_some() && agent != session.agent {
+                session.agent = agent;
+                return commit(ok(), session, Vec::new());
+            }
+            Ok(Decision::Answer(ok()))
+        }
+        EventName::Goodbye => Ok(Decision::Answer(ok())),
+        EventName::WhatsNext => whats_next(app, options, session, trials, suggestion),
+        EventName::Description | EventName::Adjustment | EventName::Measurement => {
+            result(app, session, study, trials, event, param)
+        }
+    }
+}
+
+fn ok() -> Value {
+    json!({ "status": statuses::OK })
+}
+
+fn unexpected(reason: String) -> Value {
+    json!({ "status": statuses::UNEXPECTED_EVENT, "reason": reason })
+}
+
+fn issue(
+    session: &mut Session,
+    cmd: CommandName,
+    trial: Option<i64>,
+    param: Value,
+) -> (Value, Pending) {
+    session.sequence += 1;
+    let pending = Pending {
+        cmd,
+        cmd_uid: format!("{}-{}", session.study_id.unwrap_or(0), session.sequence),
+        trial,
+        param,
+        issued_at: now(),
+    };
+    (pending.to_json(), pending)
+}
+
+fn sleep(options: &Options, reason: &str) -> Value {
+    json!({
+        "cmd": CommandName::Sleep,
+        "param": {
+            "duration": options.sleep.as_secs_f64(),
+            "data": { "status": statuses::OK, "reason": reason },
+        },
+    })
+}
+
+fn control_json(control: &Control) -> Value {
+    let mut out = Map::new();
+    out.insert("duration".into(), json!(control.duration.as_secs_f64()));
+    out.insert("warmup".into(), json!(control.warmup.as_secs_f64()));
+    out.insert("delay".into(), json!(control.delay.as_secs_f64()));
+    if let Some(settlement) = control.settlement.filter(|s| !s.is_zero()) {
+        out.insert("settlement".into(), json!(settlement.as_secs_f64()));
+    }
+    Value::Object(out)
+}
+
+fn state_json(adjustments: &[Adjustment]) -> Value {
+    let mut components: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for a in adjustments {
+        let value = match &a.value {
+            SettingValue::Int(i) => json!(i),
+            SettingValue::Float(f) => json!(f),
+            SettingValue::String(s) => json!(s),
+        };
+        components
+            .entry(a.component.as_str())
+            .or_default()
+            .insert(a.setting.clone(), json!({ "value": value }));
+    }
+    let components: Map<String, Value> = components
+        .into_iter()
+        .map(|(name, settings)| (name.to_string(), json!({ "settings": settings })))
+        .collect();
+    json!({ "application": { "components": components } })
+}
+
+fn commit(answer: Value, session: Session, writes: Vec<Write>) -> Result<Decision, Invalid> {
+    Ok(Decision::Commit {
+        answer,
+        session: Box::new(session),
+        writes,
+    })
+}
+
+fn whats_next(
+    app: &Application,
+    options: &Options,
+    mut session: Session,
+    trials: &[Trial],
+    suggestion: Option<Option<BTreeMap<String, ParamValue>>>,
+) -> Result<Decision, Invalid> {
+    if let Some(pending) = &session.pending {
+        return Ok(Decision::Answer(pending.to_json()));
+    }
+    if let Some(reason) = session.blocked.take() {
+        // Sleep on it, then describe again: the servo's config may have been fixed meanwhile.
+        session.description = None;
+        return commit(sleep(options, &reason), session, Vec::new());
+    }
+    let Some(descriptor) = session.description.clone() else {
+        let (answer, pending) = issue(
+            &mut session,
+            CommandName::Describe,
+            None,
+            json!({ "control": {} }),
+        );
+        session.pending = Some(pending);
+        return commit(answer, session, Vec::new());
+    };
+    let settings = &app.settings;
+    let (description, plan, goal) = match understand(app, &descriptor) {
+        Ok(parts) => parts,
+        Err(reason) => {
+            session.description = None;
+            return commit(sleep(options, &reason), session, Vec::new());
+        }
+    };
+    let control = study::trial_control(settings);
+    let metrics: Vec<&str> = description
+        .metrics
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    let measure =
+        |control: &Control| json!({ "metrics": metrics, "control": control_json(control) });
+
+    if let Some(number) = session.adjusted {
+        let (answer, pending) = issue(
+            &mut session,
+            CommandName::Measure,
+            Some(number),
+            measure(&control),
+        );
+        session.pending = Some(pending);
+        return commit(answer, session, Vec::new());
+    }
+    let finished = trials
+        .iter()
+        .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Failed))
+        .count();
+    let next_number = trials.iter().map(|t| t.number + 1).max().unwrap_or(0);
+    let no_settings = plan.params.is_empty();
+    let done =
+        session.exhausted || finished >= settings.trials as usize || (no_settings && finished > 0);
+    if done {
+        return finish(
+            options,
+            session,
+            trials,
+            &plan,
+            &goal,
+            settings.on_finish,
+            no_settings,
+        );
+    }
+    if no_settings {
+        // Nothing to tune: measure the baseline once, so the servo's metrics are on record.
+        let (answer, pending) = issue(
+            &mut session,
+            CommandName::Measure,
+            Some(next_number),
+            measure(&control),
+        );
+        session.pending = Some(pending);
+        return commit(
+            answer,
+            session,
+            vec![Write::BeginTrial {
+                number: next_number,
+                config: BTreeMap::new(),
+            }],
+        );
+    }
+    let config = match suggestion {
+        None => return Ok(Decision::Suggest { plan, goal }),
+        Some(None) => {
+            session.exhausted = true;
+            return finish(
+                options,
+                session,
+                trials,
+                &plan,
+                &goal,
+                settings.on_finish,
+                false,
+            );
+        }
+        Some(Some(config)) => config,
+    };
+    // The very first trial measures the application as it is; any later one adjusts first, the
+    // baseline included (a failed trial may have left the application elsewhere).
+    let (answer, pending) = if trials.is_empty() && config == plan.baseline {
+        issue(
+            &mut session,
+            CommandName::Measure,
+            Some(next_number),
+            measure(&control),
+        )
+    } else {
+        let adjustments = plan.adjustments(&config);
+        issue(
+            &mut session,
+            CommandName::Adjust,
+            Some(next_number),
+            json!({ "state": state_json(&adjustments), "control": control_json(&control) }),
+        )
+    };
+    if pending.cmd == CommandName::Measure {
+        session.adjusted = None;
+    }
+    session.pending = Some(pending);
+    commit(
+        answer,
+        session,
+        vec![Write::BeginTrial {
+            number: next_number,
+            config,
+        }],
+    )
+}
+
+/// The description, the search space and the goal, or why the study cannot run on them.
+fn understand(app: &Application, descriptor: &Value) -> Result<(Description, Plan, Goal), String> {
+    let description = wire::parse_description(descriptor)
+        .map_err(|e| format!("the servo's description cannot be used: {e}"))?;
+    let plan = Plan::from_description(&description);
+    let goal = Goal::from_settings(&app.settings).map_err(|e| e.to_string())?;
+    goal.check_names(&description, &plan).map_err(|e| match e {
+        study::StudyError::Config {
+            message,
+            hint: Some(hint),
+        } => format!("{message} ({hint})"),
+        other => other.to_string(),
+    })?;
+    Ok((description, plan, goal))
+}
+
+/// The study is over: apply the final configuration once (`on_finish`), then sleep.
+fn finish(
+    options: &Options,
+    mut session: Session,
+    trials: &[Trial],
+    plan: &Plan,
+    goal: &Goal,
+    on_finish: OnFinish,
+    no_settings: bool,
+) -> Result<Decision, Invalid> {
+    let best = best_trial(trials, goal.maximize);
+    let summary = match best {
+        Some(t) => format!(
+            "study complete: best trial {} ({} = {})",
+            t.number,
+            goal.text,
+            t.objective.map(|o| format!("{o:.6}")).unwrap_or_default()
+        ),
+        None if no_settings => {
+            "nothing to optimize: the servo describes no unpinned setting".into()
+        }
+        None => "study complete: no trial met every constraint".into(),
+    };
+    if session.finished || no_settings {
+        if session.finished {
+            return Ok(Decision::Answer(sleep(options, &summary)));
+        }
+        session.finished = true;
+        return commit(sleep(options, &summary), session, Vec::new());
+    }
+    let baseline = trials
+        .iter()
+        .find(|t| t.number == 0 && t.state == TrialState::Complete);
+    let target = match on_finish {
+        OnFinish::Keep => None,
+        OnFinish::Baseline => baseline,
+        OnFinish::Best => best.or(baseline),
+    };
+    let last = trials.iter().max_by_key(|t| t.number);
+    match target {
+        Some(target) if last.is_none_or(|l| l.config != target.config) => {
+            let adjustments = plan.adjustments(&target.config);
+            let (answer, pending) = issue(
+                &mut session,
+                CommandName::Adjust,
+                None,
+                json!({ "state": state_json(&adjustments), "control": {} }),
+            );
+            session.pending = Some(pending);
+            commit(answer, session, Vec::new())
+        }
+        _ => {
+            session.finished = true;
+            commit(sleep(options, &summary), session, Vec::new())
+        }
+    }
+}
+
+/// A DESCRIPTION, ADJUSTMENT or MEASUREMENT: the result of the pending command.
+fn result(
+    app: &Application,
+    mut session: Session,
+    study: Option<&Study>,
+    trials: &[Trial],
+    event: EventName,
+    param: Option<Value>,
+) -> Result<Decision, Invalid> {
+    let param = param.unwrap_or(Value::Null);
+    // ServoX reports progress of a long command as the same event without a `status`.
+    if param.get("status").is_none() && param.get("progress").is_some() {
+        return Ok(Decision::Answer(ok()));
+    }
+    let status: Status = wire::param(Some(param))
+        .map_err(|e| Invalid(format!("{event}'s param is not a status: {e}")))?;
+    let expected = match event {
+        EventName::Description => CommandName::Describe,
+        EventName::Adjustment => CommandName::Adjust,
+        _ => CommandName::Measure,
+    };
+    if status.cmd_uid.is_some() && status.cmd_uid == session.last_done {
+        // A retry of a result already recorded.
+        return Ok(Decision::Answer(ok()));
+    }
+    let pending = match session.pending.take() {
+        Some(p)
+            if p.cmd == expected && status.cmd_uid.as_ref().is_none_or(|uid| *uid == p.cmd_uid) =>
+        {
+            p
+        }
+        Some(p) => {
+            return Ok(Decision::Answer(unexpected(format!(
+                "{event} does not answer the outstanding {} (cmd_uid {})",
+                p.cmd, p.cmd_uid
+            ))));
+        }
+        None => {
+            return Ok(Decision::Answer(unexpected(format!(
+                "no command is outstanding; {event} was not asked for"
+            ))));
+        }
+    };
+    session.last_done = Some(pending.cmd_uid.clone());
+    let message = || {
+        let mut text = status.message.clone().unwrap_or_default();
+        if let Some(reason) = &status.reason {
+            text = format!(
+                "{} ({reason})",
+                if text.is_empty() { "failed" } else { &text }
+            );
+        }
+        format!("the servo reported {}: {text}", status.status)
+    };
+    let interrupted = matches!(
+        status.status.as_str(),
+        statuses::CANCELLED | statuses::ABORTED
+    );
+    let trial = pending
+        .trial
+        .and_then(|n| trials.iter().find(|t| t.number == n).cloned());
+    let ended = |mut trial: Trial, state: TrialState, error: Option<String>| {
+        trial.state = state;
+        trial.error = error;
+        trial.finished_at = Some(now());
+        Write::FinishTrial(trial)
+    };
+    let mut writes = Vec::new();
+    match expected {
+        CommandName::Describe => {
+            if status.is_ok() {
+                let descriptor = status.descriptor.clone().unwrap_or(Value::Null);
+                match understand(app, &descriptor) {
+                    Ok((_, plan, goal)) => {
+                        // A new study when there is none or the settings' ranges changed; the
+                        // same space (a servo describing again after a restart) keeps its trials.
+                        let stale = study.is_none_or(|s| {
+                            super::store::space_change(&s.space, &plan.space).is_some()
+                        });
+                        if stale {
+                            writes.push(Write::NewStudy {
+                                space: plan.space.clone(),
+                                objective: goal.text.clone(),
+                                constraints: app.settings.constraints.clone(),
+                            });
+                            session.adjusted = None;
+                            session.exhausted = false;
+                            session.finished = false;
+                        }
+                        session.description = Some(descriptor);
+                    }
+                    Err(reason) => session.blocked = Some(reason),
+                }
+            } else {
+                session.blocked = Some(format!(
+                    "the servo could not describe the application: {}",
+                    message()
+                ));
+            }
+        }
+        CommandName::Adjust => match (trial, status.is_ok()) {
+            (Some(_), true) => session.adjusted = pending.trial,
+            (Some(t), false) => {
+                let state = if interrupted {
+                    TrialState::Interrupted
+                } else {
+                    TrialState::Failed
+                };
+                writes.push(ended(t, state, Some(message())));
+                session.adjusted = None;
+            }
+            (None, ok) => {
+                if !ok {
+                    tracing::warn!(application = %app.name, "the final adjustment failed: {}", message());
+                }
+                session.finished = true;
+            }
+        },
+        _ => {
+            if let Some(t) = trial {
+                let write = if !status.is_ok() {
+                    let state = if interrupted {
+                        TrialState::Interrupted
+                    } else {
+                        TrialState::Failed
+                    };
+                    ended(t, state, Some(message()))
+                } else {
+                    measured(app, t, &status)
+                };
+                writes.push(write);
+            }
+            session.adjusted = None;
+        }
+    }
+    commit(ok(), session, writes)
+}
+
+/// Scores a measured trial.
+fn measured(app: &Application, mut trial: Trial, status: &Status) -> Write {
+    trial.finished_at = Some(now());
+    let scored = Goal::from_settings(&app.settings)
+        .map_err(|e| e.to_string())
+        .and_then(|goal| {
+            let measurement =
+                wire::parse_measurement(status.metrics.as_ref().unwrap_or(&Value::Null))?;
+            study::score(&goal, &trial.config, &measurement)
+        });
+    match scored {
+        Ok(score) => {
+            trial.state = TrialState::Complete;
+            trial.readings = score.readings;
+            trial.objective = Some(score.objective);
+            trial.constraints = score.constraints;
+            trial.feasible = Some(score.feasible);
+        }
+        Err(e) => {
+            trial.state = TrialState::Failed;
+            trial.error = Some(e);
+        }
+    }
+    Write::FinishTrial(trial)
+}

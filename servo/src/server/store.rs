@@ -1,0 +1,410 @@
+//! What the optimizer server keeps: applications (name, hashed token, optimizer settings), one
+//! protocol session per application, and the studies and trials of the journal, all in one database.
+//!
+//! Every change a request makes is one transaction that ends by writing the application's session
+//! with a compare-and-set on its `revision`. Two servers sharing a PostgreSQL database (or two
+//! requests racing in one server) therefore cannot both issue a trial: the loser's transaction
+//! matches no row, is rolled back with every trial it inserted, and the request is decided again
+//! from what the winner wrote.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::config::optimizer::EmbeddedOptimizer;
+use crate::optimizer::{ParamValue, Space};
+use crate::study::journal::{
+    self, DbResult, Journal, JournalError, Study, Trial, create_study, current_study, finish_trial,
+    insert_trial, now, study_trials, text,
+};
+
+use super::session::Session;
+
+/// An application the server optimizes.
+#[derive(Clone, Debug)]
+pub struct Application {
+    pub id: i64,
+    /// `org/app`, as in `/accounts/{org}/applications/{app}/`.
+    pub name: String,
+    token_sha256: String,
+    pub settings: EmbeddedOptimizer,
+    pub created_at: f64,
+}
+
+impl Application {
+    /// Whether `token` is this application's, compared in constant time.
+    pub fn accepts(&self, token: &str) -> bool {
+        constant_time_eq(token_hash(token).as_bytes(), self.token_sha256.as_bytes())
+    }
+}
+
+/// Tokens are stored as SHA-256 digests: they are long random strings, so a slow password hash
+/// would add latency to every request without adding safety.
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A change to the journal made in the same transaction as a session update.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Retire the application's studies and start a new one; the session's `study_id` becomes it.
+    NewStudy {
+        space: Space,
+        objective: String,
+        constraints: Vec<String>,
+    },
+    /// Insert running trial `number` of the session's study.
+    BeginTrial {
+        number: i64,
+        config: BTreeMap<String, ParamValue>,
+    },
+    /// Record how a trial of the session's study ended.
+    FinishTrial(Trial),
+}
+
+/// The outcome of [`Store::commit`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Commit {
+    Done,
+    /// Another writer changed the session (or took a trial number) first: decide again.
+    Conflict,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    journal: Journal,
+}
+
+impl Store {
+    /// Opens a SQLite file or a `postgres://` database, applying migrations.
+    pub async fn open(store: &str) -> Result<Store, JournalError> {
+        Ok(Store {
+            journal: Journal::open_store(store).await?,
+        })
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    fn db(&self, e: impl std::fmt::Display) -> JournalError {
+        self.journal.db(e)
+    }
+
+    /// Creates an application, or replaces its settings (and its token, when one is given) when
+    /// `replace` is set. Replacing retires the current study: trials scored under another objective
+    /// would mislead the optimizer.
+    pub async fn put_application(
+        &self,
+        name: &str,
+        token: Option<&str>,
+        settings: &EmbeddedOptimizer,
+        replace: bool,
+    ) -> Result<Application, StoreError> {
+        let settings_json = serde_json::to_string(settings).map_err(|e| self.db(e))?;
+        let mut tx = self.journal.pool().begin().await.map_err(|e| self.db(e))?;
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM applications WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.db(e))?;
+        match existing {
+            Some(_) if !replace => return Err(StoreError::Exists(name.to_string())),
+            Some(id) => {
+                sqlx::query("UPDATE applications SET settings = $1 WHERE id = $2")
+                    .bind(&settings_json)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db(e))?;
+                if let Some(token) = token {
+                    sqlx::query("UPDATE applications SET token_sha256 = $1 WHERE id = $2")
+                        .bind(token_hash(token))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.db(e))?;
+                }
+                sqlx::query("UPDATE studies SET retired = 1 WHERE name = $1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db(e))?;
+                sqlx::query("DELETE FROM sessions WHERE application_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db(e))?;
+            }
+            None => {
+                let Some(token) = token else {
+                    return Err(StoreError::NoToken(name.to_string()));
+                };
+                sqlx::query("INSERT INTO applications (name, token_sha256, settings, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(name)
+                    .bind(token_hash(token))
+                    .bind(&settings_json)
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db(e))?;
+            }
+        }
+        tx.commit().await.map_err(|e| self.db(e))?;
+        self.application(name).await?.ok_or_else(|| {
+            StoreError::Journal(self.db("the application vanished after writing it"))
+        })
+    }
+
+    pub async fn application(&self, name: &str) -> Result<Option<Application>, JournalError> {
+        let row = sqlx::query(
+            "SELECT id, name, token_sha256, settings, created_at FROM applications WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.journal.pool())
+        .await
+        .map_err(|e| self.db(e))?;
+        row.map(|row| self.read_application(&row)).transpose()
+    }
+
+    /// Every application, by name.
+    pub async fn applications(&self) -> Result<Vec<Application>, JournalError> {
+        let rows = sqlx::query(
+            "SELECT id, name, token_sha256, settings, created_at FROM applications ORDER BY name",
+        )
+        .fetch_all(self.journal.pool())
+        .await
+        .map_err(|e| self.db(e))?;
+        rows.iter().map(|row| self.read_application(row)).collect()
+    }
+
+    /// Whether `token` belongs to some application (to tell 403 from 401).
+    pub async fn token_known(&self, token: &str) -> Result<bool, JournalError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM applications WHERE token_sha256 = $1 LIMIT 1")
+                .bind(token_hash(token))
+                .fetch_optional(self.journal.pool())
+                .await
+                .map_err(|e| self.db(e))?;
+        Ok(found.is_some())
+    }
+
+    fn read_application(&self, row: &sqlx::any::AnyRow) -> Result<Application, JournalError> {
+        let settings: String = row.try_get("settings").map_err(|e| self.db(e))?;
+        Ok(Application {
+            id: row.try_get("id").map_err(|e| self.db(e))?,
+            name: row.try_get("name").map_err(|e| self.db(e))?,
+            token_sha256: row.try_get("token_sha256").map_err(|e| self.db(e))?,
+            settings: serde_json::from_str(&settings).map_err(|e| self.db(e))?,
+            created_at: row.try_get("created_at").map_err(|e| self.db(e))?,
+        })
+    }
+
+    /// The application's session and its revision (0 and an empty session before the first write).
+    pub async fn session(&self, application: i64) -> Result<(i64, Session), JournalError> {
+        let row = sqlx::query("SELECT revision, state FROM sessions WHERE application_id = $1")
+            .bind(application)
+            .fetch_optional(self.journal.pool())
+            .await
+            .map_err(|e| self.db(e))?;
+        match row {
+            None => Ok((0, Session::default())),
+            Some(row) => {
+                let state: String = row.try_get("state").map_err(|e| self.db(e))?;
+                Ok((
+                    row.try_get("revision").map_err(|e| self.db(e))?,
+                    serde_json::from_str(&state).map_err(|e| self.db(e))?,
+                ))
+            }
+        }
+    }
+
+    pub async fn study(&self, id: i64) -> Result<Option<Study>, JournalError> {
+        let name: Option<String> = sqlx::query_scalar("SELECT name FROM studies WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.journal.pool())
+            .await
+            .map_err(|e| self.db(e))?;
+        match name {
+            Some(name) => {
+                let study = self.journal.current(&name).await?;
+                Ok(study.filter(|s| s.id == id))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub async fn trials(&self, study: i64) -> Result<Vec<Trial>, JournalError> {
+        let mut conn = self
+            .journal
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| self.db(e))?;
+        study_trials(&mut conn, study).await.map_err(|e| self.db(e))
+    }
+
+    /// The application's current study and its trials, for the read API.
+    pub async fn current(
+        &self,
+        application: &Application,
+    ) -> Result<Option<(Study, Vec<Trial>)>, JournalError> {
+        let Some(study) = self.journal.current(&application.name).await? else {
+            return Ok(None);
+        };
+        let trials = self.journal.trials(&study).await?;
+        Ok(Some((study, trials)))
+    }
+
+    /// Applies `writes` and stores `session` as revision `revision + 1`, all or nothing.
+    pub async fn commit(
+        &self,
+        application: &Application,
+        revision: i64,
+        mut session: Session,
+        writes: Vec<Write>,
+    ) -> Result<Commit, JournalError> {
+        let mut tx = self.journal.pool().begin().await.map_err(|e| self.db(e))?;
+        // Claim the session first, so a racing writer waits here (PostgreSQL row lock) or fails
+        // the compare-and-set, before either inserts anything.
+        let claimed = if revision == 0 {
+            sqlx::query(
+                "INSERT INTO sessions (application_id, revision, state, updated_at) VALUES ($1, 1, '{}', $2) ON CONFLICT (application_id) DO NOTHING",
+            )
+            .bind(application.id)
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+        } else {
+            sqlx::query(
+                "UPDATE sessions SET revision = revision + 1 WHERE application_id = $1 AND revision = $2",
+            )
+            .bind(application.id)
+            .bind(revision)
+            .execute(&mut *tx)
+            .await
+        }
+        .map_err(|e| self.db(e))?;
+        if claimed.rows_affected() != 1 {
+            return Ok(Commit::Conflict);
+        }
+        match self.apply(&mut tx, application, &mut session, writes).await {
+            Ok(()) => {}
+            // A unique violation means a racing writer numbered a trial first.
+            Err(e) if e.contains("UNIQUE") || e.contains("unique") => return Ok(Commit::Conflict),
+            Err(e) => return Err(self.db(e)),
+        }
+        let state = serde_json::to_string(&session).map_err(|e| self.db(e))?;
+        sqlx::query("UPDATE sessions SET state = $1, updated_at = $2 WHERE application_id = $3")
+            .bind(&state)
+            .bind(now())
+            .bind(application.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db(e))?;
+        tx.commit().await.map_err(|e| self.db(e))?;
+        Ok(Commit::Done)
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        application: &Application,
+        session: &mut Session,
+        writes: Vec<Write>,
+    ) -> DbResult<()> {
+        for write in writes {
+            match write {
+                Write::NewStudy {
+                    space,
+                    objective,
+                    constraints,
+                } => {
+                    sqlx::query("UPDATE studies SET retired = 1 WHERE name = $1")
+                        .bind(&application.name)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(text)?;
+                    let study =
+                        create_study(tx, &application.name, &space, &objective, &constraints)
+                            .await?;
+                    session.study_id = Some(study.id);
+                }
+                Write::BeginTrial { number, config } => {
+                    let study = session.study_id.ok_or("no study to add a trial to")?;
+                    insert_trial(tx, study, number, &config).await?;
+                }
+                Write::FinishTrial(trial) => {
+                    let study = session.study_id.ok_or("no study to record a trial in")?;
+                    finish_trial(tx, study, &trial).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Trials per application and state, for `/metrics`.
+    pub async fn trial_counts(&self) -> Result<Vec<(String, String, i64)>, JournalError> {
+        let rows = sqlx::query(
+            "SELECT s.name AS name, t.state AS state, COUNT(*) AS n FROM trials t JOIN studies s ON s.id = t.study_id WHERE s.retired = 0 GROUP BY s.name, t.state ORDER BY s.name, t.state",
+        )
+        .fetch_all(self.journal.pool())
+        .await
+        .map_err(|e| self.db(e))?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("name").map_err(|e| self.db(e))?,
+                    row.try_get("state").map_err(|e| self.db(e))?,
+                    row.try_get("n").map_err(|e| self.db(e))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// A trivial query: whether the database answers.
+    pub async fn ping(&self) -> Result<(), JournalError> {
+        sqlx::query("SELECT 1")
+            .execute(self.journal.pool())
+            .await
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    /// The newest non-retired study of an application, read inside no transaction.
+    pub async fn current_study(&self, name: &str) -> Result<Option<Study>, JournalError> {
+        let mut conn = self
+            .journal
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| self.db(e))?;
+        current_study(&mut conn, name).await.map_err(|e| self.db(e))
+    }
+
+    pub async fn close(self) {
+        self.journal.close().await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("application `{0}` exists")]
+    Exists(String),
+    #[error("application `{0}` needs a token")]
+    NoToken(String),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// A space change in words, or `None` when `old` and `new` are the same space.
+pub fn space_change(old: &Space, new: &Space) -> Option<String> {
+    journal::describe_change(old, new)
+}
