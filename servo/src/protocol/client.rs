@@ -1,14 +1,23 @@
 //! The HTTP side of the protocol: `POST {url}servo` with the bearer token, retried the way ServoX
 //! retries.
 //!
-//! Transport errors, timeouts, 5xx and 404 are retried with exponential backoff and full jitter
-//! (a random wait between zero and `0.5s × 2^(try-1)`, capped at a minute), bounded by
-//! `settings.backoff`: the entry named after the event (`whats_next`, `measurement`; `connect` for
-//! `HELLO`, as ServoX names its contexts), else `__default__`, else ServoX's defaults (10 minutes, one
-//! hour to connect). 404 is retried because an optimizer that has not provisioned the application
-//! yet answers it. Any other 4xx is final: retrying a bad token only delays the message. HTTP 410
+//! Transport errors (refused, reset, closed mid-answer), timeouts, 5xx, 404, and 2xx answers that
+//! are not the protocol's JSON are retried with exponential backoff and full jitter (a random wait
+//! between zero and `0.5s × 2^(try-1)`, capped at a minute), bounded by `settings.backoff`: the entry
+//! named after the event (`whats_next`, `measurement`; `connect` for `HELLO`, as ServoX names its
+//! contexts), else `__default__`, else ServoX's defaults (10 minutes, one hour to connect). 404 is
+//! retried because an optimizer that has not provisioned the application yet answers it. Any other
+//! 4xx is final: retrying a bad token only delays the message. HTTP 410
 //! `{"detail": "unexpected servo_uid"}` is reported as [`ClientError::Deprovisioned`] so the runner
 //! can wait as ServoX does.
+//!
+//! An answer that does not decode (not JSON: a proxy's HTML error page, a truncated body; or JSON
+//! of the wrong shape: `{"cmd": "DANCE"}`) is treated like a transport error, not as final: what
+//! sends it is most often something between servo and the optimizer (a gateway, a captive portal,
+//! an optimizer mid-deploy) that recovers, and ServoX's main loop also asks again after a
+//! validation error. Unlike ServoX (which asks again at once, forever, or stops on the first
+//! non-JSON body), the retries are paced and bounded by the same backoff as every other failure,
+//! and giving up names the problem, the answer and the endpoint ([`ClientError::Decode`]).
 //!
 //! Every wait (the request itself and the pause between tries) ends as soon as the run is cancelled.
 
@@ -55,18 +64,27 @@ pub enum ClientError {
     /// HTTP 410 `unexpected servo_uid`: the optimizer no longer knows this servo.
     #[error("the optimizer no longer knows this servo (HTTP 410: unexpected servo_uid)")]
     Deprovisioned,
-    /// Every allowed try failed with a retryable error.
-    #[error("{event} failed after {tries} tries in {elapsed}: {last}")]
+    /// Every allowed try failed with a retryable error; the last try had no usable HTTP answer.
+    #[error("{event} failed after {tries} tries in {elapsed} (POST {endpoint}): {last}")]
     GaveUp {
         event: EventName,
+        endpoint: String,
         tries: u32,
         elapsed: Duration,
         last: String,
     },
-    /// The answer was not the JSON the protocol prescribes.
-    #[error("the optimizer's answer to {event} is not valid: {error} (body: {body})")]
+    /// Every allowed try was answered, the last one with something that is not the JSON the
+    /// protocol prescribes for the event.
+    #[error(
+        "{event} failed after {tries} tries in {elapsed} (POST {endpoint}): the answer is not {expected}: {error} (body: {body})"
+    )]
     Decode {
         event: EventName,
+        endpoint: String,
+        tries: u32,
+        elapsed: Duration,
+        /// What the protocol prescribes (`a command`, `JSON`).
+        expected: &'static str,
         error: String,
         body: String,
     },
@@ -90,6 +108,12 @@ impl ClientError {
             ClientError::GaveUp { .. } => Some(
                 "check that the optimizer URL (optimizer.base_url / optimizer.url) is reachable; \
                  `settings.backoff` bounds how long servo retries"
+                    .into(),
+            ),
+            ClientError::Decode { .. } => Some(
+                "something answers at the optimizer URL, but not in the ServoX protocol: check that \
+                 optimizer.base_url / optimizer.url is the optimizer's API and not a web page, a \
+                 proxy or a login portal; `settings.backoff` bounds how long servo retries"
                     .into(),
             ),
             _ => None,
@@ -261,26 +285,21 @@ impl Client {
             servo_uid: None,
         };
         let attempt = async {
-            match self.attempt(event, &body).await {
+            match self.attempt(&body).await {
                 Ok(value) => Ok(value),
-                Err(Attempt::Retry(last)) => Err(ClientError::GaveUp {
-                    event,
-                    tries: 1,
-                    elapsed: Duration::ZERO,
-                    last,
-                }),
+                Err(Attempt::Retry(last)) => Err(self.give_up(event, 1, Duration::ZERO, last)),
                 Err(Attempt::Final(e)) => Err(e),
             }
         };
         tokio::time::timeout(deadline, attempt)
             .await
             .unwrap_or_else(|_| {
-                Err(ClientError::GaveUp {
+                Err(self.give_up(
                     event,
-                    tries: 1,
-                    elapsed: deadline.into(),
-                    last: "timed out".into(),
-                })
+                    1,
+                    deadline.into(),
+                    Retryable::Unavailable("timed out".into()),
+                ))
             })
     }
 
@@ -303,19 +322,12 @@ impl Client {
         loop {
             tries += 1;
             let outcome = tokio::select! {
-                outcome = self.attempt(event, &body) => outcome,
+                outcome = self.attempt(&body) => outcome,
                 () = cancel.cancelled() => return Err(ClientError::Cancelled),
             };
-            let last = match outcome {
-                Ok(value) => {
-                    return serde_json::from_value(value.clone()).map_err(|e| {
-                        ClientError::Decode {
-                            event,
-                            error: e.to_string(),
-                            body: abbreviate(&value.to_string()),
-                        }
-                    });
-                }
+            // A well-formed JSON answer of the wrong shape is retried like a garbled one.
+            let last = match outcome.and_then(|value| decode::<T>(event, value)) {
+                Ok(answer) => return Ok(answer),
                 Err(Attempt::Final(e)) => return Err(e),
                 Err(Attempt::Retry(last)) => last,
             };
@@ -323,19 +335,13 @@ impl Client {
             let elapsed = std::time::Duration::from_millis(
                 u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             );
-            let give_up = |last: String| ClientError::GaveUp {
-                event,
-                tries,
-                elapsed: elapsed.into(),
-                last,
-            };
             if policy.max_tries.is_some_and(|max| tries >= max) || elapsed >= max_time {
-                return Err(give_up(last));
+                return Err(self.give_up(event, tries, elapsed.into(), last));
             }
             let delay = full_jitter(tries).min(max_time.saturating_sub(elapsed));
             tracing::warn!(
                 event = %event, tries, error = %last,
-                "the optimizer did not answer; retrying in {:.1}s", delay.as_secs_f64()
+                "no usable answer from the optimizer; retrying in {:.1}s", delay.as_secs_f64()
             );
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -344,8 +350,41 @@ impl Client {
         }
     }
 
-    /// One try: the decoded JSON body of a 2xx, or whether to try again.
-    async fn attempt(&self, event: EventName, body: &Request) -> Result<Value, Attempt> {
+    /// The error that ends the retries of `event`, worded after the last failure.
+    fn give_up(
+        &self,
+        event: EventName,
+        tries: u32,
+        elapsed: Duration,
+        last: Retryable,
+    ) -> ClientError {
+        let endpoint = self.endpoint.clone();
+        match last {
+            Retryable::Unavailable(last) => ClientError::GaveUp {
+                event,
+                endpoint,
+                tries,
+                elapsed,
+                last,
+            },
+            Retryable::Garbled {
+                expected,
+                error,
+                body,
+            } => ClientError::Decode {
+                event,
+                endpoint,
+                tries,
+                elapsed,
+                expected,
+                error,
+                body,
+            },
+        }
+    }
+
+    /// One try: the JSON body of a 2xx, or whether to try again.
+    async fn attempt(&self, body: &Request) -> Result<Value, Attempt> {
         let response = self
             .http
             .post(&self.endpoint)
@@ -353,12 +392,13 @@ impl Client {
             .json(body)
             .send()
             .await
-            .map_err(|e| Attempt::Retry(transport_error(&e)))?;
+            .map_err(|e| Attempt::Retry(Retryable::Unavailable(transport_error(e))))?;
         let status = response.status();
+        // A connection closed mid-body (a truncated answer) is a transport error, retried.
         let text = response
             .text()
             .await
-            .map_err(|e| Attempt::Retry(transport_error(&e)))?;
+            .map_err(|e| Attempt::Retry(Retryable::Unavailable(transport_error(e))))?;
         let text = self.scrub(text);
         if status.is_success() {
             // An empty body (some optimizers answer GOODBYE with nothing) reads as `{}`.
@@ -366,8 +406,8 @@ impl Client {
                 return Ok(Value::Object(serde_json::Map::new()));
             }
             return serde_json::from_str(&text).map_err(|e| {
-                Attempt::Final(ClientError::Decode {
-                    event,
+                Attempt::Retry(Retryable::Garbled {
+                    expected: "JSON",
                     error: e.to_string(),
                     body: abbreviate(&text),
                 })
@@ -376,11 +416,11 @@ impl Client {
         let detail = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_else(|| abbreviate(text.trim()));
+            .unwrap_or_else(|| abbreviate(&text));
         match status {
-            s if s.is_server_error() || s == StatusCode::NOT_FOUND => {
-                Err(Attempt::Retry(format!("HTTP {}: {detail}", s.as_u16())))
-            }
+            s if s.is_server_error() || s == StatusCode::NOT_FOUND => Err(Attempt::Retry(
+                Retryable::Unavailable(format!("HTTP {}: {detail}", s.as_u16())),
+            )),
             StatusCode::UNAUTHORIZED => Err(Attempt::Final(ClientError::Unauthorized {
                 url: self.endpoint.clone(),
             })),
@@ -388,7 +428,7 @@ impl Client {
                 Err(Attempt::Final(ClientError::Deprovisioned))
             }
             s => Err(Attempt::Final(ClientError::Refused {
-                event,
+                event: body.event,
                 status: s.as_u16(),
                 detail,
             })),
@@ -411,8 +451,48 @@ impl Client {
 }
 
 enum Attempt {
-    Retry(String),
+    Retry(Retryable),
     Final(ClientError),
+}
+
+/// A failure worth another try.
+enum Retryable {
+    /// No usable HTTP answer: refused, reset, closed mid-answer, timed out, 5xx, 404.
+    Unavailable(String),
+    /// A 2xx answer that is not what the protocol prescribes for the event.
+    Garbled {
+        expected: &'static str,
+        error: String,
+        body: String,
+    },
+}
+
+impl std::fmt::Display for Retryable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Retryable::Unavailable(text) => f.write_str(text),
+            Retryable::Garbled {
+                expected,
+                error,
+                body,
+            } => write!(f, "the answer is not {expected}: {error} (body: {body})"),
+        }
+    }
+}
+
+/// `value` as the answer `event` expects; a shape mismatch is retried as a garbled answer.
+fn decode<T: DeserializeOwned>(event: EventName, value: Value) -> Result<T, Attempt> {
+    serde_json::from_value(value.clone()).map_err(|e| {
+        Attempt::Retry(Retryable::Garbled {
+            expected: if event == EventName::WhatsNext {
+                "a command"
+            } else {
+                "the protocol's JSON"
+            },
+            error: e.to_string(),
+            body: abbreviate(&value.to_string()),
+        })
+    })
 }
 
 fn proxy(p: reqwest::Result<reqwest::Proxy>, url: &str) -> Result<reqwest::Proxy, ClientError> {
@@ -425,14 +505,16 @@ fn proxy(p: reqwest::Result<reqwest::Proxy>, url: &str) -> Result<reqwest::Proxy
 }
 
 /// A transport error with its causes: reqwest's own message (`error sending request`) hides
-/// whether the connection was refused or timed out.
-fn transport_error(e: &reqwest::Error) -> String {
+/// whether the connection was refused or timed out. The URL reqwest adds is left out: the final
+/// error names the endpoint once.
+fn transport_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut text = if e.is_timeout() {
         "timed out".to_string()
     } else {
         e.to_string()
     };
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
@@ -459,11 +541,14 @@ fn full_jitter(tries: u32) -> std::time::Duration {
     ceiling.mul_f64(fraction)
 }
 
+/// The start of an answer, on one line, for quoting in an error: an HTML error page keeps its
+/// first words, not its layout.
 fn abbreviate(text: &str) -> String {
     const LIMIT: usize = 300;
-    match text.char_indices().nth(LIMIT) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_string(),
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(LIMIT) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line,
     }
 }
 
@@ -555,6 +640,61 @@ mod tests {
             .expect_err("a line break cannot go in a header");
         assert!(!error.to_string().contains("s3cr3t"), "{error}");
         assert!(error.to_string().contains("optimizer.token"), "{error}");
+    }
+
+    #[test]
+    fn answers_of_the_wrong_shape_are_retried_then_named_with_the_endpoint() {
+        let garbled = match decode::<super::super::wire::Command>(
+            EventName::WhatsNext,
+            serde_json::json!({"cmd": "DANCE"}),
+        ) {
+            Err(Attempt::Retry(r @ Retryable::Garbled { .. })) => r,
+            Err(Attempt::Retry(Retryable::Unavailable(text))) => panic!("unavailable: {text}"),
+            Err(Attempt::Final(e)) => panic!("final: {e}"),
+            Ok(_) => panic!("DANCE is no command"),
+        };
+        assert!(
+            garbled
+                .to_string()
+                .starts_with("the answer is not a command: unknown variant `DANCE`")
+        );
+        let remote = RemoteOptimizer {
+            id: "o/a".into(),
+            token: crate::units::Secret::from("tok-12345678".to_string()),
+            base_url: "http://127.0.0.1:9".into(),
+            url: None,
+        };
+        let c = Client::new(&remote, &ServoSettings::default()).expect("client");
+        let error = c.give_up(EventName::WhatsNext, 3, Duration::from_secs(2), garbled);
+        assert!(
+            matches!(error, ClientError::Decode { tries: 3, .. }),
+            "{error:?}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.starts_with("WHATS_NEXT failed after 3 tries in 2s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(POST http://127.0.0.1:9/accounts/o/applications/a/servo)"),
+            "{text}"
+        );
+        assert!(text.contains(r#"(body: {"cmd":"DANCE"})"#), "{text}");
+        assert!(
+            error
+                .hint()
+                .is_some_and(|h| h.contains("not in the ServoX protocol"))
+        );
+    }
+
+    #[test]
+    fn quoted_answers_fit_on_one_line() {
+        assert_eq!(
+            abbreviate("<html>\n  <body>\n\tdown\n</body>"),
+            "<html> <body> down </body>"
+        );
+        let long = abbreviate(&"x ".repeat(400));
+        assert!(long.ends_with('…') && long.chars().count() == 301, "{long}");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! A failed connector action is reported to the optimizer as a failed/rejected/cancelled/aborted
 //! status and the loop goes on: the optimizer decides what to do about a bad trial, as with ServoX.
 //! Only problems no further command can fix end the run: the optimizer refusing us (401, other
-//! 4xx), or not answering within `settings.backoff`.
+//! 4xx), or not answering usably within `settings.backoff` (no answer, 5xx, or an answer that is not
+//! the protocol: the client retries those, paced and bounded, so the loop never spins on them).
 //!
 //! ServoX runs until stopped; so does this loop, unless `max_cycles` bounds it (for cron-style runs,
 //! smoke tests and the end-to-end tests). A signal ends the current command, reports it as
@@ -38,9 +39,6 @@ use crate::units::Duration;
 const DEPROVISIONED_SLEEP: std::time::Duration = std::time::Duration::from_secs(3600);
 /// ServoX's `SLEEP` duration when the command gives none.
 const DEFAULT_SLEEP: Duration = Duration::from_secs(120);
-/// The pause after an answer to `WHATS_NEXT` that is not a command, so a confused optimizer is not
-/// asked again in a tight loop.
-const CONFUSED_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long the last words (the interrupted command's status, `GOODBYE`) may take after a signal.
 const LAST_WORDS: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -255,15 +253,6 @@ async fn session(
             Err(ClientError::Cancelled) => return Ok(Ended::Interrupted { greeted: true }),
             Err(ClientError::Deprovisioned) => {
                 if !deprovisioned_wait(cx).await {
-                    return Ok(Ended::Interrupted { greeted: true });
-                }
-                continue;
-            }
-            Err(ClientError::Decode { error, body, .. }) => {
-                // ServoX logs and asks again; so do we, after a pause.
-                tracing::warn!(%error, %body, "the optimizer's answer to WHATS_NEXT is not a command");
-                summary.commands += 1;
-                if !pause(cx, CONFUSED_PAUSE).await {
                     return Ok(Ended::Interrupted { greeted: true });
                 }
                 continue;

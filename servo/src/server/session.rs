@@ -405,9 +405,7 @@ fn finish(
         session.finished = true;
         return commit(sleep(options, &summary), session, Vec::new());
     }
-    let baseline = trials
-        .iter()
-        .find(|t| t.number == 0 && t.state == TrialState::Complete);
+    let baseline = study::baseline_trial(trials).filter(|t| t.state == TrialState::Complete);
     let target = match on_finish {
         OnFinish::Keep => None,
         OnFinish::Baseline => baseline,

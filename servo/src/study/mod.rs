@@ -381,9 +381,8 @@ impl Summary {
         trials: Vec<Trial>,
         maximize: bool,
     ) -> Summary {
-        let baseline = trials
-            .iter()
-            .find(|t| t.number == 0 && t.state == TrialState::Complete)
+        let baseline = baseline_trial(&trials)
+            .filter(|t| t.state == TrialState::Complete)
             .cloned();
         let best = best_trial(&trials, maximize).cloned();
         Summary {
@@ -400,6 +399,18 @@ impl Summary {
             elapsed_seconds: 0.0,
         }
     }
+}
+
+/// The trial that measured the baseline: the first one that ran to its end (complete or failed).
+///
+/// Not simply trial 0: a signal or a crash can interrupt the baseline, and the resumed study then
+/// measures it again under the next number. Until some trial has run to its end, every trial the
+/// study starts is the baseline's (see [`next_config`]), so the first such trial is the baseline.
+pub fn baseline_trial(trials: &[Trial]) -> Option<&Trial> {
+    trials
+        .iter()
+        .filter(|t| t.state != TrialState::Interrupted)
+        .min_by_key(|t| t.number)
 }
 
 /// The best complete trial meeting every constraint.
@@ -681,9 +692,7 @@ pub fn next_config(
     sampler: &dyn Sampler,
     seed: u64,
 ) -> Result<Option<BTreeMap<String, ParamValue>>, StudyError> {
-    let baseline_done = trials
-        .iter()
-        .any(|t| t.number == 0 && t.state != TrialState::Interrupted);
+    let baseline_done = baseline_trial(trials).is_some();
     if !baseline_done && plan.ordered(&plan.baseline).is_some() {
         return Ok(Some(plan.baseline.clone()));
     }
@@ -754,7 +763,8 @@ async fn finish(
     plan: &Plan,
     cx: &EventContext,
 ) -> String {
-    let baseline = summary.trials.iter().find(|t| t.number == 0);
+    // An interrupted baseline (nothing else ran) still holds the configuration to go back to.
+    let baseline = baseline_trial(&summary.trials).or_else(|| summary.trials.first());
     let target = match (summary.interrupted, settings.on_finish) {
         (false, OnFinish::Keep) => {
             return "the last trial's configuration (on_finish: keep)".into();
@@ -780,5 +790,49 @@ async fn finish(
         Ok(Ok(_)) => format!("the {label} configuration (trial {})", trial.number),
         Ok(Err(e)) => format!("unknown: applying the {label} configuration failed: {e}"),
         Err(_) => format!("unknown: applying the {label} configuration timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(number: i64, state: TrialState) -> Trial {
+        Trial {
+            number,
+            state,
+            config: BTreeMap::new(),
+            readings: BTreeMap::new(),
+            objective: None,
+            constraints: Vec::new(),
+            feasible: None,
+            error: None,
+            started_at: 0.0,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn the_baseline_is_the_first_trial_that_ran_to_its_end() {
+        use TrialState::{Complete, Failed, Interrupted};
+        let number = |trials: &[Trial]| baseline_trial(trials).map(|t| t.number);
+        assert_eq!(number(&[]), None);
+        assert_eq!(number(&[trial(0, Interrupted)]), None);
+        assert_eq!(
+            number(&[trial(0, Complete), trial(1, Interrupted)]),
+            Some(0)
+        );
+        // Interrupted, then measured again under the next number when the study resumed.
+        assert_eq!(
+            number(&[
+                trial(0, Interrupted),
+                trial(1, Interrupted),
+                trial(2, Complete),
+                trial(3, Complete)
+            ]),
+            Some(2)
+        );
+        // A failed baseline is still the baseline: the study moves on from it.
+        assert_eq!(number(&[trial(0, Failed), trial(1, Complete)]), Some(0));
     }
 }
