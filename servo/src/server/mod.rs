@@ -157,3 +157,6 @@ pub async fn serve(
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
 }
+
+#[cfg(test)]
+mod tests;

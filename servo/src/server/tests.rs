@@ -1,0 +1,360 @@
+//! The protocol as the server speaks it, driven in-process against a real SQLite store.
+
+use serde_json::{Value, json};
+
+use super::session::Options;
+use super::store::{Application, Store};
+use super::{ServeError, Server};
+use crate::config::optimizer::{EmbeddedOptimizer, Objective, OnFinish};
+use crate::protocol::wire::EventName;
+use crate::study::journal::TrialState;
+use crate::units::Duration;
+
+struct Fixture {
+    server: Server,
+    app: Application,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(objective: &str, trials: u32, on_finish: OnFinish) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("optimizer.db");
+    let store = Store::open(path.to_str().expect("utf-8"))
+        .await
+        .expect("store");
+    let settings = EmbeddedOptimizer {
+        trials,
+        objective: Some(Objective::Minimize(objective.into())),
+        constraints: vec!["latency < 100ms".into()],
+        on_finish,
+        seed: Some(1),
+        ..EmbeddedOptimizer::default()
+    };
+    let app = store
+        .put_application("acme/web", Some("token-0123456789abcdef"), &settings, false)
+        .await
+        .expect("application");
+    let server = Server::new(
+        store,
+        Options {
+            sleep: Duration::from_secs(7),
+        },
+    );
+    Fixture {
+        server,
+        app,
+        _dir: dir,
+    }
+}
+
+fn description(cpu_max: f64) -> Value {
+    json!({
+        "application": {"components": {"web": {"settings": {
+            "cpu": {"type": "range", "min": 0.5, "max": cpu_max, "step": 0.5, "value": 1.0, "unit": "cores", "pinned": false},
+            "replicas": {"type": "range", "min": 1, "max": 4, "step": 1, "value": 2, "pinned": false},
+        }}}},
+        "measurement": {"metrics": {"latency": {"unit": "ms"}, "throughput": {"unit": "rps"}}},
+    })
+}
+
+impl Fixture {
+    async fn send(&self, event: EventName, param: Option<Value>) -> Value {
+        self.server
+            .handle(&self.app, event, param)
+            .await
+            .unwrap_or_else(|e| panic!("{event} failed: {e}"))
+    }
+
+    async fn next(&self) -> Value {
+        self.send(EventName::WhatsNext, None).await
+    }
+
+    async fn describe(&self, cpu_max: f64) {
+        let cmd = self.next().await;
+        assert_eq!(cmd["cmd"], "DESCRIBE", "{cmd}");
+        let answer = self
+            .send(
+                EventName::Description,
+                Some(json!({"status": "ok", "descriptor": description(cpu_max), "cmd_uid": cmd["cmd_uid"]})),
+            )
+            .await;
+        assert_eq!(answer["status"], "ok", "{answer}");
+    }
+
+    async fn measure(&self, cmd: &Value, latency: f64) -> Value {
+        assert_eq!(cmd["cmd"], "MEASURE", "{cmd}");
+        self.send(
+            EventName::Measurement,
+            Some(json!({
+                "status": "ok", "cmd_uid": cmd["cmd_uid"],
+                "metrics": {"latency": {"unit": "ms", "value": latency},
+                            "throughput": {"unit": "rps", "values": [{"id": "1", "data": [[1, 10.0], [2, 20.0]]}]}},
+            })),
+        )
+        .await
+    }
+
+    async fn adjusted(&self, cmd: &Value, status: &str) -> Value {
+        assert_eq!(cmd["cmd"], "ADJUST", "{cmd}");
+        self.send(
+            EventName::Adjustment,
+            Some(json!({"status": status, "message": "boom", "reason": "unstable", "cmd_uid": cmd["cmd_uid"]})),
+        )
+        .await
+    }
+
+    async fn trials(&self) -> Vec<crate::study::journal::Trial> {
+        self.server
+            .store
+            .current(&self.app)
+            .await
+            .expect("store")
+            .map(|(_, t)| t)
+            .unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn a_study_goes_describe_baseline_adjust_measure_then_best_then_sleep() {
+    let f = fixture("web.cpu * web.replicas", 3, OnFinish::Best).await;
+    f.describe(4.0).await;
+    let baseline = f.next().await;
+    assert_eq!(
+        baseline["param"]["metrics"],
+        json!(["latency", "throughput"])
+    );
+    assert_eq!(baseline["param"]["control"]["duration"], 60.0);
+    f.measure(&baseline, 50.0).await;
+    for _ in 0..2 {
+        let adjust = f.next().await;
+        let settings = &adjust["param"]["state"]["application"]["components"]["web"]["settings"];
+        assert!(
+            settings["replicas"]["value"].is_i64(),
+            "replicas stay whole: {adjust}"
+        );
+        f.adjusted(&adjust, "ok").await;
+        let measure = f.next().await;
+        f.measure(&measure, 500.0).await;
+    }
+    let trials = f.trials().await;
+    assert_eq!(trials.len(), 3);
+    assert!(trials.iter().all(|t| t.state == TrialState::Complete));
+    assert_eq!(
+        trials[0].readings["throughput"].value, 15.0,
+        "a series reads as its mean"
+    );
+    assert_eq!(
+        trials[1].feasible,
+        Some(false),
+        "500 ms breaks `latency < 100ms`"
+    );
+    // The baseline is the only feasible trial: the study ends by going back to it, then sleeps.
+    let last = f.next().await;
+    assert_eq!(last["cmd"], "ADJUST", "{last}");
+    assert_eq!(
+        last["param"]["state"]["application"]["components"]["web"]["settings"],
+        json!({"cpu": {"value": 1.0}, "replicas": {"value": 2}})
+    );
+    f.adjusted(&last, "ok").await;
+    let sleep = f.next().await;
+    assert_eq!(sleep["cmd"], "SLEEP", "{sleep}");
+    assert_eq!(sleep["param"]["duration"], 7.0);
+    let reason = sleep["param"]["data"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("best trial 0"), "{reason}");
+    assert_eq!(f.next().await["cmd"], "SLEEP");
+}
+
+#[tokio::test]
+async fn commands_are_reissued_until_answered_and_results_count_once() {
+    let f = fixture("web.cpu", 4, OnFinish::Keep).await;
+    f.describe(4.0).await;
+    let first = f.next().await;
+    // A servo that lost the answer (or restarted) asks again: the same command, not a new trial.
+    assert_eq!(f.next().await, first);
+    // Progress reports (ServoX sends them during long commands) change nothing.
+    let progress = f
+        .send(
+            EventName::Measurement,
+            Some(json!({"progress": 50, "runtime": 3.0, "cmd_uid": first["cmd_uid"]})),
+        )
+        .await;
+    assert_eq!(progress["status"], "ok");
+    assert_eq!(f.next().await, first);
+    // A result for another command is refused without recording anything.
+    let wrong = f
+        .send(
+            EventName::Measurement,
+            Some(json!({"status": "ok", "cmd_uid": "someone-else", "metrics": {}})),
+        )
+        .await;
+    assert_eq!(wrong["status"], "unexpected-event", "{wrong}");
+    let answer = f.measure(&first, 10.0).await;
+    assert_eq!(answer["status"], "ok");
+    // The same result posted again (its answer was lost) is acknowledged, not recorded twice.
+    let again = f.measure(&first, 10.0).await;
+    assert_eq!(again["status"], "ok");
+    let trials = f.trials().await;
+    assert_eq!(trials.len(), 1);
+    assert_eq!(trials[0].state, TrialState::Complete);
+    let adjust = f.next().await;
+    assert_eq!(adjust["cmd"], "ADJUST");
+    assert_ne!(adjust["cmd_uid"], first["cmd_uid"]);
+}
+
+#[tokio::test]
+async fn a_failed_adjustment_fails_its_trial_and_the_study_moves_on() {
+    let f = fixture("web.cpu", 5, OnFinish::Keep).await;
+    f.describe(4.0).await;
+    let baseline = f.next().await;
+    f.measure(&baseline, 10.0).await;
+    let adjust = f.next().await;
+    f.adjusted(&adjust, "rejected").await;
+    let trials = f.trials().await;
+    assert_eq!(trials[1].state, TrialState::Failed);
+    let error = trials[1].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("rejected") && error.contains("boom") && error.contains("unstable"),
+        "{error}"
+    );
+    let next = f.next().await;
+    assert_eq!(
+        next["cmd"], "ADJUST",
+        "a new trial, not a MEASURE of the failed one: {next}"
+    );
+    assert_ne!(next["param"]["state"], adjust["param"]["state"]);
+    // A servo interrupted mid-command reports `aborted`: the trial is interrupted, not failed.
+    f.send(
+        EventName::Adjustment,
+        Some(json!({"status": "aborted", "cmd_uid": next["cmd_uid"]})),
+    )
+    .await;
+    assert_eq!(f.trials().await[2].state, TrialState::Interrupted);
+}
+
+#[tokio::test]
+async fn an_objective_naming_an_unknown_metric_puts_the_servo_to_sleep_with_the_reason() {
+    let f = fixture("latncy + web.cpu", 3, OnFinish::Best).await;
+    f.describe(4.0).await;
+    let sleep = f.next().await;
+    assert_eq!(sleep["cmd"], "SLEEP", "{sleep}");
+    let reason = sleep["param"]["data"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("`latncy`") && reason.contains("did you mean `latency`"),
+        "{reason}"
+    );
+    // After the sleep the servo is asked to describe again (its config may have been fixed).
+    assert_eq!(f.next().await["cmd"], "DESCRIBE");
+    assert!(f.trials().await.is_empty());
+}
+
+#[tokio::test]
+async fn new_ranges_start_a_new_study_and_the_same_ranges_keep_it() {
+    let f = fixture("web.cpu", 10, OnFinish::Keep).await;
+    f.describe(4.0).await;
+    let baseline = f.next().await;
+    f.measure(&baseline, 10.0).await;
+    let first = f
+        .server
+        .store
+        .current(&f.app)
+        .await
+        .expect("store")
+        .expect("study")
+        .0;
+    // The servo restarts and describes the same settings: same study, trials kept.
+    let answer = f
+        .send(
+            EventName::Description,
+            Some(json!({"status": "ok", "descriptor": description(4.0)})),
+        )
+        .await;
+    assert_eq!(
+        answer["status"], "unexpected-event",
+        "nothing asked for a description"
+    );
+    let (revision, mut session) = f.server.store.session(f.app.id).await.expect("session");
+    session.description = None;
+    f.server
+        .store
+        .commit(&f.app, revision, session, Vec::new())
+        .await
+        .expect("commit");
+    f.describe(4.0).await;
+    let same = f
+        .server
+        .store
+        .current(&f.app)
+        .await
+        .expect("store")
+        .expect("study")
+        .0;
+    assert_eq!(same.id, first.id);
+    assert_eq!(f.trials().await.len(), 1);
+    // Wider CPU range: the old trials would mislead the optimizer; a new study begins.
+    let (revision, mut session) = f.server.store.session(f.app.id).await.expect("session");
+    session.description = None;
+    session.pending = None;
+    f.server
+        .store
+        .commit(&f.app, revision, session, Vec::new())
+        .await
+        .expect("commit");
+    f.describe(8.0).await;
+    let new = f
+        .server
+        .store
+        .current(&f.app)
+        .await
+        .expect("store")
+        .expect("study")
+        .0;
+    assert_ne!(new.id, first.id);
+    assert!(f.trials().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_stale_revision_is_a_conflict_and_writes_nothing() {
+    let f = fixture("web.cpu", 3, OnFinish::Keep).await;
+    f.describe(4.0).await;
+    let (revision, session) = f.server.store.session(f.app.id).await.expect("session");
+    let baseline = f.next().await;
+    assert_eq!(baseline["cmd"], "MEASURE");
+    // Someone else committed since `revision` was read: nothing of ours may land.
+    let outcome = f
+        .server
+        .store
+        .commit(
+            &f.app,
+            revision,
+            session,
+            vec![super::store::Write::BeginTrial {
+                number: 5,
+                config: Default::default(),
+            }],
+        )
+        .await
+        .expect("store");
+    assert_eq!(outcome, super::store::Commit::Conflict);
+    let numbers: Vec<i64> = f.trials().await.iter().map(|t| t.number).collect();
+    assert_eq!(numbers, vec![0]);
+}
+
+#[tokio::test]
+async fn a_result_that_is_not_a_status_is_invalid() {
+    let f = fixture("web.cpu", 3, OnFinish::Keep).await;
+    let err = f
+        .server
+        .handle(
+            &f.app,
+            EventName::Measurement,
+            Some(json!({"status": ["ok"]})),
+        )
+        .await
+        .expect_err("invalid");
+    assert!(matches!(err, ServeError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("not a status"), "{err}");
+}
