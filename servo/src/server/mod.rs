@@ -72,7 +72,14 @@ impl Server {
         let _turn = lock.lock().await;
         for _ in 0..MAX_ATTEMPTS {
             let (revision, session) = self.store.session(app.id).await?;
-            let (study, trials) = match session.study_id {
+            // The common case under load: a servo asking again for the command it already has.
+            if event == EventName::WhatsNext
+                && let Some(pending) = &session.pending
+            {
+                return Ok(pending.to_json());
+            }
+            let needs_history = !matches!(event, EventName::Hello | EventName::Goodbye);
+            let (study, trials) = match session.study_id.filter(|_| needs_history) {
                 Some(id) => match self.store.study(id).await? {
                     Some(study) => {
                         let trials = self.store.trials(study.id).await?;
