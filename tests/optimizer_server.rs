@@ -501,6 +501,32 @@ fn app_create_refuses_bad_names_duplicates_and_goals() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("constraints[0]"), "{stderr}");
 
+    // The example settings file creates an application; `app list` shows what it holds.
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/fleet/web.optimizer.yaml"
+    );
+    let (code, _, stderr) = run(&["acme/fleet", "--settings", example]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "trials: 5\nobjectiv: {minimize: cost}\n").expect("write");
+    let (code, _, stderr) = run(&["acme/bad", "--settings", bad.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("objectiv"), "{stderr}");
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
+        .args(["optimizer", "app", "list", "-o", "json", "--store"])
+        .arg(&store)
+        .output()
+        .expect("servo runs");
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(listed[0]["name"], "acme/fleet");
+    assert_eq!(
+        listed[0]["objective"],
+        "minimize main.cpu * main.replicas + main.memory * 0.5"
+    );
+    assert_eq!(listed[0]["trials"], 20);
+    assert_eq!(listed[1]["name"], "acme/web");
+
     // The token is stored hashed: the store file never holds it.
     let bytes = std::fs::read(&store).expect("store");
     let wal = std::fs::read(store.with_extension("db-wal")).unwrap_or_default();
