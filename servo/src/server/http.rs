@@ -229,13 +229,23 @@ async fn study_of(server: &Server, application: &Application) -> Result<Summary,
     Ok(Summary::from_trials(&study, &journal, trials, maximize))
 }
 
+/// The study of the application a read request names, once its token is checked.
+async fn authorized_study(
+    server: &Server,
+    headers: &HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(Application, Summary), ApiError> {
+    let application = authorize(server, headers, path).await?;
+    let summary = study_of(server, &application).await?;
+    Ok((application, summary))
+}
+
 async fn trials(
     State(server): State<Arc<Server>>,
     headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let application = authorize(&server, &headers, path).await?;
-    let summary = study_of(&server, &application).await?;
+    let (_, summary) = authorized_study(&server, &headers, path).await?;
     Ok(json_response(StatusCode::OK, &json!(summary.trials)))
 }
 
@@ -244,8 +254,7 @@ async fn best(
     headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let application = authorize(&server, &headers, path).await?;
-    let summary = study_of(&server, &application).await?;
+    let (application, summary) = authorized_study(&server, &headers, path).await?;
     let best = best_trial(&summary.trials, summary.maximize);
     let improvement = match (&summary.baseline, best) {
         (Some(b), Some(t)) => match (b.objective, t.objective) {
@@ -274,8 +283,7 @@ async fn report_page(
     headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let application = authorize(&server, &headers, path).await?;
-    let summary = study_of(&server, &application).await?;
+    let (_, summary) = authorized_study(&server, &headers, path).await?;
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],

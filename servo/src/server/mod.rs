@@ -82,7 +82,7 @@ impl Server {
             let (study, trials) = match session.study_id.filter(|_| needs_history) {
                 Some(id) => match self.store.study(id).await? {
                     Some(study) => {
-                        let trials = self.store.trials(study.id).await?;
+                        let trials = self.store.journal().trials(&study).await?;
                         (Some(study), trials)
                     }
                     None => (None, Vec::new()),

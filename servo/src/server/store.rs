@@ -15,8 +15,8 @@ use sqlx::Row;
 use crate::config::optimizer::EmbeddedOptimizer;
 use crate::optimizer::{ParamValue, Space};
 use crate::study::journal::{
-    self, DbResult, Journal, JournalError, Study, Trial, create_study, current_study, finish_trial,
-    insert_trial, now, study_trials, text,
+    self, DbResult, Journal, JournalError, Study, Trial, create_study, finish_trial, insert_trial,
+    now, text,
 };
 
 use super::session::Session;
@@ -241,16 +241,6 @@ impl Store {
         }
     }
 
-    pub async fn trials(&self, study: i64) -> Result<Vec<Trial>, JournalError> {
-        let mut conn = self
-            .journal
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| self.db(e))?;
-        study_trials(&mut conn, study).await.map_err(|e| self.db(e))
-    }
-
     /// The application's current study and its trials, for the read API.
     pub async fn current(
         &self,
@@ -376,17 +366,6 @@ impl Store {
             .await
             .map_err(|e| self.db(e))?;
         Ok(())
-    }
-
-    /// The newest non-retired study of an application, read inside no transaction.
-    pub async fn current_study(&self, name: &str) -> Result<Option<Study>, JournalError> {
-        let mut conn = self
-            .journal
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| self.db(e))?;
-        current_study(&mut conn, name).await.map_err(|e| self.db(e))
     }
 
     pub async fn close(self) {

@@ -103,6 +103,24 @@ impl Fixture {
         .await
     }
 
+    /// Makes the server forget the servo's description (and any outstanding command), as if the
+    /// servo had been rebuilt: the next WHATS_NEXT asks for a DESCRIBE.
+    async fn forget_description(&self) {
+        let (revision, mut session) = self
+            .server
+            .store
+            .session(self.app.id)
+            .await
+            .expect("session");
+        session.description = None;
+        session.pending = None;
+        self.server
+            .store
+            .commit(&self.app, revision, session, Vec::new())
+            .await
+            .expect("commit");
+    }
+
     async fn trials(&self) -> Vec<crate::study::journal::Trial> {
         self.server
             .store
@@ -276,13 +294,7 @@ async fn new_ranges_start_a_new_study_and_the_same_ranges_keep_it() {
         answer["status"], "unexpected-event",
         "nothing asked for a description"
     );
-    let (revision, mut session) = f.server.store.session(f.app.id).await.expect("session");
-    session.description = None;
-    f.server
-        .store
-        .commit(&f.app, revision, session, Vec::new())
-        .await
-        .expect("commit");
+    f.forget_description().await;
     f.describe(4.0).await;
     let same = f
         .server
@@ -295,14 +307,7 @@ async fn new_ranges_start_a_new_study_and_the_same_ranges_keep_it() {
     assert_eq!(same.id, first.id);
     assert_eq!(f.trials().await.len(), 1);
     // Wider CPU range: the old trials would mislead the optimizer; a new study begins.
-    let (revision, mut session) = f.server.store.session(f.app.id).await.expect("session");
-    session.description = None;
-    session.pending = None;
-    f.server
-        .store
-        .commit(&f.app, revision, session, Vec::new())
-        .await
-        .expect("commit");
+    f.forget_description().await;
     f.describe(8.0).await;
     let new = f
         .server
