@@ -550,3 +550,157 @@ fn generate_manifests_writes_a_file_and_refuses_to_overwrite_it() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     assert!(write(true).status.success());
 }
+
+/// `deploy/optimizer/optimizer.yaml`: every document a real API type, the pieces wired to each
+/// other, and the container's arguments accepted by the binary (it is started with them, its store
+/// and address moved into the test's sandbox, and must answer its readiness probe).
+#[test]
+fn the_optimizer_server_manifest_is_valid_consistent_and_starts() {
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    let text = std::fs::read_to_string(common::root().join("deploy/optimizer/optimizer.yaml"))
+        .expect("deploy/optimizer/optimizer.yaml");
+    let documents: Vec<&str> = text.split("\n---\n").collect();
+    assert_eq!(
+        documents.len(),
+        4,
+        "ServiceAccount, PVC, Deployment, Service"
+    );
+    let account: ServiceAccount = typed("serviceaccount", documents[0]);
+    let claim: PersistentVolumeClaim = typed("persistentvolumeclaim", documents[1]);
+    let deployment: Deployment = typed("deployment", documents[2]);
+    let service: Service = typed("service", documents[3]);
+
+    let spec = deployment.spec.as_ref().expect("spec");
+    let strategy = spec.strategy.as_ref().and_then(|s| s.type_.as_deref());
+    assert_eq!(
+        strategy,
+        Some("Recreate"),
+        "SQLite has one writer: never two pods at once"
+    );
+    let pod = spec.template.spec.as_ref().expect("pod spec");
+    assert_eq!(pod.service_account_name, account.metadata.name);
+    assert_eq!(
+        pod.automount_service_account_token,
+        Some(false),
+        "it needs no API access"
+    );
+    assert_eq!(
+        pod.security_context
+            .as_ref()
+            .and_then(|s| s.run_as_non_root),
+        Some(true)
+    );
+    let container = &pod.containers[0];
+    let args = container.args.clone().unwrap_or_default();
+    assert_eq!(args[..2], ["optimizer", "serve"]);
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {flag} in {args:?}"))
+    };
+    let listen = value("--listen");
+    let port: i32 = listen
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let ports = container.ports.clone().unwrap_or_default();
+    assert_eq!(ports[0].container_port, port);
+    for probe in [&container.readiness_probe, &container.liveness_probe] {
+        let get = probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .expect("an HTTP probe");
+        assert_eq!(get.path.as_deref(), Some("/healthz"));
+        assert_eq!(get.port, IntOrString::Int(port));
+    }
+    let service_port = &service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.clone())
+        .expect("ports")[0];
+    assert_eq!(
+        service_port.target_port,
+        Some(IntOrString::String(
+            ports[0].name.clone().expect("a named port")
+        ))
+    );
+    assert_eq!(
+        service.spec.as_ref().and_then(|s| s.selector.clone()),
+        spec.selector.match_labels
+    );
+    // The store lives on the claim.
+    let store = value("--store");
+    let mount = container
+        .volume_mounts
+        .as_ref()
+        .and_then(|m| m.iter().find(|m| store.starts_with(&m.mount_path)))
+        .expect("the store is on a mounted volume");
+    let volume = pod
+        .volumes
+        .as_ref()
+        .and_then(|v| v.iter().find(|v| v.name == mount.name))
+        .expect("the mounted volume");
+    assert_eq!(
+        volume
+            .persistent_volume_claim
+            .as_ref()
+            .map(|c| c.claim_name.clone()),
+        claim.metadata.name
+    );
+
+    // The same arguments start the real server.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let sandboxed: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if *a == listen {
+                format!("127.0.0.1:{free}")
+            } else if *a == store {
+                dir.path().join("optimizer.db").display().to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
+        .args(&sandboxed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the server starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let healthy = loop {
+        let answer = std::net::TcpStream::connect(("127.0.0.1", free))
+            .ok()
+            .and_then(|mut s| {
+                use std::io::{Read, Write};
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .ok()?;
+                let mut text = String::new();
+                s.read_to_string(&mut text).ok()?;
+                Some(text)
+            });
+        if let Some(answer) = answer {
+            break answer.starts_with("HTTP/1.1 200");
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        healthy,
+        "the server started with {sandboxed:?} never answered /healthz"
+    );
+}
