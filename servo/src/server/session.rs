@@ -156,12 +156,14 @@ fn unexpected(reason: String) -> Value {
     json!({ "status": statuses::UNEXPECTED_EVENT, "reason": reason })
 }
 
-fn issue(
-    session: &mut Session,
+/// Makes `cmd` the outstanding command and commits it, with `writes`.
+fn send(
+    mut session: Session,
     cmd: CommandName,
     trial: Option<i64>,
     param: Value,
-) -> (Value, Pending) {
+    writes: Vec<Write>,
+) -> Result<Decision, Invalid> {
     session.sequence += 1;
     let pending = Pending {
         cmd,
@@ -170,7 +172,9 @@ fn issue(
         param,
         issued_at: now(),
     };
-    (pending.to_json(), pending)
+    let answer = pending.to_json();
+    session.pending = Some(pending);
+    commit(answer, session, writes)
 }
 
 fn sleep(options: &Options, reason: &str) -> Value {
@@ -238,14 +242,8 @@ fn whats_next(
         return commit(sleep(options, &reason), session, Vec::new());
     }
     let Some(descriptor) = session.description.clone() else {
-        let (answer, pending) = issue(
-            &mut session,
-            CommandName::Describe,
-            None,
-            json!({ "control": {} }),
-        );
-        session.pending = Some(pending);
-        return commit(answer, session, Vec::new());
+        let param = json!({ "control": {} });
+        return send(session, CommandName::Describe, None, param, Vec::new());
     };
     let settings = &app.settings;
     let (description, plan, goal) = match understand(app, &descriptor) {
@@ -261,18 +259,16 @@ fn whats_next(
         .iter()
         .map(|m| m.name.as_str())
         .collect();
-    let measure =
-        |control: &Control| json!({ "metrics": metrics, "control": control_json(control) });
+    let measure = json!({ "metrics": metrics, "control": control_json(&control) });
 
     if let Some(number) = session.adjusted {
-        let (answer, pending) = issue(
-            &mut session,
+        return send(
+            session,
             CommandName::Measure,
             Some(number),
-            measure(&control),
+            measure,
+            Vec::new(),
         );
-        session.pending = Some(pending);
-        return commit(answer, session, Vec::new());
     }
     let finished = trials
         .iter()
@@ -295,20 +291,16 @@ fn whats_next(
     }
     if no_settings {
         // Nothing to tune: measure the baseline once, so the servo's metrics are on record.
-        let (answer, pending) = issue(
-            &mut session,
+        let begin = Write::BeginTrial {
+            number: next_number,
+            config: BTreeMap::new(),
+        };
+        return send(
+            session,
             CommandName::Measure,
             Some(next_number),
-            measure(&control),
-        );
-        session.pending = Some(pending);
-        return commit(
-            answer,
-            session,
-            vec![Write::BeginTrial {
-                number: next_number,
-                config: BTreeMap::new(),
-            }],
+            measure,
+            vec![begin],
         );
     }
     let config = match suggestion {
@@ -329,34 +321,18 @@ fn whats_next(
     };
     // The very first trial measures the application as it is; any later one adjusts first, the
     // baseline included (a failed trial may have left the application elsewhere).
-    let (answer, pending) = if trials.is_empty() && config == plan.baseline {
-        issue(
-            &mut session,
-            CommandName::Measure,
-            Some(next_number),
-            measure(&control),
-        )
+    let (cmd, param) = if trials.is_empty() && config == plan.baseline {
+        (CommandName::Measure, measure)
     } else {
         let adjustments = plan.adjustments(&config);
-        issue(
-            &mut session,
-            CommandName::Adjust,
-            Some(next_number),
-            json!({ "state": state_json(&adjustments), "control": control_json(&control) }),
-        )
+        let param = json!({ "state": state_json(&adjustments), "control": control_json(&control) });
+        (CommandName::Adjust, param)
     };
-    if pending.cmd == CommandName::Measure {
-        session.adjusted = None;
-    }
-    session.pending = Some(pending);
-    commit(
-        answer,
-        session,
-        vec![Write::BeginTrial {
-            number: next_number,
-            config,
-        }],
-    )
+    let begin = Write::BeginTrial {
+        number: next_number,
+        config,
+    };
+    send(session, cmd, Some(next_number), param, vec![begin])
 }
 
 /// The description, the search space and the goal, or why the study cannot run on them.
@@ -398,10 +374,10 @@ fn finish(
         }
         None => "study complete: no trial met every constraint".into(),
     };
-    if session.finished || no_settings {
-        if session.finished {
-            return Ok(Decision::Answer(sleep(options, &summary)));
-        }
+    if session.finished {
+        return Ok(Decision::Answer(sleep(options, &summary)));
+    }
+    if no_settings {
         session.finished = true;
         return commit(sleep(options, &summary), session, Vec::new());
     }
@@ -415,14 +391,8 @@ fn finish(
     match target {
         Some(target) if last.is_none_or(|l| l.config != target.config) => {
             let adjustments = plan.adjustments(&target.config);
-            let (answer, pending) = issue(
-                &mut session,
-                CommandName::Adjust,
-                None,
-                json!({ "state": state_json(&adjustments), "control": {} }),
-            );
-            session.pending = Some(pending);
-            commit(answer, session, Vec::new())
+            let param = json!({ "state": state_json(&adjustments), "control": {} });
+            send(session, CommandName::Adjust, None, param, Vec::new())
         }
         _ => {
             session.finished = true;
