@@ -27,23 +27,39 @@ fn number(v: f64) -> String {
     }
 }
 
-/// A linear axis mapping `[low, high]` to pixels, padded so points never sit on the frame.
+/// An axis mapping `[low, high]` to pixels, padded so points never sit on the frame. Linear, or
+/// logarithmic when asked and every value is positive: one 900 ms outlier among 10 ms readings
+/// would otherwise flatten every other point onto the frame.
 struct Axis {
     /// The data's range, for the tick labels.
     min: f64,
     max: f64,
-    /// The drawn range: the data's, padded.
+    /// The drawn range: the data's, padded (in log space for a log axis).
     low: f64,
     high: f64,
     from: f64,
     to: f64,
+    log: bool,
 }
+
+/// How many times the largest value must exceed the smallest before a y axis turns logarithmic.
+const LOG_RATIO: f64 = 30.0;
 
 impl Axis {
     fn new(values: impl Iterator<Item = f64>, from: f64, to: f64) -> Axis {
-        let (mut low, mut high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-            (l.min(v), h.max(v))
-        });
+        Self::build(values.collect(), from, to, false)
+    }
+
+    /// A y axis: logarithmic when every value is positive and they span more than [`LOG_RATIO`].
+    fn vertical(values: impl Iterator<Item = f64>, from: f64, to: f64) -> Axis {
+        let values: Vec<f64> = values.collect();
+        let (min, max) = bounds(&values);
+        let log = min > 0.0 && max.is_finite() && max / min > LOG_RATIO;
+        Self::build(values, from, to, log)
+    }
+
+    fn build(values: Vec<f64>, from: f64, to: f64, log: bool) -> Axis {
+        let (mut low, mut high) = bounds(&values);
         if !low.is_finite() || !high.is_finite() {
             (low, high) = (0.0, 1.0);
         }
@@ -52,6 +68,9 @@ impl Axis {
             high += 0.5;
         }
         let (min, max) = (low, high);
+        if log {
+            (low, high) = (low.ln(), high.ln());
+        }
         let pad = (high - low) * 0.05;
         Axis {
             min,
@@ -60,12 +79,27 @@ impl Axis {
             high: high + pad,
             from,
             to,
+            log,
         }
     }
 
     fn at(&self, v: f64) -> f64 {
+        let v = if self.log {
+            v.max(f64::MIN_POSITIVE).ln()
+        } else {
+            v
+        };
         self.from + (v - self.low) / (self.high - self.low) * (self.to - self.from)
     }
+}
+
+fn bounds(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(*v), h.max(*v))
+        })
 }
 
 struct Point {
@@ -86,15 +120,16 @@ fn plot(
 ) -> String {
     let mut svg = String::new();
     let x = Axis::new(points.iter().map(|p| p.x), MARGIN, WIDTH - 12.0);
-    let y = Axis::new(
+    let y = Axis::vertical(
         points.iter().map(|p| p.y).chain(limit),
         HEIGHT - MARGIN,
         16.0,
     );
     let _ = write!(
         svg,
-        r#"<figure><figcaption>{}</figcaption><svg viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{}">"#,
+        r#"<figure><figcaption>{}{}</figcaption><svg viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{}">"#,
         escape(title),
+        if y.log { " (log scale)" } else { "" },
         escape(title)
     );
     let _ = write!(
@@ -405,4 +440,43 @@ fn comparison_table(summary: &Summary) -> String {
     }
     out.push_str("</table>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(ys: &[f64]) -> Vec<Point> {
+        ys.iter()
+            .enumerate()
+            .map(|(i, y)| Point {
+                x: i as f64,
+                y: *y,
+                feasible: true,
+                label: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_outlier_turns_the_y_axis_logarithmic_so_the_rest_stays_readable() {
+        let ys = [8.0, 10.0, 12.0, 944.0];
+        let log = Axis::vertical(ys.iter().copied(), 200.0, 0.0);
+        assert!(log.log);
+        let linear = Axis::new(ys.iter().copied(), 200.0, 0.0);
+        // 8 ms and 12 ms: 2 px apart on a linear axis, tens of pixels on the log one.
+        assert!((linear.at(8.0) - linear.at(12.0)).abs() < 3.0);
+        assert!((log.at(8.0) - log.at(12.0)).abs() > 15.0);
+        assert!(plot("p99", "trial", "ms", &points(&ys), None, Some(30.0)).contains("(log scale)"));
+    }
+
+    #[test]
+    fn close_or_non_positive_values_keep_a_linear_axis() {
+        assert!(!Axis::vertical([8.0, 10.0, 120.0].into_iter(), 200.0, 0.0).log);
+        assert!(!Axis::vertical([-1.0, 10.0, 900.0].into_iter(), 200.0, 0.0).log);
+        assert!(!Axis::vertical([0.0, 10.0, 900.0].into_iter(), 200.0, 0.0).log);
+        assert!(
+            !plot("p99", "trial", "ms", &points(&[8.0, 10.0]), None, None).contains("log scale")
+        );
+    }
 }
