@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests run for real: prometheus (the prometheus connector's server).
-packages=(prometheus)
+# Debian packages the tests run for real: prometheus (the prometheus connector's server), postgresql
+# (the optimizer server's shared store: tests/postgres.rs starts throwaway clusters), python3 and
+# python3-venv (a throwaway venv holding the real ServoX, for tests/servox_interop.rs).
+packages=(prometheus postgresql python3 python3-venv)
 need_apt=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
@@ -14,6 +16,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
+  if [[ " ${need_apt[*]} " == *" postgresql "* ]]; then
+    # As the official postgres image does: no system-wide "main" cluster started on port 5432.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql-common
+    $SUDO sed -ri 's/^#?[[:space:]]*create_main_cluster[[:space:]]*=.*/create_main_cluster = false/' \
+      /etc/postgresql-common/createcluster.conf
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 

@@ -132,13 +132,21 @@ impl Store {
                         .await
                         .map_err(|e| self.db(e))?;
                 }
+                // The session before the studies, in the order a commit locks them, so the two
+                // cannot deadlock on PostgreSQL. The conversation starts over, but the revision
+                // keeps counting: were the row deleted, revisions would restart at 1, and a server
+                // that read revision N before the replacement could win its compare-and-set
+                // against the new conversation's revision N, writing its stale session over it.
+                sqlx::query(
+                    "UPDATE sessions SET revision = revision + 1, state = '{}', updated_at = $1 WHERE application_id = $2",
+                )
+                .bind(now())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db(e))?;
                 sqlx::query("UPDATE studies SET retired = 1 WHERE name = $1")
                     .bind(name)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.db(e))?;
-                sqlx::query("DELETE FROM sessions WHERE application_id = $1")
-                    .bind(id)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| self.db(e))?;

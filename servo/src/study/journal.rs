@@ -270,7 +270,9 @@ impl Journal {
             })?;
             let options = AnyPoolOptions::new()
                 .max_connections(8)
-                .acquire_timeout(std::time::Duration::from_secs(10));
+                // Short: while the database is down, requests (and /healthz) should fail fast
+                // with a retryable 503 rather than queue.
+                .acquire_timeout(std::time::Duration::from_secs(3));
             Self::connect_with(options, &url, Dialect::Postgres, shown).await
         } else {
             let path = store.strip_prefix("sqlite://").unwrap_or(store);
@@ -568,6 +570,7 @@ pub(crate) async fn finish_trial(
 ) -> DbResult<()> {
     let readings = serde_json::to_string(&trial.readings).map_err(text)?;
     let constraints = serde_json::to_string(&trial.constraints).map_err(text)?;
+    let error = trial.error.as_deref().map(storable);
     sqlx::query(
         "UPDATE trials SET state = $1, readings = $2, objective = $3, constraints = $4, feasible = $5, error = $6, finished_at = $7 WHERE study_id = $8 AND number = $9",
     )
@@ -576,7 +579,7 @@ pub(crate) async fn finish_trial(
     .bind(trial.objective)
     .bind(&constraints)
     .bind(trial.feasible.map(i64::from))
-    .bind(&trial.error)
+    .bind(error)
     .bind(trial.finished_at.unwrap_or_else(now))
     .bind(study_id)
     .bind(trial.number)
@@ -584,6 +587,15 @@ pub(crate) async fn finish_trial(
     .await
     .map_err(text)?;
     Ok(())
+}
+
+/// Free text as both databases can store it. A PostgreSQL `TEXT` cannot hold U+0000 (SQLite's
+/// can), and the error of a trial is often a servo's own message: one NUL in it would fail every
+/// attempt to record the trial, and the study would stall on the retries. It becomes U+FFFD, the
+/// replacement character, in either database, so both journals read the same. (The JSON columns
+/// need nothing: serde_json writes U+0000 as the escape `\u0000`.)
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbResult<Vec<Trial>> {
