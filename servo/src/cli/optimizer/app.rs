@@ -33,7 +33,7 @@ enum Command {
 /// from `--settings FILE`: a YAML file with the keys of a servo's embedded `optimizer:` section
 /// (`trials`, `objective`, `constraints`, `algorithm`, `seed`, `on_finish`, `control`); flags win.
 ///
-/// Example: servo optimizer app create acme/web --minimize 'web.cpu * 0.03 + web.mem * 0.004'
+/// Example: servo optimizer app create example.com/web --minimize 'web.cpu * 0.03 + web.mem * 0.004'
 ///          --constraint 'latency_p99 < 200ms' --trials 40 --duration 2m
 #[derive(Debug, clap::Args)]
 struct Create {
@@ -115,7 +115,7 @@ fn check_name(name: &str) -> Result<(), CliError> {
     } else {
         Err(CliError::usage_with_hint(
             format!("`{name}` is not an application name"),
-            "write ORG/APP, as in a servo's `optimizer.id` (e.g. acme/web)",
+            "write ORG/APP, as in a servo's `optimizer.id` (e.g. example.com/web)",
         ))
     }
 }
