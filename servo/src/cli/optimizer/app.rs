@@ -33,9 +33,12 @@ enum Command {
 /// from `--settings FILE`: a YAML file with the keys of a servo's embedded `optimizer:` section
 /// (`trials`, `objective`, `constraints`, `algorithm`, `seed`, `on_finish`, `control`); flags win.
 ///
-/// Example: servo optimizer app create example.com/web --minimize 'web.cpu * 0.03 + web.mem * 0.004'
-///          --constraint 'latency_p99 < 200ms' --trials 40 --duration 2m
+/// Example:
+///
+///   servo optimizer app create example.com/web --minimize 'web.cpu * 0.03 + web.mem * 0.004' \
+///       --constraint 'latency_p99 < 200ms' --trials 40 --duration 2m
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 struct Create {
     /// `ORG/APP`, the servo's `optimizer.id`.
     #[arg(value_name = "ORG/APP")]

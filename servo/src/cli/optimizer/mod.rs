@@ -9,10 +9,16 @@ use crate::connector::Registry;
 
 /// Serve the optimizer to many servos over the Opsani/ServoX protocol, and manage its applications.
 ///
-/// Start: servo optimizer app create example.com/web --minimize cost --constraint 'latency_p99 < 200ms'
-///        servo optimizer serve --listen 0.0.0.0:8080
-/// Then point each servo at it: `optimizer: {id: example.com/web, token: ..., base_url: http://HOST:8080}`.
+/// Start with:
+///
+///   servo optimizer app create example.com/web --minimize cost --constraint 'latency_p99 < 200ms'
+///   servo optimizer serve --listen 0.0.0.0:8080
+///
+/// then point each servo at it:
+///
+///   optimizer: {id: example.com/web, token: <the token>, base_url: http://HOST:8080}
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(subcommand)]
     command: Command,
