@@ -1205,10 +1205,7 @@ impl Process {
                 (format!("cannot start `{program}`: {e}"), hint)
             }
             Trouble::Busy(target) => (busy_message(&target, when), busy_hint(&target)),
-            Trouble::Exited(status) => (
-                format!("`{program}` exited {when} ({status})"),
-                format!("run it by hand to see why: {command_line}"),
-            ),
+            Trouble::Exited(status) => exited(&program.to_string(), when, status, &command_line),
             Trouble::NotReady { waited, last } => (
                 format!("`{program}` was not ready within {waited}; the last probe: {last}"),
                 "check that it listens where `ready` points, or raise `ready.timeout`".to_string(),
@@ -1265,6 +1262,29 @@ impl Process {
                 .flatten();
         }
         Ok(window)
+    }
+}
+
+/// What to say about a process that ended on its own while it should have been running. A signal
+/// is named as such: SIGKILL in particular never comes from the program itself, and most often
+/// from the kernel's out-of-memory killer, which "run it by hand" would not reveal.
+fn exited(program: &str, when: &str, status: ExitStatus, command_line: &str) -> (String, String) {
+    use std::os::unix::process::ExitStatusExt as _;
+    match status.signal() {
+        Some(9) => (
+            format!("`{program}` was killed {when} ({status})"),
+            format!(
+                "SIGKILL comes from outside the process: the kernel's out-of-memory killer (see `dmesg`), a supervisor or a person; to see whether it happens again, run it by hand: {command_line}"
+            ),
+        ),
+        Some(_) => (
+            format!("`{program}` died {when} ({status})"),
+            format!("run it by hand to see why: {command_line}"),
+        ),
+        None => (
+            format!("`{program}` exited {when} ({status})"),
+            format!("run it by hand to see why: {command_line}"),
+        ),
     }
 }
 

@@ -173,6 +173,17 @@ pub(super) fn into_cli(e: StudyError) -> CliError {
     match e {
         StudyError::Config { message, hint } => CliError::Usage { message, hint },
         StudyError::Bus(b) => CliError::Bus(b),
-        StudyError::Journal(j) => CliError::Failure(j.to_string()),
+        e @ (StudyError::Journal(_) | StudyError::Stopped { .. }) => {
+            let hint = e.hint();
+            CliError::Failure(with_hint(e.to_string(), hint))
+        }
+    }
+}
+
+/// A failure's message with its hint in the form the other failures print (`  = help: ...`).
+fn with_hint(message: String, hint: Option<String>) -> String {
+    match hint {
+        Some(hint) => format!("{message}\n  = help: {hint}"),
+        None => message,
     }
 }

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyConnection, AnyPool, ConnectOptions, Row};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Row};
 
 use crate::optimizer::{ParamValue, Space};
 
@@ -109,6 +109,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     },
 ];
 
+/// Every SQLite connection's settings: WAL with full sync, so a committed trial survives a crash.
+const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
 struct Migration {
     version: i64,
     sqlite: &'static str,
@@ -134,6 +137,57 @@ pub enum JournalError {
     SpaceChanged { name: String, change: String },
     #[error("journal {path} holds no study named `{name}`")]
     NoStudy { path: PathBuf, name: String },
+}
+
+impl JournalError {
+    /// What to do, when the journal could not be written: what SQLite says ("disk I/O error",
+    /// "database or disk is full") does not tell a full disk from a file-size limit or a failing
+    /// device, so the hint says which limit this process has, and that the trials journaled so far
+    /// are kept and resume.
+    pub fn hint(&self) -> Option<String> {
+        let (JournalError::Open { path, message } | JournalError::Database { path, message }) =
+            self
+        else {
+            return None;
+        };
+        if !WRITE_FAILURES.iter().any(|f| message.contains(f)) {
+            return None;
+        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let cause = match file_size_limit() {
+            Some(limit) => format!(
+                "this process may not write files larger than {limit} bytes (`ulimit -f`), and the journal and its write-ahead log ({}-wal) grow with every trial: raise the limit",
+                path.display()
+            ),
+            None => format!(
+                "the disk holding {} is probably full (`df -h {}`) or failing: free some space",
+                path.display(),
+                dir.display()
+            ),
+        };
+        Some(format!(
+            "{cause}, then run the same command again; the trials journaled so far are kept and the study resumes after them"
+        ))
+    }
+}
+
+/// What SQLite says when a write fails below it (`sqlite3_errstr` of SQLITE_IOERR and SQLITE_FULL).
+const WRITE_FAILURES: [&str; 2] = ["disk I/O error", "database or disk is full"];
+
+/// This process' limit on the size of files it writes (`RLIMIT_FSIZE`), when there is one: read
+/// from `/proc/self/limits` (Linux), so no system call wrapper is needed.
+fn file_size_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max file size"))?;
+    // "Max file size   <soft>   <hard>   bytes": the soft limit is the one that applies.
+    line.trim_start_matches("Max file size")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The lifecycle of a trial.
@@ -242,19 +296,36 @@ impl Journal {
             .filename(&absolute)
             .create_if_missing(true)
             .to_url_lossy();
+        // The pool retries a connection whose setup fails until its acquire timeout (30 s), then
+        // reports only "pool timed out": one direct attempt first fails at once with the cause (a
+        // journal that cannot be written, a file that is not a database). It reads too: in WAL
+        // mode a read needs the shared-memory index, which a full disk can refuse.
+        sqlx::any::install_default_drivers();
+        let probe = async {
+            let connect = AnyConnectOptions::from_url(&url)?.disable_statement_logging();
+            let mut conn = AnyConnection::connect_with(&connect).await?;
+            let setup = async {
+                sqlx::raw_sql(SQLITE_SETUP).execute(&mut conn).await?;
+                sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+                    .execute(&mut conn)
+                    .await?;
+                Ok::<(), sqlx::Error>(())
+            }
+            .await;
+            let _ = conn.close().await;
+            setup
+        };
+        probe.await.map_err(|e| open_error(e.to_string()))?;
         // One connection: SQLite has one writer, and a single connection never sees SQLITE_BUSY
         // from its own transactions upgrading their locks.
+        // Kept for the whole run (no idle timeout, no lifetime): trials can be longer than the
+        // pool's defaults, and a reconnection failing mid-study would again hide its cause.
         let options = AnyPoolOptions::new()
             .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::raw_sql(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                    )
-                    .execute(conn)
-                    .await
-                    .map(|_| ())
-                })
+                Box::pin(async move { sqlx::raw_sql(SQLITE_SETUP).execute(conn).await.map(drop) })
             });
         Self::connect_with(options, &url, Dialect::Sqlite, path.to_path_buf()).await
     }
@@ -437,20 +508,32 @@ impl Journal {
         study: &Study,
         config: &BTreeMap<String, ParamValue>,
     ) -> Result<i64, JournalError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.db(e))?;
+        let failed = |e: String| self.db(format!("cannot record a new trial: {e}"));
+        let mut tx = self.pool.begin().await.map_err(|e| failed(e.to_string()))?;
         let number = begin_trial(&mut tx, study.id, config)
             .await
-            .map_err(|e| self.db(e))?;
-        tx.commit().await.map_err(|e| self.db(e))?;
+            .map_err(failed)?;
+        tx.commit().await.map_err(|e| failed(e.to_string()))?;
         Ok(number)
     }
 
     /// Records how a trial ended.
     pub async fn finish(&self, study: &Study, trial: &Trial) -> Result<(), JournalError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        let failed = |e: String| {
+            self.db(format!(
+                "cannot record that trial {} ended {}: {e}",
+                trial.number,
+                trial.state.as_str()
+            ))
+        };
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
         finish_trial(&mut conn, study.id, trial)
             .await
-            .map_err(|e| self.db(e))
+            .map_err(failed)
     }
 
     /// Every trial of a study, in order.
@@ -697,4 +780,44 @@ fn join(names: &[&String]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database_error(message: &str) -> JournalError {
+        JournalError::Database {
+            path: PathBuf::from("/var/lib/servo/study.db"),
+            message: message.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_written_gets_a_hint_naming_the_limit_or_the_disk() {
+        let hint = database_error(
+            "cannot record that trial 4 ended complete: error returned from database: (code: 13) database or disk is full",
+        )
+        .hint()
+        .expect("a hint");
+        // Which cause depends on this process' `ulimit -f`; either way it says what to do.
+        match file_size_limit() {
+            Some(limit) => assert!(hint.contains(&format!("larger than {limit} bytes")), "{hint}"),
+            None => assert!(
+                hint.contains("the disk holding /var/lib/servo/study.db is probably full (`df -h /var/lib/servo`)"),
+                "{hint}"
+            ),
+        }
+        assert!(hint.contains("the study resumes after them"), "{hint}");
+        assert!(
+            database_error("error returned from database: (code: 1) no such table: trials")
+                .hint()
+                .is_none()
+        );
+        let space = JournalError::SpaceChanged {
+            name: "x".into(),
+            change: "y".into(),
+        };
+        assert!(space.hint().is_none());
+    }
 }

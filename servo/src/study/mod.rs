@@ -42,6 +42,56 @@ pub enum StudyError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The journal failed (`error`) after the study had begun changing the application, which was
+    /// then put back on a known configuration (`left_on`), as after an interruption.
+    #[error("{error}\nthe application was put back on {left_on}")]
+    Stopped {
+        error: JournalError,
+        left_on: String,
+    },
+}
+
+impl StudyError {
+    /// What to do about it, when there is something to say beyond the message.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StudyError::Config { hint, .. } => hint.clone(),
+            StudyError::Journal(e) => e.hint(),
+            StudyError::Bus(_) => None,
+            StudyError::Stopped { error, .. } => error.hint(),
+        }
+    }
+}
+
+/// Why `drive` stopped short.
+enum Halted {
+    /// Before any trial began: the application is as servo found it.
+    Before(StudyError),
+    /// The journal failed once trials had begun, with what was journaled until then: enough to put
+    /// the application back on a known configuration before reporting the error.
+    Journal {
+        error: JournalError,
+        summary: Box<Summary>,
+        plan: Plan,
+    },
+}
+
+impl From<StudyError> for Halted {
+    fn from(error: StudyError) -> Self {
+        Halted::Before(error)
+    }
+}
+
+impl From<JournalError> for Halted {
+    fn from(error: JournalError) -> Self {
+        StudyError::from(error).into()
+    }
+}
+
+impl From<BusError> for Halted {
+    fn from(error: BusError) -> Self {
+        StudyError::from(error).into()
+    }
 }
 
 fn config_error(message: impl Into<String>, hint: Option<String>) -> StudyError {
@@ -495,7 +545,19 @@ pub async fn run(
             s.elapsed_seconds = started.elapsed().as_secs_f64();
             Ok(s)
         }
-        Err(e) => Err(e),
+        // The journal failed mid-study (a full disk, say): the application is on the
+        // configuration of a trial that may not even be journaled. Leave it where an interruption
+        // would: on the best journaled trial, or the baseline.
+        Err(Halted::Journal {
+            error,
+            mut summary,
+            plan,
+        }) => {
+            summary.interrupted = true;
+            let left_on = finish(settings, &bus, &summary, &plan, &calm).await;
+            Err(StudyError::Stopped { error, left_on })
+        }
+        Err(Halted::Before(error)) => Err(error),
     };
     if let Err(e) = bus.shutdown(&calm).await {
         tracing::warn!(error = %e, "shutdown failed");
@@ -514,7 +576,7 @@ async fn drive(
     options: &RunOptions,
     cx: &EventContext,
     on_progress: &mut impl FnMut(Progress),
-) -> Result<(Summary, Plan), StudyError> {
+) -> Result<(Summary, Plan), Halted> {
     if !options.no_checks {
         let checks = bus.check(cx).await?;
         let failing: Vec<String> = checks
@@ -540,7 +602,7 @@ async fn drive(
             })
             .collect();
         if !failing.is_empty() {
-            return Err(StudyError::Bus(BusError::Failed {
+            return Err(Halted::from(BusError::Failed {
                 event: crate::connector::Event::Check,
                 failures: failing
                     .into_iter()
@@ -555,7 +617,8 @@ async fn drive(
         return Err(config_error(
             "nothing to optimize: no connector describes an unpinned setting",
             Some("mount a connector with settings (process, kubernetes, command, wait with components)".into()),
-        ));
+        )
+        .into());
     }
     goal.check_names(&description, &plan)?;
     let study = journal
@@ -586,6 +649,18 @@ async fn drive(
     let seed = settings.seed.unwrap_or(0);
     let control = trial_control(settings);
     let deadline = settings.max_duration.map(|d| Instant::now() + d.as_std());
+    // Once trials have begun, a journal that fails must not leave the application on whatever it
+    // was last adjusted to: `run` puts it back on a journaled configuration first.
+    let halt = |error: JournalError, trials: &[Trial], plan: &Plan| Halted::Journal {
+        error,
+        summary: Box::new(Summary::from_trials(
+            &study,
+            journal.path(),
+            trials.to_vec(),
+            goal.maximize,
+        )),
+        plan: plan.clone(),
+    };
 
     while finished(&trials) < settings.trials as usize {
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -596,7 +671,10 @@ async fn drive(
             Some(config) => config,
             None => break,
         };
-        let number = journal.begin(&study, &config).await?;
+        let number = match journal.begin(&study, &config).await {
+            Ok(number) => number,
+            Err(e) => return Err(halt(e, &trials, &plan)),
+        };
         let adjustments = plan.adjustments(&config);
         on_progress(Progress::TrialStarted {
             number,
@@ -635,7 +713,9 @@ async fn drive(
             Err(TrialError::Interrupted) => {
                 trial.state = TrialState::Interrupted;
                 trial.error = Some("interrupted by a signal".into());
-                journal.finish(&study, &trial).await?;
+                if let Err(e) = journal.finish(&study, &trial).await {
+                    return Err(halt(e, &trials, &plan));
+                }
                 trials.push(trial);
                 let mut summary =
                     Summary::from_trials(&study, journal.path(), trials, goal.maximize);
@@ -647,7 +727,9 @@ async fn drive(
                 trial.error = Some(message);
             }
         }
-        journal.finish(&study, &trial).await?;
+        if let Err(e) = journal.finish(&study, &trial).await {
+            return Err(halt(e, &trials, &plan));
+        }
         trials.push(trial.clone());
         let best = best_trial(&trials, goal.maximize).and_then(|t| t.objective);
         on_progress(Progress::TrialFinished {
@@ -776,10 +858,22 @@ async fn finish(
             .map(|t| ("best", t))
             .or_else(|| baseline.map(|t| ("baseline", t))),
     };
-    let Some((label, trial)) = target else {
-        return "unchanged (no trial to return to)".into();
+    let (label, config, done) = match target {
+        Some((label, trial)) => (
+            label,
+            &trial.config,
+            format!("the {label} configuration (trial {})", trial.number),
+        ),
+        // Stopped before any trial was journaled (the journal failed at the first one): the
+        // application may still be on an unjournaled trial's values; the described ones are known.
+        None if summary.interrupted && plan.ordered(&plan.baseline).is_some() => (
+            "starting",
+            &plan.baseline,
+            "the configuration it had when the study began".to_string(),
+        ),
+        None => return "unchanged (no trial to return to)".into(),
     };
-    let adjustments = plan.adjustments(&trial.config);
+    let adjustments = plan.adjustments(config);
     let control = Control::default();
     let applied = tokio::time::timeout(
         std::time::Duration::from_secs(300),
@@ -787,7 +881,7 @@ async fn finish(
     )
     .await;
     match applied {
-        Ok(Ok(_)) => format!("the {label} configuration (trial {})", trial.number),
+        Ok(Ok(_)) => done,
         Ok(Err(e)) => format!("unknown: applying the {label} configuration failed: {e}"),
         Err(_) => format!("unknown: applying the {label} configuration timed out"),
     }
