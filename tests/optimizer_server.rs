@@ -235,6 +235,10 @@ fn bad_requests_get_4xx_with_a_reason_and_never_a_5xx() {
         (br#"{"event": 7}"#, "`event` must be a string"),
         (br#"{"event": "DANCE"}"#, "unknown event `DANCE`"),
         (
+            br#"{"event": "HELLO", "servo_uid": {}}"#,
+            "`servo_uid` must be a string or null",
+        ),
+        (
             br#"{"event": "MEASUREMENT", "param": {"status": 5}}"#,
             "not a status",
         ),

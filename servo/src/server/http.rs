@@ -24,8 +24,12 @@ use crate::study::{Summary, best_trial, report};
 /// The OpenAPI 3 description of every route below.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Names longer than this are refused before they reach the store.
+/// Names longer than this (in characters, as the OpenAPI `maxLength` counts) are refused before
+/// they reach the store.
 const MAX_NAME: usize = 200;
+
+/// How much of a client's value an error message quotes back.
+const MAX_QUOTE: usize = 64;
 
 pub fn router(server: Arc<Server>, max_body: usize) -> Router {
     let application = "/accounts/{org}/applications/{app}";
@@ -130,7 +134,8 @@ async fn authorize(
 ) -> Result<Application, ApiError> {
     let Path((org, app)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     for (what, name) in [("organization", &org), ("application", &app)] {
-        if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control)
+        {
             return Err(ApiError::bad_request(format!(
                 "the {what} name must be 1 to {MAX_NAME} printable characters"
             )));
@@ -185,16 +190,29 @@ async fn servo_event(
         Some(Value::String(name)) => serde_json::from_value::<EventName>(Value::String(name.clone()))
             .map_err(|_| {
                 ApiError::bad_request(format!(
-                    "unknown event `{name}`; expected one of HELLO, WHATS_NEXT, DESCRIPTION, MEASUREMENT, ADJUSTMENT, GOODBYE"
+                    "unknown event `{}`; expected one of HELLO, WHATS_NEXT, DESCRIPTION, MEASUREMENT, ADJUSTMENT, GOODBYE",
+                    quote(&name)
                 ))
             })?,
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "`event` must be a string, found {other}"
+                "`event` must be a string, found {}",
+                kind(&other)
             )));
         }
         None => return Err(ApiError::bad_request("the body has no `event`")),
     };
+    // The server does not use `servo_uid`, but a servo that sends one of another type is not
+    // speaking the protocol (ServoX sends a string or null); say so rather than guess.
+    match request.get("servo_uid") {
+        None | Some(Value::Null | Value::String(_)) => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`servo_uid` must be a string or null, found {}",
+                kind(other)
+            )));
+        }
+    }
     let param = request.remove("param").filter(|p| !p.is_null());
     let answer = server
         .handle(&application, event, param)
@@ -324,9 +342,50 @@ async fn openapi() -> Response {
         .into_response()
 }
 
+/// A JSON value's type, for error messages that must not echo a large body back.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The start of a client's string, for an error message.
+fn quote(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTE) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!("no such endpoint: {method} {}", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_quote_at_most_the_start_of_a_value() {
+        assert_eq!(quote("HELO"), "HELO");
+        let long = "é".repeat(100);
+        assert_eq!(quote(&long), format!("{}...", "é".repeat(MAX_QUOTE)));
+        assert_eq!(kind(&json!({"a": 1})), "an object");
+        assert_eq!(kind(&json!([1])), "an array");
+    }
+
+    #[test]
+    fn the_openapi_document_is_json() {
+        let document: Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+        assert_eq!(document["openapi"], "3.0.3");
+        assert!(document["components"]["schemas"]["Request"]["oneOf"].is_array());
+    }
 }

@@ -112,7 +112,9 @@ pub async fn run(args: Args, globals: &Globals) -> CommandResult {
 /// Checks an application name: `ORG/APP`, each part printable and at most 200 characters.
 fn check_name(name: &str) -> Result<(), CliError> {
     let parts: Vec<&str> = name.split('/').collect();
-    let fine = |p: &str| !p.is_empty() && p.len() <= 200 && !p.chars().any(char::is_control);
+    // Characters, not bytes: the server's path check and its OpenAPI `maxLength` count the same.
+    let fine =
+        |p: &str| !p.is_empty() && p.chars().count() <= 200 && !p.chars().any(char::is_control);
     if parts.len() == 2 && parts.iter().all(|p| fine(p)) {
         Ok(())
     } else {
