@@ -9,10 +9,11 @@
 //!   gaps or repeats, none lost and none run twice.
 #![cfg(target_os = "linux")]
 
+#[path = "common/http.rs"]
+mod http;
 #[path = "common/live.rs"]
 mod live;
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,36 +32,8 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// One HTTP/1.1 exchange with `Connection: close`; returns the status and the body.
 fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("writes the head");
-    // The server may answer (413) before reading all of a large body.
-    let _ = stream.write_all(body);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    http::exchange(http::local(port), method, path, token, body)
 }
 
 fn post(port: u16, app: &str, token: Option<&str>, body: &Value) -> (u16, Value) {

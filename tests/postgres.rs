@@ -18,12 +18,14 @@
 #![cfg(target_os = "linux")]
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 #[path = "common/postgres.rs"]
 mod postgres;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -464,38 +466,14 @@ fn create_app(dir: &Path, store: &str, extra: &[&str]) {
     );
 }
 
-/// One HTTP/1.1 exchange (`Connection: close`) with the bearer token; (status, body as JSON, or
-/// as a string when it is not JSON).
+/// One HTTP/1.1 exchange with the bearer token; (status, body as JSON, or as a string when it is
+/// not JSON).
 fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let exchange = || -> std::io::Result<String> {
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(PATIENCE))?;
-        stream.set_write_timeout(Some(PATIENCE))?;
-        let body = body.map(Value::to_string).unwrap_or_default();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-             Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        Ok(response)
-    };
-    let response = exchange().unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"));
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let (status, text) = http::exchange(addr, method, path, Some(TOKEN), body.as_bytes());
     (
         status,
-        serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string())),
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
 }
 

@@ -21,10 +21,12 @@
 //! one with readings that match its configuration, replicas integral.
 #![cfg(unix)]
 
+#[path = "common/http.rs"]
+mod http;
+
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -264,32 +266,7 @@ fn servox_venv() -> PathBuf {
 
 /// One HTTP/1.1 GET with `Connection: close`; returns the status and the body.
 fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("cannot connect to the server on port {port}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("a read timeout can be set");
-    let mut head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream
-        .write_all(head.as_bytes())
-        .unwrap_or_else(|e| panic!("cannot send GET {path}: {e}"));
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in the answer to GET {path}: {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    http::exchange(http::local(port), "GET", path, token, b"")
 }
 
 /// `servo_optimizer_requests_total{route="servo",...}` as (event, status) → count.

@@ -500,7 +500,8 @@ pub fn parse_description(value: &Value) -> Result<Description, String> {
     })
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// A JSON value's type in words, for messages that must not echo a (possibly large) value back.
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::store::Application;
 use super::{ServeError, Server};
-use crate::protocol::wire::EventName;
+use crate::protocol::wire::{EventName, kind_of};
 use crate::study::{Summary, best_trial, report};
 
 /// The OpenAPI 3 description of every route below.
@@ -197,7 +197,7 @@ async fn servo_event(
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "`event` must be a string, found {}",
-                kind(&other)
+                kind_of(&other)
             )));
         }
         None => return Err(ApiError::bad_request("the body has no `event`")),
@@ -209,7 +209,7 @@ async fn servo_event(
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "`servo_uid` must be a string or null, found {}",
-                kind(other)
+                kind_of(other)
             )));
         }
     }
@@ -342,18 +342,6 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-/// A JSON value's type, for error messages that must not echo a large body back.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// The start of a client's string, for an error message.
 fn quote(text: &str) -> String {
     match text.char_indices().nth(MAX_QUOTE) {
@@ -378,8 +366,6 @@ mod tests {
         assert_eq!(quote("HELO"), "HELO");
         let long = "é".repeat(100);
         assert_eq!(quote(&long), format!("{}...", "é".repeat(MAX_QUOTE)));
-        assert_eq!(kind(&json!({"a": 1})), "an object");
-        assert_eq!(kind(&json!([1])), "an array");
     }
 
     #[test]
