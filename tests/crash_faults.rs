@@ -34,7 +34,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use live::{Servo, alive, assert_gone};
+use live::{Servo, assert_gone, children_running};
 use serde_json::Value;
 
 /// How long a whole `servo run` may take before the test calls it a hang. Three trials of 3 s, each
@@ -63,27 +63,6 @@ fn states(trials: &[Value]) -> Vec<&str> {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local address").port()
-}
-
-/// The live children of `parent` whose command line contains `word`, read from `/proc`.
-fn children_running(parent: u32, word: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // After the command name: state, ppid.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            ppid == Some(parent) && alive(*pid) && String::from_utf8_lossy(&cmdline).contains(word)
-        })
-        .collect()
 }
 
 /// How many `/work` requests the demo app on `port` has answered 200 (its Prometheus counter), or

@@ -167,6 +167,19 @@ pub fn alive(pid: u32) -> bool {
 
 /// The live processes of process group `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
+    live_processes(|fields, _| fields.get(2).and_then(|g| g.parse().ok()) == Some(pgid))
+}
+
+/// The live children of `parent` whose command line contains `word`.
+pub fn children_running(parent: u32, word: &str) -> Vec<u32> {
+    live_processes(|fields, cmdline| {
+        fields.get(1).and_then(|p| p.parse().ok()) == Some(parent) && cmdline.contains(word)
+    })
+}
+
+/// The live processes for which `keep(fields, command line)` holds, where `fields` are those of
+/// `/proc/PID/stat` after the command name (state, ppid, pgrp, ...).
+fn live_processes(keep: impl Fn(&[&str], &str) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -176,11 +189,13 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
                 return false;
             };
-            // After the command name: state, ppid, pgrp.
-            let group = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<u32>().ok());
-            group == Some(pgid) && !matches!(state(&stat), Some('Z' | 'X') | None)
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            !matches!(fields.first(), Some(&"Z" | &"X") | None)
+                && keep(&fields, &String::from_utf8_lossy(&cmdline))
         })
         .collect()
 }

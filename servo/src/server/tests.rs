@@ -121,6 +121,12 @@ impl Fixture {
             .expect("commit");
     }
 
+    /// The id of the application's current study.
+    async fn study_id(&self) -> i64 {
+        let current = self.server.store.current(&self.app).await.expect("store");
+        current.expect("a study").0.id
+    }
+
     async fn trials(&self) -> Vec<crate::study::journal::Trial> {
         self.server
             .store
@@ -275,14 +281,7 @@ async fn new_ranges_start_a_new_study_and_the_same_ranges_keep_it() {
     f.describe(4.0).await;
     let baseline = f.next().await;
     f.measure(&baseline, 10.0).await;
-    let first = f
-        .server
-        .store
-        .current(&f.app)
-        .await
-        .expect("store")
-        .expect("study")
-        .0;
+    let first = f.study_id().await;
     // The servo restarts and describes the same settings: same study, trials kept.
     let answer = f
         .send(
@@ -296,28 +295,14 @@ async fn new_ranges_start_a_new_study_and_the_same_ranges_keep_it() {
     );
     f.forget_description().await;
     f.describe(4.0).await;
-    let same = f
-        .server
-        .store
-        .current(&f.app)
-        .await
-        .expect("store")
-        .expect("study")
-        .0;
-    assert_eq!(same.id, first.id);
+    let same = f.study_id().await;
+    assert_eq!(same, first);
     assert_eq!(f.trials().await.len(), 1);
     // Wider CPU range: the old trials would mislead the optimizer; a new study begins.
     f.forget_description().await;
     f.describe(8.0).await;
-    let new = f
-        .server
-        .store
-        .current(&f.app)
-        .await
-        .expect("store")
-        .expect("study")
-        .0;
-    assert_ne!(new.id, first.id);
+    let new = f.study_id().await;
+    assert_ne!(new, first);
     assert!(f.trials().await.is_empty());
 }
 
