@@ -461,8 +461,10 @@ fn interrupt_a_sleep(signal: Signal) {
     ]);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = fake_optimizer::config(dir.path(), &fake.base_url(), "{}");
-    let mut servo = Servo::start(&config, &["run", "-o", "json"]);
-    fake.wait_for("WHATS_NEXT", 1);
+    let mut servo = Servo::start(&config, &["run", "-o", "json", "--log-level", "info"]);
+    // The fake seeing WHATS_NEXT is not enough: its answer may still be on the way, and a signal
+    // then interrupts the request, not the sleep.
+    servo.wait_for_log("the optimizer asked to sleep");
     signal.send(&servo);
     let ended = servo.finish(STOP_BOUND);
     eprintln!(

@@ -5,9 +5,10 @@
 //! `/proc`: those helpers mean something on Linux only.
 #![allow(dead_code)]
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ pub struct Servo {
     /// on a test that only reads after it exited.
     stdout: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
+    /// Each stderr line as it is written, for [`Servo::wait_for_log`].
+    stderr_lines: Receiver<String>,
 }
 
 /// How a servo ended.
@@ -54,11 +57,13 @@ impl Servo {
             .spawn()
             .expect("servo starts");
         let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
+        let (lines, stderr_lines) = channel();
+        let stderr = drain_lines(child.stderr.take(), lines);
         Servo {
             child,
             stdout,
             stderr,
+            stderr_lines,
         }
     }
 
@@ -69,6 +74,23 @@ impl Servo {
     /// Whether servo is still running.
     pub fn running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Waits (at most 20 s) until servo logs a line containing `needle` on stderr: the way to know
+    /// it reached a point no outside observer can see, such as the start of a SLEEP.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("servo never logged {needle:?}"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("servo closed stderr without logging {needle:?}")
+                }
+            }
+        }
     }
 
     /// Waits until servo handles `signal` (its number), read from `/proc/PID/status`: a signal sent
@@ -135,6 +157,24 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> Option<JoinHandle<String>
         std::thread::spawn(move || {
             let mut text = String::new();
             let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    })
+}
+
+/// Like [`drain`], also sending each line as it arrives.
+fn drain_lines<R: Read + Send + 'static>(
+    pipe: Option<R>,
+    lines: Sender<String>,
+) -> Option<JoinHandle<String>> {
+    pipe.map(|pipe| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = lines.send(line.clone());
+                text.push_str(&line);
+                text.push('\n');
+            }
             text
         })
     })
