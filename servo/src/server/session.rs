@@ -455,10 +455,15 @@ fn result(
         }
         format!("the servo reported {}: {text}", status.status)
     };
-    let interrupted = matches!(
+    // A servo stopped by a signal reports `aborted`/`cancelled`: the configuration was not at fault.
+    let ended_state = if matches!(
         status.status.as_str(),
         statuses::CANCELLED | statuses::ABORTED
-    );
+    ) {
+        TrialState::Interrupted
+    } else {
+        TrialState::Failed
+    };
     let trial = pending
         .trial
         .and_then(|n| trials.iter().find(|t| t.number == n).cloned());
@@ -501,15 +506,14 @@ fn result(
                 ));
             }
         }
-        CommandName::Adjust => match (trial, status.is_ok()) {
+        // Matched on the command's trial, not on finding it: a trial missing from the study must
+        // not be taken for the final adjustment.
+        CommandName::Adjust => match (pending.trial, status.is_ok()) {
             (Some(_), true) => session.adjusted = pending.trial,
-            (Some(t), false) => {
-                let state = if interrupted {
-                    TrialState::Interrupted
-                } else {
-                    TrialState::Failed
-                };
-                writes.push(ended(t, state, Some(message())));
+            (Some(_), false) => {
+                if let Some(t) = trial {
+                    writes.push(ended(t, ended_state, Some(message())));
+                }
                 session.adjusted = None;
             }
             (None, ok) => {
@@ -522,12 +526,7 @@ fn result(
         _ => {
             if let Some(t) = trial {
                 let write = if !status.is_ok() {
-                    let state = if interrupted {
-                        TrialState::Interrupted
-                    } else {
-                        TrialState::Failed
-                    };
-                    ended(t, state, Some(message()))
+                    ended(t, ended_state, Some(message()))
                 } else {
                     measured(app, t, &status)
                 };
