@@ -8,12 +8,14 @@
 #![cfg(target_os = "linux")]
 
 mod common;
+#[path = "common/live.rs"]
+mod live;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{example, root, run, servo};
+use live::{Servo, alive, assert_gone};
 use serde_json::Value;
 
 /// A temporary directory holding a config and its hooks.
@@ -85,116 +87,6 @@ impl Scene {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-/// Whether `pid` is a live process (a zombie awaiting its reaper counts as gone).
-fn alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, Some('Z' | 'X') | None)
-}
-
-/// Asserts that `pid` dies within a few seconds: signals are delivered asynchronously.
-fn assert_gone(pid: u32, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "{what} (pid {pid}) is still running"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A `servo` process the test drives with signals; killed and reaped on drop whatever happens.
-struct Servo(Child);
-
-impl Servo {
-    fn start(config: &Path, args: &[&str]) -> Self {
-        let child = servo_command()
-            .args(args)
-            .arg("-c")
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("servo starts");
-        Self(child)
-    }
-
-    /// Waits until servo handles `signal` (its number): it installs its handlers from a task, and
-    /// a signal that comes earlier ends it without any cleanup.
-    fn wait_until_it_catches(&self, signal: u32) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
-                .unwrap_or_default();
-            let caught = status
-                .lines()
-                .find_map(|l| l.strip_prefix("SigCgt:"))
-                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-                .is_some_and(|mask| mask & (1 << (signal - 1)) != 0);
-            if caught {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "servo never installed a handler for signal {signal}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends `signal` (`TERM`, `INT`, `KILL`) with the shell's built-in `kill`, so the tests need
-    /// no package beyond a POSIX shell.
-    fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("sh")
-            .args(["-c", &format!("kill -{signal} {}", self.0.id())])
-            .status()
-            .expect("sh runs");
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
-    /// Waits for servo to exit; returns its exit code (None when a signal ended it) and stderr.
-    fn finish(&mut self) -> (Option<i32>, String) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "servo did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.0.stderr.take() {
-            use std::io::Read;
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        (status.code(), stderr)
-    }
-}
-
-impl Drop for Servo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `servo` as `common::servo` prepares it, for tests that need a `std::process::Command`.
-fn servo_command() -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_servo"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SERVO_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("NO_COLOR", "1").env("SERVO_LOG_LEVEL", "warn");
-    cmd
 }
 
 fn json(stdout: &str) -> Value {
@@ -613,8 +505,8 @@ fn interrupt_leaves_no_process(signal: &str, number: u32) {
     scene.wait_for("grandchild.pid");
     servo.wait_until_it_catches(number);
     servo.signal(signal);
-    let (code, stderr) = servo.finish();
-    assert_eq!(code, Some(130), "{stderr}");
+    let ended = servo.finish(Duration::from_secs(20));
+    assert_eq!(ended.code, Some(130), "{}", ended.stderr);
     assert_gone(scene.pid("hook.pid"), "the hook");
     assert_gone(scene.pid("grandchild.pid"), "the hook's child");
 }
@@ -639,8 +531,8 @@ fn a_hook_dies_with_a_servo_killed_without_warning() {
     let hook = scene.pid("hook.pid");
     assert!(alive(hook));
     servo.signal("KILL");
-    let (code, _) = servo.finish();
-    assert_eq!(code, None, "killed by the signal");
+    let ended = servo.finish(Duration::from_secs(20));
+    assert_eq!(ended.code, None, "killed by the signal");
     assert_gone(hook, "the hook (PR_SET_PDEATHSIG)");
 }
 
