@@ -527,15 +527,7 @@ struct Prometheus {
 
 impl Prometheus {
     fn start() -> Prometheus {
-        let binary = std::env::var_os("PROMETHEUS_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"));
-        assert!(
-            binary.exists(),
-            "these tests run a real Prometheus server, and {} is missing: install it with \
-             `apt-get install prometheus` (scripts/test.sh does), or point PROMETHEUS_BIN at a binary",
-            binary.display()
-        );
+        let binary = common::prometheus_binary();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("prometheus.yml");
         // Nothing to scrape: the tests take Prometheus away before any query.

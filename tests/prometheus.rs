@@ -128,7 +128,7 @@ impl Prometheus {
     }
 
     fn start_with_prefix(prefix: &str) -> Prometheus {
-        let binary = prometheus_binary();
+        let binary = common::prometheus_binary();
         let exporter = Exporter::start();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("prometheus.yml");
@@ -258,19 +258,6 @@ fn wait_ready(child: &mut Child, addr: SocketAddr, prefix: &str, log: &Path) -> 
         std::thread::sleep(Duration::from_millis(50));
     }
     Err(format!("not ready after {PATIENCE:?}:\n{}", log()))
-}
-
-fn prometheus_binary() -> PathBuf {
-    let binary = std::env::var_os("PROMETHEUS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"));
-    assert!(
-        binary.exists(),
-        "these tests run a real Prometheus server, and {} is missing: install it with \
-         `apt-get install prometheus` (scripts/test.sh does), or point PROMETHEUS_BIN at a binary",
-        binary.display()
-    );
-    binary
 }
 
 fn free_port() -> SocketAddr {

@@ -53,3 +53,17 @@ pub fn examples() -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// The real `prometheus` binary the tests start (`PROMETHEUS_BIN`, or the Debian package's).
+pub fn prometheus_binary() -> PathBuf {
+    let binary = std::env::var_os("PROMETHEUS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"));
+    assert!(
+        binary.exists(),
+        "these tests run a real Prometheus server, and {} is missing: install it with \
+         `apt-get install prometheus` (scripts/test.sh does), or point PROMETHEUS_BIN at a binary",
+        binary.display()
+    );
+    binary
+}
