@@ -16,7 +16,7 @@ use crate::config::optimizer::EmbeddedOptimizer;
 use crate::optimizer::{ParamValue, Space};
 use crate::study::journal::{
     self, DbResult, Journal, JournalError, Study, Trial, create_study, finish_trial, insert_trial,
-    now, text,
+    live_study, now, text,
 };
 
 use super::session::Session;
@@ -234,19 +234,15 @@ impl Store {
         }
     }
 
+    /// Study `id`, unless it has been retired (one query: this is on every request's path).
     pub async fn study(&self, id: i64) -> Result<Option<Study>, JournalError> {
-        let name: Option<String> = sqlx::query_scalar("SELECT name FROM studies WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.journal.pool())
+        let mut conn = self
+            .journal
+            .pool()
+            .acquire()
             .await
             .map_err(|e| self.db(e))?;
-        match name {
-            Some(name) => {
-                let study = self.journal.current(&name).await?;
-                Ok(study.filter(|s| s.id == id))
-            }
-            None => Ok(None),
-        }
+        live_study(&mut conn, id).await.map_err(|e| self.db(e))
     }
 
     /// The application's current study and its trials, for the read API.

@@ -595,19 +595,32 @@ pub(crate) async fn current_study(conn: &mut AnyConnection, name: &str) -> DbRes
     .fetch_optional(&mut *conn)
     .await
     .map_err(text)?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
+    row.as_ref().map(read_study).transpose()
+}
+
+/// Study `id`, unless it has been retired.
+pub(crate) async fn live_study(conn: &mut AnyConnection, id: i64) -> DbResult<Option<Study>> {
+    let row = sqlx::query(
+        "SELECT id, name, space, objective, constraints, created_at FROM studies WHERE id = $1 AND retired = 0",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(text)?;
+    row.as_ref().map(read_study).transpose()
+}
+
+fn read_study(row: &sqlx::any::AnyRow) -> DbResult<Study> {
     let space: String = row.try_get("space").map_err(text)?;
     let constraints: String = row.try_get("constraints").map_err(text)?;
-    Ok(Some(Study {
+    Ok(Study {
         id: row.try_get("id").map_err(text)?,
         name: row.try_get("name").map_err(text)?,
         space: serde_json::from_str(&space).map_err(text)?,
         objective: row.try_get("objective").map_err(text)?,
         constraints: serde_json::from_str(&constraints).map_err(text)?,
         created_at: row.try_get("created_at").map_err(text)?,
-    }))
+    })
 }
 
 /// Inserts the next running trial of a study. Run it inside a transaction: the number is the
