@@ -483,7 +483,7 @@ fn result(
                         // A new study when there is none or the settings' ranges changed; the
                         // same space (a servo describing again after a restart) keeps its trials.
                         let stale = study.is_none_or(|s| {
-                            super::store::space_change(&s.space, &plan.space).is_some()
+                            crate::study::journal::describe_change(&s.space, &plan.space).is_some()
                         });
                         if stale {
                             writes.push(Write::NewStudy {

@@ -15,7 +15,7 @@ use sqlx::Row;
 use crate::config::optimizer::EmbeddedOptimizer;
 use crate::optimizer::{ParamValue, Space};
 use crate::study::journal::{
-    self, DbResult, Journal, JournalError, Study, Trial, create_study, finish_trial, insert_trial,
+    DbResult, Journal, JournalError, Study, Trial, create_study, finish_trial, insert_trial,
     live_study, now, text,
 };
 
@@ -385,9 +385,4 @@ pub enum StoreError {
     NoToken(String),
     #[error(transparent)]
     Journal(#[from] JournalError),
-}
-
-/// A space change in words, or `None` when `old` and `new` are the same space.
-pub fn space_change(old: &Space, new: &Space) -> Option<String> {
-    journal::describe_change(old, new)
 }
