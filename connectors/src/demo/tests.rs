@@ -318,6 +318,11 @@ async fn a_second_worker_cuts_latency_under_concurrent_load() {
             "fast",
         ]
     };
+    // Free cores before the runs as well as after: load that comes and goes during the runs
+    // shows in one of the two probes more often than in one alone.
+    let cores_before = tokio::task::spawn_blocking(cores_available)
+        .await
+        .expect("core probe");
     let one = start(&flags("1")).await;
     let two = start(&flags("2")).await;
     // Alternate and keep each setting's best run, so that a burst of
@@ -336,8 +341,9 @@ async fn a_second_worker_cuts_latency_under_concurrent_load() {
     // nothing to compare, and saying so beats a flaky failure.
     let cores = tokio::task::spawn_blocking(cores_available)
         .await
-        .expect("core probe");
-    if cores < 1.4 {
+        .expect("core probe")
+        .min(cores_before);
+    if cores < 1.6 {
         eprintln!(
             "skipping the comparison: only {cores:.2} cores free \
              (1 worker: {best_one:?}, 2 workers: {best_two:?})"
