@@ -21,7 +21,7 @@ python3 -m venv "$scratch/venv"
 "$scratch/venv/bin/pip" install --quiet --disable-pip-version-check optuna
 
 echo "== servo's Bayesian sampler and random search" >&2
-cargo bench --bench optimizer -- --out "$out/servo.json" "$@"
+cargo bench -p servo-optimizer --bench optimizer -- --out "$out/servo.json" "$@"
 
 echo "== Optuna TPE" >&2
 "$scratch/venv/bin/python" benches/optimizer_optuna.py --out "$out/optuna.json" "$@"

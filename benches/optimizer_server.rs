@@ -296,7 +296,8 @@ async fn bench(args: &Args) -> Result<bool, String> {
     let log = dir.path().join("server.log");
     let server = Server::start(&args.servo, &store, &log)?;
     let idle = memory(server.pid());
-    let client = servo::http::client_builder()
+    servo_core::http::install_crypto();
+    let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .pool_max_idle_per_host(args.apps)
         .build()

@@ -74,7 +74,7 @@ fn json_output_carries_every_diagnostic_with_its_position() {
 fn a_terminal_gets_a_source_snippet() {
     // miette renders the offending line with a caret; forced here without a TTY via the library.
     servo_connectors::link();
-    let registry = servo::connector::registry().expect("registry");
+    let registry = servo_core::connector::registry().expect("registry");
     let path = fixture("invalid/unknown_field.yaml");
     let error = servo::config::load(&path, registry, &Default::default()).expect_err("invalid");
     let fancy = error.render_fancy(false);

@@ -6,9 +6,9 @@ use std::path::Path;
 use proptest::prelude::*;
 use servo::config::{LoadOptions, load_str};
 
-fn registry() -> &'static servo::connector::Registry {
+fn registry() -> &'static servo_core::connector::Registry {
     servo_connectors::link();
-    servo::connector::registry().expect("registry")
+    servo_core::connector::registry().expect("registry")
 }
 
 fn cases() -> u32 {

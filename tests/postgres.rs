@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use postgres::Postgres;
 use serde_json::{Value, json};
-use servo::optimizer::{Domain, Param, ParamValue, Space};
 use servo::study::journal::{Journal, JournalError, RecordedReading, Trial, TrialState};
+use servo_optimizer::{Domain, Param, ParamValue, Space};
 
 /// How long a server may take to start, and a request to be answered.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -564,7 +564,8 @@ fn the_server_on_postgres_records_every_field_a_servo_reports() {
     let mut server = OptimizerServer::spawn(&with_password, dir.path().join("server.log"));
     let addr = server.wait_listening();
     assert!(
-        server.banner.contains("postgres:***@127.0.0.1") && !server.banner.contains("s3cret"),
+        server.banner.contains("postgres:**********@127.0.0.1")
+            && !server.banner.contains("s3cret"),
         "{}",
         server.banner
     );

@@ -5,7 +5,7 @@ mod common;
 #[test]
 fn the_registry_holds_exactly_the_built_in_connectors_sorted() {
     servo_connectors::link();
-    let registry = servo::connector::registry().expect("no duplicate connector names");
+    let registry = servo_core::connector::registry().expect("no duplicate connector names");
     let names: Vec<&str> = registry.names().collect();
     assert_eq!(
         names,

@@ -106,7 +106,7 @@ fn committed_schemas_are_up_to_date() {
     let schemas = root().join("schemas");
     stale(&schemas.join("servo.schema.json"), &["schema", "--all"]);
     servo_connectors::link();
-    let registry = servo::connector::registry().expect("registry");
+    let registry = servo_core::connector::registry().expect("registry");
     let mut expected = vec!["servo.schema.json".to_string()];
     for c in registry.all() {
         let file = format!("{}.schema.json", c.name);

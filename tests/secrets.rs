@@ -416,9 +416,9 @@ fn cases() -> u32 {
         .unwrap_or(256)
 }
 
-fn registry() -> &'static servo::connector::Registry {
+fn registry() -> &'static servo_core::connector::Registry {
     servo_connectors::link();
-    servo::connector::registry().expect("registry")
+    servo_core::connector::registry().expect("registry")
 }
 
 /// Config lines, broken and not, to surround a token with.

@@ -66,17 +66,15 @@ use async_trait::async_trait;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use servo::config::overrides::env_key;
-use servo::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
-use servo::spec::{self, Components, SettingSpec};
-use servo::types::{
+use servo_core::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
+use servo_core::path::env_key;
+use servo_core::spec::{self, Components, SettingSpec};
+use servo_core::types::{
     Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric,
     Reading, Setting, SettingKind, SettingValue, TimeSeries,
 };
-use servo::units::Duration;
-use servo::{
-    BuildConnector, Connector, ConnectorDescription, ConnectorError, Event, KeyPath, Problem,
-};
+use servo_core::units::Duration;
+use servo_core::{BuildConnector, Connector, ConnectorError, Event, KeyPath, Problem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -367,6 +365,11 @@ pub struct Hooks {
     /// so that a long run gives each once.
     warned: Mutex<BTreeSet<String>>,
 }
+
+servo_core::register!(Hooks {
+    name: "command",
+    description: "Runs your commands to describe, adjust and measure anything servo has no connector for",
+});
 
 impl BuildConnector for Hooks {
     type Settings = Settings;
@@ -1697,12 +1700,6 @@ impl Tail {
             .unwrap_or_else(|| format!("the {label} rejected the settings"))
     }
 }
-
-servo::inventory::submit!(ConnectorDescription::new::<Hooks>(
-    "command",
-    env!("CARGO_PKG_VERSION"),
-    "Runs your commands to describe, adjust and measure anything servo has no connector for",
-));
 
 #[cfg(test)]
 mod tests {

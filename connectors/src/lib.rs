@@ -2,10 +2,10 @@
 //! registration. Nothing outside a module names it.
 
 mod command;
-pub mod demo;
 mod kubernetes;
 mod process;
 mod prometheus;
+mod util;
 pub mod vegeta;
 mod wait;
 

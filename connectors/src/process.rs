@@ -41,17 +41,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use servo::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
-use servo::spec::SettingSpec;
-use servo::suggest::did_you_mean;
-use servo::types::{
+use servo_core::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
+use servo_core::spec::SettingSpec;
+use servo_core::suggest::did_you_mean;
+use servo_core::types::{
     Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric,
     Reading, SettingKind, SettingValue, TimeSeries,
 };
-use servo::units::Duration;
-use servo::{
-    BuildConnector, Connector, ConnectorDescription, ConnectorError, Event, KeyPath, Problem,
-};
+use servo_core::units::Duration;
+use servo_core::{BuildConnector, Connector, ConnectorError, Event, KeyPath, Problem};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
@@ -548,6 +546,11 @@ pub struct Process {
     running: tokio::sync::Mutex<Option<Running>>,
 }
 
+servo_core::register!(Process {
+    name: "process",
+    description: "Runs a local process with templated arguments, restarts it on adjust, measures its CPU and memory",
+});
+
 impl BuildConnector for Process {
     type Settings = Settings;
 
@@ -578,7 +581,7 @@ impl BuildConnector for Process {
         };
         // Building a client touches no network. No pooling: a kept-alive connection would outlive the
         // process it was opened to; no proxy: the process is local.
-        let http = servo::http::client_builder()
+        let http = crate::util::http::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .pool_max_idle_per_host(0)
@@ -1863,12 +1866,6 @@ fn busy_hint(target: &Target) -> String {
          another port"
     )
 }
-
-servo::inventory::submit!(ConnectorDescription::new::<Process>(
-    "process",
-    env!("CARGO_PKG_VERSION"),
-    "Runs a local process with templated arguments, restarts it on adjust, measures its CPU and memory",
-));
 
 #[cfg(test)]
 mod tests {

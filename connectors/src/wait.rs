@@ -13,14 +13,14 @@ use std::time::Instant;
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use servo::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
-use servo::spec::{self, ComponentSettings, Components, SettingSpec};
-use servo::types::{
+use servo_core::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
+use servo_core::spec::{self, ComponentSettings, Components, SettingSpec};
+use servo_core::types::{
     Adjustment, Component, Control, Description, MeasureRequest, Measurement, Metric, Reading,
     SettingKind, SettingValue,
 };
-use servo::units::Duration;
-use servo::{BuildConnector, Connector, ConnectorDescription, ConnectorError, Event, Problem};
+use servo_core::units::Duration;
+use servo_core::{BuildConnector, Connector, ConnectorError, Event, Problem};
 
 /// Settings of the `wait` connector.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -64,7 +64,10 @@ impl ConnectorSettings for Settings {
     }
 
     fn validate(&self) -> Vec<Problem> {
-        spec::validate(&self.components, &servo::KeyPath::root().key("components"))
+        spec::validate(
+            &self.components,
+            &servo_core::KeyPath::root().key("components"),
+        )
     }
 }
 
@@ -73,6 +76,11 @@ pub struct Wait {
     settings: Settings,
     state: Mutex<Vec<Component>>,
 }
+
+servo_core::register!(Wait {
+    name: "wait",
+    description: "Waits instead of measuring or adjusting; keeps declared components in memory",
+});
 
 impl BuildConnector for Wait {
     type Settings = Settings;
@@ -175,9 +183,3 @@ impl Connector for Wait {
         })
     }
 }
-
-servo::inventory::submit!(ConnectorDescription::new::<Wait>(
-    "wait",
-    env!("CARGO_PKG_VERSION"),
-    "Waits instead of measuring or adjusting; keeps declared components in memory",
-));

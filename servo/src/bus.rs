@@ -10,11 +10,11 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 
 use crate::config::Mount;
-use crate::connector::{
+use servo_core::connector::{
     Connector, ConnectorError, Event, EventContext, EventOutcome, EventRequest, Proceed,
 };
-use crate::suggest::did_you_mean;
-use crate::types::{
+use servo_core::suggest::did_you_mean;
+use servo_core::types::{
     Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric,
 };
 

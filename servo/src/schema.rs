@@ -4,33 +4,13 @@
 //! document against the schema of *that* document (its aliases become properties holding the mounted
 //! connector's schema), so `servo schema` and `servo validate` cannot disagree.
 
-use schemars::generate::SchemaSettings;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde_json::{Map, Value, json};
 
 use crate::config::optimizer::{EmbeddedOptimizer, RemoteOptimizer};
 use crate::config::{ALIAS_PATTERN, ChecksSettings, RESERVED_KEYS, ServoSettings};
-use crate::connector::{ConnectorDescription, Registry};
-
-pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
-
-/// The generator every schema in servo is made with: draft 2020-12, definitions under `$defs`.
-pub fn generator() -> SchemaGenerator {
-    SchemaGenerator::new(SchemaSettings::draft2020_12())
-}
-
-/// Turns a schema made with `generator` into a self-contained document (its definitions attached).
-pub fn standalone(schema: Schema, mut generator: SchemaGenerator) -> Value {
-    let mut value = schema.to_value();
-    let definitions = generator.take_definitions(true);
-    if let Value::Object(object) = &mut value {
-        if !definitions.is_empty() {
-            object.insert("$defs".into(), Value::Object(definitions));
-        }
-        object.remove("$schema");
-    }
-    value
-}
+use servo_core::connector::{ConnectorDescription, Registry};
+use servo_core::schema::{DIALECT, generator, standalone};
 
 fn schema_of<T: JsonSchema>() -> Value {
     let mut generator = generator();

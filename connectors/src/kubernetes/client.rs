@@ -17,7 +17,7 @@ use std::time::Duration as StdDuration;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
-use servo::ConnectorError;
+use servo_core::ConnectorError;
 use tokio_util::sync::CancellationToken;
 
 /// Where the in-cluster service account's credentials are mounted.
@@ -155,17 +155,13 @@ impl Api {
         let text = String::from_utf8(read(path, "kubeconfig")?).map_err(|_| {
             ConnectorError::failed(format!("the kubeconfig {} is not UTF-8", path.display()))
         })?;
-        let document = servo::yaml::parse_documents(&text)
-            .map_err(|e| {
-                ConnectorError::failed(format!(
-                    "the kubeconfig {} is not valid YAML: {e}",
-                    path.display()
-                ))
-            })?
-            .into_iter()
-            .next()
-            .map(|d| d.value)
-            .unwrap_or(Value::Null);
+        // A kubeconfig is plain YAML (no spans needed): serde-saphyr reads it as the YAML it is.
+        let document: Value = serde_saphyr::from_str(&text).map_err(|e| {
+            ConnectorError::failed(format!(
+                "the kubeconfig {} is not valid YAML: {e}",
+                path.display()
+            ))
+        })?;
         let config: Kubeconfig = if document.is_null() {
             Kubeconfig::default()
         } else {
@@ -325,7 +321,7 @@ impl Api {
         identity: Option<Vec<u8>>,
         source: String,
     ) -> Result<Api, ConnectorError> {
-        let mut builder = servo::http::client_builder()
+        let mut builder = crate::util::http::client_builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT);
         if let Some(pem) = ca {

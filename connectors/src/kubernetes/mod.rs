@@ -36,15 +36,13 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use servo::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
-use servo::types::{
+use servo_core::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
+use servo_core::types::{
     Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric,
     Reading, Setting, SettingKind, SettingValue, Severity,
 };
-use servo::units::{Cpu, Duration, Memory};
-use servo::{
-    BuildConnector, Connector, ConnectorDescription, ConnectorError, Event, KeyPath, Problem,
-};
+use servo_core::units::{Cpu, Duration, Memory};
+use servo_core::{BuildConnector, Connector, ConnectorError, Event, KeyPath, Problem};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
@@ -650,6 +648,11 @@ pub struct Kubernetes {
     kubeconfig: Option<PathBuf>,
     api: OnceCell<Api>,
 }
+
+servo_core::register!(Kubernetes {
+    name: "kubernetes",
+    description: "Tunes CPU, memory, replicas and env of Deployment containers; rolls back unhealthy rollouts",
+});
 
 impl BuildConnector for Kubernetes {
     type Settings = Settings;
@@ -1338,12 +1341,6 @@ impl Connector for Kubernetes {
         self.describe(cx).await
     }
 }
-
-servo::inventory::submit!(ConnectorDescription::new::<Kubernetes>(
-    "kubernetes",
-    env!("CARGO_PKG_VERSION"),
-    "Tunes CPU, memory, replicas and env of Deployment containers; rolls back unhealthy rollouts",
-));
 
 #[cfg(test)]
 mod tests {

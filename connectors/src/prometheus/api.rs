@@ -11,7 +11,7 @@ use std::fmt;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use servo::units::Duration;
+use servo_core::units::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Answers larger than this are refused rather than buffered: a range query over a long window with
@@ -208,7 +208,7 @@ pub(super) struct Answer<T> {
 impl Api {
     /// A client for the server at `base` (validated by the settings); builds no connection yet.
     pub fn new(base: Url, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let client = servo::http::client_builder()
+        let client = crate::util::http::client_builder()
             .timeout(timeout.as_std())
             .build()?;
         Ok(Self {

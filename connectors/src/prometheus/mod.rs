@@ -44,12 +44,12 @@ use futures_util::future::join_all;
 use reqwest::{StatusCode, Url};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use servo::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
-use servo::types::{Check, MeasureRequest, Measurement, Metric, Reading, Severity, TimeSeries};
-use servo::units::Duration;
-use servo::{
-    BuildConnector, Connector, ConnectorDescription, ConnectorError, Event, KeyPath, Problem,
+use servo_core::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
+use servo_core::types::{
+    Check, MeasureRequest, Measurement, Metric, Reading, Severity, TimeSeries,
 };
+use servo_core::units::Duration;
+use servo_core::{BuildConnector, Connector, ConnectorError, Event, KeyPath, Problem};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -471,6 +471,11 @@ pub struct Prometheus {
     /// The key it is mounted under, to name settings and environment variables in hints.
     mount: String,
 }
+
+servo_core::register!(Prometheus {
+    name: "prometheus",
+    description: "Measures metrics with PromQL queries over the measurement window",
+});
 
 impl BuildConnector for Prometheus {
     type Settings = Settings;
@@ -1290,12 +1295,6 @@ impl Connector for Prometheus {
     }
 }
 
-servo::inventory::submit!(ConnectorDescription::new::<Prometheus>(
-    "prometheus",
-    env!("CARGO_PKG_VERSION"),
-    "Measures metrics with PromQL queries over the measurement window",
-));
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1563,7 +1562,7 @@ mod tests {
     fn request(duration: Duration, slo: serde_json::Value) -> MeasureRequest {
         MeasureRequest {
             metrics: Vec::new(),
-            control: servo::types::Control {
+            control: servo_core::types::Control {
                 duration,
                 userdata: Some(json!({ "slo": { "conditions": [slo] } })),
                 ..Default::default()

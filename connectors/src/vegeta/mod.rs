@@ -16,12 +16,12 @@ use std::time::Instant;
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use servo::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
-use servo::types::{Check, Description, MeasureRequest, Measurement, Metric, Reading, TimeSeries};
-use servo::units::{Duration, Rate};
-use servo::{
-    BuildConnector, Connector, ConnectorDescription, ConnectorError, Event, KeyPath, Problem,
+use servo_core::connector::{BuildContext, ConnectorSettings, EventContext, Handlers};
+use servo_core::types::{
+    Check, Description, MeasureRequest, Measurement, Metric, Reading, TimeSeries,
 };
+use servo_core::units::{Duration, Rate};
+use servo_core::{BuildConnector, Connector, ConnectorError, Event, KeyPath, Problem};
 
 use attack::{AttackOptions, attack};
 use report::Report;
@@ -274,6 +274,11 @@ pub struct Vegeta {
     mount: String,
 }
 
+servo_core::register!(Vegeta {
+    name: "vegeta",
+    description: "HTTP load generation with vegeta's semantics, built in: throughput, error rate, latency percentiles",
+});
+
 impl BuildConnector for Vegeta {
     type Settings = Settings;
 
@@ -497,9 +502,3 @@ impl Connector for Vegeta {
         Ok(checks)
     }
 }
-
-servo::inventory::submit!(ConnectorDescription::new::<Vegeta>(
-    "vegeta",
-    env!("CARGO_PKG_VERSION"),
-    "HTTP load generation with vegeta's semantics, built in: throughput, error rate, latency percentiles",
-));

@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 use super::{CliError, CommandResult, Exit, Globals, spinner, with_connectors};
-use crate::connector::Registry;
 use crate::output::{Render, Table, emit};
-use crate::types::{Adjustment, Component, Control, Description, SettingValue};
-use crate::units::Duration;
+use servo_core::connector::Registry;
+use servo_core::types::{Adjustment, Component, Control, Description, SettingValue};
+use servo_core::units::Duration;
 
 /// Apply settings to the application now, waiting until it has settled.
 ///

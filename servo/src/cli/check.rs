@@ -3,9 +3,9 @@
 use serde::Serialize;
 
 use super::{CommandResult, Exit, Globals, with_connectors};
-use crate::connector::Registry;
 use crate::output::{Render, Table, emit};
-use crate::types::Check;
+use servo_core::connector::Registry;
+use servo_core::types::Check;
 
 /// Run every connector's pre-flight checks: servers reachable, queries valid, permissions granted.
 ///

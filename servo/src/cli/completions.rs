@@ -1,7 +1,7 @@
 //! `servo completions SHELL`.
 
 use super::{CommandResult, Exit, Globals};
-use crate::connector::Registry;
+use servo_core::connector::Registry;
 
 /// Print a shell completion script.
 ///

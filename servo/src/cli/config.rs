@@ -5,9 +5,9 @@ use serde_json::Value;
 
 use super::{CommandResult, Exit, Globals};
 use crate::config::Assembly;
-use crate::connector::Registry;
 use crate::output::{Format, Render, Table, emit, to_yaml};
-use crate::path::KeyPath;
+use servo_core::connector::Registry;
+use servo_core::path::KeyPath;
 
 /// Print the configuration servo will actually use.
 ///

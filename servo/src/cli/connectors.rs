@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::{CommandResult, Exit, Globals};
-use crate::connector::Registry;
 use crate::output::{Render, Table, emit};
+use servo_core::connector::Registry;
 
 /// List the connectors linked into this servo binary, with their default keys.
 ///

@@ -3,9 +3,9 @@
 use serde::Serialize;
 
 use super::{CommandResult, Exit, Globals, with_connectors};
-use crate::connector::Registry;
 use crate::output::{Render, Table, emit};
-use crate::types::{Description, Domain, SettingValue};
+use servo_core::connector::Registry;
+use servo_core::types::{Description, Domain, SettingValue};
 
 /// Describe the application: each component's settings with their current values and ranges, and
 /// the metrics the connectors can measure.

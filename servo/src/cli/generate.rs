@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::{CliError, CommandResult, Exit, Globals};
-use crate::connector::{ConnectorDescription, Registry};
 use crate::files::write_atomic;
 use crate::output::to_yaml;
 use crate::schema::{self, MountSchema, OptimizerForm};
-use crate::suggest::did_you_mean;
+use servo_core::connector::{ConnectorDescription, Registry};
+use servo_core::suggest::did_you_mean;
 
 /// Write a starter config for the given connectors, with example settings that validate.
 ///

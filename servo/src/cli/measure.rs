@@ -4,10 +4,10 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::{CommandResult, Exit, Globals, spinner, with_connectors};
-use crate::connector::Registry;
 use crate::output::{Render, Table, emit};
-use crate::types::{Control, MeasureRequest, Measurement};
-use crate::units::Duration;
+use servo_core::connector::Registry;
+use servo_core::types::{Control, MeasureRequest, Measurement};
+use servo_core::units::Duration;
 
 /// Measure the application now, with the connectors that provide the named metrics (all of them when
 /// none is named).

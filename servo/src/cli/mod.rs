@@ -27,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, BusError};
 use crate::config::{Assembly, ConfigError, LoadOptions};
-use crate::connector::{EventContext, Registry, registry};
 use crate::output::Format;
+use servo_core::command::ExternalCommand;
+use servo_core::connector::{EventContext, Registry, registry};
 
 /// What an exit status means (DESIGN §9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,16 +151,6 @@ enum Command {
     External(Vec<OsString>),
 }
 
-/// A subcommand contributed by a linked crate (the demo app lives in `servo-connectors`).
-pub struct ExternalCommand {
-    pub name: &'static str,
-    pub about: &'static str,
-    /// Receives the arguments after the command name; returns the exit code.
-    pub run: fn(Vec<OsString>) -> ExitCode,
-}
-
-inventory::collect!(ExternalCommand);
-
 /// Why a command failed; decides the message and the exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -229,9 +220,10 @@ impl Globals {
             let names: Vec<String> = assemblies.iter().map(|a| a.name.clone()).collect();
             assemblies.retain(|a| &a.name == name);
             if assemblies.is_empty() {
-                let hint = crate::suggest::did_you_mean(name, names.iter().map(String::as_str))
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| format!("servos in this file: {}", names.join(", ")));
+                let hint =
+                    servo_core::suggest::did_you_mean(name, names.iter().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .unwrap_or_else(|| format!("servos in this file: {}", names.join(", ")));
                 return Err(CliError::usage_with_hint(
                     format!("{} has no servo named `{name}`", self.config_file.display()),
                     hint,
@@ -406,7 +398,7 @@ pub fn main() -> ExitCode {
                 names.extend(externals.iter().map(|e| e.name.to_string()));
                 eprintln!("error: unrecognized subcommand `{name}`");
                 if let Some(s) =
-                    crate::suggest::did_you_mean(name, names.iter().map(String::as_str))
+                    servo_core::suggest::did_you_mean(name, names.iter().map(String::as_str))
                 {
                     eprintln!("  = help: did you mean `{s}`?");
                 }

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use super::{CliError, CommandResult, Exit, Globals};
-use crate::connector::Registry;
 use crate::files::write_atomic;
 use crate::study::report::html;
+use servo_core::connector::Registry;
 
 /// Write an HTML report of the study: objective per trial with the best-so-far line, each setting
 /// against the objective, each SLO metric against its limit (infeasible trials hollow), and the

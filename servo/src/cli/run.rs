@@ -5,9 +5,9 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{CliError, CommandResult, Exit, Globals, interrupt_token};
-use crate::connector::{EventContext, Registry};
 use crate::output::{Render, emit};
 use crate::study::{self, Progress, RunOptions, StudyError, Summary};
+use servo_core::connector::{EventContext, Registry};
 
 /// Optimize the application: describe it, then adjust and measure trial after trial until the
 /// optimizer has used its `trials`, and leave it on the best configuration that met every SLO.

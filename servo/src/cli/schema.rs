@@ -6,11 +6,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{CliError, CommandResult, Exit, Globals};
-use crate::connector::Registry;
 use crate::files::write_atomic;
 use crate::output::{Format, Render, emit};
 use crate::schema;
-use crate::suggest::did_you_mean;
+use servo_core::connector::Registry;
+use servo_core::suggest::did_you_mean;
 
 /// Print the JSON Schema (draft 2020-12) of a config.
 ///

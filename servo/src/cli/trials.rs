@@ -3,11 +3,11 @@
 use std::fmt::Write as _;
 
 use super::{CliError, CommandResult, Exit, Globals};
-use crate::connector::Registry;
 use crate::output::{Format, Table};
 use crate::study::journal::{Journal, TrialState};
 use crate::study::objective::{Constraint, Expr};
 use crate::study::{self, Summary, param_number};
+use servo_core::connector::Registry;
 
 /// List the trials journaled for this servo's study: settings, objective, SLOs met, state.
 ///

@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use super::{CommandResult, Exit, Globals};
 use crate::config::OptimizerSettings;
-use crate::connector::Registry;
 use crate::output::{Render, emit};
+use servo_core::connector::Registry;
 
 /// Check a config file: YAML syntax, mounts, every setting's type and unit, environment overrides.
 ///

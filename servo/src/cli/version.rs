@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::{CommandResult, Exit, Globals};
-use crate::connector::Registry;
 use crate::output::{Render, emit};
+use servo_core::connector::Registry;
 
 /// Print servo's version and the connectors built in.
 #[derive(Debug, clap::Args)]

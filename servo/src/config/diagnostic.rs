@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::path::KeyPath;
-use crate::yaml::Span;
+use servo_core::path::KeyPath;
+use servo_yaml::Span;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -262,7 +262,7 @@ pub fn render_plain(file: &Path, diagnostics: &[Diagnostic]) -> String {
 /// has today; the others catch credentials written under a misspelt or misplaced key, whose
 /// schema (none) cannot say they are secret.
 ///
-/// [`Secret`]: crate::units::Secret
+/// [`Secret`]: servo_core::units::Secret
 const SECRET_KEY_PARTS: &[&str] = &[
     "token",
     "password",
@@ -280,7 +280,7 @@ const SECRET_KEY_PARTS: &[&str] = &[
 pub fn looks_like_credential(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
     SECRET_KEY_PARTS.iter().any(|part| lower.contains(part))
-        || crate::suggest::did_you_mean(&lower, SECRET_KEY_PARTS.iter().copied()).is_some()
+        || servo_core::suggest::did_you_mean(&lower, SECRET_KEY_PARTS.iter().copied()).is_some()
 }
 
 /// The source with every value that may be a credential replaced by `*`s of the same byte length

@@ -1,7 +1,7 @@
 //! Config assembly: one YAML file → validated [`Assembly`]s (one per YAML document).
 //!
 //! The stages, each reporting *all* its problems before giving up:
-//! 1. parse YAML keeping the position of every node ([`crate::yaml`]);
+//! 1. parse YAML keeping the position of every node ([`servo_yaml`]);
 //! 2. decide the mounts: implicit root keys, a `connectors:` list, or an alias map;
 //! 3. apply `SERVO_*` variables, then `--set` flags (defaults < file < env < flags);
 //! 4. validate the document against its own composite JSON Schema ([`crate::schema::composite`]) and
@@ -24,13 +24,13 @@ use serde_json::{Map, Value};
 pub use diagnostic::{ConfigError, Diagnostic, Level, Origin};
 pub use optimizer::OptimizerSettings;
 
-use crate::connector::{BuildContext, BuildError, Connector, ConnectorDescription, Registry};
-use crate::path::KeyPath;
 use crate::schema::{self, MountSchema, OptimizerForm};
-use crate::suggest::did_you_mean;
-use crate::types::Severity;
-use crate::units::Duration;
-use crate::yaml::{self, Document, Span, SpanMap};
+use servo_core::connector::{BuildContext, BuildError, Connector, ConnectorDescription, Registry};
+use servo_core::path::KeyPath;
+use servo_core::suggest::did_you_mean;
+use servo_core::types::Severity;
+use servo_core::units::Duration;
+use servo_yaml::{self as yaml, Document, Span, SpanMap};
 
 /// Root keys that are never connectors.
 pub const RESERVED_KEYS: &[&str] = &[
@@ -103,30 +103,12 @@ pub enum Proxies {
 impl Serialize for Proxies {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Proxies::All(url) => serializer.serialize_str(&redact_url(url)),
+            Proxies::All(url) => serializer.serialize_str(&servo_core::http::redact_url(url)),
             Proxies::PerScheme(map) => serializer.collect_map(
                 map.iter()
-                    .map(|(scheme, url)| (scheme.as_str(), redact_url(url))),
+                    .map(|(scheme, url)| (scheme.as_str(), servo_core::http::redact_url(url))),
             ),
         }
-    }
-}
-
-/// `url` with the password of its user info (`http://user:PASSWORD@proxy:3128`) replaced by
-/// `**********`, for printing: proxy URLs are the one place a ServoX config carries a credential
-/// inside an ordinary string.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:**********@{host}{path}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
     }
 }
 
@@ -797,7 +779,7 @@ fn plan_mounts(
                     diagnostics.push(cx.tag(located(problem, spans, &path, true)));
                     continue;
                 }
-                let env = overrides::env_key(alias);
+                let env = servo_core::path::env_key(alias);
                 if let Some(other) = env_names.insert(env.clone(), alias.clone()) {
                     diagnostics.push(cx.tag(located(
                         Diagnostic::error(format!(
@@ -926,12 +908,6 @@ mod redaction_tests {
 
     #[test]
     fn proxy_passwords_are_redacted_when_printed() {
-        assert_eq!(
-            redact_url("http://bob:hunter2@proxy:3128/x"),
-            "http://bob:**********@proxy:3128/x"
-        );
-        assert_eq!(redact_url("http://proxy:3128"), "http://proxy:3128");
-        assert_eq!(redact_url("http://bob@proxy"), "http://bob@proxy");
         let proxies = Proxies::PerScheme(BTreeMap::from([(
             "https".to_string(),
             "http://u:p4ss@p:1".to_string(),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::units::{Duration, Secret};
+use servo_core::units::{Duration, Secret};
 
 /// ServoX's default optimizer API.
 pub const DEFAULT_BASE_URL: &str = "https://api.opsani.com";

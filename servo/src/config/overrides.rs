@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use super::diagnostic::{Diagnostic, Origin};
-use crate::path::{KeyPath, Segment};
 use crate::schema::resolve;
-use crate::suggest::did_you_mean;
+use servo_core::path::env_key;
+use servo_core::path::{KeyPath, Segment};
+use servo_core::suggest::did_you_mean;
 
 /// Variables that configure the CLI itself rather than a section.
 pub const GLOBAL_VARIABLES: &[&str] = &[
@@ -25,19 +26,6 @@ pub const GLOBAL_VARIABLES: &[&str] = &[
 
 /// Prefixes of variables servo sets for its children (the command connector), never read as config.
 const CHILD_PREFIXES: &[&str] = &["SERVO_SETTING_"];
-
-/// The env-name form of a key: upper case, every character other than a letter or digit as `_`.
-pub fn env_key(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
 
 /// One value to write into a document.
 #[derive(Clone, Debug)]

@@ -8,11 +8,11 @@ use serde_json::Value;
 
 use super::diagnostic::{Diagnostic, Origin, looks_like_credential};
 use super::{kind_of, located};
-use crate::path::KeyPath;
 use crate::schema::node_at;
-use crate::suggest::did_you_mean;
-use crate::units::{error_for_pattern, expectation_for_pattern};
-use crate::yaml::SpanMap;
+use servo_core::path::KeyPath;
+use servo_core::suggest::did_you_mean;
+use servo_core::units::{error_for_pattern, expectation_for_pattern};
+use servo_yaml::SpanMap;
 
 /// Validates `document` against `schema`, returning one diagnostic per problem, ordered by position.
 pub fn against_schema(

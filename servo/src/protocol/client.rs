@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use super::wire::{EventName, Request};
 use crate::config::optimizer::RemoteOptimizer;
 use crate::config::{Backoff, Proxies, ServoSettings, SslVerify};
-use crate::units::{Duration, Secret};
+use servo_core::units::{Duration, Secret};
 
 /// First backoff step; doubled on every retry.
 const BASE_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
@@ -176,7 +176,9 @@ impl Client {
         let connect = timeouts.connect.map_or(DEFAULT_CONNECT_TIMEOUT, Into::into);
         let read = timeouts.read.map_or(DEFAULT_READ_TIMEOUT, Into::into);
         let write = timeouts.write.map_or(DEFAULT_WRITE_TIMEOUT, Into::into);
-        let mut builder = crate::http::client_builder()
+        servo_core::http::install_crypto();
+        let mut builder = reqwest::Client::builder()
+            .user_agent(servo_core::http::USER_AGENT)
             .connect_timeout(connect)
             .read_timeout(read)
             // reqwest has no write timeout of its own; the total bounds a stalled upload.
@@ -499,7 +501,7 @@ fn proxy(p: reqwest::Result<reqwest::Proxy>, url: &str) -> Result<reqwest::Proxy
     p.map_err(|e| {
         ClientError::Setup(format!(
             "settings.proxies: `{}` is not a proxy URL: {e}",
-            crate::config::redact_url(url)
+            servo_core::http::redact_url(url)
         ))
     })
 }
@@ -610,7 +612,7 @@ mod tests {
     fn bearer_prefix_is_added_once() {
         let remote = |token: &str| RemoteOptimizer {
             id: "o/a".into(),
-            token: crate::units::Secret::from(token.to_string()),
+            token: servo_core::units::Secret::from(token.to_string()),
             base_url: "http://127.0.0.1:9".into(),
             url: None,
         };
@@ -631,7 +633,7 @@ mod tests {
     fn a_token_no_header_can_carry_fails_setup_without_showing_it() {
         let remote = RemoteOptimizer {
             id: "o/a".into(),
-            token: crate::units::Secret::from("s3cr3t\nline".to_string()),
+            token: servo_core::units::Secret::from("s3cr3t\nline".to_string()),
             base_url: "http://127.0.0.1:9".into(),
             url: None,
         };
@@ -660,7 +662,7 @@ mod tests {
         );
         let remote = RemoteOptimizer {
             id: "o/a".into(),
-            token: crate::units::Secret::from("tok-12345678".to_string()),
+            token: servo_core::units::Secret::from("tok-12345678".to_string()),
             base_url: "http://127.0.0.1:9".into(),
             url: None,
         };
@@ -701,7 +703,7 @@ mod tests {
     fn answers_echoing_the_token_are_scrubbed() {
         let remote = RemoteOptimizer {
             id: "o/a".into(),
-            token: crate::units::Secret::from("Bearer tok-12345678".to_string()),
+            token: servo_core::units::Secret::from("Bearer tok-12345678".to_string()),
             base_url: "http://127.0.0.1:9".into(),
             url: None,
         };

@@ -30,10 +30,10 @@ use super::wire::{
 use crate::bus::{Bus, BusError};
 use crate::config::Assembly;
 use crate::config::optimizer::RemoteOptimizer;
-use crate::connector::{ConnectorError, Event, EventContext};
 use crate::output::Render;
-use crate::types::{Control, MeasureRequest};
-use crate::units::Duration;
+use servo_core::connector::{ConnectorError, Event, EventContext};
+use servo_core::types::{Control, MeasureRequest};
+use servo_core::units::Duration;
 
 /// How long ServoX sleeps when the optimizer no longer knows the servo (HTTP 410).
 const DEPROVISIONED_SLEEP: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -210,7 +210,7 @@ async fn session(
         preflight(assembly, bus, cx).await?;
     }
     let hello = json!({
-        "agent": crate::http::USER_AGENT,
+        "agent": servo_core::http::USER_AGENT,
         "telemetry": {
             "servo.version": env!("CARGO_PKG_VERSION"),
             "servo.platform": format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),

@@ -1,10 +1,10 @@
 //! The JSON shapes of the Opsani/ServoX optimizer protocol, and their conversions from and to
-//! [`crate::types`].
+//! [`servo_core::types`].
 //!
 //! The shapes are ServoX's (see `/work/shared/optimizer-protocol.md`): a request is
 //! `{"event", "param", "servo_uid"}`, the answer to `WHATS_NEXT` is a [`Command`], every other answer
 //! and every result we send is a [`Status`]. Settings go on the wire as ServoX's `range`/`enum`
-//! settings with CPU in cores and memory in GiB, which is how [`crate::types::Setting`] already
+//! settings with CPU in cores and memory in GiB, which is how [`servo_core::types::Setting`] already
 //! stores them, so the conversion only renames kinds and keeps integers integral.
 //!
 //! Decoding is lenient where ServoX is (durations as seconds or `"5m"`, metric lists as arrays or
@@ -16,10 +16,10 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::types::{
+use servo_core::types::{
     Adjustment, Control, Description, Domain, Measurement, Setting, SettingKind, SettingValue,
 };
-use crate::units::Duration;
+use servo_core::units::Duration;
 
 /// An event the servo posts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,14 +484,14 @@ pub fn parse_description(value: &Value) -> Result<Description, String> {
                     .map_err(|e| format!("{at}.settings.{setting_name}: {e}"))?,
             );
         }
-        components.push(crate::types::Component::new(name, settings));
+        components.push(servo_core::types::Component::new(name, settings));
     }
     let metrics_value = value["measurement"]["metrics"].clone();
     let metrics = object(&metrics_value, "measurement.metrics")?
         .into_iter()
         .map(|(name, body)| {
             let unit = body.get("unit").and_then(Value::as_str).unwrap_or_default();
-            crate::types::Metric::new(name, unit)
+            servo_core::types::Metric::new(name, unit)
         })
         .collect();
     Ok(Description {
@@ -612,9 +612,9 @@ pub fn parse_measurement(metrics: &Value) -> Result<Measurement, String> {
     let mut readings = Vec::new();
     for (name, body) in map {
         let unit = body.get("unit").and_then(Value::as_str).unwrap_or_default();
-        let metric = crate::types::Metric::new(name.clone(), unit);
+        let metric = servo_core::types::Metric::new(name.clone(), unit);
         if let Some(value) = body.get("value").and_then(number) {
-            readings.push(crate::types::Reading::new(metric, value));
+            readings.push(servo_core::types::Reading::new(metric, value));
             continue;
         }
         let points: Vec<f64> = body
@@ -628,7 +628,7 @@ pub fn parse_measurement(metrics: &Value) -> Result<Measurement, String> {
             .collect();
         if !points.is_empty() {
             let mean = points.iter().sum::<f64>() / points.len() as f64;
-            readings.push(crate::types::Reading::new(metric, mean));
+            readings.push(servo_core::types::Reading::new(metric, mean));
         }
     }
     Ok(Measurement {
@@ -650,8 +650,8 @@ fn number(v: &Value) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Component, Metric, Reading, TimeSeries};
-    use crate::units::{Cpu, Memory};
+    use servo_core::types::{Component, Metric, Reading, TimeSeries};
+    use servo_core::units::{Cpu, Memory};
 
     fn app() -> Description {
         Description {

@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::config::optimizer::OnFinish;
-use crate::optimizer::ParamValue;
 use crate::protocol::wire::{self, CommandName, EventName, Status, statuses};
 use crate::study::journal::{Study, Trial, TrialState, now};
 use crate::study::{self, Goal, Plan, best_trial};
-use crate::types::{Adjustment, Control, Description, SettingValue};
-use crate::units::Duration;
+use servo_core::types::{Adjustment, Control, Description, SettingValue};
+use servo_core::units::Duration;
+use servo_optimizer::ParamValue;
 
 use super::store::{Application, Write};
 

@@ -13,11 +13,11 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::config::optimizer::EmbeddedOptimizer;
-use crate::optimizer::{ParamValue, Space};
 use crate::study::journal::{
     DbResult, Journal, JournalError, Study, Trial, create_study, finish_trial, insert_trial,
     live_study, now, text,
 };
+use servo_optimizer::{ParamValue, Space};
 
 use super::session::Session;
 

@@ -8,7 +8,7 @@ use super::{ServeError, Server};
 use crate::config::optimizer::{EmbeddedOptimizer, Objective, OnFinish};
 use crate::protocol::wire::EventName;
 use crate::study::journal::TrialState;
-use crate::units::Duration;
+use servo_core::units::Duration;
 
 struct Fixture {
     server: Server,

@@ -11,7 +11,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Row};
 
-use crate::optimizer::{ParamValue, Space};
+use servo_optimizer::{ParamValue, Space};
 
 /// The schema, one step per version, each written for both databases (SQLite has no `BIGSERIAL`,
 /// PostgreSQL's `REAL` is single precision). Applied in order at open; the version reached is kept
@@ -334,7 +334,7 @@ impl Journal {
     /// PostgreSQL, `sqlite://FILE` or a plain path for SQLite.
     pub async fn open_store(store: &str) -> Result<Journal, JournalError> {
         if store.starts_with("postgres://") || store.starts_with("postgresql://") {
-            let shown = PathBuf::from(redact_url(store));
+            let shown = PathBuf::from(servo_core::http::redact_url(store));
             let url = store.parse::<url::Url>().map_err(|e| JournalError::Open {
                 path: shown.clone(),
                 message: format!("not a valid database URL: {e}"),
@@ -731,19 +731,6 @@ pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbR
             })
         })
         .collect()
-}
-
-/// A database URL fit to show: the password replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    match url.parse::<url::Url>() {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "<an unparsable database URL>".into(),
-    }
 }
 
 /// How `new` differs from `old`, in words; `None` when they are the same space.

@@ -16,18 +16,18 @@ use crate::config::Assembly;
 use crate::config::optimizer::{
     Algorithm, EmbeddedOptimizer, Objective, OnFinish, OptimizerSettings,
 };
-use crate::connector::{ConnectorError, EventContext};
-use crate::optimizer::{
-    Bayesian, Domain, Observation, Outcome, Param, ParamValue, RandomSearch, Sampler, Space,
-    SuggestError,
-};
-use crate::suggest::did_you_mean;
-use crate::types::{
+use journal::{Journal, JournalError, RecordedReading, Study, Trial, TrialState, now};
+use objective::{Constraint, Expr};
+use servo_core::connector::{ConnectorError, EventContext};
+use servo_core::suggest::did_you_mean;
+use servo_core::types::{
     Adjustment, Control, Description, Domain as SettingDomain, MeasureRequest, Measurement,
     SettingKind, SettingValue,
 };
-use journal::{Journal, JournalError, RecordedReading, Study, Trial, TrialState, now};
-use objective::{Constraint, Expr};
+use servo_optimizer::{
+    Bayesian, Domain, Observation, Outcome, Param, ParamValue, RandomSearch, Sampler, Space,
+    SuggestError,
+};
 
 /// Why a study could not run.
 #[derive(Debug, thiserror::Error)]
@@ -603,7 +603,7 @@ async fn drive(
             .collect();
         if !failing.is_empty() {
             return Err(Halted::from(BusError::Failed {
-                event: crate::connector::Event::Check,
+                event: servo_core::connector::Event::Check,
                 failures: failing
                     .into_iter()
                     .map(|f| ("check".to_string(), ConnectorError::failed(f)))

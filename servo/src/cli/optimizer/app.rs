@@ -12,7 +12,7 @@ use crate::config::optimizer::{Algorithm, EmbeddedOptimizer, Objective, OnFinish
 use crate::output::{Render, Table, emit};
 use crate::server::store::StoreError;
 use crate::study::Goal;
-use crate::units::Duration;
+use servo_core::units::Duration;
 
 /// Create or list the applications the optimizer server optimizes.
 #[derive(Debug, clap::Args)]
@@ -131,7 +131,7 @@ fn settings_of(create: &Create) -> Result<EmbeddedOptimizer, CliError> {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
             let shown = path.display();
-            let document = crate::yaml::parse_documents(&text)
+            let document = servo_yaml::parse_documents(&text)
                 .map_err(|e| CliError::usage(format!("{shown}: {e}")))?
                 .into_iter()
                 .next()

@@ -5,7 +5,7 @@ mod app;
 mod serve;
 
 use super::{CommandResult, Globals};
-use crate::connector::Registry;
+use servo_core::connector::Registry;
 
 /// Serve the optimizer to many servos over the Opsani/ServoX protocol, and manage its applications.
 ///

@@ -8,7 +8,7 @@ use super::StoreArg;
 use crate::cli::{CliError, CommandResult, Exit, Globals, interrupt_token};
 use crate::server::session::Options;
 use crate::server::{Server, serve};
-use crate::units::{Duration, Memory};
+use servo_core::units::{Duration, Memory};
 
 /// Serve the optimizer: `POST /accounts/{org}/applications/{app}/servo` per application, plus
 /// `/trials`, `/best`, `/report`, `/healthz`, `/metrics` and `/openapi.json`.

@@ -456,7 +456,7 @@ mod tests {
         let x: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
         let y: Vec<f64> = x
             .iter()
-            .map(|v| (4.0 * v).sin() + 0.2 * crate::optimizer::space::standard_normal(&mut rng))
+            .map(|v| (4.0 * v).sin() + 0.2 * crate::space::standard_normal(&mut rng))
             .collect();
         let gp = Gp::fit(x.clone(), 1, &y, GpOptions::default(), &mut rng).expect("finite data");
         // The mean smooths the noise out instead of interpolating it: at the training inputs it

@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use servo::optimizer::{
+use servo_optimizer::{
     Bayesian, Config, Domain, Observation, Outcome, Param, ParamValue, RandomSearch, Sampler, Space,
 };
 

@@ -414,6 +414,19 @@ impl Extend<Segment> for KeyPath {
     }
 }
 
+/// The env-name form of a key: upper case, every character other than a letter or digit as `_`.
+pub fn env_key(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1432,7 +1432,7 @@ impl JsonSchema for Rate {
 }
 
 /// What every [`Secret`] prints and serializes as.
-const REDACTED: &str = "**********";
+pub const REDACTED: &str = "**********";
 
 /// A value that must never be printed, such as an API token or a password.
 ///

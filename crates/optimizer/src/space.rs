@@ -604,7 +604,7 @@ fn round_to_decimals(x: f64, decimals: i32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optimizer::Param;
+    use crate::Param;
     use rand::SeedableRng;
 
     fn mixed_space() -> Space {

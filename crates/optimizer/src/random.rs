@@ -41,7 +41,7 @@ impl Sampler for RandomSearch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optimizer::{Domain, Outcome, Param, ParamValue};
+    use crate::{Domain, Outcome, Param, ParamValue};
 
     fn small_space() -> Space {
         Space::new(vec![

@@ -792,11 +792,15 @@ fn run_command(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     }
 }
 
-servo::inventory::submit!(servo::cli::ExternalCommand {
+servo_core::inventory::submit!(servo_core::command::ExternalCommand {
     name: "demo-app",
     about: "Run the demo application the quickstart tunes (servo demo-app --help)",
     run: run_command,
 });
+
+/// Call from the binary so the linker keeps the `demo-app` registration (`inventory` only sees
+/// crates that are actually linked).
+pub fn link() {}
 
 #[cfg(test)]
 mod tests;

@@ -515,6 +515,30 @@ fn example_erased<S: ConnectorSettings>() -> Value {
 
 inventory::collect!(ConnectorDescription);
 
+/// Registers a connector type, written next to the type it registers (as Vector's
+/// `configurable_component` is): the crate's version is filled in, so a registration says only
+/// what a person chooses.
+///
+/// ```ignore
+/// servo_core::register!(Wait {
+///     name: "wait",
+///     description: "Waits instead of measuring or adjusting",
+/// });
+/// ```
+#[macro_export]
+macro_rules! register {
+    ($connector:ty { name: $name:literal, description: $description:literal $(, default_key: $key:literal)? $(,)? }) => {
+        $crate::inventory::submit! {
+            $crate::ConnectorDescription::new::<$connector>(
+                $name,
+                ::core::env!("CARGO_PKG_VERSION"),
+                $description,
+            )
+            $(.with_default_key($key))?
+        }
+    };
+}
+
 /// Every connector linked into this binary, sorted by name.
 #[derive(Debug)]
 pub struct Registry {

@@ -23,7 +23,7 @@ use std::ops::Range;
 use granit_parser::{ErrorKind, Event, Marker, Parser, ScalarStyle, ScanError, Tag};
 use serde_json::{Map, Number, Value};
 
-use crate::path::{KeyPath, Segment};
+use servo_core::path::{KeyPath, Segment};
 
 /// A position in the source text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

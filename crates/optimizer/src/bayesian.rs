@@ -469,7 +469,7 @@ impl Sampler for Bayesian {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optimizer::{Domain, Param, ParamValue, RandomSearch};
+    use crate::{Domain, Param, ParamValue, RandomSearch};
 
     /// Smaller searches than the defaults, to keep debug-build tests quick.
     fn quick() -> Bayesian {
@@ -806,7 +806,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::optimizer::{Domain, Param, RandomSearch};
+    use crate::{Domain, Param, RandomSearch};
 
     fn domain() -> impl Strategy<Value = Domain> {
         prop_oneof![

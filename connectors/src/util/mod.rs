@@ -1,0 +1,3 @@
+//! What several connectors share: the HTTP client builder and child-process support.
+
+pub mod http;
