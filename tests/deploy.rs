@@ -151,7 +151,7 @@ fn parse(documents: &[(String, String)]) -> Manifests {
 /// (group, resource, verb) the kubernetes connector needs, read from its `PERMISSIONS` table so the
 /// Role cannot drift from what `servo check` verifies.
 fn connector_permissions() -> BTreeSet<(String, String, String)> {
-    let source = std::fs::read_to_string(common::root().join("connectors/src/kubernetes/mod.rs"))
+    let source = std::fs::read_to_string(common::root().join("crates/connectors/src/kubernetes/mod.rs"))
         .expect("the kubernetes connector's source");
     let start = source
         .find("const PERMISSIONS")
@@ -426,7 +426,7 @@ fn checked_in_manifests_are_the_template_rendered_for_app_in_default() {
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             on_disk == *text,
-            "{} differs from the generator's template (servo/src/cli/generate/kubernetes.yaml): edit the template, then run `SERVO_BLESS=1 cargo test --test deploy`",
+            "{} differs from the generator's template (crates/servo/src/cli/generate/kubernetes.yaml): edit the template, then run `SERVO_BLESS=1 cargo test --test deploy`",
             path.display()
         );
     }

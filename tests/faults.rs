@@ -10,7 +10,7 @@
 //! Garbage from the optimizer (a 200 whose body is not JSON, an HTML page, JSON of the wrong shape)
 //! is retried like a transport error: what sends it is usually a gateway or proxy in between that
 //! recovers, and ServoX's main loop also asks again after a validation error. See
-//! `servo/src/protocol/client.rs`.
+//! `crates/servo/src/protocol/client.rs`.
 //!
 //! The faulty optimizer is a raw `tokio::net::TcpListener` on 127.0.0.1:0 in its own thread and
 //! runtime, so it can misbehave below HTTP (close at once, close mid-answer); each connection
