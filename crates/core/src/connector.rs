@@ -135,6 +135,26 @@ impl EventContext {
     pub fn new(cancel: CancellationToken) -> Self {
         Self { cancel }
     }
+
+    /// Runs `work` to its end, or stops it at cancellation with [`ConnectorError::Cancelled`]: the
+    /// one way a handler waits on anything (a request, a child, a timer) without outliving a
+    /// Ctrl-C. `work` is dropped when cancelled, so its own guards clean up.
+    pub async fn run<F: Future>(&self, work: F) -> Result<F::Output, ConnectorError> {
+        self.cancel
+            .run_until_cancelled(work)
+            .await
+            .ok_or(ConnectorError::Cancelled)
+    }
+
+    /// Sleeps `duration`, or returns [`ConnectorError::Cancelled`] as soon as the event is cancelled.
+    pub async fn sleep(&self, duration: std::time::Duration) -> Result<(), ConnectorError> {
+        self.run(tokio::time::sleep(duration)).await
+    }
+
+    /// Sleeps until `deadline`, or returns [`ConnectorError::Cancelled`] at cancellation.
+    pub async fn sleep_until(&self, deadline: tokio::time::Instant) -> Result<(), ConnectorError> {
+        self.run(tokio::time::sleep_until(deadline)).await
+    }
 }
 
 /// An event as a `before` hook sees it.
