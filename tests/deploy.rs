@@ -151,8 +151,9 @@ fn parse(documents: &[(String, String)]) -> Manifests {
 /// (group, resource, verb) the kubernetes connector needs, read from its `PERMISSIONS` table so the
 /// Role cannot drift from what `servo check` verifies.
 fn connector_permissions() -> BTreeSet<(String, String, String)> {
-    let source = std::fs::read_to_string(common::root().join("crates/connectors/src/kubernetes/mod.rs"))
-        .expect("the kubernetes connector's source");
+    let source =
+        std::fs::read_to_string(common::root().join("crates/connectors/src/kubernetes/mod.rs"))
+            .expect("the kubernetes connector's source");
     let start = source
         .find("const PERMISSIONS")
         .expect("the connector declares its PERMISSIONS");
