@@ -1,3 +1,4 @@
+
 use super::*;
 use proptest::prelude::*;
 use serde_json::json;
@@ -248,8 +249,8 @@ fn records_spans_of_keys_and_values() {
 server:
   host: example.com
   ports:
-- 80
-- \"443\"
+    - 80
+    - \"443\"
   tls: {cert: a.pem, ciphers: [x, y]}
 empty:
 ";

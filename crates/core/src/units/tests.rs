@@ -1,3 +1,4 @@
+
 use super::memory::MEMORY_SYNTAX;
 use super::*;
 use proptest::prelude::*;
@@ -95,7 +96,7 @@ fn duration_errors_say_what_was_found_and_what_was_expected() {
         message("5 minutes"),
         Err(
             "invalid duration \"5 minutes\": expected a number followed by a unit (ns, us, \
-             ms, s, m, h, d, w), such as 30s, 5m or 1h30m"
+                 ms, s, m, h, d, w), such as 30s, 5m or 1h30m"
                 .to_owned()
         )
     );
@@ -103,8 +104,8 @@ fn duration_errors_say_what_was_found_and_what_was_expected() {
         message("90"),
         Err(
             "invalid duration \"90\": the number 90 needs a unit (ns, us, ms, s, m, h, d, \
-             w), such as 90s; only 0 may be written without one, and a number outside \
-             quotes is read as seconds"
+                 w), such as 90s; only 0 may be written without one, and a number outside \
+                 quotes is read as seconds"
                 .to_owned()
         )
     );
@@ -112,7 +113,7 @@ fn duration_errors_say_what_was_found_and_what_was_expected() {
         message("5min"),
         Err(
             "invalid duration \"5min\": unknown unit \"min\"; expected one of ns, us, ms, s, \
-             m, h, d, w, such as 30s, 5m or 1h30m"
+                 m, h, d, w, such as 30s, 5m or 1h30m"
                 .to_owned()
         )
     );
@@ -124,8 +125,8 @@ fn duration_errors_say_what_was_found_and_what_was_expected() {
         message("1.5ns"),
         Err(
             "invalid duration \"1.5ns\": 1.5ns is finer than a nanosecond; durations have \
-             nanosecond resolution, so ns takes no decimal places, us at most 3, ms at most \
-             6, and s, m, h, d and w at most 9"
+                 nanosecond resolution, so ns takes no decimal places, us at most 3, ms at most \
+                 6, and s, m, h, d and w at most 9"
                 .to_owned()
         )
     );
@@ -213,7 +214,7 @@ fn duration_reads_numbers_as_seconds() {
         boolean,
         Err(
             "invalid type: boolean `true`, expected a duration such as 30s, 5m or 1h30m, \
-             or a number of seconds"
+                 or a number of seconds"
                 .to_owned()
         )
     );
@@ -290,7 +291,7 @@ fn cpu_parses_kubernetes_quantities() {
         parse::<Cpu>("0.0001").map_err(|e| e.to_string()),
         Err(
             "invalid CPU quantity \"0.0001\": CPU is allocated in whole millicores, so \
-             cores take at most 3 decimal places (0.001 cores is 1m) and millicores none"
+                 cores take at most 3 decimal places (0.001 cores is 1m) and millicores none"
                 .to_owned()
         )
     );
@@ -368,7 +369,7 @@ fn memory_parses_binary_decimal_and_plain_sizes() {
         message,
         Err(format!(
             "invalid memory size \"256m\": unknown unit \"m\" (m means thousandths in \
-             Kubernetes; for mebibytes write Mi); {MEMORY_SYNTAX}"
+                 Kubernetes; for mebibytes write Mi); {MEMORY_SYNTAX}"
         ))
     );
 }
