@@ -19,9 +19,27 @@ use crate::study::journal::{Study, Trial, TrialState, now};
 use crate::study::{self, Goal, Plan, best_trial};
 use servo_core::types::{Adjustment, Control, Description, SettingValue};
 use servo_core::units::Duration;
-use servo_optimizer::ParamValue;
+use servo_optimizer::{ParamValue, Space};
 
-use super::store::{Application, Write};
+use super::application::Application;
+
+/// A change to the journal made in the same transaction as a session update.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Retire the application's studies and start a new one; the session's `study_id` becomes it.
+    NewStudy {
+        space: Space,
+        objective: String,
+        constraints: Vec<String>,
+    },
+    /// Insert running trial `number` of the session's study.
+    BeginTrial {
+        number: i64,
+        config: BTreeMap<String, ParamValue>,
+    },
+    /// Record how a trial of the session's study ended.
+    FinishTrial(Trial),
+}
 
 /// What the server remembers of one application's conversation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
