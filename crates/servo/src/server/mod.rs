@@ -9,6 +9,7 @@
 pub mod application;
 pub mod http;
 pub mod metrics;
+pub mod schema;
 pub mod session;
 pub mod store;
 

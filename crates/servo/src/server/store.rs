@@ -34,9 +34,9 @@ pub struct Store {
 impl Store {
     /// Opens a SQLite file or a `postgres://` database, applying migrations.
     pub async fn open(store: &str) -> Result<Store, JournalError> {
-        Ok(Store {
-            journal: Journal::open_store(store).await?,
-        })
+        let journal = Journal::open_store(store).await?;
+        journal.migrate(super::schema::MIGRATIONS).await?;
+        Ok(Store { journal })
     }
 
     pub fn journal(&self) -> &Journal {

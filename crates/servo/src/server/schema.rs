@@ -1,0 +1,53 @@
+//! The optimizer server's tables (applications and their protocol sessions), applied with the
+//! journal's migration mechanism in the same database as the studies and trials.
+
+use crate::study::journal::Migration;
+
+/// The server's schema steps; their versions continue the study's in `servo_schema`.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 2,
+    sqlite: r#"
+CREATE TABLE IF NOT EXISTS applications (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    token_sha256 TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS applications_token ON applications (token_sha256);
+CREATE TABLE IF NOT EXISTS sessions (
+    application_id INTEGER PRIMARY KEY REFERENCES applications(id),
+    revision INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+"#,
+    postgres: r#"
+CREATE TABLE IF NOT EXISTS applications (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    token_sha256 TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS applications_token ON applications (token_sha256);
+CREATE TABLE IF NOT EXISTS sessions (
+    application_id BIGINT PRIMARY KEY REFERENCES applications(id),
+    revision BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+"#,
+}];
+
+#[cfg(test)]
+mod tests {
+    use crate::study::journal::SCHEMA_VERSION;
+
+    /// A server migration above the journal's known version would make this servo refuse the
+    /// databases it wrote itself.
+    #[test]
+    fn the_journal_knows_every_server_migration() {
+        assert!(super::MIGRATIONS.iter().all(|m| m.version <= SCHEMA_VERSION));
+    }
+}
