@@ -48,6 +48,10 @@ mod tests {
     /// databases it wrote itself.
     #[test]
     fn the_journal_knows_every_server_migration() {
-        assert!(super::MIGRATIONS.iter().all(|m| m.version <= SCHEMA_VERSION));
+        assert!(
+            super::MIGRATIONS
+                .iter()
+                .all(|m| m.version <= SCHEMA_VERSION)
+        );
     }
 }
