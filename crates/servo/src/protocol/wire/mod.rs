@@ -14,11 +14,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use servo_core::types::{
-    Control, Description, Domain, Measurement, Setting, SettingKind, SettingValue,
-};
+use servo_core::types::Control;
 use servo_core::units::Duration;
 
 /// An event the servo posts.

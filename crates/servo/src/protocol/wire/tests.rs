@@ -1,5 +1,8 @@
 //! The wire shapes and conversions against ServoX's examples.
 
+use serde_json::json;
+use servo_core::types::{Description, Domain, Measurement, Setting, SettingKind, SettingValue};
+
 use super::*;
 use servo_core::types::{Component, Metric, Reading, TimeSeries};
 use servo_core::units::{Cpu, Memory};
