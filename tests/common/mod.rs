@@ -67,3 +67,23 @@ pub fn prometheus_binary() -> PathBuf {
     );
     binary
 }
+
+/// Runs `servo ARGS -c CONFIG` to its end, for tests that look at the whole output.
+pub fn output(config: &Path, args: &[&str]) -> std::process::Output {
+    servo()
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .expect("runs")
+}
+
+/// Fails the test with servo's stderr unless it exited 0.
+#[track_caller]
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
