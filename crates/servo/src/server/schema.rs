@@ -6,36 +6,20 @@ use crate::study::journal::Migration;
 /// The server's schema steps; their versions continue the study's in `servo_schema`.
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 2,
-    sqlite: r#"
+    sql: r#"
 CREATE TABLE IF NOT EXISTS applications (
-    id INTEGER PRIMARY KEY,
+    id {SERIAL},
     name TEXT NOT NULL UNIQUE,
     token_sha256 TEXT NOT NULL,
     settings TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at {REAL} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS applications_token ON applications (token_sha256);
 CREATE TABLE IF NOT EXISTS sessions (
-    application_id INTEGER PRIMARY KEY REFERENCES applications(id),
-    revision INTEGER NOT NULL,
+    application_id {INT} PRIMARY KEY REFERENCES applications(id),
+    revision {INT} NOT NULL,
     state TEXT NOT NULL,
-    updated_at REAL NOT NULL
-);
-"#,
-    postgres: r#"
-CREATE TABLE IF NOT EXISTS applications (
-    id BIGSERIAL PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    token_sha256 TEXT NOT NULL,
-    settings TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL
-);
-CREATE INDEX IF NOT EXISTS applications_token ON applications (token_sha256);
-CREATE TABLE IF NOT EXISTS sessions (
-    application_id BIGINT PRIMARY KEY REFERENCES applications(id),
-    revision BIGINT NOT NULL,
-    state TEXT NOT NULL,
-    updated_at DOUBLE PRECISION NOT NULL
+    updated_at {REAL} NOT NULL
 );
 "#,
 }];

@@ -41,37 +41,29 @@ pub enum Write {
     FinishTrial(Trial),
 }
 
-/// What the server remembers of one application's conversation.
+/// What the server remembers of one application's conversation. Every field may be missing: a
+/// session an older server wrote reads with the defaults.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Session {
     /// The study the trials go to.
-    #[serde(default)]
     pub study_id: Option<i64>,
     /// The last description the servo sent (wire form).
-    #[serde(default)]
     pub description: Option<Value>,
     /// The command issued and not yet answered.
-    #[serde(default)]
     pub pending: Option<Pending>,
     /// The trial whose ADJUST succeeded and which awaits its MEASURE.
-    #[serde(default)]
     pub adjusted: Option<i64>,
     /// The `cmd_uid` of the last command whose result was recorded, so a result posted twice (a
     /// retry after a lost answer) is acknowledged without being recorded twice.
-    #[serde(default)]
     pub last_done: Option<String>,
     /// Why the study cannot go on (told to the servo in its next SLEEP, then described again).
-    #[serde(default)]
     pub blocked: Option<String>,
     /// The sampler has nothing left to try.
-    #[serde(default)]
     pub exhausted: bool,
     /// The study ended and the final configuration was applied (or could not be).
-    #[serde(default)]
     pub finished: bool,
-    #[serde(default)]
     pub agent: Option<String>,
-    #[serde(default)]
     pub sequence: u64,
 }
 

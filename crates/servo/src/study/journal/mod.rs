@@ -268,11 +268,7 @@ impl Journal {
             )));
         }
         for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
-            let sql = match self.dialect {
-                Dialect::Sqlite => migration.sqlite,
-                Dialect::Postgres => migration.postgres,
-            };
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql(self.dialect)))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.db(e))?;

@@ -1,13 +1,29 @@
 //! The journal's schema: the study's tables, and the mechanism by which every owner of tables in
 //! the same database (the optimizer server too) records the steps it applied.
 
-/// One step of a database's schema, written for both databases (SQLite has no `BIGSERIAL`,
-/// PostgreSQL's `REAL` is single precision).
+use super::Dialect;
+
+/// One step of a database's schema, written once for both databases: `{SERIAL}`, `{INT}` and
+/// `{REAL}` stand for the column types that differ (SQLite has no `BIGSERIAL`, PostgreSQL's `REAL`
+/// is single precision).
 pub struct Migration {
     /// Its number in `servo_schema`, unique across every owner of tables in the database.
     pub version: i64,
-    pub sqlite: &'static str,
-    pub postgres: &'static str,
+    pub sql: &'static str,
+}
+
+impl Migration {
+    /// The step's SQL for `dialect`.
+    pub fn sql(&self, dialect: Dialect) -> String {
+        let [serial, int, real] = match dialect {
+            Dialect::Sqlite => ["INTEGER PRIMARY KEY", "INTEGER", "REAL"],
+            Dialect::Postgres => ["BIGSERIAL PRIMARY KEY", "BIGINT", "DOUBLE PRECISION"],
+        };
+        self.sql
+            .replace("{SERIAL}", serial)
+            .replace("{INT}", int)
+            .replace("{REAL}", real)
+    }
 }
 
 /// The highest version any migration of servo has (the study's and the optimizer server's): a
@@ -19,55 +35,29 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// `servo_schema`. Booleans are integers so one decoding works on both databases.
 pub(super) const STUDY_MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    sqlite: r#"
+    sql: r#"
 CREATE TABLE IF NOT EXISTS studies (
-    id INTEGER PRIMARY KEY,
+    id {SERIAL},
     name TEXT NOT NULL,
     space TEXT NOT NULL,
     objective TEXT NOT NULL,
     constraints TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    retired INTEGER NOT NULL DEFAULT 0
+    created_at {REAL} NOT NULL,
+    retired {INT} NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS trials (
-    id INTEGER PRIMARY KEY,
-    study_id INTEGER NOT NULL REFERENCES studies(id),
-    number INTEGER NOT NULL,
+    id {SERIAL},
+    study_id {INT} NOT NULL REFERENCES studies(id),
+    number {INT} NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('running', 'complete', 'failed', 'interrupted')),
     config TEXT NOT NULL,
     readings TEXT,
-    objective REAL,
+    objective {REAL},
     constraints TEXT,
-    feasible INTEGER,
+    feasible {INT},
     error TEXT,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    UNIQUE (study_id, number)
-);
-"#,
-    postgres: r#"
-CREATE TABLE IF NOT EXISTS studies (
-    id BIGSERIAL PRIMARY KEY,
-    name TEXT NOT NULL,
-    space TEXT NOT NULL,
-    objective TEXT NOT NULL,
-    constraints TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    retired BIGINT NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS trials (
-    id BIGSERIAL PRIMARY KEY,
-    study_id BIGINT NOT NULL REFERENCES studies(id),
-    number BIGINT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('running', 'complete', 'failed', 'interrupted')),
-    config TEXT NOT NULL,
-    readings TEXT,
-    objective DOUBLE PRECISION,
-    constraints TEXT,
-    feasible BIGINT,
-    error TEXT,
-    started_at DOUBLE PRECISION NOT NULL,
-    finished_at DOUBLE PRECISION,
+    started_at {REAL} NOT NULL,
+    finished_at {REAL},
     UNIQUE (study_id, number)
 );
 "#,
@@ -75,3 +65,20 @@ CREATE TABLE IF NOT EXISTS trials (
 
 /// Every SQLite connection's settings: WAL with full sync, so a committed trial survives a crash.
 pub(super) const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Databases created before the steps were templated must match what a new one gets.
+    #[test]
+    fn each_dialect_gets_its_column_types_and_no_placeholder_is_left() {
+        let sqlite = STUDY_MIGRATIONS[0].sql(Dialect::Sqlite);
+        let postgres = STUDY_MIGRATIONS[0].sql(Dialect::Postgres);
+        assert!(sqlite.contains("    id INTEGER PRIMARY KEY,\n    study_id INTEGER NOT NULL"));
+        assert!(sqlite.contains("    finished_at REAL,\n"));
+        assert!(postgres.contains("    id BIGSERIAL PRIMARY KEY,\n    study_id BIGINT NOT NULL"));
+        assert!(postgres.contains("    finished_at DOUBLE PRECISION,\n"));
+        assert!(!sqlite.contains('{') && !postgres.contains('{'));
+    }
+}
