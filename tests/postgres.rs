@@ -451,20 +451,7 @@ impl Drop for OptimizerServer {
 
 /// `servo optimizer app create acme/web --store URL --token-file ... EXTRA`.
 fn create_app(dir: &Path, store: &str, extra: &[&str]) {
-    let token_file = dir.join("token");
-    std::fs::write(&token_file, TOKEN).expect("write the token file");
-    let output = common::servo()
-        .args(["optimizer", "app", "create", APP, "--store", store])
-        .arg("--token-file")
-        .arg(&token_file)
-        .args(extra)
-        .output()
-        .expect("servo runs");
-    assert!(
-        output.status.success(),
-        "app create failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::create_app(&dir.join("token"), store.as_ref(), APP, TOKEN, extra);
 }
 
 /// One HTTP/1.1 exchange with the bearer token; (status, body as JSON, or as a string when it is

@@ -87,3 +87,28 @@ pub fn assert_success(out: &std::process::Output) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `servo optimizer app create APP --store STORE --token-file TOKEN_FILE EXTRA`, the token written
+/// to `token_file` first.
+pub fn create_app(
+    token_file: &Path,
+    store: &std::ffi::OsStr,
+    app: &str,
+    token: &str,
+    extra: &[&str],
+) {
+    std::fs::write(token_file, token).expect("write the token file");
+    let output = servo()
+        .args(["optimizer", "app", "create", app, "--store"])
+        .arg(store)
+        .arg("--token-file")
+        .arg(token_file)
+        .args(extra)
+        .output()
+        .expect("servo runs");
+    assert!(
+        output.status.success(),
+        "app create failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
