@@ -288,8 +288,10 @@ fn whats_next(
     let no_settings = plan.params.is_empty();
     let done =
         session.exhausted || finished >= settings.trials as usize || (no_settings && finished > 0);
-    if done {
-        return finish(
+    // `no_settings` is false wherever a suggestion can come back empty (a study with nothing to
+    // tune is never sampled), so one way to finish serves both.
+    let finish_now = |session| {
+        finish(
             options,
             session,
             trials,
@@ -297,7 +299,10 @@ fn whats_next(
             &goal,
             settings.on_finish,
             no_settings,
-        );
+        )
+    };
+    if done {
+        return finish_now(session);
     }
     if no_settings {
         // Nothing to tune: measure the baseline once, so the servo's metrics are on record.
@@ -317,15 +322,7 @@ fn whats_next(
         None => return Ok(Decision::Suggest { plan, goal }),
         Some(None) => {
             session.exhausted = true;
-            return finish(
-                options,
-                session,
-                trials,
-                &plan,
-                &goal,
-                settings.on_finish,
-                false,
-            );
+            return finish_now(session);
         }
         Some(Some(config)) => config,
     };
