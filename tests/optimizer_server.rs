@@ -9,6 +9,7 @@
 //!   gaps or repeats, none lost and none run twice.
 #![cfg(target_os = "linux")]
 
+mod common;
 #[path = "common/http.rs"]
 mod http;
 #[path = "common/live.rs"]
@@ -61,26 +62,12 @@ fn get_json(port: u16, path: &str, token: &str) -> (u16, Value) {
 /// `servo optimizer app create acme/APP` with a known token.
 fn create_app(dir: &Path, store: &Path, app: &str, token: &str, extra: &[&str]) {
     let token_file = dir.join(format!("{app}.token"));
-    std::fs::write(&token_file, token).expect("token file");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
-        .env("NO_COLOR", "1")
-        .args([
-            "optimizer",
-            "app",
-            "create",
-            &format!("acme/{app}"),
-            "--store",
-        ])
-        .arg(store)
-        .arg("--token-file")
-        .arg(&token_file)
-        .args(extra)
-        .output()
-        .expect("servo runs");
-    assert!(
-        output.status.success(),
-        "app create failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    common::create_app(
+        &token_file,
+        store.as_os_str(),
+        &format!("acme/{app}"),
+        token,
+        extra,
     );
 }
 

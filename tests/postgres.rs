@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use postgres::Postgres;
 use serde_json::{Value, json};
+use servo::server::store::Store;
 use servo::study::journal::{Journal, JournalError, RecordedReading, Trial, TrialState};
 use servo_optimizer::{Domain, Param, ParamValue, Space};
 
@@ -65,7 +66,7 @@ fn migrations_apply_once_when_journals_open_an_empty_database_together() {
         let opening: Vec<_> = (0..4)
             .map(|_| {
                 let url = url.clone();
-                tokio::spawn(async move { Journal::open_store(&url).await })
+                tokio::spawn(async move { Store::open(&url).await })
             })
             .collect();
         for open in opening {
@@ -77,7 +78,7 @@ fn migrations_apply_once_when_journals_open_an_empty_database_together() {
         }
         // And again, on a database already migrated, by the other name of the scheme.
         let other_scheme = url.replacen("postgres://", "postgresql://", 1);
-        Journal::open_store(&other_scheme)
+        Store::open(&other_scheme)
             .await
             .unwrap_or_else(|e| panic!("reopening {other_scheme} failed: {e}"))
             .close()
@@ -450,20 +451,7 @@ impl Drop for OptimizerServer {
 
 /// `servo optimizer app create acme/web --store URL --token-file ... EXTRA`.
 fn create_app(dir: &Path, store: &str, extra: &[&str]) {
-    let token_file = dir.join("token");
-    std::fs::write(&token_file, TOKEN).expect("write the token file");
-    let output = common::servo()
-        .args(["optimizer", "app", "create", APP, "--store", store])
-        .arg("--token-file")
-        .arg(&token_file)
-        .args(extra)
-        .output()
-        .expect("servo runs");
-    assert!(
-        output.status.success(),
-        "app create failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::create_app(&dir.join("token"), store.as_ref(), APP, TOKEN, extra);
 }
 
 /// One HTTP/1.1 exchange with the bearer token; (status, body as JSON, or as a string when it is

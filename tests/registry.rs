@@ -2,22 +2,22 @@
 
 mod common;
 
+/// The built-in connectors, sorted by name.
+const BUILT_IN: [&str; 6] = [
+    "command",
+    "kubernetes",
+    "process",
+    "prometheus",
+    "vegeta",
+    "wait",
+];
+
 #[test]
 fn the_registry_holds_exactly_the_built_in_connectors_sorted() {
     servo_connectors::link();
     let registry = servo_core::connector::registry().expect("no duplicate connector names");
     let names: Vec<&str> = registry.names().collect();
-    assert_eq!(
-        names,
-        [
-            "command",
-            "kubernetes",
-            "process",
-            "prometheus",
-            "vegeta",
-            "wait"
-        ]
-    );
+    assert_eq!(names, BUILT_IN);
 }
 
 #[test]
@@ -34,16 +34,6 @@ fn servo_connectors_lists_them_as_json() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(
-        names,
-        [
-            "command",
-            "kubernetes",
-            "process",
-            "prometheus",
-            "vegeta",
-            "wait"
-        ]
-    );
+    assert_eq!(names, BUILT_IN);
     assert_eq!(listed[5]["default_key"], "wait");
 }

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::servo;
+use common::{assert_success, output, servo};
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -43,16 +43,8 @@ fn study_dir(trials: u32, duration: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn trials(config: &Path) -> Vec<Value> {
-    let out = servo()
-        .args(["trials", "-o", "json", "-c"])
-        .arg(config)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output(config, &["trials", "-o", "json"]);
+    assert_success(&out);
     serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("json")
 }
 
@@ -85,11 +77,7 @@ fn wait_for_complete(config: &Path, n: usize) {
     while Instant::now() < deadline {
         let journal = config.parent().expect("dir").join(".servo/study.db");
         if journal.exists() {
-            let out = servo()
-                .args(["trials", "-o", "json", "-c"])
-                .arg(config)
-                .output()
-                .expect("runs");
+            let out = output(config, &["trials", "-o", "json"]);
             if let Ok(t) = serde_json::from_slice::<Vec<Value>>(&out.stdout)
                 && count(&t, "complete") >= n
             {
@@ -104,16 +92,8 @@ fn wait_for_complete(config: &Path, n: usize) {
 #[test]
 fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
     let (_dir, config) = study_dir(6, "50ms");
-    let out = servo()
-        .args(["run", "-o", "json", "-c"])
-        .arg(&config)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output(&config, &["run", "-o", "json"]);
+    assert_success(&out);
     let summary: Value = serde_json::from_slice(&out.stdout).expect("json summary");
     let list = summary["trials"].as_array().expect("trials");
     assert_eq!(list.len(), 6);
@@ -139,11 +119,7 @@ fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
             .contains("best")
     );
 
-    let csv = servo()
-        .args(["trials", "-o", "csv", "-c"])
-        .arg(&config)
-        .output()
-        .expect("runs");
+    let csv = output(&config, &["trials", "-o", "csv"]);
     let text = String::from_utf8_lossy(&csv.stdout);
     assert!(
         text.starts_with("number,state,main.cpu,main.memory,main.mode,objective,feasible,error\n"),
@@ -159,11 +135,7 @@ fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
         .arg(&config)
         .output()
         .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let html = std::fs::read_to_string(&report).expect("report written");
     assert!(
         html.contains("<svg") && html.contains("Baseline vs best") && html.contains("main.cpu")
@@ -191,16 +163,8 @@ fn sigkill_mid_trial_then_restart_loses_no_completed_trial() {
         "the killed trial is left running in the journal"
     );
 
-    let out = servo()
-        .args(["run", "-c"])
-        .arg(&config)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output(&config, &["run"]);
+    assert_success(&out);
     let after = trials(&config);
     assert_eq!(
         count(&after, "complete"),
@@ -248,21 +212,9 @@ fn sigterm_stops_the_trial_marks_it_and_exits_130() {
 #[test]
 fn a_changed_search_space_is_refused_unless_a_new_study_is_asked_for() {
     let (_dir, config) = study_dir(2, "10ms");
-    assert!(
-        servo()
-            .args(["run", "-c"])
-            .arg(&config)
-            .output()
-            .expect("runs")
-            .status
-            .success()
-    );
+    assert!(output(&config, &["run"]).status.success());
     edit(&config, "max: 8,", "max: 16,");
-    let out = servo()
-        .args(["run", "-c"])
-        .arg(&config)
-        .output()
-        .expect("runs");
+    let out = output(&config, &["run"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -270,16 +222,8 @@ fn a_changed_search_space_is_refused_unless_a_new_study_is_asked_for() {
         "{stderr}"
     );
     assert!(stderr.contains("--new-study"), "{stderr}");
-    let out = servo()
-        .args(["run", "--new-study", "-c"])
-        .arg(&config)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output(&config, &["run", "--new-study"]);
+    assert_success(&out);
     assert_eq!(trials(&config).len(), 2, "the new study starts from zero");
 }
 
@@ -287,11 +231,7 @@ fn a_changed_search_space_is_refused_unless_a_new_study_is_asked_for() {
 fn an_objective_naming_an_unknown_metric_is_a_usage_error_before_any_trial() {
     let (_dir, config) = study_dir(2, "10ms");
     edit(&config, "time_waited < 10s", "time_waitd < 10s");
-    let out = servo()
-        .args(["run", "-c"])
-        .arg(&config)
-        .output()
-        .expect("runs");
+    let out = output(&config, &["run"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("did you mean `time_waited`?"), "{stderr}");
@@ -309,11 +249,7 @@ fn an_unwritable_journal_stops_the_run_before_anything_is_adjusted() {
         "  seed: 3\n",
         "  seed: 3\n  store: not-a-directory/study.db\n",
     );
-    let out = servo()
-        .args(["run", "-c"])
-        .arg(&config)
-        .output()
-        .expect("runs");
+    let out = output(&config, &["run"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot open the journal"), "{stderr}");

@@ -67,3 +67,48 @@ pub fn prometheus_binary() -> PathBuf {
     );
     binary
 }
+
+/// Runs `servo ARGS -c CONFIG` to its end, for tests that look at the whole output.
+pub fn output(config: &Path, args: &[&str]) -> std::process::Output {
+    servo()
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .expect("runs")
+}
+
+/// Fails the test with servo's stderr unless it exited 0.
+#[track_caller]
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `servo optimizer app create APP --store STORE --token-file TOKEN_FILE EXTRA`, the token written
+/// to `token_file` first.
+pub fn create_app(
+    token_file: &Path,
+    store: &std::ffi::OsStr,
+    app: &str,
+    token: &str,
+    extra: &[&str],
+) {
+    std::fs::write(token_file, token).expect("write the token file");
+    let output = servo()
+        .args(["optimizer", "app", "create", app, "--store"])
+        .arg(store)
+        .arg("--token-file")
+        .arg(token_file)
+        .args(extra)
+        .output()
+        .expect("servo runs");
+    assert!(
+        output.status.success(),
+        "app create failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -160,11 +160,11 @@ impl Bus {
     {
         let handlers: Vec<_> = self.handling(event).collect();
         let futures = handlers.iter().map(|(_, c)| call(c));
-        let results = tokio::select! {
-            results = join_all(futures) => results,
-            () = cx.cancel.cancelled() => {
-                return handlers.iter().map(|(m, _)| (m.clone(), Err(ConnectorError::Cancelled))).collect();
-            }
+        let Ok(results) = cx.run(join_all(futures)).await else {
+            return handlers
+                .iter()
+                .map(|(m, _)| (m.clone(), Err(ConnectorError::Cancelled)))
+                .collect();
         };
         handlers
             .into_iter()
@@ -389,10 +389,10 @@ impl Bus {
             .iter()
             .zip(&requests)
             .map(|((_, c), r)| c.measure(r, cx));
-        let results = tokio::select! {
-            results = join_all(futures) => results,
-            () = cx.cancel.cancelled() => return Err(BusError::Interrupted),
-        };
+        let results = cx
+            .run(join_all(futures))
+            .await
+            .map_err(|_| BusError::Interrupted)?;
         let results: Vec<(String, Result<Measurement, ConnectorError>)> = targets
             .iter()
             .map(|(m, _)| m.clone())

@@ -13,6 +13,7 @@ mod optimizer;
 mod report;
 mod run;
 mod schema;
+mod shared;
 mod trials;
 mod validate;
 mod version;

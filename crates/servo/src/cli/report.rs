@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::shared::load_summary;
 use super::{CliError, CommandResult, Exit, Globals};
 use crate::files::write_atomic;
 use crate::study::report::html;
@@ -20,7 +21,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
-    let summary = super::trials::load_summary(globals, registry).await?;
+    let summary = load_summary(globals, registry).await?;
     write_atomic(&args.output, html(&summary).as_bytes())
         .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", args.output.display())))?;
     eprintln!(

@@ -1,12 +1,16 @@
 //! `servo run`: optimize until the study is done.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::shared::into_cli;
 use super::{CliError, CommandResult, Exit, Globals, interrupt_token};
-use crate::output::{Render, emit};
-use crate::study::{self, Progress, RunOptions, StudyError, Summary};
+use crate::output::{Render, Table, emit};
+use crate::study::journal::TrialState;
+use crate::study::objective::{Constraint, Expr};
+use crate::study::{self, Progress, RunOptions, Summary, param_number};
 use servo_core::connector::{EventContext, Registry};
 
 /// Optimize the application: describe it, then adjust and measure trial after trial until the
@@ -42,7 +46,7 @@ impl serde::Serialize for Outcome {
 
 impl Render for Outcome {
     fn human(&self) -> String {
-        super::trials::comparison(&self.0)
+        comparison(&self.0)
     }
 }
 
@@ -169,21 +173,92 @@ async fn run_remote(
     })
 }
 
-pub(super) fn into_cli(e: StudyError) -> CliError {
-    match e {
-        StudyError::Config { message, hint } => CliError::Usage { message, hint },
-        StudyError::Bus(b) => CliError::Bus(b),
-        e @ (StudyError::Journal(_) | StudyError::Stopped { .. }) => {
-            let hint = e.hint();
-            CliError::Failure(with_hint(e.to_string(), hint))
+/// The baseline vs best table `servo run` ends with.
+fn comparison(summary: &Summary) -> String {
+    let mut out = String::new();
+    let complete = summary
+        .trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .count();
+    let _ = writeln!(
+        out,
+        "study `{}`: {} trial(s), {complete} complete{}",
+        summary.study,
+        summary.trials.len(),
+        if summary.interrupted {
+            " (interrupted)"
+        } else {
+            ""
         }
+    );
+    match (&summary.baseline, &summary.best) {
+        (Some(baseline), Some(best)) => {
+            let mut table = Table::new(["", "BASELINE", "BEST", "CHANGE"]);
+            let change = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if a != 0.0 => format!("{:+.1}%", (b - a) / a.abs() * 100.0),
+                _ => String::new(),
+            };
+            for (name, value) in &baseline.config {
+                let b = best.config.get(name);
+                table.row([
+                    name.clone(),
+                    value.to_string(),
+                    b.map(ToString::to_string).unwrap_or_default(),
+                    change(param_number(value), b.and_then(param_number)),
+                ]);
+            }
+            table.row([
+                format!("objective ({})", summary.objective),
+                baseline
+                    .objective
+                    .map(|o| format!("{o:.4}"))
+                    .unwrap_or_default(),
+                best.objective
+                    .map(|o| format!("{o:.4}"))
+                    .unwrap_or_default(),
+                change(baseline.objective, best.objective),
+            ]);
+            // The metrics the goal reads; every reading is in `servo trials -o json` and the report.
+            let mut wanted: Vec<String> = Vec::new();
+            if let Ok(e) = Expr::parse(&summary.objective) {
+                wanted.extend(e.variables().into_iter().map(String::from));
+            }
+            for c in summary
+                .constraints
+                .iter()
+                .filter_map(|c| Constraint::parse(c).ok())
+            {
+                wanted.extend(c.left.variables().into_iter().map(String::from));
+            }
+            for (metric, r) in baseline.readings.iter().filter(|(m, _)| wanted.contains(m)) {
+                let b = best.readings.get(metric);
+                table.row([
+                    format!("{metric} ({})", r.unit),
+                    format!("{:.3}", r.value),
+                    b.map(|b| format!("{:.3}", b.value)).unwrap_or_default(),
+                    change(Some(r.value), b.map(|b| b.value)),
+                ]);
+            }
+            out.push_str(&table.render());
+            let _ = writeln!(out, "best: trial {}", best.number);
+        }
+        (None, Some(best)) => {
+            let _ = writeln!(
+                out,
+                "best: trial {} (the baseline did not complete)",
+                best.number
+            );
+        }
+        (_, None) => out.push_str("no trial met every SLO yet\n"),
     }
-}
-
-/// A failure's message with its hint in the form the other failures print (`  = help: ...`).
-fn with_hint(message: String, hint: Option<String>) -> String {
-    match hint {
-        Some(hint) => format!("{message}\n  = help: {hint}"),
-        None => message,
+    if !summary.left_on.is_empty() {
+        let _ = writeln!(out, "the application was left on {}", summary.left_on);
     }
+    let _ = writeln!(
+        out,
+        "journal: {}; report: servo report --output report.html",
+        summary.journal.display()
+    );
+    out
 }

@@ -323,10 +323,10 @@ impl Client {
         let mut tries = 0u32;
         loop {
             tries += 1;
-            let outcome = tokio::select! {
-                outcome = self.attempt(&body) => outcome,
-                () = cancel.cancelled() => return Err(ClientError::Cancelled),
-            };
+            let outcome = cancel
+                .run_until_cancelled(self.attempt(&body))
+                .await
+                .ok_or(ClientError::Cancelled)?;
             // A well-formed JSON answer of the wrong shape is retried like a garbled one.
             let last = match outcome.and_then(|value| decode::<T>(event, value)) {
                 Ok(answer) => return Ok(answer),
@@ -345,10 +345,10 @@ impl Client {
                 event = %event, tries, error = %last,
                 "no usable answer from the optimizer; retrying in {:.1}s", delay.as_secs_f64()
             );
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = cancel.cancelled() => return Err(ClientError::Cancelled),
-            }
+            cancel
+                .run_until_cancelled(tokio::time::sleep(delay))
+                .await
+                .ok_or(ClientError::Cancelled)?;
         }
     }
 

@@ -380,7 +380,8 @@ async fn execute(
                 .and_then(Value::as_str)
                 .unwrap_or("no reason given");
             tracing::info!("the optimizer asked to sleep {duration} ({why})");
-            pause(cx, duration.into()).await;
+            // Cut short by a signal: the loop sees the cancellation and says GOODBYE.
+            let _ = cx.sleep(duration.into()).await;
             None
         }
     }
@@ -500,15 +501,7 @@ async fn deprovisioned_wait(cx: &EventContext) -> bool {
     tracing::warn!(
         "the optimizer no longer knows this servo (HTTP 410 unexpected servo_uid); waiting an hour for deprovisioning"
     );
-    pause(cx, DEPROVISIONED_SLEEP).await
-}
-
-/// Sleeps `duration` unless cancelled first; returns `false` when cancelled.
-async fn pause(cx: &EventContext, duration: std::time::Duration) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(duration) => true,
-        () = cx.cancel.cancelled() => false,
-    }
+    cx.sleep(DEPROVISIONED_SLEEP).await.is_ok()
 }
 
 /// Which signal ended the run, for `GOODBYE`'s reason (ServoX sends `SIGTERM`/`SIGINT`).

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::store::Application;
+use super::application::Application;
 use super::{ServeError, Server};
 use crate::protocol::wire::{EventName, kind_of};
 use crate::study::{Summary, best_trial, report};

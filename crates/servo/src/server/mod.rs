@@ -1,12 +1,15 @@
 //! `servo optimizer serve`: the embedded optimizer behind the Opsani/ServoX protocol, so that many
 //! servos (one per application) share one optimizer, and ServoX servos can use it too.
 //!
+//! - [`application`]: who may talk to the server, and with which optimizer settings.
 //! - [`store`]: applications, sessions and trials in SQLite or PostgreSQL, changed atomically.
 //! - [`session`]: what each protocol event does (pure, so it is tested without a server).
 //! - [`http`]: the axum routes: the protocol endpoint, the read API, health, metrics, OpenAPI.
 
+pub mod application;
 pub mod http;
 pub mod metrics;
+pub mod schema;
 pub mod session;
 pub mod store;
 
@@ -19,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::protocol::wire::EventName;
 use crate::study::journal::JournalError;
+use application::Application;
 use session::{Decision, Invalid, Known, Options, decide};
-use store::{Application, Commit, Store};
+use store::{Commit, Store};
 
 /// How often a request is decided again after losing a race before giving up with 503.
 const MAX_ATTEMPTS: usize = 16;

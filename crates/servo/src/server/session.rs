@@ -19,41 +19,51 @@ use crate::study::journal::{Study, Trial, TrialState, now};
 use crate::study::{self, Goal, Plan, best_trial};
 use servo_core::types::{Adjustment, Control, Description, SettingValue};
 use servo_core::units::Duration;
-use servo_optimizer::ParamValue;
+use servo_optimizer::{ParamValue, Space};
 
-use super::store::{Application, Write};
+use super::application::Application;
 
-/// What the server remembers of one application's conversation.
+/// A change to the journal made in the same transaction as a session update.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Retire the application's studies and start a new one; the session's `study_id` becomes it.
+    NewStudy {
+        space: Space,
+        objective: String,
+        constraints: Vec<String>,
+    },
+    /// Insert running trial `number` of the session's study.
+    BeginTrial {
+        number: i64,
+        config: BTreeMap<String, ParamValue>,
+    },
+    /// Record how a trial of the session's study ended.
+    FinishTrial(Trial),
+}
+
+/// What the server remembers of one application's conversation. Every field may be missing: a
+/// session an older server wrote reads with the defaults.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Session {
     /// The study the trials go to.
-    #[serde(default)]
     pub study_id: Option<i64>,
     /// The last description the servo sent (wire form).
-    #[serde(default)]
     pub description: Option<Value>,
     /// The command issued and not yet answered.
-    #[serde(default)]
     pub pending: Option<Pending>,
     /// The trial whose ADJUST succeeded and which awaits its MEASURE.
-    #[serde(default)]
     pub adjusted: Option<i64>,
     /// The `cmd_uid` of the last command whose result was recorded, so a result posted twice (a
     /// retry after a lost answer) is acknowledged without being recorded twice.
-    #[serde(default)]
     pub last_done: Option<String>,
     /// Why the study cannot go on (told to the servo in its next SLEEP, then described again).
-    #[serde(default)]
     pub blocked: Option<String>,
     /// The sampler has nothing left to try.
-    #[serde(default)]
     pub exhausted: bool,
     /// The study ended and the final configuration was applied (or could not be).
-    #[serde(default)]
     pub finished: bool,
-    #[serde(default)]
     pub agent: Option<String>,
-    #[serde(default)]
     pub sequence: u64,
 }
 
@@ -278,8 +288,10 @@ fn whats_next(
     let no_settings = plan.params.is_empty();
     let done =
         session.exhausted || finished >= settings.trials as usize || (no_settings && finished > 0);
-    if done {
-        return finish(
+    // `no_settings` is false wherever a suggestion can come back empty (a study with nothing to
+    // tune is never sampled), so one way to finish serves both.
+    let finish_now = |session| {
+        finish(
             options,
             session,
             trials,
@@ -287,7 +299,10 @@ fn whats_next(
             &goal,
             settings.on_finish,
             no_settings,
-        );
+        )
+    };
+    if done {
+        return finish_now(session);
     }
     if no_settings {
         // Nothing to tune: measure the baseline once, so the servo's metrics are on record.
@@ -307,15 +322,7 @@ fn whats_next(
         None => return Ok(Decision::Suggest { plan, goal }),
         Some(None) => {
             session.exhausted = true;
-            return finish(
-                options,
-                session,
-                trials,
-                &plan,
-                &goal,
-                settings.on_finish,
-                false,
-            );
+            return finish_now(session);
         }
         Some(Some(config)) => config,
     };

@@ -7,9 +7,6 @@
 //! matches no row, is rolled back with every trial it inserted, and the request is decided again
 //! from what the winner wrote.
 
-use std::collections::BTreeMap;
-
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::config::optimizer::EmbeddedOptimizer;
@@ -17,56 +14,9 @@ use crate::study::journal::{
     DbResult, Journal, JournalError, Study, Trial, create_study, finish_trial, insert_trial,
     live_study, now, text,
 };
-use servo_optimizer::{ParamValue, Space};
 
-use super::session::Session;
-
-/// An application the server optimizes.
-#[derive(Clone, Debug)]
-pub struct Application {
-    pub id: i64,
-    /// `org/app`, as in `/accounts/{org}/applications/{app}/`.
-    pub name: String,
-    token_sha256: String,
-    pub settings: EmbeddedOptimizer,
-    pub created_at: f64,
-}
-
-impl Application {
-    /// Whether `token` is this application's, compared in constant time.
-    pub fn accepts(&self, token: &str) -> bool {
-        constant_time_eq(token_hash(token).as_bytes(), self.token_sha256.as_bytes())
-    }
-}
-
-/// Tokens are stored as SHA-256 digests: they are long random strings, so a slow password hash
-/// would add latency to every request without adding safety.
-pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// A change to the journal made in the same transaction as a session update.
-#[derive(Clone, Debug)]
-pub enum Write {
-    /// Retire the application's studies and start a new one; the session's `study_id` becomes it.
-    NewStudy {
-        space: Space,
-        objective: String,
-        constraints: Vec<String>,
-    },
-    /// Insert running trial `number` of the session's study.
-    BeginTrial {
-        number: i64,
-        config: BTreeMap<String, ParamValue>,
-    },
-    /// Record how a trial of the session's study ended.
-    FinishTrial(Trial),
-}
+use super::application::{Application, token_hash};
+use super::session::{Session, Write};
 
 /// The outcome of [`Store::commit`].
 #[derive(Debug, PartialEq, Eq)]
@@ -84,9 +34,9 @@ pub struct Store {
 impl Store {
     /// Opens a SQLite file or a `postgres://` database, applying migrations.
     pub async fn open(store: &str) -> Result<Store, JournalError> {
-        Ok(Store {
-            journal: Journal::open_store(store).await?,
-        })
+        let journal = Journal::open_store(store).await?;
+        journal.migrate(super::schema::MIGRATIONS).await?;
+        Ok(Store { journal })
     }
 
     pub fn journal(&self) -> &Journal {

@@ -2,8 +2,9 @@
 
 use serde_json::{Value, json};
 
+use super::application::Application;
 use super::session::Options;
-use super::store::{Application, Store};
+use super::store::Store;
 use super::{ServeError, Server};
 use crate::config::optimizer::{EmbeddedOptimizer, Objective, OnFinish};
 use crate::protocol::wire::EventName;
@@ -321,7 +322,7 @@ async fn a_stale_revision_is_a_conflict_and_writes_nothing() {
             &f.app,
             revision,
             session,
-            vec![super::store::Write::BeginTrial {
+            vec![super::session::Write::BeginTrial {
                 number: 5,
                 config: Default::default(),
             }],

@@ -1,32 +1,29 @@
 //! A study: the embedded optimizer driving describe → suggest → adjust → measure → score → journal,
 //! trial after trial, resumable from its journal.
 
+mod goal;
 pub mod journal;
 pub mod objective;
+mod plan;
 pub mod report;
+mod summary;
+
+pub use goal::{Goal, Score, score};
+pub use plan::{Plan, PlanParam, param_number};
+pub use summary::{Summary, baseline_trial, best_trial};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
-
 use crate::bus::{Bus, BusError};
 use crate::config::Assembly;
-use crate::config::optimizer::{
-    Algorithm, EmbeddedOptimizer, Objective, OnFinish, OptimizerSettings,
-};
-use journal::{Journal, JournalError, RecordedReading, Study, Trial, TrialState, now};
-use objective::{Constraint, Expr};
+use crate::config::optimizer::{Algorithm, EmbeddedOptimizer, OnFinish, OptimizerSettings};
+use journal::{Journal, JournalError, Trial, TrialState, now};
 use servo_core::connector::{ConnectorError, EventContext};
-use servo_core::suggest::did_you_mean;
-use servo_core::types::{
-    Adjustment, Control, Description, Domain as SettingDomain, MeasureRequest, Measurement,
-    SettingKind, SettingValue,
-};
+use servo_core::types::{Adjustment, Control, MeasureRequest, Measurement};
 use servo_optimizer::{
-    Bayesian, Domain, Observation, Outcome, Param, ParamValue, RandomSearch, Sampler, Space,
-    SuggestError,
+    Bayesian, Observation, Outcome, ParamValue, RandomSearch, Sampler, SuggestError,
 };
 
 /// Why a study could not run.
@@ -101,282 +98,6 @@ fn config_error(message: impl Into<String>, hint: Option<String>) -> StudyError 
     }
 }
 
-/// What is optimized: the objective (minimized internally) and the SLOs.
-#[derive(Clone, Debug)]
-pub struct Goal {
-    pub text: String,
-    pub expr: Expr,
-    pub maximize: bool,
-    pub constraints: Vec<Constraint>,
-}
-
-impl Goal {
-    pub fn from_settings(settings: &EmbeddedOptimizer) -> Result<Goal, StudyError> {
-        let (text, maximize) = match &settings.objective {
-            Some(Objective::Minimize(t)) => (t.clone(), false),
-            Some(Objective::Maximize(t)) => (t.clone(), true),
-            None => {
-                return Err(config_error(
-                    "the optimizer has no objective: servo run needs to know what to optimize",
-                    Some("add `optimizer: {objective: {minimize: <metric or expression>}}`, e.g. `minimize: main.cpu`".into()),
-                ));
-            }
-        };
-        let expr = Expr::parse(&text)
-            .map_err(|e| config_error(format!("optimizer.objective `{text}`: {e}"), None))?;
-        let constraints = settings
-            .constraints
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                Constraint::parse(c).map_err(|e| {
-                    config_error(format!("optimizer.constraints[{i}] `{c}`: {e}"), None)
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Goal {
-            text,
-            expr,
-            maximize,
-            constraints,
-        })
-    }
-
-    /// Checks every name in the objective and constraints against the metrics and settings.
-    pub fn check_names(&self, description: &Description, plan: &Plan) -> Result<(), StudyError> {
-        let mut known: Vec<String> = description.metrics.iter().map(|m| m.name.clone()).collect();
-        known.extend(plan.params.iter().map(|p| p.name.clone()));
-        let mut used: Vec<(&str, String)> = self
-            .expr
-            .variables()
-            .into_iter()
-            .map(|v| (v, "optimizer.objective".to_string()))
-            .collect();
-        for (i, c) in self.constraints.iter().enumerate() {
-            used.extend(
-                c.left
-                    .variables()
-                    .into_iter()
-                    .map(|v| (v, format!("optimizer.constraints[{i}]"))),
-            );
-        }
-        for (name, place) in used {
-            if !known.iter().any(|k| k == name) {
-                let hint = did_you_mean(name, known.iter().map(String::as_str))
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| format!("metrics and settings: {}", known.join(", ")));
-                return Err(config_error(
-                    format!("{place}: no metric or setting is named `{name}`"),
-                    Some(hint),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The search space derived from a description, and how its parameters map back to settings.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    pub space: Space,
-    pub params: Vec<PlanParam>,
-    /// The application's configuration when the study began.
-    pub baseline: BTreeMap<String, ParamValue>,
-}
-
-#[derive(Clone, Debug)]
-pub struct PlanParam {
-    pub name: String,
-    pub component: String,
-    pub setting: String,
-    pub integer: bool,
-    pub unit: Option<String>,
-}
-
-impl Plan {
-    /// Every unpinned setting becomes a parameter named `component.setting`.
-    pub fn from_description(description: &Description) -> Plan {
-        let mut params = Vec::new();
-        let mut space = Vec::new();
-        let mut baseline = BTreeMap::new();
-        for component in &description.components {
-            for setting in component.settings.iter().filter(|s| !s.pinned) {
-                let name = format!("{}.{}", component.name, setting.name);
-                let (domain, integer) = match setting.domain() {
-                    SettingDomain::Categorical(values) => (
-                        Domain::Categorical {
-                            choices: values.to_vec(),
-                        },
-                        false,
-                    ),
-                    SettingDomain::Numeric {
-                        min,
-                        max,
-                        step,
-                        integer,
-                    } => {
-                        if integer
-                            || matches!(setting.kind, SettingKind::Int | SettingKind::Replicas)
-                        {
-                            (
-                                Domain::Int {
-                                    low: min.round() as i64,
-                                    high: max.round() as i64,
-                                    step: step.map_or(1, |s| s.round().max(1.0) as i64),
-                                    log: false,
-                                },
-                                true,
-                            )
-                        } else {
-                            (
-                                Domain::Float {
-                                    low: min,
-                                    high: max,
-                                    step,
-                                    log: false,
-                                },
-                                false,
-                            )
-                        }
-                    }
-                };
-                if let Some(value) = &setting.value {
-                    baseline.insert(name.clone(), to_param(value, integer));
-                }
-                space.push(Param::new(name.clone(), domain));
-                params.push(PlanParam {
-                    name,
-                    component: component.name.clone(),
-                    setting: setting.name.clone(),
-                    integer,
-                    unit: setting.unit.clone(),
-                });
-            }
-        }
-        Plan {
-            space: Space::new(space),
-            params,
-            baseline,
-        }
-    }
-
-    pub fn adjustments(&self, config: &BTreeMap<String, ParamValue>) -> Vec<Adjustment> {
-        self.params
-            .iter()
-            .filter_map(|p| {
-                config.get(&p.name).map(|v| Adjustment {
-                    component: p.component.clone(),
-                    setting: p.setting.clone(),
-                    value: from_param(v, p.integer),
-                })
-            })
-            .collect()
-    }
-
-    fn ordered(&self, config: &BTreeMap<String, ParamValue>) -> Option<Vec<ParamValue>> {
-        self.params
-            .iter()
-            .map(|p| config.get(&p.name).cloned())
-            .collect()
-    }
-
-    fn named(&self, values: Vec<ParamValue>) -> BTreeMap<String, ParamValue> {
-        self.params
-            .iter()
-            .map(|p| p.name.clone())
-            .zip(values)
-            .collect()
-    }
-}
-
-fn to_param(value: &SettingValue, integer: bool) -> ParamValue {
-    match value {
-        SettingValue::Int(i) if integer => ParamValue::Int(*i),
-        SettingValue::Int(i) => ParamValue::Float(*i as f64),
-        SettingValue::Float(f) if integer => ParamValue::Int(f.round() as i64),
-        SettingValue::Float(f) => ParamValue::Float(*f),
-        SettingValue::String(s) => ParamValue::Categorical(s.clone()),
-    }
-}
-
-fn from_param(value: &ParamValue, integer: bool) -> SettingValue {
-    match value {
-        ParamValue::Int(i) => SettingValue::Int(*i),
-        ParamValue::Float(f) if integer => SettingValue::Int(f.round() as i64),
-        ParamValue::Float(f) => SettingValue::Float(*f),
-        ParamValue::Categorical(s) => SettingValue::String(s.clone()),
-    }
-}
-
-pub fn param_number(value: &ParamValue) -> Option<f64> {
-    match value {
-        ParamValue::Int(i) => Some(*i as f64),
-        ParamValue::Float(f) => Some(*f),
-        ParamValue::Categorical(_) => None,
-    }
-}
-
-/// How one trial's measurement scores.
-pub struct Score {
-    pub readings: BTreeMap<String, RecordedReading>,
-    pub objective: f64,
-    pub constraints: Vec<f64>,
-    pub feasible: bool,
-}
-
-/// Scores a measurement against the goal; an error names the expression that could not be evaluated.
-pub fn score(
-    goal: &Goal,
-    config: &BTreeMap<String, ParamValue>,
-    measurement: &Measurement,
-) -> Result<Score, String> {
-    let readings: BTreeMap<String, RecordedReading> = measurement
-        .readings
-        .iter()
-        .map(|r| {
-            (
-                r.metric.name.clone(),
-                RecordedReading {
-                    value: r.value,
-                    unit: r.metric.unit.clone(),
-                },
-            )
-        })
-        .collect();
-    let mut vars: BTreeMap<String, f64> =
-        readings.iter().map(|(k, r)| (k.clone(), r.value)).collect();
-    for (name, value) in config {
-        if let Some(n) = param_number(value) {
-            vars.insert(name.clone(), n);
-        }
-    }
-    let objective = goal
-        .expr
-        .eval(&vars)
-        .map_err(|e| format!("objective `{}`: {e}", goal.text))?;
-    let mut constraints = Vec::new();
-    let mut feasible = true;
-    for c in &goal.constraints {
-        let value = c
-            .left
-            .eval(&vars)
-            .map_err(|e| format!("constraint `{}`: {e}", c.text))?;
-        // A bound's unit converts to the unit of the metric on the left, when it is one metric.
-        let unit = match &c.left {
-            Expr::Var(name) => readings.get(name).map(|r| r.unit.as_str()).unwrap_or(""),
-            _ => "",
-        };
-        constraints.push(c.violation(value, unit));
-        feasible &= c.holds(value, unit);
-    }
-    Ok(Score {
-        readings,
-        objective,
-        constraints,
-        feasible,
-    })
-}
-
 /// Options of `servo run` that are not in the config.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -405,78 +126,6 @@ pub enum Progress {
         finished: usize,
         total: u32,
     },
-}
-
-/// The outcome of a finished (or interrupted) study.
-#[derive(Clone, Debug, Serialize)]
-pub struct Summary {
-    pub study: String,
-    pub journal: PathBuf,
-    pub objective: String,
-    pub maximize: bool,
-    pub constraints: Vec<String>,
-    pub trials: Vec<Trial>,
-    pub baseline: Option<Trial>,
-    pub best: Option<Trial>,
-    /// Which configuration the application was left on.
-    pub left_on: String,
-    pub interrupted: bool,
-    pub elapsed_seconds: f64,
-}
-
-impl Summary {
-    pub fn from_trials(
-        study: &Study,
-        journal: &std::path::Path,
-        trials: Vec<Trial>,
-        maximize: bool,
-    ) -> Summary {
-        let baseline = baseline_trial(&trials)
-            .filter(|t| t.state == TrialState::Complete)
-            .cloned();
-        let best = best_trial(&trials, maximize).cloned();
-        Summary {
-            study: study.name.clone(),
-            journal: journal.to_path_buf(),
-            objective: study.objective.clone(),
-            maximize,
-            constraints: study.constraints.clone(),
-            trials,
-            baseline,
-            best,
-            left_on: String::new(),
-            interrupted: false,
-            elapsed_seconds: 0.0,
-        }
-    }
-}
-
-/// The trial that measured the baseline: the first one that ran to its end (complete or failed).
-///
-/// Not simply trial 0: a signal or a crash can interrupt the baseline, and the resumed study then
-/// measures it again under the next number. Until some trial has run to its end, every trial the
-/// study starts is the baseline's (see [`next_config`]), so the first such trial is the baseline.
-pub fn baseline_trial(trials: &[Trial]) -> Option<&Trial> {
-    trials
-        .iter()
-        .filter(|t| t.state != TrialState::Interrupted)
-        .min_by_key(|t| t.number)
-}
-
-/// The best complete trial meeting every constraint.
-pub fn best_trial(trials: &[Trial], maximize: bool) -> Option<&Trial> {
-    trials
-        .iter()
-        .filter(|t| t.state == TrialState::Complete && t.feasible == Some(true))
-        .filter_map(|t| t.objective.map(|o| (t, o)))
-        .min_by(|(_, a), (_, b)| {
-            if maximize {
-                b.total_cmp(a)
-            } else {
-                a.total_cmp(b)
-            }
-        })
-        .map(|(t, _)| t)
 }
 
 /// The embedded optimizer's settings, or why `servo run` cannot use this optimizer yet.
@@ -884,49 +533,5 @@ async fn finish(
         Ok(Ok(_)) => done,
         Ok(Err(e)) => format!("unknown: applying the {label} configuration failed: {e}"),
         Err(_) => format!("unknown: applying the {label} configuration timed out"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn trial(number: i64, state: TrialState) -> Trial {
-        Trial {
-            number,
-            state,
-            config: BTreeMap::new(),
-            readings: BTreeMap::new(),
-            objective: None,
-            constraints: Vec::new(),
-            feasible: None,
-            error: None,
-            started_at: 0.0,
-            finished_at: None,
-        }
-    }
-
-    #[test]
-    fn the_baseline_is_the_first_trial_that_ran_to_its_end() {
-        use TrialState::{Complete, Failed, Interrupted};
-        let number = |trials: &[Trial]| baseline_trial(trials).map(|t| t.number);
-        assert_eq!(number(&[]), None);
-        assert_eq!(number(&[trial(0, Interrupted)]), None);
-        assert_eq!(
-            number(&[trial(0, Complete), trial(1, Interrupted)]),
-            Some(0)
-        );
-        // Interrupted, then measured again under the next number when the study resumed.
-        assert_eq!(
-            number(&[
-                trial(0, Interrupted),
-                trial(1, Interrupted),
-                trial(2, Complete),
-                trial(3, Complete)
-            ]),
-            Some(2)
-        );
-        // A failed baseline is still the baseline: the study moves on from it.
-        assert_eq!(number(&[trial(0, Failed), trial(1, Complete)]), Some(0));
     }
 }

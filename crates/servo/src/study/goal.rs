@@ -1,0 +1,146 @@
+//! What a study optimizes (the objective and its SLOs) and how one measurement scores against it.
+
+use std::collections::BTreeMap;
+
+use super::journal::RecordedReading;
+use super::objective::{Constraint, Expr};
+use super::{Plan, StudyError, config_error, param_number};
+use crate::config::optimizer::{EmbeddedOptimizer, Objective};
+use servo_core::suggest::did_you_mean;
+use servo_core::types::{Description, Measurement};
+use servo_optimizer::ParamValue;
+
+/// What is optimized: the objective (minimized internally) and the SLOs.
+#[derive(Clone, Debug)]
+pub struct Goal {
+    pub text: String,
+    pub expr: Expr,
+    pub maximize: bool,
+    pub constraints: Vec<Constraint>,
+}
+
+impl Goal {
+    pub fn from_settings(settings: &EmbeddedOptimizer) -> Result<Goal, StudyError> {
+        let (text, maximize) = match &settings.objective {
+            Some(Objective::Minimize(t)) => (t.clone(), false),
+            Some(Objective::Maximize(t)) => (t.clone(), true),
+            None => {
+                return Err(config_error(
+                    "the optimizer has no objective: servo run needs to know what to optimize",
+                    Some("add `optimizer: {objective: {minimize: <metric or expression>}}`, e.g. `minimize: main.cpu`".into()),
+                ));
+            }
+        };
+        let expr = Expr::parse(&text)
+            .map_err(|e| config_error(format!("optimizer.objective `{text}`: {e}"), None))?;
+        let constraints = settings
+            .constraints
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                Constraint::parse(c).map_err(|e| {
+                    config_error(format!("optimizer.constraints[{i}] `{c}`: {e}"), None)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Goal {
+            text,
+            expr,
+            maximize,
+            constraints,
+        })
+    }
+
+    /// Checks every name in the objective and constraints against the metrics and settings.
+    pub fn check_names(&self, description: &Description, plan: &Plan) -> Result<(), StudyError> {
+        let mut known: Vec<String> = description.metrics.iter().map(|m| m.name.clone()).collect();
+        known.extend(plan.params.iter().map(|p| p.name.clone()));
+        let mut used: Vec<(&str, String)> = self
+            .expr
+            .variables()
+            .into_iter()
+            .map(|v| (v, "optimizer.objective".to_string()))
+            .collect();
+        for (i, c) in self.constraints.iter().enumerate() {
+            used.extend(
+                c.left
+                    .variables()
+                    .into_iter()
+                    .map(|v| (v, format!("optimizer.constraints[{i}]"))),
+            );
+        }
+        for (name, place) in used {
+            if !known.iter().any(|k| k == name) {
+                let hint = did_you_mean(name, known.iter().map(String::as_str))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("metrics and settings: {}", known.join(", ")));
+                return Err(config_error(
+                    format!("{place}: no metric or setting is named `{name}`"),
+                    Some(hint),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How one trial's measurement scores.
+pub struct Score {
+    pub readings: BTreeMap<String, RecordedReading>,
+    pub objective: f64,
+    pub constraints: Vec<f64>,
+    pub feasible: bool,
+}
+
+/// Scores a measurement against the goal; an error names the expression that could not be evaluated.
+pub fn score(
+    goal: &Goal,
+    config: &BTreeMap<String, ParamValue>,
+    measurement: &Measurement,
+) -> Result<Score, String> {
+    let readings: BTreeMap<String, RecordedReading> = measurement
+        .readings
+        .iter()
+        .map(|r| {
+            (
+                r.metric.name.clone(),
+                RecordedReading {
+                    value: r.value,
+                    unit: r.metric.unit.clone(),
+                },
+            )
+        })
+        .collect();
+    let mut vars: BTreeMap<String, f64> =
+        readings.iter().map(|(k, r)| (k.clone(), r.value)).collect();
+    for (name, value) in config {
+        if let Some(n) = param_number(value) {
+            vars.insert(name.clone(), n);
+        }
+    }
+    let objective = goal
+        .expr
+        .eval(&vars)
+        .map_err(|e| format!("objective `{}`: {e}", goal.text))?;
+    let mut constraints = Vec::new();
+    let mut feasible = true;
+    for c in &goal.constraints {
+        let value = c
+            .left
+            .eval(&vars)
+            .map_err(|e| format!("constraint `{}`: {e}", c.text))?;
+        // A bound's unit converts to the unit of the metric on the left, when it is one metric.
+        let unit = match &c.left {
+            Expr::Var(name) => readings.get(name).map(|r| r.unit.as_str()).unwrap_or(""),
+            _ => "",
+        };
+        constraints.push(c.violation(value, unit));
+        feasible &= c.holds(value, unit);
+    }
+    Ok(Score {
+        readings,
+        objective,
+        constraints,
+        feasible,
+    })
+}

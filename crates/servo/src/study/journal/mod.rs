@@ -1,0 +1,436 @@
+//! The trial journal: every study and trial in a SQLite file (WAL, synchronous=FULL), written before
+//! the next step starts, so a crash loses nothing that completed and a restart resumes the study.
+
+mod error;
+mod rows;
+mod schema;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection};
+
+use servo_optimizer::{ParamValue, Space};
+
+pub use error::JournalError;
+pub(crate) use rows::{DbResult, create_study, finish_trial, insert_trial, live_study, text};
+use rows::{begin_trial, current_study, study_trials};
+pub use schema::{Migration, SCHEMA_VERSION};
+use schema::{SQLITE_SETUP, STUDY_MIGRATIONS};
+
+/// Which database a journal lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The lifecycle of a trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialState {
+    Running,
+    Complete,
+    Failed,
+    Interrupted,
+}
+
+impl TrialState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialState::Running => "running",
+            TrialState::Complete => "complete",
+            TrialState::Failed => "failed",
+            TrialState::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl FromStr for TrialState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "running" => TrialState::Running,
+            "complete" => TrialState::Complete,
+            "failed" => TrialState::Failed,
+            "interrupted" => TrialState::Interrupted,
+            other => return Err(format!("unknown trial state `{other}`")),
+        })
+    }
+}
+
+/// One measured value of a trial.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedReading {
+    pub value: f64,
+    #[serde(default)]
+    pub unit: String,
+}
+
+/// A trial as journaled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    pub number: i64,
+    pub state: TrialState,
+    /// Parameter name (`component.setting`) → value.
+    pub config: BTreeMap<String, ParamValue>,
+    #[serde(default)]
+    pub readings: BTreeMap<String, RecordedReading>,
+    /// The objective as written (not negated for `maximize`).
+    pub objective: Option<f64>,
+    /// One value per constraint, ≤ 0 when it holds.
+    #[serde(default)]
+    pub constraints: Vec<f64>,
+    pub feasible: Option<bool>,
+    pub error: Option<String>,
+    pub started_at: f64,
+    pub finished_at: Option<f64>,
+}
+
+/// A study: one optimization of one servo's search space.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Study {
+    pub id: i64,
+    pub name: String,
+    pub space: Space,
+    pub objective: String,
+    pub constraints: Vec<String>,
+    pub created_at: f64,
+}
+
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// An open journal: a SQLite file, or a PostgreSQL database shared by several optimizer servers.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// The file, or the database URL without its password: what messages may show.
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Opens (creating when needed) a SQLite journal, its directory and its tables.
+    pub async fn open(path: &Path) -> Result<Journal, JournalError> {
+        let open_error = |message: String| JournalError::Open {
+            path: path.to_path_buf(),
+            message,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| open_error(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        // An absolute path: a relative one would be read as the URL's host (and lower-cased).
+        let absolute = std::path::absolute(path).map_err(|e| open_error(e.to_string()))?;
+        let url = SqliteConnectOptions::new()
+            .filename(&absolute)
+            .create_if_missing(true)
+            .to_url_lossy();
+        // The pool retries a connection whose setup fails until its acquire timeout (30 s), then
+        // reports only "pool timed out": one direct attempt first fails at once with the cause (a
+        // journal that cannot be written, a file that is not a database). It reads too: in WAL
+        // mode a read needs the shared-memory index, which a full disk can refuse.
+        sqlx::any::install_default_drivers();
+        let probe = async {
+            let connect = AnyConnectOptions::from_url(&url)?.disable_statement_logging();
+            let mut conn = AnyConnection::connect_with(&connect).await?;
+            let setup = async {
+                sqlx::raw_sql(SQLITE_SETUP).execute(&mut conn).await?;
+                sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+                    .execute(&mut conn)
+                    .await?;
+                Ok::<(), sqlx::Error>(())
+            }
+            .await;
+            let _ = conn.close().await;
+            setup
+        };
+        probe.await.map_err(|e| open_error(e.to_string()))?;
+        // One connection: SQLite has one writer, and a single connection never sees SQLITE_BUSY
+        // from its own transactions upgrading their locks.
+        // Kept for the whole run (no idle timeout, no lifetime): trials can be longer than the
+        // pool's defaults, and a reconnection failing mid-study would again hide its cause.
+        let options = AnyPoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .after_connect(|conn, _| {
+                Box::pin(async move { sqlx::raw_sql(SQLITE_SETUP).execute(conn).await.map(drop) })
+            });
+        Self::connect_with(options, &url, Dialect::Sqlite, path.to_path_buf()).await
+    }
+
+    /// Opens a store given as a path or URL: `postgres://user@host/db` (or `postgresql://`) for
+    /// PostgreSQL, `sqlite://FILE` or a plain path for SQLite.
+    pub async fn open_store(store: &str) -> Result<Journal, JournalError> {
+        if store.starts_with("postgres://") || store.starts_with("postgresql://") {
+            let shown = PathBuf::from(servo_core::http::redact_url(store));
+            let url = store.parse::<url::Url>().map_err(|e| JournalError::Open {
+                path: shown.clone(),
+                message: format!("not a valid database URL: {e}"),
+            })?;
+            let options = AnyPoolOptions::new()
+                .max_connections(8)
+                // Short: while the database is down, requests (and /healthz) should fail fast
+                // with a retryable 503 rather than queue.
+                .acquire_timeout(std::time::Duration::from_secs(3));
+            Self::connect_with(options, &url, Dialect::Postgres, shown).await
+        } else {
+            let path = store.strip_prefix("sqlite://").unwrap_or(store);
+            Self::open(Path::new(path)).await
+        }
+    }
+
+    async fn connect_with(
+        options: AnyPoolOptions,
+        url: &url::Url,
+        dialect: Dialect,
+        path: PathBuf,
+    ) -> Result<Journal, JournalError> {
+        sqlx::any::install_default_drivers();
+        let connect = AnyConnectOptions::from_url(url)
+            .map_err(|e| JournalError::Open {
+                path: path.clone(),
+                message: e.to_string(),
+            })?
+            .disable_statement_logging();
+        let pool = options
+            .connect_with(connect)
+            .await
+            .map_err(|e| JournalError::Open {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        let journal = Journal {
+            pool,
+            dialect,
+            path,
+        };
+        journal.migrate(STUDY_MIGRATIONS).await?;
+        Ok(journal)
+    }
+
+    /// The file, or the database URL without its password.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The connection pool, for stores that keep more than trials in the same database.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(crate) fn db(&self, e: impl std::fmt::Display) -> JournalError {
+        JournalError::Database {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Applies the `migrations` this database has not recorded, in one transaction. Each owner of
+    /// tables in the database (the study here, the optimizer server its own) passes its list; versions
+    /// are numbered across owners so `servo_schema` keeps one sequence. On PostgreSQL an advisory
+    /// lock keeps two servers starting at once from racing.
+    pub async fn migrate(&self, migrations: &[Migration]) -> Result<(), JournalError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.db(e))?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7317001)")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db(e))?;
+        }
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS servo_schema (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db(e))?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM servo_schema")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.db(e))?;
+        let version = applied.iter().copied().max().unwrap_or(0);
+        if version > SCHEMA_VERSION {
+            return Err(self.db(format!(
+                "written by a newer servo (schema {version}, this one knows {SCHEMA_VERSION}); upgrade servo"
+            )));
+        }
+        for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql(self.dialect)))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db(e))?;
+            sqlx::query("INSERT INTO servo_schema (version) VALUES ($1)")
+                .bind(migration.version)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db(e))?;
+        }
+        tx.commit().await.map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    /// The current study of `name`, created when there is none (or when `fresh` asks for a new one).
+    /// A study whose space differs from `space` is refused: mixing trials of two spaces would mislead
+    /// the optimizer.
+    pub async fn study(
+        &self,
+        name: &str,
+        space: &Space,
+        objective: &str,
+        constraints: &[String],
+        fresh: bool,
+    ) -> Result<Study, JournalError> {
+        if fresh {
+            self.retire(name).await?;
+        } else if let Some(existing) = self.current(name).await? {
+            if let Some(change) = describe_change(&existing.space, space) {
+                return Err(JournalError::SpaceChanged {
+                    name: name.to_string(),
+                    change,
+                });
+            }
+            return Ok(existing);
+        }
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        create_study(&mut conn, name, space, objective, constraints)
+            .await
+            .map_err(|e| self.db(e))
+    }
+
+    /// Retires every study of `name`; the next [`Journal::study`] starts a new one.
+    pub async fn retire(&self, name: &str) -> Result<(), JournalError> {
+        sqlx::query("UPDATE studies SET retired = 1 WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    /// The newest non-retired study of `name`.
+    pub async fn current(&self, name: &str) -> Result<Option<Study>, JournalError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        current_study(&mut conn, name).await.map_err(|e| self.db(e))
+    }
+
+    /// Trials left `running` by a run that died are marked `interrupted`; returns how many.
+    pub async fn interrupt_running(&self, study: &Study) -> Result<u64, JournalError> {
+        let done = sqlx::query(
+            "UPDATE trials SET state = 'interrupted', finished_at = $1, error = COALESCE(error, 'servo stopped during this trial') WHERE study_id = $2 AND state = 'running'",
+        )
+        .bind(now())
+        .bind(study.id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records a new running trial before anything is changed; returns its number.
+    pub async fn begin(
+        &self,
+        study: &Study,
+        config: &BTreeMap<String, ParamValue>,
+    ) -> Result<i64, JournalError> {
+        let failed = |e: String| self.db(format!("cannot record a new trial: {e}"));
+        let mut tx = self.pool.begin().await.map_err(|e| failed(e.to_string()))?;
+        let number = begin_trial(&mut tx, study.id, config)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(|e| failed(e.to_string()))?;
+        Ok(number)
+    }
+
+    /// Records how a trial ended.
+    pub async fn finish(&self, study: &Study, trial: &Trial) -> Result<(), JournalError> {
+        let failed = |e: String| {
+            self.db(format!(
+                "cannot record that trial {} ended {}: {e}",
+                trial.number,
+                trial.state.as_str()
+            ))
+        };
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        finish_trial(&mut conn, study.id, trial)
+            .await
+            .map_err(failed)
+    }
+
+    /// Every trial of a study, in order.
+    pub async fn trials(&self, study: &Study) -> Result<Vec<Trial>, JournalError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        study_trials(&mut conn, study.id)
+            .await
+            .map_err(|e| self.db(e))
+    }
+
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+/// How `new` differs from `old`, in words; `None` when they are the same space.
+pub(crate) fn describe_change(old: &Space, new: &Space) -> Option<String> {
+    if old == new {
+        return None;
+    }
+    let names = |s: &Space| s.params.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    let (old_names, new_names) = (names(old), names(new));
+    let added: Vec<&String> = new_names
+        .iter()
+        .filter(|n| !old_names.contains(n))
+        .collect();
+    let removed: Vec<&String> = old_names
+        .iter()
+        .filter(|n| !new_names.contains(n))
+        .collect();
+    let changed: Vec<&String> = new
+        .params
+        .iter()
+        .filter(|p| {
+            old.params
+                .iter()
+                .any(|o| o.name == p.name && o.domain != p.domain)
+        })
+        .map(|p| &p.name)
+        .collect();
+    let mut parts = Vec::new();
+    if !added.is_empty() {
+        parts.push(format!("added {}", join(&added)));
+    }
+    if !removed.is_empty() {
+        parts.push(format!("removed {}", join(&removed)));
+    }
+    if !changed.is_empty() {
+        parts.push(format!("changed the range of {}", join(&changed)));
+    }
+    if parts.is_empty() {
+        parts.push("reordered the settings".into());
+    }
+    Some(parts.join("; "))
+}
+
+fn join(names: &[&String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
