@@ -105,9 +105,18 @@ pub fn emit<T: Render>(format: Format, value: &T) -> io::Result<()> {
             ));
         }
     };
+    print(&text)
+}
+
+/// Writes `text` to stdout, the one way commands print. A reader that went away
+/// (`servo trials -o json | head -c 1`) ends the output: not an error, so nothing is reported and
+/// the command's exit code stands. (`print!` would panic on the closed pipe instead.)
+pub fn print(text: &str) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// YAML text of a value (block style, keys in order).

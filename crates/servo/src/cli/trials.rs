@@ -51,16 +51,16 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
         .map(|t| t.config.keys().cloned().collect())
         .unwrap_or_default();
     match globals.format {
-        Format::Csv => print!("{}", csv(&summary, &names)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&summary.trials)
-                .map_err(|e| CliError::Failure(e.to_string()))?
-        ),
-        Format::Yaml => print!(
-            "{}",
-            crate::output::to_yaml(&summary.trials).map_err(CliError::Failure)?
-        ),
+        Format::Csv => crate::output::print(&csv(&summary, &names))?,
+        Format::Json => {
+            let mut text = serde_json::to_string_pretty(&summary.trials)
+                .map_err(|e| CliError::Failure(e.to_string()))?;
+            text.push('\n');
+            crate::output::print(&text)?;
+        }
+        Format::Yaml => crate::output::print(
+            &crate::output::to_yaml(&summary.trials).map_err(CliError::Failure)?,
+        )?,
         Format::Table => {
             let mut headers = vec!["#".to_string(), "STATE".to_string()];
             headers.extend(names.iter().cloned());
@@ -81,7 +81,7 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
                 });
                 table.row(row);
             }
-            print!("{}", table.render());
+            crate::output::print(&table.render())?;
         }
     }
     Ok(Exit::Ok)

@@ -1,6 +1,5 @@
 //! `servo optimizer serve`: the protocol server.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -55,11 +54,11 @@ pub async fn run(args: Args, _globals: &Globals) -> CommandResult {
     let stop = interrupt_token();
     let result = serve(server.clone(), args.listen, max_body, stop, |addr| {
         // The first line on stdout, so scripts (and tests) can learn a picked port.
-        println!(
-            "servo optimizer listening on http://{addr} (store: {shown}, {} application(s))",
+        // Nobody reading stdout is no reason to stop serving.
+        let _ = crate::output::print(&format!(
+            "servo optimizer listening on http://{addr} (store: {shown}, {} application(s))\n",
             applications.len()
-        );
-        let _ = std::io::stdout().flush();
+        ));
     })
     .await;
     if let Ok(server) = Arc::try_unwrap(server) {
