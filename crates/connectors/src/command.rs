@@ -55,7 +55,7 @@
 //! must move it out of its process group (`setsid`). The hook itself is always reaped. On Linux, the
 //! hook also gets `PR_SET_PDEATHSIG`, so it dies if servo is killed without a chance to clean up.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -75,8 +75,10 @@ use servo_core::types::{
 };
 use servo_core::units::Duration;
 use servo_core::{BuildConnector, Connector, ConnectorError, Event, KeyPath, Problem};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+
+use crate::util::child;
 
 /// Settings of the `command` connector.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -847,30 +849,32 @@ impl Hooks {
             .env("SERVO_MOUNT", &self.mount)
             .env("SERVO_HOOK", hook.name());
         command.envs(env);
-        group::isolate(&mut command);
+        // SIGKILL when servo dies: a hook has no state worth a graceful end.
+        child::isolate(&mut command, child::Signal::KILL);
 
-        let mut running = Running::spawn(&mut command).map_err(|e| {
+        let spawned = command.spawn().and_then(|child| {
+            child::Group::new(child).ok_or_else(|| {
+                std::io::Error::other("the hook exited before servo could see its pid")
+            })
+        });
+        let mut running = spawned.map_err(|e| {
             ConnectorError::failed(format!("cannot start the {label} ({}): {e}", program.display()))
                 .with_hint("check that it is a program this system can run, with a valid `#!` line if it is a script")
         })?;
-        tracing::debug!(mount = %self.mount, hook = hook.name(), pid = running.pid, "started {label}");
+        tracing::debug!(mount = %self.mount, hook = hook.name(), pid = running.pid(), "started {label}");
 
         let deadline = window.saturating_add(self.settings.timeout.as_std());
         let exited = CancellationToken::new();
-        let stdin = running.child.as_mut().and_then(|c| c.stdin.take());
-        let stdout = running.child.as_mut().and_then(|c| c.stdout.take());
-        let stderr = running.child.as_mut().and_then(|c| c.stderr.take());
-        let (mount, pid) = (self.mount.clone(), running.pid);
+        let stdin = running.child().and_then(|c| c.stdin.take());
+        let stdout = running.child().and_then(|c| c.stdout.take());
+        let stderr = running.child().and_then(|c| c.stderr.take());
+        let mount = self.mount.clone();
         // Outside the run's future, so a hook that overruns can still be quoted.
         let mut tail = Tail::default();
         let completion = async {
             let wait = async {
-                let status = match running.child.as_mut() {
-                    Some(child) => child.wait().await,
-                    None => Err(std::io::Error::other("the hook was already reaped")),
-                };
                 // The hook is gone; whatever it left running in its group goes too.
-                group::kill(pid);
+                let status = running.wait().await;
                 exited.cancel();
                 status
             };
@@ -891,11 +895,11 @@ impl Hooks {
         let (status, (), (stdout, overflow, held_open), ()) = match end {
             End::Exited(outcome) => outcome,
             End::Cancelled => {
-                running.stop().await;
+                running.kill().await;
                 return Err(ConnectorError::Cancelled);
             }
             End::Overran => {
-                running.stop().await;
+                running.kill().await;
                 tail.finish();
                 let limit = if window.is_zero() {
                     format!("its `timeout` of {}", self.settings.timeout)
@@ -914,7 +918,6 @@ impl Hooks {
                 .with_hint("raise `timeout`, or run the command by hand to see where it hangs"));
             }
         };
-        running.reaped = true;
         let status = status
             .map_err(|e| ConnectorError::failed(format!("lost track of the {label}: {e}")))?;
         if held_open {
@@ -1385,21 +1388,20 @@ fn resolve_program(
         return match candidate.metadata() {
             Err(_) => Err(Unresolved::Missing(candidate)),
             Ok(m) if !m.is_file() => Err(Unresolved::NotAFile(candidate)),
-            Ok(m) if !is_executable(&m) => Err(Unresolved::NotExecutable(candidate)),
+            Ok(m) if !child::is_executable(&m) => Err(Unresolved::NotExecutable(candidate)),
             Ok(_) => Ok(candidate),
         };
     }
-    let mut not_executable = None;
-    for dir in path.map(std::env::split_paths).into_iter().flatten() {
-        let candidate = working_dir.join(dir).join(program);
-        match candidate.metadata() {
-            Ok(m) if m.is_file() && is_executable(&m) => return Ok(candidate),
-            Ok(m) if m.is_file() => {
-                not_executable.get_or_insert(candidate);
-            }
-            _ => {}
-        }
+    if let Some(found) = child::on_path(program.as_ref(), path, Some(working_dir)) {
+        return Ok(found);
     }
+    // Only to say why: a file of that name that is there but not executable.
+    let not_executable = path
+        .map(std::env::split_paths)
+        .into_iter()
+        .flatten()
+        .map(|dir| working_dir.join(dir).join(program))
+        .find(|candidate| candidate.is_file());
     Err(match not_executable {
         Some(candidate) => Unresolved::NotExecutable(candidate),
         None => Unresolved::NotOnPath {
@@ -1409,122 +1411,6 @@ fn resolve_program(
                 .unwrap_or_default(),
         },
     })
-}
-
-#[cfg(unix)]
-fn is_executable(m: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    m.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(_: &std::fs::Metadata) -> bool {
-    true
-}
-
-/// A spawned hook. Dropping it (an event future dropped mid-run) kills its process group and
-/// leaves the hook to be reaped in the background.
-struct Running {
-    child: Option<tokio::process::Child>,
-    /// The hook's pid, which is also its process group's id.
-    pid: u32,
-    reaped: bool,
-}
-
-impl Running {
-    fn spawn(command: &mut tokio::process::Command) -> std::io::Result<Self> {
-        let child = command.spawn()?;
-        let pid = child.id().ok_or_else(|| {
-            std::io::Error::other("the hook exited before servo could see its pid")
-        })?;
-        Ok(Self {
-            child: Some(child),
-            pid,
-            reaped: false,
-        })
-    }
-
-    /// Kills the process group and reaps the hook.
-    async fn stop(&mut self) {
-        group::kill(self.pid);
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-            // After SIGKILL the hook is gone within microseconds unless the kernel holds it in an
-            // uninterruptible wait; then the background reaper of Drop takes over.
-            if let Ok(Ok(_)) =
-                tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await
-            {
-                self.reaped = true;
-            }
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.reaped {
-            return;
-        }
-        group::kill(self.pid);
-        if let (Some(mut child), Ok(runtime)) =
-            (self.child.take(), tokio::runtime::Handle::try_current())
-        {
-            runtime.spawn(async move {
-                let _ = child.wait().await;
-            });
-        }
-        // Without a runtime, dropping the child (kill_on_drop) hands it to tokio's orphan reaper.
-    }
-}
-
-/// Process groups: where the hooks' descendants are, so that they can be killed together.
-#[cfg(unix)]
-mod group {
-    use rustix::process::{Pid, Signal};
-
-    /// Puts the hook in a new process group of its own and, on Linux, has the kernel kill it when
-    /// servo dies.
-    pub(super) fn isolate(command: &mut tokio::process::Command) {
-        command.process_group(0);
-        #[cfg(target_os = "linux")]
-        die_with_parent(command);
-    }
-
-    /// `PR_SET_PDEATHSIG`: SIGKILL the hook when the thread that spawned it ends. Hooks are spawned
-    /// from the runtime's long-lived threads (the main thread or a worker, never the blocking pool,
-    /// whose idle threads exit), so this fires when servo itself dies.
-    #[cfg(target_os = "linux")]
-    #[allow(unsafe_code)]
-    fn die_with_parent(command: &mut tokio::process::Command) {
-        let parent = rustix::process::getpid();
-        // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-        // operations are allowed. It makes two raw system calls (prctl, getppid) and builds an
-        // io::Error from an errno, none of which allocates, locks or touches shared state.
-        unsafe {
-            command.pre_exec(move || {
-                rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-                // servo may have died between fork and prctl; the signal would never come.
-                if rustix::process::getppid() != Some(parent) {
-                    return Err(rustix::io::Errno::SRCH.into());
-                }
-                Ok(())
-            });
-        }
-    }
-
-    /// SIGKILLs every process in the group led by `pid`. A group that is already gone is fine.
-    pub(super) fn kill(pid: u32) {
-        if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
-            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
-        }
-    }
-}
-
-/// Elsewhere there are no process groups: the hook alone is killed, through its `Child`.
-#[cfg(not(unix))]
-mod group {
-    pub(super) fn isolate(_: &mut tokio::process::Command) {}
-    pub(super) fn kill(_: u32) {}
 }
 
 /// The most a hook may print on stdout: results are small, and a runaway hook must not exhaust
@@ -1599,32 +1485,26 @@ async fn read_stderr(
 async fn read_chunks(
     pipe: Option<impl AsyncRead + Unpin>,
     exited: &CancellationToken,
-    mut each: impl FnMut(&[u8]),
+    each: impl FnMut(&[u8]),
 ) -> bool {
-    let Some(mut pipe) = pipe else { return false };
-    let mut buffer = vec![0u8; 64 << 10];
-    let grace = drained(exited);
-    tokio::pin!(grace);
-    loop {
-        tokio::select! {
-            biased;
-            read = pipe.read(&mut buffer) => match read {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => each(&buffer[..n]),
-            },
-            () = &mut grace => return true,
-        }
-    }
+    let Some(pipe) = pipe else { return false };
+    child::read_chunks(pipe, drained(exited), each).await
 }
 
 /// The last lines a hook wrote to stderr, bounded in count and length.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Tail {
-    lines: VecDeque<String>,
-    partial: Vec<u8>,
-    /// The current line was longer than `LINE_BYTES`; the rest of it is dropped.
-    cut: bool,
-    dropped: usize,
+    lines: child::Tail,
+    split: child::Lines,
+}
+
+impl Default for Tail {
+    fn default() -> Self {
+        Self {
+            lines: child::Tail::new(Self::LINES),
+            split: child::Lines::new(Self::LINE_BYTES, "…"),
+        }
+    }
 }
 
 impl Tail {
@@ -1634,42 +1514,18 @@ impl Tail {
     /// Takes a chunk of output; returns the lines it completed.
     fn push(&mut self, chunk: &[u8]) -> Vec<String> {
         let mut completed = Vec::new();
-        for part in chunk.split_inclusive(|b| *b == b'\n') {
-            let (body, ends) = match part.strip_suffix(b"\n") {
-                Some(body) => (body, true),
-                None => (part, false),
-            };
-            let room = Self::LINE_BYTES.saturating_sub(self.partial.len());
-            self.cut |= body.len() > room;
-            self.partial
-                .extend_from_slice(&body[..body.len().min(room)]);
-            if ends {
-                completed.push(self.complete());
-            }
+        self.split.push(chunk, |line| completed.push(line));
+        for line in &completed {
+            self.lines.push(line.clone());
         }
         completed
     }
 
     /// Completes a last line that had no newline.
     fn finish(&mut self) -> Option<String> {
-        (!self.partial.is_empty() || self.cut).then(|| self.complete())
-    }
-
-    fn complete(&mut self) -> String {
-        let mut line = String::from_utf8_lossy(&self.partial)
-            .trim_end_matches('\r')
-            .to_string();
-        if self.cut {
-            line.push('…');
-        }
-        self.partial.clear();
-        self.cut = false;
-        if self.lines.len() == Self::LINES {
-            self.lines.pop_front();
-            self.dropped += 1;
-        }
-        self.lines.push_back(line.clone());
-        line
+        let line = self.split.finish()?;
+        self.lines.push(line.clone());
+        Some(line)
     }
 
     /// The tail as an indented block to append to a message, or nothing when stderr was empty.
@@ -1678,7 +1534,7 @@ impl Tail {
         if lines.is_empty() {
             return String::new();
         }
-        let mut out = if self.dropped > 0 {
+        let mut out = if self.lines.dropped() > 0 {
             format!("\n  the last {} lines of its stderr:", lines.len())
         } else {
             "\n  its stderr:".to_string()

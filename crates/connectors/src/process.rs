@@ -29,13 +29,13 @@
 //! window's start through `/proc/PID/clear_refs`), whichever is higher, so that a spike between two
 //! samples still counts. RSS sums count pages shared between processes once per process, like `top`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -50,9 +50,11 @@ use servo_core::types::{
 };
 use servo_core::units::Duration;
 use servo_core::{BuildConnector, Connector, ConnectorError, Event, KeyPath, Problem};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::AsyncRead;
+use tokio::process::Command;
 use tokio::task::JoinHandle;
+
+use crate::util::child;
 
 /// Settings of the `process` connector.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -612,8 +614,6 @@ const MAX_LINE_BYTES: usize = 1000;
 const SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 /// Spacing of the points of the measured series.
 const SERIES_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-/// How long to wait for a process to be reaped after SIGKILL (it may be stuck in the kernel).
-const REAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long to wait for the output pipes of an exited process to close (a grandchild that left the
 /// group may hold them open forever).
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -621,16 +621,19 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 const BUSY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The last lines a process printed on stdout and stderr, oldest first.
-#[derive(Debug, Default)]
-struct Tail(Mutex<VecDeque<String>>);
+#[derive(Debug)]
+struct Tail(Mutex<child::Tail>);
+
+impl Default for Tail {
+    fn default() -> Self {
+        Self(Mutex::new(child::Tail::new(TAIL_LINES)))
+    }
+}
 
 impl Tail {
     fn push(&self, line: String) {
         if let Ok(mut lines) = self.0.lock() {
-            if lines.len() == TAIL_LINES {
-                lines.pop_front();
-            }
-            lines.push_back(line);
+            lines.push(line);
         }
     }
 
@@ -651,82 +654,34 @@ async fn forward(
     mount: String,
     tail: Arc<Tail>,
 ) {
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    let emit = |line: &mut Vec<u8>| {
-        let text = String::from_utf8_lossy(line);
-        let text = text.trim_end_matches(['\n', '\r']);
+    let mut lines = child::Lines::new(MAX_LINE_BYTES, "");
+    let mut emit = |text: String| {
         tracing::debug!(mount = %mount, pid, stream = stream_name, "{text}");
-        tail.push(text.to_string());
-        line.clear();
+        tail.push(text);
     };
-    loop {
-        let available = match reader.fill_buf().await {
-            Ok([]) | Err(_) => break,
-            Ok(bytes) => bytes,
-        };
-        let (used, complete) = match available.iter().position(|b| *b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (available.len(), false),
-        };
-        let room = MAX_LINE_BYTES.saturating_sub(line.len());
-        line.extend_from_slice(&available[..used.min(room)]);
-        reader.consume(used);
-        if complete {
-            emit(&mut line);
-        }
-    }
-    if !line.is_empty() {
-        emit(&mut line);
+    child::read_chunks(stream, std::future::pending(), |chunk| {
+        lines.push(chunk, &mut emit);
+    })
+    .await;
+    if let Some(text) = lines.finish() {
+        emit(text);
     }
 }
 
 /// A started process: the leader of its own process group.
 struct Running {
-    child: Child,
+    group: child::Group,
     /// The leader's pid, which is also the process group's id.
     pid: u32,
     invocation: Invocation,
     tail: Arc<Tail>,
     readers: Vec<JoinHandle<()>>,
-    /// Set once the leader has been reaped. Its group gets SIGKILL at that moment, and from then on
-    /// its pid, which may name another process, is never signalled again.
-    status: Option<ExitStatus>,
 }
 
 impl Running {
     /// Whether the process has exited, and how (reaping it if so).
     fn exited(&mut self) -> io::Result<Option<ExitStatus>> {
-        if self.status.is_none()
-            && let Some(status) = self.child.try_wait()?
-        {
-            self.reaped(status);
-        }
-        Ok(self.status)
-    }
-
-    /// Records the leader's end, and kills the members of its group that outlived it (workers it
-    /// forked) right away, while the group id still names them: Linux keeps a pid allocated while it
-    /// is some process group's id, but may give it to a new process once the group is empty.
-    fn reaped(&mut self, status: ExitStatus) {
-        self.status = Some(status);
-        self.signal_group(rustix::process::Signal::KILL);
-    }
-
-    /// Sends `signal` to the whole process group (the leader and whatever it started that stayed in
-    /// the group). A no-op once the leader is reaped and the group is empty.
-    fn signal_group(&self, signal: rustix::process::Signal) {
-        // The group id is the leader's pid, never 0 or 1 (which would mean "our group" or init).
-        if self.pid <= 1 {
-            return;
-        }
-        if let Some(pgid) = i32::try_from(self.pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            // ESRCH: nobody is left in the group, which is what we want.
-            let _ = rustix::process::kill_process_group(pgid, signal);
-        }
+        self.group.exited()
     }
 
     /// Stops the process: SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL
@@ -734,9 +689,8 @@ impl Running {
     /// holds the last words. Idempotent.
     async fn stop(&mut self, grace: std::time::Duration) -> Option<ExitStatus> {
         if self.exited().ok().flatten().is_none() {
-            self.signal_group(rustix::process::Signal::TERM);
-            match tokio::time::timeout(grace, self.child.wait()).await {
-                Ok(Ok(status)) => self.reaped(status),
+            match self.group.terminate(grace).await {
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(pid = self.pid, error = %e, "cannot wait for the process")
                 }
@@ -748,15 +702,11 @@ impl Running {
                     );
                 }
             }
-            if self.status.is_none() {
-                self.signal_group(rustix::process::Signal::KILL);
-                match tokio::time::timeout(REAP_TIMEOUT, self.child.wait()).await {
-                    Ok(Ok(status)) => self.reaped(status),
-                    _ => tracing::error!(
-                        pid = self.pid,
-                        "the process survived SIGKILL; it will be reaped when it dies"
-                    ),
-                }
+            if self.group.status().is_none() && self.group.kill().await.is_none() {
+                tracing::error!(
+                    pid = self.pid,
+                    "the process survived SIGKILL; it will be reaped when it dies"
+                );
             }
         }
         let readers = std::mem::take(&mut self.readers);
@@ -768,7 +718,7 @@ impl Running {
             // A grandchild that left the group still holds the pipes open; stop reading them.
             aborts.iter().for_each(tokio::task::AbortHandle::abort);
         }
-        self.status
+        self.group.status()
     }
 
     /// Waits `duration`, checking that the process stays alive.
@@ -797,16 +747,6 @@ impl Running {
 async fn join_all(handles: Vec<JoinHandle<()>>) {
     for handle in handles {
         let _ = handle.await;
-    }
-}
-
-impl Drop for Running {
-    /// A process that was never stopped (its handler was dropped, servo is exiting) is killed with its
-    /// group; `kill_on_drop` then lets tokio reap the leader.
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            self.signal_group(rustix::process::Signal::KILL);
-        }
     }
 }
 
@@ -876,69 +816,6 @@ impl Failure {
         let quoted = self.output.as_deref().map(quote_output).unwrap_or_default();
         format!("{}{news}; {}{quoted}", self.message, self.hint)
     }
-}
-
-/// Makes the child receive SIGTERM when servo dies, even by SIGKILL. The signal is tied to the
-/// parent *thread*, not the process: see [`spawn_from_a_lasting_thread`].
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
-    let parent = rustix::process::getpid();
-    // SAFETY: the closure runs in the forked child before `exec`, where only async-signal-safe work
-    // is allowed. It makes two raw system calls (prctl and getppid) and allocates
-    // nothing: rustix's `Errno` converts to `io::Error` without allocating.
-    unsafe {
-        command.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
-            // servo died between fork and prctl: the signal would never come.
-            if rustix::process::getppid() != Some(parent) {
-                return Err(rustix::io::Errno::SRCH.into());
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut Command) {}
-
-/// A request to the spawning thread: the command, the runtime the child belongs to, where to answer.
-type SpawnJob = (
-    Command,
-    tokio::runtime::Handle,
-    tokio::sync::oneshot::Sender<io::Result<Child>>,
-);
-
-/// Spawns `command` from a thread that lives as long as servo. `PR_SET_PDEATHSIG` fires when the
-/// thread that forked the child exits: tokio's blocking threads exit when idle, and a worker that ran
-/// `block_in_place` becomes one of them, so spawning from whichever thread runs the handler could
-/// terminate the child at a random moment. This thread never exits before servo does.
-async fn spawn_from_a_lasting_thread(command: Command) -> io::Result<Child> {
-    static SPAWNER: OnceLock<std::sync::mpsc::Sender<SpawnJob>> = OnceLock::new();
-    let spawner = match SPAWNER.get() {
-        Some(spawner) => spawner,
-        None => {
-            let (jobs, queue) = std::sync::mpsc::channel::<SpawnJob>();
-            std::thread::Builder::new()
-                .name("servo-process-spawner".into())
-                .spawn(move || {
-                    for (mut command, runtime, answer) in queue {
-                        // The child registers with the runtime that will wait for it.
-                        let _runtime = runtime.enter();
-                        let _ = answer.send(command.spawn());
-                    }
-                })?;
-            // Two first spawns may race: the loser's thread ends with its dropped sender.
-            SPAWNER.get_or_init(|| jobs)
-        }
-    };
-    let (answer, answered) = tokio::sync::oneshot::channel();
-    spawner
-        .send((command, tokio::runtime::Handle::current(), answer))
-        .map_err(|_| io::Error::other("the process-spawning thread is gone"))?;
-    answered
-        .await
-        .map_err(|_| io::Error::other("the process-spawning thread did not answer"))?
 }
 
 impl Process {
@@ -1012,19 +889,25 @@ impl Process {
             }
         }
         command.envs(invocation.env.iter().map(|(n, v)| (n, v)));
-        die_with_parent(&mut command);
-        let mut child = spawn_from_a_lasting_thread(command)
+        // SIGTERM when servo dies: the process gets to clean up, as on `shutdown`.
+        child::isolate(&mut command, child::Signal::TERM);
+        let child = child::spawn_from_a_lasting_thread(command)
             .await
             .map_err(Trouble::Spawn)?;
-        let Some(pid) = child.id() else {
+        let Some(mut group) = child::Group::new(child) else {
             // Only a reaped child has no pid, and nothing could have reaped this one yet.
             return Err(Trouble::Spawn(io::Error::other(
                 "the process vanished as it started",
             )));
         };
+        let pid = group.pid();
+        let (stdout, stderr) = group
+            .child()
+            .map(|c| (c.stdout.take(), c.stderr.take()))
+            .unwrap_or_default();
         let tail = Arc::new(Tail::default());
         let mut readers = Vec::new();
-        if let Some(stdout) = child.stdout.take() {
+        if let Some(stdout) = stdout {
             readers.push(tokio::spawn(forward(
                 stdout,
                 "stdout",
@@ -1033,7 +916,7 @@ impl Process {
                 Arc::clone(&tail),
             )));
         }
-        if let Some(stderr) = child.stderr.take() {
+        if let Some(stderr) = stderr {
             readers.push(tokio::spawn(forward(
                 stderr,
                 "stderr",
@@ -1044,12 +927,11 @@ impl Process {
         }
         tracing::info!(mount = %self.mount, pid, "started {}", self.command_line(&invocation));
         Ok(Running {
-            child,
+            group,
             pid,
             invocation,
             tail,
             readers,
-            status: None,
         })
     }
 
@@ -1348,16 +1230,11 @@ fn shell_quote(word: &str) -> String {
 /// Looks `program` up like `execvp` does: a path is taken as is, a bare name is searched on `path`.
 fn find_program(program: &Path, path: Option<OsString>) -> Option<PathBuf> {
     if !is_bare_name(program) {
-        return is_executable(program).then(|| program.to_path_buf());
+        return std::fs::metadata(program)
+            .is_ok_and(|m| child::is_executable(&m))
+            .then(|| program.to_path_buf());
     }
-    std::env::split_paths(&path?)
-        .map(|dir| dir.join(program))
-        .find(|candidate| is_executable(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    child::on_path(program.as_os_str(), path.as_deref(), None)
 }
 
 fn unix_now() -> f64 {
