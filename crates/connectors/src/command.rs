@@ -610,10 +610,7 @@ impl Connector for Hooks {
             }
         }
         if let Some(settlement) = control.settlement.filter(|s| !s.is_zero()) {
-            tokio::select! {
-                () = tokio::time::sleep(settlement.as_std()) => {}
-                () = cx.cancel.cancelled() => return Err(ConnectorError::Cancelled),
-            }
+            cx.sleep(settlement.as_std()).await?;
         }
         let components = self.current(cx).await?;
         for a in adjustments {

@@ -736,10 +736,9 @@ impl Running {
             if now >= end {
                 return Ok(());
             }
-            tokio::select! {
-                () = tokio::time::sleep_until(end.min(now + SAMPLE_INTERVAL)) => {}
-                () = cx.cancel.cancelled() => return Err(Trouble::Cancelled),
-            }
+            cx.sleep_until(end.min(now + SAMPLE_INTERVAL))
+                .await
+                .map_err(|_| Trouble::Cancelled)?;
         }
     }
 }
@@ -1013,10 +1012,7 @@ impl Process {
                 return Err(Trouble::Exited(status));
             }
             let probe = tokio::time::timeout_at(deadline, self.probe(target));
-            let answer = tokio::select! {
-                answer = probe => answer,
-                () = cx.cancel.cancelled() => return Err(Trouble::Cancelled),
-            };
+            let answer = cx.run(probe).await.map_err(|_| Trouble::Cancelled)?;
             match answer {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(why)) => last = why,
@@ -1029,10 +1025,9 @@ impl Process {
                     last,
                 });
             }
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline.min(later(now, interval))) => {}
-                () = cx.cancel.cancelled() => return Err(Trouble::Cancelled),
-            }
+            cx.sleep_until(deadline.min(later(now, interval)))
+                .await
+                .map_err(|_| Trouble::Cancelled)?;
         }
     }
 
@@ -1126,10 +1121,7 @@ impl Process {
         let mut next = start;
         while next < end {
             next = end.min(next + SAMPLE_INTERVAL);
-            tokio::select! {
-                () = tokio::time::sleep_until(next) => {}
-                () = cx.cancel.cancelled() => return Err(Trouble::Cancelled),
-            }
+            cx.sleep_until(next).await.map_err(|_| Trouble::Cancelled)?;
             if let Some(status) = running.exited().map_err(Trouble::Wait)? {
                 return Err(Trouble::Exited(status));
             }

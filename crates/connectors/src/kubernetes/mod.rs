@@ -696,11 +696,12 @@ impl From<ConnectorError> for Unhealthy {
     }
 }
 
+/// Waits one `POLL`, or until `cancel`.
 async fn pause(cancel: &CancellationToken) -> Result<(), ConnectorError> {
-    tokio::select! {
-        () = tokio::time::sleep(POLL) => Ok(()),
-        () = cancel.cancelled() => Err(ConnectorError::Cancelled),
-    }
+    cancel
+        .run_until_cancelled(tokio::time::sleep(POLL))
+        .await
+        .ok_or(ConnectorError::Cancelled)
 }
 
 fn cpu_of(text: &Value) -> Option<Cpu> {

@@ -742,7 +742,7 @@ impl Prometheus {
         cx: &EventContext,
     ) -> Result<(), ConnectorError> {
         let Some(mut observer) = observer else {
-            return pause_until(until, cx).await;
+            return cx.sleep_until(until).await;
         };
         let fast_fail = &self.settings.fast_fail;
         let watched: Vec<(usize, &PrometheusMetric)> = {
@@ -756,7 +756,7 @@ impl Prometheus {
         let period = fast_fail.period.as_std();
         let Some(first) = began.checked_add(period) else {
             // A period beyond the clock's range never ticks.
-            return pause_until(until, cx).await;
+            return cx.sleep_until(until).await;
         };
         let mut ticks = tokio::time::interval_at(first, period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1010,13 +1010,6 @@ fn failed_check(name: String, error: ConnectorError) -> Result<Check, ConnectorE
     })
 }
 
-async fn pause_until(until: Instant, cx: &EventContext) -> Result<(), ConnectorError> {
-    tokio::select! {
-        () = tokio::time::sleep_until(until) => Ok(()),
-        () = cx.cancel.cancelled() => Err(ConnectorError::Cancelled),
-    }
-}
-
 /// `from` plus the durations, refused when beyond the clock's range (centuries: a typo).
 fn after(from: Instant, durations: &[Duration]) -> Result<Instant, ConnectorError> {
     durations
@@ -1225,7 +1218,8 @@ impl Connector for Prometheus {
         );
         self.watch(began, window_end, observer, &metrics, cx)
             .await?;
-        pause_until(after(Instant::now(), &[control.delay])?, cx).await?;
+        cx.sleep_until(after(Instant::now(), &[control.delay])?)
+            .await?;
 
         let reads = join_all(
             metrics
