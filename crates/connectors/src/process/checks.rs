@@ -4,8 +4,8 @@ use super::Process;
 use super::running::{is_taken, quote_output};
 use super::template::Target;
 use crate::util::child;
-use servo_core::types::Check;
 use servo_core::ConnectorError;
+use servo_core::types::Check;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
