@@ -94,13 +94,6 @@ impl BuildConnector for Wait {
     }
 }
 
-async fn pause(duration: Duration, cx: &EventContext) -> Result<(), ConnectorError> {
-    tokio::select! {
-        () = tokio::time::sleep(duration.as_std()) => Ok(()),
-        () = cx.cancel.cancelled() => Err(ConnectorError::Cancelled),
-    }
-}
-
 impl Wait {
     fn components(&self) -> Vec<Component> {
         self.state.lock().map(|s| s.clone()).unwrap_or_default()
@@ -149,7 +142,7 @@ impl Connector for Wait {
         };
         let started = Instant::now();
         for d in [control.warmup, duration, control.delay] {
-            pause(d, cx).await?;
+            cx.sleep(d.as_std()).await?;
         }
         let waited = started.elapsed().as_secs_f64();
         Ok(Measurement {
@@ -164,7 +157,8 @@ impl Connector for Wait {
         control: &Control,
         cx: &EventContext,
     ) -> Result<Description, ConnectorError> {
-        pause(control.settlement.unwrap_or(Duration::ZERO), cx).await?;
+        cx.sleep(control.settlement.unwrap_or(Duration::ZERO).as_std())
+            .await?;
         let mut state = self.state.lock().map_err(|_| {
             ConnectorError::failed("the wait connector's state was poisoned by a panic")
         })?;

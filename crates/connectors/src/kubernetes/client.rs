@@ -387,16 +387,17 @@ impl Api {
             let bytes = response.bytes().await?;
             Ok::<_, reqwest::Error>((status, bytes))
         };
-        let (status, bytes) = tokio::select! {
-            r = exchange => r.map_err(|e| {
+        let (status, bytes) = cancel
+            .run_until_cancelled(exchange)
+            .await
+            .ok_or(ConnectorError::Cancelled)?
+            .map_err(|e| {
                 ConnectorError::failed(format!(
                     "cannot reach the Kubernetes API at {} ({}) to {method} {what}: {e}",
                     self.server, self.source
                 ))
                 .with_hint("check the kubeconfig's `server` and that the cluster is up (`kubectl version`)")
-            })?,
-            () = cancel.cancelled() => return Err(ConnectorError::Cancelled),
-        };
+            })?;
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(body);

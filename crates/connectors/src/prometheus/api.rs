@@ -301,10 +301,10 @@ impl Api {
         url: Url,
         cancel: &CancellationToken,
     ) -> Result<Answer<T>, ApiError> {
-        tokio::select! {
-            result = self.fetch(url) => result,
-            () = cancel.cancelled() => Err(ApiError::Cancelled),
-        }
+        cancel
+            .run_until_cancelled(self.fetch(url))
+            .await
+            .unwrap_or(Err(ApiError::Cancelled))
     }
 
     async fn fetch<T: DeserializeOwned>(&self, url: Url) -> Result<Answer<T>, ApiError> {

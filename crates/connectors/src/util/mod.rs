@@ -1,3 +1,4 @@
 //! What several connectors share: the HTTP client builder and child-process support.
 
+pub mod child;
 pub mod http;

@@ -29,23 +29,23 @@
 //! request's latency is measured from when it was sent.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
 use super::report::{Hit, Metrics, Report};
 use super::targets::Target;
 
 mod connection;
+mod tls;
+mod workers;
 
 use connection::{Connections, Connector, Prepared};
+use tls::tls_config;
+use workers::{WorkerContext, back_to_back_worker, paced_worker};
 
 /// How hard, how long and how to attack. Field docs give vegeta's flag names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -554,129 +554,6 @@ impl Dispatcher {
     }
 }
 
-/// What every worker needs.
-struct WorkerContext {
-    hitter: Hitter,
-    events: UnboundedSender<Event>,
-    stop: CancellationToken,
-}
-
-async fn paced_worker(
-    id: usize,
-    first: Option<Ticket>,
-    mut tickets: UnboundedReceiver<Ticket>,
-    context: Arc<WorkerContext>,
-    dispatcher: Arc<Dispatcher>,
-) {
-    let mut outbox = Outbox::new(id, &context.events);
-    let mut connections = Connections::new(&context.hitter.connector);
-    let stopped = context.stop.cancelled();
-    tokio::pin!(stopped);
-    let mut next = first;
-    loop {
-        let ticket = match next.take() {
-            Some(ticket) => ticket,
-            None => {
-                // Idle: nothing is gained by holding results back any longer.
-                outbox.flush();
-                tokio::select! {
-                    biased;
-                    () = &mut stopped => break,
-                    ticket = tickets.recv() => match ticket {
-                        Some(ticket) => ticket,
-                        None => break,
-                    },
-                }
-            }
-        };
-        let hit = tokio::select! {
-            biased;
-            () = &mut stopped => break,
-            hit = context.hitter.hit(&mut connections, ticket.index, ticket.scheduled) => hit,
-        };
-        outbox.push(ticket.index, hit);
-        match dispatcher.next(id) {
-            Next::Send(ticket) => next = Some(ticket),
-            Next::Wait => {}
-            Next::Exit => break,
-        }
-    }
-    outbox.flush();
-}
-
-async fn back_to_back_worker(
-    id: usize,
-    context: Arc<WorkerContext>,
-    counter: Arc<AtomicU64>,
-    deadline: Option<Duration>,
-) {
-    let mut outbox = Outbox::new(id, &context.events);
-    let mut connections = Connections::new(&context.hitter.connector);
-    let stopped = context.stop.cancelled();
-    tokio::pin!(stopped);
-    loop {
-        let now = context.hitter.start.elapsed();
-        if deadline.is_some_and(|deadline| now >= deadline) {
-            break;
-        }
-        let index = counter.fetch_add(1, Ordering::Relaxed);
-        let hit = tokio::select! {
-            biased;
-            () = &mut stopped => break,
-            hit = context.hitter.hit(&mut connections, index, now) => hit,
-        };
-        outbox.push(index, hit);
-    }
-    outbox.flush();
-    // The collector may be gone already; nothing left to tell it then.
-    let _ = context.events.send(Event::Retired { worker: id });
-}
-
-/// A worker's completed hits, sent to the collector in batches: one message
-/// (and one wake-up of the collector, often on another thread) per request
-/// costs about a third of the engine's CPU time at high rates.
-struct Outbox<'a> {
-    worker: usize,
-    events: &'a UnboundedSender<Event>,
-    hits: Vec<(u64, Hit)>,
-}
-
-impl<'a> Outbox<'a> {
-    fn new(worker: usize, events: &'a UnboundedSender<Event>) -> Self {
-        Self {
-            worker,
-            events,
-            hits: Vec::new(),
-        }
-    }
-
-    /// Queues a hit; sends the batch when it is full or its oldest hit has
-    /// waited long enough for progress reports to lag noticeably.
-    fn push(&mut self, index: u64, hit: Hit) {
-        let oldest = self
-            .hits
-            .first()
-            .map_or(hit.completed, |(_, first)| first.completed);
-        let age = hit.completed.saturating_sub(oldest);
-        self.hits.push((index, hit));
-        if self.hits.len() >= OUTBOX_BATCH || age >= OUTBOX_MAX_AGE {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.hits.is_empty() {
-            return;
-        }
-        let hits = std::mem::replace(&mut self.hits, Vec::with_capacity(OUTBOX_BATCH));
-        // Fails only when the collector is gone, i.e. the attack was dropped.
-        let _ = self.events.send(Event::Hits {
-            worker: self.worker,
-            hits,
-        });
-    }
-}
-
 /// The earliest schedule offset at which a hit may still arrive: reporting
 /// intervals ending before it are complete and can be summarized.
 enum Watermark {
@@ -834,83 +711,6 @@ fn human_duration(duration: Duration) -> String {
         format!("{}ms", duration.as_millis())
     } else {
         format!("{:?}", duration)
-    }
-}
-
-/// TLS with the ring provider only (no aws-lc, no OpenSSL: nothing to build
-/// or link beyond Rust and ring) and Mozilla's root certificates. HTTP/2 is
-/// offered through ALPN when enabled.
-fn tls_config(insecure: bool, http2: bool) -> Result<ClientConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()?;
-    let mut config = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth()
-    } else {
-        let roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
-    Ok(config)
-}
-
-/// `insecure: true`: trusts any certificate for any name, like vegeta's
-/// `-insecure` (Go's `InsecureSkipVerify`). Handshake signatures are still
-/// checked, so the connection is encrypted with whoever holds the key.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        signature: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            signature,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        signature: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            signature,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -421,10 +421,7 @@ impl Connector for Vegeta {
         let started = unix_now();
         let report = self.run(duration, cx, "measure").await?;
         if !control.delay.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(control.delay.as_std()) => {}
-                () = cx.cancel.cancelled() => return Err(ConnectorError::Cancelled),
-            }
+            cx.sleep(control.delay.as_std()).await?;
         }
         let mut measurement = Measurement {
             readings: readings(&report, started),

@@ -2,6 +2,7 @@
 //! attacks against a local HTTP(S) server on 127.0.0.1.
 
 use super::*;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http::Request;
