@@ -113,7 +113,10 @@ pub fn emit<T: Render>(format: Format, value: &T) -> io::Result<()> {
 /// the command's exit code stands. (`print!` would panic on the closed pipe instead.)
 pub fn print(text: &str) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
