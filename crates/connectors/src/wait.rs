@@ -71,16 +71,16 @@ impl ConnectorSettings for Settings {
     }
 }
 
+servo_core::register!(Wait {
+    name: "wait",
+    description: "Waits instead of measuring or adjusting; keeps declared components in memory",
+});
+
 /// The connector: its settings and the in-memory state of its components.
 pub struct Wait {
     settings: Settings,
     state: Mutex<Vec<Component>>,
 }
-
-servo_core::register!(Wait {
-    name: "wait",
-    description: "Waits instead of measuring or adjusting; keeps declared components in memory",
-});
 
 impl BuildConnector for Wait {
     type Settings = Settings;

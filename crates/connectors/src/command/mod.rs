@@ -111,6 +111,11 @@ impl Hook {
     }
 }
 
+servo_core::register!(Hooks {
+    name: "command",
+    description: "Runs your commands to describe, adjust and measure anything servo has no connector for",
+});
+
 /// The connector: its settings, where its hooks run, and the last known state of its components.
 pub struct Hooks {
     settings: Settings,
@@ -124,11 +129,6 @@ pub struct Hooks {
     /// so that a long run gives each once.
     warned: Mutex<BTreeSet<String>>,
 }
-
-servo_core::register!(Hooks {
-    name: "command",
-    description: "Runs your commands to describe, adjust and measure anything servo has no connector for",
-});
 
 impl BuildConnector for Hooks {
     type Settings = Settings;

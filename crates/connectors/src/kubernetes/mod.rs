@@ -101,17 +101,17 @@ fn component_name(d: &DeploymentSettings, c: &ContainerSettings) -> String {
         .unwrap_or_else(|| format!("{}/{}", d.name, c.name))
 }
 
+servo_core::register!(Kubernetes {
+    name: "kubernetes",
+    description: "Tunes CPU, memory, replicas and env of Deployment containers; rolls back unhealthy rollouts",
+});
+
 /// The connector: its settings and, once first needed, its API client.
 pub struct Kubernetes {
     settings: Settings,
     kubeconfig: Option<PathBuf>,
     api: OnceCell<Api>,
 }
-
-servo_core::register!(Kubernetes {
-    name: "kubernetes",
-    description: "Tunes CPU, memory, replicas and env of Deployment containers; rolls back unhealthy rollouts",
-});
 
 impl BuildConnector for Kubernetes {
     type Settings = Settings;

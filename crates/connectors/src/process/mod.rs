@@ -52,6 +52,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use template::{Launch, Values};
 
+servo_core::register!(Process {
+    name: "process",
+    description: "Runs a local process with templated arguments, restarts it on adjust, measures its CPU and memory",
+});
+
 /// The connector: settings, parsed templates, and the running process.
 pub struct Process {
     settings: Settings,
@@ -68,11 +73,6 @@ pub struct Process {
     /// here for `shutdown`, never in a local that would be dropped.
     running: tokio::sync::Mutex<Option<Running>>,
 }
-
-servo_core::register!(Process {
-    name: "process",
-    description: "Runs a local process with templated arguments, restarts it on adjust, measures its CPU and memory",
-});
 
 impl BuildConnector for Process {
     type Settings = Settings;

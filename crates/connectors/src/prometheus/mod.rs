@@ -52,6 +52,11 @@ use servo_core::{BuildConnector, Connector, ConnectorError, Event};
 use settings::{PrometheusMetric, Settings, parse_base_url};
 use tokio::time::Instant;
 
+servo_core::register!(Prometheus {
+    name: "prometheus",
+    description: "Measures metrics with PromQL queries over the measurement window",
+});
+
 /// The connector: its settings and one HTTP client for its server.
 pub struct Prometheus {
     settings: Settings,
@@ -59,11 +64,6 @@ pub struct Prometheus {
     /// The key it is mounted under, to name settings and environment variables in hints.
     mount: String,
 }
-
-servo_core::register!(Prometheus {
-    name: "prometheus",
-    description: "Measures metrics with PromQL queries over the measurement window",
-});
 
 impl BuildConnector for Prometheus {
     type Settings = Settings;

@@ -267,17 +267,17 @@ fn metrics() -> Vec<Metric> {
     .collect()
 }
 
+servo_core::register!(Vegeta {
+    name: "vegeta",
+    description: "HTTP load generation with vegeta's semantics, built in: throughput, error rate, latency percentiles",
+});
+
 /// The connector: its settings and its parsed targets.
 pub struct Vegeta {
     settings: Settings,
     targets: Vec<Target>,
     mount: String,
 }
-
-servo_core::register!(Vegeta {
-    name: "vegeta",
-    description: "HTTP load generation with vegeta's semantics, built in: throughput, error rate, latency percentiles",
-});
 
 impl BuildConnector for Vegeta {
     type Settings = Settings;
