@@ -105,3 +105,43 @@ fn target_and_targets_are_exclusive() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot both be set"));
 }
+
+/// A server on loopback that answers every request `500` and closes; stops after `limit` requests.
+fn always_500(limit: usize) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(limit) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            let _ = stream.write_all(
+                b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops",
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn a_target_answering_500_is_measured_as_all_errors_not_a_failed_measurement() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = always_500(200);
+    let config = dir.path().join("servo.yaml");
+    std::fs::write(
+        &config,
+        format!("vegeta:\n  rate: 20/1s\n  duration: 1s\n  target: GET http://127.0.0.1:{port}/\n  timeout: 2s\n"),
+    )
+    .expect("write");
+    let (code, stdout, stderr) = run(&config, &["measure", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let m: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(m["metrics"]["error_rate"]["value"], 100.0, "{m:#}");
+    assert_eq!(m["metrics"]["success_rate"]["value"], 0.0, "{m:#}");
+    assert_eq!(m["metrics"]["requests"]["value"], 20.0, "{m:#}");
+    let codes = m["annotations"]["status_codes"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(codes, "500 ×20", "{m:#}");
+}

@@ -335,6 +335,21 @@ fn readings(report: &Report, started_unix: f64) -> Vec<Reading> {
     out
 }
 
+/// What to do about a target that never answered, from the error the requests got.
+fn unanswered_hint(error: &str) -> &'static str {
+    let error = error.to_ascii_lowercase();
+    if error.contains("refused") {
+        "the connection was refused: nothing listens on the target's host and port; check that the target is up and the URL's port is right"
+    } else if error.contains("reset") || error.contains("closed") {
+        "the target closed every connection without answering: check that it speaks HTTP (or HTTPS) on that port"
+    } else if error.contains("timed out") || error.contains("timeout") || error.contains("deadline")
+    {
+        "no answer within `timeout`: the target is unreachable from servo (a firewall, a wrong host) or too overloaded to answer; raise `timeout` or lower `rate`"
+    } else {
+        "check that the target is up and reachable from servo"
+    }
+}
+
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -439,12 +454,30 @@ impl Connector for Vegeta {
             measurement
                 .annotations
                 .insert("top_error".into(), format!("{message} (×{count})"));
-            if report.successes == 0 {
+            // A target that answers, even 500 to everything, is up: that is a measurement (an
+            // error rate of 100 % the optimizer scores as an SLO miss). Only a target that never
+            // answered leaves nothing to measure.
+            let unanswered = report.status_codes.get(&0).copied().unwrap_or(0);
+            if report.requests > 0 && unanswered == report.requests {
                 return Err(ConnectorError::failed(format!(
                     "every request of the attack failed: {message} (×{count})"
                 ))
-                .with_hint("check that the target is up and reachable from servo"));
+                .with_hint(unanswered_hint(message)));
             }
+        }
+        if report.status_codes.keys().any(|&code| code != 0) {
+            measurement.annotations.insert(
+                "status_codes".into(),
+                report
+                    .status_codes
+                    .iter()
+                    .map(|(code, n)| match code {
+                        0 => format!("no answer ×{n}"),
+                        code => format!("{code} ×{n}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
         }
         Ok(measurement)
     }
