@@ -287,6 +287,8 @@ impl Store {
                 }
                 Write::FinishTrial(trial) => {
                     let study = session.study_id.ok_or("no study to record a trial in")?;
+                    // The session finishes each trial once (a repeated result is acknowledged
+                    // without a write), so the row changed count has nothing to add here.
                     finish_trial(tx, study, &trial).await?;
                 }
             }

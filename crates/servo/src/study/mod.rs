@@ -3,6 +3,7 @@
 
 mod goal;
 pub mod journal;
+pub mod lock;
 pub mod objective;
 mod plan;
 pub mod report;
@@ -167,7 +168,9 @@ pub async fn run(
     let bus = Bus::new(&assembly.mounts);
     // Open the journal before touching the application: a read-only or full disk must stop us
     // before any adjustment is made.
-    let journal = Journal::open(&journal_path(assembly, settings)).await?;
+    let journal_path = journal_path(assembly, settings);
+    let _writer = lock::StudyLock::acquire(&journal_path)?;
+    let journal = Journal::open(&journal_path).await?;
 
     let outcome = match bus.startup(cx).await {
         Ok(()) => {

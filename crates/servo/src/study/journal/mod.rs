@@ -368,9 +368,18 @@ impl Journal {
             .acquire()
             .await
             .map_err(|e| failed(e.to_string()))?;
-        finish_trial(&mut conn, study.id, trial)
+        match finish_trial(&mut conn, study.id, trial)
             .await
-            .map_err(failed)
+            .map_err(failed)?
+        {
+            1 => Ok(()),
+            // The row was not ours to write any more: another writer finished or interrupted it.
+            // Saying so beats recording a result over someone else's.
+            _ => Err(failed(
+                "it is no longer running in the journal (another servo finished or interrupted it)"
+                    .into(),
+            )),
+        }
     }
 
     /// Every trial of a study, in order.

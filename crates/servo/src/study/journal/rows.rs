@@ -119,16 +119,18 @@ pub(crate) async fn insert_trial(
     Ok(())
 }
 
+/// Records how a running trial ended; returns how many rows it changed (1, or 0 when the trial was
+/// not running any more: someone else finished or interrupted it).
 pub(crate) async fn finish_trial(
     conn: &mut AnyConnection,
     study_id: i64,
     trial: &Trial,
-) -> DbResult<()> {
+) -> DbResult<u64> {
     let readings = serde_json::to_string(&trial.readings).map_err(text)?;
     let constraints = serde_json::to_string(&trial.constraints).map_err(text)?;
     let error = trial.error.as_deref().map(storable);
-    sqlx::query(
-        "UPDATE trials SET state = $1, readings = $2, objective = $3, constraints = $4, feasible = $5, error = $6, finished_at = $7 WHERE study_id = $8 AND number = $9",
+    let done = sqlx::query(
+        "UPDATE trials SET state = $1, readings = $2, objective = $3, constraints = $4, feasible = $5, error = $6, finished_at = $7 WHERE study_id = $8 AND number = $9 AND state = 'running'",
     )
     .bind(trial.state.as_str())
     .bind(&readings)
@@ -142,7 +144,7 @@ pub(crate) async fn finish_trial(
     .execute(&mut *conn)
     .await
     .map_err(text)?;
-    Ok(())
+    Ok(done.rows_affected())
 }
 
 /// Free text as both databases can store it. A PostgreSQL `TEXT` cannot hold U+0000 (SQLite's

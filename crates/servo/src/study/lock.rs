@@ -1,0 +1,142 @@
+//! One writer per study: `servo run` holds an exclusive lock on its journal for as long as it runs.
+//!
+//! Two runs on one journal would each adjust the application and interleave their trials. The lock
+//! is an advisory `flock` on `<journal>.lock`, which the kernel releases when its holder exits in
+//! any way, SIGKILL included, so a crashed run never leaves a stale lock behind. The file holds who
+//! has it (pid, host, since when), for the message the second run prints.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FlockOperation, flock};
+use serde::{Deserialize, Serialize};
+
+use super::StudyError;
+use super::journal::now;
+
+/// Held while a study runs; dropping it releases the lock.
+#[derive(Debug)]
+pub struct StudyLock {
+    _file: File,
+}
+
+/// Who holds a study's lock.
+#[derive(Debug, Serialize, Deserialize)]
+struct Holder {
+    pid: u32,
+    host: String,
+    /// Unix seconds.
+    since: f64,
+}
+
+impl StudyLock {
+    /// Takes the lock of the journal at `journal`, or says who holds it (a usage error: exit 2).
+    pub fn acquire(journal: &Path) -> Result<StudyLock, StudyError> {
+        let path = lock_path(journal);
+        let open_error = |e: std::io::Error| StudyError::Config {
+            message: format!("cannot open the study lock {}: {e}", path.display()),
+            hint: Some("servo run needs to write beside its journal".into()),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(open_error)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(open_error)?;
+        if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            if e != rustix::io::Errno::WOULDBLOCK {
+                return Err(open_error(e.into()));
+            }
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let holder = match serde_json::from_str::<Holder>(&text) {
+                Ok(h) => format!("pid {} on host {}, since {}", h.pid, h.host, utc(h.since)),
+                Err(_) => "another servo".into(),
+            };
+            return Err(StudyError::Config {
+                message: format!(
+                    "the journal {} is in use by another `servo run` ({holder}): one study has one writer",
+                    journal.display()
+                ),
+                hint: Some(
+                    "wait for that run to end or stop it (it resumes where it stopped), or give this servo its own journal (`optimizer.journal`)".into(),
+                ),
+            });
+        }
+        let holder = Holder {
+            pid: std::process::id(),
+            host: rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
+            since: now(),
+        };
+        // Best effort: the lock itself is what excludes; the text only names the holder.
+        let text = serde_json::to_string(&holder).unwrap_or_default();
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(text.as_bytes()))
+            .and_then(|()| file.flush());
+        Ok(StudyLock { _file: file })
+    }
+}
+
+fn lock_path(journal: &Path) -> PathBuf {
+    let mut name = journal.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// `2026-12-06T02:50:03Z` for Unix seconds (UTC; days to a civil date after Howard Hinnant).
+fn utc(seconds: f64) -> String {
+    let secs = seconds.max(0.0) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates_are_civil_dates() {
+        assert_eq!(utc(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400.0), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_796_524_203.0), "2026-12-06T02:30:03Z");
+    }
+
+    #[test]
+    fn a_second_lock_on_one_journal_names_the_holder_and_the_first_release_frees_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal = dir.path().join("study.db");
+        let first = StudyLock::acquire(&journal).expect("the first run takes the lock");
+        let refused = StudyLock::acquire(&journal).expect_err("one writer");
+        let message = refused.to_string();
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
+        drop(first);
+        StudyLock::acquire(&journal).expect("free again once the holder is gone");
+    }
+}
