@@ -173,18 +173,6 @@ impl<'de> Deserialize<'de> for Cpu {
     }
 }
 
-impl JsonSchema for Cpu {
-    inline_unit_schema!(Cpu);
-
-    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
-        // `multipleOf` rejects numbers finer than a millicore, as the deserializer does; JSON
-        // Schema validators judge it on the number's decimal digits, as `Cpu::from_cores` does.
-        json_schema!({
-            "type": ["string", "number"],
-            "pattern": CPU_PATTERN,
-            "minimum": 0,
-            "multipleOf": 0.001,
-            "examples": ["250m", "0.5", "2"],
-        })
-    }
-}
+// `multipleOf` rejects numbers finer than a millicore, as the deserializer does; JSON Schema
+// validators judge it on the number's decimal digits, as `Cpu::from_cores` does.
+unit_schema!(Cpu, types: ["string", "number"], "multipleOf": 0.001, "examples": ["250m", "0.5", "2"]);

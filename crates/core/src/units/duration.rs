@@ -324,15 +324,4 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
-impl JsonSchema for Duration {
-    inline_unit_schema!(Duration);
-
-    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": ["string", "number"],
-            "pattern": DURATION_PATTERN,
-            "minimum": 0,
-            "examples": ["30s", "5m", "1h30m"],
-        })
-    }
-}
+unit_schema!(Duration, types: ["string", "number"], "examples": ["30s", "5m", "1h30m"]);

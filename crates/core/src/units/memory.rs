@@ -217,15 +217,4 @@ impl<'de> Deserialize<'de> for Memory {
     }
 }
 
-impl JsonSchema for Memory {
-    inline_unit_schema!(Memory);
-
-    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": ["string", "number"],
-            "pattern": MEMORY_PATTERN,
-            "minimum": 0,
-            "examples": ["256Mi", "4Gi", "1G"],
-        })
-    }
-}
+unit_schema!(Memory, types: ["string", "number"], "examples": ["256Mi", "4Gi", "1G"]);

@@ -246,15 +246,4 @@ impl<'de> Deserialize<'de> for Rate {
     }
 }
 
-impl JsonSchema for Rate {
-    inline_unit_schema!(Rate);
-
-    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": ["string", "integer"],
-            "pattern": RATE_PATTERN,
-            "minimum": 0,
-            "examples": ["50/1s", "100/1m", "0"],
-        })
-    }
-}
+unit_schema!(Rate, types: ["string", "integer"], "examples": ["50/1s", "100/1m", "0"]);

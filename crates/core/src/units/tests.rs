@@ -1,4 +1,3 @@
-
 use super::memory::MEMORY_SYNTAX;
 use super::*;
 use proptest::prelude::*;
