@@ -13,4 +13,5 @@ pub mod output;
 pub mod protocol;
 pub mod schema;
 pub mod server;
+pub mod settings;
 pub mod study;
