@@ -290,38 +290,20 @@ impl From<Duration> for std::time::Duration {
 
 text_unit!(Duration);
 
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DurationVisitor;
-
-        impl Visitor<'_> for DurationVisitor {
-            type Value = Duration;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{DURATION_EXPECTATION}, or a number of seconds")
-            }
-
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-                Duration::parse(text).map_err(E::custom)
-            }
-
-            fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Duration, E> {
-                Ok(Duration::from_secs(seconds))
-            }
-
-            fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Duration, E> {
-                u64::try_from(seconds)
-                    .map(Duration::from_secs)
-                    .map_err(|_| E::custom(Duration::from_negative(seconds)))
-            }
-
-            fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Duration, E> {
-                Duration::from_secs_f64(seconds).map_err(E::custom)
-            }
-        }
-
-        deserializer.deserialize_any(DurationVisitor)
+deserialize_unit!(Duration, "{DURATION_EXPECTATION}, or a number of seconds";
+    fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Duration, E> {
+        Ok(Duration::from_secs(seconds))
     }
-}
+
+    fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Duration, E> {
+        u64::try_from(seconds)
+            .map(Duration::from_secs)
+            .map_err(|_| E::custom(Duration::from_negative(seconds)))
+    }
+
+    fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Duration, E> {
+        Duration::from_secs_f64(seconds).map_err(E::custom)
+    }
+);
 
 unit_schema!(Duration, types: ["string", "number"], "examples": ["30s", "5m", "1h30m"]);

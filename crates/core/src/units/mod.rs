@@ -86,6 +86,34 @@ macro_rules! inline_unit_schema {
     };
 }
 
+/// A unit's `Deserialize`: strings through the type's parser, numbers through the `visit_*`
+/// methods given (the machine spellings), and what is expected in the type's own words.
+macro_rules! deserialize_unit {
+    ($type:ident, $expecting:literal; $($visit:tt)*) => {
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct UnitVisitor;
+
+                impl Visitor<'_> for UnitVisitor {
+                    type Value = $type;
+
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        write!(f, $expecting)
+                    }
+
+                    fn visit_str<E: de::Error>(self, text: &str) -> Result<$type, E> {
+                        $type::parse(text).map_err(E::custom)
+                    }
+
+                    $($visit)*
+                }
+
+                deserializer.deserialize_any(UnitVisitor)
+            }
+        }
+    };
+}
+
 /// A unit's `JsonSchema`: inlined and named as [`inline_unit_schema`] says, its `pattern` from
 /// the type's [`UnitSyntax`], never negative, plus the type's own keywords (`examples`, ...).
 macro_rules! unit_schema {

@@ -1,6 +1,6 @@
 //! The settings servo itself reads from a config (`settings:`, `checks:`, `optimizer:`) and the
-//! rules for root keys, shared by the loader ([`crate::config`]) and the schemas
-//! ([`crate::schema`]): kept apart so that neither has to import the other.
+//! rules for root keys. Both the config loader and the schemas need them; they live here, below
+//! both, so that the schemas never import the loader.
 
 pub mod optimizer;
 
