@@ -660,3 +660,77 @@ pub fn registry() -> Result<&'static Registry, &'static DuplicateConnector> {
     static REGISTRY: OnceLock<Result<Registry, DuplicateConnector>> = OnceLock::new();
     REGISTRY.get_or_init(Registry::collect).as_ref()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connector registered only to exercise the registration's optional fields.
+    struct Probe;
+
+    #[derive(serde::Deserialize, Serialize, JsonSchema)]
+    struct ProbeSettings {
+        #[serde(default)]
+        level: u32,
+    }
+
+    impl ConnectorSettings for ProbeSettings {
+        fn example() -> Self {
+            ProbeSettings { level: 1 }
+        }
+    }
+
+    impl Connector for Probe {
+        fn handlers(&self) -> Handlers {
+            Handlers::default()
+        }
+    }
+
+    impl BuildConnector for Probe {
+        type Settings = ProbeSettings;
+
+        fn build(_settings: ProbeSettings, _cx: &BuildContext) -> Result<Self, ConnectorError> {
+            Ok(Probe)
+        }
+    }
+
+    crate::register!(Probe {
+        name: "probe",
+        description: "Checks the registration macro",
+        default_key: "probe_key",
+        child_env_prefix: "SERVO_PROBE_",
+    });
+
+    #[test]
+    fn a_registration_declares_the_env_prefix_of_its_children() {
+        let Ok(registry) = registry() else {
+            panic!("one connector cannot clash with itself");
+        };
+        assert_eq!(
+            registry.child_env_prefixes().collect::<Vec<_>>(),
+            ["SERVO_PROBE_"]
+        );
+        assert_eq!(
+            registry.by_name("probe").map(|c| c.default_key),
+            Some("probe_key")
+        );
+    }
+
+    #[test]
+    fn building_returns_the_settings_it_parsed_once() {
+        let description = ConnectorDescription::new::<Probe>("probe", "0", "probe");
+        let cx = BuildContext {
+            mount: "probe".into(),
+            servo: "servo".into(),
+            base_dir: PathBuf::from("."),
+        };
+        match description.build(serde_json::json!({}), &cx) {
+            Ok(built) => assert_eq!(built.settings, serde_json::json!({ "level": 0 })),
+            Err(e) => panic!("an empty section builds: {e:?}"),
+        }
+        assert!(matches!(
+            description.build(serde_json::json!({ "level": "high" }), &cx),
+            Err(BuildError::Problems(_))
+        ));
+    }
+}
