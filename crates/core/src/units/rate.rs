@@ -24,6 +24,18 @@ pub struct Rate {
     per: Duration,
 }
 
+const PERIOD_WORDING: ComponentWording = ComponentWording {
+    malformed: || "after / expected a period such as s, 1s, 500ms or 1m".into(),
+    missing_unit: |number| {
+        format!(
+            "the period {number} after / needs a unit ({DURATION_UNIT_LIST}), such as {number}s"
+        )
+    },
+    unknown_unit: |unit| {
+        format!("unknown unit {unit:?} in the period; expected one of {DURATION_UNIT_LIST}")
+    },
+};
+
 impl Rate {
     /// As fast as possible.
     pub const UNLIMITED: Self = Self {
@@ -113,34 +125,7 @@ impl Rate {
     fn parse_period(period: &str) -> Result<Duration, (UnitProblem, Cow<'static, str>)> {
         let nanos = match duration_unit(period) {
             Some((unit_nanos, _)) => unit_nanos,
-            None => parse_components(period).map_err(|issue| match issue {
-                ComponentIssue::Malformed => (
-                    UnitProblem::Malformed,
-                    "after / expected a period such as s, 1s, 500ms or 1m".into(),
-                ),
-                ComponentIssue::MissingUnit(number) => (
-                    UnitProblem::MissingUnit,
-                    format!(
-                        "the period {number} after / needs a unit ({DURATION_UNIT_LIST}), such \
-                         as {number}s"
-                    )
-                    .into(),
-                ),
-                ComponentIssue::UnknownUnit(unit) => (
-                    UnitProblem::UnknownUnit,
-                    format!(
-                        "unknown unit {unit:?} in the period; expected one of \
-                         {DURATION_UNIT_LIST}"
-                    )
-                    .into(),
-                ),
-                ComponentIssue::TooPrecise(component) => (
-                    UnitProblem::TooPrecise,
-                    format!("{component} is finer than a nanosecond; {DURATION_PRECISION_RULE}")
-                        .into(),
-                ),
-                ComponentIssue::TooLarge => (UnitProblem::TooLarge, duration_too_large().into()),
-            })?,
+            None => parse_components(period).map_err(|issue| issue.explain(&PERIOD_WORDING))?,
         };
         match std_from_nanos(nanos) {
             Some(per) if per.is_zero() => Err((UnitProblem::ZeroPeriod, ZERO_PERIOD.into())),
