@@ -410,7 +410,23 @@ pub enum BuildError {
     Connector(ConnectorError),
 }
 
-type BuildFn = fn(Value, &BuildContext) -> Result<Box<dyn Connector>, BuildError>;
+/// A connector built from its section, with the settings it was built from.
+pub struct Built {
+    /// The settings as the connector uses them (defaults filled in, secrets redacted): the parsed
+    /// settings serialized back, so what `servo config` prints is what was built, not a re-read.
+    pub settings: Value,
+    pub connector: Box<dyn Connector>,
+}
+
+impl fmt::Debug for Built {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Built")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+type BuildFn = fn(Value, &BuildContext) -> Result<Built, BuildError>;
 
 /// The registration record of one connector type, submitted with `inventory::submit!`.
 pub struct ConnectorDescription {
@@ -419,9 +435,11 @@ pub struct ConnectorDescription {
     pub description: &'static str,
     /// The root key that activates it implicitly; its name unless set otherwise.
     pub default_key: &'static str,
+    /// The prefix of the environment variables this connector sets for the processes it starts
+    /// (`SERVO_SETTING_` for `command`): the config loader must not read them as overrides.
+    pub child_env_prefix: Option<&'static str>,
     schema: fn(&mut SchemaGenerator) -> Schema,
     build: BuildFn,
-    normalize: fn(Value) -> Result<Value, BuildError>,
     example: fn() -> Value,
 }
 
@@ -446,15 +464,22 @@ impl ConnectorDescription {
             version,
             description,
             default_key: name,
+            child_env_prefix: None,
             schema: <C::Settings as JsonSchema>::json_schema,
             build: build_erased::<C>,
-            normalize: normalize_erased::<C::Settings>,
             example: example_erased::<C::Settings>,
         }
     }
 
     pub const fn with_default_key(mut self, key: &'static str) -> Self {
         self.default_key = key;
+        self
+    }
+
+    /// Declares the prefix of the variables this connector passes to its children, so that servo
+    /// started inside such a child does not take them for config overrides.
+    pub const fn with_child_env_prefix(mut self, prefix: &'static str) -> Self {
+        self.child_env_prefix = Some(prefix);
         self
     }
 
@@ -465,18 +490,9 @@ impl ConnectorDescription {
         crate::schema::standalone(schema, generator)
     }
 
-    /// Builds a connector from its (schema-valid) section.
-    pub fn build(
-        &self,
-        section: Value,
-        cx: &BuildContext,
-    ) -> Result<Box<dyn Connector>, BuildError> {
+    /// Builds a connector from its (schema-valid) section, deserializing it once.
+    pub fn build(&self, section: Value, cx: &BuildContext) -> Result<Built, BuildError> {
         (self.build)(section, cx)
-    }
-
-    /// The section as the connector will use it: defaults filled in, secrets redacted.
-    pub fn normalize(&self, section: Value) -> Result<Value, BuildError> {
-        (self.normalize)(section)
     }
 
     pub fn example(&self) -> Value {
@@ -510,22 +526,19 @@ fn key_path_of(path: &serde_path_to_error::Path) -> KeyPath {
     out
 }
 
-fn build_erased<C: BuildConnector>(
-    section: Value,
-    cx: &BuildContext,
-) -> Result<Box<dyn Connector>, BuildError> {
+fn build_erased<C: BuildConnector>(section: Value, cx: &BuildContext) -> Result<Built, BuildError> {
     let settings = parse_settings::<C::Settings>(section)?;
+    // Serialized before building, which consumes the settings.
+    let normalized = serde_json::to_value(&settings)
+        .map_err(|e| BuildError::Connector(ConnectorError::failed(e.to_string())))?;
     let connector = C::build(settings, cx).map_err(|e| match e {
         ConnectorError::Settings(problems) => BuildError::Problems(problems),
         other => BuildError::Connector(other),
     })?;
-    Ok(Box::new(connector))
-}
-
-fn normalize_erased<S: ConnectorSettings>(section: Value) -> Result<Value, BuildError> {
-    let settings = parse_settings::<S>(section)?;
-    serde_json::to_value(&settings)
-        .map_err(|e| BuildError::Connector(ConnectorError::failed(e.to_string())))
+    Ok(Built {
+        settings: normalized,
+        connector: Box::new(connector),
+    })
 }
 
 fn example_erased<S: ConnectorSettings>() -> Value {
@@ -545,9 +558,18 @@ inventory::collect!(ConnectorDescription);
 ///     description: "Waits instead of measuring or adjusting",
 /// });
 /// ```
+///
+/// Optional fields, in this order: `default_key: "..."` ([`ConnectorDescription::with_default_key`])
+/// and `child_env_prefix: "..."` ([`ConnectorDescription::with_child_env_prefix`]).
 #[macro_export]
 macro_rules! register {
-    ($connector:ty { name: $name:literal, description: $description:literal $(, default_key: $key:literal)? $(,)? }) => {
+    ($connector:ty {
+        name: $name:literal,
+        description: $description:literal
+        $(, default_key: $key:literal)?
+        $(, child_env_prefix: $prefix:literal)?
+        $(,)?
+    }) => {
         $crate::inventory::submit! {
             $crate::ConnectorDescription::new::<$connector>(
                 $name,
@@ -555,6 +577,7 @@ macro_rules! register {
                 $description,
             )
             $(.with_default_key($key))?
+            $(.with_child_env_prefix($prefix))?
         }
     };
 }
@@ -625,10 +648,89 @@ impl Registry {
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.connectors.iter().map(|c| c.name)
     }
+
+    /// The env prefixes the linked connectors reserve for their children.
+    pub fn child_env_prefixes(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.connectors.iter().filter_map(|c| c.child_env_prefix)
+    }
 }
 
 /// The registry of linked connectors, checked once for duplicate names.
 pub fn registry() -> Result<&'static Registry, &'static DuplicateConnector> {
     static REGISTRY: OnceLock<Result<Registry, DuplicateConnector>> = OnceLock::new();
     REGISTRY.get_or_init(Registry::collect).as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connector registered only to exercise the registration's optional fields.
+    struct Probe;
+
+    #[derive(serde::Deserialize, Serialize, JsonSchema)]
+    struct ProbeSettings {
+        #[serde(default)]
+        level: u32,
+    }
+
+    impl ConnectorSettings for ProbeSettings {
+        fn example() -> Self {
+            ProbeSettings { level: 1 }
+        }
+    }
+
+    impl Connector for Probe {
+        fn handlers(&self) -> Handlers {
+            Handlers::default()
+        }
+    }
+
+    impl BuildConnector for Probe {
+        type Settings = ProbeSettings;
+
+        fn build(_settings: ProbeSettings, _cx: &BuildContext) -> Result<Self, ConnectorError> {
+            Ok(Probe)
+        }
+    }
+
+    crate::register!(Probe {
+        name: "probe",
+        description: "Checks the registration macro",
+        default_key: "probe_key",
+        child_env_prefix: "SERVO_PROBE_",
+    });
+
+    #[test]
+    fn a_registration_declares_the_env_prefix_of_its_children() {
+        let Ok(registry) = registry() else {
+            panic!("one connector cannot clash with itself");
+        };
+        assert_eq!(
+            registry.child_env_prefixes().collect::<Vec<_>>(),
+            ["SERVO_PROBE_"]
+        );
+        assert_eq!(
+            registry.by_name("probe").map(|c| c.default_key),
+            Some("probe_key")
+        );
+    }
+
+    #[test]
+    fn building_returns_the_settings_it_parsed_once() {
+        let description = ConnectorDescription::new::<Probe>("probe", "0", "probe");
+        let cx = BuildContext {
+            mount: "probe".into(),
+            servo: "servo".into(),
+            base_dir: PathBuf::from("."),
+        };
+        match description.build(serde_json::json!({}), &cx) {
+            Ok(built) => assert_eq!(built.settings, serde_json::json!({ "level": 0 })),
+            Err(e) => panic!("an empty section builds: {e:?}"),
+        }
+        assert!(matches!(
+            description.build(serde_json::json!({ "level": "high" }), &cx),
+            Err(BuildError::Problems(_))
+        ));
+    }
 }

@@ -18,7 +18,7 @@ pub mod types;
 pub mod units;
 
 pub use connector::{
-    BuildConnector, BuildContext, Connector, ConnectorDescription, ConnectorError,
+    BuildConnector, BuildContext, Built, Connector, ConnectorDescription, ConnectorError,
     ConnectorSettings, Event, EventContext, Handlers, Problem,
 };
 pub use path::KeyPath;

@@ -94,6 +94,23 @@ impl KeyPath {
         &self.0
     }
 
+    /// The `SERVO_*` environment variable that sets the value at this path: each segment in its
+    /// env form ([`env_key`]), joined by `_` (`prod-prom.metrics[0]` → `SERVO_PROD_PROM_METRICS_0`).
+    /// The one spelling of these names, so messages and the loader cannot drift apart.
+    pub fn env_name(&self) -> String {
+        let mut name = String::from(ENV_PREFIX);
+        for (position, segment) in self.0.iter().enumerate() {
+            if position > 0 {
+                name.push('_');
+            }
+            match segment {
+                Segment::Key(key) => name.push_str(&env_key(key)),
+                Segment::Index(i) => name.push_str(&i.to_string()),
+            }
+        }
+        name
+    }
+
     /// Whether `other` is this path or one of its ancestors.
     pub fn starts_with(&self, other: &KeyPath) -> bool {
         self.0.starts_with(&other.0)
@@ -414,6 +431,9 @@ impl Extend<Segment> for KeyPath {
     }
 }
 
+/// What every environment variable servo reads as config starts with.
+pub const ENV_PREFIX: &str = "SERVO_";
+
 /// The env-name form of a key: upper case, every character other than a letter or digit as `_`.
 pub fn env_key(key: &str) -> String {
     key.chars()
@@ -507,6 +527,17 @@ mod tests {
         assert_eq!(parse("a.0"), KeyPath::root().key("a").key("0"));
         assert_eq!(parse("a[0]"), KeyPath::root().key("a").index(0));
         assert_eq!(parse("a[\"0\"]"), KeyPath::root().key("a").key("0"));
+    }
+
+    #[test]
+    fn env_names_join_env_keys() {
+        let path = KeyPath::root()
+            .key("prod-prom")
+            .key("metrics")
+            .index(0)
+            .key("query");
+        assert_eq!(path.env_name(), "SERVO_PROD_PROM_METRICS_0_QUERY");
+        assert_eq!(KeyPath::root().key("vegeta").env_name(), "SERVO_VEGETA");
     }
 
     #[test]

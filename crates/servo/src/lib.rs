@@ -1,7 +1,7 @@
 //! servo: continuous optimization of a running application's settings.
 //!
 //! The application around the connector contract (`servo-core`): config loading ([`config`],
-//! [`schema`]), the event [`bus`], studies and their journal ([`study`]), the remote optimizer
+//! [`schema`], [`settings`]), the event [`bus`], studies and their journal ([`study`]), the remote optimizer
 //! protocol ([`protocol`]), the optimizer server ([`server`]) and the [`cli`]. Built-in connectors
 //! live in `servo-connectors`; ARCHITECTURE.md at the repository root maps the crates.
 
@@ -13,4 +13,5 @@ pub mod output;
 pub mod protocol;
 pub mod schema;
 pub mod server;
+pub mod settings;
 pub mod study;

@@ -7,8 +7,8 @@
 use schemars::JsonSchema;
 use serde_json::{Map, Value, json};
 
-use crate::config::optimizer::{EmbeddedOptimizer, RemoteOptimizer};
-use crate::config::{ALIAS_PATTERN, ChecksSettings, RESERVED_KEYS, ServoSettings};
+use crate::settings::optimizer::{EmbeddedOptimizer, RemoteOptimizer};
+use crate::settings::{ALIAS_PATTERN, ChecksSettings, RESERVED_KEYS, ServoSettings};
 use servo_core::connector::{ConnectorDescription, Registry};
 use servo_core::schema::{DIALECT, generator, standalone};
 

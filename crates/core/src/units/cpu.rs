@@ -126,65 +126,35 @@ impl fmt::Debug for Cpu {
 
 text_unit!(Cpu);
 
-impl<'de> Deserialize<'de> for Cpu {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CpuVisitor;
-
-        impl Visitor<'_> for CpuVisitor {
-            type Value = Cpu;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(CPU_EXPECTATION)
-            }
-
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Cpu, E> {
-                Cpu::parse(text).map_err(E::custom)
-            }
-
-            fn visit_u64<E: de::Error>(self, cores: u64) -> Result<Cpu, E> {
-                cores.checked_mul(1000).map(Cpu).ok_or_else(|| {
-                    E::custom(UnitError::new(
-                        UnitKind::Cpu,
-                        UnitProblem::TooLarge,
-                        Found::Number(cores.to_string()),
-                        cpu_too_large(),
-                    ))
-                })
-            }
-
-            fn visit_i64<E: de::Error>(self, cores: i64) -> Result<Cpu, E> {
-                match u64::try_from(cores) {
-                    Ok(cores) => self.visit_u64(cores),
-                    Err(_) => Err(E::custom(UnitError::new(
-                        UnitKind::Cpu,
-                        UnitProblem::Negative,
-                        Found::Number(cores.to_string()),
-                        "CPU quantities cannot be negative",
-                    ))),
-                }
-            }
-
-            fn visit_f64<E: de::Error>(self, cores: f64) -> Result<Cpu, E> {
-                Cpu::from_cores(cores).map_err(E::custom)
-            }
-        }
-
-        deserializer.deserialize_any(CpuVisitor)
-    }
-}
-
-impl JsonSchema for Cpu {
-    inline_unit_schema!(Cpu);
-
-    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
-        // `multipleOf` rejects numbers finer than a millicore, as the deserializer does; JSON
-        // Schema validators judge it on the number's decimal digits, as `Cpu::from_cores` does.
-        json_schema!({
-            "type": ["string", "number"],
-            "pattern": CPU_PATTERN,
-            "minimum": 0,
-            "multipleOf": 0.001,
-            "examples": ["250m", "0.5", "2"],
+deserialize_unit!(Cpu, "{CPU_EXPECTATION}";
+    fn visit_u64<E: de::Error>(self, cores: u64) -> Result<Cpu, E> {
+        cores.checked_mul(1000).map(Cpu).ok_or_else(|| {
+            E::custom(UnitError::new(
+                UnitKind::Cpu,
+                UnitProblem::TooLarge,
+                Found::Number(cores.to_string()),
+                cpu_too_large(),
+            ))
         })
     }
-}
+
+    fn visit_i64<E: de::Error>(self, cores: i64) -> Result<Cpu, E> {
+        match u64::try_from(cores) {
+            Ok(cores) => self.visit_u64(cores),
+            Err(_) => Err(E::custom(UnitError::new(
+                UnitKind::Cpu,
+                UnitProblem::Negative,
+                Found::Number(cores.to_string()),
+                "CPU quantities cannot be negative",
+            ))),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, cores: f64) -> Result<Cpu, E> {
+        Cpu::from_cores(cores).map_err(E::custom)
+    }
+);
+
+// `multipleOf` rejects numbers finer than a millicore, as the deserializer does; JSON Schema
+// validators judge it on the number's decimal digits, as `Cpu::from_cores` does.
+unit_schema!(Cpu, types: ["string", "number"], "multipleOf": 0.001, "examples": ["250m", "0.5", "2"]);

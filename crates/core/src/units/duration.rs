@@ -46,6 +46,51 @@ pub(super) enum ComponentIssue {
     TooLarge,
 }
 
+/// How a [`ComponentIssue`] is worded where the components stand: a whole duration, or the
+/// period of a rate. Precision and size read the same everywhere.
+pub(super) struct ComponentWording {
+    pub malformed: fn() -> Cow<'static, str>,
+    pub missing_unit: fn(&str) -> String,
+    pub unknown_unit: fn(&str) -> String,
+}
+
+impl ComponentIssue {
+    /// The problem, and its explanation in `wording`.
+    pub(super) fn explain(self, wording: &ComponentWording) -> (UnitProblem, Cow<'static, str>) {
+        match self {
+            ComponentIssue::Malformed => (UnitProblem::Malformed, (wording.malformed)()),
+            ComponentIssue::MissingUnit(number) => (
+                UnitProblem::MissingUnit,
+                (wording.missing_unit)(&number).into(),
+            ),
+            ComponentIssue::UnknownUnit(unit) => (
+                UnitProblem::UnknownUnit,
+                (wording.unknown_unit)(&unit).into(),
+            ),
+            ComponentIssue::TooPrecise(component) => (
+                UnitProblem::TooPrecise,
+                format!("{component} is finer than a nanosecond; {DURATION_PRECISION_RULE}").into(),
+            ),
+            ComponentIssue::TooLarge => (UnitProblem::TooLarge, duration_too_large().into()),
+        }
+    }
+}
+
+const DURATION_WORDING: ComponentWording = ComponentWording {
+    malformed: || duration_malformed().into(),
+    missing_unit: |number| {
+        format!(
+            "the number {number} needs a unit ({DURATION_UNIT_LIST}), such as {number}s; only 0 \
+             may be written without one, and a number outside quotes is read as seconds"
+        )
+    },
+    unknown_unit: |unit| {
+        format!(
+            "unknown unit {unit:?}; expected one of {DURATION_UNIT_LIST}, such as 30s, 5m or 1h30m"
+        )
+    },
+};
+
 /// Reads Go-style components such as `1h30m` or `1.5s` into nanoseconds.
 ///
 /// Components may come in any order and repeat, as in Go's `time.ParseDuration` and therefore
@@ -192,32 +237,7 @@ impl Duration {
                     detail,
                 );
             }
-            let (problem, detail): (UnitProblem, Cow<'static, str>) = match issue {
-                ComponentIssue::Malformed => (UnitProblem::Malformed, duration_malformed().into()),
-                ComponentIssue::MissingUnit(number) => (
-                    UnitProblem::MissingUnit,
-                    format!(
-                        "the number {number} needs a unit ({DURATION_UNIT_LIST}), such as \
-                         {number}s; only 0 may be written without one, and a number outside \
-                         quotes is read as seconds"
-                    )
-                    .into(),
-                ),
-                ComponentIssue::UnknownUnit(unit) => (
-                    UnitProblem::UnknownUnit,
-                    format!(
-                        "unknown unit {unit:?}; expected one of {DURATION_UNIT_LIST}, such as \
-                         30s, 5m or 1h30m"
-                    )
-                    .into(),
-                ),
-                ComponentIssue::TooPrecise(component) => (
-                    UnitProblem::TooPrecise,
-                    format!("{component} is finer than a nanosecond; {DURATION_PRECISION_RULE}")
-                        .into(),
-                ),
-                ComponentIssue::TooLarge => (UnitProblem::TooLarge, duration_too_large().into()),
-            };
+            let (problem, detail) = issue.explain(&DURATION_WORDING);
             UnitError::new(UnitKind::Duration, problem, Found::Text(input), detail)
         })?;
         std_from_nanos(nanos).map(Self).ok_or_else(|| {
@@ -290,49 +310,20 @@ impl From<Duration> for std::time::Duration {
 
 text_unit!(Duration);
 
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DurationVisitor;
-
-        impl Visitor<'_> for DurationVisitor {
-            type Value = Duration;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{DURATION_EXPECTATION}, or a number of seconds")
-            }
-
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-                Duration::parse(text).map_err(E::custom)
-            }
-
-            fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Duration, E> {
-                Ok(Duration::from_secs(seconds))
-            }
-
-            fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Duration, E> {
-                u64::try_from(seconds)
-                    .map(Duration::from_secs)
-                    .map_err(|_| E::custom(Duration::from_negative(seconds)))
-            }
-
-            fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Duration, E> {
-                Duration::from_secs_f64(seconds).map_err(E::custom)
-            }
-        }
-
-        deserializer.deserialize_any(DurationVisitor)
+deserialize_unit!(Duration, "{DURATION_EXPECTATION}, or a number of seconds";
+    fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Duration, E> {
+        Ok(Duration::from_secs(seconds))
     }
-}
 
-impl JsonSchema for Duration {
-    inline_unit_schema!(Duration);
-
-    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": ["string", "number"],
-            "pattern": DURATION_PATTERN,
-            "minimum": 0,
-            "examples": ["30s", "5m", "1h30m"],
-        })
+    fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Duration, E> {
+        u64::try_from(seconds)
+            .map(Duration::from_secs)
+            .map_err(|_| E::custom(Duration::from_negative(seconds)))
     }
-}
+
+    fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Duration, E> {
+        Duration::from_secs_f64(seconds).map_err(E::custom)
+    }
+);
+
+unit_schema!(Duration, types: ["string", "number"], "examples": ["30s", "5m", "1h30m"]);

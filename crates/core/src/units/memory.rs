@@ -178,54 +178,25 @@ impl fmt::Debug for Memory {
 
 text_unit!(Memory);
 
-impl<'de> Deserialize<'de> for Memory {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MemoryVisitor;
-
-        impl Visitor<'_> for MemoryVisitor {
-            type Value = Memory;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{MEMORY_EXPECTATION}, or a number of bytes")
-            }
-
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Memory, E> {
-                Memory::parse(text).map_err(E::custom)
-            }
-
-            fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<Memory, E> {
-                Ok(Memory(bytes))
-            }
-
-            fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<Memory, E> {
-                u64::try_from(bytes).map(Memory).map_err(|_| {
-                    E::custom(UnitError::new(
-                        UnitKind::Memory,
-                        UnitProblem::Negative,
-                        Found::Number(bytes.to_string()),
-                        "memory sizes cannot be negative",
-                    ))
-                })
-            }
-
-            fn visit_f64<E: de::Error>(self, bytes: f64) -> Result<Memory, E> {
-                Memory::from_f64(bytes, 1).map_err(E::custom)
-            }
-        }
-
-        deserializer.deserialize_any(MemoryVisitor)
+deserialize_unit!(Memory, "{MEMORY_EXPECTATION}, or a number of bytes";
+    fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<Memory, E> {
+        Ok(Memory(bytes))
     }
-}
 
-impl JsonSchema for Memory {
-    inline_unit_schema!(Memory);
-
-    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": ["string", "number"],
-            "pattern": MEMORY_PATTERN,
-            "minimum": 0,
-            "examples": ["256Mi", "4Gi", "1G"],
+    fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<Memory, E> {
+        u64::try_from(bytes).map(Memory).map_err(|_| {
+            E::custom(UnitError::new(
+                UnitKind::Memory,
+                UnitProblem::Negative,
+                Found::Number(bytes.to_string()),
+                "memory sizes cannot be negative",
+            ))
         })
     }
-}
+
+    fn visit_f64<E: de::Error>(self, bytes: f64) -> Result<Memory, E> {
+        Memory::from_f64(bytes, 1).map_err(E::custom)
+    }
+);
+
+unit_schema!(Memory, types: ["string", "number"], "examples": ["256Mi", "4Gi", "1G"]);

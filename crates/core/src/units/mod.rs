@@ -86,6 +86,53 @@ macro_rules! inline_unit_schema {
     };
 }
 
+/// A unit's `Deserialize`: strings through the type's parser, numbers through the `visit_*`
+/// methods given (the machine spellings), and what is expected in the type's own words.
+macro_rules! deserialize_unit {
+    ($type:ident, $expecting:literal; $($visit:tt)*) => {
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct UnitVisitor;
+
+                impl Visitor<'_> for UnitVisitor {
+                    type Value = $type;
+
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        write!(f, $expecting)
+                    }
+
+                    fn visit_str<E: de::Error>(self, text: &str) -> Result<$type, E> {
+                        $type::parse(text).map_err(E::custom)
+                    }
+
+                    $($visit)*
+                }
+
+                deserializer.deserialize_any(UnitVisitor)
+            }
+        }
+    };
+}
+
+/// A unit's `JsonSchema`: inlined and named as [`inline_unit_schema`] says, its `pattern` from
+/// the type's [`UnitSyntax`], never negative, plus the type's own keywords (`examples`, ...).
+macro_rules! unit_schema {
+    ($type:ident, types: $types:tt, $($key:literal: $value:tt),* $(,)?) => {
+        impl JsonSchema for $type {
+            inline_unit_schema!($type);
+
+            fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
+                json_schema!({
+                    "type": $types,
+                    "pattern": $type::SYNTAX.pattern,
+                    "minimum": 0,
+                    $($key: $value,)*
+                })
+            }
+        }
+    };
+}
+
 /// One duration component in the schema dialect: a number whose decimal places fit the unit's
 /// resolution (none for ns, 3 for us, 6 for ms, 9 for s and up; extra trailing zeros are fine),
 /// followed by its unit. Kept as a macro so that [`DURATION_PATTERN`] and [`RATE_PATTERN`] share
@@ -142,37 +189,91 @@ const MEMORY_EXPECTATION: &str = "a memory size such as 256Mi, 4Gi or 1G";
 const RATE_EXPECTATION: &str =
     "a request rate such as 50/1s, 100/1m or 50 (per second), or 0 for unlimited";
 
+/// A unit type's text syntax, as config validation uses it: the schema `pattern` that editors
+/// check, what a value looks like in words, and the type's own parser, which says precisely why a
+/// text is not a value (`m` is milli, not mebi; finer than a nanosecond) where a regular
+/// expression can only say that it does not match.
+#[derive(Debug)]
+pub struct UnitSyntax {
+    /// The type's name in messages and in the validator's internal schema (`duration`).
+    pub name: &'static str,
+    /// The `pattern` of the type's published schema.
+    pub pattern: &'static str,
+    /// What a valid value looks like, for "expected: ..." in diagnostics.
+    pub expectation: &'static str,
+    parse: fn(&str) -> Result<(), UnitError>,
+}
+
+impl UnitSyntax {
+    /// Why `text` is not a value of this type, exactly when [`UnitSyntax::pattern`] rejects it:
+    /// a value too large for the type matches the pattern (see the module documentation), so it
+    /// is left to the deserializer here too, and the validator and editors keep agreeing.
+    pub fn check(&self, text: &str) -> Result<(), UnitError> {
+        match (self.parse)(text) {
+            Err(error) if error.problem() != UnitProblem::TooLarge => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    /// The syntax whose schema `pattern` this is; `None` for patterns from elsewhere.
+    pub fn for_pattern(pattern: &str) -> Option<&'static UnitSyntax> {
+        UNIT_SYNTAXES.iter().copied().find(|s| s.pattern == pattern)
+    }
+
+    /// The syntax called `name` ([`UnitSyntax::name`]).
+    pub fn named(name: &str) -> Option<&'static UnitSyntax> {
+        UNIT_SYNTAXES.iter().copied().find(|s| s.name == name)
+    }
+}
+
+fn parses<T: FromStr<Err = UnitError>>(text: &str) -> Result<(), UnitError> {
+    text.parse::<T>().map(drop)
+}
+
+/// Every unit type that has a text syntax.
+pub const UNIT_SYNTAXES: [&UnitSyntax; 4] = [
+    &Duration::SYNTAX,
+    &Cpu::SYNTAX,
+    &Memory::SYNTAX,
+    &Rate::SYNTAX,
+];
+
+/// Declares `$type::SYNTAX`, a [`UnitSyntax`] made of the type's pattern, expectation and parser.
+macro_rules! unit_syntax {
+    ($type:ident, $name:literal, $pattern:ident, $expectation:ident) => {
+        impl $type {
+            /// This type's text syntax, for config validation.
+            pub const SYNTAX: UnitSyntax = UnitSyntax {
+                name: $name,
+                pattern: $pattern,
+                expectation: $expectation,
+                parse: parses::<$type>,
+            };
+        }
+    };
+}
+
+unit_syntax!(Duration, "duration", DURATION_PATTERN, DURATION_EXPECTATION);
+unit_syntax!(Cpu, "cpu", CPU_PATTERN, CPU_EXPECTATION);
+unit_syntax!(Memory, "memory", MEMORY_PATTERN, MEMORY_EXPECTATION);
+unit_syntax!(Rate, "rate", RATE_PATTERN, RATE_EXPECTATION);
+
 /// What a value must look like, in words, for a schema `pattern` produced by this module.
 ///
 /// JSON Schema validators report a pattern mismatch as `"5 minutes" does not match "^[ \t…$"`,
-/// which is accurate and useless to a person editing a config. The config loader looks the
-/// pattern up here to say "expected a duration such as 30s, 5m or 1h30m" instead. Returns `None`
-/// for patterns that did not come from this module.
+/// which is accurate and useless to a person editing a config. Returns `None` for patterns that
+/// did not come from this module.
 pub fn expectation_for_pattern(pattern: &str) -> Option<&'static str> {
-    match pattern {
-        DURATION_PATTERN => Some(DURATION_EXPECTATION),
-        CPU_PATTERN => Some(CPU_EXPECTATION),
-        MEMORY_PATTERN => Some(MEMORY_EXPECTATION),
-        RATE_PATTERN => Some(RATE_EXPECTATION),
-        _ => None,
-    }
+    UnitSyntax::for_pattern(pattern).map(|s| s.expectation)
 }
 
 /// The parser's own explanation of why `text` fails a schema `pattern` produced by this module.
 ///
-/// [`expectation_for_pattern`] says what a valid value looks like; this says what is wrong with
-/// the one given (`"1.5ns" is finer than a nanosecond …`), which is more useful when the value is
-/// close to valid. Since each pattern accepts exactly what its parser accepts, this returns
-/// `Some` for every string the pattern rejects; it returns `None` when `text` is valid or the
-/// pattern did not come from this module.
+/// Since each pattern accepts exactly what its parser accepts (values too large aside), this
+/// returns `Some` for every string the pattern rejects; it returns `None` when `text` parses or
+/// the pattern did not come from this module.
 pub fn error_for_pattern(pattern: &str, text: &str) -> Option<UnitError> {
-    match pattern {
-        DURATION_PATTERN => text.parse::<Duration>().err(),
-        CPU_PATTERN => text.parse::<Cpu>().err(),
-        MEMORY_PATTERN => text.parse::<Memory>().err(),
-        RATE_PATTERN => text.parse::<Rate>().err(),
-        _ => None,
-    }
+    UnitSyntax::for_pattern(pattern).and_then(|s| (s.parse)(text).err())
 }
 
 mod cpu;

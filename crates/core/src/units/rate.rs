@@ -24,6 +24,18 @@ pub struct Rate {
     per: Duration,
 }
 
+const PERIOD_WORDING: ComponentWording = ComponentWording {
+    malformed: || "after / expected a period such as s, 1s, 500ms or 1m".into(),
+    missing_unit: |number| {
+        format!(
+            "the period {number} after / needs a unit ({DURATION_UNIT_LIST}), such as {number}s"
+        )
+    },
+    unknown_unit: |unit| {
+        format!("unknown unit {unit:?} in the period; expected one of {DURATION_UNIT_LIST}")
+    },
+};
+
 impl Rate {
     /// As fast as possible.
     pub const UNLIMITED: Self = Self {
@@ -113,34 +125,7 @@ impl Rate {
     fn parse_period(period: &str) -> Result<Duration, (UnitProblem, Cow<'static, str>)> {
         let nanos = match duration_unit(period) {
             Some((unit_nanos, _)) => unit_nanos,
-            None => parse_components(period).map_err(|issue| match issue {
-                ComponentIssue::Malformed => (
-                    UnitProblem::Malformed,
-                    "after / expected a period such as s, 1s, 500ms or 1m".into(),
-                ),
-                ComponentIssue::MissingUnit(number) => (
-                    UnitProblem::MissingUnit,
-                    format!(
-                        "the period {number} after / needs a unit ({DURATION_UNIT_LIST}), such \
-                         as {number}s"
-                    )
-                    .into(),
-                ),
-                ComponentIssue::UnknownUnit(unit) => (
-                    UnitProblem::UnknownUnit,
-                    format!(
-                        "unknown unit {unit:?} in the period; expected one of \
-                         {DURATION_UNIT_LIST}"
-                    )
-                    .into(),
-                ),
-                ComponentIssue::TooPrecise(component) => (
-                    UnitProblem::TooPrecise,
-                    format!("{component} is finer than a nanosecond; {DURATION_PRECISION_RULE}")
-                        .into(),
-                ),
-                ComponentIssue::TooLarge => (UnitProblem::TooLarge, duration_too_large().into()),
-            })?,
+            None => parse_components(period).map_err(|issue| issue.explain(&PERIOD_WORDING))?,
         };
         match std_from_nanos(nanos) {
             Some(per) if per.is_zero() => Err((UnitProblem::ZeroPeriod, ZERO_PERIOD.into())),
@@ -175,86 +160,54 @@ impl fmt::Display for Rate {
 
 text_unit!(Rate);
 
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct RateVisitor;
+deserialize_unit!(Rate, "{RATE_EXPECTATION}, or a whole number of requests per second";
+    fn visit_u64<E: de::Error>(self, requests: u64) -> Result<Rate, E> {
+        Ok(Rate::normalized(requests, Duration::from_secs(1)))
+    }
 
-        impl Visitor<'_> for RateVisitor {
-            type Value = Rate;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(
-                    f,
-                    "{RATE_EXPECTATION}, or a whole number of requests per second"
-                )
-            }
-
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Rate, E> {
-                Rate::parse(text).map_err(E::custom)
-            }
-
-            fn visit_u64<E: de::Error>(self, requests: u64) -> Result<Rate, E> {
-                Ok(Rate::normalized(requests, Duration::from_secs(1)))
-            }
-
-            fn visit_i64<E: de::Error>(self, requests: i64) -> Result<Rate, E> {
-                match u64::try_from(requests) {
-                    Ok(requests) => self.visit_u64(requests),
-                    Err(_) => Err(E::custom(UnitError::new(
-                        UnitKind::Rate,
-                        UnitProblem::Negative,
-                        Found::Number(requests.to_string()),
-                        "rates cannot be negative",
-                    ))),
-                }
-            }
-
-            /// JSON Schema counts `50.0` as an integer, so it is accepted as 50 requests.
-            fn visit_f64<E: de::Error>(self, requests: f64) -> Result<Rate, E> {
-                // 2^64, the first value that `u64` cannot hold; exactly representable.
-                const LIMIT: f64 = 18_446_744_073_709_551_616.0;
-                let fail = |problem, detail| {
-                    E::custom(UnitError::new(
-                        UnitKind::Rate,
-                        problem,
-                        Found::Number(requests.to_string()),
-                        detail,
-                    ))
-                };
-                if requests.is_nan() {
-                    Err(fail(
-                        UnitProblem::NotANumber,
-                        "expected a number of requests",
-                    ))
-                } else if requests < 0.0 {
-                    Err(fail(UnitProblem::Negative, "rates cannot be negative"))
-                } else if requests >= LIMIT {
-                    Err(fail(UnitProblem::TooLarge, rate_too_large()))
-                } else if requests.fract() != 0.0 {
-                    Err(fail(
-                        UnitProblem::NotWhole,
-                        "the number of requests must be a whole number",
-                    ))
-                } else {
-                    // Whole and within 0..2^64 (checked above), so the conversion is exact.
-                    self.visit_u64(requests as u64)
-                }
-            }
+    fn visit_i64<E: de::Error>(self, requests: i64) -> Result<Rate, E> {
+        match u64::try_from(requests) {
+            Ok(requests) => self.visit_u64(requests),
+            Err(_) => Err(E::custom(UnitError::new(
+                UnitKind::Rate,
+                UnitProblem::Negative,
+                Found::Number(requests.to_string()),
+                "rates cannot be negative",
+            ))),
         }
-
-        deserializer.deserialize_any(RateVisitor)
     }
-}
 
-impl JsonSchema for Rate {
-    inline_unit_schema!(Rate);
-
-    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": ["string", "integer"],
-            "pattern": RATE_PATTERN,
-            "minimum": 0,
-            "examples": ["50/1s", "100/1m", "0"],
-        })
+    /// JSON Schema counts `50.0` as an integer, so it is accepted as 50 requests.
+    fn visit_f64<E: de::Error>(self, requests: f64) -> Result<Rate, E> {
+        // 2^64, the first value that `u64` cannot hold; exactly representable.
+        const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+        let fail = |problem, detail| {
+            E::custom(UnitError::new(
+                UnitKind::Rate,
+                problem,
+                Found::Number(requests.to_string()),
+                detail,
+            ))
+        };
+        if requests.is_nan() {
+            Err(fail(
+                UnitProblem::NotANumber,
+                "expected a number of requests",
+            ))
+        } else if requests < 0.0 {
+            Err(fail(UnitProblem::Negative, "rates cannot be negative"))
+        } else if requests >= LIMIT {
+            Err(fail(UnitProblem::TooLarge, rate_too_large()))
+        } else if requests.fract() != 0.0 {
+            Err(fail(
+                UnitProblem::NotWhole,
+                "the number of requests must be a whole number",
+            ))
+        } else {
+            // Whole and within 0..2^64 (checked above), so the conversion is exact.
+            self.visit_u64(requests as u64)
+        }
     }
-}
+);
+
+unit_schema!(Rate, types: ["string", "integer"], "examples": ["50/1s", "100/1m", "0"]);

@@ -71,6 +71,17 @@ fn find(registry: &Registry, name: &str) -> Result<&'static ConnectorDescription
     })
 }
 
+/// An existing file is only replaced when `--force` says so.
+fn refuse_to_overwrite(output: &Path, force: bool) -> Result<(), CliError> {
+    if output.exists() && !force {
+        return Err(CliError::usage_with_hint(
+            format!("{} already exists", output.display()),
+            "pass --force to overwrite it, or --output to write elsewhere",
+        ));
+    }
+    Ok(())
+}
+
 fn schema_path_for(output: &Path) -> PathBuf {
     let stem = output
         .file_stem()
@@ -145,12 +156,7 @@ pub async fn run(args: Args, _globals: &Globals, registry: &Registry) -> Command
         print!("{text}");
         return Ok(Exit::Ok);
     }
-    if output.exists() && !args.force {
-        return Err(CliError::usage_with_hint(
-            format!("{} already exists", output.display()),
-            "pass --force to overwrite it, or --output to write elsewhere",
-        ));
-    }
+    refuse_to_overwrite(&output, args.force)?;
     let mount_schemas: Vec<MountSchema<'_>> = mounts
         .iter()
         .map(|(key, connector)| MountSchema { key, connector })
@@ -205,12 +211,7 @@ fn kubernetes_manifests(args: &Args) -> CommandResult {
         print!("{text}");
         return Ok(Exit::Ok);
     }
-    if output.exists() && !args.force {
-        return Err(CliError::usage_with_hint(
-            format!("{} already exists", output.display()),
-            "pass --force to overwrite it, or --output to write elsewhere",
-        ));
-    }
+    refuse_to_overwrite(output, args.force)?;
     write_atomic(output, text.as_bytes())
         .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", output.display())))?;
     eprintln!(

@@ -18,7 +18,7 @@ mod trials;
 mod validate;
 mod version;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +31,7 @@ use crate::config::{Assembly, ConfigError, LoadOptions};
 use crate::output::Format;
 use servo_core::command::ExternalCommand;
 use servo_core::connector::{EventContext, Registry, registry};
+use servo_core::path::ENV_PREFIX;
 
 /// What an exit status means (DESIGN §9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,18 +202,48 @@ impl From<std::io::Error> for CliError {
 
 pub type CommandResult = Result<Exit, CliError>;
 
+/// Turns colour off when set to anything; read here, not through a flag's `env`.
+const NO_COLOR_VARIABLE: &str = "SERVO_NO_COLOR";
+
+/// The process's `SERVO_*` variables that may be config overrides: all but the CLI's own, which
+/// are the `env` of the global flags, as the clap definition declares them, and
+/// [`NO_COLOR_VARIABLE`]. Values that are not UTF-8 are read lossily; such names are skipped.
+fn config_variables(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(String, String)> {
+    let command = Cli::command();
+    let own: Vec<&OsStr> = command
+        .get_arguments()
+        .filter_map(clap::Arg::get_env)
+        .chain([OsStr::new(NO_COLOR_VARIABLE)])
+        .collect();
+    vars.into_iter()
+        .filter(|(name, _)| !own.contains(&name.as_os_str()))
+        .filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            name.starts_with(ENV_PREFIX)
+                .then(|| (name, value.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
 impl Globals {
     pub fn color(&self) -> bool {
         !self.no_color
             && std::env::var_os("NO_COLOR").is_none()
-            && std::env::var_os("SERVO_NO_COLOR").is_none()
+            && std::env::var_os(NO_COLOR_VARIABLE).is_none()
             && std::io::stderr().is_terminal()
+    }
+
+    /// What the config loader reads besides the file, read here so the loader gets it as data.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            env: config_variables(std::env::vars_os()),
+            sets: self.sets.clone(),
+        }
     }
 
     /// Loads the config file, prints its warnings, and keeps the servo chosen by `--name`.
     pub fn load(&self, registry: &Registry) -> Result<Vec<Assembly>, CliError> {
-        let options = LoadOptions::from_process(self.sets.clone());
-        let loaded = crate::config::load(&self.config_file, registry, &options)?;
+        let loaded = crate::config::load(&self.config_file, registry, &self.load_options())?;
         if let Some(warnings) = &loaded.warnings {
             eprint!("{}", warnings.render_plain());
         }
@@ -461,4 +492,26 @@ pub fn main() -> ExitCode {
 /// The clap command, for completions and docs.
 pub fn command() -> clap::Command {
     Cli::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_keeps_its_own_variables_from_the_config() {
+        let vars = [
+            "SERVO_CONFIG_FILE",
+            "SERVO_LOG_LEVEL",
+            "SERVO_LOG_FORMAT",
+            "SERVO_NO_COLOR",
+            "SERVO_NAME",
+            "SERVO_VEGETA_RATE",
+            "SERVO_OPTIMIZER_STORE",
+            "HOME",
+        ]
+        .map(|name| (OsString::from(name), OsString::from("x")));
+        let names: Vec<String> = config_variables(vars).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["SERVO_VEGETA_RATE", "SERVO_OPTIMIZER_STORE"]);
+    }
 }

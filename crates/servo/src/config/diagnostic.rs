@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use serde_json::Value;
+
 use servo_core::path::KeyPath;
-use servo_yaml::Span;
+use servo_yaml::{Span, SpanMap};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -144,6 +146,41 @@ impl Diagnostic {
             self.help = help;
         }
         self
+    }
+
+    /// Names the variable or flag that set the value, when one did.
+    pub fn origin_opt(self, origin: Option<&Origin>) -> Self {
+        match origin {
+            Some(origin) => self.origin(origin),
+            None => self,
+        }
+    }
+
+    /// Places the diagnostic at `path` and, when the file has it (or an enclosing node), at its
+    /// position: the value's, or the key's when `prefer_key` or when only an ancestor exists.
+    pub fn located(self, spans: &SpanMap, path: &KeyPath, prefer_key: bool) -> Self {
+        let d = self.path(path);
+        let Some((found, node)) = spans.nearest(path) else {
+            return d;
+        };
+        let span = if prefer_key || &found != path {
+            node.key.unwrap_or(node.value)
+        } else {
+            node.value
+        };
+        d.at(&span)
+    }
+}
+
+/// A value's kind in words, for "found: ..." and "expected: ...".
+pub fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
     }
 }
 

@@ -11,21 +11,8 @@ use serde_json::{Map, Value};
 
 use super::diagnostic::{Diagnostic, Origin};
 use crate::schema::resolve;
-use servo_core::path::env_key;
-use servo_core::path::{KeyPath, Segment};
+use servo_core::path::{ENV_PREFIX, KeyPath, Segment, env_key};
 use servo_core::suggest::did_you_mean;
-
-/// Variables that configure the CLI itself rather than a section.
-pub const GLOBAL_VARIABLES: &[&str] = &[
-    "SERVO_CONFIG_FILE",
-    "SERVO_LOG_LEVEL",
-    "SERVO_LOG_FORMAT",
-    "SERVO_NO_COLOR",
-    "SERVO_NAME",
-];
-
-/// Prefixes of variables servo sets for its children (the command connector), never read as config.
-const CHILD_PREFIXES: &[&str] = &["SERVO_SETTING_"];
 
 /// One value to write into a document.
 #[derive(Clone, Debug)]
@@ -80,27 +67,25 @@ pub struct Section<'a> {
     pub schema: &'a Value,
 }
 
-/// Reads `SERVO_*` variables against the document's sections.
+/// Reads `SERVO_*` variables against the document's sections. The caller leaves out variables
+/// that are not config (the CLI's own, those set for children).
 pub fn from_env(vars: &[(String, String)], root: &Value, sections: &[Section<'_>]) -> Overrides {
     let mut out = Overrides::default();
-    // Longest env keys first, so `SERVO_STAGING_PROM_X` prefers mount `staging_prom` over `staging`.
-    let mut keyed: Vec<(String, &Section<'_>)> =
-        sections.iter().map(|s| (env_key(s.key), s)).collect();
+    // Longest names first, so `SERVO_STAGING_PROM_X` prefers mount `staging_prom` over `staging`.
+    let mut keyed: Vec<(String, &Section<'_>)> = sections
+        .iter()
+        .map(|s| (KeyPath::root().key(s.key).env_name(), s))
+        .collect();
     keyed.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
 
     for (name, raw) in vars {
-        let Some(rest) = name.strip_prefix("SERVO_") else {
-            continue;
-        };
-        if GLOBAL_VARIABLES.contains(&name.as_str())
-            || CHILD_PREFIXES.iter().any(|p| name.starts_with(p))
-        {
+        if !name.starts_with(ENV_PREFIX) {
             continue;
         }
         let origin = Origin::Env {
             variable: name.clone(),
         };
-        match resolve_variable(rest, root, &keyed) {
+        match resolve_variable(name, root, &keyed) {
             Resolution::Section(section) => match serde_json::from_str::<Value>(raw) {
                 Ok(value @ Value::Object(_)) => out.overrides.push(Override {
                     path: KeyPath::root().key(section.key),
@@ -135,12 +120,11 @@ pub fn from_env(vars: &[(String, String)], root: &Value, sections: &[Section<'_>
             }
             Resolution::NearMiss(section) => {
                 let names = field_variables(root, section);
-                let wanted = format!("SERVO_{rest}");
                 let mut d = Diagnostic::warning(format!(
                     "{name} looks like an override of `{}` but names none of its settings; it is ignored",
                     section.key
                 ));
-                if let Some(s) = did_you_mean(&wanted, names.iter().map(String::as_str)) {
+                if let Some(s) = did_you_mean(name, names.iter().map(String::as_str)) {
                     d = d.help(format!("did you mean {s}?"));
                 }
                 out.diagnostics.push(d);
@@ -150,7 +134,7 @@ pub fn from_env(vars: &[(String, String)], root: &Value, sections: &[Section<'_>
                     .iter()
                     .flat_map(|(_, s)| {
                         let mut names = field_variables(root, s);
-                        names.push(format!("SERVO_{}", env_key(s.key)));
+                        names.push(KeyPath::root().key(s.key).env_name());
                         names
                     })
                     .collect();
@@ -383,16 +367,16 @@ enum Resolution<'s, 'a> {
 }
 
 fn resolve_variable<'s, 'a>(
-    rest: &str,
+    name: &str,
     root: &'a Value,
     keyed: &'s [(String, &'s Section<'a>)],
 ) -> Resolution<'s, 'a> {
     let mut near = None;
     for (key, section) in keyed {
-        if rest == key {
+        if name == key {
             return Resolution::Section(section);
         }
-        if let Some(fields) = rest
+        if let Some(fields) = name
             .strip_prefix(key.as_str())
             .and_then(|r| r.strip_prefix('_'))
         {
@@ -482,7 +466,7 @@ fn match_fields<'a>(
 
 /// Every `SERVO_<KEY>_<FIELD>` name a section accepts (list indices left out), for suggestions.
 fn field_variables(root: &Value, section: &Section<'_>) -> Vec<String> {
-    fn walk(root: &Value, node: &Value, prefix: &str, out: &mut Vec<String>, depth: usize) {
+    fn walk(root: &Value, node: &Value, at: &KeyPath, out: &mut Vec<String>, depth: usize) {
         if depth > 4 {
             return;
         }
@@ -491,21 +475,16 @@ fn field_variables(root: &Value, section: &Section<'_>) -> Vec<String> {
         for branch in branches {
             if let Some(Value::Object(properties)) = branch.get("properties") {
                 for (name, child) in properties {
-                    let full = format!("{prefix}_{}", env_key(name));
-                    out.push(full.clone());
-                    walk(root, child, &full, out, depth + 1);
+                    let path = at.key(name.clone());
+                    out.push(path.env_name());
+                    walk(root, child, &path, out, depth + 1);
                 }
             }
         }
     }
     let mut out = Vec::new();
-    walk(
-        root,
-        section.schema,
-        &format!("SERVO_{}", env_key(section.key)),
-        &mut out,
-        0,
-    );
+    let at = KeyPath::root().key(section.key);
+    walk(root, section.schema, &at, &mut out, 0);
     out
 }
 

@@ -1,28 +1,94 @@
 //! Schema validation of a document, with every error turned into a located, readable diagnostic.
+//!
+//! The validator checks an internal copy of the published schema in which each unit type's
+//! `pattern` is replaced by a keyword ([`UNIT_KEYWORD`]) that calls the unit's own parser: the
+//! error then says what is wrong with the value (`m` is milli, not mebi) straight from the parser,
+//! and the published schemas keep their `pattern`s for editors.
 
 use std::collections::BTreeMap;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
-use jsonschema::{Draft, ValidationError};
-use serde_json::Value;
+use jsonschema::paths::Location;
+use jsonschema::{Draft, Keyword, ValidationError};
+use serde_json::{Map, Value};
 
-use super::diagnostic::{Diagnostic, Origin, looks_like_credential};
-use super::{kind_of, located};
+use super::diagnostic::{Diagnostic, Origin, kind_of, looks_like_credential};
 use crate::schema::node_at;
 use servo_core::path::KeyPath;
 use servo_core::suggest::did_you_mean;
-use servo_core::units::{error_for_pattern, expectation_for_pattern};
+use servo_core::units::UnitSyntax;
 use servo_yaml::SpanMap;
 
-/// Validates `document` against `schema`, returning one diagnostic per problem, ordered by position.
+/// The keyword of the validator's schema that checks a unit type's text: its value names the
+/// [`UnitSyntax`]. Never in a published schema.
+const UNIT_KEYWORD: &str = "x-servo-unit";
+
+/// The validator's copy of a published schema: each unit `pattern` replaced by [`UNIT_KEYWORD`].
+fn with_unit_keywords(schema: &Value) -> Value {
+    match schema {
+        Value::Object(object) => {
+            let syntax = object
+                .get("pattern")
+                .and_then(Value::as_str)
+                .and_then(UnitSyntax::for_pattern);
+            let mut copy: Map<String, Value> = object
+                .iter()
+                .map(|(key, value)| (key.clone(), with_unit_keywords(value)))
+                .collect();
+            if let Some(syntax) = syntax {
+                copy.remove("pattern");
+                copy.insert(UNIT_KEYWORD.into(), Value::String(syntax.name.into()));
+            }
+            Value::Object(copy)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(with_unit_keywords).collect()),
+        other => other.clone(),
+    }
+}
+
+/// [`UNIT_KEYWORD`] at work: the unit's parser judges strings; other values are left to `type`.
+struct UnitKeyword(&'static UnitSyntax);
+
+impl<'i> Keyword<'i> for UnitKeyword {
+    fn validate(&self, instance: &'i Value) -> Result<(), ValidationError<'i>> {
+        match instance.as_str().map(|text| self.0.check(text)) {
+            Some(Err(error)) => Err(ValidationError::custom(error.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        instance
+            .as_str()
+            .is_none_or(|text| self.0.check(text).is_ok())
+    }
+}
+
+fn unit_keyword<'a>(
+    _parent: &'a Map<String, Value>,
+    value: &'a Value,
+    _location: Location,
+) -> Result<Box<dyn for<'i> Keyword<'i>>, ValidationError<'a>> {
+    match value.as_str().and_then(UnitSyntax::named) {
+        Some(syntax) => Ok(Box::new(UnitKeyword(syntax))),
+        None => Err(ValidationError::schema(format!(
+            "`{UNIT_KEYWORD}` names no unit: {value}"
+        ))),
+    }
+}
+
+/// Validates `document` against the published `schema`, returning one diagnostic per problem,
+/// ordered by position.
 pub fn against_schema(
     schema: &Value,
     document: &Value,
     spans: &SpanMap,
     origins: &BTreeMap<KeyPath, Origin>,
 ) -> Vec<Diagnostic> {
+    let schema = &with_unit_keywords(schema);
     let validator = match jsonschema::options()
         .with_draft(Draft::Draft202012)
+        .with_keyword(UNIT_KEYWORD, unit_keyword)
         .build(schema)
     {
         Ok(v) => v,
@@ -73,11 +139,7 @@ impl Context<'_> {
             .filter(|(p, _)| path.starts_with(p))
             .max_by_key(|(p, _)| p.segments().len())
             .map(|(_, o)| o);
-        let d = located(d, self.spans, path, prefer_key);
-        match origin {
-            Some(o) => d.origin(o),
-            None => d,
-        }
+        d.located(self.spans, path, prefer_key).origin_opt(origin)
     }
 
     fn enum_error(&self, instance: &Value, options: &Value, path: &KeyPath) -> Diagnostic {
@@ -203,17 +265,26 @@ impl Context<'_> {
             ValidationErrorKind::Enum { options } if !secret => {
                 out.push(self.enum_error(instance, options, &path))
             }
+            // Unit patterns never get here: the validator checks units with [`UNIT_KEYWORD`].
             ValidationErrorKind::Pattern { pattern } => {
-                let expected = expectation_for_pattern(pattern)
-                    .map(String::from)
-                    .unwrap_or_else(|| format!("text matching the pattern {pattern}"));
-                // The unit parser knows the precise reason (`m` is milli, not mebi; finer than 1ns).
-                let message = instance
-                    .as_str()
-                    .filter(|_| !secret)
-                    .and_then(|text| error_for_pattern(pattern, text))
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| format!("{} is not valid here", show(instance)));
+                let d = Diagnostic::error(format!("{} is not valid here", show(instance)))
+                    .expected(format!("text matching the pattern {pattern}"))
+                    .found(found(instance));
+                out.push(self.finish(d, &path, false));
+            }
+            ValidationErrorKind::Custom { keyword, message } if keyword == UNIT_KEYWORD => {
+                // The unit's parser said why; a secret's value stays out of the message.
+                let expected = self
+                    .keyword_parent(error)
+                    .and_then(|n| n.get(UNIT_KEYWORD))
+                    .and_then(Value::as_str)
+                    .and_then(UnitSyntax::named)
+                    .map_or("", |syntax| syntax.expectation);
+                let message = if secret {
+                    format!("{} is not valid here", show(instance))
+                } else {
+                    message.clone()
+                };
                 let d = Diagnostic::error(message)
                     .expected(expected)
                     .found(found(instance));

@@ -1,0 +1,141 @@
+//! Stage 2 of the pipeline: a parsed document with its mounts decided and the values from outside
+//! the file applied (defaults < file < `SERVO_*` variables < `--set` flags), each with its origin.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::diagnostic::{Diagnostic, Origin, kind_of};
+use super::overrides::{self, Section};
+use super::plan::Plan;
+use crate::schema::{self, MountSchema, OptimizerForm};
+use crate::settings::OptimizerSettings;
+use servo_core::connector::{ConnectorDescription, Registry};
+use servo_core::path::{ENV_PREFIX, KeyPath};
+use servo_yaml::{Document, SpanMap};
+
+/// What the loader reads besides the file. The caller (the CLI) reads the process environment
+/// and hands it in: the loader never looks at `std::env`, so what it sees is what it was given.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Environment variables (only `SERVO_*` names matter); the caller leaves out the ones that
+    /// configure itself (`SERVO_CONFIG_FILE`, ...).
+    pub env: Vec<(String, String)>,
+    /// `--set PATH=VALUE` flags, applied last.
+    pub sets: Vec<String>,
+}
+
+/// One document with every layer applied, ready for schema validation.
+#[derive(Debug)]
+pub struct Layered {
+    /// The document: file values, then environment and flags over them; root keys that are
+    /// neither reserved nor mounted are gone (reported by [`Plan::drop_unknown_keys`]).
+    pub document: Value,
+    /// Where each value of the file is.
+    pub spans: SpanMap,
+    /// Which key mounts which connector.
+    pub mounts: Vec<(String, &'static ConnectorDescription)>,
+    /// The form of the `optimizer` section, decided by the file's keys.
+    pub optimizer_form: OptimizerForm,
+    /// The composite schema of this document, as `servo schema` would publish it.
+    pub schema: Value,
+    /// Values set by `SERVO_*` variables and `--set` flags, with their source.
+    pub origins: BTreeMap<KeyPath, Origin>,
+}
+
+impl Layered {
+    /// Plans the mounts of `document` and applies the environment and flags of `options`,
+    /// reporting every problem into `diagnostics`; `None` when the document is not a mapping.
+    pub fn new(
+        document: Document,
+        registry: &Registry,
+        options: &LoadOptions,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Option<Layered> {
+        let Document { value, spans, span } = document;
+        let mut root = match value {
+            Value::Object(map) => map,
+            other => {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "a config document must be a mapping of section names to settings",
+                    )
+                    .at(&span)
+                    .expected("a mapping, such as `prometheus: {base_url: ...}`")
+                    .found(kind_of(&other)),
+                );
+                return None;
+            }
+        };
+        let plan = Plan::of(&root, &spans, registry, diagnostics);
+        plan.drop_unknown_keys(&mut root, &spans, registry, diagnostics);
+
+        let optimizer_form = match root.get("optimizer") {
+            Some(section) if OptimizerSettings::is_remote(section) => OptimizerForm::Remote,
+            _ => OptimizerForm::Embedded,
+        };
+        let mount_schemas: Vec<MountSchema<'_>> = plan
+            .mounts
+            .iter()
+            .map(|(key, connector)| MountSchema { key, connector })
+            .collect();
+        let composite = schema::composite(registry, &mount_schemas, optimizer_form);
+
+        let mut document = Value::Object(root);
+        let mut origins: BTreeMap<KeyPath, Origin> = BTreeMap::new();
+        let section_keys: Vec<&str> = ["optimizer", "settings", "checks"]
+            .into_iter()
+            .chain(plan.mounts.iter().map(|(k, _)| k.as_str()))
+            .collect();
+        let properties = composite.get("properties").unwrap_or(&Value::Null);
+        let sections: Vec<Section<'_>> = section_keys
+            .iter()
+            .filter_map(|key| properties.get(key).map(|schema| Section { key, schema }))
+            .collect();
+        let env = config_variables(&options.env, registry);
+        for source in [
+            overrides::from_env(&env, &composite, &sections),
+            overrides::from_flags(&options.sets, &composite, &sections),
+        ] {
+            diagnostics.extend(source.diagnostics);
+            match overrides::apply(&mut document, &source.overrides) {
+                Ok(set) => origins.extend(set),
+                Err(errors) => diagnostics.extend(errors),
+            }
+        }
+        Some(Layered {
+            document,
+            spans,
+            mounts: plan.mounts,
+            optimizer_form,
+            schema: composite,
+            origins,
+        })
+    }
+}
+
+/// The variables that may be config overrides: `SERVO_*`, less those a linked connector sets for
+/// the processes it starts (a servo run by the `command` connector inherits them).
+fn config_variables(env: &[(String, String)], registry: &Registry) -> Vec<(String, String)> {
+    let reserved = child_env_prefixes(registry);
+    env.iter()
+        .filter(|(name, _)| {
+            name.starts_with(ENV_PREFIX) && !reserved.iter().any(|p| name.starts_with(p))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The env prefixes the registry's connectors reserve for their children.
+fn child_env_prefixes(registry: &Registry) -> Vec<&'static str> {
+    let mut prefixes: Vec<&'static str> = registry.child_env_prefixes().collect();
+    // Transitional, until the `command` connector's registration declares its prefix itself
+    // (`child_env_prefix: "SERVO_SETTING_"`): delete this once it does.
+    if registry
+        .by_name("command")
+        .is_some_and(|c| c.child_env_prefix.is_none())
+    {
+        prefixes.push("SERVO_SETTING_");
+    }
+    prefixes
+}
