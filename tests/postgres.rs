@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -362,15 +362,7 @@ impl OptimizerServer {
     /// Starts a server without waiting for it (so that several start at once); see
     /// [`OptimizerServer::wait_listening`].
     fn spawn(store: &str, log: PathBuf) -> OptimizerServer {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_servo"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("SERVO_") || key.to_ascii_lowercase().ends_with("_proxy") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
-            .env("NO_COLOR", "1")
-            .env("SERVO_LOG_LEVEL", "warn")
+        let mut child = common::servo_process("warn")
             .args(["optimizer", "serve", "--store", store])
             .args(["--listen", "127.0.0.1:0", "--sleep", "1s"])
             .stdin(Stdio::null())

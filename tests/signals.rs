@@ -29,6 +29,8 @@
 //! given in `tests/command.rs`. Process liveness is read from /proc, hence Linux only.
 #![cfg(target_os = "linux")]
 
+#[path = "common/background.rs"]
+mod background;
 mod common;
 #[path = "common/fake_optimizer.rs"]
 mod fake_optimizer;
