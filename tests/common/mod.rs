@@ -132,3 +132,47 @@ pub fn create_app(
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `components:` of a `command:` section (indented under it): `main`, with a cpu setting at 2 and a
+/// memory setting at 4.
+pub const MAIN_CPU_MEMORY: &str = "  components:
+    main:
+      settings:
+        cpu: { type: cpu, min: 0.25, max: 4, step: 0.25, value: 2 }
+        memory: { type: memory, min: 0.5, max: 8, step: 0.5, value: 4 }
+";
+
+/// A journaled trial's configuration (as `servo trials -o json` shows it): setting → number.
+pub fn configuration(trial: &serde_json::Value) -> std::collections::BTreeMap<String, f64> {
+    trial["config"]
+        .as_object()
+        .expect("config")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_f64().expect("a numeric setting")))
+        .collect()
+}
+
+/// The complete trial with the lowest objective.
+pub fn best_complete(trials: &[serde_json::Value]) -> &serde_json::Value {
+    trials
+        .iter()
+        .filter(|t| t["state"] == "complete")
+        .min_by(|a, b| {
+            let objective = |t: &serde_json::Value| t["objective"].as_f64().expect("an objective");
+            objective(a).total_cmp(&objective(b))
+        })
+        .expect("a complete trial")
+}
+
+/// The setting `component.name` in what `servo describe -o json` printed, if there is one.
+pub fn setting<'a>(
+    description: &'a serde_json::Value,
+    component: &str,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    description["components"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == component))
+        .and_then(|c| c["settings"].as_array())
+        .and_then(|ss| ss.iter().find(|s| s["name"] == name))
+}
