@@ -19,6 +19,7 @@
 # The server is a debug build by default: overflow checks and debug assertions find more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 
 max="${1:-200}"
 case "$max" in '' | *[!0-9]*) echo "usage: $0 [MAX_EXAMPLES]" >&2; exit 2 ;; esac
@@ -80,13 +81,7 @@ optimizer: {id: acme/web, token: $token, base_url: "$base"}
 wait:
   measure_enabled: true
   duration: 10ms
-  components:
-    main:
-      settings:
-        cpu: { type: cpu, min: 0.25, max: 4, step: 0.25, value: 1 }
-        memory: { type: memory, min: 0.25, max: 8, step: 0.25, value: 1 }
-        replicas: { type: replicas, min: 1, max: 8, step: 1, value: 2 }
-        mode: { type: enum, values: [fast, balanced, thorough], value: balanced }
+$(wait_components 1)
 EOF
 # DESCRIBE, the baseline MEASURE, 4 ADJUST/MEASURE pairs, then the final ADJUST or SLEEP.
 timeout 120 "$servo" run -c "$work/servo.yaml" --max-cycles 11 >&2

@@ -18,6 +18,7 @@
 # Build parallelism follows CARGO_BUILD_JOBS (set it to 1 on a shared machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 
 trials="${1:-2000}"
 interval="${2:-2}"
@@ -46,13 +47,7 @@ optimizer:
   control: { duration: 1ms }
 wait:
   measure_enabled: true
-  components:
-    main:
-      settings:
-        cpu: { type: cpu, min: 0.25, max: 4, step: 0.25, value: 1 }
-        memory: { type: memory, min: 0.25, max: 8, step: 0.25, value: 2 }
-        replicas: { type: replicas, min: 1, max: 8, step: 1, value: 2 }
-        mode: { type: enum, values: [fast, balanced, thorough], value: balanced }
+$(wait_components 2)
 EOF
 
 python3 - "$servo" "$work" "$trials" "$interval" <<'PY'

@@ -94,11 +94,7 @@ fn json(stdout: &str) -> Value {
 }
 
 fn setting<'a>(description: &'a Value, component: &str, name: &str) -> &'a Value {
-    description["components"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == component))
-        .and_then(|c| c["settings"].as_array())
-        .and_then(|ss| ss.iter().find(|s| s["name"] == name))
+    common::setting(description, component, name)
         .unwrap_or_else(|| panic!("{component}.{name} in {description}"))
 }
 

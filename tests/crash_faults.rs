@@ -253,23 +253,21 @@ fn hooked_study(dir: &Path) -> PathBuf {
     let config = dir.join("servo.yaml");
     std::fs::write(
         &config,
-        r#"name: full
+        format!(
+            r#"name: full
 optimizer:
   trials: 8
   seed: 5
   objective:
     minimize: main.cpu * 2 + main.memory
-  control: { duration: 10ms }
+  control: {{ duration: 10ms }}
   store: study.db
 command:
-  components:
-    main:
-      settings:
-        cpu: { type: cpu, min: 0.25, max: 4, step: 0.25, value: 2 }
-        memory: { type: memory, min: 0.5, max: 8, step: 0.5, value: 4 }
-  adjust: [sh, adjust.sh]
+{components}  adjust: [sh, adjust.sh]
   timeout: 1m
 "#,
+            components = common::MAIN_CPU_MEMORY
+        ),
     )
     .expect("write the config");
     config
@@ -324,15 +322,6 @@ fn adjustments(dir: &Path) -> Vec<BTreeMap<String, f64>> {
                 })
                 .collect()
         })
-        .collect()
-}
-
-fn configuration(trial: &Value) -> BTreeMap<String, f64> {
-    trial["config"]
-        .as_object()
-        .expect("config")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_f64().expect("a number")))
         .collect()
 }
 
@@ -392,14 +381,7 @@ fn a_full_journal_stops_the_run_restores_a_journaled_configuration_and_loses_no_
 
     // The application is back on the best journaled configuration: one more adjust after the
     // last trial's, and the error says which.
-    let best = trials
-        .iter()
-        .filter(|t| t["state"] == "complete")
-        .min_by(|a, b| {
-            let objective = |t: &Value| t["objective"].as_f64().expect("an objective");
-            objective(a).total_cmp(&objective(b))
-        })
-        .expect("a complete trial");
+    let best = common::best_complete(&trials);
     let adjusts = adjustments(dir.path());
     assert_eq!(
         adjusts.len(),
@@ -408,7 +390,7 @@ fn a_full_journal_stops_the_run_restores_a_journaled_configuration_and_loses_no_
     );
     assert_eq!(
         adjusts.last(),
-        Some(&configuration(best)),
+        Some(&common::configuration(best)),
         "the last adjustment restores the best trial {best:#}"
     );
     assert!(

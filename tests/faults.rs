@@ -19,16 +19,22 @@
 //! free loopback port. Every server and every `servo` process is owned by a guard that stops, kills
 //! and reaps it on drop.
 
+#[path = "common/background.rs"]
+mod background;
 mod common;
+#[path = "common/prometheus.rs"]
+mod prometheus;
 
-use std::io::{BufRead, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use background::Background;
+use prometheus::PrometheusProcess;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -66,47 +72,27 @@ struct Seen {
 struct FaultyOptimizer {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: Background,
 }
 
 impl FaultyOptimizer {
     fn start(fault: Fault) -> FaultyOptimizer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local address");
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let log = Arc::clone(&seen);
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for the fake optimizer");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let accept = async {
-                    let mut index = 0usize;
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        tokio::spawn(serve(stream, index, fault, Arc::clone(&log)));
-                        index += 1;
-                    }
+        let (server, addr) = Background::start(move |listener| async move {
+            let mut index = 0usize;
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
                 };
-                tokio::select! {
-                    () = accept => {}
-                    _ = stopped => {}
-                }
-            });
-            // Dropping the runtime drops every connection task still running.
+                tokio::spawn(serve(stream, index, fault, Arc::clone(&log)));
+                index += 1;
+            }
         });
         FaultyOptimizer {
             addr,
             seen,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -124,17 +110,6 @@ impl FaultyOptimizer {
 
     fn events(&self) -> Vec<String> {
         self.seen().into_iter().map(|s| s.event).collect()
-    }
-}
-
-impl Drop for FaultyOptimizer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -246,24 +221,8 @@ struct Finished {
 
 impl Servo {
     fn start(args: &[&str], config: &Path, log_level: &str) -> Servo {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_servo"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("SERVO_") || key.to_ascii_lowercase().ends_with("_proxy") {
-                cmd.env_remove(key);
-            }
-        }
         let started = Instant::now();
-        let mut child = cmd
-            .env("NO_COLOR", "1")
-            .env("SERVO_LOG_LEVEL", log_level)
-            .args(args)
-            .arg("-c")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("servo starts");
+        let mut child = common::spawn_servo(args, config, log_level);
         let pipe = child.stderr.take().expect("piped stderr");
         let (tx, lines) = mpsc::channel();
         let stderr = std::thread::spawn(move || {
@@ -338,14 +297,10 @@ impl Drop for Servo {
 
 /// A `servo run` config against the fake optimizer, with `settings` (a YAML flow mapping).
 fn remote_config(dir: &Path, base_url: &str, settings: &str) -> PathBuf {
+    let remote = common::remote_optimizer(TOKEN, base_url, settings);
     let text = format!(
         "name: faults
-optimizer:
-  id: example.com/app
-  token: {TOKEN}
-  base_url: {base_url}
-settings: {settings}
-wait:
+{remote}wait:
   components:
     web:
       settings:
@@ -517,111 +472,24 @@ fn closed_connections_are_retried_with_backoff_then_named() {
 // ---------------------------------------------------------------------------------------------
 // Prometheus dies or freezes mid-measurement.
 
-/// The real Prometheus on a free loopback port with its storage in a temporary directory; killed
-/// and reaped on drop (also when frozen: SIGKILL ends a stopped process).
+/// The real Prometheus on a free loopback port with its storage in a temporary directory.
 struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
+    process: PrometheusProcess,
     dir: tempfile::TempDir,
 }
 
 impl Prometheus {
     fn start() -> Prometheus {
-        let binary = common::prometheus_binary();
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let config = dir.path().join("prometheus.yml");
         // Nothing to scrape: the tests take Prometheus away before any query.
-        std::fs::write(&config, "global:\n  scrape_interval: 1s\n").expect("write prometheus.yml");
-        let log_path = dir.path().join("prometheus.log");
-        let mut last_log = String::new();
-        // The port is free when chosen but could be taken before Prometheus binds it: retry then.
-        for _ in 0..3 {
-            let addr = free_port();
-            let log = std::fs::File::create(&log_path).expect("create the log");
-            let mut child = Command::new(&binary)
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--log.level=warn")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone the log handle"))
-                .stderr(log)
-                .spawn()
-                .expect("start prometheus");
-            let deadline = Instant::now() + PATIENCE;
-            let ready = loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break false;
-                }
-                if matches!(http_get(addr, "/-/ready"), Ok(200)) {
-                    break true;
-                }
-                if Instant::now() > deadline {
-                    break false;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            };
-            if ready {
-                return Prometheus { child, addr, dir };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if !last_log.contains("address already in use") {
-                break;
-            }
-        }
-        panic!("Prometheus did not start:\n{last_log}");
+        let process =
+            PrometheusProcess::start(dir.path(), "global:\n  scrape_interval: 1s\n", "", PATIENCE);
+        Prometheus { process, dir }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.process.addr)
     }
-
-    /// Kills Prometheus and waits until it is gone: its port refuses connections from then on.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Stops Prometheus (SIGSTOP): it keeps its port, the kernel accepts connections, nothing
-    /// answers.
-    fn freeze(&self) {
-        let status = Command::new("kill")
-            .args(["-STOP", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -STOP failed");
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("its address")
-}
-
-/// The status of a minimal HTTP/1.0 GET on loopback.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0))
 }
 
 /// A `servo measure` config reading `up` from `prometheus`, every request bounded by 2s.
@@ -647,7 +515,7 @@ fn prometheus_killed_mid_measure_fails_naming_it() {
     // The connector logs when the window opens.
     servo.wait_for_line("measuring up for 4s");
     let killed = Instant::now();
-    prometheus.kill();
+    prometheus.process.kill();
     let out = servo.finish();
     let after_kill = killed.elapsed();
     assert_eq!(out.code, Some(1), "{}", out.stderr);
@@ -679,7 +547,7 @@ fn prometheus_frozen_mid_measure_fails_within_the_timeout() {
     let mut servo = Servo::start(&["measure", "--duration", "4s"], &config, "info");
     servo.wait_for_line("measuring up for 4s");
     let frozen = Instant::now();
-    prometheus.freeze();
+    prometheus.process.freeze();
     let out = servo.finish();
     let after_freeze = frozen.elapsed();
     assert_eq!(out.code, Some(1), "{}", out.stderr);
@@ -734,7 +602,7 @@ wait:
     // No pre-flight checks: `up` has no data in a Prometheus that scrapes nothing.
     let mut servo = Servo::start(&["run", "--no-checks", "-o", "json"], &config, "info");
     servo.wait_for_line("measuring up for 3s");
-    prometheus.kill();
+    prometheus.process.kill();
     let out = servo.finish();
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     // The study ends normally: failed trials are results the optimizer learns from.

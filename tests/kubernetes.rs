@@ -525,11 +525,7 @@ fn setup(api: &FakeApi, extra: Value) -> Setup {
 }
 
 fn setting<'a>(description: &'a Value, component: &str, name: &str) -> &'a Value {
-    description["components"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == component))
-        .and_then(|c| c["settings"].as_array())
-        .and_then(|ss| ss.iter().find(|s| s["name"] == name))
+    common::setting(description, component, name)
         .map(|s| &s["value"])
         .unwrap_or(&Value::Null)
 }

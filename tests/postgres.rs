@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ use postgres::Postgres;
 use serde_json::{Value, json};
 use servo::server::store::Store;
 use servo::study::journal::{Journal, JournalError, RecordedReading, Trial, TrialState};
-use servo_optimizer::{Domain, Param, ParamValue, Space};
+use servo_optimizer::{Domain, ParamValue, Space};
 
 /// How long a server may take to start, and a request to be answered.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -112,36 +112,13 @@ fn migrations_apply_once_when_journals_open_an_empty_database_together() {
 
 /// The search space of the round-trip tests: one parameter of each kind.
 fn space() -> Space {
-    Space::new(vec![
-        Param::new(
-            "web.cpu",
-            Domain::Float {
-                low: 0.25,
-                high: 4.0,
-                step: Some(0.25),
-                log: false,
-            },
-        ),
-        Param::new(
-            "web.replicas",
-            Domain::Int {
-                low: 1,
-                high: 8,
-                step: 1,
-                log: false,
-            },
-        ),
-        Param::new(
-            "web.mode",
-            Domain::Categorical {
-                choices: vec![
-                    "fast".into(),
-                    "it's \"balanced\"".into(),
-                    "ünïcødé ✓".into(),
-                ],
-            },
-        ),
-    ])
+    serde_json::from_value(json!({"params": [
+        {"name": "web.cpu", "domain": {"type": "float", "low": 0.25, "high": 4.0, "step": 0.25}},
+        {"name": "web.replicas", "domain": {"type": "int", "low": 1, "high": 8, "step": 1}},
+        {"name": "web.mode", "domain": {"type": "categorical",
+            "choices": ["fast", "it's \"balanced\"", "ünïcødé ✓"]}},
+    ]}))
+    .expect("a space")
 }
 
 fn config(cpu: f64, replicas: i64, mode: &str) -> BTreeMap<String, ParamValue> {
@@ -385,15 +362,7 @@ impl OptimizerServer {
     /// Starts a server without waiting for it (so that several start at once); see
     /// [`OptimizerServer::wait_listening`].
     fn spawn(store: &str, log: PathBuf) -> OptimizerServer {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_servo"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("SERVO_") || key.to_ascii_lowercase().ends_with("_proxy") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
-            .env("NO_COLOR", "1")
-            .env("SERVO_LOG_LEVEL", "warn")
+        let mut child = common::servo_process("warn")
             .args(["optimizer", "serve", "--store", store])
             .args(["--listen", "127.0.0.1:0", "--sleep", "1s"])
             .stdin(Stdio::null())
@@ -417,6 +386,13 @@ impl OptimizerServer {
             first_line,
             banner: String::new(),
         }
+    }
+
+    /// Starts a server and waits until it listens; (the server, its address).
+    fn start(store: &str, log: PathBuf) -> (OptimizerServer, SocketAddr) {
+        let mut server = Self::spawn(store, log);
+        let addr = server.wait_listening();
+        (server, addr)
     }
 
     /// Waits for the "listening on http://ADDR" line.
@@ -452,6 +428,16 @@ impl Drop for OptimizerServer {
 /// `servo optimizer app create acme/web --store URL --token-file ... EXTRA`.
 fn create_app(dir: &Path, store: &str, extra: &[&str]) {
     common::create_app(&dir.join("token"), store.as_ref(), APP, TOKEN, extra);
+}
+
+/// A fresh cluster with `APP` created on it (`extra`: the study's flags of `app create`), a
+/// directory for the token file and the server logs, and the cluster's URL.
+fn postgres_with_app(extra: &[&str]) -> (Postgres, tempfile::TempDir, String) {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = pg.url();
+    create_app(dir.path(), &url, extra);
+    (pg, dir, url)
 }
 
 /// One HTTP/1.1 exchange with the bearer token; (status, body as JSON, or as a string when it is
@@ -524,33 +510,25 @@ enum Outcome {
 
 #[test]
 fn the_server_on_postgres_records_every_field_a_servo_reports() {
-    let pg = Postgres::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = pg.url();
-    create_app(
-        dir.path(),
-        &url,
-        &[
-            "--minimize",
-            "latency + web.cpu",
-            "--constraint",
-            "latency < 50",
-            "--trials",
-            "4",
-            "--algorithm",
-            "random",
-            "--seed",
-            "7",
-            "--duration",
-            "10ms",
-            "--on-finish",
-            "best",
-        ],
-    );
+    let (pg, dir, url) = postgres_with_app(&[
+        "--minimize",
+        "latency + web.cpu",
+        "--constraint",
+        "latency < 50",
+        "--trials",
+        "4",
+        "--algorithm",
+        "random",
+        "--seed",
+        "7",
+        "--duration",
+        "10ms",
+        "--on-finish",
+        "best",
+    ]);
     // A password in the URL (trust authentication ignores it) is never shown.
     let with_password = url.replacen("postgres@", "postgres:s3cret-pw@", 1);
-    let mut server = OptimizerServer::spawn(&with_password, dir.path().join("server.log"));
-    let addr = server.wait_listening();
+    let (server, addr) = OptimizerServer::start(&with_password, dir.path().join("server.log"));
     assert!(
         server.banner.contains("postgres:**********@127.0.0.1")
             && !server.banner.contains("s3cret"),
@@ -801,23 +779,15 @@ fn the_server_on_postgres_records_every_field_a_servo_reports() {
 /// result, and so stalled the study for good.
 #[test]
 fn a_failure_message_with_a_nul_character_is_recorded_not_refused() {
-    let pg = Postgres::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = pg.url();
-    create_app(
-        dir.path(),
-        &url,
-        &[
-            "--minimize",
-            "latency",
-            "--trials",
-            "2",
-            "--duration",
-            "10ms",
-        ],
-    );
-    let mut server = OptimizerServer::spawn(&url, dir.path().join("server.log"));
-    let addr = server.wait_listening();
+    let (_pg, dir, url) = postgres_with_app(&[
+        "--minimize",
+        "latency",
+        "--trials",
+        "2",
+        "--duration",
+        "10ms",
+    ]);
+    let (server, addr) = OptimizerServer::start(&url, dir.path().join("server.log"));
     let mut measured = false;
     for _ in 0..6 {
         let (status, command) = event(addr, "WHATS_NEXT", Value::Null);
@@ -1117,27 +1087,19 @@ fn two_servers_sharing_one_database_never_issue_a_trial_twice() {
 
 #[test]
 fn a_database_outage_is_a_503_and_the_study_resumes_where_it_was() {
-    let mut pg = Postgres::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = pg.url();
-    create_app(
-        dir.path(),
-        &url,
-        &[
-            "--minimize",
-            "latency",
-            "--trials",
-            "3",
-            "--algorithm",
-            "random",
-            "--duration",
-            "10ms",
-            "--on-finish",
-            "keep",
-        ],
-    );
-    let mut server = OptimizerServer::spawn(&url, dir.path().join("server.log"));
-    let addr = server.wait_listening();
+    let (mut pg, dir, url) = postgres_with_app(&[
+        "--minimize",
+        "latency",
+        "--trials",
+        "3",
+        "--algorithm",
+        "random",
+        "--duration",
+        "10ms",
+        "--on-finish",
+        "keep",
+    ]);
+    let (server, addr) = OptimizerServer::start(&url, dir.path().join("server.log"));
 
     // Up to the baseline MEASURE.
     let mut command = Value::Null;

@@ -7,6 +7,8 @@
 //! and stop the exporter when a test ends, whatever happens.
 
 mod common;
+#[path = "common/prometheus.rs"]
+mod prometheus;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::run;
+use prometheus::{PrometheusProcess, free_port, http_get};
 use serde_json::Value;
 
 /// The exporter's counter grows by this much per second.
@@ -112,8 +115,7 @@ fn serve(mut stream: TcpStream, started: Instant) -> std::io::Result<()> {
 // Prometheus: a child process on a free loopback port, killed and reaped on drop.
 
 struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
+    process: PrometheusProcess,
     /// The path prefix it serves under (`--web.external-url`), `""` for none.
     prefix: String,
     dir: tempfile::TempDir,
@@ -128,68 +130,29 @@ impl Prometheus {
     }
 
     fn start_with_prefix(prefix: &str) -> Prometheus {
-        let binary = common::prometheus_binary();
         let exporter = Exporter::start();
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
+        let process = PrometheusProcess::start(
+            dir.path(),
+            &format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
                  scrape_configs:\n  - job_name: servo-test\n    static_configs:\n      - targets: ['{}']\n",
                 exporter.addr
             ),
-        )
-        .expect("write prometheus.yml");
-
-        // The port is free when chosen but could be taken before Prometheus binds it: retry then.
-        let log_path = dir.path().join("prometheus.log");
-        let mut last_log = String::new();
-        for _ in 0..3 {
-            let addr = free_port();
-            let log = std::fs::File::create(&log_path).expect("create the log");
-            let mut command = Command::new(&binary);
-            command
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--log.level=warn")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone the log handle"))
-                .stderr(log);
-            if !prefix.is_empty() {
-                command.arg(format!("--web.external-url=http://{addr}{prefix}"));
-            }
-            let mut child = command.spawn().expect("start prometheus");
-            match wait_ready(&mut child, addr, prefix, &log_path) {
-                Ok(()) => {
-                    return Prometheus {
-                        child,
-                        addr,
-                        prefix: prefix.to_string(),
-                        dir,
-                        _exporter: exporter,
-                    };
-                }
-                Err(log) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    last_log = log;
-                    if !last_log.contains("address already in use") {
-                        break;
-                    }
-                }
-            }
+            prefix,
+            PATIENCE,
+        );
+        Prometheus {
+            process,
+            prefix: prefix.to_string(),
+            dir,
+            _exporter: exporter,
         }
-        panic!("Prometheus did not start:\n{last_log}");
     }
 
     /// The `base_url` servo should use.
     fn url(&self) -> String {
-        format!("http://{}{}", self.addr, self.prefix)
+        format!("http://{}{}", self.process.addr, self.prefix)
     }
 
     fn log(&self) -> String {
@@ -198,13 +161,13 @@ impl Prometheus {
 
     /// The address without the prefix: what a user who forgot it would configure.
     fn unprefixed_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.process.addr)
     }
 
     /// Runs an instant query and returns the first value of its result, if any.
     fn value(&self, query: &str) -> Option<f64> {
         let path = format!("{}/api/v1/query?query={}", self.prefix, encode(query));
-        let (_, body) = http_get(self.addr, &path).ok()?;
+        let (_, body) = http_get(self.process.addr, &path).ok()?;
         let answer: Value = serde_json::from_str(&body).ok()?;
         answer["data"]["result"][0]["value"][1]
             .as_str()?
@@ -235,53 +198,6 @@ impl Prometheus {
     fn config(&self, metrics: &str) -> PathBuf {
         write_config(self.dir.path(), &self.url(), metrics)
     }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `/-/ready` until Prometheus answers 200; on failure returns its log.
-fn wait_ready(child: &mut Child, addr: SocketAddr, prefix: &str, log: &Path) -> Result<(), String> {
-    let log = || std::fs::read_to_string(log).unwrap_or_default();
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("exited with {status}:\n{}", log()));
-        }
-        if matches!(http_get(addr, &format!("{prefix}/-/ready")), Ok((200, _))) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("not ready after {PATIENCE:?}:\n{}", log()))
-}
-
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("its address")
-}
-
-/// A minimal HTTP/1.0 GET on loopback: (status, body).
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 fn encode(text: &str) -> String {

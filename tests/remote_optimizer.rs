@@ -12,6 +12,8 @@
 //! guard that kills and reaps them (`common/live.rs`). Signals during a `SLEEP` are tested, for
 //! SIGTERM and SIGINT, in `tests/signals.rs`.
 
+#[path = "common/background.rs"]
+mod background;
 mod common;
 #[path = "common/fake_optimizer.rs"]
 mod fake_optimizer;

@@ -29,6 +29,8 @@
 //! given in `tests/command.rs`. Process liveness is read from /proc, hence Linux only.
 #![cfg(target_os = "linux")]
 
+#[path = "common/background.rs"]
+mod background;
 mod common;
 #[path = "common/fake_optimizer.rs"]
 mod fake_optimizer;
@@ -128,26 +130,24 @@ fn embedded_config(dir: &Path, phase: Phase, slow: usize) -> PathBuf {
     let config = dir.join("servo.yaml");
     std::fs::write(
         &config,
-        r#"
+        format!(
+            r#"
 name: signals
 optimizer:
   trials: 6
   seed: 11
   objective:
     minimize: main.cpu * 2 + main.memory + latency / 1000
-  control: { duration: 10ms }
+  control: {{ duration: 10ms }}
 command:
-  components:
-    main:
-      settings:
-        cpu: { type: cpu, min: 0.25, max: 4, step: 0.25, value: 2 }
-        memory: { type: memory, min: 0.5, max: 8, step: 0.5, value: 4 }
-  metrics:
-    - { name: latency, unit: ms }
+{components}  metrics:
+    - {{ name: latency, unit: ms }}
   adjust: [sh, adjust.sh, adjust]
   measure: [sh, measure.sh, measure]
   timeout: 5m
 "#,
+            components = common::MAIN_CPU_MEMORY
+        ),
     )
     .expect("write the config");
     config
@@ -216,16 +216,6 @@ fn adjusted(input: &Value) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// A journaled trial's configuration, in the same shape.
-fn configuration(trial: &Value) -> BTreeMap<String, f64> {
-    trial["config"]
-        .as_object()
-        .expect("config")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_f64().expect("a numeric setting")))
-        .collect()
-}
-
 /// Signals `servo run` while trial 2 is in `phase`, and checks everything a graceful stop promises.
 fn interrupt_a_trial(phase: Phase, signal: Signal) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -277,14 +267,7 @@ fn interrupt_a_trial(phase: Phase, signal: Signal) {
 
     // The application is back on a known configuration: the best complete trial's (none misses
     // an SLO, there are none), applied by one more adjust after the interrupted trial's.
-    let best = trials
-        .iter()
-        .filter(|t| t["state"] == "complete")
-        .min_by(|a, b| {
-            let objective = |t: &Value| t["objective"].as_f64().expect("an objective");
-            objective(a).total_cmp(&objective(b))
-        })
-        .expect("a complete trial");
+    let best = common::best_complete(&trials);
     let adjusts = logged(dir.path(), "adjust");
     assert_eq!(
         adjusts.len(),
@@ -293,13 +276,13 @@ fn interrupt_a_trial(phase: Phase, signal: Signal) {
     );
     assert_eq!(
         adjusted(&adjusts[3]),
-        configuration(best),
+        common::configuration(best),
         "the last adjustment restores the best trial ({:#})",
         best
     );
     assert_eq!(
         adjusted(&adjusts[2]),
-        configuration(&trials[2]),
+        common::configuration(&trials[2]),
         "the interrupted trial's adjustment is the one journaled"
     );
     if phase == Phase::Measure {
@@ -379,7 +362,7 @@ fn interrupt_the_baseline_then_resume(signal: Signal) {
         "interrupted"
     };
     assert_eq!(before[0]["state"], state, "{before:#?}");
-    let baseline = configuration(&before[0]);
+    let baseline = common::configuration(&before[0]);
     if signal != Signal::Kill {
         // No trial completed: the interrupted baseline's configuration is the one to go back to.
         let adjusts = logged(dir.path(), "adjust");
@@ -407,7 +390,8 @@ fn interrupt_the_baseline_then_resume(signal: Signal) {
         ],
         "the interrupted baseline stays in the journal; `trials` complete after it"
     );
-    let configs: Vec<BTreeMap<String, f64>> = after[1..].iter().map(configuration).collect();
+    let configs: Vec<BTreeMap<String, f64>> =
+        after[1..].iter().map(common::configuration).collect();
     assert_eq!(
         configs[0], baseline,
         "the resumed study starts with the baseline"

@@ -2,8 +2,9 @@
 //! plays a scripted session and records every request, so a test can assert each one against the
 //! shapes of `/work/shared/optimizer-protocol.md`.
 //!
-//! It is an axum server on 127.0.0.1:0 in its own thread and runtime, owned by a guard that stops it
-//! on drop. Opt-in (`#[path = "common/fake_optimizer.rs"] mod fake_optimizer;`) rather than part of
+//! It is an axum server on 127.0.0.1:0 in its own thread and runtime (`common/background.rs`), owned
+//! by a guard that stops it on drop. Opt-in (`#[path = "common/fake_optimizer.rs"] mod
+//! fake_optimizer;`, with `#[path = "common/background.rs"] mod background;`) rather than part of
 //! `common`, so that the tests which do not need it do not compile a web server.
 #![allow(dead_code)]
 
@@ -11,7 +12,6 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -19,6 +19,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+
+use crate::background::Background;
 
 pub const TOKEN: &str = "sekrit-token";
 pub const PATH: &str = "/accounts/example.com/applications/app/servo";
@@ -66,8 +68,7 @@ type Shared = Arc<Mutex<Script>>;
 pub struct FakeOptimizer {
     addr: SocketAddr,
     script: Shared,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: Background,
 }
 
 impl FakeOptimizer {
@@ -76,34 +77,15 @@ impl FakeOptimizer {
             replies: replies.into(),
             seen: Vec::new(),
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let addr = listener.local_addr().expect("local address");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = Arc::clone(&script);
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for the fake optimizer");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let app = axum::Router::new().fallback(answer).with_state(state);
-                // Not a graceful shutdown: a hung request must not keep the test waiting.
-                tokio::select! {
-                    _ = axum::serve(listener, app) => {}
-                    _ = stopped => {}
-                }
-            });
-            // Dropping the runtime here drops every connection task still running.
+        let (server, addr) = Background::start(|listener| async move {
+            let app = axum::Router::new().fallback(answer).with_state(state);
+            let _ = axum::serve(listener, app).await;
         });
         FakeOptimizer {
             addr,
             script,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -129,17 +111,6 @@ impl FakeOptimizer {
                 self.events()
             );
             std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for FakeOptimizer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
         }
     }
 }
@@ -186,15 +157,11 @@ async fn answer(
 
 /// `settings:` of the config (backoff and timeouts), as YAML flow mappings.
 pub fn config(dir: &Path, base_url: &str, settings: &str) -> PathBuf {
+    let remote = crate::common::remote_optimizer(TOKEN, base_url, settings);
     let text = format!(
         r#"
 name: remote
-optimizer:
-  id: example.com/app
-  token: {TOKEN}
-  base_url: {base_url}
-settings: {settings}
-wait:
+{remote}wait:
   measure_enabled: true
   duration: 1s
   components:

@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,26 +36,9 @@ pub struct Ended {
 }
 
 impl Servo {
-    /// Starts `servo ARGS -c CONFIG` with the environment of `common::servo` (no inherited
-    /// `SERVO_*`, no proxies: the tests only talk to 127.0.0.1).
+    /// Starts `servo ARGS -c CONFIG` with the environment of `common::servo_process`.
     pub fn start(config: &Path, args: &[&str]) -> Servo {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_servo"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("SERVO_") || key.to_ascii_lowercase().ends_with("_proxy") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd
-            .env("NO_COLOR", "1")
-            .env("SERVO_LOG_LEVEL", "warn")
-            .args(args)
-            .arg("-c")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("servo starts");
+        let mut child = crate::common::spawn_servo(args, config, "warn");
         let stdout = drain(child.stdout.take());
         let (lines, stderr_lines) = channel();
         let stderr = drain_lines(child.stderr.take(), lines);

@@ -28,6 +28,32 @@ pub fn servo() -> assert_cmd::Command {
     cmd
 }
 
+/// `servo` as a process the test keeps running: the environment of [`servo`] without proxies
+/// either (the tests only talk to 127.0.0.1), logging at `log_level`.
+pub fn servo_process(log_level: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_servo"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SERVO_") || key.to_ascii_lowercase().ends_with("_proxy") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1").env("SERVO_LOG_LEVEL", log_level);
+    cmd
+}
+
+/// Starts `servo ARGS -c CONFIG` (see [`servo_process`]) with no stdin and piped stdout and stderr.
+pub fn spawn_servo(args: &[&str], config: &Path, log_level: &str) -> std::process::Child {
+    servo_process(log_level)
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("servo starts")
+}
+
 /// Runs `servo ARGS -c CONFIG` and returns (exit code, stdout, stderr).
 pub fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
     let output = servo()
@@ -54,18 +80,12 @@ pub fn examples() -> Vec<PathBuf> {
     files
 }
 
-/// The real `prometheus` binary the tests start (`PROMETHEUS_BIN`, or the Debian package's).
-pub fn prometheus_binary() -> PathBuf {
-    let binary = std::env::var_os("PROMETHEUS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"));
-    assert!(
-        binary.exists(),
-        "these tests run a real Prometheus server, and {} is missing: install it with \
-         `apt-get install prometheus` (scripts/test.sh does), or point PROMETHEUS_BIN at a binary",
-        binary.display()
-    );
-    binary
+/// The `optimizer:` and `settings:` of a config for the remote optimizer `example.com/app` at
+/// `base_url` (`settings` a YAML flow mapping), ending with a newline.
+pub fn remote_optimizer(token: &str, base_url: &str, settings: &str) -> String {
+    format!(
+        "optimizer:\n  id: example.com/app\n  token: {token}\n  base_url: {base_url}\nsettings: {settings}\n"
+    )
 }
 
 /// Runs `servo ARGS -c CONFIG` to its end, for tests that look at the whole output.
@@ -111,4 +131,48 @@ pub fn create_app(
         "app create failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `components:` of a `command:` section (indented under it): `main`, with a cpu setting at 2 and a
+/// memory setting at 4.
+pub const MAIN_CPU_MEMORY: &str = "  components:
+    main:
+      settings:
+        cpu: { type: cpu, min: 0.25, max: 4, step: 0.25, value: 2 }
+        memory: { type: memory, min: 0.5, max: 8, step: 0.5, value: 4 }
+";
+
+/// A journaled trial's configuration (as `servo trials -o json` shows it): setting → number.
+pub fn configuration(trial: &serde_json::Value) -> std::collections::BTreeMap<String, f64> {
+    trial["config"]
+        .as_object()
+        .expect("config")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_f64().expect("a numeric setting")))
+        .collect()
+}
+
+/// The complete trial with the lowest objective.
+pub fn best_complete(trials: &[serde_json::Value]) -> &serde_json::Value {
+    trials
+        .iter()
+        .filter(|t| t["state"] == "complete")
+        .min_by(|a, b| {
+            let objective = |t: &serde_json::Value| t["objective"].as_f64().expect("an objective");
+            objective(a).total_cmp(&objective(b))
+        })
+        .expect("a complete trial")
+}
+
+/// The setting `component.name` in what `servo describe -o json` printed, if there is one.
+pub fn setting<'a>(
+    description: &'a serde_json::Value,
+    component: &str,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    description["components"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == component))
+        .and_then(|c| c["settings"].as_array())
+        .and_then(|ss| ss.iter().find(|s| s["name"] == name))
 }
