@@ -114,6 +114,8 @@ impl Hook {
 servo_core::register!(Hooks {
     name: "command",
     description: "Runs your commands to describe, adjust and measure anything servo has no connector for",
+    // Its hooks read `SERVO_SETTING_<COMPONENT>_<SETTING>`: never config overrides.
+    child_env_prefix: "SERVO_SETTING_",
 });
 
 /// The connector: its settings, where its hooks run, and the last known state of its components.

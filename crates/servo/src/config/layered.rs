@@ -128,14 +128,5 @@ fn config_variables(env: &[(String, String)], registry: &Registry) -> Vec<(Strin
 
 /// The env prefixes the registry's connectors reserve for their children.
 fn child_env_prefixes(registry: &Registry) -> Vec<&'static str> {
-    let mut prefixes: Vec<&'static str> = registry.child_env_prefixes().collect();
-    // Transitional, until the `command` connector's registration declares its prefix itself
-    // (`child_env_prefix: "SERVO_SETTING_"`): delete this once it does.
-    if registry
-        .by_name("command")
-        .is_some_and(|c| c.child_env_prefix.is_none())
-    {
-        prefixes.push("SERVO_SETTING_");
-    }
-    prefixes
+    registry.child_env_prefixes().collect()
 }
