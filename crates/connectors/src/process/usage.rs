@@ -4,14 +4,9 @@
 use super::{SAMPLE_INTERVAL, SERIES_INTERVAL, metrics};
 use servo_core::types::{Reading, TimeSeries};
 use std::io;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-pub(super) fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
+pub(super) use servo_core::time::unix_now;
 
 pub(super) fn ticks_per_second() -> f64 {
     // `sysconf(_SC_CLK_TCK)`, from the auxiliary vector: 100 on every mainstream Linux build.

@@ -7,10 +7,10 @@ use super::{Prometheus, Subject};
 use futures_util::future::join_all;
 use servo_core::ConnectorError;
 use servo_core::connector::EventContext;
+use servo_core::time::{unix_now, utc};
 use servo_core::types::{Reading, TimeSeries};
 use servo_core::units::Duration;
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -78,7 +78,7 @@ impl Prometheus {
                 note,
             ));
         }
-        let window = format!("from {} to {}", timestamp(start), timestamp(end));
+        let window = format!("from {} to {}", utc(start), utc(end));
         match metric.absent {
             Absent::Ignore => {
                 tracing::debug!(
@@ -214,35 +214,6 @@ pub(super) fn after(from: Instant, durations: &[Duration]) -> Result<Instant, Co
             let spans: Vec<String> = durations.iter().map(ToString::to_string).collect();
             ConnectorError::invalid(format!("cannot wait {}: too long", spans.join(" + ")))
         })
-}
-
-pub(super) fn unix_now() -> f64 {
-    // A clock before 1970 is a broken clock; the queries then fail with Prometheus' own message.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// Unix seconds as a readable instant for messages (UTC, second precision).
-pub(super) fn timestamp(unix: f64) -> String {
-    let secs = unix.max(0.0) as u64;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3_600,
-        rest % 3_600 / 60,
-        rest % 60
-    )
 }
 
 /// A series' labels in PromQL notation: `up{instance="a:9100", job="node"}`.

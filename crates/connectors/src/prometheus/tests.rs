@@ -171,13 +171,6 @@ fn waits_beyond_the_clock_are_refused_not_panicked_on() {
 }
 
 #[test]
-fn timestamps_are_utc_dates() {
-    assert_eq!(timestamp(0.0), "1970-01-01T00:00:00Z");
-    assert_eq!(timestamp(1_709_251_199.9), "2024-02-29T23:59:59Z");
-    assert_eq!(timestamp(1_735_689_600.0), "2025-01-01T00:00:00Z");
-}
-
-#[test]
 fn expected_targets_match_by_url_or_by_pool_and_labels() {
     let active = api::ActiveTarget {
         pool: "app".into(),

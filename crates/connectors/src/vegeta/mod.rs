@@ -25,6 +25,7 @@ use servo_core::{BuildConnector, Connector, ConnectorError, Event, KeyPath, Prob
 
 use attack::{AttackOptions, attack};
 use report::Report;
+use servo_core::time::unix_now;
 use targets::{Target, parse_http, parse_json};
 
 /// Settings of the `vegeta` connector (ServoX's names and defaults).
@@ -348,13 +349,6 @@ fn unanswered_hint(error: &str) -> &'static str {
     } else {
         "check that the target is up and reachable from servo"
     }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 impl Vegeta {

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FlockOperation, flock};
 use serde::{Deserialize, Serialize};
 
+use servo_core::time::utc;
+
 use super::StudyError;
+use super::journal::JournalError;
 use super::journal::now;
 
 /// Held while a study runs; dropping it releases the lock.
@@ -34,9 +37,12 @@ impl StudyLock {
     /// Takes the lock of the journal at `journal`, or says who holds it (a usage error: exit 2).
     pub fn acquire(journal: &Path) -> Result<StudyLock, StudyError> {
         let path = lock_path(journal);
-        let open_error = |e: std::io::Error| StudyError::Config {
-            message: format!("cannot open the study lock {}: {e}", path.display()),
-            hint: Some("servo run needs to write beside its journal".into()),
+        // The lock lives beside the journal: failing to make it is failing to open the journal.
+        let open_error = |e: std::io::Error| {
+            StudyError::Journal(JournalError::Open {
+                path: journal.to_path_buf(),
+                message: format!("cannot lock {}: {e}", path.display()),
+            })
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(open_error)?;
@@ -93,37 +99,9 @@ fn lock_path(journal: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// `2026-12-06T02:50:03Z` for Unix seconds (UTC; days to a civil date after Howard Hinnant).
-fn utc(seconds: f64) -> String {
-    let secs = seconds.max(0.0) as i64;
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3_600,
-        rest % 3_600 / 60,
-        rest % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_dates_are_civil_dates() {
-        assert_eq!(utc(0.0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(951_782_400.0), "2000-02-29T00:00:00Z");
-        assert_eq!(utc(1_796_524_203.0), "2026-12-06T02:30:03Z");
-    }
 
     #[test]
     fn a_second_lock_on_one_journal_names_the_holder_and_the_first_release_frees_it() {

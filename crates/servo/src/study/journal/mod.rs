@@ -8,7 +8,6 @@ mod schema;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -103,12 +102,8 @@ pub struct Study {
     pub created_at: f64,
 }
 
-pub fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+/// Now, in Unix seconds: what the journal records.
+pub use servo_core::time::unix_now as now;
 
 /// An open journal: a SQLite file, or a PostgreSQL database shared by several optimizer servers.
 #[derive(Clone, Debug)]
