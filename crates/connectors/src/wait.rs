@@ -135,11 +135,9 @@ impl Connector for Wait {
             return Ok(Measurement::default());
         }
         let control = &request.control;
-        let duration = if control.duration.is_zero() {
-            self.settings.duration
-        } else {
-            control.duration
-        };
+        let duration = control
+            .requested_duration()
+            .unwrap_or(self.settings.duration);
         let started = Instant::now();
         for d in [control.warmup, duration, control.delay] {
             cx.sleep(d.as_std()).await?;

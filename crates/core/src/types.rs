@@ -461,6 +461,14 @@ pub struct Control {
     pub userdata: Option<serde_json::Value>,
 }
 
+impl Control {
+    /// The measurement's duration when the request sets one; `None` (zero) leaves the choice to the
+    /// connector's own default.
+    pub fn requested_duration(&self) -> Option<Duration> {
+        (!self.duration.is_zero()).then_some(self.duration)
+    }
+}
+
 /// What to measure: which metrics (all when empty) and how.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MeasureRequest {

@@ -386,23 +386,14 @@ fn collection_keys_are_errors_at_their_span() {
     );
     assert_eq!(slice(source, e.span), "[x, y]");
 
-    let source = "{{a: 1}: x}";
-    let e = parse_err(source);
-    assert!(
-        e.message.contains("a mapping cannot be used"),
-        "{}",
-        e.message
-    );
-    assert_eq!(slice(source, e.span), "{a: 1}");
-
-    let source = "base: &b [1]\n*b : x\n";
-    let e = parse_err(source);
-    assert!(
-        e.message.contains("a sequence cannot be used"),
-        "{}",
-        e.message
-    );
-    assert_eq!(slice(source, e.span), "*b");
+    for (source, message, key) in [
+        ("{{a: 1}: x}", "a mapping cannot be used", "{a: 1}"),
+        ("base: &b [1]\n*b : x\n", "a sequence cannot be used", "*b"),
+    ] {
+        let e = parse_err(source);
+        assert!(e.message.contains(message), "{}", e.message);
+        assert_eq!(slice(source, e.span), key);
+    }
 
     // An alias to a scalar is a fine key.
     let doc = parse_one("name: &n host\n*n : x\n");

@@ -230,9 +230,9 @@ impl Connector for Hooks {
             )));
         };
         let mut control = request.control.clone();
-        if control.duration.is_zero() {
-            control.duration = self.settings.duration;
-        }
+        control.duration = control
+            .requested_duration()
+            .unwrap_or(self.settings.duration);
         let metrics: Vec<String> = if request.metrics.is_empty() {
             self.settings
                 .metrics

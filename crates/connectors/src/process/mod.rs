@@ -197,12 +197,11 @@ impl Connector for Process {
         request: &MeasureRequest,
         cx: &EventContext,
     ) -> Result<Measurement, ConnectorError> {
+        let duration = request
+            .control
+            .requested_duration()
+            .unwrap_or(self.settings.duration);
         let control = &request.control;
-        let duration = if control.duration.is_zero() {
-            self.settings.duration
-        } else {
-            control.duration
-        };
         let mut slot = self.running.lock().await;
         let Some(running) = slot.as_mut() else {
             return Err(ConnectorError::failed("cannot measure: the process is not running")

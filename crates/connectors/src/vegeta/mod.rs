@@ -412,18 +412,17 @@ impl Connector for Vegeta {
         cx: &EventContext,
     ) -> Result<Measurement, ConnectorError> {
         let control = &request.control;
-        let duration = if control.duration.is_zero() {
-            self.settings.duration.ok_or_else(|| {
+        let duration = control
+            .requested_duration()
+            .or(self.settings.duration)
+            .ok_or_else(|| {
                 ConnectorError::invalid(
                     "vegeta needs a duration: none was given by the measurement or the settings",
                 )
                 .with_hint(
                     "pass --duration to `servo measure`, or set `duration` in the vegeta section",
                 )
-            })?
-        } else {
-            control.duration
-        };
+            })?;
         if !control.warmup.is_zero() {
             self.run(control.warmup, cx, "warmup").await?;
         }
