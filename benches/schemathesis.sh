@@ -5,7 +5,7 @@
 # types, headers and bodies as documented, invalid data rejected, valid data accepted, auth
 # enforced). Four runs:
 #   1. the right token, paths fixed to the application (bodies reach the protocol handler);
-#   2. the right token, any path (names, percent-encoding, other applications: 400/401/403/404);
+#   2. the right token, any path (names, percent-encoding, other applications: 400/401/404);
 #   3. no token; 4. a wrong token (everything but /healthz, /metrics, /openapi.json is 401).
 # Before the runs one real `servo run` (the `wait` connector) completes a short study, so that
 # `/trials`, `/best` and `/report` answer 200 with data and their bodies are checked too.

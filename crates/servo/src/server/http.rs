@@ -1,6 +1,6 @@
 //! The server's HTTP surface. Every answer is JSON (the report is HTML, metrics are text); every
 //! error is `{"detail": "..."}` with a 4xx status that says whose fault it is — 401 no or unknown
-//! token, 403 another application's token, 413 a body over the limit, 400 a body that is not the
+//! token (another application's token gets the same answer), 413 a body over the limit, 400 a body that is not the
 //! protocol — and a 5xx only when the store itself fails (503, retryable).
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest as _, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -158,12 +158,10 @@ async fn authorize(
         ));
     };
     let name = format!("{org}/{app}");
+    // One answer for an unknown token, another application's token and an application that does
+    // not exist: a stranger learns nothing about which tokens or applications exist.
     match server.store.application(&name).await? {
         Some(application) if application.accepts(token) => Ok(application),
-        _ if server.store.token_known(token).await? => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("this token belongs to another application, not `{name}`"),
-        )),
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unknown token for this application",
@@ -175,10 +173,14 @@ async fn servo_event(
     State(server): State<Arc<Server>>,
     headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    // Authorize first, then read at most `--max-body` (the `DefaultBodyLimit` layer): a stranger
+    // cannot make the server buffer anything, nor learn from a 413 that the endpoint exists.
     let application = authorize(&server, &headers, path).await?;
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|e: BytesRejection| ApiError::new(e.status(), e.body_text()))?;
     let request: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     let Value::Object(mut request) = request else {

@@ -143,17 +143,6 @@ impl Store {
         rows.iter().map(|row| self.read_application(row)).collect()
     }
 
-    /// Whether `token` belongs to some application (to tell 403 from 401).
-    pub async fn token_known(&self, token: &str) -> Result<bool, JournalError> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM applications WHERE token_sha256 = $1 LIMIT 1")
-                .bind(token_hash(token))
-                .fetch_optional(self.journal.pool())
-                .await
-                .map_err(|e| self.db(e))?;
-        Ok(found.is_some())
-    }
-
     fn read_application(&self, row: &sqlx::any::AnyRow) -> Result<Application, JournalError> {
         let settings: String = row.try_get("settings").map_err(|e| self.db(e))?;
         Ok(Application {
