@@ -348,13 +348,15 @@ fn understand(app: &Application, descriptor: &Value) -> Result<(Description, Pla
         .map_err(|e| format!("the servo's description cannot be used: {e}"))?;
     let plan = Plan::from_description(&description);
     let goal = Goal::from_settings(&app.settings).map_err(|e| e.to_string())?;
-    goal.check_names(&description, &plan).map_err(|e| match e {
-        study::StudyError::Config {
-            message,
-            hint: Some(hint),
-        } => format!("{message} ({hint})"),
-        other => other.to_string(),
-    })?;
+    goal.check_names(&description, &plan)
+        .and_then(|()| goal.check_units(&description))
+        .map_err(|e| match e {
+            study::StudyError::Config {
+                message,
+                hint: Some(hint),
+            } => format!("{message} ({hint})"),
+            other => other.to_string(),
+        })?;
     Ok((description, plan, goal))
 }
 

@@ -82,6 +82,38 @@ impl Goal {
         }
         Ok(())
     }
+
+    /// Checks that every bound with a unit can be converted to its metric's unit, before trial 0:
+    /// comparing `0.3` (seconds) with `50` (milliseconds) would call a meltdown feasible.
+    pub fn check_units(&self, description: &Description) -> Result<(), StudyError> {
+        for (i, c) in self.constraints.iter().enumerate() {
+            if c.unit.is_none() {
+                continue;
+            }
+            let place = format!("optimizer.constraints[{i}]");
+            let Expr::Var(name) = &c.left else {
+                return Err(config_error(
+                    format!(
+                        "{place} `{}`: a bound with a unit needs one metric on the left, not an expression",
+                        c.text
+                    ),
+                    Some("write the bound as a bare number in the expression's unit".into()),
+                ));
+            };
+            let Some(metric) = description.metrics.iter().find(|m| &m.name == name) else {
+                return Err(config_error(
+                    format!(
+                        "{place} `{}`: `{name}` is a setting, whose values have no unit to convert the bound to",
+                        c.text
+                    ),
+                    Some("write the bound as a bare number in the setting's unit".into()),
+                ));
+            };
+            c.check_unit(name, &metric.unit)
+                .map_err(|message| config_error(format!("{place} {message}"), None))?;
+        }
+        Ok(())
+    }
 }
 
 /// How one trial's measurement scores.

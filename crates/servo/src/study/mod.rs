@@ -273,6 +273,7 @@ async fn drive(
         .into());
     }
     goal.check_names(&description, &plan)?;
+    goal.check_units(&description)?;
     let study = journal
         .study(&assembly.name, &plan.space, &goal.text, &settings.constraints, options.new_study)
         .await

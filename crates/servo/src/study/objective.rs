@@ -353,7 +353,7 @@ impl Constraint {
             && scale(u).is_none()
         {
             return Err(ParseError {
-                message: format!("unknown unit `{u}`: use ns, us, ms, s, m, h or %"),
+                message: format!("unknown unit `{u}`: use one of {KNOWN_UNITS}"),
                 offset: index + width,
             });
         }
@@ -366,20 +366,45 @@ impl Constraint {
         })
     }
 
+    /// Whether the bound can be compared with a metric measured in `metric_unit`: a bare bound
+    /// always can (it is read in the metric's unit); a bound with a unit only against a metric of
+    /// the same dimension. Checked before trial 0, so that `0.3` seconds is never compared with
+    /// `50` milliseconds. The error names both units and the fix.
+    pub fn check_unit(&self, metric: &str, metric_unit: &str) -> Result<(), String> {
+        let Some(unit) = &self.unit else {
+            return Ok(());
+        };
+        let Some((dimension, _)) = scale(unit) else {
+            return Err(format!("unknown unit `{unit}`: use one of {KNOWN_UNITS}"));
+        };
+        let fix = format!(
+            "declare the metric's `unit:` (one of {KNOWN_UNITS}), or write the bound as a bare number in the metric's own unit"
+        );
+        match scale(metric_unit) {
+            Some((found, _)) if found == dimension => Ok(()),
+            Some((found, _)) => Err(format!(
+                "`{}`: the bound is {} (`{unit}`) but `{metric}` is {} (`{metric_unit}`); {fix}",
+                self.text,
+                dimension.name(),
+                found.name()
+            )),
+            None if metric_unit.is_empty() => Err(format!(
+                "`{}`: the bound has a unit (`{unit}`) but `{metric}` reports no unit, so servo cannot convert one to the other; {fix}",
+                self.text
+            )),
+            None => Err(format!(
+                "`{}`: the bound has a unit (`{unit}`) but `{metric}` reports an unknown unit (`{metric_unit}`); {fix}",
+                self.text
+            )),
+        }
+    }
+
     /// The bound in `metric_unit` (the unit of the metric on the left, when it is a single metric).
+    /// Units of different dimensions never meet here: [`Self::check_unit`] refuses them first.
     pub fn bound_in(&self, metric_unit: &str) -> f64 {
-        match (&self.unit, scale(metric_unit)) {
-            (Some(unit), Some((to_dim, to))) => match scale(unit) {
-                Some((dim, from)) if dim == to_dim => self.bound * from / to,
-                // `%` against a ratio metric (0..1).
-                Some((Dimension::Ratio, from)) => self.bound * from,
-                _ => self.bound,
-            },
-            (Some(unit), None) => match scale(unit) {
-                Some((Dimension::Ratio, from)) => self.bound * from,
-                _ => self.bound,
-            },
-            (None, _) => self.bound,
+        match (self.unit.as_deref().and_then(scale), scale(metric_unit)) {
+            (Some((dim, from)), Some((to_dim, to))) if dim == to_dim => self.bound * from / to,
+            _ => self.bound,
         }
     }
 
@@ -407,21 +432,55 @@ impl Constraint {
 enum Dimension {
     Time,
     Ratio,
+    Bytes,
+    Rate,
+    Cpu,
 }
 
-/// A unit's dimension and its size in that dimension's base (seconds; ratio 1).
+/// A unit's dimension and its size in that dimension's base (seconds, ratio 1, bytes, requests per
+/// second, cores). Metric units are free text from connectors and scripts, so the common spellings
+/// of each are here; anything else is unknown, and a bound with a unit is never compared with it.
 fn scale(unit: &str) -> Option<(Dimension, f64)> {
+    use Dimension::*;
     Some(match unit {
-        "ns" => (Dimension::Time, 1e-9),
-        "us" | "µs" => (Dimension::Time, 1e-6),
-        "ms" => (Dimension::Time, 1e-3),
-        "s" => (Dimension::Time, 1.0),
-        "m" | "min" => (Dimension::Time, 60.0),
-        "h" => (Dimension::Time, 3600.0),
-        "%" => (Dimension::Ratio, 0.01),
+        "ns" | "nanosecond" | "nanoseconds" => (Time, 1e-9),
+        "us" | "µs" | "μs" | "microsecond" | "microseconds" => (Time, 1e-6),
+        "ms" | "millisecond" | "milliseconds" => (Time, 1e-3),
+        "s" | "sec" | "secs" | "second" | "seconds" => (Time, 1.0),
+        "m" | "min" | "mins" | "minute" | "minutes" => (Time, 60.0),
+        "h" | "hr" | "hrs" | "hour" | "hours" => (Time, 3600.0),
+        "%" | "percent" => (Ratio, 0.01),
+        "ratio" | "fraction" => (Ratio, 1.0),
+        "B" | "byte" | "bytes" => (Bytes, 1.0),
+        "KiB" | "Ki" => (Bytes, 1024.0),
+        "MiB" | "Mi" => (Bytes, 1024.0 * 1024.0),
+        "GiB" | "Gi" => (Bytes, 1024.0 * 1024.0 * 1024.0),
+        "KB" | "kB" => (Bytes, 1e3),
+        "MB" => (Bytes, 1e6),
+        "GB" => (Bytes, 1e9),
+        "rps" | "req/s" | "requests/s" | "requests per second" => (Rate, 1.0),
+        "rpm" | "req/min" | "requests/min" | "requests per minute" => (Rate, 1.0 / 60.0),
+        "cores" | "core" | "cpu" | "cpus" => (Cpu, 1.0),
+        "millicores" | "millicore" | "mcpu" => (Cpu, 1e-3),
         _ => return None,
     })
 }
+
+impl Dimension {
+    fn name(self) -> &'static str {
+        match self {
+            Dimension::Time => "a time",
+            Dimension::Ratio => "a ratio",
+            Dimension::Bytes => "a size in bytes",
+            Dimension::Rate => "a request rate",
+            Dimension::Cpu => "a CPU quantity",
+        }
+    }
+}
+
+/// The units a bound may carry, for messages.
+const KNOWN_UNITS: &str =
+    "ns, us, ms, s, m, h, %, B, KiB, MiB, GiB, KB, MB, GB, rps, rpm, cores, millicores";
 
 #[cfg(test)]
 mod tests {
@@ -490,7 +549,33 @@ mod tests {
 
         let e = Constraint::parse("error_rate <= 0.5%").expect("parses");
         assert!((e.bound_in("%") - 0.5).abs() < 1e-12);
-        assert!((e.bound_in("") - 0.005).abs() < 1e-12, "a ratio metric");
+        assert!(
+            (e.bound_in("ratio") - 0.005).abs() < 1e-12,
+            "a ratio metric"
+        );
+        assert!((c.bound_in("seconds") - 0.05).abs() < 1e-12);
+        assert!(c.check_unit("latency_p99", "seconds").is_ok());
+        assert!(c.check_unit("latency_p99", "").is_err(), "no unit: refused");
+        assert!(
+            c.check_unit("latency_p99", "furlongs").is_err(),
+            "unknown: refused"
+        );
+        assert!(
+            c.check_unit("latency_p99", "MiB").is_err(),
+            "bytes are not time"
+        );
+        assert!(e.check_unit("error_rate", "ratio").is_ok());
+        let m = Constraint::parse("rss < 512MiB").expect("parses");
+        assert!((m.bound_in("bytes") - 536_870_912.0).abs() < 1e-6);
+        let r = Constraint::parse("throughput > 600rpm").expect("parses");
+        assert!((r.bound_in("req/s") - 10.0).abs() < 1e-12);
+        let cpu = Constraint::parse("cpu < 500millicores").expect("parses");
+        assert!((cpu.bound_in("cores") - 0.5).abs() < 1e-12);
+        let bare = Constraint::parse("latency_p99 < 50").expect("parses");
+        assert!(
+            bare.check_unit("latency_p99", "").is_ok(),
+            "a bare bound is the metric's unit"
+        );
 
         let t = Constraint::parse("throughput >= 100").expect("parses");
         assert!(t.holds(100.0, "rps"));
