@@ -60,6 +60,7 @@ fn every_command_treats_a_closed_stdout_as_the_end_of_its_output() {
         &["schema", "--all"],
         &["connectors", "-o", "json"],
         &["config", "-o", "yaml"],
+        &["generate", "wait", "--output", "-"],
         &["validate"],
         &["describe"],
     ] {

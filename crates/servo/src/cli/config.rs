@@ -90,7 +90,7 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
             emit(globals.format, &Origins(rows))?;
         } else {
             if i > 0 && globals.format != Format::Json {
-                println!("---");
+                crate::output::print("---\n")?;
             }
             emit(globals.format, &Effective(effective))?;
         }

@@ -153,7 +153,7 @@ pub async fn run(args: Args, _globals: &Globals, registry: &Registry) -> Command
         env!("CARGO_PKG_VERSION")
     );
     if to_stdout {
-        print!("{text}");
+        crate::output::print(&text)?;
         return Ok(Exit::Ok);
     }
     refuse_to_overwrite(&output, args.force)?;
@@ -208,7 +208,7 @@ fn kubernetes_manifests(args: &Args) -> CommandResult {
     let text = manifests::render(&target, &command_line)?;
     let output = args.output.as_deref().unwrap_or(Path::new("-"));
     if output.as_os_str() == "-" {
-        print!("{text}");
+        crate::output::print(&text)?;
         return Ok(Exit::Ok);
     }
     refuse_to_overwrite(output, args.force)?;
