@@ -377,7 +377,9 @@ impl Model {
         let objective = fit(&rows, &y, OBJECTIVE_PRIOR, rng).and_then(|gp| {
             let incumbent = complete
                 .iter()
-                .filter(|(_, _, c)| c.len() == n_constraints && c.iter().all(|v| *v <= 0.0))
+                .filter(|(_, _, c)| {
+                    c.len() == n_constraints && c.iter().all(|v| crate::satisfied(*v))
+                })
                 .map(|(p, _, _)| gp.predict(&features(encoding, p)).0)
                 .fold(f64::INFINITY, f64::min);
             incumbent.is_finite().then_some((gp, incumbent))
@@ -415,7 +417,8 @@ impl Model {
                 return f64::INFINITY;
             };
             if self.objective.is_some() {
-                let feasible = c.len() == self.n_constraints && c.iter().all(|v| *v <= 0.0);
+                let feasible =
+                    c.len() == self.n_constraints && c.iter().all(|v| crate::satisfied(*v));
                 if feasible { *y } else { f64::INFINITY }
             } else {
                 c.iter().copied().fold(f64::NEG_INFINITY, f64::max)
@@ -532,7 +535,7 @@ mod tests {
                 Outcome::Complete {
                     objective,
                     constraints,
-                } if constraints.iter().all(|c| *c <= 0.0) => Some(*objective),
+                } if constraints.iter().all(|c| crate::satisfied(*c)) => Some(*objective),
                 _ => None,
             })
             .fold(f64::INFINITY, f64::min)

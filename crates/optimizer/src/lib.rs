@@ -220,6 +220,13 @@ impl std::fmt::Display for ParamValue {
 /// A full configuration: one value per parameter, in `Space::params` order.
 pub type Config = Vec<ParamValue>;
 
+/// Whether a constraint value means "met": the one rule, shared by the samplers, the study that
+/// journals a trial's feasibility and the report that draws it. A strict bound (`<`) met exactly is
+/// recorded by its caller as a small positive violation, so the boundary cannot read two ways.
+pub fn satisfied(violation: f64) -> bool {
+    violation <= 0.0
+}
+
 /// What running one trial produced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]

@@ -408,23 +408,27 @@ impl Constraint {
         }
     }
 
-    /// How far from satisfied: ≤ 0 when the SLO holds (the optimizer's convention).
+    /// How far from satisfied: met exactly when [`servo_optimizer::satisfied`] says so (≤ 0). A
+    /// strict bound (`<`, `>`) reached exactly is not met, so it is a small positive violation:
+    /// the optimizer, the journal and the report then agree at the boundary.
     pub fn violation(&self, value: f64, metric_unit: &str) -> f64 {
         let bound = self.bound_in(metric_unit);
-        match self.comparison {
-            Comparison::Less | Comparison::LessEqual => value - bound,
-            Comparison::Greater | Comparison::GreaterEqual => bound - value,
+        let (over, strict) = match self.comparison {
+            Comparison::Less => (value - bound, true),
+            Comparison::LessEqual => (value - bound, false),
+            Comparison::Greater => (bound - value, true),
+            Comparison::GreaterEqual => (bound - value, false),
+        };
+        if strict && over == 0.0 {
+            f64::MIN_POSITIVE
+        } else {
+            over
         }
     }
 
+    /// Whether the SLO holds for `value`: the same rule as [`Self::violation`].
     pub fn holds(&self, value: f64, metric_unit: &str) -> bool {
-        let bound = self.bound_in(metric_unit);
-        match self.comparison {
-            Comparison::Less => value < bound,
-            Comparison::LessEqual => value <= bound,
-            Comparison::Greater => value > bound,
-            Comparison::GreaterEqual => value >= bound,
-        }
+        servo_optimizer::satisfied(self.violation(value, metric_unit))
     }
 }
 
@@ -571,6 +575,16 @@ mod tests {
         assert!((r.bound_in("req/s") - 10.0).abs() < 1e-12);
         let cpu = Constraint::parse("cpu < 500millicores").expect("parses");
         assert!((cpu.bound_in("cores") - 0.5).abs() < 1e-12);
+        // One rule at the boundary: a strict bound met exactly is not met, for everyone.
+        let strict = Constraint::parse("latency_p99 < 50").expect("parses");
+        assert!(!strict.holds(50.0, "ms"));
+        assert!(!servo_optimizer::satisfied(strict.violation(50.0, "ms")));
+        let inclusive = Constraint::parse("latency_p99 <= 50").expect("parses");
+        assert!(inclusive.holds(50.0, "ms"));
+        assert!(servo_optimizer::satisfied(inclusive.violation(50.0, "ms")));
+        let above = Constraint::parse("throughput > 100").expect("parses");
+        assert!(!servo_optimizer::satisfied(above.violation(100.0, "rps")));
+        assert!(!above.holds(f64::NAN, "rps"), "a NaN reading meets nothing");
         let bare = Constraint::parse("latency_p99 < 50").expect("parses");
         assert!(
             bare.check_unit("latency_p99", "").is_ok(),

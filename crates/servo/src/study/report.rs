@@ -348,7 +348,10 @@ th:first-child,td:first-child{{text-align:left}}figure{{display:inline-block;mar
                     Some(Point {
                         x: t.number as f64,
                         y: r.value,
-                        feasible: t.constraints.get(i).is_some_and(|v| *v <= 0.0),
+                        feasible: t
+                            .constraints
+                            .get(i)
+                            .is_some_and(|v| servo_optimizer::satisfied(*v)),
                         label: format!(
                             "trial {}: {metric}={} {}",
                             t.number,
