@@ -1,7 +1,8 @@
 //! Connectors, and the registry through which built-in and third-party connectors are found.
 //!
 //! A connector is one module: a `Settings` struct (its config section), a type implementing
-//! [`Connector`] and [`BuildConnector`], and one `inventory::submit!` of a [`ConnectorDescription`].
+//! [`Connector`] and [`BuildConnector`], and one [`register!`] of it, which submits its
+//! [`ConnectorDescription`] to `inventory`.
 //! The framework never names a connector: it finds them all in [`registry`].
 
 use std::fmt;

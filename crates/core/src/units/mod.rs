@@ -258,24 +258,6 @@ unit_syntax!(Cpu, "cpu", CPU_PATTERN, CPU_EXPECTATION);
 unit_syntax!(Memory, "memory", MEMORY_PATTERN, MEMORY_EXPECTATION);
 unit_syntax!(Rate, "rate", RATE_PATTERN, RATE_EXPECTATION);
 
-/// What a value must look like, in words, for a schema `pattern` produced by this module.
-///
-/// JSON Schema validators report a pattern mismatch as `"5 minutes" does not match "^[ \t…$"`,
-/// which is accurate and useless to a person editing a config. Returns `None` for patterns that
-/// did not come from this module.
-pub fn expectation_for_pattern(pattern: &str) -> Option<&'static str> {
-    UnitSyntax::for_pattern(pattern).map(|s| s.expectation)
-}
-
-/// The parser's own explanation of why `text` fails a schema `pattern` produced by this module.
-///
-/// Since each pattern accepts exactly what its parser accepts (values too large aside), this
-/// returns `Some` for every string the pattern rejects; it returns `None` when `text` parses or
-/// the pattern did not come from this module.
-pub fn error_for_pattern(pattern: &str, text: &str) -> Option<UnitError> {
-    UnitSyntax::for_pattern(pattern).and_then(|s| (s.parse)(text).err())
-}
-
 mod cpu;
 mod duration;
 mod error;

@@ -117,16 +117,11 @@ impl Layered {
 /// The variables that may be config overrides: `SERVO_*`, less those a linked connector sets for
 /// the processes it starts (a servo run by the `command` connector inherits them).
 fn config_variables(env: &[(String, String)], registry: &Registry) -> Vec<(String, String)> {
-    let reserved = child_env_prefixes(registry);
+    let reserved: Vec<&str> = registry.child_env_prefixes().collect();
     env.iter()
         .filter(|(name, _)| {
             name.starts_with(ENV_PREFIX) && !reserved.iter().any(|p| name.starts_with(p))
         })
         .cloned()
         .collect()
-}
-
-/// The env prefixes the registry's connectors reserve for their children.
-fn child_env_prefixes(registry: &Registry) -> Vec<&'static str> {
-    registry.child_env_prefixes().collect()
 }

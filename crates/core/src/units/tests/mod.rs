@@ -524,6 +524,17 @@ fn secrets_are_never_printed() {
     assert!(message.starts_with("invalid secret"), "{message}");
 }
 
+/// The expectation of the unit type whose schema `pattern` this is (how the loader used to find
+/// it): each pattern belongs to exactly one syntax.
+fn expectation_for_pattern(pattern: &str) -> Option<&'static str> {
+    UnitSyntax::for_pattern(pattern).map(|s| s.expectation)
+}
+
+/// The parser's error for `text` under the unit type whose schema `pattern` this is.
+fn error_for_pattern(pattern: &str, text: &str) -> Option<UnitError> {
+    UnitSyntax::for_pattern(pattern).and_then(|s| (s.parse)(text).err())
+}
+
 #[test]
 fn expectations_cover_every_pattern() {
     assert_eq!(
