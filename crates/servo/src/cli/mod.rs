@@ -205,7 +205,8 @@ pub type CommandResult = Result<Exit, CliError>;
 /// Turns colour off when set to anything; read here, not through a flag's `env`.
 const NO_COLOR_VARIABLE: &str = "SERVO_NO_COLOR";
 
-/// The process's `SERVO_*` variables that may be config overrides: all but the CLI's own, which
+/// The process's `SERVO_*` variables that may be config overrides (and ServoX's `OPSANI_*` and
+/// `APPD_*`, which fill the optimizer section): all but the CLI's own, which
 /// are the `env` of the global flags, as the clap definition declares them, and
 /// [`NO_COLOR_VARIABLE`]. Values that are not UTF-8 are read lossily; such names are skipped.
 fn config_variables(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(String, String)> {
@@ -219,7 +220,7 @@ fn config_variables(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec
         .filter(|(name, _)| !own.contains(&name.as_os_str()))
         .filter_map(|(name, value)| {
             let name = name.into_string().ok()?;
-            name.starts_with(ENV_PREFIX)
+            (name.starts_with(ENV_PREFIX) || crate::config::is_servox_variable(&name))
                 .then(|| (name, value.to_string_lossy().into_owned()))
         })
         .collect()

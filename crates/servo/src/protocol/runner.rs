@@ -134,11 +134,11 @@ pub async fn run(
     mut on_progress: impl FnMut(Progress<'_>),
 ) -> Result<RemoteSummary, RemoteError> {
     let started = Instant::now();
-    let client = Client::new(remote, &assembly.settings)?;
+    let client = Client::new(remote, &assembly.settings, assembly.servo_uid.as_deref())?;
     let mut signals = SignalNames::install();
     let bus = Bus::new(&assembly.mounts);
     let mut summary = RemoteSummary {
-        optimizer: remote.id.clone(),
+        optimizer: remote.display_id(),
         url: client.endpoint().to_string(),
         ..RemoteSummary::default()
     };
@@ -438,18 +438,13 @@ fn failure(e: &BusError, cx: &EventContext) -> Status {
     }
 }
 
-/// The checks of `servo check`; any failure at or above `checks.halt_on` (and not skipped) stops
-/// the run before the optimizer is contacted.
+/// The checks of `servo check`, progressively as `checks:` says; any failure that still halts
+/// (`checks.halt_on` and its filters) stops the run before the optimizer is contacted.
 async fn preflight(assembly: &Assembly, bus: &Bus, cx: &EventContext) -> Result<(), BusError> {
     let failing: Vec<(String, ConnectorError)> = bus
-        .check(cx)
+        .check_until_ready(&assembly.checks, cx)
         .await?
         .into_iter()
-        .filter(|c| {
-            !c.success
-                && c.severity >= assembly.checks.halt_on
-                && !assembly.checks.skip.contains(&c.name)
-        })
         .map(|c| {
             let message = format!(
                 "{}: {}",
