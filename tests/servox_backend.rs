@@ -1,0 +1,294 @@
+//! servo talks to ServoX's backend as ServoX does, through the real binary and a fake optimizer on
+//! 127.0.0.1 (`common/fake_optimizer.rs`): the `X-SF-Token` header, `servo_uid` in every body,
+//! ServoX's `OPSANI_*` variables alone driving a session, the AppDynamics form's OAuth2 client
+//! credentials with refresh, and progressive checks that let a run wait for its dependencies.
+
+#[path = "common/background.rs"]
+mod background;
+mod common;
+#[path = "common/fake_optimizer.rs"]
+mod fake_optimizer;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+use axum::http::header;
+use fake_optimizer::{FakeOptimizer, PATH, PATIENCE, Reply, Seen, TOKEN, ok};
+use serde_json::json;
+
+/// The wait connector with one component: describe and measure are real and instant.
+const APPLICATION: &str = r#"wait:
+  measure_enabled: true
+  duration: 1s
+  components:
+    web:
+      settings:
+        cpu: { type: cpu, min: 0.25, max: 4, step: 0.25, value: 1 }
+"#;
+
+/// HELLO, one DESCRIBE, GOODBYE: the shortest session that reports a result.
+fn describe_once() -> Vec<(&'static str, Reply)> {
+    vec![
+        ("HELLO", ok()),
+        (
+            "WHATS_NEXT",
+            Reply::Json(200, json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}})),
+        ),
+        ("DESCRIPTION", ok()),
+        ("GOODBYE", ok()),
+    ]
+}
+
+fn header_of(seen: &Seen, name: &str) -> Option<String> {
+    seen.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `servo run --max-cycles N` to its end, with `env` set; returns (exit code, stderr).
+fn run(config: &Path, cycles: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = common::servo();
+    for (key, _) in std::env::vars() {
+        if key.starts_with("OPSANI_") || key.starts_with("APPD_") {
+            cmd.env_remove(key);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .args(["run", "--max-cycles", cycles, "-c"])
+        .arg(config)
+        .timeout(PATIENCE)
+        .output()
+        .expect("servo runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn x_sf_token_is_its_own_header_and_servo_uid_is_in_every_request() {
+    let fake = FakeOptimizer::start(describe_once());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("servo.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "servo_uid: uid-0123\noptimizer:\n  id: example.com/app\n  token: X-SF-Token sf-0123456789\n  base_url: {}\n{APPLICATION}",
+            fake.base_url()
+        ),
+    )
+    .expect("write config");
+    let (code, stderr) = run(&config, "1", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let seen = fake.seen();
+    assert_eq!(
+        fake.events(),
+        ["HELLO", "WHATS_NEXT", "DESCRIPTION", "GOODBYE"]
+    );
+    for s in &seen {
+        assert_eq!(s.path, PATH);
+        assert_eq!(
+            header_of(s, "x-sf-token").as_deref(),
+            Some("sf-0123456789"),
+            "{}",
+            s.event()
+        );
+        assert_eq!(header_of(s, "authorization"), None, "{}", s.event());
+        assert_eq!(s.body["servo_uid"], "uid-0123", "{}", s.body);
+    }
+}
+
+#[test]
+fn opsani_variables_alone_drive_a_session() {
+    let fake = FakeOptimizer::start(describe_once());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("servo.yaml");
+    std::fs::write(&config, APPLICATION).expect("write config");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write token");
+    let base = fake.base_url();
+    let env = [
+        ("OPSANI_OPTIMIZER", "example.com/app"),
+        ("OPSANI_TOKEN_FILE", token_file.to_str().expect("utf-8 path")),
+        ("OPSANI_BASE_URL", base.as_str()),
+        ("SERVO_UID", "uid-from-env"),
+    ];
+    let (code, stderr) = run(&config, "1", &env);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        fake.events(),
+        ["HELLO", "WHATS_NEXT", "DESCRIPTION", "GOODBYE"]
+    );
+    for s in fake.seen() {
+        assert_eq!(s.path, PATH);
+        assert_eq!(
+            header_of(&s, "authorization"),
+            Some(format!("Bearer {TOKEN}"))
+        );
+        assert_eq!(s.body["servo_uid"], "uid-from-env", "{}", s.body);
+    }
+
+    // OPSANI_URL names the application's URL itself; `servo config --origins` says where each
+    // value came from, and a value in the file wins over the variable, as in ServoX.
+    let url = format!("{base}/accounts/example.com/applications/app/");
+    let out = common::servo()
+        .env("OPSANI_OPTIMIZER", "example.com/app")
+        .env("OPSANI_TOKEN", TOKEN)
+        .env("OPSANI_URL", &url)
+        .args(["config", "--origins", "-c"])
+        .arg(&config)
+        .output()
+        .expect("servo config");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for (key, variable) in [
+        ("optimizer.id", "OPSANI_OPTIMIZER"),
+        ("optimizer.token", "OPSANI_TOKEN"),
+        ("optimizer.url", "OPSANI_URL"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(key) && l.contains(variable)),
+            "{key} from {variable}:\n{text}"
+        );
+    }
+    assert!(!text.contains(TOKEN), "the token is printed:\n{text}");
+}
+
+#[test]
+fn appdynamics_client_credentials_are_fetched_and_refreshed() {
+    let fake = FakeOptimizer::start(vec![
+        ("HELLO", ok()),
+        (
+            "WHATS_NEXT",
+            Reply::Json(
+                200,
+                json!({"cmd": "SLEEP", "cmd_uid": "s-1", "param": {"duration": 2}}),
+            ),
+        ),
+        (
+            "WHATS_NEXT",
+            Reply::Json(200, json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}})),
+        ),
+        ("DESCRIPTION", ok()),
+        ("GOODBYE", ok()),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("servo.yaml");
+    // ServoX derives `{base_url}/rest/optimize/co/v1/optimizers/{optimizer_id}/` and the token URL
+    // `{base_url}/auth/{tenant_id}/default/oauth2/token`; `url` points the first at the fake.
+    std::fs::write(
+        &config,
+        format!(
+            "optimizer:\n  optimizer_id: app\n  tenant_id: tenant-1\n  client_id: client-1\n  client_secret: secret-1\n  base_url: {base}\n  url: {base}/accounts/example.com/applications/app/\n{APPLICATION}",
+            base = fake.base_url()
+        ),
+    )
+    .expect("write config");
+    let (code, stderr) = run(&config, "2", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let seen = fake.seen();
+    let token_requests: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.path.ends_with("/oauth2/token"))
+        .collect();
+    let expected_basic = "Basic Y2xpZW50LTE6c2VjcmV0LTE="; // client-1:secret-1
+    for t in &token_requests {
+        assert_eq!(t.path, "/auth/tenant-1/default/oauth2/token");
+        assert_eq!(
+            header_of(t, "authorization").as_deref(),
+            Some(expected_basic)
+        );
+        assert_eq!(t.body, "grant_type=client_credentials");
+    }
+    // The first token is due for refresh a second after it was issued (its lifetime is one
+    // second past servo's leeway): after the two-second SLEEP, servo fetches another.
+    assert!(
+        token_requests.len() >= 2,
+        "{} token requests",
+        token_requests.len()
+    );
+    let events: Vec<&Seen> = seen.iter().filter(|s| s.path == PATH).collect();
+    assert_eq!(
+        header_of(events[0], "authorization").as_deref(),
+        Some("Bearer at-1")
+    );
+    let last = events.last().expect("requests");
+    assert_ne!(
+        header_of(last, "authorization").as_deref(),
+        Some("Bearer at-1"),
+        "the token was never refreshed"
+    );
+    assert!(
+        header_of(last, "authorization").is_some_and(|a| a.starts_with("Bearer at-")),
+        "{:?}",
+        last.headers.get(header::AUTHORIZATION)
+    );
+}
+
+#[test]
+fn a_check_that_fails_three_times_then_passes_lets_the_run_proceed() {
+    let fake = FakeOptimizer::start(describe_once());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("servo.yaml");
+    // The command connector checks that its working directory exists: it does not yet, as a
+    // dependency that is not ready when the servo's pod starts.
+    std::fs::write(
+        &config,
+        format!(
+            "optimizer:\n  id: example.com/app\n  token: {TOKEN}\n  base_url: {}\nchecks:\n  delay: 2s\n  wait: 5m\ncommand:\n  working_dir: later\n  measure: [\"true\"]\n{APPLICATION}",
+            fake.base_url()
+        ),
+    )
+    .expect("write config");
+    let mut child = common::servo_process("warn")
+        .args(["run", "--max-cycles", "1", "-c"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("servo starts");
+    let guard = KillOnDrop(&mut child);
+    let stderr = guard.0.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut failed_rounds = 0;
+    for line in lines.by_ref() {
+        let line = line.expect("stderr line");
+        if line.contains("checks failed; re-running them") {
+            assert!(line.contains("working directory"), "{line}");
+            failed_rounds += 1;
+            if failed_rounds == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(failed_rounds, 3, "servo stopped before its third round");
+    assert!(
+        fake.events().is_empty(),
+        "servo spoke to the optimizer before its checks passed"
+    );
+    std::fs::create_dir(dir.path().join("later")).expect("create the directory");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = guard.0.wait().expect("servo exits");
+    assert_eq!(status.code(), Some(0), "{}", rest.join("\n"));
+    assert_eq!(
+        fake.events(),
+        ["HELLO", "WHATS_NEXT", "DESCRIPTION", "GOODBYE"]
+    );
+}
+
+/// Kills and reaps a child on drop, so a failing test leaves nothing running.
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
