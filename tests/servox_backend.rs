@@ -292,3 +292,87 @@ impl Drop for KillOnDrop<'_> {
         let _ = self.0.wait();
     }
 }
+
+/// HELLO, then a ten-minute MEASURE whose first progress report is answered with `answer`.
+fn long_measure_answered(answer: serde_json::Value, then: Vec<(&'static str, Reply)>) -> FakeOptimizer {
+    let mut script = vec![
+        ("HELLO", ok()),
+        (
+            "WHATS_NEXT",
+            Reply::Json(
+                200,
+                json!({"cmd": "MEASURE", "cmd_uid": "m-1",
+                       "param": {"metrics": ["time_waited"], "control": {"duration": 600}}}),
+            ),
+        ),
+        ("MEASUREMENT", Reply::Json(200, answer)),
+    ];
+    script.extend(then);
+    FakeOptimizer::start(script)
+}
+
+fn remote_config(dir: &Path, base_url: &str) -> std::path::PathBuf {
+    let config = dir.join("servo.yaml");
+    std::fs::write(
+        &config,
+        format!("optimizer:\n  id: example.com/app\n  token: {TOKEN}\n  base_url: {base_url}\n{APPLICATION}"),
+    )
+    .expect("write config");
+    config
+}
+
+#[test]
+fn a_cancel_answer_to_a_progress_report_cancels_the_running_measurement() {
+    let fake = long_measure_answered(
+        json!({"status": "cancelled", "reason": "operator stopped it"}),
+        vec![("MEASUREMENT", ok()), ("GOODBYE", ok())],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = remote_config(dir.path(), &fake.base_url());
+    // A ten-minute measurement: only the cancel can end it within the test's patience.
+    let (code, stderr) = run(&config, "1", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        fake.events(),
+        ["HELLO", "WHATS_NEXT", "MEASUREMENT", "MEASUREMENT", "GOODBYE"]
+    );
+    let seen = fake.seen();
+    let report = &seen[2].body["param"];
+    assert_eq!(report["cmd_uid"], "m-1", "{report}");
+    assert!(report["progress"].is_number() && report["runtime"].is_number(), "{report}");
+    let result = &seen[3].body["param"];
+    assert_eq!(result["status"], "cancelled", "{result}");
+    assert_eq!(result["cmd_uid"], "m-1", "{result}");
+    let gap = seen[3].at.duration_since(seen[2].at);
+    eprintln!("cancelled {gap:?} after the optimizer's answer");
+}
+
+#[test]
+fn unexpected_answers_to_a_progress_report_go_back_to_whats_next() {
+    for answer in [
+        json!({"status": "unexpected-event", "reason": "not measuring"}),
+        json!({"status": "invalid", "reason": "unexpected cmd_uid"}),
+    ] {
+        let fake = long_measure_answered(
+            answer.clone(),
+            vec![
+                (
+                    "WHATS_NEXT",
+                    Reply::Json(200, json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}})),
+                ),
+                ("DESCRIPTION", ok()),
+                ("GOODBYE", ok()),
+            ],
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = remote_config(dir.path(), &fake.base_url());
+        let (code, stderr) = run(&config, "2", &[]);
+        assert_eq!(code, Some(0), "{answer}: {stderr}");
+        // The dropped measurement is not reported: the next request asks what is next.
+        assert_eq!(
+            fake.events(),
+            ["HELLO", "WHATS_NEXT", "MEASUREMENT", "WHATS_NEXT", "DESCRIPTION", "GOODBYE"],
+            "{answer}"
+        );
+    }
+}
