@@ -376,3 +376,87 @@ fn unexpected_answers_to_a_progress_report_go_back_to_whats_next() {
         );
     }
 }
+
+#[test]
+fn a_multi_servo_file_runs_every_servo_at_once_and_name_picks_one() {
+    let a = FakeOptimizer::start(describe_once());
+    let b = FakeOptimizer::start(describe_once());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("servo.yaml");
+    let document = |name: &str, base: &str| {
+        format!("name: {name}\noptimizer:\n  id: example.com/app\n  token: {TOKEN}\n  base_url: {base}\n{APPLICATION}")
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "{}---\n{}",
+            document("servo-a", &a.base_url()),
+            document("servo-b", &b.base_url())
+        ),
+    )
+    .expect("write config");
+    let (code, stderr) = run(&config, "1", &[("POD_NAMESPACE", "shop")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for fake in [&a, &b] {
+        assert_eq!(
+            fake.events(),
+            ["HELLO", "WHATS_NEXT", "DESCRIPTION", "GOODBYE"]
+        );
+        // HELLO's telemetry has the keys ServoX sends.
+        let hello = &fake.seen()[0].body["param"];
+        let telemetry = &hello["telemetry"];
+        assert!(telemetry["servox.version"].is_string(), "{hello}");
+        assert!(telemetry["servox.platform"].is_string(), "{hello}");
+        assert_eq!(telemetry["servox.namespace"], "shop", "{hello}");
+    }
+
+    let c = FakeOptimizer::start(describe_once());
+    std::fs::write(
+        &config,
+        format!(
+            "{}---\n{}",
+            document("servo-a", &c.base_url()),
+            document("servo-b", "http://127.0.0.1:9")
+        ),
+    )
+    .expect("write config");
+    let (code, stderr) = run(&config, "1", &[("SERVO_NAME", "servo-a")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(c.events(), ["HELLO", "WHATS_NEXT", "DESCRIPTION", "GOODBYE"]);
+}
+
+#[test]
+fn run_dry_run_runs_the_checks_and_nothing_else() {
+    let fake = FakeOptimizer::start(vec![]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("servo.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "optimizer:\n  id: example.com/app\n  token: {TOKEN}\n  base_url: {}\nchecks:\n  progressive: false\ncommand:\n  working_dir: missing\n  measure: [\"true\"]\n{APPLICATION}",
+            fake.base_url()
+        ),
+    )
+    .expect("write config");
+    let out = common::servo()
+        .args(["run", "--dry-run", "-c"])
+        .arg(&config)
+        .output()
+        .expect("servo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("working directory"), "{stderr}");
+    std::fs::create_dir(dir.path().join("missing")).expect("mkdir");
+    let out = common::servo()
+        .args(["run", "--dry-run", "-c"])
+        .arg(&config)
+        .output()
+        .expect("servo runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(fake.events().is_empty(), "{:?}", fake.events());
+}

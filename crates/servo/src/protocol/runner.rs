@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub no_checks: bool,
     /// Stop (saying `GOODBYE`) after this many commands; `None` runs until interrupted.
     pub max_cycles: Option<u64>,
+    /// The pod's namespace (`POD_NAMESPACE`), for HELLO's telemetry as ServoX sends it.
+    pub pod_namespace: Option<String>,
 }
 
 /// What happened, for progress displays.
@@ -211,11 +213,7 @@ async fn session(
     }
     let hello = json!({
         "agent": servo_core::http::USER_AGENT,
-        "telemetry": {
-            "servo.version": env!("CARGO_PKG_VERSION"),
-            "servo.platform": format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
-            "servo.connectors": assembly.mounts.len(),
-        },
+        "telemetry": telemetry(assembly, options),
     });
     loop {
         match client
@@ -435,6 +433,36 @@ async fn report_progress(
             other => tracing::warn!(status = other, %reason, "the optimizer rejected a progress report"),
         }
     }
+}
+
+/// HELLO's telemetry with ServoX's keys (`servox.version`, `servox.platform`,
+/// `servox.namespace`; `MOUNT.namespace` for each kubernetes mount), which the backend reads.
+fn telemetry(assembly: &Assembly, options: &RunOptions) -> serde_json::Map<String, Value> {
+    let mut telemetry = serde_json::Map::new();
+    telemetry.insert(
+        "servox.version".into(),
+        Value::String(env!("CARGO_PKG_VERSION").into()),
+    );
+    telemetry.insert(
+        "servox.platform".into(),
+        Value::String(format!(
+            "{}-{}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )),
+    );
+    if let Some(namespace) = &options.pod_namespace {
+        telemetry.insert("servox.namespace".into(), Value::String(namespace.clone()));
+    }
+    for mount in assembly.mounts.iter().filter(|m| m.connector.name == "kubernetes") {
+        if let Some(namespace) = mount.settings.get("namespace").and_then(Value::as_str) {
+            telemetry.insert(
+                format!("{}.namespace", mount.key),
+                Value::String(namespace.into()),
+            );
+        }
+    }
+    telemetry
 }
 
 /// Runs one command; returns the event to report it with and its status (`None` for `SLEEP`).
