@@ -460,3 +460,89 @@ fn run_dry_run_runs_the_checks_and_nothing_else() {
     );
     assert!(fake.events().is_empty(), "{:?}", fake.events());
 }
+
+#[test]
+fn a_remote_optimizer_sees_vegeta_metrics_under_servox_names_and_units() {
+    let fake = FakeOptimizer::start(vec![
+        ("HELLO", ok()),
+        (
+            "WHATS_NEXT",
+            Reply::Json(
+                200,
+                json!({"cmd": "MEASURE", "cmd_uid": "m-1", "param": {
+                    "metrics": ["throughput", "error_rate", "latency_total", "latency_mean",
+                                "latency_50th", "latency_90th", "latency_95th", "latency_99th",
+                                "latency_max", "latency_min"],
+                    "control": {"duration": 2}}}),
+            ),
+        ),
+        ("MEASUREMENT", ok()),
+        ("GOODBYE", ok()),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("servo.yaml");
+    let port = always_ok(400);
+    std::fs::write(
+        &config,
+        format!(
+            "optimizer:\n  id: example.com/app\n  token: {TOKEN}\n  base_url: {base}\nvegeta:\n  rate: 50/1s\n  target: GET http://127.0.0.1:{port}/\n",
+            base = fake.base_url()
+        ),
+    )
+    .expect("write config");
+    let (code, stderr) = run(&config, "1", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let seen: Vec<Seen> = fake.seen().into_iter().filter(|s| s.path == PATH).collect();
+    let result = seen
+        .iter()
+        .find(|s| s.event() == "MEASUREMENT")
+        .map(|s| &s.body["param"])
+        .expect("a MEASUREMENT");
+    assert_eq!(result["status"], "ok", "{result}");
+    let metrics = result["metrics"].as_object().expect("metrics");
+    for name in [
+        "throughput",
+        "error_rate",
+        "latency_total",
+        "latency_mean",
+        "latency_50th",
+        "latency_90th",
+        "latency_95th",
+        "latency_99th",
+        "latency_max",
+        "latency_min",
+    ] {
+        assert!(metrics.contains_key(name), "{name} missing: {result}");
+    }
+    assert_eq!(metrics["throughput"]["unit"], "rpm", "{result}");
+    assert_eq!(metrics["latency_99th"]["unit"], "ms", "{result}");
+    // 50 requests per second, paced open-loop, is 3000 per minute (per second it would be 50);
+    // the series is per reporting interval, so its mean is compared, with room for the edges.
+    let points: Vec<f64> = metrics["throughput"]["values"][0]["data"]
+        .as_array()
+        .expect("a throughput series")
+        .iter()
+        .filter_map(|p| p[1].as_f64())
+        .collect();
+    assert!(!points.is_empty(), "{result}");
+    let mean = points.iter().sum::<f64>() / points.len() as f64;
+    assert!((2000.0..=3100.0).contains(&mean), "throughput {mean} rpm: {result}");
+}
+
+/// A server on loopback that answers every request `200` and closes; stops after `limit`
+/// connections.
+fn always_ok(limit: usize) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(limit) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    port
+}

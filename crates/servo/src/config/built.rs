@@ -144,6 +144,7 @@ impl Assembly {
                 mount: key.clone(),
                 servo: name.clone(),
                 base_dir: base_dir.to_path_buf(),
+                remote_optimizer: matches!(optimizer, OptimizerSettings::Remote(_)),
             };
             match connector.build(sections.raw(&key), &build_cx) {
                 Ok(Built {
