@@ -88,8 +88,8 @@ pub struct Globals {
     )]
     pub config_file: PathBuf,
 
-    /// Output format: a table for people, json or yaml for programs.
-    #[arg(short = 'o', long = "format", global = true, value_enum, default_value_t = Format::Table)]
+    /// Output format: a table for people, json or yaml for programs (`-f` too, as in ServoX).
+    #[arg(short = 'o', short_alias = 'f', long = "format", global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
     /// Only act on the servo with this name (a config file may hold several).
