@@ -33,7 +33,10 @@ fn describe_once() -> Vec<(&'static str, Reply)> {
         ("HELLO", ok()),
         (
             "WHATS_NEXT",
-            Reply::Json(200, json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}})),
+            Reply::Json(
+                200,
+                json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}}),
+            ),
         ),
         ("DESCRIPTION", ok()),
         ("GOODBYE", ok()),
@@ -114,7 +117,10 @@ fn opsani_variables_alone_drive_a_session() {
     let base = fake.base_url();
     let env = [
         ("OPSANI_OPTIMIZER", "example.com/app"),
-        ("OPSANI_TOKEN_FILE", token_file.to_str().expect("utf-8 path")),
+        (
+            "OPSANI_TOKEN_FILE",
+            token_file.to_str().expect("utf-8 path"),
+        ),
         ("OPSANI_BASE_URL", base.as_str()),
         ("SERVO_UID", "uid-from-env"),
     ];
@@ -173,7 +179,10 @@ fn appdynamics_client_credentials_are_fetched_and_refreshed() {
         ),
         (
             "WHATS_NEXT",
-            Reply::Json(200, json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}})),
+            Reply::Json(
+                200,
+                json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}}),
+            ),
         ),
         ("DESCRIPTION", ok()),
         ("GOODBYE", ok()),
@@ -294,7 +303,10 @@ impl Drop for KillOnDrop<'_> {
 }
 
 /// HELLO, then a ten-minute MEASURE whose first progress report is answered with `answer`.
-fn long_measure_answered(answer: serde_json::Value, then: Vec<(&'static str, Reply)>) -> FakeOptimizer {
+fn long_measure_answered(
+    answer: serde_json::Value,
+    then: Vec<(&'static str, Reply)>,
+) -> FakeOptimizer {
     let mut script = vec![
         ("HELLO", ok()),
         (
@@ -334,12 +346,21 @@ fn a_cancel_answer_to_a_progress_report_cancels_the_running_measurement() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(
         fake.events(),
-        ["HELLO", "WHATS_NEXT", "MEASUREMENT", "MEASUREMENT", "GOODBYE"]
+        [
+            "HELLO",
+            "WHATS_NEXT",
+            "MEASUREMENT",
+            "MEASUREMENT",
+            "GOODBYE"
+        ]
     );
     let seen = fake.seen();
     let report = &seen[2].body["param"];
     assert_eq!(report["cmd_uid"], "m-1", "{report}");
-    assert!(report["progress"].is_number() && report["runtime"].is_number(), "{report}");
+    assert!(
+        report["progress"].is_number() && report["runtime"].is_number(),
+        "{report}"
+    );
     let result = &seen[3].body["param"];
     assert_eq!(result["status"], "cancelled", "{result}");
     assert_eq!(result["cmd_uid"], "m-1", "{result}");
@@ -358,7 +379,10 @@ fn unexpected_answers_to_a_progress_report_go_back_to_whats_next() {
             vec![
                 (
                     "WHATS_NEXT",
-                    Reply::Json(200, json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}})),
+                    Reply::Json(
+                        200,
+                        json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}}),
+                    ),
                 ),
                 ("DESCRIPTION", ok()),
                 ("GOODBYE", ok()),
@@ -371,7 +395,14 @@ fn unexpected_answers_to_a_progress_report_go_back_to_whats_next() {
         // The dropped measurement is not reported: the next request asks what is next.
         assert_eq!(
             fake.events(),
-            ["HELLO", "WHATS_NEXT", "MEASUREMENT", "WHATS_NEXT", "DESCRIPTION", "GOODBYE"],
+            [
+                "HELLO",
+                "WHATS_NEXT",
+                "MEASUREMENT",
+                "WHATS_NEXT",
+                "DESCRIPTION",
+                "GOODBYE"
+            ],
             "{answer}"
         );
     }
@@ -384,7 +415,9 @@ fn a_multi_servo_file_runs_every_servo_at_once_and_name_picks_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("servo.yaml");
     let document = |name: &str, base: &str| {
-        format!("name: {name}\noptimizer:\n  id: example.com/app\n  token: {TOKEN}\n  base_url: {base}\n{APPLICATION}")
+        format!(
+            "name: {name}\noptimizer:\n  id: example.com/app\n  token: {TOKEN}\n  base_url: {base}\n{APPLICATION}"
+        )
     };
     std::fs::write(
         &config,
@@ -422,7 +455,10 @@ fn a_multi_servo_file_runs_every_servo_at_once_and_name_picks_one() {
     .expect("write config");
     let (code, stderr) = run(&config, "1", &[("SERVO_NAME", "servo-a")]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(c.events(), ["HELLO", "WHATS_NEXT", "DESCRIPTION", "GOODBYE"]);
+    assert_eq!(
+        c.events(),
+        ["HELLO", "WHATS_NEXT", "DESCRIPTION", "GOODBYE"]
+    );
 }
 
 #[test]
@@ -526,7 +562,10 @@ fn a_remote_optimizer_sees_vegeta_metrics_under_servox_names_and_units() {
         .collect();
     assert!(!points.is_empty(), "{result}");
     let mean = points.iter().sum::<f64>() / points.len() as f64;
-    assert!((2000.0..=3100.0).contains(&mean), "throughput {mean} rpm: {result}");
+    assert!(
+        (2000.0..=3100.0).contains(&mean),
+        "throughput {mean} rpm: {result}"
+    );
 }
 
 /// A server on loopback that answers every request `200` and closes; stops after `limit`

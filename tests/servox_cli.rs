@@ -19,7 +19,8 @@ fn f_is_format_and_config_keys_prints_only_those_keys() {
         dir.path(),
         "servo_uid: uid-1\nno_diagnostics: true\nchecks:\n  halt_on: common\n  delay: 5s\n  wait: 1m\nwait:\n  measure_enabled: true\n",
     );
-    let (code, stdout, stderr) = common::run(&config, &["config", "checks", "servo_uid", "-f", "json"]);
+    let (code, stdout, stderr) =
+        common::run(&config, &["config", "checks", "servo_uid", "-f", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let printed: Value = serde_json::from_str(&stdout).expect("-f json prints JSON");
     let keys: Vec<&str> = printed

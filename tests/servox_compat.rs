@@ -62,8 +62,14 @@ const PENDING: &[(Source, &str)] = &[
     ),
     (Source::Generate("opsani_dev"), "the opsani_dev connector"),
     (Source::Defaults("opsani_dev"), "the opsani_dev connector"),
-    (Source::Generate("kube_metrics"), "the kube_metrics connector"),
-    (Source::Defaults("kube_metrics"), "the kube_metrics connector"),
+    (
+        Source::Generate("kube_metrics"),
+        "the kube_metrics connector",
+    ),
+    (
+        Source::Defaults("kube_metrics"),
+        "the kube_metrics connector",
+    ),
     (Source::Generate("scripts"), "the scripts connector"),
     (Source::Defaults("scripts"), "the scripts connector"),
     (
@@ -98,7 +104,10 @@ impl Source {
                     .unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
                 let (to, text) = match self {
                     Source::Helm(_) => (dir.join(format!("helm-{name}")), text),
-                    _ => (dir.join(format!("helm-cut-{name}")), without_kubernetes(&text)),
+                    _ => (
+                        dir.join(format!("helm-cut-{name}")),
+                        without_kubernetes(&text),
+                    ),
                 };
                 std::fs::write(&to, text)
                     .unwrap_or_else(|e| panic!("cannot write {}: {e}", to.display()));
@@ -148,7 +157,10 @@ fn without_kubernetes(text: &str) -> String {
             kept.push('\n');
         }
     }
-    assert!(!kept.contains("canary"), "the cut left kubernetes keys: {kept}");
+    assert!(
+        !kept.contains("canary"),
+        "the cut left kubernetes keys: {kept}"
+    );
     kept
 }
 
@@ -245,7 +257,10 @@ fn understood(source: Source, dir: &Path) -> Result<(), String> {
     for path in &paths {
         // `connectors: [prometheus]` is understood when its connectors are mounted.
         if path == "connectors" {
-            let listed = written["connectors"].as_array().cloned().unwrap_or_default();
+            let listed = written["connectors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             for name in listed.iter().filter_map(Value::as_str) {
                 if effective.get(name).is_none() {
                     lost.push(format!("connectors: {name} is not mounted"));

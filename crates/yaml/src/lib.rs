@@ -486,10 +486,16 @@ struct MappingFrame {
 }
 
 enum PendingKey {
-    Entry { key: String, span: Span },
-    Merge { span: Span },
+    Entry {
+        key: String,
+        span: Span,
+    },
+    Merge {
+        span: Span,
+    },
     /// A key already in the mapping: accepted only if its value is the same scalar again.
-    Repeated { key: String, first: Span, span: Span },
+    /// Boxed: it is rare, and it would make every frame larger.
+    Repeated(Box<(String, Span, Span)>),
 }
 
 /// A `<<` entry: its mappings are spliced in where it was written, when the mapping ends.
@@ -753,7 +759,8 @@ impl<'a> DocumentBuilder<'a> {
             }
             // ServoX's Helm chart renders `url:` twice with one value; PyYAML keeps the last.
             // The same scalar again loses nothing, so it is accepted; anything else is an error.
-            Some(PendingKey::Repeated { key, first, span }) => {
+            Some(PendingKey::Repeated(repeated)) => {
+                let (key, first, span) = *repeated;
                 let scalar = |nodes: &[Node], id: NodeId| match &nodes[id].content {
                     Content::Scalar { value, .. } => Some(value.clone()),
                     _ => None,
@@ -873,7 +880,7 @@ fn accept_key(
         return Ok(());
     };
     if let Some(&first) = mapping.keys.get(&key) {
-        mapping.pending = Some(PendingKey::Repeated { key, first, span });
+        mapping.pending = Some(PendingKey::Repeated(Box::new((key, first, span))));
         return Ok(());
     }
     mapping.keys.insert(key.clone(), span);

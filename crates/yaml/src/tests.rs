@@ -409,7 +409,11 @@ fn a_key_repeated_with_the_same_scalar_is_accepted_as_servox_helm_renders_it() {
     );
     // A different value, or a collection, is still an error: one of them would be lost.
     assert!(parse_err("a: 1\na: 2\n").message.contains("duplicate key"));
-    assert!(parse_err("a: [1]\na: [1]\n").message.contains("duplicate key"));
+    assert!(
+        parse_err("a: [1]\na: [1]\n")
+            .message
+            .contains("duplicate key")
+    );
 }
 
 #[test]

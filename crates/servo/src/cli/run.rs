@@ -233,7 +233,9 @@ async fn run_remote(
     let options = protocol::RunOptions {
         no_checks: args.no_checks,
         max_cycles: args.max_cycles,
-        pod_namespace: std::env::var("POD_NAMESPACE").ok().filter(|s| !s.is_empty()),
+        pod_namespace: std::env::var("POD_NAMESPACE")
+            .ok()
+            .filter(|s| !s.is_empty()),
     };
     let servo = assembly.name.as_str();
     let result = protocol::run(assembly, remote, &options, cx, |progress| match progress {

@@ -109,9 +109,11 @@ impl Assembly {
         if let OptimizerSettings::Remote(remote) = &optimizer
             && let Some(problem) = remote.problem()
         {
-            diagnostics.push(
-                Diagnostic::error(problem).located(&spans, &KeyPath::root().key("optimizer"), true),
-            );
+            diagnostics.push(Diagnostic::error(problem).located(
+                &spans,
+                &KeyPath::root().key("optimizer"),
+                true,
+            ));
         }
         for (key, why) in checks.ignored() {
             let first = key.split('/').next().unwrap_or(key);

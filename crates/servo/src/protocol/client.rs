@@ -186,9 +186,12 @@ enum Auth {
         token_url: String,
         client_id: String,
         client_secret: Secret<String>,
-        current: Arc<tokio::sync::Mutex<Option<(Secret<HeaderValue>, Instant)>>>,
+        current: Arc<tokio::sync::Mutex<Option<IssuedToken>>>,
     },
 }
+
+/// A client-credentials token as a header value, and when it expires.
+type IssuedToken = (Secret<HeaderValue>, Instant);
 
 /// A token is fetched again this long before it expires.
 const TOKEN_LEEWAY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -866,7 +869,9 @@ mod tests {
     fn answers_echoing_the_token_are_scrubbed() {
         let remote = RemoteOptimizer {
             id: Some("o/a".into()),
-            token: Some(servo_core::units::Secret::from("Bearer tok-12345678".to_string())),
+            token: Some(servo_core::units::Secret::from(
+                "Bearer tok-12345678".to_string(),
+            )),
             base_url: Some("http://127.0.0.1:9".into()),
             ..RemoteOptimizer::default()
         };

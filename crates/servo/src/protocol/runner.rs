@@ -408,7 +408,10 @@ async fn report_progress(
             "runtime": runtime.as_secs_f64(),
             "cmd_uid": cmd_uid,
         });
-        let answer = match client.post_once(event, Some(param), PROGRESS_DEADLINE).await {
+        let answer = match client
+            .post_once(event, Some(param), PROGRESS_DEADLINE)
+            .await
+        {
             Ok(answer) => answer,
             Err(e) => {
                 tracing::warn!(error = %e, "could not report the progress of {event}");
@@ -427,10 +430,14 @@ async fn report_progress(
                 return Verdict::Resync(format!("the optimizer did not expect {event} ({reason})"));
             }
             "invalid" if reason == "unexpected cmd_uid" => {
-                return Verdict::Resync(format!("the optimizer moved past this command ({reason})"));
+                return Verdict::Resync(format!(
+                    "the optimizer moved past this command ({reason})"
+                ));
             }
             statuses::OK | "" => {}
-            other => tracing::warn!(status = other, %reason, "the optimizer rejected a progress report"),
+            other => {
+                tracing::warn!(status = other, %reason, "the optimizer rejected a progress report")
+            }
         }
     }
 }
@@ -454,7 +461,11 @@ fn telemetry(assembly: &Assembly, options: &RunOptions) -> serde_json::Map<Strin
     if let Some(namespace) = &options.pod_namespace {
         telemetry.insert("servox.namespace".into(), Value::String(namespace.clone()));
     }
-    for mount in assembly.mounts.iter().filter(|m| m.connector.name == "kubernetes") {
+    for mount in assembly
+        .mounts
+        .iter()
+        .filter(|m| m.connector.name == "kubernetes")
+    {
         if let Some(namespace) = mount.settings.get("namespace").and_then(Value::as_str) {
             telemetry.insert(
                 format!("{}.namespace", mount.key),

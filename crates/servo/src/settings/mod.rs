@@ -306,10 +306,7 @@ impl ChecksSettings {
 /// ServoX's name filter: a `/regex/` or an exact name. A regex that does not compile matches
 /// nothing rather than everything.
 fn name_matches(pattern: &str, name: &str) -> bool {
-    match pattern
-        .strip_prefix('/')
-        .and_then(|p| p.strip_suffix('/'))
-    {
+    match pattern.strip_prefix('/').and_then(|p| p.strip_suffix('/')) {
         Some(re) => regex::Regex::new(re).is_ok_and(|re| re.is_match(name)),
         None => pattern == name,
     }
