@@ -329,3 +329,49 @@ mod redaction_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod checks_tests {
+    use super::*;
+    use servo_core::types::Check;
+
+    fn checks(yaml: serde_json::Value) -> ChecksSettings {
+        serde_json::from_value(yaml).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn failed(connector: &str, name: &str, severity: Severity) -> Check {
+        let mut c = Check::fail(name, "down");
+        c.connector = connector.into();
+        c.severity = severity;
+        c
+    }
+
+    #[test]
+    fn servox_defaults_and_halt_on_common() {
+        let c = checks(serde_json::json!({"halt_on": "common", "delay": "expo", "wait": "30m"}));
+        assert_eq!(c.halt_on, Severity::Critical);
+        assert!(c.progressive);
+        assert!(c.halts(&failed("prom", "server", Severity::Critical)));
+        assert!(!c.halts(&failed("prom", "server", Severity::Warning)));
+        assert_eq!(c.delay.after(1), std::time::Duration::from_secs(8));
+        assert_eq!(c.delay.after(3), std::time::Duration::from_secs(32));
+        let fixed = checks(serde_json::json!({"delay": "250ms", "halt_on": "warning"}));
+        assert_eq!(fixed.delay.after(5), std::time::Duration::from_millis(250));
+        assert!(fixed.halts(&failed("prom", "server", Severity::Warning)));
+        assert!(serde_json::from_value::<ChecksSettings>(serde_json::json!({"halt_on": "fatal"})).is_err());
+    }
+
+    #[test]
+    fn filters_select_by_connector_name_regex_and_id() {
+        let c = checks(serde_json::json!({"connectors": ["prom"], "name": ["/^query/"]}));
+        assert!(c.selects(&failed("prom", "query throughput", Severity::Critical)));
+        assert!(!c.selects(&failed("prom", "server", Severity::Critical)));
+        assert!(!c.selects(&failed("vegeta", "query throughput", Severity::Critical)));
+        let by_id = checks(serde_json::json!({"id": ["server"], "skip": ["targets"]}));
+        assert!(by_id.selects(&failed("prom", "server", Severity::Critical)));
+        assert!(!by_id.selects(&failed("prom", "targets", Severity::Critical)));
+        let tagged = checks(serde_json::json!({"tag": ["slow"]}));
+        assert!(!tagged.selects(&failed("prom", "server", Severity::Critical)));
+        assert_eq!(tagged.ignored().len(), 1);
+    }
+}
