@@ -358,7 +358,10 @@ mod checks_tests {
         let fixed = checks(serde_json::json!({"delay": "250ms", "halt_on": "warning"}));
         assert_eq!(fixed.delay.after(5), std::time::Duration::from_millis(250));
         assert!(fixed.halts(&failed("prom", "server", Severity::Warning)));
-        assert!(serde_json::from_value::<ChecksSettings>(serde_json::json!({"halt_on": "fatal"})).is_err());
+        assert!(
+            serde_json::from_value::<ChecksSettings>(serde_json::json!({"halt_on": "fatal"}))
+                .is_err()
+        );
     }
 
     #[test]
