@@ -88,3 +88,22 @@ fn servox_checks_keys_without_meaning_for_servo_warn_once_each() {
         assert_eq!(warnings.len(), 1, "{path}: {stderr}");
     }
 }
+
+#[test]
+fn list_names_the_servos_of_a_multi_servo_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(
+        dir.path(),
+        "name: a\ndescription: the first\nwait: {}\n---\nname: b\noptimizer:\n  id: example.com/b\n  token: t0123456789\nconnectors: {pause: wait}\npause: {}\n",
+    );
+    let (code, stdout, stderr) = common::run(&config, &["list", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let servos: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(servos[0]["name"], "a");
+    assert_eq!(servos[0]["optimizer"], "embedded");
+    assert_eq!(servos[0]["description"], "the first");
+    assert_eq!(servos[1]["name"], "b");
+    assert_eq!(servos[1]["optimizer"], "example.com/b");
+    assert_eq!(servos[1]["connectors"][0], "pause (wait)");
+    assert!(!stdout.contains("t0123456789"));
+}

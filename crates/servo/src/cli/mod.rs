@@ -8,6 +8,7 @@ mod config;
 mod connectors;
 mod describe;
 mod generate;
+mod list;
 mod measure;
 mod optimizer;
 mod report;
@@ -139,6 +140,7 @@ enum Command {
     Schema(schema::Args),
     Generate(generate::Args),
     Connectors(connectors::Args),
+    List(list::Args),
     Check(check::Args),
     Describe(describe::Args),
     Measure(measure::Args),
@@ -466,6 +468,7 @@ pub fn main() -> ExitCode {
             Command::Schema(args) => schema::run(args, &globals, registry).await,
             Command::Generate(args) => generate::run(args, &globals, registry).await,
             Command::Connectors(args) => connectors::run(args, &globals, registry).await,
+            Command::List(args) => list::run(args, &globals, registry).await,
             Command::Check(args) => check::run(args, &globals, registry).await,
             Command::Describe(args) => describe::run(args, &globals, registry).await,
             Command::Measure(args) => measure::run(args, &globals, registry).await,
