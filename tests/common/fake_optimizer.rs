@@ -61,7 +61,13 @@ struct Script {
     /// script ran out) gets a 409, which the test then sees as a failure of servo.
     replies: VecDeque<(&'static str, Reply)>,
     seen: Vec<Seen>,
+    /// Tokens issued by the OAuth2 token endpoint (`.../oauth2/token`), for the AppDynamics form.
+    tokens_issued: u32,
 }
+
+/// The lifetime of each token the fake's OAuth2 endpoint issues: one second more than servo's
+/// leeway, so the token is due for refresh a second after it was issued.
+pub const TOKEN_LIFETIME_SECS: u64 = 61;
 
 type Shared = Arc<Mutex<Script>>;
 
@@ -76,6 +82,7 @@ impl FakeOptimizer {
         let script: Shared = Arc::new(Mutex::new(Script {
             replies: replies.into(),
             seen: Vec::new(),
+            tokens_issued: 0,
         }));
         let state = Arc::clone(&script);
         let (server, addr) = Background::start(|listener| async move {
@@ -121,6 +128,25 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if uri.path().ends_with("/oauth2/token") {
+        // An OAuth2 client-credentials token endpoint: `at-1`, `at-2`, ... for each request.
+        let mut script = script.lock().expect("script lock");
+        script.tokens_issued += 1;
+        let token = format!("at-{}", script.tokens_issued);
+        script.seen.push(Seen {
+            path: uri.path().to_string(),
+            headers,
+            body: Value::String(String::from_utf8_lossy(&body).into_owned()),
+            at: Instant::now(),
+        });
+        let answer = json!({"access_token": token, "token_type": "bearer", "expires_in": TOKEN_LIFETIME_SECS});
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            answer.to_string(),
+        )
+            .into_response();
+    }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let event = body["event"].as_str().unwrap_or("").to_string();
     let reply = {

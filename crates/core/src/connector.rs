@@ -381,6 +381,9 @@ pub struct BuildContext {
     pub servo: String,
     /// The directory of the config file: relative paths in settings are resolved against it.
     pub base_dir: PathBuf,
+    /// Whether the servo reports to a remote ServoX-protocol optimizer, whose backend knows
+    /// metrics by ServoX's names and units (vegeta's `throughput` in requests per minute).
+    pub remote_optimizer: bool,
 }
 
 /// A connector's settings section. Doc comments on the fields become the schema's descriptions.
@@ -724,6 +727,7 @@ mod tests {
             mount: "probe".into(),
             servo: "servo".into(),
             base_dir: PathBuf::from("."),
+            remote_optimizer: false,
         };
         match description.build(serde_json::json!({}), &cx) {
             Ok(built) => assert_eq!(built.settings, serde_json::json!({ "level": 0 })),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 
 use crate::config::Mount;
+use crate::settings::ChecksSettings;
 use servo_core::connector::{
     Connector, ConnectorError, Event, EventContext, EventOutcome, EventRequest, Proceed,
 };
@@ -235,6 +236,53 @@ impl Bus {
         self.after(Event::Check, EventOutcome::Checks(&checks), cx)
             .await;
         Ok(checks)
+    }
+
+    /// Runs the checks until none that halts (per `settings.halt_on` and its filters) fails.
+    /// With `settings.progressive` (ServoX's default), a round with halting failures is re-run
+    /// after `settings.delay` until `settings.wait` has passed, so a servo started before its
+    /// Prometheus is ready waits for it instead of stopping. Returns the halting failures of the
+    /// last round: empty when the checks passed.
+    pub async fn check_until_ready(
+        &self,
+        settings: &ChecksSettings,
+        cx: &EventContext,
+    ) -> Result<Vec<Check>, BusError> {
+        let started = std::time::Instant::now();
+        let wait = std::time::Duration::from(settings.wait);
+        let mut round = 0;
+        loop {
+            round += 1;
+            let failing: Vec<Check> = self
+                .check(cx)
+                .await?
+                .into_iter()
+                .filter(|c| settings.halts(c))
+                .collect();
+            if failing.is_empty() || !settings.progressive {
+                return Ok(failing);
+            }
+            let pause = settings.delay.after(round);
+            if started.elapsed() + pause > wait {
+                tracing::error!(
+                    "checks still failing after {round} round(s); checks.wait ({}) has passed",
+                    settings.wait
+                );
+                return Ok(failing);
+            }
+            let names: Vec<String> = failing
+                .iter()
+                .map(|c| format!("{}.{}", c.connector, c.name))
+                .collect();
+            tracing::warn!(
+                round,
+                failing = %names.join(", "),
+                "checks failed; re-running them in {:.1}s (checks.wait {})",
+                pause.as_secs_f64(),
+                settings.wait
+            );
+            cx.sleep(pause).await.map_err(|_| BusError::Interrupted)?;
+        }
     }
 
     pub async fn describe(&self, cx: &EventContext) -> Result<Description, BusError> {

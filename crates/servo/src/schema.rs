@@ -83,9 +83,9 @@ pub fn composite(
                 schema_of::<RemoteOptimizer>(),
             );
             json!({
-                "description": "The optimizer: embedded (the default) or a remote Opsani-protocol optimizer (when `id` or `url` is set).",
+                "description": "The optimizer: embedded (the default) or a remote Opsani-protocol optimizer (when `id`, `url` or `optimizer_id` is set).",
                 "type": "object",
-                "if": { "anyOf": [ { "required": ["id"] }, { "required": ["url"] } ] },
+                "if": { "anyOf": [ { "required": ["id"] }, { "required": ["url"] }, { "required": ["optimizer_id"] } ] },
                 "then": remote,
                 "else": embedded,
             })
@@ -107,6 +107,14 @@ pub fn composite(
     properties.insert(
         "description".into(),
         json!({ "type": ["string", "null"], "description": "Free text describing this servo." }),
+    );
+    properties.insert(
+        "servo_uid".into(),
+        json!({ "type": ["string", "null"], "description": "This servo's unique id, sent in every request to a remote optimizer (ServoX's `servo_uid`; `SERVO_UID` fills it when the file leaves it unset)." }),
+    );
+    properties.insert(
+        "no_diagnostics".into(),
+        json!({ "type": "boolean", "description": "ServoX's switch for its diagnostics upload. servo sends no diagnostics, which is what `true` asks; `false` is accepted with a warning." }),
     );
     let names: Vec<&str> = registry.names().collect();
     properties.insert(

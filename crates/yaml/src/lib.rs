@@ -486,8 +486,16 @@ struct MappingFrame {
 }
 
 enum PendingKey {
-    Entry { key: String, span: Span },
-    Merge { span: Span },
+    Entry {
+        key: String,
+        span: Span,
+    },
+    Merge {
+        span: Span,
+    },
+    /// A key already in the mapping: accepted only if its value is the same scalar again.
+    /// Boxed: it is rare, and it would make every frame larger.
+    Repeated(Box<(String, Span, Span)>),
 }
 
 /// A `<<` entry: its mappings are spliced in where it was written, when the mapping ends.
@@ -749,6 +757,23 @@ impl<'a> DocumentBuilder<'a> {
                 self.nodes[id].span.key = Some(span);
                 mapping.entries.push((key, id));
             }
+            // ServoX's Helm chart renders `url:` twice with one value; PyYAML keeps the last.
+            // The same scalar again loses nothing, so it is accepted; anything else is an error.
+            Some(PendingKey::Repeated(repeated)) => {
+                let (key, first, span) = *repeated;
+                let scalar = |nodes: &[Node], id: NodeId| match &nodes[id].content {
+                    Content::Scalar { value, .. } => Some(value.clone()),
+                    _ => None,
+                };
+                let earlier = mapping
+                    .entries
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .and_then(|(_, earlier)| scalar(&self.nodes, *earlier));
+                if earlier.is_none() || earlier != scalar(&self.nodes, id) {
+                    return Err(duplicate_key_error(&key, first, span));
+                }
+            }
             Some(PendingKey::Merge { span }) => {
                 let sources = merge_sources(&self.nodes, id)?;
                 mapping.merge = Some(Merge {
@@ -855,7 +880,8 @@ fn accept_key(
         return Ok(());
     };
     if let Some(&first) = mapping.keys.get(&key) {
-        return Err(duplicate_key_error(&key, first, span));
+        mapping.pending = Some(PendingKey::Repeated(Box::new((key, first, span))));
+        return Ok(());
     }
     mapping.keys.insert(key.clone(), span);
     mapping.pending = Some(PendingKey::Entry { key, span });

@@ -401,6 +401,22 @@ fn collection_keys_are_errors_at_their_span() {
 }
 
 #[test]
+fn a_key_repeated_with_the_same_scalar_is_accepted_as_servox_helm_renders_it() {
+    let doc = parse_one("optimizer:\n  url: http://h/\n  token: t\n  url: http://h/\n");
+    assert_eq!(
+        doc.value,
+        json!({"optimizer": {"url": "http://h/", "token": "t"}})
+    );
+    // A different value, or a collection, is still an error: one of them would be lost.
+    assert!(parse_err("a: 1\na: 2\n").message.contains("duplicate key"));
+    assert!(
+        parse_err("a: [1]\na: [1]\n")
+            .message
+            .contains("duplicate key")
+    );
+}
+
+#[test]
 fn duplicate_keys_are_errors_naming_both_lines() {
     let source = "a: 1\nb:\n  c: 2\n  d: 3\n  c: 4\n";
     let e = parse_err(source);

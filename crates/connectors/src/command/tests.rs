@@ -143,6 +143,7 @@ fn hooks(settings: serde_json::Value) -> Hooks {
         mount: "command".into(),
         servo: "servo".into(),
         base_dir: PathBuf::from("."),
+        remote_optimizer: false,
     };
     Hooks::build(settings, &cx).expect("builds")
 }

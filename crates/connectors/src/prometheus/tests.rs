@@ -254,6 +254,7 @@ fn connector(url: &str, fast_fail: serde_json::Value) -> Prometheus {
         mount: "prometheus".into(),
         servo: "test".into(),
         base_dir: std::path::PathBuf::from("."),
+        remote_optimizer: false,
     };
     Prometheus::build(settings, &cx).expect("builds")
 }

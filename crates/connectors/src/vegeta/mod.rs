@@ -2,8 +2,10 @@
 //!
 //! Requests are paced open-loop at `rate` (latency counts from each request's *scheduled* time, so a
 //! stalled server cannot hide its backlog: no coordinated omission) and latencies go into HDR
-//! histograms. Settings keep ServoX's names, so a ServoX `vegeta:` section loads unchanged; metric
-//! names differ (`latency_p99` in ms, `throughput` in requests per second rather than per minute).
+//! histograms. Settings keep ServoX's names, so a ServoX `vegeta:` section loads unchanged. Metrics
+//! carry both spellings of the latencies (`latency_p99` and ServoX's `latency_99th`, in ms);
+//! `throughput` is in requests per second, or per minute (ServoX's unit, which its backend's SLOs
+//! are written against) when the servo reports to a remote optimizer.
 //! Handles `describe`, `metrics`, `measure` and `check`.
 
 pub mod attack;
@@ -249,10 +251,12 @@ impl ConnectorSettings for Settings {
     }
 }
 
-/// The metrics every measurement reports.
-fn metrics() -> Vec<Metric> {
+/// The metrics every measurement reports: servo's names and ServoX's (`latency_50th`,
+/// `latency_total`, `latency_min`); `throughput` in requests per minute (`rpm`, ServoX's unit) for a
+/// remote optimizer, else per second.
+fn metrics(remote_optimizer: bool) -> Vec<Metric> {
     [
-        ("throughput", "rps"),
+        ("throughput", if remote_optimizer { "rpm" } else { "rps" }),
         ("success_rate", "%"),
         ("error_rate", "%"),
         ("latency_p50", "ms"),
@@ -261,6 +265,12 @@ fn metrics() -> Vec<Metric> {
         ("latency_p99", "ms"),
         ("latency_max", "ms"),
         ("latency_mean", "ms"),
+        ("latency_min", "ms"),
+        ("latency_total", "ms"),
+        ("latency_50th", "ms"),
+        ("latency_90th", "ms"),
+        ("latency_95th", "ms"),
+        ("latency_99th", "ms"),
         ("requests", ""),
     ]
     .into_iter()
@@ -278,6 +288,7 @@ pub struct Vegeta {
     settings: Settings,
     targets: Vec<Target>,
     mount: String,
+    remote_optimizer: bool,
 }
 
 impl BuildConnector for Vegeta {
@@ -291,6 +302,7 @@ impl BuildConnector for Vegeta {
             settings,
             targets,
             mount: cx.mount.clone(),
+            remote_optimizer: cx.remote_optimizer,
         })
     }
 }
@@ -300,7 +312,7 @@ fn ms(d: std::time::Duration) -> f64 {
 }
 
 /// Turns a report into readings: one summary value per metric, plus per-interval series.
-fn readings(report: &Report, started_unix: f64) -> Vec<Reading> {
+fn readings(report: &Report, started_unix: f64, remote_optimizer: bool) -> Vec<Reading> {
     let at = |offset: std::time::Duration| started_unix + offset.as_secs_f64();
     let series = |f: &dyn Fn(&report::IntervalReport) -> f64| TimeSeries {
         id: None,
@@ -313,21 +325,30 @@ fn readings(report: &Report, started_unix: f64) -> Vec<Reading> {
     let error_rate = (1.0 - report.success_rate) * 100.0;
     let l = &report.latency;
     let mut out = Vec::new();
-    for metric in metrics() {
+    let per = if remote_optimizer { 60.0 } else { 1.0 };
+    for metric in metrics(remote_optimizer) {
         let reading = match metric.name.as_str() {
-            "throughput" => {
-                Reading::new(metric, report.throughput).with_series(series(&|i| i.throughput))
-            }
+            "throughput" => Reading::new(metric, report.throughput * per)
+                .with_series(series(&|i| i.throughput * per)),
             "success_rate" => Reading::new(metric, report.success_rate * 100.0)
                 .with_series(series(&|i| i.success_rate * 100.0)),
             "error_rate" => Reading::new(metric, error_rate)
                 .with_series(series(&|i| (1.0 - i.success_rate) * 100.0)),
-            "latency_p50" => Reading::new(metric, ms(l.p50)).with_series(series(&|i| ms(i.p50))),
-            "latency_p90" => Reading::new(metric, ms(l.p90)),
-            "latency_p95" => Reading::new(metric, ms(l.p95)).with_series(series(&|i| ms(i.p95))),
-            "latency_p99" => Reading::new(metric, ms(l.p99)).with_series(series(&|i| ms(i.p99))),
+            "latency_p50" | "latency_50th" => {
+                Reading::new(metric, ms(l.p50)).with_series(series(&|i| ms(i.p50)))
+            }
+            "latency_p90" | "latency_90th" => Reading::new(metric, ms(l.p90)),
+            "latency_p95" | "latency_95th" => {
+                Reading::new(metric, ms(l.p95)).with_series(series(&|i| ms(i.p95)))
+            }
+            "latency_p99" | "latency_99th" => {
+                Reading::new(metric, ms(l.p99)).with_series(series(&|i| ms(i.p99)))
+            }
             "latency_max" => Reading::new(metric, ms(l.max)),
             "latency_mean" => Reading::new(metric, ms(l.mean)),
+            "latency_min" => Reading::new(metric, ms(l.min)),
+            // ServoX's `latencies.total`: the sum of every request's latency.
+            "latency_total" => Reading::new(metric, ms(l.mean) * report.requests as f64),
             "requests" => Reading::new(metric, report.requests as f64),
             _ => continue,
         };
@@ -398,12 +419,12 @@ impl Connector for Vegeta {
     async fn describe(&self, _cx: &EventContext) -> Result<Description, ConnectorError> {
         Ok(Description {
             components: Vec::new(),
-            metrics: metrics(),
+            metrics: metrics(self.remote_optimizer),
         })
     }
 
     async fn metrics(&self, _cx: &EventContext) -> Result<Vec<Metric>, ConnectorError> {
-        Ok(metrics())
+        Ok(metrics(self.remote_optimizer))
     }
 
     async fn measure(
@@ -432,7 +453,7 @@ impl Connector for Vegeta {
             cx.sleep(control.delay.as_std()).await?;
         }
         let mut measurement = Measurement {
-            readings: readings(&report, started),
+            readings: readings(&report, started, self.remote_optimizer),
             ..Measurement::default()
         };
         measurement.annotations.insert(

@@ -134,6 +134,30 @@ impl Memory {
     }
 }
 
+impl Memory {
+    /// Reads a size as ServoX does in its kubernetes and opsani_dev settings: a number, or text
+    /// without a unit, is gibibytes (`memory: {min: 0.25, max: 4}`); text with a unit is read as
+    /// [`Memory`] reads it (`128.0MiB`, `4Gi`). For a field written
+    /// `#[serde(deserialize_with = "Memory::deserialize_servox")]`.
+    pub fn deserialize_servox<'de, D: Deserializer<'de>>(d: D) -> Result<Memory, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(gib) => Memory::from_gib(gib).map_err(de::Error::custom),
+            Raw::Text(text) => match text.trim().parse::<f64>() {
+                Ok(gib) if text.trim().chars().all(|c| c.is_ascii_digit() || c == '.') => {
+                    Memory::from_gib(gib).map_err(de::Error::custom)
+                }
+                _ => Memory::parse(&text).map_err(de::Error::custom),
+            },
+        }
+    }
+}
+
 pub(super) fn memory_too_large() -> &'static str {
     "too large; the maximum is 18446744073709551615 bytes (1 byte less than 16Ei)"
 }

@@ -18,8 +18,12 @@ use servo_core::path::KeyPath;
 /// Examples:
 ///   servo config -c examples/multi-mount.yaml -o json
 ///   SERVO_PROD_PROM_BASE_URL=http://prom:9090 servo config --origins
+///   servo config optimizer checks              (only those root keys, as ServoX's `config KEYS`)
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Only these root keys (`optimizer`, `checks`, a mount), as ServoX's `config KEYS`.
+    #[arg(value_name = "KEY")]
+    keys: Vec<String>,
     /// List every value with where it came from instead of printing the config.
     #[arg(long)]
     origins: bool,
@@ -83,7 +87,22 @@ fn origin_rows(assembly: &Assembly, value: &Value, at: KeyPath, rows: &mut Vec<O
 pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let assemblies = globals.load(registry)?;
     for (i, assembly) in assemblies.iter().enumerate() {
-        let effective = assembly.effective();
+        let mut effective = assembly.effective();
+        if !args.keys.is_empty()
+            && let Value::Object(map) = &mut effective
+        {
+            if let Some(unknown) = args.keys.iter().find(|k| !map.contains_key(k.as_str())) {
+                let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+                let hint = servo_core::suggest::did_you_mean(unknown, keys.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("keys: {}", keys.join(", ")));
+                return Err(super::CliError::usage_with_hint(
+                    format!("`{}` has no key `{unknown}`", assembly.name),
+                    hint,
+                ));
+            }
+            map.retain(|k, _| args.keys.contains(k));
+        }
         if args.origins {
             let mut rows = Vec::new();
             origin_rows(assembly, &effective, KeyPath::root(), &mut rows);

@@ -8,6 +8,7 @@ mod config;
 mod connectors;
 mod describe;
 mod generate;
+mod list;
 mod measure;
 mod optimizer;
 mod report;
@@ -88,8 +89,8 @@ pub struct Globals {
     )]
     pub config_file: PathBuf,
 
-    /// Output format: a table for people, json or yaml for programs.
-    #[arg(short = 'o', long = "format", global = true, value_enum, default_value_t = Format::Table)]
+    /// Output format: a table for people, json or yaml for programs (`-f` too, as in ServoX).
+    #[arg(short = 'o', short_alias = 'f', long = "format", global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
     /// Only act on the servo with this name (a config file may hold several).
@@ -139,6 +140,7 @@ enum Command {
     Schema(schema::Args),
     Generate(generate::Args),
     Connectors(connectors::Args),
+    List(list::Args),
     Check(check::Args),
     Describe(describe::Args),
     Measure(measure::Args),
@@ -205,7 +207,8 @@ pub type CommandResult = Result<Exit, CliError>;
 /// Turns colour off when set to anything; read here, not through a flag's `env`.
 const NO_COLOR_VARIABLE: &str = "SERVO_NO_COLOR";
 
-/// The process's `SERVO_*` variables that may be config overrides: all but the CLI's own, which
+/// The process's `SERVO_*` variables that may be config overrides (and ServoX's `OPSANI_*` and
+/// `APPD_*`, which fill the optimizer section): all but the CLI's own, which
 /// are the `env` of the global flags, as the clap definition declares them, and
 /// [`NO_COLOR_VARIABLE`]. Values that are not UTF-8 are read lossily; such names are skipped.
 fn config_variables(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(String, String)> {
@@ -219,7 +222,7 @@ fn config_variables(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec
         .filter(|(name, _)| !own.contains(&name.as_os_str()))
         .filter_map(|(name, value)| {
             let name = name.into_string().ok()?;
-            name.starts_with(ENV_PREFIX)
+            (name.starts_with(ENV_PREFIX) || crate::config::is_servox_variable(&name))
                 .then(|| (name, value.to_string_lossy().into_owned()))
         })
         .collect()
@@ -465,6 +468,7 @@ pub fn main() -> ExitCode {
             Command::Schema(args) => schema::run(args, &globals, registry).await,
             Command::Generate(args) => generate::run(args, &globals, registry).await,
             Command::Connectors(args) => connectors::run(args, &globals, registry).await,
+            Command::List(args) => list::run(args, &globals, registry).await,
             Command::Check(args) => check::run(args, &globals, registry).await,
             Command::Describe(args) => describe::run(args, &globals, registry).await,
             Command::Measure(args) => measure::run(args, &globals, registry).await,

@@ -34,6 +34,14 @@ pub struct Args {
     /// interrupted, as ServoX does).
     #[arg(long, value_name = "N")]
     max_cycles: Option<u64>,
+    /// ServoX's "verify all checks pass before running": servo always does (progressively, as
+    /// `checks:` says) unless --no-checks; accepted for ServoX's command lines.
+    #[arg(long, conflicts_with = "no_checks")]
+    check: bool,
+    /// Run the checks (progressively, as `checks:` says) and exit without running: 0 when they
+    /// pass, 3 when one that halts still fails (ServoX's `run --dry-run`).
+    #[arg(long, conflicts_with = "no_checks")]
+    dry_run: bool,
 }
 
 pub(super) struct Outcome(pub Summary);
@@ -65,9 +73,19 @@ fn progress_bar(total: u64) -> Option<ProgressBar> {
 }
 
 pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
-    let assembly = globals.load_one(registry)?;
+    let mut assemblies = globals.load(registry)?;
+    if args.dry_run {
+        return dry_run(&assemblies).await;
+    }
+    if assemblies.len() > 1 {
+        return run_many(&args, globals, &assemblies).await;
+    }
+    let assembly = assemblies
+        .pop()
+        .ok_or_else(|| CliError::Failure("the config holds no servo".into()))?;
     if let crate::config::optimizer::OptimizerSettings::Remote(remote) = &assembly.optimizer {
-        return run_remote(&args, globals, &assembly, remote).await;
+        let cx = EventContext::new(interrupt_token());
+        return run_remote(&args, globals, &assembly, remote, &cx).await;
     }
     if args.max_cycles.is_some() {
         return Err(CliError::usage_with_hint(
@@ -131,26 +149,104 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
     })
 }
 
+/// ServoX's `run --dry-run`: every servo's checks, progressively, and no run.
+async fn dry_run(assemblies: &[crate::config::Assembly]) -> CommandResult {
+    let mut failed = false;
+    for assembly in assemblies {
+        let failing = super::with_connectors(assembly, async |bus, cx| {
+            Ok(bus.check_until_ready(&assembly.checks, cx).await?)
+        })
+        .await?;
+        for c in &failing {
+            eprintln!(
+                "{}: {}.{}: {}",
+                assembly.name,
+                c.connector,
+                c.name,
+                c.message.as_deref().unwrap_or("failed")
+            );
+        }
+        failed |= !failing.is_empty();
+    }
+    Ok(if failed { Exit::CheckFailed } else { Exit::Ok })
+}
+
+/// Every servo of a multi-servo file at once, as ServoX's `run` does (`--name` picks one). Each
+/// talks to its own remote optimizer; the embedded optimizer runs one study at a time.
+async fn run_many(
+    args: &Args,
+    globals: &Globals,
+    assemblies: &[crate::config::Assembly],
+) -> CommandResult {
+    use crate::config::optimizer::OptimizerSettings;
+    let mut remotes = Vec::new();
+    for assembly in assemblies {
+        match &assembly.optimizer {
+            OptimizerSettings::Remote(remote) => remotes.push((assembly, remote)),
+            OptimizerSettings::Embedded(_) => {
+                return Err(CliError::usage_with_hint(
+                    format!(
+                        "{} holds {} servos and `{}` uses the embedded optimizer, which runs one study at a time",
+                        globals.config_file.display(),
+                        assemblies.len(),
+                        assembly.name
+                    ),
+                    "choose one with --name, or give every servo a remote optimizer",
+                ));
+            }
+        }
+    }
+    let cx = EventContext::new(interrupt_token());
+    let results = futures_util::future::join_all(
+        remotes
+            .iter()
+            .map(|(assembly, remote)| run_remote(args, globals, assembly, remote, &cx)),
+    )
+    .await;
+    let mut exit = Exit::Ok;
+    let mut first_error = None;
+    for (result, (assembly, _)) in results.into_iter().zip(&remotes) {
+        match result {
+            Ok(Exit::Ok) => {}
+            Ok(other) => exit = other,
+            Err(e) => {
+                tracing::error!(servo = %assembly.name, "{e}");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(exit),
+    }
+}
+
 /// `servo run` against a remote (Opsani/ServoX protocol) optimizer: see [`crate::protocol`].
 async fn run_remote(
     args: &Args,
     globals: &Globals,
     assembly: &crate::config::Assembly,
     remote: &crate::config::optimizer::RemoteOptimizer,
+    cx: &EventContext,
 ) -> CommandResult {
     use crate::protocol::{self, Progress as RemoteProgress, RemoteError};
-    let cx = EventContext::new(interrupt_token());
     let options = protocol::RunOptions {
         no_checks: args.no_checks,
         max_cycles: args.max_cycles,
+        pod_namespace: std::env::var("POD_NAMESPACE")
+            .ok()
+            .filter(|s| !s.is_empty()),
     };
-    let result = protocol::run(assembly, remote, &options, &cx, |progress| match progress {
-        RemoteProgress::Connected { url } => tracing::info!(%url, "connected to the optimizer"),
+    let servo = assembly.name.as_str();
+    let result = protocol::run(assembly, remote, &options, cx, |progress| match progress {
+        RemoteProgress::Connected { url } => {
+            tracing::info!(servo, %url, "connected to the optimizer")
+        }
         RemoteProgress::Command { cmd, cmd_uid } => {
-            tracing::info!(%cmd, cmd_uid = cmd_uid.unwrap_or(""), "command received")
+            tracing::info!(servo, %cmd, cmd_uid = cmd_uid.unwrap_or(""), "command received")
         }
         RemoteProgress::Reported { cmd, status } => {
-            tracing::info!(%cmd, status = %status.status, "result reported")
+            tracing::info!(servo, %cmd, status = %status.status, "result reported")
         }
     })
     .await;

@@ -71,7 +71,7 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
                 name: a.name.clone(),
                 optimizer: match &a.optimizer {
                     OptimizerSettings::Embedded(_) => "embedded".into(),
-                    OptimizerSettings::Remote(r) => format!("remote ({})", r.id),
+                    OptimizerSettings::Remote(r) => format!("remote ({})", r.display_id()),
                 },
                 mounts: a
                     .mounts

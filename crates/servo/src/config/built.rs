@@ -44,6 +44,10 @@ pub struct Assembly {
     pub settings: ServoSettings,
     pub optimizer: OptimizerSettings,
     pub checks: ChecksSettings,
+    /// ServoX's `servo_uid`, sent to a remote optimizer in every request.
+    pub servo_uid: Option<String>,
+    /// ServoX's `no_diagnostics`, as the file set it (servo sends no diagnostics either way).
+    pub no_diagnostics: Option<bool>,
     pub mounts: Vec<Mount>,
     /// The config file this came from, and its directory (relative paths resolve against it).
     pub file: PathBuf,
@@ -102,6 +106,35 @@ impl Assembly {
                 OptimizerSettings::Embedded(_) => None,
             })
             .unwrap_or_else(|| "servo".to_string());
+        if let OptimizerSettings::Remote(remote) = &optimizer
+            && let Some(problem) = remote.problem()
+        {
+            diagnostics.push(Diagnostic::error(problem).located(
+                &spans,
+                &KeyPath::root().key("optimizer"),
+                true,
+            ));
+        }
+        for (key, why) in checks.ignored() {
+            let first = key.split('/').next().unwrap_or(key);
+            let at = KeyPath::root().key("checks").key(first);
+            diagnostics.push(
+                Diagnostic::warning(format!("accepted and ignored: {why}"))
+                    .located(&spans, &at, true),
+            );
+        }
+        if document.get("no_diagnostics") == Some(&Value::Bool(false)) {
+            diagnostics.push(
+                Diagnostic::warning(
+                    "no_diagnostics: false is accepted and ignored: servo sends no diagnostics",
+                )
+                .located(&spans, &KeyPath::root().key("no_diagnostics"), true),
+            );
+        }
+        let servo_uid = document
+            .get("servo_uid")
+            .and_then(Value::as_str)
+            .map(String::from);
         let description = document
             .get("description")
             .and_then(Value::as_str)
@@ -113,6 +146,7 @@ impl Assembly {
                 mount: key.clone(),
                 servo: name.clone(),
                 base_dir: base_dir.to_path_buf(),
+                remote_optimizer: matches!(optimizer, OptimizerSettings::Remote(_)),
             };
             match connector.build(sections.raw(&key), &build_cx) {
                 Ok(Built {
@@ -136,6 +170,8 @@ impl Assembly {
             settings,
             optimizer,
             checks,
+            servo_uid,
+            no_diagnostics: document.get("no_diagnostics").and_then(Value::as_bool),
             mounts,
             file: file.to_path_buf(),
             base_dir: base_dir.to_path_buf(),
@@ -150,6 +186,12 @@ impl Assembly {
         doc.insert("name".into(), Value::String(self.name.clone()));
         if let Some(d) = &self.description {
             doc.insert("description".into(), Value::String(d.clone()));
+        }
+        if let Some(uid) = &self.servo_uid {
+            doc.insert("servo_uid".into(), Value::String(uid.clone()));
+        }
+        if let Some(no) = self.no_diagnostics {
+            doc.insert("no_diagnostics".into(), Value::Bool(no));
         }
         doc.insert("optimizer".into(), to_value(&self.optimizer));
         doc.insert("settings".into(), to_value(&self.settings));

@@ -9,7 +9,7 @@ use super::diagnostic::{Diagnostic, Origin, kind_of};
 use super::overrides::{self, Section};
 use super::plan::Plan;
 use crate::schema::{self, MountSchema, OptimizerForm};
-use crate::settings::OptimizerSettings;
+use crate::settings::{OptimizerSettings, SERVO_UID_VARIABLE};
 use servo_core::connector::{ConnectorDescription, Registry};
 use servo_core::path::{ENV_PREFIX, KeyPath};
 use servo_yaml::{Document, SpanMap};
@@ -67,6 +67,7 @@ impl Layered {
                 return None;
             }
         };
+        let servox = servox_variables(&mut root, &options.env);
         let plan = Plan::of(&root, &spans, registry, diagnostics);
         plan.drop_unknown_keys(&mut root, &spans, registry, diagnostics);
 
@@ -82,7 +83,7 @@ impl Layered {
         let composite = schema::composite(registry, &mount_schemas, optimizer_form);
 
         let mut document = Value::Object(root);
-        let mut origins: BTreeMap<KeyPath, Origin> = BTreeMap::new();
+        let mut origins: BTreeMap<KeyPath, Origin> = servox;
         let section_keys: Vec<&str> = ["optimizer", "settings", "checks"]
             .into_iter()
             .chain(plan.mounts.iter().map(|(k, _)| k.as_str()))
@@ -120,8 +121,98 @@ fn config_variables(env: &[(String, String)], registry: &Registry) -> Vec<(Strin
     let reserved: Vec<&str> = registry.child_env_prefixes().collect();
     env.iter()
         .filter(|(name, _)| {
-            name.starts_with(ENV_PREFIX) && !reserved.iter().any(|p| name.starts_with(p))
+            name.starts_with(ENV_PREFIX)
+                && name != SERVO_UID_VARIABLE
+                && !reserved.iter().any(|p| name.starts_with(p))
         })
         .cloned()
         .collect()
+}
+
+/// ServoX's variables for the optimizer section (pydantic `env` names of `OpsaniOptimizer` and
+/// `AppdynamicsOptimizer`), key by key.
+const SERVOX_OPTIMIZER_VARIABLES: &[(&str, &str)] = &[
+    ("OPSANI_OPTIMIZER", "id"),
+    ("OPSANI_TOKEN", "token"),
+    ("OPSANI_TOKEN_FILE", "token_file"),
+    ("OPSANI_BASE_URL", "base_url"),
+    ("OPSANI_URL", "url"),
+    ("APPD_OPTIMIZER_ID", "optimizer_id"),
+    ("APPD_TENANT_ID", "tenant_id"),
+    ("APPD_CLIENT_ID", "client_id"),
+    ("APPD_CLIENT_SECRET", "client_secret"),
+    ("APPD_BASE_URL", "base_url"),
+    ("APPD_URL", "url"),
+    ("APPD_TOKEN_URL", "token_url"),
+    ("APPD_CONNECTION_FILE", "connection_file"),
+    ("APPD_TOKEN", "token"),
+];
+
+/// Whether `name` is one of ServoX's variables that servo reads too.
+pub fn is_servox_variable(name: &str) -> bool {
+    name == SERVO_UID_VARIABLE || SERVOX_OPTIMIZER_VARIABLES.iter().any(|(v, _)| *v == name)
+}
+
+/// Applies ServoX's variables as ServoX does (pydantic settings: a value in the file wins, the
+/// variable fills a key the file leaves unset): `SERVO_UID`, and `OPSANI_*` / `APPD_*` into the
+/// optimizer section, which they may create on their own (`OPSANI_OPTIMIZER` and `OPSANI_TOKEN`
+/// alone drive a session). Only the form the file or the variables chose is filled: `OPSANI_*`
+/// for the Opsani form (`id`), `APPD_*` for the AppDynamics one (`optimizer_id`).
+fn servox_variables(
+    root: &mut serde_json::Map<String, Value>,
+    env: &[(String, String)],
+) -> BTreeMap<KeyPath, Origin> {
+    let mut origins = BTreeMap::new();
+    let get = |name: &str| {
+        env.iter()
+            .find(|(n, v)| n == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    if !root.contains_key("servo_uid")
+        && let Some(uid) = get(SERVO_UID_VARIABLE)
+    {
+        root.insert("servo_uid".into(), Value::String(uid));
+        origins.insert(
+            KeyPath::root().key("servo_uid"),
+            Origin::Env {
+                variable: SERVO_UID_VARIABLE.into(),
+            },
+        );
+    }
+    let section = root.get("optimizer").and_then(Value::as_object);
+    let has = |key: &str| section.is_some_and(|s| s.contains_key(key));
+    let appd = has("optimizer_id") || (!has("id") && get("APPD_OPTIMIZER_ID").is_some());
+    let opsani = has("id") || (!appd && get("OPSANI_OPTIMIZER").is_some());
+    if !appd && !opsani {
+        return origins;
+    }
+    let prefix = if appd { "APPD_" } else { "OPSANI_" };
+    let mut fills = Vec::new();
+    for (variable, key) in SERVOX_OPTIMIZER_VARIABLES {
+        if variable.starts_with(prefix)
+            && !has(key)
+            && !fills.iter().any(|(k, _, _)| k == key)
+            && let Some(value) = get(variable)
+        {
+            fills.push((*key, *variable, value));
+        }
+    }
+    let section = root
+        .entry("optimizer")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if section.is_null() {
+        *section = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(section) = section {
+        for (key, variable, value) in fills {
+            section.insert(key.into(), Value::String(value));
+            origins.insert(
+                KeyPath::root().key("optimizer").key(key),
+                Origin::Env {
+                    variable: variable.into(),
+                },
+            );
+        }
+    }
+    origins
 }

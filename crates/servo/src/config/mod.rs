@@ -31,7 +31,7 @@ pub use crate::settings::{
 pub use built::{Assembly, Mount};
 pub use checked::Checked;
 pub use diagnostic::{ConfigError, Diagnostic, Level, Origin};
-pub use layered::{Layered, LoadOptions};
+pub use layered::{Layered, LoadOptions, is_servox_variable};
 
 use crate::schema::{self, MountSchema, OptimizerForm};
 use plan::Plan;

@@ -156,7 +156,7 @@ impl Planner<'_> {
                 .found(kind_of(item));
             return self.report(d, path, false);
         };
-        match self.registry.by_name(name) {
+        match self.registry.by_name(&servox_name(name)) {
             Some(c) if self.mounts.iter().any(|(k, _)| k == c.default_key) => {
                 let d = Diagnostic::error(format!("`{name}` is listed twice"))
                     .help("to mount a connector twice, give each mount an alias: `connectors: {a: NAME, b: NAME}`");
@@ -178,7 +178,7 @@ impl Planner<'_> {
                 .found(kind_of(target));
             return self.report(d, &path, false);
         };
-        let Some(connector) = self.registry.by_name(name) else {
+        let Some(connector) = self.registry.by_name(&servox_name(name)) else {
             return self.unknown_connector(name, &path);
         };
         if let Some(problem) = alias_problem(alias, connector, self.registry) {
@@ -236,4 +236,47 @@ fn alias_problem(
         );
     }
     None
+}
+
+/// A connector named as ServoX names it, by class (`PrometheusConnector`) or dotted path
+/// (`servo.connectors.prometheus.PrometheusConnector`), as servo names it (`prometheus`); any
+/// other name is returned as it is.
+fn servox_name(name: &str) -> String {
+    let class = name.rsplit('.').next().unwrap_or(name);
+    let Some(stem) = class.strip_suffix("Connector").filter(|s| !s.is_empty()) else {
+        return name.to_string();
+    };
+    if !stem.starts_with(|c: char| c.is_ascii_uppercase()) {
+        return name.to_string();
+    }
+    let mut snake = String::new();
+    for (i, c) in stem.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                snake.push('_');
+            }
+            snake.push(c.to_ascii_lowercase());
+        } else {
+            snake.push(c);
+        }
+    }
+    snake
+}
+
+#[cfg(test)]
+mod tests {
+    use super::servox_name;
+
+    #[test]
+    fn servox_class_names_and_dotted_paths_name_connectors() {
+        assert_eq!(servox_name("PrometheusConnector"), "prometheus");
+        assert_eq!(
+            servox_name("servo.connectors.prometheus.PrometheusConnector"),
+            "prometheus"
+        );
+        assert_eq!(servox_name("OpsaniDevConnector"), "opsani_dev");
+        assert_eq!(servox_name("KubeMetricsConnector"), "kube_metrics");
+        assert_eq!(servox_name("vegeta"), "vegeta");
+        assert_eq!(servox_name("Connector"), "Connector");
+    }
 }

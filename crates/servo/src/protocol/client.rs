@@ -26,13 +26,15 @@ use std::time::Instant;
 
 use rand::{RngExt, SeedableRng};
 use reqwest::StatusCode;
-use reqwest::header::HeaderValue;
+use std::sync::Arc;
+
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::wire::{EventName, Request};
-use crate::config::optimizer::RemoteOptimizer;
+use crate::config::optimizer::{Credentials, RemoteOptimizer};
 use crate::config::{Backoff, Proxies, ServoSettings, SslVerify};
 use servo_core::units::{Duration, Secret};
 
@@ -160,18 +162,73 @@ impl RetryPolicy {
 pub struct Client {
     http: reqwest::Client,
     endpoint: String,
-    /// `Bearer TOKEN`, marked sensitive (HTTP/2 never indexes it) and wrapped so that the derived
-    /// `Debug` of this struct prints `**********`.
-    authorization: Secret<HeaderValue>,
+    auth: Auth,
     /// The token as sent, to scrub from answers quoted in errors: a proxy's or gateway's error
     /// page may echo the request's headers.
     token: Secret<String>,
     backoff: BTreeMap<String, Backoff>,
+    /// `servo_uid`, sent in every request body as ServoX does.
+    servo_uid: Option<String>,
+}
+
+/// How each request is authenticated.
+#[derive(Clone, Debug)]
+enum Auth {
+    /// A fixed header: `Authorization: Bearer T`, or ServoX's `X-SF-Token: T`. The value is marked
+    /// sensitive (HTTP/2 never indexes it) and wrapped so that `Debug` prints `**********`.
+    Header {
+        name: HeaderName,
+        value: Secret<HeaderValue>,
+    },
+    /// OAuth2 client credentials (ServoX's AppDynamics form): a bearer token fetched from the
+    /// token endpoint and fetched again shortly before it expires, or after a 401.
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: Secret<String>,
+        current: Arc<tokio::sync::Mutex<Option<IssuedToken>>>,
+    },
+}
+
+/// A client-credentials token as a header value, and when it expires.
+type IssuedToken = (Secret<HeaderValue>, Instant);
+
+/// A token is fetched again this long before it expires.
+const TOKEN_LEEWAY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The header for a fixed token, as ServoX's `api.py` builds it: `X-SF-Token VALUE` becomes
+/// header `X-SF-Token: VALUE`; anything else is a bearer token (`Bearer ` added once).
+fn token_header(token: &str) -> Result<(HeaderName, HeaderValue), ClientError> {
+    let (name, value) = match token.strip_prefix("X-SF-Token") {
+        Some(rest) => (
+            HeaderName::from_static("x-sf-token"),
+            rest.trim_start().to_string(),
+        ),
+        None if token.starts_with("Bearer ") => (AUTHORIZATION, token.to_string()),
+        None => (AUTHORIZATION, format!("Bearer {token}")),
+    };
+    // Checked here, once: a token an HTTP header cannot carry would otherwise fail every
+    // request with a transport error that gets retried until the backoff gives up.
+    let mut value = HeaderValue::from_str(&value).map_err(|_| {
+        ClientError::Setup(
+            "optimizer.token holds a character an HTTP header cannot carry (a line break \
+             or another control character?); the token is not shown: check it where it is \
+             set (the file or SERVO_OPTIMIZER_TOKEN)"
+                .to_string(),
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok((name, value))
 }
 
 impl Client {
-    /// A client for `remote`, with the timeouts, proxies and TLS verification of `settings`.
-    pub fn new(remote: &RemoteOptimizer, settings: &ServoSettings) -> Result<Self, ClientError> {
+    /// A client for `remote`, with the timeouts, proxies and TLS verification of `settings`;
+    /// `servo_uid` goes into every request body.
+    pub fn new(
+        remote: &RemoteOptimizer,
+        settings: &ServoSettings,
+        servo_uid: Option<&str>,
+    ) -> Result<Self, ClientError> {
         let timeouts = &settings.timeouts;
         let connect = timeouts.connect.map_or(DEFAULT_CONNECT_TIMEOUT, Into::into);
         let read = timeouts.read.map_or(DEFAULT_READ_TIMEOUT, Into::into);
@@ -230,30 +287,122 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| ClientError::Setup(format!("cannot set up the HTTP client: {e}")))?;
-        let token = remote.token.expose().trim();
-        let authorization = if token.starts_with("Bearer ") {
-            token.to_string()
-        } else {
-            format!("Bearer {token}")
+        let endpoint = remote.endpoint().map_err(ClientError::Setup)?;
+        let (auth, token) = match endpoint.credentials {
+            Credentials::Token(token) => {
+                let token = token.expose().trim().to_string();
+                let (name, value) = token_header(&token)?;
+                let bare = token
+                    .trim_start_matches("X-SF-Token")
+                    .trim_start_matches(" Bearer")
+                    .trim_start_matches("Bearer ")
+                    .trim()
+                    .to_string();
+                (
+                    Auth::Header {
+                        name,
+                        value: Secret::new(value),
+                    },
+                    bare,
+                )
+            }
+            Credentials::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+            } => (
+                Auth::ClientCredentials {
+                    token_url,
+                    client_id,
+                    client_secret,
+                    current: Arc::default(),
+                },
+                String::new(),
+            ),
         };
-        // Checked here, once: a token an HTTP header cannot carry would otherwise fail every
-        // request with a transport error that gets retried until the backoff gives up.
-        let mut authorization = HeaderValue::from_str(&authorization).map_err(|_| {
-            ClientError::Setup(
-                "optimizer.token holds a character an HTTP header cannot carry (a line break \
-                 or another control character?); the token is not shown: check it where it is \
-                 set (the file or SERVO_OPTIMIZER_TOKEN)"
-                    .to_string(),
-            )
-        })?;
-        authorization.set_sensitive(true);
         Ok(Self {
             http,
-            endpoint: format!("{}servo", remote.url()),
-            authorization: Secret::new(authorization),
-            token: Secret::new(token.trim_start_matches("Bearer ").trim().to_string()),
+            endpoint: format!("{}servo", endpoint.url),
+            auth,
+            token: Secret::new(token),
             backoff: settings.backoff.clone(),
+            servo_uid: servo_uid.map(str::to_string),
         })
+    }
+
+    /// The header that authenticates the next request: the fixed one, or a client-credentials
+    /// token, fetched when there is none or it is about to expire.
+    async fn auth_header(&self) -> Result<(HeaderName, HeaderValue), Attempt> {
+        let (token_url, client_id, client_secret, current) = match &self.auth {
+            Auth::Header { name, value } => return Ok((name.clone(), value.expose().clone())),
+            Auth::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                current,
+            } => (token_url, client_id, client_secret, current),
+        };
+        let mut current = current.lock().await;
+        if let Some((value, expires)) = current.as_ref()
+            && Instant::now() + TOKEN_LEEWAY < *expires
+        {
+            return Ok((AUTHORIZATION, value.expose().clone()));
+        }
+        let unavailable = |e: String| {
+            Attempt::Retry(Retryable::Unavailable(format!(
+                "token endpoint {}: {e}",
+                servo_core::http::redact_url(token_url)
+            )))
+        };
+        let response = self
+            .http
+            .post(token_url)
+            .basic_auth(client_id, Some(client_secret.expose()))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .map_err(|e| unavailable(transport_error(e)))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| unavailable(transport_error(e)))?;
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::BAD_REQUEST {
+            return Err(Attempt::Final(ClientError::Refused {
+                event: EventName::Hello,
+                status: status.as_u16(),
+                detail: format!(
+                    "the token endpoint refused the client credentials (optimizer.client_id / client_secret): {}",
+                    abbreviate(&text)
+                ),
+            }));
+        }
+        if !status.is_success() {
+            return Err(unavailable(format!("HTTP {}", status.as_u16())));
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            access_token: String,
+            expires_in: Option<u64>,
+        }
+        let answer: TokenAnswer = serde_json::from_str(&text)
+            .map_err(|e| unavailable(format!("not an OAuth2 token answer: {e}")))?;
+        let (_, value) = token_header(&answer.access_token).map_err(Attempt::Final)?;
+        let lifetime = std::time::Duration::from_secs(answer.expires_in.unwrap_or(3600));
+        *current = Some((Secret::new(value.clone()), Instant::now() + lifetime));
+        Ok((AUTHORIZATION, value))
+    }
+
+    /// Forgets a client-credentials token the optimizer refused, so the next try fetches one.
+    async fn forget_token(&self) -> bool {
+        match &self.auth {
+            Auth::Header { .. } => false,
+            Auth::ClientCredentials { current, .. } => current.lock().await.take().is_some(),
+        }
     }
 
     /// The URL every event is posted to.
@@ -283,8 +432,7 @@ impl Client {
         let body = Request {
             event,
             param,
-            // servo has no `servo_uid` setting (ServoX's is optional and unset by default).
-            servo_uid: None,
+            servo_uid: self.servo_uid.clone(),
         };
         let attempt = async {
             match self.attempt(&body).await {
@@ -315,8 +463,7 @@ impl Client {
         let body = Request {
             event,
             param,
-            // servo has no `servo_uid` setting (ServoX's is optional and unset by default).
-            servo_uid: None,
+            servo_uid: self.servo_uid.clone(),
         };
         let started = Instant::now();
         let max_time: std::time::Duration = policy.max_time.into();
@@ -387,10 +534,11 @@ impl Client {
 
     /// One try: the JSON body of a 2xx, or whether to try again.
     async fn attempt(&self, body: &Request) -> Result<Value, Attempt> {
+        let (name, value) = self.auth_header().await?;
         let response = self
             .http
             .post(&self.endpoint)
-            .header(reqwest::header::AUTHORIZATION, self.authorization.expose())
+            .header(name, value)
             .json(body)
             .send()
             .await
@@ -422,6 +570,10 @@ impl Client {
         match status {
             s if s.is_server_error() || s == StatusCode::NOT_FOUND => Err(Attempt::Retry(
                 Retryable::Unavailable(format!("HTTP {}: {detail}", s.as_u16())),
+            )),
+            // A client-credentials token may have been revoked early: fetch another once.
+            StatusCode::UNAUTHORIZED if self.forget_token().await => Err(Attempt::Retry(
+                Retryable::Unavailable("HTTP 401: the token was refused; fetching another".into()),
             )),
             StatusCode::UNAUTHORIZED => Err(Attempt::Final(ClientError::Unauthorized {
                 url: self.endpoint.clone(),
@@ -609,35 +761,49 @@ mod tests {
     }
 
     #[test]
-    fn bearer_prefix_is_added_once() {
+    fn bearer_prefix_is_added_once_and_x_sf_token_has_its_own_header() {
         let remote = |token: &str| RemoteOptimizer {
-            id: "o/a".into(),
-            token: servo_core::units::Secret::from(token.to_string()),
-            base_url: "http://127.0.0.1:9".into(),
-            url: None,
+            id: Some("o/a".into()),
+            token: Some(servo_core::units::Secret::from(token.to_string())),
+            base_url: Some("http://127.0.0.1:9".into()),
+            ..RemoteOptimizer::default()
         };
         let settings = ServoSettings::default();
-        let c = Client::new(&remote("abc"), &settings).expect("client");
-        assert_eq!(c.authorization.expose().to_str().ok(), Some("Bearer abc"));
-        assert!(c.authorization.expose().is_sensitive());
+        let c = Client::new(&remote("abc"), &settings, None).expect("client");
+        let Auth::Header { name, value } = &c.auth else {
+            panic!("a fixed token is a header");
+        };
+        assert_eq!(name, AUTHORIZATION);
+        assert_eq!(value.expose().to_str().ok(), Some("Bearer abc"));
+        assert!(value.expose().is_sensitive());
         assert!(!format!("{c:?}").contains("abc"));
         assert_eq!(
             c.endpoint(),
             "http://127.0.0.1:9/accounts/o/applications/a/servo"
         );
-        let c = Client::new(&remote("Bearer xyz"), &settings).expect("client");
-        assert_eq!(c.authorization.expose().to_str().ok(), Some("Bearer xyz"));
+        let c = Client::new(&remote("Bearer xyz"), &settings, None).expect("client");
+        let Auth::Header { value, .. } = &c.auth else {
+            panic!("a fixed token is a header");
+        };
+        assert_eq!(value.expose().to_str().ok(), Some("Bearer xyz"));
+        // ServoX's `X-SF-Token VALUE` form: its own header, no Authorization.
+        let c = Client::new(&remote("X-SF-Token sf-123"), &settings, None).expect("client");
+        let Auth::Header { name, value } = &c.auth else {
+            panic!("a fixed token is a header");
+        };
+        assert_eq!(name.as_str(), "x-sf-token");
+        assert_eq!(value.expose().to_str().ok(), Some("sf-123"));
     }
 
     #[test]
     fn a_token_no_header_can_carry_fails_setup_without_showing_it() {
         let remote = RemoteOptimizer {
-            id: "o/a".into(),
-            token: servo_core::units::Secret::from("s3cr3t\nline".to_string()),
-            base_url: "http://127.0.0.1:9".into(),
-            url: None,
+            id: Some("o/a".into()),
+            token: Some(servo_core::units::Secret::from("s3cr3t\nline".to_string())),
+            base_url: Some("http://127.0.0.1:9".into()),
+            ..RemoteOptimizer::default()
         };
-        let error = Client::new(&remote, &ServoSettings::default())
+        let error = Client::new(&remote, &ServoSettings::default(), None)
             .map(|_| ())
             .expect_err("a line break cannot go in a header");
         assert!(!error.to_string().contains("s3cr3t"), "{error}");
@@ -661,12 +827,12 @@ mod tests {
                 .starts_with("the answer is not a command: unknown variant `DANCE`")
         );
         let remote = RemoteOptimizer {
-            id: "o/a".into(),
-            token: servo_core::units::Secret::from("tok-12345678".to_string()),
-            base_url: "http://127.0.0.1:9".into(),
-            url: None,
+            id: Some("o/a".into()),
+            token: Some(servo_core::units::Secret::from("tok-12345678".to_string())),
+            base_url: Some("http://127.0.0.1:9".into()),
+            ..RemoteOptimizer::default()
         };
-        let c = Client::new(&remote, &ServoSettings::default()).expect("client");
+        let c = Client::new(&remote, &ServoSettings::default(), None).expect("client");
         let error = c.give_up(EventName::WhatsNext, 3, Duration::from_secs(2), garbled);
         assert!(
             matches!(error, ClientError::Decode { tries: 3, .. }),
@@ -702,12 +868,14 @@ mod tests {
     #[test]
     fn answers_echoing_the_token_are_scrubbed() {
         let remote = RemoteOptimizer {
-            id: "o/a".into(),
-            token: servo_core::units::Secret::from("Bearer tok-12345678".to_string()),
-            base_url: "http://127.0.0.1:9".into(),
-            url: None,
+            id: Some("o/a".into()),
+            token: Some(servo_core::units::Secret::from(
+                "Bearer tok-12345678".to_string(),
+            )),
+            base_url: Some("http://127.0.0.1:9".into()),
+            ..RemoteOptimizer::default()
         };
-        let c = Client::new(&remote, &ServoSettings::default()).expect("client");
+        let c = Client::new(&remote, &ServoSettings::default(), None).expect("client");
         assert_eq!(
             c.scrub("denied: Authorization: Bearer tok-12345678".into()),
             "denied: Authorization: Bearer **********"

@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub no_checks: bool,
     /// Stop (saying `GOODBYE`) after this many commands; `None` runs until interrupted.
     pub max_cycles: Option<u64>,
+    /// The pod's namespace (`POD_NAMESPACE`), for HELLO's telemetry as ServoX sends it.
+    pub pod_namespace: Option<String>,
 }
 
 /// What happened, for progress displays.
@@ -134,11 +136,11 @@ pub async fn run(
     mut on_progress: impl FnMut(Progress<'_>),
 ) -> Result<RemoteSummary, RemoteError> {
     let started = Instant::now();
-    let client = Client::new(remote, &assembly.settings)?;
+    let client = Client::new(remote, &assembly.settings, assembly.servo_uid.as_deref())?;
     let mut signals = SignalNames::install();
     let bus = Bus::new(&assembly.mounts);
     let mut summary = RemoteSummary {
-        optimizer: remote.id.clone(),
+        optimizer: remote.display_id(),
         url: client.endpoint().to_string(),
         ..RemoteSummary::default()
     };
@@ -211,11 +213,7 @@ async fn session(
     }
     let hello = json!({
         "agent": servo_core::http::USER_AGENT,
-        "telemetry": {
-            "servo.version": env!("CARGO_PKG_VERSION"),
-            "servo.platform": format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
-            "servo.connectors": assembly.mounts.len(),
-        },
+        "telemetry": telemetry(assembly, options),
     });
     loop {
         match client
@@ -266,7 +264,44 @@ async fn session(
         });
         let cmd = command.cmd;
         let cmd_uid = command.cmd_uid.clone();
-        let Some((event, status)) = execute(command, bus, cx, summary).await else {
+        let executed = match progress_event(cmd) {
+            Some(event) => {
+                let expected = expected_duration(&command.param);
+                let op = EventContext::new(cx.cancel.child_token());
+                let work = execute(command, bus, &op, summary);
+                let reports = report_progress(client, event, cmd_uid.as_deref(), expected, &op);
+                tokio::pin!(work, reports);
+                let mut verdict = None;
+                let executed = loop {
+                    tokio::select! {
+                        done = &mut work => break done,
+                        v = &mut reports, if verdict.is_none() => {
+                            verdict = Some(v);
+                            op.cancel.cancel();
+                        }
+                    }
+                };
+                match verdict {
+                    // Out of step with the optimizer: ServoX drops the command and asks again.
+                    Some(Verdict::Resync(why)) => {
+                        tracing::error!("{why}: dropping {cmd} and asking WHATS_NEXT again");
+                        continue;
+                    }
+                    Some(Verdict::Cancelled(reason)) if !cx.cancel.is_cancelled() => {
+                        tracing::warn!("the optimizer cancelled {cmd} ({reason})");
+                        let status = Status::failure(
+                            statuses::CANCELLED,
+                            "cancelled",
+                            format!("the optimizer cancelled {cmd}: {reason}"),
+                        );
+                        Some((event, status))
+                    }
+                    _ => executed,
+                }
+            }
+            None => execute(command, bus, cx, summary).await,
+        };
+        let Some((event, status)) = executed else {
             // SLEEP: nothing to report.
             if cx.cancel.is_cancelled() {
                 return Ok(Ended::Interrupted { greeted: true });
@@ -310,6 +345,135 @@ async fn session(
             status: &status,
         });
     }
+}
+
+/// ServoX reports the progress of a long operation this often (`DurationProgress.watch`).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long one progress report may take: a slow optimizer must not hold the operation up.
+const PROGRESS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The event reporting the progress and result of a command that runs long (`MEASURE`,
+/// `ADJUST`); `None` for the others.
+fn progress_event(cmd: CommandName) -> Option<EventName> {
+    match cmd {
+        CommandName::Measure => Some(EventName::Measurement),
+        CommandName::Adjust => Some(EventName::Adjustment),
+        CommandName::Describe | CommandName::Sleep => None,
+    }
+}
+
+/// How long a command's `control` says it will take (`warmup + duration + delay`), for the
+/// percentage of a progress report.
+fn expected_duration(param: &Option<Value>) -> Option<std::time::Duration> {
+    let control = param.as_ref()?.get("control")?;
+    let total: std::time::Duration = ["warmup", "duration", "delay"]
+        .iter()
+        .filter_map(|key| control.get(*key))
+        .filter_map(|v| serde_json::from_value::<Duration>(v.clone()).ok())
+        .map(std::time::Duration::from)
+        .sum();
+    (!total.is_zero()).then_some(total)
+}
+
+/// What an optimizer's answer to a progress report asks for.
+#[derive(Debug)]
+enum Verdict {
+    /// `cancelled`: stop the operation and report it cancelled.
+    Cancelled(String),
+    /// `unexpected-event`, or `invalid` with `unexpected cmd_uid`: the optimizer has moved on.
+    Resync(String),
+}
+
+/// Reports the progress of the operation running under `op` every [`PROGRESS_EVERY`], as
+/// ServoX does (`{progress, runtime, cmd_uid}` on the operation's own event), until an answer
+/// asks to stop it; never returns otherwise (the operation's end drops it).
+async fn report_progress(
+    client: &Client,
+    event: EventName,
+    cmd_uid: Option<&str>,
+    expected: Option<std::time::Duration>,
+    op: &EventContext,
+) -> Verdict {
+    let started = Instant::now();
+    loop {
+        if op.sleep(PROGRESS_EVERY).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        let runtime = started.elapsed();
+        let progress = expected.map_or(0.0, |e| {
+            (runtime.as_secs_f64() / e.as_secs_f64() * 100.0).min(99.0)
+        });
+        let param = json!({
+            "progress": progress.floor(),
+            "runtime": runtime.as_secs_f64(),
+            "cmd_uid": cmd_uid,
+        });
+        let answer = match client
+            .post_once(event, Some(param), PROGRESS_DEADLINE)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not report the progress of {event}");
+                continue;
+            }
+        };
+        let status = answer.get("status").and_then(Value::as_str).unwrap_or("");
+        let reason = answer
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        match status {
+            statuses::CANCELLED => return Verdict::Cancelled(reason),
+            statuses::UNEXPECTED_EVENT => {
+                return Verdict::Resync(format!("the optimizer did not expect {event} ({reason})"));
+            }
+            "invalid" if reason == "unexpected cmd_uid" => {
+                return Verdict::Resync(format!(
+                    "the optimizer moved past this command ({reason})"
+                ));
+            }
+            statuses::OK | "" => {}
+            other => {
+                tracing::warn!(status = other, %reason, "the optimizer rejected a progress report")
+            }
+        }
+    }
+}
+
+/// HELLO's telemetry with ServoX's keys (`servox.version`, `servox.platform`,
+/// `servox.namespace`; `MOUNT.namespace` for each kubernetes mount), which the backend reads.
+fn telemetry(assembly: &Assembly, options: &RunOptions) -> serde_json::Map<String, Value> {
+    let mut telemetry = serde_json::Map::new();
+    telemetry.insert(
+        "servox.version".into(),
+        Value::String(env!("CARGO_PKG_VERSION").into()),
+    );
+    telemetry.insert(
+        "servox.platform".into(),
+        Value::String(format!(
+            "{}-{}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )),
+    );
+    if let Some(namespace) = &options.pod_namespace {
+        telemetry.insert("servox.namespace".into(), Value::String(namespace.clone()));
+    }
+    for mount in assembly
+        .mounts
+        .iter()
+        .filter(|m| m.connector.name == "kubernetes")
+    {
+        if let Some(namespace) = mount.settings.get("namespace").and_then(Value::as_str) {
+            telemetry.insert(
+                format!("{}.namespace", mount.key),
+                Value::String(namespace.into()),
+            );
+        }
+    }
+    telemetry
 }
 
 /// Runs one command; returns the event to report it with and its status (`None` for `SLEEP`).
@@ -438,18 +602,13 @@ fn failure(e: &BusError, cx: &EventContext) -> Status {
     }
 }
 
-/// The checks of `servo check`; any failure at or above `checks.halt_on` (and not skipped) stops
-/// the run before the optimizer is contacted.
+/// The checks of `servo check`, progressively as `checks:` says; any failure that still halts
+/// (`checks.halt_on` and its filters) stops the run before the optimizer is contacted.
 async fn preflight(assembly: &Assembly, bus: &Bus, cx: &EventContext) -> Result<(), BusError> {
     let failing: Vec<(String, ConnectorError)> = bus
-        .check(cx)
+        .check_until_ready(&assembly.checks, cx)
         .await?
         .into_iter()
-        .filter(|c| {
-            !c.success
-                && c.severity >= assembly.checks.halt_on
-                && !assembly.checks.skip.contains(&c.name)
-        })
         .map(|c| {
             let message = format!(
                 "{}: {}",

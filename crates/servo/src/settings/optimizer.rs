@@ -27,7 +27,9 @@ impl Default for OptimizerSettings {
 impl OptimizerSettings {
     /// Whether a section (already known to be a mapping) describes a remote optimizer.
     pub fn is_remote(section: &serde_json::Value) -> bool {
-        section.get("id").is_some() || section.get("url").is_some()
+        ["id", "url", "optimizer_id"]
+            .iter()
+            .any(|key| section.get(key).is_some())
     }
 }
 
@@ -154,23 +156,88 @@ fn default_duration() -> Duration {
     Duration::from_secs(60)
 }
 
-/// An optimizer reached over the Opsani/ServoX protocol (`POST {url}servo`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// An optimizer reached over the Opsani/ServoX protocol (`POST {url}servo`), in either of
+/// ServoX's forms: Opsani's (`id` + `token`) or AppDynamics' (`optimizer_id` + `tenant_id` with
+/// OAuth2 client credentials, or a sidecar's `connection_file`). ServoX's variables
+/// (`OPSANI_OPTIMIZER`, `OPSANI_TOKEN`, `OPSANI_TOKEN_FILE`, `OPSANI_BASE_URL`, `OPSANI_URL`, and
+/// `APPD_*` for the AppDynamics form) fill the keys the file leaves unset.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteOptimizer {
     /// The application, as `ORGANIZATION/APPLICATION` (ServoX's optimizer id, e.g. `example.com/app`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[^/\s]+/[^/\s]+$"))]
-    pub id: String,
-    /// The API token, sent as a bearer token. Never printed.
-    pub token: Secret<String>,
-    /// The optimizer API's base URL; the application URL is derived from it and `id`.
-    #[serde(default = "default_base_url")]
+    pub id: Option<String>,
+    /// The API token, sent as a bearer token; written `X-SF-Token VALUE` it is sent as header
+    /// `X-SF-Token: VALUE` instead, as ServoX does. Never printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret<String>>,
+    /// A file holding the token (read at each start, trimmed), for a mounted secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// The optimizer API's base URL (default `https://api.opsani.com` for the Opsani form); the
+    /// application URL is derived from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://"))]
-    pub base_url: String,
-    /// The application's full URL, overriding the one derived from `base_url` and `id`.
+    pub base_url: Option<String>,
+    /// The application's full URL, overriding the one derived from `base_url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://"))]
     pub url: Option<String>,
+    /// AppDynamics form: the optimizer's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer_id: Option<String>,
+    /// AppDynamics form: the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// AppDynamics form: the OAuth2 client id (client-credentials grant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// AppDynamics form: the OAuth2 client secret. Never printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret<String>>,
+    /// AppDynamics form: the OAuth2 token endpoint (default
+    /// `{base_url}/auth/{tenant_id}/default/oauth2/token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub token_url: Option<String>,
+    /// AppDynamics form: a YAML file written by the agent-management sidecar with
+    /// `Authorization`, `Endpoint` and `TenantId`, read at each start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_file: Option<PathBuf>,
+}
+
+/// How a remote optimizer authenticates each request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Credentials {
+    /// A fixed token: `Authorization: Bearer T`, or `X-SF-Token: T`.
+    Token(Secret<String>),
+    /// OAuth2 client credentials, fetched from `token_url` and refreshed before they expire.
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: Secret<String>,
+    },
+}
+
+/// A remote optimizer with its files read and its form resolved: where to post and how to
+/// authenticate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    /// `org/app`, or `tenant - optimizer` (ServoX's display id).
+    pub id: String,
+    /// The application URL, ending in `/`.
+    pub url: String,
+    pub credentials: Credentials,
+}
+
+/// The sidecar's connection file (ServoX's `SidecarConnectionFile`).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ConnectionFile {
+    authorization: String,
+    endpoint: String,
+    tenant_id: String,
 }
 
 fn default_base_url() -> String {
@@ -178,31 +245,149 @@ fn default_base_url() -> String {
 }
 
 impl RemoteOptimizer {
+    /// The keys the file set that belong to neither form or miss from the one chosen, as ServoX
+    /// refuses them; `None` when the section is complete.
+    pub fn problem(&self) -> Option<String> {
+        match (&self.id, &self.optimizer_id) {
+            (Some(_), Some(_)) => Some("set `id` (Opsani) or `optimizer_id` (AppDynamics), not both".into()),
+            (None, None) => Some("a remote optimizer needs `id` (Opsani: `org/app`) or `optimizer_id` (AppDynamics)".into()),
+            (Some(_), None) if self.token.is_none() && self.token_file.is_none() => Some(
+                "the Opsani form needs `token` or `token_file` (or OPSANI_TOKEN / OPSANI_TOKEN_FILE)".into(),
+            ),
+            (None, Some(_))
+                if self.connection_file.is_none()
+                    && self.token.is_none()
+                    && (self.client_id.is_none()
+                        || self.client_secret.is_none()
+                        || self.tenant_id.is_none()
+                        || self.base_url.is_none()) =>
+            {
+                Some("the AppDynamics form needs `connection_file`, or `base_url`, `client_id`, `client_secret` and `tenant_id`".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether this is ServoX's Opsani form (`id`).
+    fn opsani(&self) -> bool {
+        self.id.is_some()
+    }
+
     pub fn organization(&self) -> &str {
-        self.id
-            .split_once('/')
-            .map_or(self.id.as_str(), |(org, _)| org)
+        let id = self.id.as_deref().unwrap_or("");
+        id.split_once('/').map_or(id, |(org, _)| org)
     }
 
     pub fn application(&self) -> &str {
-        self.id
-            .split_once('/')
-            .map_or(self.id.as_str(), |(_, app)| app)
+        match &self.id {
+            Some(id) => id.split_once('/').map_or(id.as_str(), |(_, app)| app),
+            None => self.optimizer_id.as_deref().unwrap_or(""),
+        }
     }
 
-    /// The application URL, ending in `/`: `url` when set, else
-    /// `{base_url}/accounts/{org}/applications/{app}/` as ServoX derives it.
+    /// The display id: `org/app` or ServoX's `tenant - optimizer`.
+    pub fn display_id(&self) -> String {
+        match (&self.id, &self.optimizer_id) {
+            (Some(id), _) => id.clone(),
+            (None, Some(o)) => format!("{} - {o}", self.tenant_id.as_deref().unwrap_or("?")),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The application URL, ending in `/`: `url` when set, else derived as ServoX does
+    /// (`{base_url}/accounts/{org}/applications/{app}/`, or for AppDynamics
+    /// `{base_url}/rest/optimize/co/v1/optimizers/{optimizer_id}/`).
     pub fn url(&self) -> String {
-        match &self.url {
-            Some(url) if url.ends_with('/') => url.clone(),
-            Some(url) => format!("{url}/"),
-            None => format!(
-                "{}/accounts/{}/applications/{}/",
-                self.base_url.trim_end_matches('/'),
+        self.url_with(self.base_url.clone())
+    }
+
+    fn url_with(&self, base_url: Option<String>) -> String {
+        let with_slash = |u: &str| {
+            if u.ends_with('/') {
+                u.to_string()
+            } else {
+                format!("{u}/")
+            }
+        };
+        if let Some(url) = &self.url {
+            return with_slash(url);
+        }
+        let base = base_url.unwrap_or_else(default_base_url);
+        let base = base.trim_end_matches('/');
+        if self.opsani() {
+            format!(
+                "{base}/accounts/{}/applications/{}/",
                 self.organization(),
                 self.application()
-            ),
+            )
+        } else {
+            format!(
+                "{base}/rest/optimize/co/v1/optimizers/{}/",
+                self.optimizer_id.as_deref().unwrap_or("")
+            )
         }
+    }
+
+    /// Reads the files this section names (`token_file`, `connection_file`) and resolves where
+    /// to post and how to authenticate. Called when a run starts, so a rotated secret is read.
+    pub fn endpoint(&self) -> Result<Endpoint, String> {
+        if let Some(problem) = self.problem() {
+            return Err(format!("optimizer: {problem}"));
+        }
+        let read = |path: &PathBuf, key: &str| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("optimizer.{key}: cannot read {}: {e}", path.display()))
+        };
+        if let Some(file) = self.connection_file.as_ref().filter(|_| !self.opsani()) {
+            let text = read(file, "connection_file")?;
+            let value = servo_yaml::parse_documents(&text)
+                .map_err(|e| e.message)
+                .and_then(|mut docs| docs.pop().map(|d| d.value).ok_or_else(|| "empty".into()));
+            let c: ConnectionFile = value
+                .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
+                .map_err(|e| {
+                format!(
+                    "optimizer.connection_file: {} is not a connection file (Authorization, Endpoint, TenantId): {e}",
+                    file.display()
+                )
+            })?;
+            let tenant = c.tenant_id;
+            let url = self.url_with(Some(c.endpoint));
+            return Ok(Endpoint {
+                id: format!("{tenant} - {}", self.optimizer_id.as_deref().unwrap_or("")),
+                url,
+                credentials: Credentials::Token(Secret::new(c.authorization)),
+            });
+        }
+        let token = match (&self.token, &self.token_file) {
+            (Some(token), _) => Some(token.clone()),
+            (None, Some(file)) => Some(Secret::new(read(file, "token_file")?.trim().to_string())),
+            (None, None) => None,
+        };
+        let credentials = match token {
+            Some(token) => Credentials::Token(token),
+            None => {
+                let base = self.base_url.as_deref().unwrap_or("").trim_end_matches('/');
+                Credentials::ClientCredentials {
+                    token_url: self.token_url.clone().unwrap_or_else(|| {
+                        format!(
+                            "{base}/auth/{}/default/oauth2/token",
+                            self.tenant_id.as_deref().unwrap_or("")
+                        )
+                    }),
+                    client_id: self.client_id.clone().unwrap_or_default(),
+                    client_secret: self
+                        .client_secret
+                        .clone()
+                        .unwrap_or_else(|| Secret::new(String::new())),
+                }
+            }
+        };
+        Ok(Endpoint {
+            id: self.display_id(),
+            url: self.url(),
+            credentials,
+        })
     }
 }
 
@@ -212,10 +397,11 @@ mod tests {
 
     fn remote(id: &str, base_url: &str, url: Option<&str>) -> RemoteOptimizer {
         RemoteOptimizer {
-            id: id.into(),
-            token: Secret::from("t".to_string()),
-            base_url: base_url.into(),
+            id: Some(id.into()),
+            token: Some(Secret::from("t".to_string())),
+            base_url: Some(base_url.into()),
             url: url.map(Into::into),
+            ..RemoteOptimizer::default()
         }
     }
 

@@ -136,7 +136,7 @@ pub fn embedded(assembly: &Assembly) -> Result<&EmbeddedOptimizer, StudyError> {
         OptimizerSettings::Remote(r) => Err(config_error(
             format!(
                 "the study journal belongs to the embedded optimizer; the remote optimizer ({}) keeps its own trials",
-                r.id
+                r.display_id()
             ),
             Some("see them in the optimizer's own UI, or remove `id`/`token` from `optimizer:` to use the embedded optimizer".into()),
         )),
@@ -230,14 +230,10 @@ async fn drive(
     on_progress: &mut impl FnMut(Progress),
 ) -> Result<(Summary, Plan), Halted> {
     if !options.no_checks {
-        let checks = bus.check(cx).await?;
-        let failing: Vec<String> = checks
+        let failing: Vec<String> = bus
+            .check_until_ready(&assembly.checks, cx)
+            .await?
             .iter()
-            .filter(|c| {
-                !c.success
-                    && c.severity >= assembly.checks.halt_on
-                    && !assembly.checks.skip.contains(&c.name)
-            })
             .map(|c| match &c.hint {
                 Some(h) => format!(
                     "{}: {}: {} (hint: {h})",

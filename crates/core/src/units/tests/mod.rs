@@ -632,3 +632,31 @@ proptest! {
 }
 
 mod schema;
+
+#[test]
+fn servox_memory_without_a_unit_is_gib_and_its_quantities_parse() {
+    #[derive(serde::Deserialize)]
+    struct Range {
+        #[serde(deserialize_with = "Memory::deserialize_servox")]
+        m: Memory,
+    }
+    let read = |v: Value| serde_json::from_value::<Range>(json!({ "m": v })).map(|r| r.m);
+    let gib = |g: u64| Memory::from_bytes(g << 30);
+    assert_eq!(read(json!(4)).ok(), Some(gib(4)));
+    assert_eq!(read(json!(0.25)).ok(), Some(Memory::from_bytes(256 << 20)));
+    assert_eq!(read(json!("2")).ok(), Some(gib(2)));
+    assert_eq!(
+        read(json!("128.0MiB")).ok(),
+        Some(Memory::from_bytes(128 << 20))
+    );
+    assert_eq!(
+        read(json!("2.5GiB")).ok(),
+        Some(Memory::from_bytes(5 << 29))
+    );
+    assert_eq!(
+        read(json!("256.0Mi")).ok(),
+        Some(Memory::from_bytes(256 << 20))
+    );
+    assert!(read(json!("4 parsecs")).is_err());
+    assert!(read(json!(-1)).is_err());
+}

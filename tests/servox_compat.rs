@@ -1,0 +1,338 @@
+//! servo is a drop-in for ServoX: every config ServoX 25.3.0 itself writes loads, and every key in
+//! it is understood.
+//!
+//! The configs come from ServoX, not from us: its `servo generate CONNECTOR` and `servo generate
+//! --defaults CONNECTOR` run in the virtualenv the interop test installs (`tests/common/servox.rs`,
+//! PyPI `servox==25.3.0`), and the `servo.yaml` its official Helm chart renders into its ConfigMap
+//! with its default values, for both `connectionSettingsType`s (`tests/fixtures/servox/helm/`, with
+//! the script that regenerates them).
+//!
+//! For each: `servo validate` succeeds, then `servo config -o json` shows that every key of the
+//! file was understood: each key path of the file is in the effective config (honoured), or a
+//! warning located at it says why it is accepted and ignored. Nothing is dropped silently.
+//!
+//! The cases are a table, one line each. [`PENDING`] lists the configs whose connectors or keys
+//! servo does not have yet; a test asserts they still fail to load, so the day one loads it fails
+//! and asks for its line to move to [`CASES`].
+#![cfg(unix)]
+
+#[path = "common/servox.rs"]
+mod servox;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// Where a config comes from.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// `servo generate CONNECTOR` of ServoX.
+    Generate(&'static str),
+    /// `servo generate --defaults CONNECTOR` of ServoX.
+    Defaults(&'static str),
+    /// The Helm chart's rendered `servo.yaml` (`tests/fixtures/servox/helm/NAME.servo.yaml`).
+    Helm(&'static str),
+    /// The same with its `kubernetes` section cut: what servo's other sections make of the
+    /// chart's `servo_uid` and optimizer forms while the kubernetes keys are pending.
+    HelmWithoutKubernetes(&'static str),
+}
+
+/// Configs that load today, every key understood.
+const CASES: &[Source] = &[
+    Source::Generate("vegeta"),
+    Source::Defaults("vegeta"),
+    Source::Generate("prometheus"),
+    Source::Defaults("prometheus"),
+    Source::Generate("wait"),
+    Source::Defaults("wait"),
+    Source::HelmWithoutKubernetes("static"),
+    Source::HelmWithoutKubernetes("sidecar"),
+];
+
+/// Configs that do not load yet, with why. Move a line to [`CASES`] when its work lands.
+const PENDING: &[(Source, &str)] = &[
+    (
+        Source::Generate("kubernetes"),
+        "the kubernetes connector's ServoX keys (cpu/memory unit, ...)",
+    ),
+    (
+        Source::Defaults("kubernetes"),
+        "the kubernetes connector's ServoX keys (get/set, strategy, create_tuning_pod, permissions, ...)",
+    ),
+    (Source::Generate("opsani_dev"), "the opsani_dev connector"),
+    (Source::Defaults("opsani_dev"), "the opsani_dev connector"),
+    (
+        Source::Generate("kube_metrics"),
+        "the kube_metrics connector",
+    ),
+    (
+        Source::Defaults("kube_metrics"),
+        "the kube_metrics connector",
+    ),
+    (Source::Generate("scripts"), "the scripts connector"),
+    (Source::Defaults("scripts"), "the scripts connector"),
+    (
+        Source::Helm("static"),
+        "the kubernetes connector's ServoX keys (strategy canary, container alias, get/set)",
+    ),
+    (
+        Source::Helm("sidecar"),
+        "the kubernetes connector's ServoX keys (strategy canary, container alias, get/set)",
+    ),
+];
+
+impl Source {
+    fn label(self) -> String {
+        match self {
+            Source::Generate(c) => format!("generate {c}"),
+            Source::Defaults(c) => format!("generate --defaults {c}"),
+            Source::Helm(t) => format!("helm {t}"),
+            Source::HelmWithoutKubernetes(t) => format!("helm {t} without its kubernetes section"),
+        }
+    }
+
+    /// Writes the config into `dir` and returns its path.
+    fn write(self, dir: &Path) -> PathBuf {
+        let (connector, defaults) = match self {
+            Source::Helm(kind) | Source::HelmWithoutKubernetes(kind) => {
+                let name = format!("{kind}.servo.yaml");
+                let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/servox/helm")
+                    .join(&name);
+                let text = std::fs::read_to_string(&from)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
+                let (to, text) = match self {
+                    Source::Helm(_) => (dir.join(format!("helm-{name}")), text),
+                    _ => (
+                        dir.join(format!("helm-cut-{name}")),
+                        without_kubernetes(&text),
+                    ),
+                };
+                std::fs::write(&to, text)
+                    .unwrap_or_else(|e| panic!("cannot write {}: {e}", to.display()));
+                return to;
+            }
+            Source::Generate(c) => (c, false),
+            Source::Defaults(c) => (c, true),
+        };
+        let file = dir.join(format!(
+            "{connector}{}.yaml",
+            if defaults { "-defaults" } else { "" }
+        ));
+        let mut cmd = Command::new(servox::servox_bin());
+        cmd.current_dir(dir).arg("generate");
+        if defaults {
+            cmd.arg("--defaults");
+        }
+        let out = cmd
+            .args(["--quiet", "--force", "--file"])
+            .arg(&file)
+            .arg(connector)
+            .env_remove("SERVO_CONFIG_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run ServoX's servo: {e}"));
+        assert!(
+            out.status.success() && file.exists(),
+            "ServoX `{}` failed ({}): {}",
+            self.label(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        file
+    }
+}
+
+/// The config text less its root `kubernetes:` section (its line and the indented ones after it).
+fn without_kubernetes(text: &str) -> String {
+    let mut inside = false;
+    let mut kept = String::new();
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.starts_with('-') {
+            inside = line.starts_with("kubernetes:");
+        }
+        if !inside {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    assert!(
+        !kept.contains("canary"),
+        "the cut left kubernetes keys: {kept}"
+    );
+    kept
+}
+
+fn servo(args: &[&str], config: &Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_servo"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SERVO_") || key.starts_with("OPSANI_") || key.starts_with("APPD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1")
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run servo: {e}"))
+}
+
+/// Every key path of a YAML value, as `servo config` prints paths: `a.b[0].c`. Lists of scalars
+/// are one path; a mapping's key is a path even when its value is a mapping.
+fn key_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                out.push(path.clone());
+                key_paths(child, &path, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                if item.is_object() {
+                    key_paths(item, &format!("{prefix}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The value at a path written as [`key_paths`] writes it.
+fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut at = value;
+    for part in path.split('.') {
+        let (key, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        at = at.get(key)?;
+        for index in indexes.split('[').filter(|s| !s.is_empty()) {
+            at = at.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(at)
+}
+
+/// Validates one config and checks that `servo config` understood each of its keys; returns
+/// what went wrong, if anything.
+fn understood(source: Source, dir: &Path) -> Result<(), String> {
+    let file = source.write(dir);
+    let text = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
+    let label = source.label();
+    let validate = servo(&["validate"], &file);
+    let stderr = String::from_utf8_lossy(&validate.stderr).into_owned();
+    if !validate.status.success() {
+        return Err(format!(
+            "{label}: servo validate failed ({}):\n{stderr}{}\n--- the config:\n{text}",
+            validate.status,
+            String::from_utf8_lossy(&validate.stdout)
+        ));
+    }
+    let config = servo(&["config", "-o", "json"], &file);
+    if !config.status.success() {
+        return Err(format!(
+            "{label}: servo config failed: {}",
+            String::from_utf8_lossy(&config.stderr)
+        ));
+    }
+    let effective: Value = serde_json::from_slice(&config.stdout)
+        .map_err(|e| format!("{label}: servo config -o json is not JSON: {e}"))?;
+    // As PyYAML reads it: the Helm chart writes `optimizer.url` twice.
+    let mut options = serde_saphyr::Options::default();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
+    let written: Value = serde_saphyr::from_str_with_options(&text, options)
+        .map_err(|e| format!("{label}: the config is not YAML: {e}"))?;
+    let mut paths = Vec::new();
+    key_paths(&written, "", &mut paths);
+    let mut lost = Vec::new();
+    for path in &paths {
+        // `connectors: [prometheus]` is understood when its connectors are mounted.
+        if path == "connectors" {
+            let listed = written["connectors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for name in listed.iter().filter_map(Value::as_str) {
+                if effective.get(name).is_none() {
+                    lost.push(format!("connectors: {name} is not mounted"));
+                }
+            }
+            continue;
+        }
+        let warned = stderr
+            .lines()
+            .any(|l| l.starts_with("warning:") && l.contains(&format!(": {path}: ")));
+        if lookup(&effective, path).is_none() && !warned {
+            lost.push(path.clone());
+        }
+    }
+    if lost.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{label}: keys neither in `servo config` nor warned about: {}\n--- validate said:\n{stderr}--- servo config:\n{}",
+            lost.join(", "),
+            String::from_utf8_lossy(&config.stdout)
+        ))
+    }
+}
+
+#[test]
+fn every_config_servox_writes_loads_and_every_key_is_understood() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = CASES
+            .iter()
+            .map(|&case| scope.spawn(move || understood(case, dir)))
+            .collect();
+        runs.into_iter()
+            .filter_map(|run| run.join().expect("a case panicked").err())
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {} ServoX configs:\n\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn pending_servox_configs_still_fail_until_their_work_lands() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let loads: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = PENDING
+            .iter()
+            .map(|&(case, why)| {
+                let dir = dir.path();
+                scope.spawn(move || {
+                    let file = case.write(dir);
+                    servo(&["validate"], &file)
+                        .status
+                        .success()
+                        .then(|| format!("{} ({why})", case.label()))
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .filter_map(|run| run.join().expect("a case panicked"))
+            .collect()
+    });
+    assert!(
+        loads.is_empty(),
+        "these ServoX configs load now: move their lines from PENDING to CASES in \
+         tests/servox_compat.rs so every key of them is checked: {}",
+        loads.join(", ")
+    );
+}
