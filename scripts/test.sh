@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests run for real: prometheus (the prometheus connector's server), postgresql
 # (the optimizer server's shared store: tests/postgres.rs starts throwaway clusters), python3 and
-# python3-venv (a throwaway venv holding the real ServoX, for tests/servox_interop.rs).
-packages=(prometheus postgresql python3 python3-venv)
+# python3-venv (a throwaway venv holding the real ServoX, for tests/servox_interop.rs), chromium and
+# chromium-driver (a headless browser for the web UI and report, tests/ui.rs).
+packages=(prometheus postgresql python3 python3-venv chromium chromium-driver)
 need_apt=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")

@@ -137,8 +137,18 @@ fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
         .expect("runs");
     assert_success(&out);
     let html = std::fs::read_to_string(&report).expect("report written");
+    let data = common::report_data(&html);
+    let trials = data["trials"].as_array().expect("trials");
+    assert!(!trials.is_empty(), "{data}");
     assert!(
-        html.contains("<svg") && html.contains("Baseline vs best") && html.contains("main.cpu")
+        data["settings"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == "main.cpu")),
+        "{data}"
+    );
+    assert!(
+        html.contains("ServoCharts.mount"),
+        "the report draws its charts"
     );
 }
 

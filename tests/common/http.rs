@@ -38,8 +38,7 @@ pub fn exchange(
         .write_all(head.as_bytes())
         .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"));
     let _ = stream.write_all(body);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
+    let response = read_answer(&mut stream);
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text
         .split_whitespace()
@@ -51,6 +50,37 @@ pub fn exchange(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The answer's bytes: up to its `Content-Length` when it has one (a peer such as chromedriver
+/// may keep the connection open despite `Connection: close`), else until the peer closes.
+fn read_answer(stream: &mut TcpStream) -> Vec<u8> {
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if let Some(length) = length {
+                while response.len() < end + 4 + length {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => response.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                return response;
+            }
+            let _ = stream.read_to_end(&mut response);
+            return response;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return response,
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
 
 /// The loopback address of `port`.

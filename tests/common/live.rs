@@ -38,7 +38,12 @@ pub struct Ended {
 impl Servo {
     /// Starts `servo ARGS -c CONFIG` with the environment of `common::servo_process`.
     pub fn start(config: &Path, args: &[&str]) -> Servo {
-        let mut child = crate::common::spawn_servo(args, config, "warn");
+        Self::start_logging(config, args, "warn")
+    }
+
+    /// [`Servo::start`] logging at `level`, for a test that waits for an `info` line.
+    pub fn start_logging(config: &Path, args: &[&str], level: &str) -> Servo {
+        let mut child = crate::common::spawn_servo(args, config, level);
         let stdout = drain(child.stdout.take());
         let (lines, stderr_lines) = channel();
         let stderr = drain_lines(child.stderr.take(), lines);

@@ -176,3 +176,14 @@ pub fn setting<'a>(
         .and_then(|c| c["settings"].as_array())
         .and_then(|ss| ss.iter().find(|s| s["name"] == name))
 }
+
+/// The study data a report (`servo report`, or the server's `/report`) embeds for its charts: the
+/// page draws from exactly this (tests/ui.rs checks the drawing in a browser).
+pub fn report_data(html: &str) -> serde_json::Value {
+    let start = html
+        .find(r#"<script type="application/json" id="study-data">"#)
+        .map(|i| i + r#"<script type="application/json" id="study-data">"#.len())
+        .expect("the report embeds its data");
+    let end = html[start..].find("</script>").expect("the data ends") + start;
+    serde_json::from_str(&html[start..end]).expect("the embedded data is JSON")
+}

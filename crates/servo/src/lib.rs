@@ -15,3 +15,4 @@ pub mod schema;
 pub mod server;
 pub mod settings;
 pub mod study;
+pub mod ui;

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use super::shared::load_summary;
 use super::{CliError, CommandResult, Exit, Globals};
 use crate::files::write_atomic;
-use crate::study::report::html;
+use crate::ui::report;
 use servo_core::connector::Registry;
 
 /// Write an HTML report of the study: objective per trial with the best-so-far line, each setting
-/// against the objective, each SLO metric against its limit (infeasible trials hollow), and the
-/// baseline vs best table. One file, no scripts, no external assets.
+/// against the objective (enums included), parallel coordinates, each SLO metric against its
+/// limit, setting importance, the baseline vs best table and a sortable trials table with CSV and
+/// JSON downloads. One file with its charting library inside: it opens offline.
 ///
 /// Example: servo report -c examples/quickstart.yaml --output report.html
 #[derive(Debug, clap::Args)]
@@ -22,7 +23,7 @@ pub struct Args {
 
 pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let summary = load_summary(globals, registry).await?;
-    write_atomic(&args.output, html(&summary).as_bytes())
+    write_atomic(&args.output, report(&summary).as_bytes())
         .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", args.output.display())))?;
     eprintln!(
         "wrote {} ({} trials)",

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::application::Application;
 use super::{ServeError, Server};
 use crate::protocol::wire::{EventName, kind_of};
-use crate::study::{Summary, best_trial, report};
+use crate::study::{Summary, best_trial};
 
 /// The OpenAPI 3 description of every route below.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -42,6 +42,8 @@ pub fn router(server: Arc<Server>, max_body: usize) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(server.clone(), track))
+        // The UI's routes stay out of the request metrics: their paths name applications.
+        .merge(super::ui::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(server)
@@ -55,7 +57,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         ApiError {
             status,
             detail: detail.into(),
@@ -91,7 +93,7 @@ impl From<crate::study::journal::JournalError> for ApiError {
     }
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -231,7 +233,10 @@ async fn servo_event(
 }
 
 /// The application's current study, or 404 when no servo has described it yet.
-async fn study_of(server: &Server, application: &Application) -> Result<Summary, ApiError> {
+pub(super) async fn study_of(
+    server: &Server,
+    application: &Application,
+) -> Result<Summary, ApiError> {
     let Some((study, trials)) = server.store.current(application).await? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -307,7 +312,7 @@ async fn report_page(
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        report::html(&summary),
+        crate::ui::report(&summary),
     )
         .into_response())
 }

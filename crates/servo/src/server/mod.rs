@@ -9,9 +9,11 @@
 pub mod application;
 pub mod http;
 pub mod metrics;
+pub mod operator;
 pub mod schema;
 pub mod session;
 pub mod store;
+pub mod ui;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +36,10 @@ pub struct Server {
     pub store: Store,
     pub options: Options,
     pub metrics: metrics::Metrics,
+    /// The digest of the `--admin-token-file` operator token, if one was given.
+    operator_token_sha256: Option<String>,
+    /// When each application's servo last spoke (Unix seconds), for the fleet page.
+    contacts: Mutex<HashMap<i64, f64>>,
     /// One lock per application: requests of one application take turns inside this process
     /// (the store's compare-and-set covers other processes).
     locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
@@ -56,8 +62,22 @@ impl Server {
             store,
             options,
             metrics: metrics::Metrics::default(),
+            operator_token_sha256: None,
+            contacts: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Accepts `token` as an operator's, besides those the store holds.
+    pub fn with_operator_token(mut self, token: &str) -> Server {
+        self.operator_token_sha256 = Some(application::token_hash(token));
+        self
+    }
+
+    /// When the application's servo last sent a request to this server.
+    pub fn last_contact(&self, application: i64) -> Option<f64> {
+        let contacts = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
+        contacts.get(&application).copied()
     }
 
     fn lock(&self, application: i64) -> Arc<tokio::sync::Mutex<()>> {
@@ -72,6 +92,10 @@ impl Server {
         event: EventName,
         param: Option<Value>,
     ) -> Result<Value, ServeError> {
+        self.contacts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(app.id, crate::study::journal::now());
         let lock = self.lock(app.id);
         let _turn = lock.lock().await;
         for _ in 0..MAX_ATTEMPTS {

@@ -4,9 +4,10 @@
 use crate::study::journal::Migration;
 
 /// The server's schema steps; their versions continue the study's in `servo_schema`.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 2,
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 2,
+        sql: r#"
 CREATE TABLE IF NOT EXISTS applications (
     id {SERIAL},
     name TEXT NOT NULL UNIQUE,
@@ -22,7 +23,27 @@ CREATE TABLE IF NOT EXISTS sessions (
     updated_at {REAL} NOT NULL
 );
 "#,
-}];
+    },
+    // Operators (the UI's tokens, digests only) and the audit log of what they did.
+    Migration {
+        version: 3,
+        sql: r#"
+CREATE TABLE IF NOT EXISTS operators (
+    token_sha256 TEXT PRIMARY KEY,
+    created_at {REAL} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id {SERIAL},
+    at {REAL} NOT NULL,
+    operator TEXT NOT NULL,
+    action TEXT NOT NULL,
+    application TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_application ON audit (application, id);
+"#,
+    },
+];
 
 #[cfg(test)]
 mod tests {

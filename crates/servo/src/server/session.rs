@@ -59,6 +59,8 @@ pub struct Session {
     pub last_done: Option<String>,
     /// Why the study cannot go on (told to the servo in its next SLEEP, then described again).
     pub blocked: Option<String>,
+    /// Why an operator paused the study: the servo is told to SLEEP until it is resumed.
+    pub paused: Option<String>,
     /// The sampler has nothing left to try.
     pub exhausted: bool,
     /// The study ended and the final configuration was applied (or could not be).
@@ -245,6 +247,9 @@ fn whats_next(
 ) -> Result<Decision, Invalid> {
     if let Some(pending) = &session.pending {
         return Ok(Decision::Answer(pending.to_json()));
+    }
+    if let Some(reason) = &session.paused {
+        return Ok(Decision::Answer(sleep(options, reason)));
     }
     if let Some(reason) = session.blocked.take() {
         // Sleep on it, then describe again: the servo's config may have been fixed meanwhile.

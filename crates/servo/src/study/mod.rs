@@ -6,7 +6,6 @@ pub mod journal;
 pub mod lock;
 pub mod objective;
 mod plan;
-pub mod report;
 mod summary;
 
 pub use goal::{Goal, Score, score};

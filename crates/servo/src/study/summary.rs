@@ -21,6 +21,9 @@ pub struct Summary {
     pub left_on: String,
     pub interrupted: bool,
     pub elapsed_seconds: f64,
+    /// The study's search space, for the charts (already in the journal, so not repeated in JSON).
+    #[serde(skip)]
+    pub space: servo_optimizer::Space,
 }
 
 impl Summary {
@@ -46,6 +49,7 @@ impl Summary {
             left_on: String::new(),
             interrupted: false,
             elapsed_seconds: 0.0,
+            space: study.space.clone(),
         }
     }
 }

@@ -215,14 +215,9 @@ fn read_token(path: &PathBuf) -> Result<String, CliError> {
     Ok(token)
 }
 
-/// 32 random bytes from the kernel, hex-encoded behind a prefix secret scanners can match.
 fn new_token() -> Result<String, CliError> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| CliError::Failure(format!("cannot read random bytes: {e}")))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("servo_{hex}"))
+    crate::server::application::new_token("servo_")
+        .map_err(|e| CliError::Failure(format!("cannot read random bytes: {e}")))
 }
 
 #[derive(Serialize)]

@@ -1,6 +1,7 @@
 //! `servo optimizer`: the embedded optimizer as a server for a fleet of servos (`serve`) and the
 //! applications it optimizes (`app`).
 
+mod admin_token;
 mod app;
 mod serve;
 
@@ -28,6 +29,7 @@ pub struct Args {
 enum Command {
     Serve(serve::Args),
     App(app::Args),
+    AdminToken(admin_token::Args),
 }
 
 /// Where studies live, shared by every `servo optimizer` command.
@@ -56,5 +58,6 @@ pub async fn run(args: Args, globals: &Globals, _registry: &Registry) -> Command
     match args.command {
         Command::Serve(args) => serve::run(args, globals).await,
         Command::App(args) => app::run(args, globals).await,
+        Command::AdminToken(args) => admin_token::run(args, globals).await,
     }
 }

@@ -10,7 +10,8 @@ use crate::server::{Server, serve};
 use servo_core::units::{Duration, Memory};
 
 /// Serve the optimizer: `POST /accounts/{org}/applications/{app}/servo` per application, plus
-/// `/trials`, `/best`, `/report`, `/healthz`, `/metrics` and `/openapi.json`.
+/// `/trials`, `/best`, `/report`, `/healthz`, `/metrics` and `/openapi.json`, and the operators'
+/// web UI at `/` (log in with a token from `servo optimizer admin-token` or `--admin-token-file`).
 ///
 /// Stops gracefully on SIGTERM or Ctrl-C (exit 0): requests under way finish, nothing is lost,
 /// and a restarted server carries on every study where it was.
@@ -35,6 +36,11 @@ pub struct Args {
     /// How long a servo sleeps when its study is done or cannot go on, before asking again.
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     sleep: Duration,
+
+    /// A file holding an operator token for the web UI at `/` (e.g. a mounted Kubernetes secret),
+    /// accepted besides those `servo optimizer admin-token` stored.
+    #[arg(long, env = "SERVO_OPTIMIZER_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    admin_token_file: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: Args, _globals: &Globals) -> CommandResult {
@@ -50,7 +56,28 @@ pub async fn run(args: Args, _globals: &Globals) -> CommandResult {
         );
     }
     let max_body = usize::try_from(args.max_body.bytes()).unwrap_or(usize::MAX);
-    let server = Arc::new(Server::new(store, Options { sleep: args.sleep }));
+    let mut server = Server::new(store, Options { sleep: args.sleep });
+    if let Some(path) = &args.admin_token_file {
+        let token = std::fs::read_to_string(path).map_err(|e| {
+            CliError::usage(format!(
+                "cannot read --admin-token-file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let token = token.trim();
+        if token.len() < 16
+            || token
+                .chars()
+                .any(|c| c.is_whitespace() || c == ';' || c == ',')
+        {
+            return Err(CliError::usage(format!(
+                "--admin-token-file {}: an operator token is at least 16 characters, with no spaces, `;` or `,`",
+                path.display()
+            )));
+        }
+        server = server.with_operator_token(token);
+    }
+    let server = Arc::new(server);
     let stop = interrupt_token();
     let result = serve(server.clone(), args.listen, max_body, stop, |addr| {
         // The first line on stdout, so scripts (and tests) can learn a picked port.

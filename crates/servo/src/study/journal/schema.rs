@@ -29,7 +29,7 @@ impl Migration {
 /// The highest version any migration of servo has (the study's and the optimizer server's): a
 /// database recording a higher one was written by a newer servo and is refused, not misread.
 /// Raise it with every new migration, wherever it lives.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The study's tables, one step per version, applied at open; the versions applied are kept in
 /// `servo_schema`. Booleans are integers so one decoding works on both databases.
