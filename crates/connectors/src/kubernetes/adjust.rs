@@ -1,16 +1,73 @@
 //! Adjusting: the patch for each deployment, applying it, and watching the rollout until it is
 //! healthy or rolled back.
 
-use super::client::{Api, JSON_PATCH, STRATEGIC_MERGE_PATCH};
+use super::client::Client;
 use super::rollout::{self, State};
 use super::settings::{FailureMode, Requirement};
 use super::{Kubernetes, MAX_READ_ERRORS, Target, Unhealthy, component_name, pause};
+use futures_util::{StreamExt, stream};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher::{self, Event, watcher};
 use serde_json::{Value, json};
 use servo_core::ConnectorError;
 use servo_core::types::Adjustment;
 use servo_core::units::{Cpu, Duration, Memory};
+use std::collections::BTreeMap;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// One event of either watch.
+enum Seen {
+    Deployment(Event<Deployment>),
+    Pod(Event<Pod>),
+}
+
+/// What the watches have shown of a rollout so far.
+struct Rollout {
+    deployment: Option<Deployment>,
+    pods: BTreeMap<String, Pod>,
+    /// The pods of a (re)listing in progress: they replace `pods` when it is done.
+    listing: Option<BTreeMap<String, Pod>>,
+    pods_known: bool,
+}
+
+fn pod_name(pod: &Pod) -> String {
+    pod.metadata.name.clone().unwrap_or_default()
+}
+
+impl Rollout {
+    fn apply(&mut self, seen: Seen) {
+        match seen {
+            Seen::Deployment(Event::Apply(d) | Event::InitApply(d)) => self.deployment = Some(d),
+            Seen::Deployment(Event::Delete(_)) => self.deployment = None,
+            Seen::Deployment(Event::Init | Event::InitDone) => {}
+            Seen::Pod(Event::Init) => self.listing = Some(BTreeMap::new()),
+            Seen::Pod(Event::InitApply(p)) => {
+                self.listing
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(pod_name(&p), p);
+            }
+            Seen::Pod(Event::InitDone) => {
+                self.pods = self.listing.take().unwrap_or_default();
+                self.pods_known = true;
+            }
+            Seen::Pod(Event::Apply(p)) => {
+                self.pods.insert(pod_name(&p), p);
+            }
+            Seen::Pod(Event::Delete(p)) => {
+                self.pods.remove(&pod_name(&p));
+            }
+        }
+    }
+
+    /// The rollout's state, once the Deployment and its pods have been seen.
+    fn state(&self) -> Option<State> {
+        let deployment = self.deployment.as_ref()?;
+        self.pods_known
+            .then(|| rollout::state(deployment, self.pods.values()))
+    }
+}
 
 impl Kubernetes {
     /// The strategic-merge patch for one deployment's adjustments, or `None` when none address it.
@@ -108,86 +165,122 @@ impl Kubernetes {
         Ok(Some(json!({ "spec": spec })))
     }
 
-    /// Polls the rollout until settled (within `timeout`), then holds it healthy for `settlement`.
-    /// With `pods` false only the Deployment's status counts (used after a rollback, when pods
-    /// of the failed template may linger).
+    /// Watches the Deployment (and, with `pods`, its Pods) until the rollout is settled (within
+    /// `timeout`), then holds it healthy for `settlement`. With `pods` false only the Deployment's
+    /// status counts (used after a rollback, when pods of the failed template may linger).
     pub(super) async fn watch(
         &self,
-        api: &Api,
+        api: &Client,
         target: &Target<'_>,
         settlement: Duration,
         pods: bool,
         cancel: &CancellationToken,
     ) -> Result<(), Unhealthy> {
         let name = &target.config.name;
+        let ns = target.namespace;
         let started = Instant::now();
+        let deadline = started + target.timeout.as_std();
+        let selector = match pods {
+            true => rollout::selector(&api.deployment(ns, name, cancel).await?),
+            false => None,
+        };
+        let deployments = watcher(
+            api.api::<Deployment>(ns),
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        )
+        .map(|e| e.map(Seen::Deployment).map_err(|e| (0, e)));
+        let pod_events = match &selector {
+            Some(selector) => watcher(
+                api.api::<Pod>(ns),
+                watcher::Config::default().labels(selector),
+            )
+            .map(|e| e.map(Seen::Pod).map_err(|e| (1, e)))
+            .boxed(),
+            None => stream::empty().boxed(),
+        };
+        let mut events = stream::select(deployments.boxed(), pod_events);
+        let mut rollout = Rollout {
+            deployment: None,
+            pods: BTreeMap::new(),
+            listing: None,
+            pods_known: selector.is_none(),
+        };
         let mut settled_at: Option<Instant> = None;
-        let mut read_errors = 0;
+        // Consecutive errors of the Deployment's watch and of the Pods'.
+        let mut read_errors = [0u32; 2];
         loop {
-            let read = async {
-                let deployment = api.deployment(target.namespace, name, cancel).await?;
-                let pod_list = match (pods, rollout::selector(&deployment)) {
-                    (true, Some(selector)) => api.pods(target.namespace, &selector, cancel).await?,
-                    _ => Vec::new(),
-                };
-                Ok::<_, ConnectorError>((deployment, pod_list))
-            };
-            let (deployment, pod_list) = match read.await {
-                Ok(read) => {
-                    read_errors = 0;
-                    read
+            let wake = settled_at.map_or(deadline, |at| at + settlement.as_std());
+            let event = tokio::select! {
+                event = events.next() => event,
+                () = tokio::time::sleep_until(wake.into()) => {
+                    if settled_at.is_some() {
+                        return Ok(());
+                    }
+                    let what = match rollout.state() {
+                        Some(State::Progressing(what) | State::Failed(what)) => what,
+                        Some(State::Settled) | None => "its state could not be read".to_string(),
+                    };
+                    return Err(Unhealthy::Reason(format!(
+                        "the rollout did not finish within {}: {what}",
+                        target.timeout
+                    )));
                 }
-                Err(ConnectorError::Cancelled) => return Err(ConnectorError::Cancelled.into()),
-                // A blip must not abandon a half-done rollout; a lasting error ends the watch as
-                // a failure, so `on_failure` still restores the Deployment.
-                Err(e) => {
-                    read_errors += 1;
-                    tracing::warn!(deployment = %name, error = %e, attempt = read_errors, "cannot read the rollout");
-                    if read_errors >= MAX_READ_ERRORS {
+                () = cancel.cancelled() => return Err(ConnectorError::Cancelled.into()),
+            };
+            match event {
+                Some(Ok(seen)) => {
+                    // `Init` comes before the listing it announces: it proves nothing was read.
+                    if !matches!(seen, Seen::Deployment(Event::Init) | Seen::Pod(Event::Init)) {
+                        read_errors[usize::from(matches!(seen, Seen::Pod(_)))] = 0;
+                    }
+                    rollout.apply(seen);
+                }
+                // A blip must not abandon a half-done rollout (the watcher lists again on the
+                // next poll); a lasting error ends the watch as a failure, so `on_failure` still
+                // restores the Deployment.
+                Some(Err((which, e))) => {
+                    let errors = &mut read_errors[which];
+                    *errors += 1;
+                    tracing::warn!(deployment = %name, error = %e, attempt = *errors, "cannot watch the rollout");
+                    if *errors >= MAX_READ_ERRORS {
                         return Err(Unhealthy::Reason(format!(
-                            "the rollout's state could not be read {read_errors} times in a row: {e}"
+                            "the rollout's state could not be read {errors} times in a row: {e}"
                         )));
                     }
                     pause(cancel).await?;
                     continue;
                 }
-            };
-            match (rollout::state(&deployment, &pod_list), settled_at) {
-                (State::Failed(reason), _) => return Err(Unhealthy::Reason(reason)),
-                (State::Settled, None) => {
-                    tracing::info!(deployment = %name, elapsed = ?started.elapsed(), "rollout settled");
-                    settled_at = Some(Instant::now());
+                None => {
+                    return Err(Unhealthy::Reason(
+                        "the watch of the rollout ended".to_string(),
+                    ));
                 }
-                (State::Settled, Some(at)) => {
-                    if at.elapsed() >= settlement.as_std() {
+            }
+            match (rollout.state(), settled_at) {
+                (None, _) => {}
+                (Some(State::Failed(reason)), _) => return Err(Unhealthy::Reason(reason)),
+                (Some(State::Settled), None) => {
+                    tracing::info!(deployment = %name, elapsed = ?started.elapsed(), "rollout settled");
+                    if settlement == Duration::ZERO {
                         return Ok(());
                     }
+                    settled_at = Some(Instant::now());
                 }
-                (State::Progressing(what), Some(_)) => {
+                (Some(State::Settled), Some(_)) => {}
+                (Some(State::Progressing(what)), Some(_)) => {
                     return Err(Unhealthy::Reason(format!(
                         "became unhealthy during the {settlement} settlement: {what}"
                     )));
                 }
-                (State::Progressing(what), None) => {
-                    if started.elapsed() >= target.timeout.as_std() {
-                        return Err(Unhealthy::Reason(format!(
-                            "the rollout did not finish within {}: {what}",
-                            target.timeout
-                        )));
-                    }
-                }
+                (Some(State::Progressing(_)), None) => {}
             }
-            if settled_at.is_some_and(|at| at.elapsed() >= settlement.as_std()) {
-                return Ok(());
-            }
-            pause(cancel).await?;
         }
     }
 
     /// Applies one deployment's patch and sees it through, handling failure per `on_failure`.
     pub(super) async fn adjust_one(
         &self,
-        api: &Api,
+        api: &Client,
         target: &Target<'_>,
         patch: &Value,
         settlement: Duration,
@@ -196,7 +289,7 @@ impl Kubernetes {
         let name = &target.config.name;
         let ns = target.namespace;
         let before = api.deployment(ns, name, cancel).await?;
-        if before["spec"]["paused"] == true {
+        if before.spec.as_ref().and_then(|s| s.paused) == Some(true) {
             // A paused Deployment never rolls out: the adjustment would only time out.
             return Err(ConnectorError::failed(format!(
                 "deployment {name} -n {ns} is paused: an adjustment would never roll out"
@@ -205,13 +298,15 @@ impl Kubernetes {
                 "resume it with `kubectl rollout resume deployment/{name} -n {ns}`"
             )));
         }
-        let previous = json!([
-            {"op": "replace", "path": "/spec/template", "value": before["spec"]["template"]},
-            {"op": "replace", "path": "/spec/replicas", "value": rollout::desired_replicas(&before)},
-        ]);
+        let previous = before.spec.clone().unwrap_or_default();
+        // Restores the pod template and replica count the adjustment started from.
+        let restore = |d: &mut Deployment| {
+            let spec = d.spec.get_or_insert_with(Default::default);
+            spec.template = previous.template.clone();
+            spec.replicas = previous.replicas;
+        };
         tracing::info!(deployment = %name, namespace = %ns, %patch, "patching");
-        api.patch_deployment(ns, name, STRATEGIC_MERGE_PATCH, patch, cancel)
-            .await?;
+        api.patch_deployment(ns, name, patch, cancel).await?;
         let reason = match self.watch(api, target, settlement, true, cancel).await {
             Ok(()) => return Ok(()),
             Err(Unhealthy::Reason(reason)) => reason,
@@ -220,10 +315,7 @@ impl Kubernetes {
                     // Best effort, bounded by the request timeout: do not leave a half-tried
                     // template behind because the user pressed Ctrl-C.
                     let quick = CancellationToken::new();
-                    if let Err(e) = api
-                        .patch_deployment(ns, name, JSON_PATCH, &previous, &quick)
-                        .await
-                    {
+                    if let Err(e) = api.replace_deployment(ns, name, restore, &quick).await {
                         tracing::error!(deployment = %name, error = %e, "could not roll back after cancellation");
                     }
                 }
@@ -246,21 +338,14 @@ impl Kubernetes {
                 "{what} (left as is: on_failure is exception)"
             ))),
             FailureMode::Shutdown | FailureMode::Destroy => {
-                api.patch_deployment(
-                    ns,
-                    name,
-                    STRATEGIC_MERGE_PATCH,
-                    &json!({"spec": {"replicas": 0}}),
-                    cancel,
-                )
-                .await?;
+                api.patch_deployment(ns, name, &json!({"spec": {"replicas": 0}}), cancel)
+                    .await?;
                 Err(unstable(format!(
                     "{what}; scaled to 0 replicas (on_failure: shutdown)"
                 )))
             }
             FailureMode::Rollback => {
-                api.patch_deployment(ns, name, JSON_PATCH, &previous, cancel)
-                    .await?;
+                api.replace_deployment(ns, name, restore, cancel).await?;
                 match self.watch(api, target, Duration::ZERO, false, cancel).await {
                     Ok(()) => Err(unstable(format!(
                         "{what}; rolled back to the previous pod template"

@@ -1,6 +1,6 @@
 //! What `servo check` reports: permissions in each namespace, and each deployment and container.
 
-use super::client::Api;
+use super::client::Client;
 use super::rollout::{self, State};
 use super::{
     Kubernetes, PERMISSIONS, Target, container_names, cpu_of, find_container, memory_of,
@@ -14,7 +14,7 @@ impl Kubernetes {
     /// One check per namespace: may servo read and patch its deployments and list their pods?
     pub(super) async fn check_permissions(
         &self,
-        api: &Api,
+        api: &Client,
         cancel: &CancellationToken,
     ) -> Result<Vec<Check>, ConnectorError> {
         let namespaces: std::collections::BTreeSet<&str> =
@@ -46,7 +46,7 @@ impl Kubernetes {
 
     pub(super) async fn check_target(
         &self,
-        api: &Api,
+        api: &Client,
         target: &Target<'_>,
         cancel: &CancellationToken,
     ) -> Vec<Check> {

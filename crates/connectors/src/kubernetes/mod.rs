@@ -8,11 +8,12 @@
 //! two components could otherwise be asked for two different counts in one adjustment.
 //!
 //! **Adjust.** Each Deployment gets one strategic-merge patch (resources / env by container name,
-//! `spec.replicas`), then its rollout is polled every 500 ms until settled within `timeout`
+//! `spec.replicas`), then its rollout is watched (the Deployment and its Pods, through
+//! `kube::runtime` watchers) until settled within `timeout`
 //! (see `rollout.rs` for what settled and failed mean), then held healthy for `settlement`. A
 //! failure is handled by `on_failure`: `rollback` (the default here — ServoX's default is
 //! `exception`, which leaves the broken template in place) restores the previous pod template and
-//! replica count with a JSON patch and waits for it to be healthy again; `shutdown` (or ServoX's
+//! replica count (read, edit, replace; again on a 409 conflict) and waits for it to be healthy again; `shutdown` (or ServoX's
 //! `destroy`) scales the Deployment to zero; `exception` leaves it; `ignore` reports success. All
 //! but `ignore` return [`ConnectorError::Rejected`] with reason `unstable` and the Kubernetes reason
 //! (OOMKilled, Unschedulable: Insufficient cpu, ProgressDeadlineExceeded...). Deployments are
@@ -22,20 +23,22 @@
 //! (SelfSubjectAccessReview); each deployment and container exists; cpu/memory requirements are
 //! set and, with the replica count, within the configured ranges; the rollout is settled.
 //!
-//! **Not supported** (yet): the `canary` strategy (tuning pods), StatefulSets, ServoX's
-//! configurable `permissions` list, and the credential kinds listed in `client.rs`.
+//! **Not supported** (yet): the `canary` strategy (tuning pods), StatefulSets and ServoX's
+//! configurable `permissions` list.
 
 mod adjust;
 mod checks;
-mod client;
+pub mod client;
 mod rollout;
 mod settings;
 #[cfg(test)]
 mod tests;
 
 use async_trait::async_trait;
-use client::Api;
-use serde_json::Value;
+use client::Client;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use servo_core::connector::{BuildContext, EventContext, Handlers};
 use servo_core::types::{
     Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric,
@@ -52,6 +55,16 @@ use std::path::PathBuf;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+/// The containers of a Deployment's pod template.
+fn containers(deployment: &Deployment) -> &[Container] {
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default()
+}
+
 /// What the connector does in each namespace: (verb, API group, resource).
 const PERMISSIONS: [(&str, &str, &str); 3] = [
     ("get", "apps", "deployments"),
@@ -67,14 +80,10 @@ fn cost_metric() -> Metric {
 
 /// Replicas × the requested cpu and memory of every container of the pod template, priced. A
 /// container with limits but no requests is requested at its limits, as Kubernetes defaults them.
-fn hourly_cost(deployment: &Value, prices: &Prices) -> f64 {
+fn hourly_cost(deployment: &Deployment, prices: &Prices) -> f64 {
     let replicas = rollout::desired_replicas(deployment) as f64;
-    let containers = deployment["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
     let both = default_requirements();
-    let per_pod: f64 = containers
+    let per_pod: f64 = containers(deployment)
         .iter()
         .map(|c| {
             let cores = requirement(c, "cpu", &both)
@@ -92,8 +101,8 @@ fn hourly_cost(deployment: &Value, prices: &Prices) -> f64 {
 /// Consecutive failed reads of a rollout after which it counts as failed.
 const MAX_READ_ERRORS: u32 = 5;
 
-/// How often a rollout is polled.
-const POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a watch waits before it starts again after an API error.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn component_name(d: &DeploymentSettings, c: &ContainerSettings) -> String {
     c.alias
@@ -110,7 +119,7 @@ servo_core::register!(Kubernetes {
 pub struct Kubernetes {
     settings: Settings,
     kubeconfig: Option<PathBuf>,
-    api: OnceCell<Api>,
+    api: OnceCell<Client>,
 }
 
 impl BuildConnector for Kubernetes {
@@ -155,69 +164,55 @@ impl From<ConnectorError> for Unhealthy {
     }
 }
 
-/// Waits one `POLL`, or until `cancel`.
+/// Waits before a watch starts again after an error, or until `cancel`.
 async fn pause(cancel: &CancellationToken) -> Result<(), ConnectorError> {
     cancel
-        .run_until_cancelled(tokio::time::sleep(POLL))
+        .run_until_cancelled(tokio::time::sleep(RETRY))
         .await
         .ok_or(ConnectorError::Cancelled)
 }
 
-fn cpu_of(text: &Value) -> Option<Cpu> {
-    match text {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_f64().and_then(|c| Cpu::from_cores(c).ok()),
-        _ => None,
-    }
+fn cpu_of(q: &Quantity) -> Option<Cpu> {
+    q.0.parse().ok()
 }
 
-fn memory_of(text: &Value) -> Option<Memory> {
-    match text {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_u64().map(Memory::from_bytes),
-        _ => None,
-    }
+fn memory_of(q: &Quantity) -> Option<Memory> {
+    q.0.parse().ok()
 }
 
 /// The first of `get` that the container's resources define.
-fn requirement<'a>(container: &'a Value, resource: &str, get: &[Requirement]) -> Option<&'a Value> {
-    get.iter()
-        .map(|r| &container["resources"][r.key()][resource])
-        .find(|v| !v.is_null())
+fn requirement<'a>(
+    container: &'a Container,
+    resource: &str,
+    get: &[Requirement],
+) -> Option<&'a Quantity> {
+    let resources = container.resources.as_ref()?;
+    get.iter().find_map(|r| {
+        match r {
+            Requirement::Request => resources.requests.as_ref(),
+            Requirement::Limit => resources.limits.as_ref(),
+        }?
+        .get(resource)
+    })
 }
 
-fn find_container<'a>(deployment: &'a Value, name: &str) -> Option<&'a Value> {
-    deployment["spec"]["template"]["spec"]["containers"]
-        .as_array()?
+fn find_container<'a>(deployment: &'a Deployment, name: &str) -> Option<&'a Container> {
+    containers(deployment).iter().find(|c| c.name == name)
+}
+
+fn container_names(deployment: &Deployment) -> String {
+    containers(deployment)
         .iter()
-        .find(|c| c["name"] == name)
-}
-
-fn container_names(deployment: &Value) -> String {
-    deployment["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c["name"].as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Kubernetes {
-    async fn api(&self) -> Result<&Api, ConnectorError> {
+    async fn api(&self) -> Result<&Client, ConnectorError> {
         self.api
-            .get_or_try_init(|| async {
-                // Reading the kubeconfig and certificates is file I/O: off the runtime's threads.
-                let (path, context) = (self.kubeconfig.clone(), self.settings.context.clone());
-                tokio::task::spawn_blocking(move || {
-                    Api::connect(path.as_deref(), context.as_deref())
-                })
-                .await
-                .map_err(|e| {
-                    ConnectorError::failed(format!("loading the kubeconfig failed: {e}"))
-                })?
+            .get_or_try_init(|| {
+                Client::connect(self.kubeconfig.as_deref(), self.settings.context.as_deref())
             })
             .await
     }
@@ -235,7 +230,7 @@ impl Kubernetes {
     fn components_of(
         &self,
         target: &Target<'_>,
-        deployment: &Value,
+        deployment: &Deployment,
     ) -> Result<Vec<Component>, ConnectorError> {
         let d = target.config;
         let mut out = Vec::new();
@@ -271,10 +266,12 @@ impl Kubernetes {
             }
             for e in &c.env {
                 let mut s = e.setting();
-                s.value = container["env"]
-                    .as_array()
-                    .and_then(|vars| vars.iter().find(|v| v["name"] == e.variable()))
-                    .and_then(|v| v["value"].as_str())
+                s.value = container
+                    .env
+                    .iter()
+                    .flatten()
+                    .find(|v| v.name == e.variable())
+                    .and_then(|v| v.value.as_deref())
                     .map(|text| match (&e.values, text.parse::<f64>()) {
                         (None, Ok(n)) => SettingValue::Float(n),
                         _ => SettingValue::String(text.to_string()),
@@ -361,7 +358,7 @@ impl Connector for Kubernetes {
                     "{} answers ({}), Kubernetes {}",
                     api.server(),
                     api.source,
-                    v["gitVersion"].as_str().unwrap_or("of unknown version")
+                    v.git_version
                 ),
             )),
             Err(ConnectorError::Cancelled) => return Err(ConnectorError::Cancelled),

@@ -184,15 +184,6 @@ pub enum Requirement {
     Limit,
 }
 
-impl Requirement {
-    pub(super) fn key(self) -> &'static str {
-        match self {
-            Requirement::Request => "requests",
-            Requirement::Limit => "limits",
-        }
-    }
-}
-
 pub(super) fn default_requirements() -> Vec<Requirement> {
     vec![Requirement::Request, Requirement::Limit]
 }

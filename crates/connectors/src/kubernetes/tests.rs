@@ -1,6 +1,6 @@
 use super::settings::*;
 use super::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use servo_core::connector::ConnectorSettings;
 
 fn settings(yaml: Value) -> Settings {
@@ -38,10 +38,12 @@ fn a_servox_section_loads_and_validates() {
 
 #[test]
 fn cost_prices_requested_resources_times_replicas() {
-    let deployment = json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [
+    let deployment: Deployment = serde_json::from_value(json!({"spec": {"replicas": 3,
+        "selector": {}, "template": {"spec": {"containers": [
             {"name": "a", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
             {"name": "b", "resources": {"limits": {"cpu": "1", "memory": "512Mi"}}},
-            {"name": "c"}]}}}});
+            {"name": "c"}]}}}}))
+    .expect("a deployment");
     let prices = Prices {
         cpu: 0.04,
         memory: 0.01,
