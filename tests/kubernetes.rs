@@ -580,3 +580,225 @@ kubernetes:
         "{stderr}"
     );
 }
+
+/// The Helm chart's section: a canary with `get`/`set` over request and limit, replicas pinned.
+fn canary_section(extra: Value) -> Value {
+    let mut d = json!({
+        "name": "web",
+        "strategy": {"type": "canary", "alias": "tuning"},
+        "replicas": {"min": 0, "max": 99, "pinned": true},
+        "containers": [{
+            "name": "main",
+            "alias": "main",
+            "cpu": {"min": "250m", "max": 4, "step": "125m", "get": ["request", "limit"], "set": ["request", "limit"]},
+            "memory": {"min": "128Mi", "max": "2Gi", "step": "128Mi", "get": ["request", "limit"], "set": ["request", "limit"]},
+            "env": [{"name": "WORKERS", "type": "range", "min": 1, "max": 8, "step": 1}],
+            "static_environment_variables": {"MODE": "tuning"},
+        }],
+    });
+    for (k, v) in extra.as_object().expect("a mapping") {
+        d[k] = v.clone();
+    }
+    json!({"deployments": [d]})
+}
+
+fn tuning_pod(api: &FakeApi) -> Option<Value> {
+    api.cluster().pod("shop", "web-tuning")
+}
+
+#[test]
+fn a_canary_tunes_a_tuning_pod_and_never_writes_the_deployment() {
+    let api = start();
+    let original = serde_json::to_string(&api.deployment()["spec"]).expect("spec");
+    // One-shot commands keep their tuning pod here, so the test can look at it.
+    let mut section = canary_section(json!({}));
+    section["keep_tuning_pods"] = json!(true);
+    let s = setup(&api, section);
+    let (code, stdout, stderr) = run(&s.config, &["describe", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let d: Value = serde_json::from_str(&stdout).expect("json");
+    // The main component reads the Deployment, every setting pinned; the tuning one the Pod.
+    assert_eq!(setting(&d, "main", "cpu"), &json!(0.5));
+    assert_eq!(setting(&d, "main", "replicas"), &json!(2));
+    assert_eq!(setting(&d, "tuning", "cpu"), &json!(0.5));
+    assert_eq!(setting(&d, "tuning", "replicas"), &json!(1));
+    let main_cpu = common::setting(&d, "main", "cpu").expect("main cpu");
+    assert_eq!(main_cpu["pinned"], true, "{main_cpu}");
+    let pod = tuning_pod(&api).expect("describe created the tuning pod, as ServoX does");
+    assert_eq!(pod["metadata"]["labels"]["opsani_role"], "tuning");
+    assert_eq!(
+        pod["metadata"]["labels"]["app"], "web",
+        "the template's labels are kept"
+    );
+    assert_eq!(
+        pod["metadata"]["annotations"]["opsani.com/opsani_tuning_for"],
+        "tuning"
+    );
+
+    let (code, stdout, stderr) = run(
+        &s.config,
+        &[
+            "adjust",
+            "tuning.cpu=750m",
+            "tuning.mem=0.5",
+            "tuning.WORKERS=3",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(
+        setting(&report["description"], "tuning", "cpu"),
+        &json!(0.75)
+    );
+    let pod = tuning_pod(&api).expect("the new tuning pod");
+    let main = &pod["spec"]["containers"][0];
+    assert_eq!(
+        main["resources"]["requests"],
+        json!({"cpu": "750m", "memory": "512Mi"})
+    );
+    assert_eq!(
+        main["resources"]["limits"],
+        json!({"cpu": "750m", "memory": "512Mi"})
+    );
+    let env = main["env"].as_array().expect("env");
+    assert!(
+        env.contains(&json!({"name": "MODE", "value": "tuning"})),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&json!({"name": "WORKERS", "value": "3"})),
+        "{env:?}"
+    );
+    let methods: Vec<String> = api
+        .accepted()
+        .iter()
+        .map(|w| format!("{} {}", w.method, w.path))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "POST pods/shop/web-tuning",
+            "DELETE pods/shop/web-tuning",
+            "POST pods/shop/web-tuning"
+        ],
+        "deleted and recreated; the Deployment is never written"
+    );
+    assert_eq!(
+        serde_json::to_string(&api.deployment()["spec"]).expect("spec"),
+        original,
+        "the Deployment's spec is byte-for-byte unchanged"
+    );
+
+    // The main component is the Deployment: refused, nothing written.
+    let (code, _, stderr) = run(&s.config, &["adjust", "main.cpu=1"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("never changes"), "{stderr}");
+}
+
+#[test]
+fn a_failing_tuning_pod_is_rejected_with_the_kubernetes_reason_and_deleted() {
+    let api = start();
+    let s = setup(&api, canary_section(json!({})));
+    let (code, _, stderr) = run(&s.config, &["adjust", "tuning.mem=128Mi"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("OOMKilled"), "{stderr}");
+    assert!(stderr.contains("tuning Pod was deleted"), "{stderr}");
+    assert!(tuning_pod(&api).is_none());
+
+    let (code, _, stderr) = run(&s.config, &["adjust", "tuning.cpu=3"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("Insufficient cpu"), "{stderr}");
+
+    // on_failure: exception leaves the failed pod for inspection.
+    let s = setup(
+        &api,
+        json!({"on_failure": "exception", "timeout": "1s", "keep_tuning_pods": true}),
+    );
+    let s = {
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(&s.config).expect("read")).expect("json");
+        config["kubernetes"]["deployments"] = canary_section(json!({}))["deployments"].clone();
+        std::fs::write(&s.config, config.to_string()).expect("write");
+        s
+    };
+    let (code, _, stderr) = run(&s.config, &["adjust", "tuning.cpu=3"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("left as is"), "{stderr}");
+    assert!(tuning_pod(&api).is_some());
+}
+
+#[test]
+fn servo_run_with_a_canary_removes_the_tuning_pod_on_sigterm() {
+    let api = start();
+    let original = serde_json::to_string(&api.deployment()["spec"]).expect("spec");
+    let s = setup(&api, canary_section(json!({})));
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.config).expect("read")).expect("json");
+    config["optimizer"] = json!({
+        "trials": 1000,
+        "seed": 3,
+        "objective": {"minimize": "cost"},
+        "control": {"duration": "1ms"},
+        "store": "study.db",
+    });
+    std::fs::write(&s.config, config.to_string()).expect("write");
+    let mut child = Reaped(
+        common::servo_process("warn")
+            .args(["run", "-c"])
+            .arg(&s.config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("servo starts"),
+    );
+    // Ready after a few adjustments: each one deleted and recreated the tuning pod.
+    let posts = |api: &FakeApi| {
+        api.accepted()
+            .into_iter()
+            .filter(|w| w.method == "POST")
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while posts(&api).len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let created = posts(&api);
+    assert!(created.len() >= 4, "{created:?}");
+    // The first is the template's copy (describe); each ADJUST's sets requests and limits.
+    for (i, pod) in created.iter().enumerate() {
+        assert_eq!(pod.body["metadata"]["name"], "web-tuning");
+        assert_eq!(pod.body["metadata"]["labels"]["opsani_role"], "tuning");
+        let resources = &pod.body["spec"]["containers"][0]["resources"];
+        if i > 0 {
+            assert_eq!(
+                resources["requests"], resources["limits"],
+                "set: [request, limit]"
+            );
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.0.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+    }
+    let status = child.0.wait().expect("servo exits");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        tuning_pod(&api).is_none(),
+        "the tuning pod is gone after SIGTERM: {stderr}"
+    );
+    assert_eq!(
+        serde_json::to_string(&api.deployment()["spec"]).expect("spec"),
+        original
+    );
+    assert!(
+        api.accepted().iter().all(|w| w.path.starts_with("pods/")),
+        "only the tuning pod was written"
+    );
+}

@@ -134,6 +134,9 @@ impl Cluster {
         };
         self.rv += 1;
         object["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        if object["metadata"]["uid"].is_null() {
+            object["metadata"]["uid"] = json!(format!("{kind}-{ns}-{name}-{}", self.rv));
+        }
         self.log.push(Change {
             rv: self.rv,
             kind,

@@ -23,8 +23,10 @@
 //! (SelfSubjectAccessReview); each deployment and container exists; cpu/memory requirements are
 //! set and, with the replica count, within the configured ranges; the rollout is settled.
 //!
-//! **Not supported** (yet): the `canary` strategy (tuning pods), StatefulSets and ServoX's
-//! configurable `permissions` list.
+//! **Canary.** `strategy: canary` (or ServoX's `{type: canary, alias: ...}`) tunes a tuning Pod
+//! beside the untouched Deployment: see `tuning.rs`.
+//!
+//! **Not supported** (yet): StatefulSets and ServoX's configurable `permissions` list.
 
 mod adjust;
 mod checks;
@@ -33,6 +35,7 @@ mod rollout;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod tuning;
 
 use async_trait::async_trait;
 use client::Client;
@@ -47,7 +50,7 @@ use servo_core::types::{
 use servo_core::units::{Cpu, Duration, Memory};
 use servo_core::{BuildConnector, Connector, ConnectorError, Event};
 use settings::{
-    ContainerSettings, DeploymentSettings, FailureMode, Prices, Requirement, Settings,
+    ContainerSettings, DeploymentSettings, FailureMode, Prices, Requirement, Settings, Strategy,
     default_requirements,
 };
 use std::collections::BTreeMap;
@@ -150,6 +153,13 @@ struct Target<'a> {
     on_failure: FailureMode,
 }
 
+impl Target<'_> {
+    /// Whether it is tuned through a tuning Pod.
+    fn canary(&self) -> bool {
+        self.config.strategy.kind() == Strategy::Canary
+    }
+}
+
 /// Why a rollout did not become healthy.
 enum Unhealthy {
     /// The Kubernetes reason, or a timeout description.
@@ -194,6 +204,35 @@ fn requirement<'a>(
         }?
         .get(resource)
     })
+}
+
+/// A container's `cpu`, `mem` and env settings, valued from `container`.
+fn container_settings(c: &ContainerSettings, container: &Container) -> Vec<Setting> {
+    let mut cpu = Setting::cpu("cpu", c.cpu.min, c.cpu.max, c.cpu.step).pinned(c.cpu.pinned);
+    cpu.value = requirement(container, "cpu", &c.cpu.get)
+        .and_then(cpu_of)
+        .map(|v| SettingValue::Float(v.cores()));
+    let mut mem =
+        Setting::memory("mem", c.memory.min, c.memory.max, c.memory.step).pinned(c.memory.pinned);
+    mem.value = requirement(container, "memory", &c.memory.get)
+        .and_then(memory_of)
+        .map(|v| SettingValue::Float(v.gib()));
+    let mut settings = vec![cpu, mem];
+    for e in &c.env {
+        let mut s = e.setting();
+        s.value = container
+            .env
+            .iter()
+            .flatten()
+            .find(|v| v.name == e.variable())
+            .and_then(|v| v.value.as_deref())
+            .map(|text| match (&e.values, text.parse::<f64>()) {
+                (None, Ok(n)) => SettingValue::Float(n),
+                _ => SettingValue::String(text.to_string()),
+            });
+        settings.push(s);
+    }
+    settings
 }
 
 fn find_container<'a>(deployment: &'a Deployment, name: &str) -> Option<&'a Container> {
@@ -245,38 +284,15 @@ impl Kubernetes {
                 ))
                 .with_hint("fix `containers[].name` in servo's config"));
             };
-            let mut cpu =
-                Setting::cpu("cpu", c.cpu.min, c.cpu.max, c.cpu.step).pinned(c.cpu.pinned);
-            cpu.value = requirement(container, "cpu", &c.cpu.get)
-                .and_then(cpu_of)
-                .map(|v| SettingValue::Float(v.cores()));
-            let mut mem = Setting::memory("mem", c.memory.min, c.memory.max, c.memory.step)
-                .pinned(c.memory.pinned);
-            mem.value = requirement(container, "memory", &c.memory.get)
-                .and_then(memory_of)
-                .map(|v| SettingValue::Float(v.gib()));
-            let mut settings = vec![cpu, mem];
+            let mut settings = container_settings(c, container);
             if i == 0 {
                 let r = &d.replicas;
-                settings.push(
+                settings.insert(
+                    2,
                     Setting::replicas("replicas", r.min.into(), r.max.into(), r.step.into())
                         .pinned(r.pinned)
                         .with_value(rollout::desired_replicas(deployment)),
                 );
-            }
-            for e in &c.env {
-                let mut s = e.setting();
-                s.value = container
-                    .env
-                    .iter()
-                    .flatten()
-                    .find(|v| v.name == e.variable())
-                    .and_then(|v| v.value.as_deref())
-                    .map(|text| match (&e.values, text.parse::<f64>()) {
-                        (None, Ok(n)) => SettingValue::Float(n),
-                        _ => SettingValue::String(text.to_string()),
-                    });
-                settings.push(s);
             }
             out.push(Component::new(component_name(d, c), settings));
         }
@@ -290,6 +306,10 @@ impl Kubernetes {
         let api = self.api().await?;
         let mut components = Vec::new();
         for target in self.targets() {
+            if target.canary() {
+                components.extend(self.canary_components(api, &target, cancel).await?);
+                continue;
+            }
             let deployment = api
                 .deployment(target.namespace, &target.config.name, cancel)
                 .await?;
@@ -303,12 +323,25 @@ impl Kubernetes {
 impl Connector for Kubernetes {
     fn handlers(&self) -> Handlers {
         Handlers::on(&[
+            Event::Shutdown,
             Event::Check,
             Event::Describe,
             Event::Adjust,
             Event::Metrics,
             Event::Measure,
         ])
+    }
+
+    /// Deletes the tuning Pods (unless `keep_tuning_pods`), as ServoX does when it stops.
+    async fn shutdown(&self, cx: &EventContext) -> Result<(), ConnectorError> {
+        if self.settings.keep_tuning_pods || !self.targets().any(|t| t.canary()) {
+            return Ok(());
+        }
+        let api = self.api().await?;
+        for target in self.targets().filter(Target::canary) {
+            self.delete_tuning_pod(api, &target, &cx.cancel).await?;
+        }
+        Ok(())
     }
 
     async fn metrics(&self, _cx: &EventContext) -> Result<Vec<Metric>, ConnectorError> {
@@ -390,20 +423,27 @@ impl Connector for Kubernetes {
         cx: &EventContext,
     ) -> Result<Description, ConnectorError> {
         let api = self.api().await?;
+        let settlement_of = |target: &Target<'_>| {
+            control
+                .settlement
+                .or(target.config.settlement)
+                .or(self.settings.settlement)
+                .unwrap_or(Duration::ZERO)
+        };
         // Every patch is built before the first is sent: a bad value changes nothing.
         let mut work = Vec::new();
-        for target in self.targets() {
+        for target in self.targets().filter(|t| !t.canary()) {
             if let Some(patch) = self.patch_for(&target, adjustments)? {
                 work.push((target, patch));
             }
         }
         for (target, patch) in &work {
-            let settlement = control
-                .settlement
-                .or(target.config.settlement)
-                .or(self.settings.settlement)
-                .unwrap_or(Duration::ZERO);
-            self.adjust_one(api, target, patch, settlement, &cx.cancel)
+            self.adjust_one(api, target, patch, settlement_of(target), &cx.cancel)
+                .await?;
+        }
+        for target in self.targets().filter(Target::canary) {
+            let settlement = settlement_of(&target);
+            self.adjust_canary(api, &target, adjustments, settlement, &cx.cancel)
                 .await?;
         }
         self.describe(cx).await

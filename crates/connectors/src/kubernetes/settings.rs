@@ -55,9 +55,13 @@ pub struct Settings {
     /// status reasons (OOMKilled, Insufficient cpu...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_logs_in_error_status: Option<bool>,
-    /// ServoX: optimize through a separate tuning pod. Not supported yet: `true` is an error.
+    /// ServoX: whether a `canary` deployment may be tuned through a tuning Pod (the default);
+    /// `false` with a `canary` strategy is an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_tuning_pod: Option<bool>,
+    /// Leave the tuning Pods running when servo shuts down (default: delete them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_tuning_pods: bool,
 }
 
 /// Prices of requested resources, for the `cost` metric (currency per hour; the defaults are
@@ -115,15 +119,61 @@ pub enum FailureMode {
     Ignore,
 }
 
-/// ServoX's optimization strategies; only `default` (patch the Deployment itself) is supported.
+/// ServoX's optimization strategies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Patch the Deployment itself.
     #[default]
     Default,
-    /// Tuning pods (not supported: rejected when the config is loaded).
+    /// Tune a separate Pod (`<deployment>-tuning`) built from the Deployment's pod template; the
+    /// Deployment itself is never changed.
     Canary,
+}
+
+/// How a Deployment is optimized: a strategy name, or ServoX's mapping (`{type: canary, alias:
+/// tuning}`, the alias naming the tuning component).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StrategySetting {
+    /// `default` or `canary`.
+    Name(Strategy),
+    /// `{type: ..., alias: ...}`.
+    Config(StrategyConfig),
+}
+
+impl Default for StrategySetting {
+    fn default() -> Self {
+        StrategySetting::Name(Strategy::Default)
+    }
+}
+
+/// ServoX's strategy mapping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    /// The strategy.
+    #[serde(rename = "type")]
+    pub kind: Strategy,
+    /// The tuning component's name (canary); default `<deployment>/<container>-tuning`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+}
+
+impl StrategySetting {
+    pub fn kind(&self) -> Strategy {
+        match self {
+            StrategySetting::Name(kind) => *kind,
+            StrategySetting::Config(c) => c.kind,
+        }
+    }
+
+    pub fn alias(&self) -> Option<&str> {
+        match self {
+            StrategySetting::Name(_) => None,
+            StrategySetting::Config(c) => c.alias.as_deref(),
+        }
+    }
 }
 
 /// One Deployment to optimize. `namespace`, `timeout`, `settlement` and `on_failure` default to
@@ -145,9 +195,10 @@ pub struct DeploymentSettings {
     /// What to do when its adjustment fails, if not the connector's `on_failure`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<FailureMode>,
-    /// How it is optimized: `default` patches the Deployment itself.
+    /// How it is optimized: `default` patches the Deployment itself, `canary` tunes a separate
+    /// tuning Pod.
     #[serde(default)]
-    pub strategy: Strategy,
+    pub strategy: StrategySetting,
     /// The replica count's range.
     pub replicas: ReplicasSettings,
     /// The containers to tune (at least one).
@@ -208,8 +259,8 @@ pub struct ContainerSettings {
     /// container's command as the Deployment has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<serde_json::Value>,
-    /// ServoX: environment variables set to fixed values. Not supported yet: a non-empty map is an
-    /// error (they would silently not be set).
+    /// ServoX: environment variables set to fixed values in the tuning Pod (`canary`); with the
+    /// `default` strategy a non-empty map is an error (they would silently not be set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub static_environment_variables: Option<std::collections::BTreeMap<String, String>>,
 }
@@ -347,7 +398,7 @@ impl ConnectorSettings for Settings {
                 timeout: None,
                 settlement: None,
                 on_failure: None,
-                strategy: Strategy::Default,
+                strategy: StrategySetting::default(),
                 replicas: ReplicasSettings {
                     min: 1,
                     max: 4,
@@ -383,6 +434,7 @@ impl ConnectorSettings for Settings {
             stateful_sets: Vec::new(),
             container_logs_in_error_status: None,
             create_tuning_pod: None,
+            keep_tuning_pods: false,
         }
     }
 
@@ -398,21 +450,35 @@ impl ConnectorSettings for Settings {
                 .with_help("optimize Deployments, or remove `stateful_sets`"),
             );
         }
-        if self.create_tuning_pod == Some(true) {
-            problems.push(
-                Problem::new(
-                    root.key("create_tuning_pod"),
-                    "tuning pods are not supported yet",
-                )
-                .with_help("set `create_tuning_pod: false`: servo adjusts the Deployment itself"),
-            );
-        }
         for (d, deployment) in self.deployments.iter().enumerate() {
+            let canary = deployment.strategy.kind() == Strategy::Canary;
+            if canary && self.create_tuning_pod == Some(false) {
+                problems.push(
+                    Problem::new(
+                        root.key("deployments").index(d).key("strategy"),
+                        "the `canary` strategy tunes a tuning Pod, but `create_tuning_pod` is false",
+                    )
+                    .with_help("remove `create_tuning_pod: false`, or use `strategy: default`"),
+                );
+            }
+            if canary && deployment.containers.len() != 1 {
+                problems.push(
+                    Problem::new(
+                        root.key("deployments").index(d).key("containers"),
+                        format!(
+                            "the `canary` strategy tunes one container (as ServoX does), found {}",
+                            deployment.containers.len()
+                        ),
+                    )
+                    .with_help("list only the container to tune"),
+                );
+            }
             for (c, container) in deployment.containers.iter().enumerate() {
-                if container
-                    .static_environment_variables
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty())
+                if !canary
+                    && container
+                        .static_environment_variables
+                        .as_ref()
+                        .is_some_and(|v| !v.is_empty())
                 {
                     problems.push(
                         Problem::new(
@@ -421,9 +487,9 @@ impl ConnectorSettings for Settings {
                                 .key("containers")
                                 .index(c)
                                 .key("static_environment_variables"),
-                            "fixed environment variables are not supported yet",
+                            "fixed environment variables apply to a tuning Pod only",
                         )
-                        .with_help("set them in the Deployment itself"),
+                        .with_help("set them in the Deployment itself, or use `strategy: canary`"),
                     );
                 }
             }
@@ -445,12 +511,6 @@ impl ConnectorSettings for Settings {
         let mut names: BTreeMap<String, KeyPath> = BTreeMap::new();
         for (i, d) in self.deployments.iter().enumerate() {
             let at = root.key("deployments").index(i);
-            if d.strategy == Strategy::Canary {
-                problems.push(
-                    Problem::new(at.key("strategy"), "the `canary` strategy is not supported")
-                        .with_help("use `strategy: default` (adjusts the Deployment itself)"),
-                );
-            }
             let r = &d.replicas;
             if r.min > r.max || r.step == 0 {
                 problems.push(Problem::new(
@@ -466,15 +526,20 @@ impl ConnectorSettings for Settings {
             }
             for (j, c) in d.containers.iter().enumerate() {
                 let at = at.key("containers").index(j);
-                let component = component_name(d, c);
-                if let Some(first) = names.insert(component.clone(), at.clone()) {
-                    problems.push(
-                        Problem::new(
-                            at.clone(),
-                            format!("component `{component}` is already defined at {first}"),
-                        )
-                        .with_help("give one of the containers a distinct `alias`"),
-                    );
+                let mut components = vec![component_name(d, c)];
+                if d.strategy.kind() == Strategy::Canary {
+                    components.push(super::tuning::tuning_name(d, c));
+                }
+                for component in components {
+                    if let Some(first) = names.insert(component.clone(), at.clone()) {
+                        problems.push(
+                            Problem::new(
+                                at.clone(),
+                                format!("component `{component}` is already defined at {first}"),
+                            )
+                            .with_help("give one of the containers a distinct `alias`"),
+                        );
+                    }
                 }
                 let (cpu, mem) = (&c.cpu, &c.memory);
                 let ranges = [

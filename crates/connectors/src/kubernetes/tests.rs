@@ -55,7 +55,8 @@ fn cost_prices_requested_resources_times_replicas() {
 #[test]
 fn validate_reports_inverted_ranges_and_canary() {
     let mut section = servox_section();
-    section["deployments"][0]["strategy"] = json!("canary");
+    section["deployments"][0]["strategy"] = json!({"type": "canary", "alias": "tuning"});
+    section["create_tuning_pod"] = json!(false);
     section["deployments"][0]["replicas"] = json!({"min": 5, "max": 2});
     let problems = settings(section).validate();
     let paths: Vec<String> = problems.iter().map(|p| p.path.to_string()).collect();
