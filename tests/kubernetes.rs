@@ -581,17 +581,18 @@ kubernetes:
     );
 }
 
-/// The Helm chart's section: a canary with `get`/`set` over request and limit, replicas pinned.
+/// ServoX's Helm chart's section (`helm/templates/configmap.yaml` with its `values.yaml`): a
+/// canary aliased `tuning`, `get`/`set` over request and limit, replicas pinned.
 fn canary_section(extra: Value) -> Value {
     let mut d = json!({
         "name": "web",
         "strategy": {"type": "canary", "alias": "tuning"},
-        "replicas": {"min": 0, "max": 99, "pinned": true},
+        "replicas": {"min": 0, "max": 1, "pinned": true},
         "containers": [{
             "name": "main",
             "alias": "main",
-            "cpu": {"min": "250m", "max": 4, "step": "125m", "get": ["request", "limit"], "set": ["request", "limit"]},
-            "memory": {"min": "128Mi", "max": "2Gi", "step": "128Mi", "get": ["request", "limit"], "set": ["request", "limit"]},
+            "cpu": {"min": "125m", "max": "2.5", "step": "125m", "get": ["request", "limit"], "set": ["request", "limit"]},
+            "memory": {"min": "128Mi", "max": "2.5Gi", "step": "128Mi", "get": ["request", "limit"], "set": ["request", "limit"]},
             "env": [{"name": "WORKERS", "type": "range", "min": 1, "max": 8, "step": 1}],
             "static_environment_variables": {"MODE": "tuning"},
         }],
@@ -707,7 +708,7 @@ fn a_failing_tuning_pod_is_rejected_with_the_kubernetes_reason_and_deleted() {
     assert!(stderr.contains("tuning Pod was deleted"), "{stderr}");
     assert!(tuning_pod(&api).is_none());
 
-    let (code, _, stderr) = run(&s.config, &["adjust", "tuning.cpu=3"]);
+    let (code, _, stderr) = run(&s.config, &["adjust", "tuning.cpu=2.5"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("Insufficient cpu"), "{stderr}");
 
@@ -723,7 +724,7 @@ fn a_failing_tuning_pod_is_rejected_with_the_kubernetes_reason_and_deleted() {
         std::fs::write(&s.config, config.to_string()).expect("write");
         s
     };
-    let (code, _, stderr) = run(&s.config, &["adjust", "tuning.cpu=3"]);
+    let (code, _, stderr) = run(&s.config, &["adjust", "tuning.cpu=2.5"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("left as is"), "{stderr}");
     assert!(tuning_pod(&api).is_some());
@@ -801,4 +802,35 @@ fn servo_run_with_a_canary_removes_the_tuning_pod_on_sigterm() {
         api.accepted().iter().all(|w| w.path.starts_with("pods/")),
         "only the tuning pod was written"
     );
+}
+
+#[test]
+fn servox_generated_kubernetes_sections_load() {
+    for name in ["generate.yaml", "generate-defaults.yaml"] {
+        let path = common::fixture("servox").join("kubernetes").join(name);
+        let (code, stdout, stderr) = run(&path, &["validate"]);
+        assert_eq!(code, 0, "{name}: {stdout}{stderr}");
+    }
+}
+
+#[test]
+fn env_settings_take_servox_literal_and_value_type() {
+    let api = start();
+    let s = setup(
+        &api,
+        json!({"deployments": [{
+            "name": "web", "replicas": {"min": 1, "max": 4},
+            "containers": [{"name": "main",
+                "cpu": {"min": "250m", "max": 4}, "memory": {"min": "128Mi", "max": "4Gi"},
+                "env": [{"name": "workers", "literal": "WORKERS", "type": "range",
+                         "min": 1, "max": 8, "step": 1, "value_type": "int"}]}]}]}),
+    );
+    let (code, stdout, stderr) = run(&s.config, &["describe", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let d: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(setting(&d, "web/main", "workers"), &json!(2.0));
+    let (code, _, stderr) = run(&s.config, &["adjust", "web/main.workers=5"]);
+    assert_eq!(code, 0, "{stderr}");
+    let env = &api.deployment()["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(env, &json!([{"name": "WORKERS", "value": "5"}]));
 }

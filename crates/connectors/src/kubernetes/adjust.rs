@@ -118,7 +118,7 @@ impl Kubernetes {
                                 "component `{name}` has no setting `{other}`"
                             )));
                         };
-                        env.push(json!({"name": e.variable(), "value": a.value.to_string()}));
+                        env.push(json!({"name": e.variable(), "value": e.text(&a.value)}));
                         continue;
                     }
                 };

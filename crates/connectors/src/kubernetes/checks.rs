@@ -3,8 +3,8 @@
 use super::client::Client;
 use super::rollout::{self, State};
 use super::{
-    Kubernetes, PERMISSIONS, Target, container_names, cpu_of, find_container, memory_of,
-    requirement,
+    CANARY_PERMISSIONS, Kubernetes, PERMISSIONS, Target, container_names, cpu_of, find_container,
+    memory_of, requirement,
 };
 use servo_core::ConnectorError;
 use servo_core::types::{Check, Severity};
@@ -17,13 +17,16 @@ impl Kubernetes {
         api: &Client,
         cancel: &CancellationToken,
     ) -> Result<Vec<Check>, ConnectorError> {
-        let namespaces: std::collections::BTreeSet<&str> =
-            self.targets().map(|t| t.namespace).collect();
+        let mut namespaces: std::collections::BTreeMap<&str, bool> = Default::default();
+        for t in self.targets() {
+            *namespaces.entry(t.namespace).or_default() |= t.canary();
+        }
         let mut checks = Vec::new();
-        for ns in namespaces {
+        for (ns, canary) in namespaces {
             let name = format!("Required permissions in namespace \"{ns}\"");
             let mut denied = Vec::new();
-            for (verb, group, resource) in PERMISSIONS {
+            let extra = if canary { &CANARY_PERMISSIONS[..] } else { &[] };
+            for &(verb, group, resource) in PERMISSIONS.iter().chain(extra) {
                 match api.can(verb, group, resource, ns, cancel).await {
                     Ok(true) => {}
                     Ok(false) => denied.push(format!("{verb} {resource}")),
@@ -34,7 +37,14 @@ impl Kubernetes {
                 }
             }
             checks.push(if denied.is_empty() {
-                Check::pass(name, "get/patch deployments, list pods")
+                Check::pass(
+                    name,
+                    if canary {
+                        "get/list/watch/patch/update deployments; get/list/watch/create/delete pods"
+                    } else {
+                        "get/list/watch/patch/update deployments; list/watch pods"
+                    },
+                )
             } else {
                 Check::fail(name, format!("not allowed to {}", denied.join(", "))).with_hint(
                     "grant servo's user or service account these verbs with a Role and RoleBinding in the namespace",
@@ -71,7 +81,8 @@ impl Kubernetes {
         };
         let replicas = rollout::desired_replicas(&deployment);
         let r = &d.replicas;
-        let in_range = (i64::from(r.min)..=i64::from(r.max)).contains(&replicas);
+        // A canary never scales the Deployment: its replica count is whatever it is.
+        let in_range = target.canary() || (i64::from(r.min)..=i64::from(r.max)).contains(&replicas);
         let name = format!("Deployment \"{}\" replicas are in range", d.name);
         checks.push(if in_range {
             Check::pass(name, format!("{replicas} in {}..{}", r.min, r.max))

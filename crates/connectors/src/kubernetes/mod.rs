@@ -69,10 +69,21 @@ fn containers(deployment: &Deployment) -> &[Container] {
 }
 
 /// What the connector does in each namespace: (verb, API group, resource).
-const PERMISSIONS: [(&str, &str, &str); 3] = [
+const PERMISSIONS: [(&str, &str, &str); 7] = [
     ("get", "apps", "deployments"),
+    ("list", "apps", "deployments"),
+    ("watch", "apps", "deployments"),
     ("patch", "apps", "deployments"),
+    ("update", "apps", "deployments"),
     ("list", "", "pods"),
+    ("watch", "", "pods"),
+];
+
+/// What a `canary` deployment needs besides: its tuning Pod is created and deleted.
+const CANARY_PERMISSIONS: [(&str, &str, &str); 3] = [
+    ("get", "", "pods"),
+    ("create", "", "pods"),
+    ("delete", "", "pods"),
 ];
 
 const COST: &str = "cost";

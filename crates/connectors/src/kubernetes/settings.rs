@@ -203,12 +203,33 @@ pub struct DeploymentSettings {
     pub replicas: ReplicasSettings,
     /// The containers to tune (at least one).
     pub containers: Vec<ContainerSettings>,
+    /// ServoX cascades these from the connector's section (`generate --defaults` writes them
+    /// here too); accepted for compatibility, servo reads the connector's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_logs_in_error_status: Option<bool>,
+    /// ServoX cascades this from the connector's section; accepted, the strategy decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_tuning_pod: Option<bool>,
+}
+
+/// ServoX's fixed `type` of range settings (`generate --defaults` writes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RangeKind {
+    /// A number between `min` and `max`.
+    Range,
 }
 
 /// Range of `spec.replicas`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicasSettings {
+    /// ServoX's fixed setting name, `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ServoX's fixed setting type, `range`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RangeKind>,
     /// Fewest replicas the optimizer may choose.
     pub min: u32,
     /// Most replicas the optimizer may choose.
@@ -269,6 +290,15 @@ pub struct ContainerSettings {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CpuSettings {
+    /// ServoX's fixed setting name, `cpu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ServoX's fixed setting type, `range`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RangeKind>,
+    /// ServoX's display unit (`cores`); values are always read with their own suffixes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     /// Least CPU the optimizer may choose.
     pub min: Cpu,
     /// Most CPU the optimizer may choose.
@@ -295,6 +325,15 @@ pub(super) fn default_cpu_step() -> Cpu {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemorySettings {
+    /// ServoX's fixed setting name, `mem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ServoX's fixed setting type, `range`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RangeKind>,
+    /// ServoX's display unit (`GiB`); values are always read with their own suffixes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     /// Least memory the optimizer may choose.
     pub min: Memory,
     /// Most memory the optimizer may choose.
@@ -326,6 +365,12 @@ pub struct EnvSetting {
     /// The variable in the container, when it differs from `name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variable_name: Option<String>,
+    /// ServoX's name for `variable_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub literal: Option<String>,
+    /// ServoX: `int` writes a range setting's value as a whole number, `float` as a decimal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<ValueType>,
     /// `range` or `enum` (ServoX's); inferred from `values` when absent.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<EnvKind>,
@@ -349,6 +394,16 @@ pub struct EnvSetting {
     pub pinned: bool,
 }
 
+/// How a range env setting's value is written into the variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    /// A whole number (`4`).
+    Int,
+    /// A decimal number (`4.0`, `0.25`).
+    Float,
+}
+
 /// The kind of an env setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -361,7 +416,19 @@ pub enum EnvKind {
 
 impl EnvSetting {
     pub(super) fn variable(&self) -> &str {
-        self.variable_name.as_deref().unwrap_or(&self.name)
+        self.variable_name
+            .as_deref()
+            .or(self.literal.as_deref())
+            .unwrap_or(&self.name)
+    }
+
+    /// The variable's text for a value, per `value_type`.
+    pub(super) fn text(&self, value: &servo_core::types::SettingValue) -> String {
+        match (self.value_type, value.as_f64()) {
+            (Some(ValueType::Int), Some(n)) => format!("{}", n.round() as i64),
+            (Some(ValueType::Float), Some(n)) if n.fract() == 0.0 => format!("{n:.1}"),
+            _ => value.to_string(),
+        }
     }
 
     pub(super) fn setting(&self) -> Setting {
@@ -399,7 +466,11 @@ impl ConnectorSettings for Settings {
                 settlement: None,
                 on_failure: None,
                 strategy: StrategySetting::default(),
+                container_logs_in_error_status: None,
+                create_tuning_pod: None,
                 replicas: ReplicasSettings {
+                    name: None,
+                    kind: None,
                     min: 1,
                     max: 4,
                     step: 1,
@@ -409,6 +480,9 @@ impl ConnectorSettings for Settings {
                     name: "main".into(),
                     alias: None,
                     cpu: CpuSettings {
+                        name: None,
+                        kind: None,
+                        unit: None,
                         min: Cpu::from_millicores(250),
                         max: Cpu::from_millicores(4000),
                         step: default_cpu_step(),
@@ -417,6 +491,9 @@ impl ConnectorSettings for Settings {
                         set: default_requirements(),
                     },
                     memory: MemorySettings {
+                        name: None,
+                        kind: None,
+                        unit: None,
                         min: Memory::from_bytes(256 << 20),
                         max: Memory::from_bytes(4 << 30),
                         step: default_memory_step(),

@@ -266,7 +266,7 @@ impl Kubernetes {
                             "component `{tuning}` has no setting `{other}`"
                         )));
                     };
-                    env.push((e.variable().to_string(), a.value.to_string()));
+                    env.push((e.variable().to_string(), e.text(&a.value)));
                     continue;
                 }
             };
