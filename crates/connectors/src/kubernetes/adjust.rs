@@ -19,8 +19,18 @@ use tokio_util::sync::CancellationToken;
 
 /// One event of either watch.
 enum Seen {
-    Deployment(Event<Deployment>),
-    Pod(Event<Pod>),
+    Deployment(Box<Event<Deployment>>),
+    Pod(Box<Event<Pod>>),
+}
+
+impl Seen {
+    /// `Init` comes before the listing it announces: it proves nothing was read.
+    fn is_init(&self) -> bool {
+        match self {
+            Seen::Deployment(e) => matches!(**e, Event::Init),
+            Seen::Pod(e) => matches!(**e, Event::Init),
+        }
+    }
 }
 
 /// What the watches have shown of a rollout so far.
@@ -39,25 +49,29 @@ fn pod_name(pod: &Pod) -> String {
 impl Rollout {
     fn apply(&mut self, seen: Seen) {
         match seen {
-            Seen::Deployment(Event::Apply(d) | Event::InitApply(d)) => self.deployment = Some(d),
-            Seen::Deployment(Event::Delete(_)) => self.deployment = None,
-            Seen::Deployment(Event::Init | Event::InitDone) => {}
-            Seen::Pod(Event::Init) => self.listing = Some(BTreeMap::new()),
-            Seen::Pod(Event::InitApply(p)) => {
-                self.listing
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(pod_name(&p), p);
-            }
-            Seen::Pod(Event::InitDone) => {
-                self.pods = self.listing.take().unwrap_or_default();
-                self.pods_known = true;
-            }
-            Seen::Pod(Event::Apply(p)) => {
-                self.pods.insert(pod_name(&p), p);
-            }
-            Seen::Pod(Event::Delete(p)) => {
-                self.pods.remove(&pod_name(&p));
-            }
+            Seen::Deployment(e) => match *e {
+                Event::Apply(d) | Event::InitApply(d) => self.deployment = Some(d),
+                Event::Delete(_) => self.deployment = None,
+                Event::Init | Event::InitDone => {}
+            },
+            Seen::Pod(e) => match *e {
+                Event::Init => self.listing = Some(BTreeMap::new()),
+                Event::InitApply(p) => {
+                    self.listing
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(pod_name(&p), p);
+                }
+                Event::InitDone => {
+                    self.pods = self.listing.take().unwrap_or_default();
+                    self.pods_known = true;
+                }
+                Event::Apply(p) => {
+                    self.pods.insert(pod_name(&p), p);
+                }
+                Event::Delete(p) => {
+                    self.pods.remove(&pod_name(&p));
+                }
+            },
         }
     }
 
@@ -188,13 +202,13 @@ impl Kubernetes {
             api.api::<Deployment>(ns),
             watcher::Config::default().fields(&format!("metadata.name={name}")),
         )
-        .map(|e| e.map(Seen::Deployment).map_err(|e| (0, e)));
+        .map(|e| e.map(|e| Seen::Deployment(Box::new(e))).map_err(|e| (0, e)));
         let pod_events = match &selector {
             Some(selector) => watcher(
                 api.api::<Pod>(ns),
                 watcher::Config::default().labels(selector),
             )
-            .map(|e| e.map(Seen::Pod).map_err(|e| (1, e)))
+            .map(|e| e.map(|e| Seen::Pod(Box::new(e))).map_err(|e| (1, e)))
             .boxed(),
             None => stream::empty().boxed(),
         };
@@ -229,8 +243,7 @@ impl Kubernetes {
             };
             match event {
                 Some(Ok(seen)) => {
-                    // `Init` comes before the listing it announces: it proves nothing was read.
-                    if !matches!(seen, Seen::Deployment(Event::Init) | Seen::Pod(Event::Init)) {
+                    if !seen.is_init() {
                         read_errors[usize::from(matches!(seen, Seen::Pod(_)))] = 0;
                     }
                     rollout.apply(seen);
