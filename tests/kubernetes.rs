@@ -568,15 +568,19 @@ kubernetes:
     let (code, stdout, stderr) = run(&config, &["validate"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
 
+    // StatefulSets take the Deployments' settings, but not the canary strategy (nor in ServoX).
     std::fs::write(
         &config,
-        servox.replace("stateful_sets: []", "stateful_sets: [{name: db}]"),
+        servox.replace(
+            "stateful_sets: []",
+            "stateful_sets: [{name: db, strategy: canary, replicas: {min: 1, max: 3}, containers: [{name: pg, cpu: {min: 1, max: 2}, memory: {min: 1Gi, max: 2Gi}}]}]",
+        ),
     )
     .expect("write");
     let (code, _, stderr) = run(&config, &["validate"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("kubernetes.stateful_sets: StatefulSets are not supported yet"),
+        stderr.contains("kubernetes.stateful_sets[0].strategy: the `canary` strategy is not supported on StatefulSets"),
         "{stderr}"
     );
 }
@@ -833,4 +837,76 @@ fn env_settings_take_servox_literal_and_value_type() {
     assert_eq!(code, 0, "{stderr}");
     let env = &api.deployment()["spec"]["template"]["spec"]["containers"][0]["env"];
     assert_eq!(env, &json!([{"name": "WORKERS", "value": "5"}]));
+}
+
+fn db_stateful_set() -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "shop", "generation": 1},
+        "spec": {
+            "replicas": 3,
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {
+                "metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [
+                    {"name": "postgres", "image": "postgres:17",
+                     "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}
+                ]}
+            }
+        }
+    })
+}
+
+#[test]
+fn a_stateful_set_adjust_rolls_out_and_a_failing_one_rolls_back() {
+    let api = FakeApi::start(vec![web_deployment(), db_stateful_set()]);
+    let s = setup(
+        &api,
+        json!({"deployments": [], "stateful_sets": [{
+            "name": "db", "replicas": {"min": 1, "max": 5},
+            "containers": [{"name": "postgres",
+                "cpu": {"min": "500m", "max": 4, "get": ["request"], "set": ["request"]},
+                "memory": {"min": "128Mi", "max": "8Gi", "get": ["request", "limit"], "set": ["limit"]}}]}]}),
+    );
+    let (code, stdout, stderr) = run(&s.config, &["describe", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let d: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(setting(&d, "db/postgres", "cpu"), &json!(1.0));
+    assert_eq!(setting(&d, "db/postgres", "mem"), &json!(2.0));
+    assert_eq!(setting(&d, "db/postgres", "replicas"), &json!(3));
+
+    let (code, _, stderr) = run(
+        &s.config,
+        &["adjust", "db/postgres.cpu=1500m", "db/postgres.replicas=2"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let set = api.cluster().stateful_set("shop", "db").expect("db");
+    assert_eq!(set["spec"]["replicas"], 2);
+    // `set: [request]` for cpu: the request only; the workload had no limits and gets none.
+    assert_eq!(
+        set["spec"]["template"]["spec"]["containers"][0]["resources"],
+        json!({"requests": {"cpu": "1500m", "memory": "2Gi"}})
+    );
+    assert_eq!(
+        set["status"]["currentRevision"],
+        set["status"]["updateRevision"]
+    );
+
+    let before = api.cluster().stateful_set("shop", "db").expect("db")["spec"].clone();
+    let (code, _, stderr) = run(&s.config, &["adjust", "db/postgres.mem=128Mi"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("OOMKilled"), "{stderr}");
+    assert!(stderr.contains("statefulset db -n shop"), "{stderr}");
+    assert!(stderr.contains("rolled back"), "{stderr}");
+    assert_eq!(
+        api.cluster().stateful_set("shop", "db").expect("db")["spec"],
+        before
+    );
+    assert!(
+        api.accepted()
+            .iter()
+            .all(|w| w.path.starts_with("statefulsets/")),
+        "the Deployment beside it was not touched"
+    );
 }

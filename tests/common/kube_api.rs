@@ -6,7 +6,7 @@
 //!
 //! Opt-in (`#[path = "common/kube_api.rs"] mod kube_api;`).
 //!
-//! **Emulated**: `/version`; Deployments (`apps/v1`) GET, list, watch, strategic-merge PATCH (maps
+//! **Emulated**: `/version`; Deployments and StatefulSets (`apps/v1`) GET, list, watch, strategic-merge PATCH (maps
 //! merge, lists of objects merge by their `name` — the patch merge key of `containers` and `env` —
 //! other lists and scalars replace), merge PATCH, PUT with `resourceVersion` optimistic concurrency
 //! (409 Conflict); Pods (`v1`) GET, list, watch, POST, DELETE; list `fieldSelector=metadata.name=`
@@ -17,7 +17,7 @@
 //! (see [`Fate`]).
 //!
 //! **Not emulated**: admission, defaulting (objects are stored as sent), other resources
-//! (ReplicaSets, StatefulSets, Namespaces), set-based label selectors, other field selectors,
+//! (ReplicaSets, Namespaces), set-based label selectors, other field selectors,
 //! server-side apply, JSON patch, `$patch`/`$retainKeys` directives, graceful deletion, pagination
 //! (`limit`/`continue`), protobuf, RBAC beyond the access reviews it is told to deny.
 
@@ -32,7 +32,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
@@ -109,6 +109,9 @@ fn typed(kind: &str, object: Value) -> Result<Value, String> {
         "deployments" => {
             check(serde_json::from_value::<Deployment>(object).and_then(serde_json::to_value))
         }
+        "statefulsets" => {
+            check(serde_json::from_value::<StatefulSet>(object).and_then(serde_json::to_value))
+        }
         "pods" => check(serde_json::from_value::<Pod>(object).and_then(serde_json::to_value)),
         _ => Err(format!("the fake does not serve {kind}")),
     }
@@ -163,9 +166,13 @@ impl Cluster {
         Some(object)
     }
 
-    /// Adds a Deployment (any JSON the `Deployment` type accepts).
+    /// Adds a Deployment or StatefulSet (any JSON its k8s-openapi type accepts).
     pub fn add_deployment(&mut self, deployment: Value) {
-        let deployment = typed("deployments", deployment).expect("a valid Deployment");
+        let kind = match deployment["kind"].as_str() {
+            Some("StatefulSet") => "statefulsets",
+            _ => "deployments",
+        };
+        let deployment = typed(kind, deployment).expect("a valid workload");
         let ns = deployment["metadata"]["namespace"]
             .as_str()
             .unwrap_or("default")
@@ -175,11 +182,17 @@ impl Cluster {
             .unwrap_or_default()
             .to_string();
         self.original.insert(
-            format!("{ns}/{name}"),
+            format!("{kind}/{ns}/{name}"),
             deployment["spec"]["template"].clone(),
         );
-        self.put("deployments", &ns, &name, deployment);
+        self.put(kind, &ns, &name, deployment);
         self.reconcile();
+    }
+
+    pub fn stateful_set(&self, ns: &str, name: &str) -> Option<Value> {
+        self.objects
+            .get(&("statefulsets", ns.to_string(), name.to_string()))
+            .cloned()
     }
 
     pub fn deployment(&self, ns: &str, name: &str) -> Option<Value> {
@@ -204,17 +217,17 @@ impl Cluster {
 
     /// One pass of the controller and the kubelet.
     fn reconcile(&mut self) {
-        let deployments: Vec<(String, String, Value)> = self
+        let workloads: Vec<(&'static str, String, String, Value)> = self
             .objects
             .iter()
-            .filter(|((kind, _, _), _)| *kind == "deployments")
-            .map(|((_, ns, name), d)| (ns.clone(), name.clone(), d.clone()))
+            .filter(|((kind, _, _), _)| matches!(*kind, "deployments" | "statefulsets"))
+            .map(|((kind, ns, name), d)| (*kind, ns.clone(), name.clone(), d.clone()))
             .collect();
         let mut owned = std::collections::BTreeSet::new();
-        for (ns, name, mut d) in deployments {
+        for (kind, ns, name, mut d) in workloads {
             let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
             let changed =
-                self.original.get(&format!("{ns}/{name}")) != Some(&d["spec"]["template"]);
+                self.original.get(&format!("{kind}/{ns}/{name}")) != Some(&d["spec"]["template"]);
             if self.stuck && changed {
                 // Nothing observed: the pods of the last observed template stay.
                 for ((kind, n, pod), p) in &self.objects {
@@ -236,9 +249,14 @@ impl Cluster {
                 owned.insert(pod_name.clone());
                 let existing = self.pod(&ns, &pod_name);
                 if existing.is_none() {
+                    let owner = if kind == "deployments" {
+                        "Deployment"
+                    } else {
+                        "StatefulSet"
+                    };
                     let pod = json!({"apiVersion": "v1", "kind": "Pod",
                         "metadata": {"name": pod_name, "labels": template["metadata"]["labels"],
-                                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner,
                                         "name": name, "uid": name, "controller": true}]},
                         "spec": template["spec"]});
                     self.put("pods", &ns, &pod_name, pod);
@@ -253,11 +271,29 @@ impl Cluster {
             } else {
                 json!([{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}])
             };
-            d["status"] = json!({
-                "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
-                "readyReplicas": ready, "availableReplicas": ready, "conditions": conditions,
-            });
-            self.put("deployments", &ns, &name, d);
+            d["status"] = if kind == "deployments" {
+                json!({
+                    "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+                    "readyReplicas": ready, "availableReplicas": ready, "conditions": conditions,
+                })
+            } else {
+                // A StatefulSet's update is done when its current revision is the update revision.
+                let revision = format!("{name}-{generation}");
+                let current = if ready == replicas {
+                    revision.clone()
+                } else {
+                    d["status"]["currentRevision"]
+                        .as_str()
+                        .unwrap_or(&revision)
+                        .to_string()
+                };
+                json!({
+                    "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+                    "currentReplicas": ready, "readyReplicas": ready, "availableReplicas": ready,
+                    "currentRevision": current, "updateRevision": revision,
+                })
+            };
+            self.put(kind, &ns, &name, d);
         }
         // Pods of a Deployment's older generations go; every pod gets the fate of its spec.
         let pods: Vec<(String, String, Value)> = self
@@ -390,10 +426,10 @@ fn ok(code: StatusCode, body: &Value) -> Response {
 }
 
 fn not_found(kind: &str, name: &str) -> Response {
-    let group = if kind == "deployments" {
-        "deployments.apps"
-    } else {
-        kind
+    let group = match kind {
+        "deployments" => "deployments.apps",
+        "statefulsets" => "statefulsets.apps",
+        other => other,
     };
     status(
         StatusCode::NOT_FOUND,
@@ -515,6 +551,7 @@ fn selected(object: &Value, q: &BTreeMap<String, String>) -> bool {
 fn kind_meta(kind: &str) -> (&'static str, &'static str) {
     match kind {
         "deployments" => ("apps/v1", "Deployment"),
+        "statefulsets" => ("apps/v1", "StatefulSet"),
         _ => ("v1", "Pod"),
     }
 }
@@ -786,6 +823,31 @@ async fn one(
     ok(StatusCode::OK, &stored)
 }
 
+async fn stateful_sets(
+    State(state): State<Shared>,
+    Path(ns): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    list_or_watch(state, "statefulsets", ns, q).await
+}
+
+async fn stateful_set(
+    State(state): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    one(state, "statefulsets", ns, name, method, headers, body).await
+}
+
 async fn deployments(
     State(state): State<Shared>,
     Path(ns): Path<String>,
@@ -945,6 +1007,14 @@ impl FakeApi {
             .route(
                 "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
                 get(deployment).patch(deployment).put(deployment),
+            )
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/statefulsets",
+                get(stateful_sets),
+            )
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
+                get(stateful_set).patch(stateful_set).put(stateful_set),
             )
             .route("/api/v1/namespaces/{ns}/pods", get(pods).post(pods))
             .route(

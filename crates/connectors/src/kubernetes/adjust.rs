@@ -1,12 +1,12 @@
 //! Adjusting: the patch for each deployment, applying it, and watching the rollout until it is
 //! healthy or rolled back.
 
-use super::client::Client;
+use super::client::{Client, WorkloadKind, as_deployment};
 use super::rollout::{self, State};
 use super::settings::{FailureMode, Requirement};
 use super::{Kubernetes, MAX_READ_ERRORS, Target, Unhealthy, component_name, pause};
 use futures_util::{StreamExt, stream};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher::{self, Event, watcher};
 use serde_json::{Value, json};
@@ -16,6 +16,17 @@ use servo_core::units::{Cpu, Duration, Memory};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// A StatefulSet's watch event, its object seen as a Deployment.
+fn seen_as_deployment(e: Event<StatefulSet>) -> Event<Deployment> {
+    match e {
+        Event::Apply(s) => Event::Apply(as_deployment(s)),
+        Event::InitApply(s) => Event::InitApply(as_deployment(s)),
+        Event::Delete(s) => Event::Delete(as_deployment(s)),
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
+    }
+}
 
 /// One event of either watch.
 enum Seen {
@@ -195,14 +206,21 @@ impl Kubernetes {
         let started = Instant::now();
         let deadline = started + target.timeout.as_std();
         let selector = match pods {
-            true => rollout::selector(&api.deployment(ns, name, cancel).await?),
+            true => rollout::selector(&api.workload(target.kind, ns, name, cancel).await?),
             false => None,
         };
-        let deployments = watcher(
-            api.api::<Deployment>(ns),
-            watcher::Config::default().fields(&format!("metadata.name={name}")),
-        )
-        .map(|e| e.map(|e| Seen::Deployment(Box::new(e))).map_err(|e| (0, e)));
+        let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let deployments = match target.kind {
+            WorkloadKind::Deployment => watcher(api.api::<Deployment>(ns), by_name)
+                .map(|e| e.map(|e| Seen::Deployment(Box::new(e))).map_err(|e| (0, e)))
+                .boxed(),
+            WorkloadKind::StatefulSet => watcher(api.api::<StatefulSet>(ns), by_name)
+                .map(|e| {
+                    e.map(|e| Seen::Deployment(Box::new(seen_as_deployment(e))))
+                        .map_err(|e| (0, e))
+                })
+                .boxed(),
+        };
         let pod_events = match &selector {
             Some(selector) => watcher(
                 api.api::<Pod>(ns),
@@ -212,7 +230,7 @@ impl Kubernetes {
             .boxed(),
             None => stream::empty().boxed(),
         };
-        let mut events = stream::select(deployments.boxed(), pod_events);
+        let mut events = stream::select(deployments, pod_events);
         let mut rollout = Rollout {
             deployment: None,
             pods: BTreeMap::new(),
@@ -301,25 +319,32 @@ impl Kubernetes {
     ) -> Result<(), ConnectorError> {
         let name = &target.config.name;
         let ns = target.namespace;
-        let before = api.deployment(ns, name, cancel).await?;
+        let kind = target.kind;
+        let noun = kind.noun();
+        let before = api.workload(kind, ns, name, cancel).await?;
         if before.spec.as_ref().and_then(|s| s.paused) == Some(true) {
             // A paused Deployment never rolls out: the adjustment would only time out.
             return Err(ConnectorError::failed(format!(
-                "deployment {name} -n {ns} is paused: an adjustment would never roll out"
+                "{noun} {name} -n {ns} is paused: an adjustment would never roll out"
             ))
             .with_hint(format!(
                 "resume it with `kubectl rollout resume deployment/{name} -n {ns}`"
             )));
         }
+        // The pod template and replica count the adjustment started from.
         let previous = before.spec.clone().unwrap_or_default();
-        // Restores the pod template and replica count the adjustment started from.
-        let restore = |d: &mut Deployment| {
-            let spec = d.spec.get_or_insert_with(Default::default);
-            spec.template = previous.template.clone();
-            spec.replicas = previous.replicas;
+        let restore = |cancel| {
+            api.restore_workload(
+                kind,
+                ns,
+                name,
+                &previous.template,
+                previous.replicas,
+                cancel,
+            )
         };
-        tracing::info!(deployment = %name, namespace = %ns, %patch, "patching");
-        api.patch_deployment(ns, name, patch, cancel).await?;
+        tracing::info!(workload = %name, namespace = %ns, %patch, "patching");
+        api.patch_workload(kind, ns, name, patch, cancel).await?;
         let reason = match self.watch(api, target, settlement, true, cancel).await {
             Ok(()) => return Ok(()),
             Err(Unhealthy::Reason(reason)) => reason,
@@ -328,7 +353,7 @@ impl Kubernetes {
                     // Best effort, bounded by the request timeout: do not leave a half-tried
                     // template behind because the user pressed Ctrl-C.
                     let quick = CancellationToken::new();
-                    if let Err(e) = api.replace_deployment(ns, name, restore, &quick).await {
+                    if let Err(e) = restore(&quick).await {
                         tracing::error!(deployment = %name, error = %e, "could not roll back after cancellation");
                     }
                 }
@@ -341,7 +366,7 @@ impl Kubernetes {
             reason: "unstable".into(),
             message,
         };
-        let what = format!("deployment {name} -n {ns}: {reason}");
+        let what = format!("{noun} {name} -n {ns}: {reason}");
         match target.on_failure {
             FailureMode::Ignore => {
                 tracing::warn!(deployment = %name, "ignoring the failed adjustment (on_failure: ignore)");
@@ -351,14 +376,14 @@ impl Kubernetes {
                 "{what} (left as is: on_failure is exception)"
             ))),
             FailureMode::Shutdown | FailureMode::Destroy => {
-                api.patch_deployment(ns, name, &json!({"spec": {"replicas": 0}}), cancel)
+                api.patch_workload(kind, ns, name, &json!({"spec": {"replicas": 0}}), cancel)
                     .await?;
                 Err(unstable(format!(
                     "{what}; scaled to 0 replicas (on_failure: shutdown)"
                 )))
             }
             FailureMode::Rollback => {
-                api.replace_deployment(ns, name, restore, cancel).await?;
+                restore(cancel).await?;
                 match self.watch(api, target, Duration::ZERO, false, cancel).await {
                     Ok(()) => Err(unstable(format!(
                         "{what}; rolled back to the previous pod template"

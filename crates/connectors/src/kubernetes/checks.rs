@@ -1,6 +1,6 @@
 //! What `servo check` reports: permissions in each namespace, and each deployment and container.
 
-use super::client::Client;
+use super::client::{Client, WorkloadKind};
 use super::rollout::{self, State};
 use super::{
     CANARY_PERMISSIONS, Kubernetes, PERMISSIONS, Target, container_names, cpu_of, find_container,
@@ -17,16 +17,27 @@ impl Kubernetes {
         api: &Client,
         cancel: &CancellationToken,
     ) -> Result<Vec<Check>, ConnectorError> {
-        let mut namespaces: std::collections::BTreeMap<&str, bool> = Default::default();
+        // Per namespace: whether it has canaries, whether it has StatefulSets.
+        let mut namespaces: std::collections::BTreeMap<&str, (bool, bool)> = Default::default();
         for t in self.targets() {
-            *namespaces.entry(t.namespace).or_default() |= t.canary();
+            let entry = namespaces.entry(t.namespace).or_default();
+            entry.0 |= t.canary();
+            entry.1 |= t.kind == WorkloadKind::StatefulSet;
         }
         let mut checks = Vec::new();
-        for (ns, canary) in namespaces {
+        for (ns, (canary, sets)) in namespaces {
             let name = format!("Required permissions in namespace \"{ns}\"");
             let mut denied = Vec::new();
-            let extra = if canary { &CANARY_PERMISSIONS[..] } else { &[] };
-            for &(verb, group, resource) in PERMISSIONS.iter().chain(extra) {
+            let mut needed: Vec<(&str, &str, &str)> = PERMISSIONS.to_vec();
+            if canary {
+                needed.extend(CANARY_PERMISSIONS);
+            }
+            if sets {
+                // The same verbs on StatefulSets as on Deployments.
+                let on_sets = PERMISSIONS.iter().filter(|p| p.2 == "deployments");
+                needed.extend(on_sets.map(|&(verb, group, _)| (verb, group, "statefulsets")));
+            }
+            for (verb, group, resource) in needed {
                 match api.can(verb, group, resource, ns, cancel).await {
                     Ok(true) => {}
                     Ok(false) => denied.push(format!("{verb} {resource}")),
@@ -62,8 +73,12 @@ impl Kubernetes {
     ) -> Vec<Check> {
         let d = target.config;
         let mut checks = Vec::new();
-        let readable = format!("Deployment \"{}\" is readable", d.name);
-        let deployment = match api.deployment(target.namespace, &d.name, cancel).await {
+        let noun = target.kind.noun();
+        let readable = format!("{noun} \"{}\" is readable", d.name);
+        let deployment = match api
+            .workload(target.kind, target.namespace, &d.name, cancel)
+            .await
+        {
             Ok(deployment) => {
                 checks.push(Check::pass(
                     readable,
@@ -83,7 +98,7 @@ impl Kubernetes {
         let r = &d.replicas;
         // A canary never scales the Deployment: its replica count is whatever it is.
         let in_range = target.canary() || (i64::from(r.min)..=i64::from(r.max)).contains(&replicas);
-        let name = format!("Deployment \"{}\" replicas are in range", d.name);
+        let name = format!("{noun} \"{}\" replicas are in range", d.name);
         checks.push(if in_range {
             Check::pass(name, format!("{replicas} in {}..{}", r.min, r.max))
         } else {
@@ -140,7 +155,7 @@ impl Kubernetes {
                     .with_hint("set requests/limits in the Deployment or widen the ranges in servo's config")
             });
         }
-        let ready = format!("Deployment \"{}\" is ready", d.name);
+        let ready = format!("{noun} \"{}\" is ready", d.name);
         checks.push(match rollout::deployment_state(&deployment) {
             State::Settled => Check::pass(ready, format!("{replicas} replicas ready")),
             State::Progressing(what) | State::Failed(what) => Check::fail(ready, what)

@@ -11,10 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration as StdDuration;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus, StatefulSet};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::version::Info;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -27,6 +28,56 @@ const REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 const CONNECT_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 /// Times a read-modify-replace is retried when another writer changed the object (409 Conflict).
 const CONFLICT_RETRIES: u32 = 5;
+
+/// The kinds of workload the connectors tune.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+}
+
+impl WorkloadKind {
+    /// The `kubectl` noun, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+        }
+    }
+}
+
+/// A StatefulSet seen as a Deployment: its pod template, replicas, selector and the status
+/// fields the rollout rules read. Its update is finished only when `currentRevision` has caught
+/// up with `updateRevision`, so until then one replica counts as not updated.
+pub fn as_deployment(set: StatefulSet) -> Deployment {
+    let spec = set.spec.map(|s| DeploymentSpec {
+        replicas: s.replicas,
+        selector: s.selector,
+        template: s.template,
+        ..DeploymentSpec::default()
+    });
+    let status = set.status.map(|s| {
+        let finished = s.current_revision == s.update_revision;
+        let updated = s.updated_replicas.unwrap_or(0);
+        DeploymentStatus {
+            observed_generation: s.observed_generation,
+            replicas: Some(s.replicas),
+            updated_replicas: Some(if finished {
+                updated
+            } else {
+                updated.min(s.replicas - 1).max(0)
+            }),
+            ready_replicas: s.ready_replicas,
+            available_replicas: s.available_replicas,
+            ..DeploymentStatus::default()
+        }
+    });
+    Deployment {
+        metadata: set.metadata,
+        spec,
+        status,
+    }
+}
 
 /// A connected client: the `kube` client and where its credentials came from.
 #[derive(Clone)]
@@ -292,8 +343,30 @@ impl Client {
         change: impl Fn(&mut Deployment),
         cancel: &CancellationToken,
     ) -> Result<Deployment, ConnectorError> {
-        let api = self.api::<Deployment>(namespace);
-        let what = format!("deployment {name} -n {namespace}");
+        self.replace(namespace, name, change, cancel).await
+    }
+
+    /// Read-modify-replace of any namespaced object, retried on 409 Conflict.
+    pub async fn replace<K>(
+        &self,
+        namespace: &str,
+        name: &str,
+        change: impl Fn(&mut K),
+        cancel: &CancellationToken,
+    ) -> Result<K, ConnectorError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let api = self.api::<K>(namespace);
+        let what = format!(
+            "{} {name} -n {namespace}",
+            K::kind(&Default::default()).to_lowercase()
+        );
         let mut attempt = 0;
         loop {
             let mut current = self.call(api.get(name), "GET", &what, cancel).await?;
@@ -308,11 +381,93 @@ impl Client {
                     if status.code == 409 && attempt < CONFLICT_RETRIES =>
                 {
                     attempt += 1;
-                    tracing::debug!(deployment = %name, attempt, "conflict replacing; reading again");
+                    tracing::debug!(object = %what, attempt, "conflict replacing; reading again");
                 }
                 Err(e) => return Err(self.error(e, "PUT", &what)),
             }
         }
+    }
+
+    /// A Deployment or a StatefulSet, as a Deployment (see [`as_deployment`]).
+    pub async fn workload(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Deployment, ConnectorError> {
+        match kind {
+            WorkloadKind::Deployment => self.deployment(namespace, name, cancel).await,
+            WorkloadKind::StatefulSet => {
+                let api = self.api::<StatefulSet>(namespace);
+                let what = format!("statefulset {name} -n {namespace}");
+                let set = self.call(api.get(name), "GET", &what, cancel).await?;
+                Ok(as_deployment(set))
+            }
+        }
+    }
+
+    /// A strategic-merge patch of a Deployment or StatefulSet.
+    pub async fn patch_workload(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+        cancel: &CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        match kind {
+            WorkloadKind::Deployment => {
+                self.patch_deployment(namespace, name, patch, cancel)
+                    .await?;
+            }
+            WorkloadKind::StatefulSet => {
+                let api = self.api::<StatefulSet>(namespace);
+                let what = format!("statefulset {name} -n {namespace}");
+                let params = PatchParams::default();
+                self.call(
+                    api.patch(name, &params, &Patch::Strategic(patch)),
+                    "PATCH",
+                    &what,
+                    cancel,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a workload's pod template and replica count back (read, edit, replace; again on a
+    /// conflict).
+    pub async fn restore_workload(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        template: &PodTemplateSpec,
+        replicas: Option<i32>,
+        cancel: &CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        match kind {
+            WorkloadKind::Deployment => {
+                let restore = |d: &mut Deployment| {
+                    let spec = d.spec.get_or_insert_with(Default::default);
+                    spec.template = template.clone();
+                    spec.replicas = replicas;
+                };
+                self.replace_deployment(namespace, name, restore, cancel)
+                    .await?;
+            }
+            WorkloadKind::StatefulSet => {
+                let restore = |d: &mut StatefulSet| {
+                    let spec = d.spec.get_or_insert_with(Default::default);
+                    spec.template = template.clone();
+                    spec.replicas = replicas;
+                };
+                self.replace(namespace, name, restore, cancel).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the API allows this client `verb` on `resource` (of API `group`) in `namespace`:
@@ -377,8 +532,7 @@ mod tests {
             .await
             .expect_err("no such plugin");
         assert!(
-            err.to_string().contains("context `b`")
-                && err.to_string().contains("servo-no-such-credential-plugin"),
+            err.to_string().contains("context `b`") && err.to_string().contains("exec"),
             "{err}"
         );
 

@@ -1,5 +1,5 @@
-//! `kubernetes`: tunes the CPU, memory, replicas and environment of containers in Deployments
-//! (ServoX's `kubernetes` connector, `default` strategy).
+//! `kubernetes`: tunes the CPU, memory, replicas and environment of containers in Deployments and
+//! StatefulSets (ServoX's `kubernetes` connector, `default` and `canary` strategies).
 //!
 //! **Components.** Each configured container is one component, named by its `alias` or
 //! `<deployment>/<container>` (as ServoX names them). Its settings are `cpu` (cores), `mem` (GiB,
@@ -26,7 +26,11 @@
 //! **Canary.** `strategy: canary` (or ServoX's `{type: canary, alias: ...}`) tunes a tuning Pod
 //! beside the untouched Deployment: see `tuning.rs`.
 //!
-//! **Not supported** (yet): StatefulSets and ServoX's configurable `permissions` list.
+//! **StatefulSets** (`stateful_sets:`) take the same settings and the same rollout tracking and
+//! rollback (the `default` strategy only, as in ServoX); `client::as_deployment` reads them as a
+//! Deployment.
+//!
+//! **Not supported** (yet): ServoX's configurable `permissions` list.
 
 mod adjust;
 mod checks;
@@ -38,7 +42,7 @@ mod tests;
 mod tuning;
 
 use async_trait::async_trait;
-use client::Client;
+use client::{Client, WorkloadKind};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -126,7 +130,7 @@ fn component_name(d: &DeploymentSettings, c: &ContainerSettings) -> String {
 
 servo_core::register!(Kubernetes {
     name: "kubernetes",
-    description: "Tunes CPU, memory, replicas and env of Deployment containers; rolls back unhealthy rollouts",
+    description: "Tunes CPU, memory, replicas and env of Deployment and StatefulSet containers, or of a tuning Pod (canary); rolls back unhealthy rollouts",
 });
 
 /// The connector: its settings and, once first needed, its API client.
@@ -156,8 +160,9 @@ impl BuildConnector for Kubernetes {
     }
 }
 
-/// A deployment's effective settings (its own, else the connector's).
+/// A workload's effective settings (its own, else the connector's).
 struct Target<'a> {
+    kind: WorkloadKind,
     config: &'a DeploymentSettings,
     namespace: &'a str,
     timeout: Duration,
@@ -268,7 +273,10 @@ impl Kubernetes {
     }
 
     fn targets(&self) -> impl Iterator<Item = Target<'_>> {
-        self.settings.deployments.iter().map(|d| Target {
+        let deployments = (self.settings.deployments.iter()).map(|d| (WorkloadKind::Deployment, d));
+        let sets = (self.settings.stateful_sets.iter()).map(|d| (WorkloadKind::StatefulSet, d));
+        deployments.chain(sets).map(|(kind, d)| Target {
+            kind,
             config: d,
             namespace: d.namespace.as_deref().unwrap_or(&self.settings.namespace),
             timeout: d.timeout.unwrap_or(self.settings.timeout),
@@ -287,7 +295,8 @@ impl Kubernetes {
         for (i, c) in d.containers.iter().enumerate() {
             let Some(container) = find_container(deployment, &c.name) else {
                 return Err(ConnectorError::failed(format!(
-                    "deployment {} -n {} has no container `{}` (it has: {})",
+                    "{} {} -n {} has no container `{}` (it has: {})",
+                    target.kind.noun(),
                     d.name,
                     target.namespace,
                     c.name,
@@ -322,7 +331,7 @@ impl Kubernetes {
                 continue;
             }
             let deployment = api
-                .deployment(target.namespace, &target.config.name, cancel)
+                .workload(target.kind, target.namespace, &target.config.name, cancel)
                 .await?;
             components.extend(self.components_of(&target, &deployment)?);
         }
@@ -373,7 +382,12 @@ impl Connector for Kubernetes {
         let mut total = 0.0;
         for target in self.targets() {
             let deployment = api
-                .deployment(target.namespace, &target.config.name, &cx.cancel)
+                .workload(
+                    target.kind,
+                    target.namespace,
+                    &target.config.name,
+                    &cx.cancel,
+                )
                 .await?;
             total += hourly_cost(&deployment, &self.settings.prices);
         }

@@ -39,6 +39,7 @@ pub struct Settings {
     #[serde(default)]
     pub on_failure: FailureMode,
     /// The Deployments to optimize.
+    #[serde(default)]
     pub deployments: Vec<DeploymentSettings>,
     /// Prices behind the `cost` metric.
     #[serde(default)]
@@ -47,10 +48,10 @@ pub struct Settings {
     /// the permissions it actually needs itself (`servo check`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<serde_json::Value>>,
-    /// ServoX's StatefulSets to optimize. Not supported yet: a non-empty list is an error rather than
-    /// silently untuned workloads.
+    /// The StatefulSets to optimize, with the same settings as Deployments (the `default`
+    /// strategy only, as in ServoX).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stateful_sets: Vec<serde_json::Value>,
+    pub stateful_sets: Vec<DeploymentSettings>,
     /// ServoX: include container logs in errors. Accepted; servo's errors always carry the pod
     /// status reasons (OOMKilled, Insufficient cpu...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -518,14 +519,16 @@ impl ConnectorSettings for Settings {
     fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let root = KeyPath::root();
-        if !self.stateful_sets.is_empty() {
-            problems.push(
-                Problem::new(
-                    root.key("stateful_sets"),
-                    "StatefulSets are not supported yet",
-                )
-                .with_help("optimize Deployments, or remove `stateful_sets`"),
-            );
+        for (i, set) in self.stateful_sets.iter().enumerate() {
+            if set.strategy.kind() == Strategy::Canary {
+                problems.push(
+                    Problem::new(
+                        root.key("stateful_sets").index(i).key("strategy"),
+                        "the `canary` strategy is not supported on StatefulSets (nor in ServoX)",
+                    )
+                    .with_help("use `strategy: default`"),
+                );
+            }
         }
         for (d, deployment) in self.deployments.iter().enumerate() {
             let canary = deployment.strategy.kind() == Strategy::Canary;
@@ -579,15 +582,23 @@ impl ConnectorSettings for Settings {
                 ));
             }
         }
-        if self.deployments.is_empty() {
+        if self.deployments.is_empty() && self.stateful_sets.is_empty() {
             problems.push(
-                Problem::new(root.key("deployments"), "no deployments to optimize")
-                    .with_help("list at least one deployment with its containers"),
+                Problem::new(
+                    root.key("deployments"),
+                    "no deployments or stateful_sets to optimize",
+                )
+                .with_help("list at least one deployment with its containers"),
             );
         }
         let mut names: BTreeMap<String, KeyPath> = BTreeMap::new();
-        for (i, d) in self.deployments.iter().enumerate() {
-            let at = root.key("deployments").index(i);
+        let workloads = (self.deployments.iter().enumerate())
+            .map(|(i, d)| (root.key("deployments").index(i), d))
+            .chain(
+                (self.stateful_sets.iter().enumerate())
+                    .map(|(i, d)| (root.key("stateful_sets").index(i), d)),
+            );
+        for (at, d) in workloads {
             let r = &d.replicas;
             if r.min > r.max || r.step == 0 {
                 problems.push(Problem::new(
