@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// How long the rollback after a cancelled adjustment may take.
+const RESTORE_AFTER_CANCEL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A StatefulSet's watch event, its object seen as a Deployment.
 fn seen_as_deployment(e: Event<StatefulSet>) -> Event<Deployment> {
     match e {
@@ -350,11 +353,17 @@ impl Kubernetes {
             Err(Unhealthy::Reason(reason)) => reason,
             Err(Unhealthy::Error(ConnectorError::Cancelled)) => {
                 if target.on_failure == FailureMode::Rollback {
-                    // Best effort, bounded by the request timeout: do not leave a half-tried
-                    // template behind because the user pressed Ctrl-C.
+                    // Best effort, bounded in time: do not leave a half-tried template behind
+                    // because the user pressed Ctrl-C.
                     let quick = CancellationToken::new();
-                    if let Err(e) = restore(&quick).await {
-                        tracing::error!(deployment = %name, error = %e, "could not roll back after cancellation");
+                    match tokio::time::timeout(RESTORE_AFTER_CANCEL, restore(&quick)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(workload = %name, error = %e, "could not roll back after cancellation");
+                        }
+                        Err(_) => {
+                            tracing::error!(workload = %name, "rolling back after cancellation timed out");
+                        }
                     }
                 }
                 return Err(ConnectorError::Cancelled);

@@ -23,8 +23,6 @@ use kube::{Api, Config};
 use servo_core::ConnectorError;
 use tokio_util::sync::CancellationToken;
 
-/// One API request may take this long; rollouts are bounded separately by the `timeout` setting.
-const REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 const CONNECT_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 /// Times a read-modify-replace is retried when another writer changed the object (409 Conflict).
 const CONFLICT_RETRIES: u32 = 5;
@@ -192,9 +190,9 @@ impl Client {
                 "in-cluster service account".to_string(),
             ),
         };
+        // No read timeout: a watch may rightly stay silent for minutes (kube bounds idle watches
+        // itself); single requests are bounded by their event's cancellation and `timeout`.
         config.connect_timeout = Some(CONNECT_TIMEOUT);
-        config.read_timeout = Some(REQUEST_TIMEOUT);
-        config.reset_reader_on_write = true;
         let server = config
             .cluster_url
             .to_string()
