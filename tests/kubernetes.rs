@@ -1,66 +1,26 @@
-//! The `kubernetes` connector through the real binary, against a **fake API server**: an axum
-//! server on 127.0.0.1 that speaks the Kubernetes JSON for Deployments, Pods and `/version`,
-//! applies strategic-merge and JSON patches (recording each), and simulates rollouts from the
-//! pod template it is given:
+//! The `kubernetes` connector through the real binary, against the fake API server of
+//! `common/kube_api.rs` (real Kubernetes JSON through the k8s-openapi types, watches from a
+//! `resourceVersion`, a controller loop that rolls Deployments out). Its kubelet decides each pod's
+//! fate from the pod spec:
 //!
 //! - a container whose memory limit is below 256Mi is OOM-killed and crash-loops;
 //! - a container requesting more than 2 cores cannot be scheduled (`Insufficient cpu`);
 //! - with `progress_deadline` set, any new template ends in `ProgressDeadlineExceeded`;
-//! - with `stuck` set, the controller never observes a new template;
-//! - anything else rolls out, after one stale read (the controller has not observed the new
-//!   generation yet), so the connector's polling is exercised.
+//! - with `stuck` set, the controller never observes a new template.
 //!
-//! servo reaches it through a generated kubeconfig with a bearer token, which the fake checks.
+//! servo reaches it through a generated kubeconfig with a bearer token (or an `exec` credential
+//! plugin), which the fake checks.
 
 mod common;
+#[path = "common/kube_api.rs"]
+mod kube_api;
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use common::run;
+use kube_api::{FakeApi, TOKEN};
 use serde_json::{Value, json};
-
-const TOKEN: &str = "fake-token";
-const CPU_CAPACITY_MILLICORES: u64 = 2000;
-const OOM_BELOW_BYTES: u64 = 256 << 20;
-
-/// One recorded PATCH: its content type and body.
-#[derive(Clone, Debug)]
-struct Patch {
-    content_type: String,
-    body: Value,
-}
-
-#[derive(Default)]
-struct Cluster {
-    deployments: BTreeMap<String, Value>,
-    /// The template each deployment started with: the fake's known-good state.
-    original: BTreeMap<String, Value>,
-    /// Deployments whose next read shows a status from before the last patch.
-    stale: BTreeMap<String, bool>,
-    patches: Vec<Patch>,
-    progress_deadline: bool,
-    stuck: bool,
-    /// `verb resource` pairs the SelfSubjectAccessReview endpoint denies.
-    denied: Vec<String>,
-    /// How many of the next pod lists answer 500 (an API server blip).
-    failing_pod_lists: u32,
-}
-
-type Shared = Arc<Mutex<Cluster>>;
-
-fn lock(state: &Shared) -> MutexGuard<'_, Cluster> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn web_deployment() -> Value {
     json!({
@@ -79,428 +39,52 @@ fn web_deployment() -> Value {
                     {"name": "sidecar", "image": "example/proxy:1"}
                 ]}
             }
-        },
-        "status": {}
+        }
     })
 }
 
-fn millicores(q: &str) -> u64 {
-    match q.strip_suffix('m') {
-        Some(m) => m.parse().unwrap_or(0),
-        None => (q.parse::<f64>().unwrap_or(0.0) * 1000.0).round() as u64,
-    }
+fn start() -> FakeApi {
+    FakeApi::start(vec![web_deployment()])
 }
 
-fn bytes(q: &str) -> u64 {
-    for (suffix, factor) in [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)] {
-        if let Some(n) = q.strip_suffix(suffix) {
-            return n.parse::<u64>().unwrap_or(0) * factor;
-        }
-    }
-    q.parse().unwrap_or(0)
+trait Web {
+    fn deployment(&self) -> Value;
+    /// The writes that changed something (PATCH, PUT, POST, DELETE answered 2xx).
+    fn accepted(&self) -> Vec<kube_api::Write>;
 }
 
-/// What the fake cluster does with a pod template.
-enum Outcome {
-    Healthy,
-    OomKilled,
-    Unschedulable,
-}
-
-fn outcome(template: &Value) -> Outcome {
-    let containers = template["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for c in &containers {
-        let r = &c["resources"];
-        if r["requests"]["cpu"]
-            .as_str()
-            .is_some_and(|q| millicores(q) > CPU_CAPACITY_MILLICORES)
-        {
-            return Outcome::Unschedulable;
-        }
-        if r["limits"]["memory"]
-            .as_str()
-            .is_some_and(|q| bytes(q) < OOM_BELOW_BYTES)
-        {
-            return Outcome::OomKilled;
-        }
-    }
-    Outcome::Healthy
-}
-
-/// The deployment with the status the fake's controller would report now.
-fn with_status(cluster: &mut Cluster, key: &str) -> Option<Value> {
-    let stale = cluster
-        .stale
-        .insert(key.to_string(), false)
-        .unwrap_or(false);
-    let mut d = cluster.deployments.get(key)?.clone();
-    let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
-    let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
-    let changed = cluster.original.get(key) != Some(&d["spec"]["template"]);
-    let observed = if stale || (cluster.stuck && changed) {
-        generation - 1
-    } else {
-        generation
-    };
-    let (ready, conditions) = match outcome(&d["spec"]["template"]) {
-        _ if cluster.progress_deadline && changed => (
-            0,
-            json!([{"type": "Progressing", "status": "False",
-            "reason": "ProgressDeadlineExceeded",
-            "message": "ReplicaSet \"web-2\" has timed out progressing."}]),
-        ),
-        Outcome::Healthy => (
-            replicas,
-            json!([{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]),
-        ),
-        _ => (
-            0,
-            json!([{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}]),
-        ),
-    };
-    d["status"] = json!({
-        "observedGeneration": observed, "replicas": replicas, "updatedReplicas": replicas,
-        "readyReplicas": ready, "availableReplicas": ready, "conditions": conditions,
-    });
-    Some(d)
-}
-
-fn pods_of(deployment: &Value) -> Vec<Value> {
-    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
-    let template = &deployment["spec"]["template"];
-    let generation = deployment["metadata"]["generation"].as_i64().unwrap_or(1);
-    (0..replicas)
-        .map(|i| {
-            let name = format!("web-{generation}-{i}");
-            let status = match outcome(template) {
-                Outcome::Healthy => json!({"phase": "Running", "containerStatuses": [
-                    {"name": "main", "ready": true, "restartCount": 0, "state": {"running": {}}}]}),
-                Outcome::OomKilled => json!({"phase": "Running", "containerStatuses": [
-                    {"name": "main", "ready": false, "restartCount": 3,
-                     "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
-                     "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]}),
-                Outcome::Unschedulable => json!({"phase": "Pending", "conditions": [
-                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                     "message": "0/1 nodes are available: 1 Insufficient cpu."}]}),
-            };
-            json!({"metadata": {"name": name, "labels": template["metadata"]["labels"]}, "status": status})
-        })
-        .collect()
-}
-
-fn status(code: StatusCode, message: &str) -> Response {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code.as_u16()});
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn ok(body: &Value) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn authorized(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {TOKEN}"))
-}
-
-/// Strategic merge as the API server applies it to these fields: objects merge, lists of
-/// objects with a `name` merge by name, everything else is replaced.
-fn strategic_merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                strategic_merge(t.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-        (Value::Array(t), Value::Array(p)) if p.iter().all(|v| v["name"].is_string()) => {
-            for item in p {
-                match t.iter_mut().find(|x| x["name"] == item["name"]) {
-                    Some(existing) => strategic_merge(existing, item),
-                    None => t.push(item.clone()),
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
-}
-
-fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
-    for op in ops.as_array().ok_or("a JSON patch is an array")? {
-        if op["op"] != "replace" {
-            return Err(format!("the fake only supports replace, got {op}"));
-        }
-        let path = op["path"].as_str().ok_or("no path")?;
-        let slot = target.pointer_mut(path).ok_or(format!("no {path}"))?;
-        *slot = op["value"].clone();
-    }
-    Ok(())
-}
-
-async fn version(headers: HeaderMap) -> Response {
-    if !authorized(&headers) {
-        return status(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
-    ok(&json!({"major": "1", "minor": "31", "gitVersion": "v1.31.0-fake"}))
-}
-
-async fn get_deployment(
-    State(state): State<Shared>,
-    Path((ns, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&headers) {
-        return status(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
-    match with_status(&mut lock(&state), &format!("{ns}/{name}")) {
-        Some(d) => ok(&d),
-        None => status(
-            StatusCode::NOT_FOUND,
-            &format!("deployments.apps \"{name}\" not found"),
-        ),
-    }
-}
-
-async fn patch_deployment(
-    State(state): State<Shared>,
-    Path((ns, name)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if !authorized(&headers) {
-        return status(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
-        return status(StatusCode::BAD_REQUEST, "the patch is not JSON");
-    };
-    let key = format!("{ns}/{name}");
-    let mut cluster = lock(&state);
-    cluster.patches.push(Patch {
-        content_type: content_type.clone(),
-        body: patch.clone(),
-    });
-    let Some(deployment) = cluster.deployments.get_mut(&key) else {
-        return status(
-            StatusCode::NOT_FOUND,
-            &format!("deployments.apps \"{name}\" not found"),
-        );
-    };
-    let before = deployment["spec"].clone();
-    let mut spec = before.clone();
-    let applied = match content_type.as_str() {
-        "application/strategic-merge-patch+json" => {
-            let mut whole = json!({"spec": spec});
-            strategic_merge(&mut whole, &patch);
-            spec = whole["spec"].take();
-            Ok(())
-        }
-        "application/json-patch+json" => {
-            let mut whole = json!({"spec": spec});
-            let r = json_patch(&mut whole, &patch);
-            spec = whole["spec"].take();
-            r
-        }
-        other => {
-            return status(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                &format!("unsupported patch type {other}"),
-            );
-        }
-    };
-    if let Err(e) = applied {
-        return status(StatusCode::UNPROCESSABLE_ENTITY, &e);
-    }
-    if spec != before {
-        deployment["spec"] = spec;
-        let generation = deployment["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
-        deployment["metadata"]["generation"] = json!(generation);
-        cluster.stale.insert(key.clone(), true);
-    }
-    let current = cluster.deployments.get(&key).cloned().unwrap_or_default();
-    ok(&current)
-}
-
-async fn list_pods(
-    State(state): State<Shared>,
-    Path(ns): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&headers) {
-        return status(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
-    {
-        let mut cluster = lock(&state);
-        if cluster.failing_pod_lists > 0 {
-            cluster.failing_pod_lists -= 1;
-            return status(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "etcdserver: request timed out",
-            );
-        }
-    }
-    let query = query.unwrap_or_default();
-    let selector = query
-        .strip_prefix("labelSelector=")
-        .unwrap_or("")
-        .replace("%3D", "=")
-        .replace("%2C", ",");
-    let cluster = lock(&state);
-    let items: Vec<Value> = cluster
-        .deployments
-        .iter()
-        .filter(|(key, _)| key.starts_with(&format!("{ns}/")))
-        .filter(|(_, d)| {
-            let labels = d["spec"]["selector"]["matchLabels"]
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
-            let joined: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect();
-            joined.join(",") == selector
-        })
-        .flat_map(|(_, d)| pods_of(d))
-        .collect();
-    ok(&json!({"kind": "PodList", "apiVersion": "v1", "items": items}))
-}
-
-async fn access_review(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&headers) {
-        return status(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
-    let Ok(mut review) = serde_json::from_slice::<Value>(&body) else {
-        return status(StatusCode::BAD_REQUEST, "the review is not JSON");
-    };
-    let attributes = &review["spec"]["resourceAttributes"];
-    let asked = format!(
-        "{} {}",
-        attributes["verb"].as_str().unwrap_or(""),
-        attributes["resource"].as_str().unwrap_or("")
-    );
-    let allowed = !lock(&state).denied.contains(&asked);
-    review["status"] = json!({"allowed": allowed});
-    (
-        StatusCode::CREATED,
-        [(header::CONTENT_TYPE, "application/json")],
-        review.to_string(),
-    )
-        .into_response()
-}
-
-/// The fake API server, stopped (and its thread joined) on drop.
-struct FakeApi {
-    addr: SocketAddr,
-    state: Shared,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl FakeApi {
-    fn start() -> FakeApi {
-        let mut cluster = Cluster::default();
-        let web = web_deployment();
-        cluster
-            .original
-            .insert("shop/web".into(), web["spec"]["template"].clone());
-        cluster.deployments.insert("shop/web".into(), web);
-        let state: Shared = Arc::new(Mutex::new(cluster));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("address");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = Router::new()
-            .route("/version", get(version))
-            .route(
-                "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
-                get(get_deployment).patch(patch_deployment),
-            )
-            .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
-            .route(
-                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-                axum::routing::post(access_review),
-            )
-            .with_state(state.clone());
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
-        FakeApi {
-            addr,
-            state,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn cluster(&self) -> MutexGuard<'_, Cluster> {
-        lock(&self.state)
-    }
-
-    fn patches(&self) -> Vec<Patch> {
-        self.cluster().patches.clone()
-    }
-
+impl Web for FakeApi {
     fn deployment(&self) -> Value {
-        self.cluster().deployments["shop/web"].clone()
+        self.cluster()
+            .deployment("shop", "web")
+            .expect("the web deployment")
     }
-}
 
-impl Drop for FakeApi {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    fn accepted(&self) -> Vec<kube_api::Write> {
+        self.writes()
+            .into_iter()
+            .filter(|w| (200..300).contains(&w.status))
+            .collect()
     }
 }
 
 /// A temporary directory with a kubeconfig pointing at the fake and a servo config using it.
 struct Setup {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     config: PathBuf,
 }
 
 fn setup(api: &FakeApi, extra: Value) -> Setup {
+    setup_with_user(api, json!({"token": TOKEN}), extra)
+}
+
+fn setup_with_user(api: &FakeApi, user: Value, extra: Value) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = json!({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": format!("http://{}", api.addr)}}],
-        "users": [{"name": "servo", "user": {"token": TOKEN}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "servo"}}],
-    });
-    std::fs::write(dir.path().join("kubeconfig"), kubeconfig.to_string())
-        .expect("write kubeconfig");
+    std::fs::write(
+        dir.path().join("kubeconfig"),
+        api.kubeconfig(user).to_string(),
+    )
+    .expect("write kubeconfig");
     let mut section = json!({
         "kubeconfig": "kubeconfig",
         "namespace": "shop",
@@ -521,7 +105,7 @@ fn setup(api: &FakeApi, extra: Value) -> Setup {
     }
     let config = dir.path().join("servo.yaml");
     std::fs::write(&config, json!({"kubernetes": section}).to_string()).expect("write config");
-    Setup { _dir: dir, config }
+    Setup { dir, config }
 }
 
 fn setting<'a>(description: &'a Value, component: &str, name: &str) -> &'a Value {
@@ -532,7 +116,7 @@ fn setting<'a>(description: &'a Value, component: &str, name: &str) -> &'a Value
 
 #[test]
 fn describe_reports_the_live_values_of_each_container() {
-    let api = FakeApi::start();
+    let api = start();
     let s = setup(&api, json!({}));
     let (code, stdout, stderr) = run(&s.config, &["describe", "-o", "json"]);
     assert_eq!(code, 0, "{stderr}");
@@ -542,12 +126,12 @@ fn describe_reports_the_live_values_of_each_container() {
     assert_eq!(setting(&d, "web/main", "mem"), &json!(0.5));
     assert_eq!(setting(&d, "web/main", "replicas"), &json!(2));
     assert_eq!(setting(&d, "web/main", "WORKERS"), &json!(2.0));
-    assert!(api.patches().is_empty(), "describe must not patch");
+    assert!(api.accepted().is_empty(), "describe must not write");
 }
 
 #[test]
 fn adjust_sends_one_strategic_merge_patch_and_waits_for_the_rollout() {
-    let api = FakeApi::start();
+    let api = start();
     let s = setup(&api, json!({}));
     let started = Instant::now();
     let (code, stdout, stderr) = run(
@@ -569,8 +153,9 @@ fn adjust_sends_one_strategic_merge_patch_and_waits_for_the_rollout() {
         started.elapsed() >= Duration::from_secs(1),
         "the settlement was held"
     );
-    let patches = api.patches();
+    let patches = api.accepted();
     assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0].method, "PATCH");
     assert_eq!(
         patches[0].content_type,
         "application/strategic-merge-patch+json"
@@ -601,22 +186,28 @@ fn adjust_sends_one_strategic_merge_patch_and_waits_for_the_rollout() {
 
 #[test]
 fn an_oom_killed_rollout_is_rolled_back_to_the_previous_template() {
-    let api = FakeApi::start();
+    let api = start();
+    api.cluster().conflicts = 1;
     let original = api.deployment();
     let s = setup(&api, json!({}));
     let (code, _, stderr) = run(&s.config, &["adjust", "web/main.mem=128Mi"]);
     assert_ne!(code, 0, "a failed rollout fails the command");
     assert!(stderr.contains("OOMKilled"), "{stderr}");
     assert!(stderr.contains("rolled back"), "{stderr}");
-    let patches = api.patches();
-    assert_eq!(patches.len(), 2, "{patches:?}");
-    assert_eq!(patches[1].content_type, "application/json-patch+json");
+    let writes = api.writes();
+    // The restore is read-modify-replace: the first PUT meets a conflict and is retried.
+    let methods: Vec<(&str, u16)> = writes
+        .iter()
+        .map(|w| (w.method.as_str(), w.status))
+        .collect();
     assert_eq!(
-        patches[1].body,
-        json!([
-            {"op": "replace", "path": "/spec/template", "value": original["spec"]["template"]},
-            {"op": "replace", "path": "/spec/replicas", "value": 2},
-        ])
+        methods,
+        [("PATCH", 200), ("PUT", 409), ("PUT", 200)],
+        "{writes:?}"
+    );
+    assert_eq!(
+        writes[2].body["spec"]["template"],
+        original["spec"]["template"]
     );
     assert_eq!(
         api.deployment()["spec"],
@@ -627,13 +218,13 @@ fn an_oom_killed_rollout_is_rolled_back_to_the_previous_template() {
 
 #[test]
 fn an_unschedulable_rollout_with_on_failure_exception_is_reported_and_left() {
-    let api = FakeApi::start();
+    let api = start();
     let s = setup(&api, json!({"on_failure": "exception"}));
     let (code, _, stderr) = run(&s.config, &["adjust", "web/main.cpu=3"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("Insufficient cpu"), "{stderr}");
     assert_eq!(
-        api.patches().len(),
+        api.accepted().len(),
         1,
         "no rollback with on_failure: exception"
     );
@@ -645,13 +236,13 @@ fn an_unschedulable_rollout_with_on_failure_exception_is_reported_and_left() {
 
 #[test]
 fn progress_deadline_exceeded_with_servox_destroy_scales_to_zero() {
-    let api = FakeApi::start();
+    let api = start();
     api.cluster().progress_deadline = true;
     let s = setup(&api, json!({"on_failure": "destroy"}));
     let (code, _, stderr) = run(&s.config, &["adjust", "web/main.cpu=1"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("ProgressDeadlineExceeded"), "{stderr}");
-    let patches = api.patches();
+    let patches = api.accepted();
     assert_eq!(
         patches.last().map(|p| &p.body),
         Some(&json!({"spec": {"replicas": 0}}))
@@ -661,7 +252,7 @@ fn progress_deadline_exceeded_with_servox_destroy_scales_to_zero() {
 
 #[test]
 fn a_rollout_that_never_finishes_times_out_and_is_rolled_back() {
-    let api = FakeApi::start();
+    let api = start();
     api.cluster().stuck = true;
     let original = api.deployment();
     let s = setup(&api, json!({"timeout": "2s"}));
@@ -685,7 +276,7 @@ impl Drop for Reaped {
 
 #[test]
 fn an_interrupted_adjustment_restores_the_previous_template_before_exiting() {
-    let api = FakeApi::start();
+    let api = start();
     api.cluster().stuck = true;
     let original = api.deployment();
     let s = setup(&api, json!({"timeout": "60s"}));
@@ -701,10 +292,10 @@ fn an_interrupted_adjustment_restores_the_previous_template_before_exiting() {
     );
     // Ready when the fake has received the adjustment's patch.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while api.patches().is_empty() && Instant::now() < deadline {
+    while api.accepted().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(api.patches().len(), 1, "servo patched the deployment");
+    assert_eq!(api.accepted().len(), 1, "servo patched the deployment");
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.0.id().to_string()])
         .status()
@@ -716,23 +307,23 @@ fn an_interrupted_adjustment_restores_the_previous_template_before_exiting() {
     }
     let status = child.0.wait().expect("servo exits");
     assert_eq!(status.code(), Some(130), "{stderr}");
-    let patches = api.patches();
-    assert_eq!(patches.len(), 2, "{patches:?}");
-    assert_eq!(patches[1].content_type, "application/json-patch+json");
+    let writes = api.accepted();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert_eq!(writes[1].method, "PUT");
     assert_eq!(api.deployment()["spec"], original["spec"]);
 }
 
 #[test]
 fn api_blips_during_a_rollout_are_retried_and_lasting_errors_roll_back() {
-    let api = FakeApi::start();
-    api.cluster().failing_pod_lists = 3;
+    let api = start();
+    api.cluster().failing_pod_reads = 3;
     let s = setup(&api, json!({}));
     let (code, _, stderr) = run(&s.config, &["adjust", "web/main.cpu=1"]);
     assert_eq!(code, 0, "three failed reads are a blip: {stderr}");
-    assert_eq!(api.patches().len(), 1);
+    assert_eq!(api.accepted().len(), 1);
 
     let original = api.deployment();
-    api.cluster().failing_pod_lists = 1000;
+    api.cluster().failing_pod_reads = 1000;
     let (code, _, stderr) = run(&s.config, &["adjust", "web/main.cpu=1500m"]);
     assert_ne!(code, 0);
     assert!(
@@ -743,13 +334,95 @@ fn api_blips_during_a_rollout_are_retried_and_lasting_errors_roll_back() {
     assert_eq!(api.deployment()["spec"], original["spec"], "rolled back");
 }
 
+/// Writes an `exec` credential plugin printing `token` as an ExecCredential, and a kubeconfig
+/// using it; the plugin counts its runs in `calls`.
+fn exec_setup(api: &FakeApi, token: &str) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugin = dir.path().join("credential-plugin");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\necho run >> \"$(dirname \"$0\")/calls\"\nprintf '%s\\n' '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{token}\"}}}}'\n"
+        ),
+    )
+    .expect("write plugin");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let user = json!({"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "command": plugin,
+        "args": ["--cluster", "fake"],
+        "interactiveMode": "Never",
+    }});
+    let s = setup_with_user(api, user, json!({}));
+    // One directory for both: the plugin next to the config.
+    std::fs::rename(&plugin, s.dir.path().join("credential-plugin")).expect("move plugin");
+    let kubeconfig = s.dir.path().join("kubeconfig");
+    let text = std::fs::read_to_string(&kubeconfig)
+        .expect("kubeconfig")
+        .replace(
+            &plugin.display().to_string(),
+            &s.dir.path().join("credential-plugin").display().to_string(),
+        );
+    std::fs::write(&kubeconfig, text).expect("rewrite kubeconfig");
+    s
+}
+
+#[test]
+fn an_exec_credential_plugin_authenticates_and_its_token_is_checked() {
+    let api = start();
+    let s = exec_setup(&api, TOKEN);
+    let (code, stdout, stderr) = run(&s.config, &["describe", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let d: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(setting(&d, "web/main", "cpu"), &json!(0.5));
+    let calls = std::fs::read_to_string(s.dir.path().join("calls")).expect("the plugin ran");
+    assert!(!calls.is_empty());
+    assert_eq!(
+        api.cluster().tokens,
+        [TOKEN],
+        "every request carried the plugin's token"
+    );
+
+    let api = start();
+    let s = exec_setup(&api, "expired");
+    let (code, _, stderr) = run(&s.config, &["describe"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(stderr.contains("not accepted"), "{stderr}");
+    assert_eq!(api.cluster().tokens, ["expired"]);
+}
+
+#[test]
+fn rollouts_are_watched_through_410_gone_and_bookmarks() {
+    let api = start();
+    api.cluster().expired_watches = 1;
+    let s = setup(&api, json!({}));
+    let (code, _, stderr) = run(
+        &s.config,
+        &["adjust", "web/main.cpu=750m", "--settlement", "2s"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let cluster = api.cluster();
+    assert_eq!(cluster.gone_served, 1, "a watch was answered 410 Gone");
+    assert!(
+        cluster.bookmarks_sent >= 1,
+        "the watch idled long enough for a bookmark"
+    );
+    drop(cluster);
+    assert_eq!(
+        api.deployment()["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"],
+        "750m"
+    );
+}
+
 #[test]
 fn check_passes_against_a_healthy_deployment_and_names_missing_containers() {
-    let api = FakeApi::start();
+    let api = start();
     let s = setup(&api, json!({}));
     let (code, stdout, stderr) = run(&s.config, &["check"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("v1.31.0-fake"), "{stdout}");
+    assert!(stdout.contains("v1.33.0-fake"), "{stdout}");
 
     let s = setup(
         &api,
@@ -769,7 +442,7 @@ fn check_passes_against_a_healthy_deployment_and_names_missing_containers() {
 
 #[test]
 fn check_reports_missing_permissions_from_access_reviews() {
-    let api = FakeApi::start();
+    let api = start();
     api.cluster().denied.push("patch deployments".into());
     let s = setup(&api, json!({}));
     let (code, stdout, stderr) = run(&s.config, &["check"]);
@@ -782,7 +455,7 @@ fn check_reports_missing_permissions_from_access_reviews() {
 
 #[test]
 fn measure_reports_the_hourly_cost_of_requested_resources() {
-    let api = FakeApi::start();
+    let api = start();
     let s = setup(&api, json!({"prices": {"cpu": 0.04, "memory": 0.01}}));
     let (code, stdout, stderr) = run(&s.config, &["measure", "-o", "json"]);
     assert_eq!(code, 0, "{stderr}");
@@ -798,7 +471,7 @@ fn measure_reports_the_hourly_cost_of_requested_resources() {
 
 #[test]
 fn a_wrong_token_is_reported_with_the_kubeconfig_it_came_from() {
-    let api = FakeApi::start();
+    let api = start();
     let s = setup(&api, json!({}));
     let kubeconfig = s.config.with_file_name("kubeconfig");
     let text = std::fs::read_to_string(&kubeconfig)
@@ -819,7 +492,7 @@ fn the_example_validates() {
 
 #[test]
 fn a_short_study_tunes_the_deployment_and_leaves_it_on_the_cheapest_healthy_config() {
-    let api = FakeApi::start();
+    let api = start();
     let s = setup(&api, json!({}));
     // Add an embedded optimizer minimizing the connector's own cost metric.
     let mut config: Value =
@@ -855,7 +528,7 @@ fn a_short_study_tunes_the_deployment_and_leaves_it_on_the_cheapest_healthy_conf
     let best = summary["best"]["objective"].as_f64().expect("best cost");
     assert!(best <= baseline, "best {best} vs baseline {baseline}");
     assert!(
-        api.patches().len() >= 4,
+        api.accepted().len() >= 4,
         "each trial patched the Deployment, and on_finish applied the best"
     );
     assert!(
@@ -895,15 +568,345 @@ kubernetes:
     let (code, stdout, stderr) = run(&config, &["validate"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
 
+    // StatefulSets take the Deployments' settings, but not the canary strategy (nor in ServoX).
     std::fs::write(
         &config,
-        servox.replace("stateful_sets: []", "stateful_sets: [{name: db}]"),
+        servox.replace(
+            "stateful_sets: []",
+            "stateful_sets: [{name: db, strategy: canary, replicas: {min: 1, max: 3}, containers: [{name: pg, cpu: {min: 1, max: 2}, memory: {min: 1Gi, max: 2Gi}}]}]",
+        ),
     )
     .expect("write");
     let (code, _, stderr) = run(&config, &["validate"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("kubernetes.stateful_sets: StatefulSets are not supported yet"),
+        stderr.contains("kubernetes.stateful_sets[0].strategy: the `canary` strategy is not supported on StatefulSets"),
         "{stderr}"
+    );
+}
+
+/// ServoX's Helm chart's section (`helm/templates/configmap.yaml` with its `values.yaml`): a
+/// canary aliased `tuning`, `get`/`set` over request and limit, replicas pinned.
+fn canary_section(extra: Value) -> Value {
+    let mut d = json!({
+        "name": "web",
+        "strategy": {"type": "canary", "alias": "tuning"},
+        "replicas": {"min": 0, "max": 1, "pinned": true},
+        "containers": [{
+            "name": "main",
+            "alias": "main",
+            "cpu": {"min": "125m", "max": "2.5", "step": "125m", "get": ["request", "limit"], "set": ["request", "limit"]},
+            "memory": {"min": "128Mi", "max": "2.5Gi", "step": "128Mi", "get": ["request", "limit"], "set": ["request", "limit"]},
+            "env": [{"name": "WORKERS", "type": "range", "min": 1, "max": 8, "step": 1}],
+            "static_environment_variables": {"MODE": "tuning"},
+        }],
+    });
+    for (k, v) in extra.as_object().expect("a mapping") {
+        d[k] = v.clone();
+    }
+    json!({"deployments": [d]})
+}
+
+fn tuning_pod(api: &FakeApi) -> Option<Value> {
+    api.cluster().pod("shop", "web-tuning")
+}
+
+#[test]
+fn a_canary_tunes_a_tuning_pod_and_never_writes_the_deployment() {
+    let api = start();
+    let original = serde_json::to_string(&api.deployment()["spec"]).expect("spec");
+    // One-shot commands keep their tuning pod here, so the test can look at it.
+    let mut section = canary_section(json!({}));
+    section["keep_tuning_pods"] = json!(true);
+    let s = setup(&api, section);
+    let (code, stdout, stderr) = run(&s.config, &["describe", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let d: Value = serde_json::from_str(&stdout).expect("json");
+    // The main component reads the Deployment, every setting pinned; the tuning one the Pod.
+    assert_eq!(setting(&d, "main", "cpu"), &json!(0.5));
+    assert_eq!(setting(&d, "main", "replicas"), &json!(2));
+    assert_eq!(setting(&d, "tuning", "cpu"), &json!(0.5));
+    assert_eq!(setting(&d, "tuning", "replicas"), &json!(1));
+    let main_cpu = common::setting(&d, "main", "cpu").expect("main cpu");
+    assert_eq!(main_cpu["pinned"], true, "{main_cpu}");
+    let pod = tuning_pod(&api).expect("describe created the tuning pod, as ServoX does");
+    assert_eq!(pod["metadata"]["labels"]["opsani_role"], "tuning");
+    assert_eq!(
+        pod["metadata"]["labels"]["app"], "web",
+        "the template's labels are kept"
+    );
+    assert_eq!(
+        pod["metadata"]["annotations"]["opsani.com/opsani_tuning_for"],
+        "tuning"
+    );
+
+    let (code, stdout, stderr) = run(
+        &s.config,
+        &[
+            "adjust",
+            "tuning.cpu=750m",
+            "tuning.mem=0.5",
+            "tuning.WORKERS=3",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(
+        setting(&report["description"], "tuning", "cpu"),
+        &json!(0.75)
+    );
+    let pod = tuning_pod(&api).expect("the new tuning pod");
+    let main = &pod["spec"]["containers"][0];
+    assert_eq!(
+        main["resources"]["requests"],
+        json!({"cpu": "750m", "memory": "512Mi"})
+    );
+    assert_eq!(
+        main["resources"]["limits"],
+        json!({"cpu": "750m", "memory": "512Mi"})
+    );
+    let env = main["env"].as_array().expect("env");
+    assert!(
+        env.contains(&json!({"name": "MODE", "value": "tuning"})),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&json!({"name": "WORKERS", "value": "3"})),
+        "{env:?}"
+    );
+    let methods: Vec<String> = api
+        .accepted()
+        .iter()
+        .map(|w| format!("{} {}", w.method, w.path))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "POST pods/shop/web-tuning",
+            "DELETE pods/shop/web-tuning",
+            "POST pods/shop/web-tuning"
+        ],
+        "deleted and recreated; the Deployment is never written"
+    );
+    assert_eq!(
+        serde_json::to_string(&api.deployment()["spec"]).expect("spec"),
+        original,
+        "the Deployment's spec is byte-for-byte unchanged"
+    );
+
+    // The main component is the Deployment: refused, nothing written.
+    let (code, _, stderr) = run(&s.config, &["adjust", "main.cpu=1"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("never changes"), "{stderr}");
+}
+
+#[test]
+fn a_failing_tuning_pod_is_rejected_with_the_kubernetes_reason_and_deleted() {
+    let api = start();
+    let s = setup(&api, canary_section(json!({})));
+    let (code, _, stderr) = run(&s.config, &["adjust", "tuning.mem=128Mi"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("OOMKilled"), "{stderr}");
+    assert!(stderr.contains("tuning Pod was deleted"), "{stderr}");
+    assert!(tuning_pod(&api).is_none());
+
+    let (code, _, stderr) = run(&s.config, &["adjust", "tuning.cpu=2.5"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("Insufficient cpu"), "{stderr}");
+
+    // on_failure: exception leaves the failed pod for inspection.
+    let s = setup(
+        &api,
+        json!({"on_failure": "exception", "timeout": "1s", "keep_tuning_pods": true}),
+    );
+    let s = {
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(&s.config).expect("read")).expect("json");
+        config["kubernetes"]["deployments"] = canary_section(json!({}))["deployments"].clone();
+        std::fs::write(&s.config, config.to_string()).expect("write");
+        s
+    };
+    let (code, _, stderr) = run(&s.config, &["adjust", "tuning.cpu=2.5"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("left as is"), "{stderr}");
+    assert!(tuning_pod(&api).is_some());
+}
+
+#[test]
+fn servo_run_with_a_canary_removes_the_tuning_pod_on_sigterm() {
+    let api = start();
+    let original = serde_json::to_string(&api.deployment()["spec"]).expect("spec");
+    let s = setup(&api, canary_section(json!({})));
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.config).expect("read")).expect("json");
+    config["optimizer"] = json!({
+        "trials": 1000,
+        "seed": 3,
+        "objective": {"minimize": "cost"},
+        "control": {"duration": "1ms"},
+        "store": "study.db",
+    });
+    std::fs::write(&s.config, config.to_string()).expect("write");
+    let mut child = Reaped(
+        common::servo_process("warn")
+            .args(["run", "-c"])
+            .arg(&s.config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("servo starts"),
+    );
+    // Ready after a few adjustments: each one deleted and recreated the tuning pod.
+    let posts = |api: &FakeApi| {
+        api.accepted()
+            .into_iter()
+            .filter(|w| w.method == "POST")
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while posts(&api).len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let created = posts(&api);
+    assert!(created.len() >= 4, "{created:?}");
+    // The first is the template's copy (describe); each ADJUST's sets requests and limits.
+    for (i, pod) in created.iter().enumerate() {
+        assert_eq!(pod.body["metadata"]["name"], "web-tuning");
+        assert_eq!(pod.body["metadata"]["labels"]["opsani_role"], "tuning");
+        let resources = &pod.body["spec"]["containers"][0]["resources"];
+        if i > 0 {
+            assert_eq!(
+                resources["requests"], resources["limits"],
+                "set: [request, limit]"
+            );
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.0.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+    }
+    let status = child.0.wait().expect("servo exits");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        tuning_pod(&api).is_none(),
+        "the tuning pod is gone after SIGTERM: {stderr}"
+    );
+    assert_eq!(
+        serde_json::to_string(&api.deployment()["spec"]).expect("spec"),
+        original
+    );
+    assert!(
+        api.accepted().iter().all(|w| w.path.starts_with("pods/")),
+        "only the tuning pod was written"
+    );
+}
+
+#[test]
+fn servox_generated_kubernetes_sections_load() {
+    for name in ["generate.yaml", "generate-defaults.yaml"] {
+        let path = common::fixture("servox").join("kubernetes").join(name);
+        let (code, stdout, stderr) = run(&path, &["validate"]);
+        assert_eq!(code, 0, "{name}: {stdout}{stderr}");
+    }
+}
+
+#[test]
+fn env_settings_take_servox_literal_and_value_type() {
+    let api = start();
+    let s = setup(
+        &api,
+        json!({"deployments": [{
+            "name": "web", "replicas": {"min": 1, "max": 4},
+            "containers": [{"name": "main",
+                "cpu": {"min": "250m", "max": 4}, "memory": {"min": "128Mi", "max": "4Gi"},
+                "env": [{"name": "workers", "literal": "WORKERS", "type": "range",
+                         "min": 1, "max": 8, "step": 1, "value_type": "int"}]}]}]}),
+    );
+    let (code, stdout, stderr) = run(&s.config, &["describe", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let d: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(setting(&d, "web/main", "workers"), &json!(2.0));
+    let (code, _, stderr) = run(&s.config, &["adjust", "web/main.workers=5"]);
+    assert_eq!(code, 0, "{stderr}");
+    let env = &api.deployment()["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(env, &json!([{"name": "WORKERS", "value": "5"}]));
+}
+
+fn db_stateful_set() -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "shop", "generation": 1},
+        "spec": {
+            "replicas": 3,
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {
+                "metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [
+                    {"name": "postgres", "image": "postgres:17",
+                     "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}
+                ]}
+            }
+        }
+    })
+}
+
+#[test]
+fn a_stateful_set_adjust_rolls_out_and_a_failing_one_rolls_back() {
+    let api = FakeApi::start(vec![web_deployment(), db_stateful_set()]);
+    let s = setup(
+        &api,
+        json!({"deployments": [], "stateful_sets": [{
+            "name": "db", "replicas": {"min": 1, "max": 5},
+            "containers": [{"name": "postgres",
+                "cpu": {"min": "500m", "max": 4, "get": ["request"], "set": ["request"]},
+                "memory": {"min": "128Mi", "max": "8Gi", "get": ["request", "limit"], "set": ["limit"]}}]}]}),
+    );
+    let (code, stdout, stderr) = run(&s.config, &["describe", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let d: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(setting(&d, "db/postgres", "cpu"), &json!(1.0));
+    assert_eq!(setting(&d, "db/postgres", "mem"), &json!(2.0));
+    assert_eq!(setting(&d, "db/postgres", "replicas"), &json!(3));
+
+    let (code, _, stderr) = run(
+        &s.config,
+        &["adjust", "db/postgres.cpu=1500m", "db/postgres.replicas=2"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let set = api.cluster().stateful_set("shop", "db").expect("db");
+    assert_eq!(set["spec"]["replicas"], 2);
+    // `set: [request]` for cpu: the request only; the workload had no limits and gets none.
+    assert_eq!(
+        set["spec"]["template"]["spec"]["containers"][0]["resources"],
+        json!({"requests": {"cpu": "1500m", "memory": "2Gi"}})
+    );
+    assert_eq!(
+        set["status"]["currentRevision"],
+        set["status"]["updateRevision"]
+    );
+
+    let before = api.cluster().stateful_set("shop", "db").expect("db")["spec"].clone();
+    let (code, _, stderr) = run(&s.config, &["adjust", "db/postgres.mem=128Mi"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("OOMKilled"), "{stderr}");
+    assert!(stderr.contains("statefulset db -n shop"), "{stderr}");
+    assert!(stderr.contains("rolled back"), "{stderr}");
+    assert_eq!(
+        api.cluster().stateful_set("shop", "db").expect("db")["spec"],
+        before
+    );
+    assert!(
+        api.accepted()
+            .iter()
+            .all(|w| w.path.starts_with("statefulsets/")),
+        "the Deployment beside it was not touched"
     );
 }

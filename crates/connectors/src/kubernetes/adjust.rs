@@ -1,16 +1,101 @@
 //! Adjusting: the patch for each deployment, applying it, and watching the rollout until it is
 //! healthy or rolled back.
 
-use super::client::{Api, JSON_PATCH, STRATEGIC_MERGE_PATCH};
+use super::client::{Client, WorkloadKind, as_deployment};
 use super::rollout::{self, State};
 use super::settings::{FailureMode, Requirement};
 use super::{Kubernetes, MAX_READ_ERRORS, Target, Unhealthy, component_name, pause};
+use futures_util::{StreamExt, stream};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher::{self, Event, watcher};
 use serde_json::{Value, json};
 use servo_core::ConnectorError;
 use servo_core::types::Adjustment;
 use servo_core::units::{Cpu, Duration, Memory};
+use std::collections::BTreeMap;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// How long the rollback after a cancelled adjustment may take.
+const RESTORE_AFTER_CANCEL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A StatefulSet's watch event, its object seen as a Deployment.
+fn seen_as_deployment(e: Event<StatefulSet>) -> Event<Deployment> {
+    match e {
+        Event::Apply(s) => Event::Apply(as_deployment(s)),
+        Event::InitApply(s) => Event::InitApply(as_deployment(s)),
+        Event::Delete(s) => Event::Delete(as_deployment(s)),
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+/// One event of either watch.
+enum Seen {
+    Deployment(Box<Event<Deployment>>),
+    Pod(Box<Event<Pod>>),
+}
+
+impl Seen {
+    /// `Init` comes before the listing it announces: it proves nothing was read.
+    fn is_init(&self) -> bool {
+        match self {
+            Seen::Deployment(e) => matches!(**e, Event::Init),
+            Seen::Pod(e) => matches!(**e, Event::Init),
+        }
+    }
+}
+
+/// What the watches have shown of a rollout so far.
+struct Rollout {
+    deployment: Option<Deployment>,
+    pods: BTreeMap<String, Pod>,
+    /// The pods of a (re)listing in progress: they replace `pods` when it is done.
+    listing: Option<BTreeMap<String, Pod>>,
+    pods_known: bool,
+}
+
+fn pod_name(pod: &Pod) -> String {
+    pod.metadata.name.clone().unwrap_or_default()
+}
+
+impl Rollout {
+    fn apply(&mut self, seen: Seen) {
+        match seen {
+            Seen::Deployment(e) => match *e {
+                Event::Apply(d) | Event::InitApply(d) => self.deployment = Some(d),
+                Event::Delete(_) => self.deployment = None,
+                Event::Init | Event::InitDone => {}
+            },
+            Seen::Pod(e) => match *e {
+                Event::Init => self.listing = Some(BTreeMap::new()),
+                Event::InitApply(p) => {
+                    self.listing
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(pod_name(&p), p);
+                }
+                Event::InitDone => {
+                    self.pods = self.listing.take().unwrap_or_default();
+                    self.pods_known = true;
+                }
+                Event::Apply(p) => {
+                    self.pods.insert(pod_name(&p), p);
+                }
+                Event::Delete(p) => {
+                    self.pods.remove(&pod_name(&p));
+                }
+            },
+        }
+    }
+
+    /// The rollout's state, once the Deployment and its pods have been seen.
+    fn state(&self) -> Option<State> {
+        let deployment = self.deployment.as_ref()?;
+        self.pods_known
+            .then(|| rollout::state(deployment, self.pods.values()))
+    }
+}
 
 impl Kubernetes {
     /// The strategic-merge patch for one deployment's adjustments, or `None` when none address it.
@@ -61,7 +146,7 @@ impl Kubernetes {
                                 "component `{name}` has no setting `{other}`"
                             )));
                         };
-                        env.push(json!({"name": e.variable(), "value": a.value.to_string()}));
+                        env.push(json!({"name": e.variable(), "value": e.text(&a.value)}));
                         continue;
                     }
                 };
@@ -108,86 +193,128 @@ impl Kubernetes {
         Ok(Some(json!({ "spec": spec })))
     }
 
-    /// Polls the rollout until settled (within `timeout`), then holds it healthy for `settlement`.
-    /// With `pods` false only the Deployment's status counts (used after a rollback, when pods
-    /// of the failed template may linger).
+    /// Watches the Deployment (and, with `pods`, its Pods) until the rollout is settled (within
+    /// `timeout`), then holds it healthy for `settlement`. With `pods` false only the Deployment's
+    /// status counts (used after a rollback, when pods of the failed template may linger).
     pub(super) async fn watch(
         &self,
-        api: &Api,
+        api: &Client,
         target: &Target<'_>,
         settlement: Duration,
         pods: bool,
         cancel: &CancellationToken,
     ) -> Result<(), Unhealthy> {
         let name = &target.config.name;
+        let ns = target.namespace;
         let started = Instant::now();
+        let deadline = started + target.timeout.as_std();
+        let selector = match pods {
+            true => rollout::selector(&api.workload(target.kind, ns, name, cancel).await?),
+            false => None,
+        };
+        let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let deployments = match target.kind {
+            WorkloadKind::Deployment => watcher(api.api::<Deployment>(ns), by_name)
+                .map(|e| e.map(|e| Seen::Deployment(Box::new(e))).map_err(|e| (0, e)))
+                .boxed(),
+            WorkloadKind::StatefulSet => watcher(api.api::<StatefulSet>(ns), by_name)
+                .map(|e| {
+                    e.map(|e| Seen::Deployment(Box::new(seen_as_deployment(e))))
+                        .map_err(|e| (0, e))
+                })
+                .boxed(),
+        };
+        let pod_events = match &selector {
+            Some(selector) => watcher(
+                api.api::<Pod>(ns),
+                watcher::Config::default().labels(selector),
+            )
+            .map(|e| e.map(|e| Seen::Pod(Box::new(e))).map_err(|e| (1, e)))
+            .boxed(),
+            None => stream::empty().boxed(),
+        };
+        let mut events = stream::select(deployments, pod_events);
+        let mut rollout = Rollout {
+            deployment: None,
+            pods: BTreeMap::new(),
+            listing: None,
+            pods_known: selector.is_none(),
+        };
         let mut settled_at: Option<Instant> = None;
-        let mut read_errors = 0;
+        // Consecutive errors of the Deployment's watch and of the Pods'.
+        let mut read_errors = [0u32; 2];
         loop {
-            let read = async {
-                let deployment = api.deployment(target.namespace, name, cancel).await?;
-                let pod_list = match (pods, rollout::selector(&deployment)) {
-                    (true, Some(selector)) => api.pods(target.namespace, &selector, cancel).await?,
-                    _ => Vec::new(),
-                };
-                Ok::<_, ConnectorError>((deployment, pod_list))
-            };
-            let (deployment, pod_list) = match read.await {
-                Ok(read) => {
-                    read_errors = 0;
-                    read
+            let wake = settled_at.map_or(deadline, |at| at + settlement.as_std());
+            let event = tokio::select! {
+                event = events.next() => event,
+                () = tokio::time::sleep_until(wake.into()) => {
+                    if settled_at.is_some() {
+                        return Ok(());
+                    }
+                    let what = match rollout.state() {
+                        Some(State::Progressing(what) | State::Failed(what)) => what,
+                        Some(State::Settled) | None => "its state could not be read".to_string(),
+                    };
+                    return Err(Unhealthy::Reason(format!(
+                        "the rollout did not finish within {}: {what}",
+                        target.timeout
+                    )));
                 }
-                Err(ConnectorError::Cancelled) => return Err(ConnectorError::Cancelled.into()),
-                // A blip must not abandon a half-done rollout; a lasting error ends the watch as
-                // a failure, so `on_failure` still restores the Deployment.
-                Err(e) => {
-                    read_errors += 1;
-                    tracing::warn!(deployment = %name, error = %e, attempt = read_errors, "cannot read the rollout");
-                    if read_errors >= MAX_READ_ERRORS {
+                () = cancel.cancelled() => return Err(ConnectorError::Cancelled.into()),
+            };
+            match event {
+                Some(Ok(seen)) => {
+                    if !seen.is_init() {
+                        read_errors[usize::from(matches!(seen, Seen::Pod(_)))] = 0;
+                    }
+                    rollout.apply(seen);
+                }
+                // A blip must not abandon a half-done rollout (the watcher lists again on the
+                // next poll); a lasting error ends the watch as a failure, so `on_failure` still
+                // restores the Deployment.
+                Some(Err((which, e))) => {
+                    let errors = &mut read_errors[which];
+                    *errors += 1;
+                    tracing::warn!(deployment = %name, error = %e, attempt = *errors, "cannot watch the rollout");
+                    if *errors >= MAX_READ_ERRORS {
                         return Err(Unhealthy::Reason(format!(
-                            "the rollout's state could not be read {read_errors} times in a row: {e}"
+                            "the rollout's state could not be read {errors} times in a row: {e}"
                         )));
                     }
                     pause(cancel).await?;
                     continue;
                 }
-            };
-            match (rollout::state(&deployment, &pod_list), settled_at) {
-                (State::Failed(reason), _) => return Err(Unhealthy::Reason(reason)),
-                (State::Settled, None) => {
-                    tracing::info!(deployment = %name, elapsed = ?started.elapsed(), "rollout settled");
-                    settled_at = Some(Instant::now());
+                None => {
+                    return Err(Unhealthy::Reason(
+                        "the watch of the rollout ended".to_string(),
+                    ));
                 }
-                (State::Settled, Some(at)) => {
-                    if at.elapsed() >= settlement.as_std() {
+            }
+            match (rollout.state(), settled_at) {
+                (None, _) => {}
+                (Some(State::Failed(reason)), _) => return Err(Unhealthy::Reason(reason)),
+                (Some(State::Settled), None) => {
+                    tracing::info!(deployment = %name, elapsed = ?started.elapsed(), "rollout settled");
+                    if settlement == Duration::ZERO {
                         return Ok(());
                     }
+                    settled_at = Some(Instant::now());
                 }
-                (State::Progressing(what), Some(_)) => {
+                (Some(State::Settled), Some(_)) => {}
+                (Some(State::Progressing(what)), Some(_)) => {
                     return Err(Unhealthy::Reason(format!(
                         "became unhealthy during the {settlement} settlement: {what}"
                     )));
                 }
-                (State::Progressing(what), None) => {
-                    if started.elapsed() >= target.timeout.as_std() {
-                        return Err(Unhealthy::Reason(format!(
-                            "the rollout did not finish within {}: {what}",
-                            target.timeout
-                        )));
-                    }
-                }
+                (Some(State::Progressing(_)), None) => {}
             }
-            if settled_at.is_some_and(|at| at.elapsed() >= settlement.as_std()) {
-                return Ok(());
-            }
-            pause(cancel).await?;
         }
     }
 
     /// Applies one deployment's patch and sees it through, handling failure per `on_failure`.
     pub(super) async fn adjust_one(
         &self,
-        api: &Api,
+        api: &Client,
         target: &Target<'_>,
         patch: &Value,
         settlement: Duration,
@@ -195,36 +322,48 @@ impl Kubernetes {
     ) -> Result<(), ConnectorError> {
         let name = &target.config.name;
         let ns = target.namespace;
-        let before = api.deployment(ns, name, cancel).await?;
-        if before["spec"]["paused"] == true {
+        let kind = target.kind;
+        let noun = kind.noun();
+        let before = api.workload(kind, ns, name, cancel).await?;
+        if before.spec.as_ref().and_then(|s| s.paused) == Some(true) {
             // A paused Deployment never rolls out: the adjustment would only time out.
             return Err(ConnectorError::failed(format!(
-                "deployment {name} -n {ns} is paused: an adjustment would never roll out"
+                "{noun} {name} -n {ns} is paused: an adjustment would never roll out"
             ))
             .with_hint(format!(
                 "resume it with `kubectl rollout resume deployment/{name} -n {ns}`"
             )));
         }
-        let previous = json!([
-            {"op": "replace", "path": "/spec/template", "value": before["spec"]["template"]},
-            {"op": "replace", "path": "/spec/replicas", "value": rollout::desired_replicas(&before)},
-        ]);
-        tracing::info!(deployment = %name, namespace = %ns, %patch, "patching");
-        api.patch_deployment(ns, name, STRATEGIC_MERGE_PATCH, patch, cancel)
-            .await?;
+        // The pod template and replica count the adjustment started from.
+        let previous = before.spec.clone().unwrap_or_default();
+        let restore = |cancel| {
+            api.restore_workload(
+                kind,
+                ns,
+                name,
+                &previous.template,
+                previous.replicas,
+                cancel,
+            )
+        };
+        tracing::info!(workload = %name, namespace = %ns, %patch, "patching");
+        api.patch_workload(kind, ns, name, patch, cancel).await?;
         let reason = match self.watch(api, target, settlement, true, cancel).await {
             Ok(()) => return Ok(()),
             Err(Unhealthy::Reason(reason)) => reason,
             Err(Unhealthy::Error(ConnectorError::Cancelled)) => {
                 if target.on_failure == FailureMode::Rollback {
-                    // Best effort, bounded by the request timeout: do not leave a half-tried
-                    // template behind because the user pressed Ctrl-C.
+                    // Best effort, bounded in time: do not leave a half-tried template behind
+                    // because the user pressed Ctrl-C.
                     let quick = CancellationToken::new();
-                    if let Err(e) = api
-                        .patch_deployment(ns, name, JSON_PATCH, &previous, &quick)
-                        .await
-                    {
-                        tracing::error!(deployment = %name, error = %e, "could not roll back after cancellation");
+                    match tokio::time::timeout(RESTORE_AFTER_CANCEL, restore(&quick)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(workload = %name, error = %e, "could not roll back after cancellation");
+                        }
+                        Err(_) => {
+                            tracing::error!(workload = %name, "rolling back after cancellation timed out");
+                        }
                     }
                 }
                 return Err(ConnectorError::Cancelled);
@@ -236,7 +375,7 @@ impl Kubernetes {
             reason: "unstable".into(),
             message,
         };
-        let what = format!("deployment {name} -n {ns}: {reason}");
+        let what = format!("{noun} {name} -n {ns}: {reason}");
         match target.on_failure {
             FailureMode::Ignore => {
                 tracing::warn!(deployment = %name, "ignoring the failed adjustment (on_failure: ignore)");
@@ -246,21 +385,14 @@ impl Kubernetes {
                 "{what} (left as is: on_failure is exception)"
             ))),
             FailureMode::Shutdown | FailureMode::Destroy => {
-                api.patch_deployment(
-                    ns,
-                    name,
-                    STRATEGIC_MERGE_PATCH,
-                    &json!({"spec": {"replicas": 0}}),
-                    cancel,
-                )
-                .await?;
+                api.patch_workload(kind, ns, name, &json!({"spec": {"replicas": 0}}), cancel)
+                    .await?;
                 Err(unstable(format!(
                     "{what}; scaled to 0 replicas (on_failure: shutdown)"
                 )))
             }
             FailureMode::Rollback => {
-                api.patch_deployment(ns, name, JSON_PATCH, &previous, cancel)
-                    .await?;
+                restore(cancel).await?;
                 match self.watch(api, target, Duration::ZERO, false, cancel).await {
                     Ok(()) => Err(unstable(format!(
                         "{what}; rolled back to the previous pod template"

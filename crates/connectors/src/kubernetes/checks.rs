@@ -1,10 +1,10 @@
 //! What `servo check` reports: permissions in each namespace, and each deployment and container.
 
-use super::client::Api;
+use super::client::{Client, WorkloadKind};
 use super::rollout::{self, State};
 use super::{
-    Kubernetes, PERMISSIONS, Target, container_names, cpu_of, find_container, memory_of,
-    requirement,
+    CANARY_PERMISSIONS, Kubernetes, PERMISSIONS, Target, container_names, cpu_of, find_container,
+    memory_of, requirement,
 };
 use servo_core::ConnectorError;
 use servo_core::types::{Check, Severity};
@@ -14,16 +14,30 @@ impl Kubernetes {
     /// One check per namespace: may servo read and patch its deployments and list their pods?
     pub(super) async fn check_permissions(
         &self,
-        api: &Api,
+        api: &Client,
         cancel: &CancellationToken,
     ) -> Result<Vec<Check>, ConnectorError> {
-        let namespaces: std::collections::BTreeSet<&str> =
-            self.targets().map(|t| t.namespace).collect();
+        // Per namespace: whether it has canaries, whether it has StatefulSets.
+        let mut namespaces: std::collections::BTreeMap<&str, (bool, bool)> = Default::default();
+        for t in self.targets() {
+            let entry = namespaces.entry(t.namespace).or_default();
+            entry.0 |= t.canary();
+            entry.1 |= t.kind == WorkloadKind::StatefulSet;
+        }
         let mut checks = Vec::new();
-        for ns in namespaces {
+        for (ns, (canary, sets)) in namespaces {
             let name = format!("Required permissions in namespace \"{ns}\"");
             let mut denied = Vec::new();
-            for (verb, group, resource) in PERMISSIONS {
+            let mut needed: Vec<(&str, &str, &str)> = PERMISSIONS.to_vec();
+            if canary {
+                needed.extend(CANARY_PERMISSIONS);
+            }
+            if sets {
+                // The same verbs on StatefulSets as on Deployments.
+                let on_sets = PERMISSIONS.iter().filter(|p| p.2 == "deployments");
+                needed.extend(on_sets.map(|&(verb, group, _)| (verb, group, "statefulsets")));
+            }
+            for (verb, group, resource) in needed {
                 match api.can(verb, group, resource, ns, cancel).await {
                     Ok(true) => {}
                     Ok(false) => denied.push(format!("{verb} {resource}")),
@@ -34,7 +48,14 @@ impl Kubernetes {
                 }
             }
             checks.push(if denied.is_empty() {
-                Check::pass(name, "get/patch deployments, list pods")
+                Check::pass(
+                    name,
+                    if canary {
+                        "get/list/watch/patch/update deployments; get/list/watch/create/delete pods"
+                    } else {
+                        "get/list/watch/patch/update deployments; list/watch pods"
+                    },
+                )
             } else {
                 Check::fail(name, format!("not allowed to {}", denied.join(", "))).with_hint(
                     "grant servo's user or service account these verbs with a Role and RoleBinding in the namespace",
@@ -46,14 +67,18 @@ impl Kubernetes {
 
     pub(super) async fn check_target(
         &self,
-        api: &Api,
+        api: &Client,
         target: &Target<'_>,
         cancel: &CancellationToken,
     ) -> Vec<Check> {
         let d = target.config;
         let mut checks = Vec::new();
-        let readable = format!("Deployment \"{}\" is readable", d.name);
-        let deployment = match api.deployment(target.namespace, &d.name, cancel).await {
+        let noun = target.kind.noun();
+        let readable = format!("{noun} \"{}\" is readable", d.name);
+        let deployment = match api
+            .workload(target.kind, target.namespace, &d.name, cancel)
+            .await
+        {
             Ok(deployment) => {
                 checks.push(Check::pass(
                     readable,
@@ -71,8 +96,9 @@ impl Kubernetes {
         };
         let replicas = rollout::desired_replicas(&deployment);
         let r = &d.replicas;
-        let in_range = (i64::from(r.min)..=i64::from(r.max)).contains(&replicas);
-        let name = format!("Deployment \"{}\" replicas are in range", d.name);
+        // A canary never scales the Deployment: its replica count is whatever it is.
+        let in_range = target.canary() || (i64::from(r.min)..=i64::from(r.max)).contains(&replicas);
+        let name = format!("{noun} \"{}\" replicas are in range", d.name);
         checks.push(if in_range {
             Check::pass(name, format!("{replicas} in {}..{}", r.min, r.max))
         } else {
@@ -129,7 +155,7 @@ impl Kubernetes {
                     .with_hint("set requests/limits in the Deployment or widen the ranges in servo's config")
             });
         }
-        let ready = format!("Deployment \"{}\" is ready", d.name);
+        let ready = format!("{noun} \"{}\" is ready", d.name);
         checks.push(match rollout::deployment_state(&deployment) {
             State::Settled => Check::pass(ready, format!("{replicas} replicas ready")),
             State::Progressing(what) | State::Failed(what) => Check::fail(ready, what)

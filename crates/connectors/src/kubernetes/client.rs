@@ -1,94 +1,98 @@
-//! A small Kubernetes API client: kubeconfig / in-cluster credentials, and the handful of calls the
-//! connector makes (read a Deployment, patch it, list its Pods, read the server version).
+//! The Kubernetes API client every Kubernetes-facing connector shares: credentials resolved the way
+//! `kubectl` resolves them, typed objects, and errors that say what was asked of which server.
 //!
-//! It deliberately is not the `kube` crate: servo needs five endpoints, and `kube` + `k8s-openapi`
-//! cost minutes of compile time for them. Objects stay `serde_json::Value`s; `rollout.rs` reads
-//! the few fields it needs with explicit defaults, so an unexpected shape is a clear error rather
-//! than a panic.
-//!
-//! Supported credentials: `token`, `tokenFile`, `client-certificate(-data)` + `client-key(-data)`,
-//! `certificate-authority(-data)`, `insecure-skip-tls-verify`, and the in-cluster service account.
-//! Not supported (a clear error names them): `exec` credential plugins, `auth-provider`, basic
-//! auth, and merging several files listed in `KUBECONFIG` (the first one is used).
+//! It is a thin layer over `kube` (rustls on ring): kubeconfig with contexts, `token`/`tokenFile`,
+//! client certificates, `exec` credential plugins (`aws eks get-token`, `gke-gcloud-auth-plugin`,
+//! `kubelogin`; run when the client is set up and again when the token expires), or the in-cluster
+//! service account. [`Client::kube`] hands out the `kube::Client`
+//! for typed `kube::Api`s and `kube::runtime` watchers; [`Client::error`] turns a `kube::Error` into
+//! a [`ConnectorError`] with a hint.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration as StdDuration;
 
-use reqwest::{Method, StatusCode};
-use serde::Deserialize;
-use serde_json::Value;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus, StatefulSet};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::version::Info;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Config};
 use servo_core::ConnectorError;
 use tokio_util::sync::CancellationToken;
 
-/// Where the in-cluster service account's credentials are mounted.
-const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-/// One API request may take this long; rollouts are bounded separately by the `timeout` setting.
-const REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 const CONNECT_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+/// Times a read-modify-replace is retried when another writer changed the object (409 Conflict).
+const CONFLICT_RETRIES: u32 = 5;
 
-/// The content types of the two patch flavours the connector sends.
-pub const STRATEGIC_MERGE_PATCH: &str = "application/strategic-merge-patch+json";
-pub const JSON_PATCH: &str = "application/json-patch+json";
+/// The kinds of workload the connectors tune.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+}
 
-/// How to reach the API server, resolved from a kubeconfig or the in-cluster environment.
-#[derive(Debug)]
-pub struct Api {
-    client: reqwest::Client,
+impl WorkloadKind {
+    /// The `kubectl` noun, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+        }
+    }
+}
+
+/// A StatefulSet seen as a Deployment: its pod template, replicas, selector and the status
+/// fields the rollout rules read. Its update is finished only when `currentRevision` has caught
+/// up with `updateRevision`, so until then one replica counts as not updated.
+pub fn as_deployment(set: StatefulSet) -> Deployment {
+    let spec = set.spec.map(|s| DeploymentSpec {
+        replicas: s.replicas,
+        selector: s.selector,
+        template: s.template,
+        ..DeploymentSpec::default()
+    });
+    let status = set.status.map(|s| {
+        let finished = s.current_revision == s.update_revision;
+        let updated = s.updated_replicas.unwrap_or(0);
+        DeploymentStatus {
+            observed_generation: s.observed_generation,
+            replicas: Some(s.replicas),
+            updated_replicas: Some(if finished {
+                updated
+            } else {
+                updated.min(s.replicas - 1).max(0)
+            }),
+            ready_replicas: s.ready_replicas,
+            available_replicas: s.available_replicas,
+            ..DeploymentStatus::default()
+        }
+    });
+    Deployment {
+        metadata: set.metadata,
+        spec,
+        status,
+    }
+}
+
+/// A connected client: the `kube` client and where its credentials came from.
+#[derive(Clone)]
+pub struct Client {
+    kube: kube::Client,
     server: String,
-    token: Option<String>,
     /// Where the credentials came from, for messages (`kubeconfig /x, context kind-kind`).
     pub source: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct Kubeconfig {
-    #[serde(default)]
-    clusters: Vec<Named<Cluster>>,
-    #[serde(default)]
-    users: Vec<Named<User>>,
-    #[serde(default)]
-    contexts: Vec<Named<Context>>,
-    #[serde(default)]
-    current_context: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Named<T> {
-    name: String,
-    #[serde(alias = "cluster", alias = "user", alias = "context")]
-    item: Option<T>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct Cluster {
-    server: Option<String>,
-    certificate_authority: Option<PathBuf>,
-    certificate_authority_data: Option<String>,
-    #[serde(default)]
-    insecure_skip_tls_verify: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct User {
-    token: Option<String>,
-    #[serde(rename = "tokenFile")]
-    token_file: Option<PathBuf>,
-    client_certificate: Option<PathBuf>,
-    client_certificate_data: Option<String>,
-    client_key: Option<PathBuf>,
-    client_key_data: Option<String>,
-    exec: Option<Value>,
-    auth_provider: Option<Value>,
-    username: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Context {
-    cluster: String,
-    user: Option<String>,
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.server)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 fn kubeconfig_hint() -> &'static str {
@@ -112,246 +116,108 @@ pub fn kubeconfig_path(setting: Option<&Path>) -> Option<PathBuf> {
     default.exists().then_some(default)
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>, ConnectorError> {
-    std::fs::read(path).map_err(|e| {
-        ConnectorError::failed(format!("cannot read the {what} {}: {e}", path.display()))
-            .with_hint(kubeconfig_hint())
-    })
+/// The names of a kubeconfig's contexts, for a did-you-mean.
+fn context_names(config: &Kubeconfig) -> Vec<String> {
+    config.contexts.iter().map(|c| c.name.clone()).collect()
 }
 
-fn decode(data: &str, what: &str) -> Result<Vec<u8>, ConnectorError> {
-    use base64::Engine as _;
-    let compact: String = data.split_whitespace().collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .map_err(|e| ConnectorError::failed(format!("the kubeconfig's {what} is not base64: {e}")))
-}
-
-/// Inline data, else a file relative to the kubeconfig's directory.
-fn data_or_file(
-    data: Option<&str>,
-    file: Option<&Path>,
-    base: &Path,
-    what: &str,
-) -> Result<Option<Vec<u8>>, ConnectorError> {
-    match (data, file) {
-        (Some(d), _) => decode(d, what).map(Some),
-        (None, Some(f)) => read(&base.join(f), what).map(Some),
-        (None, None) => Ok(None),
-    }
-}
-
-impl Api {
-    /// Resolves credentials: the kubeconfig (`setting`, `KUBECONFIG`, `~/.kube/config`) with the
-    /// given context (or its `current-context`), else the in-cluster service account.
-    pub fn connect(setting: Option<&Path>, context: Option<&str>) -> Result<Api, ConnectorError> {
-        match kubeconfig_path(setting) {
-            Some(path) => Self::from_kubeconfig(&path, context),
-            None => Self::in_cluster(),
-        }
-    }
-
-    fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<Api, ConnectorError> {
-        let text = String::from_utf8(read(path, "kubeconfig")?).map_err(|_| {
-            ConnectorError::failed(format!("the kubeconfig {} is not UTF-8", path.display()))
-        })?;
-        // A kubeconfig is plain YAML (no spans needed): serde-saphyr reads it as the YAML it is.
-        let document: Value = serde_saphyr::from_str(&text).map_err(|e| {
-            ConnectorError::failed(format!(
-                "the kubeconfig {} is not valid YAML: {e}",
-                path.display()
-            ))
-        })?;
-        let config: Kubeconfig = if document.is_null() {
-            Kubeconfig::default()
-        } else {
-            serde_json::from_value(document).map_err(|e| {
-                ConnectorError::failed(format!(
-                    "the kubeconfig {} is malformed: {e}",
-                    path.display()
-                ))
-            })?
-        };
-        let base = path.parent().unwrap_or(Path::new("."));
-        let name = context
-            .map(str::to_string)
-            .or(config.current_context.clone())
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| {
-                ConnectorError::failed(format!(
-                    "the kubeconfig {} has no current-context and no `context` is set",
-                    path.display()
-                ))
-                .with_hint("set `context:` to one of the kubeconfig's contexts")
-            })?;
-        let find_context = config.contexts.iter().find(|c| c.name == name);
-        let Some(ctx) = find_context.and_then(|c| c.item.as_ref()) else {
-            let known: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
-            return Err(ConnectorError::failed(format!(
-                "the kubeconfig {} has no context `{name}`",
-                path.display()
-            ))
-            .with_hint(format!("its contexts are: {}", known.join(", "))));
-        };
-        let cluster = config
-            .clusters
-            .iter()
-            .find(|c| c.name == ctx.cluster)
-            .and_then(|c| c.item.as_ref())
-            .ok_or_else(|| {
-                ConnectorError::failed(format!(
-                    "context `{name}` names cluster `{}`, which the kubeconfig does not define",
-                    ctx.cluster
-                ))
-            })?;
-        let default_user = User::default();
-        let user = match &ctx.user {
-            Some(u) => config
-                .users
-                .iter()
-                .find(|x| &x.name == u)
-                .and_then(|x| x.item.as_ref())
-                .ok_or_else(|| {
-                    ConnectorError::failed(format!(
-                        "context `{name}` names user `{u}`, which the kubeconfig does not define"
-                    ))
-                })?,
-            None => &default_user,
-        };
-        let unsupported = if user.exec.is_some() {
-            Some("an `exec` credential plugin")
-        } else if user.auth_provider.is_some() {
-            Some("an `auth-provider`")
-        } else if user.username.is_some() && user.token.is_none() {
-            Some("basic auth")
-        } else {
-            None
-        };
-        if let Some(what) = unsupported {
-            return Err(ConnectorError::failed(format!(
-                "the kubeconfig's user for context `{name}` authenticates with {what}, which servo does not support"
-            ))
-            .with_hint(
-                "give servo a kubeconfig with a bearer `token` (e.g. a service account token) or a client certificate",
-            ));
-        }
-        let server = cluster.server.clone().ok_or_else(|| {
-            ConnectorError::failed(format!("cluster `{}` has no `server`", ctx.cluster))
-        })?;
-        let ca = data_or_file(
-            cluster.certificate_authority_data.as_deref(),
-            cluster.certificate_authority.as_deref(),
-            base,
-            "certificate-authority",
-        )?;
-        let token = match (&user.token, &user.token_file) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Some(f)) => Some(
-                String::from_utf8_lossy(&read(&base.join(f), "tokenFile")?)
-                    .trim()
-                    .to_string(),
-            ),
-            (None, None) => None,
-        };
-        let cert = data_or_file(
-            user.client_certificate_data.as_deref(),
-            user.client_certificate.as_deref(),
-            base,
-            "client-certificate",
-        )?;
-        let key = data_or_file(
-            user.client_key_data.as_deref(),
-            user.client_key.as_deref(),
-            base,
-            "client-key",
-        )?;
-        let identity = match (cert, key) {
-            (Some(mut cert), Some(key)) => {
-                cert.push(b'\n');
-                cert.extend_from_slice(&key);
-                Some(cert)
+impl Client {
+    /// Connects with the kubeconfig at `kubeconfig` (else see [`kubeconfig_path`]) and its
+    /// `context` (else its current context), or with the in-cluster service account. Nothing is
+    /// sent yet; an `exec` plugin runs at the first request.
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+    ) -> Result<Self, ConnectorError> {
+        servo_core::http::install_crypto();
+        let (mut config, source) = match kubeconfig_path(kubeconfig) {
+            Some(path) => {
+                // Reading the file (and the certificates it names) is blocking file I/O.
+                let read_path = path.clone();
+                let file = tokio::task::spawn_blocking(move || Kubeconfig::read_from(&read_path))
+                    .await
+                    .map_err(|e| ConnectorError::failed(format!("reading the kubeconfig: {e}")))?
+                    .map_err(|e| {
+                        ConnectorError::failed(format!(
+                            "cannot load the kubeconfig {}: {e}",
+                            path.display()
+                        ))
+                        .with_hint(kubeconfig_hint())
+                    })?;
+                let name = context
+                    .map(str::to_string)
+                    .or_else(|| file.current_context.clone())
+                    .unwrap_or_default();
+                if !file.contexts.iter().any(|c| c.name == name) {
+                    let names = context_names(&file);
+                    let mut error = ConnectorError::failed(format!(
+                        "the kubeconfig {} has no context `{name}`",
+                        path.display()
+                    ));
+                    let known = names.join(", ");
+                    let suggestion = servo_core::suggest::did_you_mean(&name, names.iter().map(String::as_str));
+                    error = error.with_hint(match suggestion {
+                        Some(s) => format!("did you mean `{s}`? its contexts: {known}"),
+                        None => format!("its contexts: {known}"),
+                    });
+                    return Err(error);
+                }
+                let options = KubeConfigOptions {
+                    context: Some(name.clone()),
+                    ..KubeConfigOptions::default()
+                };
+                let config = Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(|e| {
+                        ConnectorError::failed(format!(
+                            "cannot use context `{name}` of the kubeconfig {}: {e}",
+                            path.display()
+                        ))
+                        .with_hint(kubeconfig_hint())
+                    })?;
+                (
+                    config,
+                    format!("kubeconfig {}, context `{name}`", path.display()),
+                )
             }
-            _ => None,
+            None => (
+                Config::incluster().map_err(|e| {
+                    ConnectorError::failed(format!(
+                        "no kubeconfig was found (no `kubeconfig:` setting, no KUBECONFIG, no ~/.kube/config) and servo cannot use an in-cluster service account: {e}"
+                    ))
+                    .with_hint(kubeconfig_hint())
+                })?,
+                "in-cluster service account".to_string(),
+            ),
         };
-        Self::build(
-            server,
-            ca,
-            cluster.insecure_skip_tls_verify,
-            token,
-            identity,
-            format!("kubeconfig {}, context `{name}`", path.display()),
-        )
-    }
-
-    fn in_cluster() -> Result<Api, ConnectorError> {
-        let (Ok(host), Ok(port)) = (
-            std::env::var("KUBERNETES_SERVICE_HOST"),
-            std::env::var("KUBERNETES_SERVICE_PORT"),
-        ) else {
-            return Err(ConnectorError::failed(
-                "no kubeconfig was found (no `kubeconfig:` setting, no KUBECONFIG, no ~/.kube/config) and servo is not running in a Kubernetes pod",
-            )
-            .with_hint(kubeconfig_hint()));
-        };
-        let dir = Path::new(SERVICE_ACCOUNT);
-        let token = String::from_utf8_lossy(&read(&dir.join("token"), "service account token")?)
-            .trim()
+        // No read timeout: a watch may rightly stay silent for minutes (kube bounds idle watches
+        // itself); single requests are bounded by their event's cancellation and `timeout`.
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
             .to_string();
-        let ca = read(&dir.join("ca.crt"), "service account CA")?;
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host
-        };
-        Self::build(
-            format!("https://{host}:{port}"),
-            Some(ca),
-            false,
-            Some(token),
-            None,
-            "in-cluster service account".to_string(),
-        )
-    }
-
-    fn build(
-        server: String,
-        ca: Option<Vec<u8>>,
-        insecure: bool,
-        token: Option<String>,
-        identity: Option<Vec<u8>>,
-        source: String,
-    ) -> Result<Api, ConnectorError> {
-        let mut builder = crate::util::http::client_builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT);
-        if let Some(pem) = ca {
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ConnectorError::failed(format!(
-                    "the certificate authority of {source} is not PEM: {e}"
-                ))
+        // An `exec` credential plugin runs here, a blocking child process.
+        let kube = tokio::task::spawn_blocking(move || kube::Client::try_from(config))
+            .await
+            .map_err(|e| ConnectorError::failed(format!("setting up the client: {e}")))?
+            .map_err(|e| {
+                ConnectorError::failed(format!("cannot set up a client for {source}: {e}"))
+                    .with_hint(
+                        "check the kubeconfig's user: its credential plugin must run and print an ExecCredential",
+                    )
             })?;
-            builder = builder.tls_certs_only(certs);
-        }
-        if insecure {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        if let Some(pem) = identity {
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                ConnectorError::failed(format!(
-                    "the client certificate/key of {source} is not usable: {e}"
-                ))
-            })?;
-            builder = builder.identity(identity);
-        }
-        let client = builder.build().map_err(|e| {
-            ConnectorError::failed(format!("cannot set up an HTTP client for {source}: {e}"))
-        })?;
-        Ok(Api {
-            client,
-            server: server.trim_end_matches('/').to_string(),
-            token,
+        Ok(Self {
+            kube,
+            server,
             source,
         })
+    }
+
+    /// The `kube` client, for typed `kube::Api`s and watchers.
+    pub fn kube(&self) -> &kube::Client {
+        &self.kube
     }
 
     /// The server's base URL (for messages; it holds no credentials).
@@ -359,73 +225,76 @@ impl Api {
         &self.server
     }
 
-    /// One request, raced against cancellation. `what` names the object for messages.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<(&'static str, &Value)>,
-        what: &str,
-        cancel: &CancellationToken,
-    ) -> Result<Value, ConnectorError> {
-        let url = format!("{}{path}", self.server);
-        let mut request = self
-            .client
-            .request(method.clone(), &url)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some((content_type, body)) = body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .body(body.to_string());
-        }
-        let exchange = async {
-            let response = request.send().await?;
-            let status = response.status();
-            let bytes = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, bytes))
-        };
-        let (status, bytes) = cancel
-            .run_until_cancelled(exchange)
-            .await
-            .ok_or(ConnectorError::Cancelled)?
-            .map_err(|e| {
-                ConnectorError::failed(format!(
-                    "cannot reach the Kubernetes API at {} ({}) to {method} {what}: {e}",
-                    self.server, self.source
-                ))
-                .with_hint("check the kubeconfig's `server` and that the cluster is up (`kubectl version`)")
-            })?;
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
-        }
-        let message = body["message"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(300).collect());
-        let error = ConnectorError::failed(format!(
-            "the Kubernetes API refused to {method} {what}: {status}: {message}"
-        ));
-        Err(match status {
-            StatusCode::NOT_FOUND => error.with_hint(format!(
-                "check the name and the namespace in servo's config (`kubectl get {what}`)"
-            )),
-            StatusCode::UNAUTHORIZED => {
-                error.with_hint(format!("the credentials of {} were not accepted", self.source))
-            }
-            StatusCode::FORBIDDEN => error.with_hint(
-                "grant servo's user or service account get/list/patch on deployments and get/list on pods (RBAC Role + RoleBinding)",
-            ),
-            _ => error,
-        })
+    /// A namespaced typed API.
+    pub fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.kube().clone(), namespace)
     }
 
-    pub async fn version(&self, cancel: &CancellationToken) -> Result<Value, ConnectorError> {
-        self.call(Method::GET, "/version", None, "the server version", cancel)
+    /// The error for a failed request: `action` (`GET`, `PATCH`...) on `what`
+    /// (`deployment web -n shop`), with a hint by status.
+    pub fn error(&self, error: kube::Error, action: &str, what: &str) -> ConnectorError {
+        match error {
+            kube::Error::Api(status) => {
+                let e = ConnectorError::failed(format!(
+                    "the Kubernetes API refused to {action} {what}: {} {}: {}",
+                    status.code, status.reason, status.message
+                ));
+                match status.code {
+                    404 => e.with_hint(format!(
+                        "check the name and the namespace in servo's config (`kubectl get {what}`)"
+                    )),
+                    401 => e.with_hint(format!(
+                        "the credentials of {} were not accepted",
+                        self.source
+                    )),
+                    403 => e.with_hint(
+                        "grant servo's user or service account the verbs `servo check` lists (RBAC Role + RoleBinding)",
+                    ),
+                    _ => e,
+                }
+            }
+            kube::Error::Auth(e) => ConnectorError::failed(format!(
+                "cannot get credentials from {} to {action} {what}: {e}",
+                self.source
+            ))
+            .with_hint("run the kubeconfig's credential plugin by hand (`kubectl get pods` does) to see why it fails"),
+            other => ConnectorError::failed(format!(
+                "cannot reach the Kubernetes API at {} ({}) to {action} {what}: {other}",
+                self.server, self.source
+            ))
+            .with_hint(
+                "check the kubeconfig's `server` and that the cluster is up (`kubectl version`)",
+            ),
+        }
+    }
+
+    /// Runs one request, raced against `cancel`, mapping its error.
+    pub async fn call<T>(
+        &self,
+        request: impl std::future::Future<Output = Result<T, kube::Error>>,
+        action: &str,
+        what: &str,
+        cancel: &CancellationToken,
+    ) -> Result<T, ConnectorError> {
+        cancel
+            .run_until_cancelled(request)
             .await
+            .ok_or(ConnectorError::Cancelled)?
+            .map_err(|e| self.error(e, action, what))
+    }
+
+    pub async fn version(&self, cancel: &CancellationToken) -> Result<Info, ConnectorError> {
+        self.call(
+            self.kube.apiserver_version(),
+            "GET",
+            "the server version",
+            cancel,
+        )
+        .await
     }
 
     pub async fn deployment(
@@ -433,33 +302,170 @@ impl Api {
         namespace: &str,
         name: &str,
         cancel: &CancellationToken,
-    ) -> Result<Value, ConnectorError> {
+    ) -> Result<Deployment, ConnectorError> {
+        let api = self.api::<Deployment>(namespace);
         self.call(
-            Method::GET,
-            &deployment_path(namespace, name),
-            None,
+            api.get(name),
+            "GET",
             &format!("deployment {name} -n {namespace}"),
             cancel,
         )
         .await
     }
 
+    /// A strategic-merge patch (lists of containers and env merged by `name`).
     pub async fn patch_deployment(
         &self,
         namespace: &str,
         name: &str,
-        content_type: &'static str,
-        patch: &Value,
+        patch: &serde_json::Value,
         cancel: &CancellationToken,
-    ) -> Result<Value, ConnectorError> {
+    ) -> Result<Deployment, ConnectorError> {
+        let api = self.api::<Deployment>(namespace);
+        let params = PatchParams::default();
         self.call(
-            Method::PATCH,
-            &deployment_path(namespace, name),
-            Some((content_type, patch)),
+            api.patch(name, &params, &Patch::Strategic(patch)),
+            "PATCH",
             &format!("deployment {name} -n {namespace}"),
             cancel,
         )
         .await
+    }
+
+    /// Reads the Deployment, lets `change` edit it and replaces it, again from a fresh read when
+    /// another writer got there first (409 Conflict): how a whole pod template is restored.
+    pub async fn replace_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        change: impl Fn(&mut Deployment),
+        cancel: &CancellationToken,
+    ) -> Result<Deployment, ConnectorError> {
+        self.replace(namespace, name, change, cancel).await
+    }
+
+    /// Read-modify-replace of any namespaced object, retried on 409 Conflict.
+    pub async fn replace<K>(
+        &self,
+        namespace: &str,
+        name: &str,
+        change: impl Fn(&mut K),
+        cancel: &CancellationToken,
+    ) -> Result<K, ConnectorError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let api = self.api::<K>(namespace);
+        let what = format!(
+            "{} {name} -n {namespace}",
+            K::kind(&Default::default()).to_lowercase()
+        );
+        let mut attempt = 0;
+        loop {
+            let mut current = self.call(api.get(name), "GET", &what, cancel).await?;
+            change(&mut current);
+            let replaced = cancel
+                .run_until_cancelled(api.replace(name, &PostParams::default(), &current))
+                .await
+                .ok_or(ConnectorError::Cancelled)?;
+            match replaced {
+                Ok(done) => return Ok(done),
+                Err(kube::Error::Api(status))
+                    if status.code == 409 && attempt < CONFLICT_RETRIES =>
+                {
+                    attempt += 1;
+                    tracing::debug!(object = %what, attempt, "conflict replacing; reading again");
+                }
+                Err(e) => return Err(self.error(e, "PUT", &what)),
+            }
+        }
+    }
+
+    /// A Deployment or a StatefulSet, as a Deployment (see [`as_deployment`]).
+    pub async fn workload(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Deployment, ConnectorError> {
+        match kind {
+            WorkloadKind::Deployment => self.deployment(namespace, name, cancel).await,
+            WorkloadKind::StatefulSet => {
+                let api = self.api::<StatefulSet>(namespace);
+                let what = format!("statefulset {name} -n {namespace}");
+                let set = self.call(api.get(name), "GET", &what, cancel).await?;
+                Ok(as_deployment(set))
+            }
+        }
+    }
+
+    /// A strategic-merge patch of a Deployment or StatefulSet.
+    pub async fn patch_workload(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+        cancel: &CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        match kind {
+            WorkloadKind::Deployment => {
+                self.patch_deployment(namespace, name, patch, cancel)
+                    .await?;
+            }
+            WorkloadKind::StatefulSet => {
+                let api = self.api::<StatefulSet>(namespace);
+                let what = format!("statefulset {name} -n {namespace}");
+                let params = PatchParams::default();
+                self.call(
+                    api.patch(name, &params, &Patch::Strategic(patch)),
+                    "PATCH",
+                    &what,
+                    cancel,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a workload's pod template and replica count back (read, edit, replace; again on a
+    /// conflict).
+    pub async fn restore_workload(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        template: &PodTemplateSpec,
+        replicas: Option<i32>,
+        cancel: &CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        match kind {
+            WorkloadKind::Deployment => {
+                let restore = |d: &mut Deployment| {
+                    let spec = d.spec.get_or_insert_with(Default::default);
+                    spec.template = template.clone();
+                    spec.replicas = replicas;
+                };
+                self.replace_deployment(namespace, name, restore, cancel)
+                    .await?;
+            }
+            WorkloadKind::StatefulSet => {
+                let restore = |d: &mut StatefulSet| {
+                    let spec = d.spec.get_or_insert_with(Default::default);
+                    spec.template = template.clone();
+                    spec.replicas = replicas;
+                };
+                self.replace(namespace, name, restore, cancel).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the API allows this client `verb` on `resource` (of API `group`) in `namespace`:
@@ -472,69 +478,30 @@ impl Api {
         namespace: &str,
         cancel: &CancellationToken,
     ) -> Result<bool, ConnectorError> {
-        let review = serde_json::json!({
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {
-                "namespace": namespace, "group": group, "resource": resource, "verb": verb,
-            }},
-        });
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(namespace.to_string()),
+                    group: Some(group.to_string()),
+                    resource: Some(resource.to_string()),
+                    verb: Some(verb.to_string()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.kube.clone());
         let answer = self
             .call(
-                Method::POST,
-                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-                Some(("application/json", &review)),
+                api.create(&PostParams::default(), &review),
+                "POST",
                 "a selfsubjectaccessreview",
                 cancel,
             )
             .await?;
-        Ok(answer["status"]["allowed"].as_bool().unwrap_or(false))
+        Ok(answer.status.is_some_and(|s| s.allowed))
     }
-
-    /// The pods matching a label selector (`app=web,tier=front`), as a JSON array.
-    pub async fn pods(
-        &self,
-        namespace: &str,
-        selector: &str,
-        cancel: &CancellationToken,
-    ) -> Result<Vec<Value>, ConnectorError> {
-        let path = format!(
-            "/api/v1/namespaces/{}/pods?labelSelector={}",
-            encode(namespace),
-            encode(selector)
-        );
-        let list = self
-            .call(
-                Method::GET,
-                &path,
-                None,
-                &format!("pods -n {namespace} -l {selector}"),
-                cancel,
-            )
-            .await?;
-        Ok(list["items"].as_array().cloned().unwrap_or_default())
-    }
-}
-
-fn deployment_path(namespace: &str, name: &str) -> String {
-    format!(
-        "/apis/apps/v1/namespaces/{}/deployments/{}",
-        encode(namespace),
-        encode(name)
-    )
-}
-
-/// Percent-encodes everything but unreserved characters (names are DNS labels, selectors are not).
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -547,78 +514,31 @@ mod tests {
         path
     }
 
-    const CONFIG: &str = "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:1/\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n- name: b\n  context: {cluster: c, user: e}\nusers:\n- name: u\n  user: {token: abc}\n- name: e\n  user:\n    exec: {command: aws}\n";
+    const CONFIG: &str = "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:1/\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n- name: b\n  context: {cluster: c, user: e}\nusers:\n- name: u\n  user: {token: abc}\n- name: e\n  user:\n    exec: {command: servo-no-such-credential-plugin, apiVersion: client.authentication.k8s.io/v1beta1}\n";
 
-    #[test]
-    fn reads_the_current_context_with_a_token() {
+    #[tokio::test]
+    async fn reads_the_current_context_and_names_the_known_ones() {
         let dir = std::env::temp_dir().join(format!("servo-k8s-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = write(&dir, CONFIG);
-        let api = Api::connect(Some(&path), None).expect("a client");
-        assert_eq!(api.server(), "http://127.0.0.1:1");
-        assert_eq!(api.token.as_deref(), Some("abc"));
-        assert!(api.source.contains("context `a`"));
+        let client = Client::connect(Some(&path), None).await.expect("a client");
+        assert_eq!(client.server(), "http://127.0.0.1:1");
+        assert!(client.source.contains("context `a`"));
 
-        let err = Api::connect(Some(&path), Some("b")).expect_err("exec is unsupported");
+        // The exec plugin runs when the client is set up; its failure names the context.
+        let err = Client::connect(Some(&path), Some("b"))
+            .await
+            .expect_err("no such plugin");
         assert!(
-            err.to_string().contains("`exec` credential plugin"),
+            err.to_string().contains("context `b`") && err.to_string().contains("exec"),
             "{err}"
         );
-        let err = Api::connect(Some(&path), Some("nope")).expect_err("unknown context");
-        assert!(err.hint().unwrap_or_default().contains("a, b"), "{err:?}");
+
+        let err = Client::connect(Some(&path), Some("aa"))
+            .await
+            .expect_err("unknown context");
+        let hint = err.hint().unwrap_or_default().to_string();
+        assert!(hint.contains("a, b") && hint.contains("`a`"), "{err:?}");
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn certificate_data_and_client_certificates_are_loaded() {
-        use base64::Engine as _;
-        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
-        // rcgen is built without its `pem` feature: wrap the DER by hand.
-        let pem = |label: &str, der: &[u8]| {
-            let body = base64::engine::general_purpose::STANDARD.encode(der);
-            let lines: Vec<&str> = body
-                .as_bytes()
-                .chunks(64)
-                .map(|c| std::str::from_utf8(c).unwrap_or_default())
-                .collect();
-            format!(
-                "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-                lines.join("\n")
-            )
-        };
-        let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a CA");
-        let client = rcgen::generate_simple_self_signed(vec!["servo".to_owned()]).expect("a cert");
-        let dir = std::env::temp_dir().join(format!("servo-k8s-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let config = format!(
-            "current-context: t\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    certificate-authority-data: {}\ncontexts:\n- name: t\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
-            b64(&pem("CERTIFICATE", ca.cert.der())),
-            b64(&pem("CERTIFICATE", client.cert.der())),
-            b64(&pem("PRIVATE KEY", &client.signing_key.serialize_der())),
-        );
-        let path = write(&dir, &config);
-        let api = Api::connect(Some(&path), None).expect("a TLS client");
-        assert_eq!(api.token, None);
-
-        let broken = config.replace(
-            "certificate-authority-data: ",
-            "certificate-authority-data: $",
-        );
-        let path = write(&dir, &broken);
-        let err = Api::connect(Some(&path), None).expect_err("not base64");
-        assert!(
-            err.to_string()
-                .contains("certificate-authority is not base64"),
-            "{err}"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn selectors_are_percent_encoded() {
-        assert_eq!(
-            encode("app=web,tier in (a)"),
-            "app%3Dweb%2Ctier%20in%20%28a%29"
-        );
     }
 }

@@ -1,5 +1,5 @@
-//! `kubernetes`: tunes the CPU, memory, replicas and environment of containers in Deployments
-//! (ServoX's `kubernetes` connector, `default` strategy).
+//! `kubernetes`: tunes the CPU, memory, replicas and environment of containers in Deployments and
+//! StatefulSets (ServoX's `kubernetes` connector, `default` and `canary` strategies).
 //!
 //! **Components.** Each configured container is one component, named by its `alias` or
 //! `<deployment>/<container>` (as ServoX names them). Its settings are `cpu` (cores), `mem` (GiB,
@@ -8,11 +8,12 @@
 //! two components could otherwise be asked for two different counts in one adjustment.
 //!
 //! **Adjust.** Each Deployment gets one strategic-merge patch (resources / env by container name,
-//! `spec.replicas`), then its rollout is polled every 500 ms until settled within `timeout`
+//! `spec.replicas`), then its rollout is watched (the Deployment and its Pods, through
+//! `kube::runtime` watchers) until settled within `timeout`
 //! (see `rollout.rs` for what settled and failed mean), then held healthy for `settlement`. A
 //! failure is handled by `on_failure`: `rollback` (the default here — ServoX's default is
 //! `exception`, which leaves the broken template in place) restores the previous pod template and
-//! replica count with a JSON patch and waits for it to be healthy again; `shutdown` (or ServoX's
+//! replica count (read, edit, replace; again on a 409 conflict) and waits for it to be healthy again; `shutdown` (or ServoX's
 //! `destroy`) scales the Deployment to zero; `exception` leaves it; `ignore` reports success. All
 //! but `ignore` return [`ConnectorError::Rejected`] with reason `unstable` and the Kubernetes reason
 //! (OOMKilled, Unschedulable: Insufficient cpu, ProgressDeadlineExceeded...). Deployments are
@@ -22,20 +23,29 @@
 //! (SelfSubjectAccessReview); each deployment and container exists; cpu/memory requirements are
 //! set and, with the replica count, within the configured ranges; the rollout is settled.
 //!
-//! **Not supported** (yet): the `canary` strategy (tuning pods), StatefulSets, ServoX's
-//! configurable `permissions` list, and the credential kinds listed in `client.rs`.
+//! **Canary.** `strategy: canary` (or ServoX's `{type: canary, alias: ...}`) tunes a tuning Pod
+//! beside the untouched Deployment: see `tuning.rs`.
+//!
+//! **StatefulSets** (`stateful_sets:`) take the same settings and the same rollout tracking and
+//! rollback (the `default` strategy only, as in ServoX); `client::as_deployment` reads them as a
+//! Deployment.
+//!
+//! **Not supported** (yet): ServoX's configurable `permissions` list.
 
 mod adjust;
 mod checks;
-mod client;
+pub mod client;
 mod rollout;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod tuning;
 
 use async_trait::async_trait;
-use client::Api;
-use serde_json::Value;
+use client::{Client, WorkloadKind};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use servo_core::connector::{BuildContext, EventContext, Handlers};
 use servo_core::types::{
     Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric,
@@ -44,7 +54,7 @@ use servo_core::types::{
 use servo_core::units::{Cpu, Duration, Memory};
 use servo_core::{BuildConnector, Connector, ConnectorError, Event};
 use settings::{
-    ContainerSettings, DeploymentSettings, FailureMode, Prices, Requirement, Settings,
+    ContainerSettings, DeploymentSettings, FailureMode, Prices, Requirement, Settings, Strategy,
     default_requirements,
 };
 use std::collections::BTreeMap;
@@ -52,11 +62,32 @@ use std::path::PathBuf;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+/// The containers of a Deployment's pod template.
+fn containers(deployment: &Deployment) -> &[Container] {
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default()
+}
+
 /// What the connector does in each namespace: (verb, API group, resource).
-const PERMISSIONS: [(&str, &str, &str); 3] = [
+const PERMISSIONS: [(&str, &str, &str); 7] = [
     ("get", "apps", "deployments"),
+    ("list", "apps", "deployments"),
+    ("watch", "apps", "deployments"),
     ("patch", "apps", "deployments"),
+    ("update", "apps", "deployments"),
     ("list", "", "pods"),
+    ("watch", "", "pods"),
+];
+
+/// What a `canary` deployment needs besides: its tuning Pod is created and deleted.
+const CANARY_PERMISSIONS: [(&str, &str, &str); 3] = [
+    ("get", "", "pods"),
+    ("create", "", "pods"),
+    ("delete", "", "pods"),
 ];
 
 const COST: &str = "cost";
@@ -67,14 +98,10 @@ fn cost_metric() -> Metric {
 
 /// Replicas × the requested cpu and memory of every container of the pod template, priced. A
 /// container with limits but no requests is requested at its limits, as Kubernetes defaults them.
-fn hourly_cost(deployment: &Value, prices: &Prices) -> f64 {
+fn hourly_cost(deployment: &Deployment, prices: &Prices) -> f64 {
     let replicas = rollout::desired_replicas(deployment) as f64;
-    let containers = deployment["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
     let both = default_requirements();
-    let per_pod: f64 = containers
+    let per_pod: f64 = containers(deployment)
         .iter()
         .map(|c| {
             let cores = requirement(c, "cpu", &both)
@@ -92,8 +119,8 @@ fn hourly_cost(deployment: &Value, prices: &Prices) -> f64 {
 /// Consecutive failed reads of a rollout after which it counts as failed.
 const MAX_READ_ERRORS: u32 = 5;
 
-/// How often a rollout is polled.
-const POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a watch waits before it starts again after an API error.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn component_name(d: &DeploymentSettings, c: &ContainerSettings) -> String {
     c.alias
@@ -103,14 +130,14 @@ fn component_name(d: &DeploymentSettings, c: &ContainerSettings) -> String {
 
 servo_core::register!(Kubernetes {
     name: "kubernetes",
-    description: "Tunes CPU, memory, replicas and env of Deployment containers; rolls back unhealthy rollouts",
+    description: "Tunes CPU, memory, replicas and env of Deployment and StatefulSet containers, or of a tuning Pod (canary); rolls back unhealthy rollouts",
 });
 
 /// The connector: its settings and, once first needed, its API client.
 pub struct Kubernetes {
     settings: Settings,
     kubeconfig: Option<PathBuf>,
-    api: OnceCell<Api>,
+    api: OnceCell<Client>,
 }
 
 impl BuildConnector for Kubernetes {
@@ -133,12 +160,20 @@ impl BuildConnector for Kubernetes {
     }
 }
 
-/// A deployment's effective settings (its own, else the connector's).
+/// A workload's effective settings (its own, else the connector's).
 struct Target<'a> {
+    kind: WorkloadKind,
     config: &'a DeploymentSettings,
     namespace: &'a str,
     timeout: Duration,
     on_failure: FailureMode,
+}
+
+impl Target<'_> {
+    /// Whether it is tuned through a tuning Pod.
+    fn canary(&self) -> bool {
+        self.config.strategy.kind() == Strategy::Canary
+    }
 }
 
 /// Why a rollout did not become healthy.
@@ -155,75 +190,93 @@ impl From<ConnectorError> for Unhealthy {
     }
 }
 
-/// Waits one `POLL`, or until `cancel`.
+/// Waits before a watch starts again after an error, or until `cancel`.
 async fn pause(cancel: &CancellationToken) -> Result<(), ConnectorError> {
     cancel
-        .run_until_cancelled(tokio::time::sleep(POLL))
+        .run_until_cancelled(tokio::time::sleep(RETRY))
         .await
         .ok_or(ConnectorError::Cancelled)
 }
 
-fn cpu_of(text: &Value) -> Option<Cpu> {
-    match text {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_f64().and_then(|c| Cpu::from_cores(c).ok()),
-        _ => None,
-    }
+fn cpu_of(q: &Quantity) -> Option<Cpu> {
+    q.0.parse().ok()
 }
 
-fn memory_of(text: &Value) -> Option<Memory> {
-    match text {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_u64().map(Memory::from_bytes),
-        _ => None,
-    }
+fn memory_of(q: &Quantity) -> Option<Memory> {
+    q.0.parse().ok()
 }
 
 /// The first of `get` that the container's resources define.
-fn requirement<'a>(container: &'a Value, resource: &str, get: &[Requirement]) -> Option<&'a Value> {
-    get.iter()
-        .map(|r| &container["resources"][r.key()][resource])
-        .find(|v| !v.is_null())
+fn requirement<'a>(
+    container: &'a Container,
+    resource: &str,
+    get: &[Requirement],
+) -> Option<&'a Quantity> {
+    let resources = container.resources.as_ref()?;
+    get.iter().find_map(|r| {
+        match r {
+            Requirement::Request => resources.requests.as_ref(),
+            Requirement::Limit => resources.limits.as_ref(),
+        }?
+        .get(resource)
+    })
 }
 
-fn find_container<'a>(deployment: &'a Value, name: &str) -> Option<&'a Value> {
-    deployment["spec"]["template"]["spec"]["containers"]
-        .as_array()?
+/// A container's `cpu`, `mem` and env settings, valued from `container`.
+fn container_settings(c: &ContainerSettings, container: &Container) -> Vec<Setting> {
+    let mut cpu = Setting::cpu("cpu", c.cpu.min, c.cpu.max, c.cpu.step).pinned(c.cpu.pinned);
+    cpu.value = requirement(container, "cpu", &c.cpu.get)
+        .and_then(cpu_of)
+        .map(|v| SettingValue::Float(v.cores()));
+    let mut mem =
+        Setting::memory("mem", c.memory.min, c.memory.max, c.memory.step).pinned(c.memory.pinned);
+    mem.value = requirement(container, "memory", &c.memory.get)
+        .and_then(memory_of)
+        .map(|v| SettingValue::Float(v.gib()));
+    let mut settings = vec![cpu, mem];
+    for e in &c.env {
+        let mut s = e.setting();
+        s.value = container
+            .env
+            .iter()
+            .flatten()
+            .find(|v| v.name == e.variable())
+            .and_then(|v| v.value.as_deref())
+            .map(|text| match (&e.values, text.parse::<f64>()) {
+                (None, Ok(n)) => SettingValue::Float(n),
+                _ => SettingValue::String(text.to_string()),
+            });
+        settings.push(s);
+    }
+    settings
+}
+
+fn find_container<'a>(deployment: &'a Deployment, name: &str) -> Option<&'a Container> {
+    containers(deployment).iter().find(|c| c.name == name)
+}
+
+fn container_names(deployment: &Deployment) -> String {
+    containers(deployment)
         .iter()
-        .find(|c| c["name"] == name)
-}
-
-fn container_names(deployment: &Value) -> String {
-    deployment["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c["name"].as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Kubernetes {
-    async fn api(&self) -> Result<&Api, ConnectorError> {
+    async fn api(&self) -> Result<&Client, ConnectorError> {
         self.api
-            .get_or_try_init(|| async {
-                // Reading the kubeconfig and certificates is file I/O: off the runtime's threads.
-                let (path, context) = (self.kubeconfig.clone(), self.settings.context.clone());
-                tokio::task::spawn_blocking(move || {
-                    Api::connect(path.as_deref(), context.as_deref())
-                })
-                .await
-                .map_err(|e| {
-                    ConnectorError::failed(format!("loading the kubeconfig failed: {e}"))
-                })?
+            .get_or_try_init(|| {
+                Client::connect(self.kubeconfig.as_deref(), self.settings.context.as_deref())
             })
             .await
     }
 
     fn targets(&self) -> impl Iterator<Item = Target<'_>> {
-        self.settings.deployments.iter().map(|d| Target {
+        let deployments = (self.settings.deployments.iter()).map(|d| (WorkloadKind::Deployment, d));
+        let sets = (self.settings.stateful_sets.iter()).map(|d| (WorkloadKind::StatefulSet, d));
+        deployments.chain(sets).map(|(kind, d)| Target {
+            kind,
             config: d,
             namespace: d.namespace.as_deref().unwrap_or(&self.settings.namespace),
             timeout: d.timeout.unwrap_or(self.settings.timeout),
@@ -235,14 +288,15 @@ impl Kubernetes {
     fn components_of(
         &self,
         target: &Target<'_>,
-        deployment: &Value,
+        deployment: &Deployment,
     ) -> Result<Vec<Component>, ConnectorError> {
         let d = target.config;
         let mut out = Vec::new();
         for (i, c) in d.containers.iter().enumerate() {
             let Some(container) = find_container(deployment, &c.name) else {
                 return Err(ConnectorError::failed(format!(
-                    "deployment {} -n {} has no container `{}` (it has: {})",
+                    "{} {} -n {} has no container `{}` (it has: {})",
+                    target.kind.noun(),
                     d.name,
                     target.namespace,
                     c.name,
@@ -250,36 +304,15 @@ impl Kubernetes {
                 ))
                 .with_hint("fix `containers[].name` in servo's config"));
             };
-            let mut cpu =
-                Setting::cpu("cpu", c.cpu.min, c.cpu.max, c.cpu.step).pinned(c.cpu.pinned);
-            cpu.value = requirement(container, "cpu", &c.cpu.get)
-                .and_then(cpu_of)
-                .map(|v| SettingValue::Float(v.cores()));
-            let mut mem = Setting::memory("mem", c.memory.min, c.memory.max, c.memory.step)
-                .pinned(c.memory.pinned);
-            mem.value = requirement(container, "memory", &c.memory.get)
-                .and_then(memory_of)
-                .map(|v| SettingValue::Float(v.gib()));
-            let mut settings = vec![cpu, mem];
+            let mut settings = container_settings(c, container);
             if i == 0 {
                 let r = &d.replicas;
-                settings.push(
+                settings.insert(
+                    2,
                     Setting::replicas("replicas", r.min.into(), r.max.into(), r.step.into())
                         .pinned(r.pinned)
                         .with_value(rollout::desired_replicas(deployment)),
                 );
-            }
-            for e in &c.env {
-                let mut s = e.setting();
-                s.value = container["env"]
-                    .as_array()
-                    .and_then(|vars| vars.iter().find(|v| v["name"] == e.variable()))
-                    .and_then(|v| v["value"].as_str())
-                    .map(|text| match (&e.values, text.parse::<f64>()) {
-                        (None, Ok(n)) => SettingValue::Float(n),
-                        _ => SettingValue::String(text.to_string()),
-                    });
-                settings.push(s);
             }
             out.push(Component::new(component_name(d, c), settings));
         }
@@ -293,8 +326,12 @@ impl Kubernetes {
         let api = self.api().await?;
         let mut components = Vec::new();
         for target in self.targets() {
+            if target.canary() {
+                components.extend(self.canary_components(api, &target, cancel).await?);
+                continue;
+            }
             let deployment = api
-                .deployment(target.namespace, &target.config.name, cancel)
+                .workload(target.kind, target.namespace, &target.config.name, cancel)
                 .await?;
             components.extend(self.components_of(&target, &deployment)?);
         }
@@ -306,12 +343,25 @@ impl Kubernetes {
 impl Connector for Kubernetes {
     fn handlers(&self) -> Handlers {
         Handlers::on(&[
+            Event::Shutdown,
             Event::Check,
             Event::Describe,
             Event::Adjust,
             Event::Metrics,
             Event::Measure,
         ])
+    }
+
+    /// Deletes the tuning Pods (unless `keep_tuning_pods`), as ServoX does when it stops.
+    async fn shutdown(&self, cx: &EventContext) -> Result<(), ConnectorError> {
+        if self.settings.keep_tuning_pods || !self.targets().any(|t| t.canary()) {
+            return Ok(());
+        }
+        let api = self.api().await?;
+        for target in self.targets().filter(Target::canary) {
+            self.delete_tuning_pod(api, &target, &cx.cancel).await?;
+        }
+        Ok(())
     }
 
     async fn metrics(&self, _cx: &EventContext) -> Result<Vec<Metric>, ConnectorError> {
@@ -332,7 +382,12 @@ impl Connector for Kubernetes {
         let mut total = 0.0;
         for target in self.targets() {
             let deployment = api
-                .deployment(target.namespace, &target.config.name, &cx.cancel)
+                .workload(
+                    target.kind,
+                    target.namespace,
+                    &target.config.name,
+                    &cx.cancel,
+                )
                 .await?;
             total += hourly_cost(&deployment, &self.settings.prices);
         }
@@ -361,7 +416,7 @@ impl Connector for Kubernetes {
                     "{} answers ({}), Kubernetes {}",
                     api.server(),
                     api.source,
-                    v["gitVersion"].as_str().unwrap_or("of unknown version")
+                    v.git_version
                 ),
             )),
             Err(ConnectorError::Cancelled) => return Err(ConnectorError::Cancelled),
@@ -393,20 +448,27 @@ impl Connector for Kubernetes {
         cx: &EventContext,
     ) -> Result<Description, ConnectorError> {
         let api = self.api().await?;
+        let settlement_of = |target: &Target<'_>| {
+            control
+                .settlement
+                .or(target.config.settlement)
+                .or(self.settings.settlement)
+                .unwrap_or(Duration::ZERO)
+        };
         // Every patch is built before the first is sent: a bad value changes nothing.
         let mut work = Vec::new();
-        for target in self.targets() {
+        for target in self.targets().filter(|t| !t.canary()) {
             if let Some(patch) = self.patch_for(&target, adjustments)? {
                 work.push((target, patch));
             }
         }
         for (target, patch) in &work {
-            let settlement = control
-                .settlement
-                .or(target.config.settlement)
-                .or(self.settings.settlement)
-                .unwrap_or(Duration::ZERO);
-            self.adjust_one(api, target, patch, settlement, &cx.cancel)
+            self.adjust_one(api, target, patch, settlement_of(target), &cx.cancel)
+                .await?;
+        }
+        for target in self.targets().filter(Target::canary) {
+            let settlement = settlement_of(&target);
+            self.adjust_canary(api, &target, adjustments, settlement, &cx.cancel)
                 .await?;
         }
         self.describe(cx).await

@@ -39,6 +39,7 @@ pub struct Settings {
     #[serde(default)]
     pub on_failure: FailureMode,
     /// The Deployments to optimize.
+    #[serde(default)]
     pub deployments: Vec<DeploymentSettings>,
     /// Prices behind the `cost` metric.
     #[serde(default)]
@@ -47,17 +48,21 @@ pub struct Settings {
     /// the permissions it actually needs itself (`servo check`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<serde_json::Value>>,
-    /// ServoX's StatefulSets to optimize. Not supported yet: a non-empty list is an error rather than
-    /// silently untuned workloads.
+    /// The StatefulSets to optimize, with the same settings as Deployments (the `default`
+    /// strategy only, as in ServoX).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stateful_sets: Vec<serde_json::Value>,
+    pub stateful_sets: Vec<DeploymentSettings>,
     /// ServoX: include container logs in errors. Accepted; servo's errors always carry the pod
     /// status reasons (OOMKilled, Insufficient cpu...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_logs_in_error_status: Option<bool>,
-    /// ServoX: optimize through a separate tuning pod. Not supported yet: `true` is an error.
+    /// ServoX: whether a `canary` deployment may be tuned through a tuning Pod (the default);
+    /// `false` with a `canary` strategy is an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_tuning_pod: Option<bool>,
+    /// Leave the tuning Pods running when servo shuts down (default: delete them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_tuning_pods: bool,
 }
 
 /// Prices of requested resources, for the `cost` metric (currency per hour; the defaults are
@@ -115,15 +120,61 @@ pub enum FailureMode {
     Ignore,
 }
 
-/// ServoX's optimization strategies; only `default` (patch the Deployment itself) is supported.
+/// ServoX's optimization strategies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Patch the Deployment itself.
     #[default]
     Default,
-    /// Tuning pods (not supported: rejected when the config is loaded).
+    /// Tune a separate Pod (`<deployment>-tuning`) built from the Deployment's pod template; the
+    /// Deployment itself is never changed.
     Canary,
+}
+
+/// How a Deployment is optimized: a strategy name, or ServoX's mapping (`{type: canary, alias:
+/// tuning}`, the alias naming the tuning component).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StrategySetting {
+    /// `default` or `canary`.
+    Name(Strategy),
+    /// `{type: ..., alias: ...}`.
+    Config(StrategyConfig),
+}
+
+impl Default for StrategySetting {
+    fn default() -> Self {
+        StrategySetting::Name(Strategy::Default)
+    }
+}
+
+/// ServoX's strategy mapping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    /// The strategy.
+    #[serde(rename = "type")]
+    pub kind: Strategy,
+    /// The tuning component's name (canary); default `<deployment>/<container>-tuning`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+}
+
+impl StrategySetting {
+    pub fn kind(&self) -> Strategy {
+        match self {
+            StrategySetting::Name(kind) => *kind,
+            StrategySetting::Config(c) => c.kind,
+        }
+    }
+
+    pub fn alias(&self) -> Option<&str> {
+        match self {
+            StrategySetting::Name(_) => None,
+            StrategySetting::Config(c) => c.alias.as_deref(),
+        }
+    }
 }
 
 /// One Deployment to optimize. `namespace`, `timeout`, `settlement` and `on_failure` default to
@@ -145,19 +196,41 @@ pub struct DeploymentSettings {
     /// What to do when its adjustment fails, if not the connector's `on_failure`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<FailureMode>,
-    /// How it is optimized: `default` patches the Deployment itself.
+    /// How it is optimized: `default` patches the Deployment itself, `canary` tunes a separate
+    /// tuning Pod.
     #[serde(default)]
-    pub strategy: Strategy,
+    pub strategy: StrategySetting,
     /// The replica count's range.
     pub replicas: ReplicasSettings,
     /// The containers to tune (at least one).
     pub containers: Vec<ContainerSettings>,
+    /// ServoX cascades these from the connector's section (`generate --defaults` writes them
+    /// here too); accepted for compatibility, servo reads the connector's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_logs_in_error_status: Option<bool>,
+    /// ServoX cascades this from the connector's section; accepted, the strategy decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_tuning_pod: Option<bool>,
+}
+
+/// ServoX's fixed `type` of range settings (`generate --defaults` writes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RangeKind {
+    /// A number between `min` and `max`.
+    Range,
 }
 
 /// Range of `spec.replicas`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicasSettings {
+    /// ServoX's fixed setting name, `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ServoX's fixed setting type, `range`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RangeKind>,
     /// Fewest replicas the optimizer may choose.
     pub min: u32,
     /// Most replicas the optimizer may choose.
@@ -184,15 +257,6 @@ pub enum Requirement {
     Limit,
 }
 
-impl Requirement {
-    pub(super) fn key(self) -> &'static str {
-        match self {
-            Requirement::Request => "requests",
-            Requirement::Limit => "limits",
-        }
-    }
-}
-
 pub(super) fn default_requirements() -> Vec<Requirement> {
     vec![Requirement::Request, Requirement::Limit]
 }
@@ -217,8 +281,8 @@ pub struct ContainerSettings {
     /// container's command as the Deployment has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<serde_json::Value>,
-    /// ServoX: environment variables set to fixed values. Not supported yet: a non-empty map is an
-    /// error (they would silently not be set).
+    /// ServoX: environment variables set to fixed values in the tuning Pod (`canary`); with the
+    /// `default` strategy a non-empty map is an error (they would silently not be set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub static_environment_variables: Option<std::collections::BTreeMap<String, String>>,
 }
@@ -227,6 +291,15 @@ pub struct ContainerSettings {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CpuSettings {
+    /// ServoX's fixed setting name, `cpu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ServoX's fixed setting type, `range`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RangeKind>,
+    /// ServoX's display unit (`cores`); values are always read with their own suffixes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     /// Least CPU the optimizer may choose.
     pub min: Cpu,
     /// Most CPU the optimizer may choose.
@@ -253,6 +326,15 @@ pub(super) fn default_cpu_step() -> Cpu {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemorySettings {
+    /// ServoX's fixed setting name, `mem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ServoX's fixed setting type, `range`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RangeKind>,
+    /// ServoX's display unit (`GiB`); values are always read with their own suffixes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     /// Least memory the optimizer may choose.
     pub min: Memory,
     /// Most memory the optimizer may choose.
@@ -284,6 +366,12 @@ pub struct EnvSetting {
     /// The variable in the container, when it differs from `name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variable_name: Option<String>,
+    /// ServoX's name for `variable_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub literal: Option<String>,
+    /// ServoX: `int` writes a range setting's value as a whole number, `float` as a decimal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<ValueType>,
     /// `range` or `enum` (ServoX's); inferred from `values` when absent.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<EnvKind>,
@@ -307,6 +395,16 @@ pub struct EnvSetting {
     pub pinned: bool,
 }
 
+/// How a range env setting's value is written into the variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    /// A whole number (`4`).
+    Int,
+    /// A decimal number (`4.0`, `0.25`).
+    Float,
+}
+
 /// The kind of an env setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -319,7 +417,19 @@ pub enum EnvKind {
 
 impl EnvSetting {
     pub(super) fn variable(&self) -> &str {
-        self.variable_name.as_deref().unwrap_or(&self.name)
+        self.variable_name
+            .as_deref()
+            .or(self.literal.as_deref())
+            .unwrap_or(&self.name)
+    }
+
+    /// The variable's text for a value, per `value_type`.
+    pub(super) fn text(&self, value: &servo_core::types::SettingValue) -> String {
+        match (self.value_type, value.as_f64()) {
+            (Some(ValueType::Int), Some(n)) => format!("{}", n.round() as i64),
+            (Some(ValueType::Float), Some(n)) if n.fract() == 0.0 => format!("{n:.1}"),
+            _ => value.to_string(),
+        }
     }
 
     pub(super) fn setting(&self) -> Setting {
@@ -356,8 +466,12 @@ impl ConnectorSettings for Settings {
                 timeout: None,
                 settlement: None,
                 on_failure: None,
-                strategy: Strategy::Default,
+                strategy: StrategySetting::default(),
+                container_logs_in_error_status: None,
+                create_tuning_pod: None,
                 replicas: ReplicasSettings {
+                    name: None,
+                    kind: None,
                     min: 1,
                     max: 4,
                     step: 1,
@@ -367,6 +481,9 @@ impl ConnectorSettings for Settings {
                     name: "main".into(),
                     alias: None,
                     cpu: CpuSettings {
+                        name: None,
+                        kind: None,
+                        unit: None,
                         min: Cpu::from_millicores(250),
                         max: Cpu::from_millicores(4000),
                         step: default_cpu_step(),
@@ -375,6 +492,9 @@ impl ConnectorSettings for Settings {
                         set: default_requirements(),
                     },
                     memory: MemorySettings {
+                        name: None,
+                        kind: None,
+                        unit: None,
                         min: Memory::from_bytes(256 << 20),
                         max: Memory::from_bytes(4 << 30),
                         step: default_memory_step(),
@@ -392,36 +512,53 @@ impl ConnectorSettings for Settings {
             stateful_sets: Vec::new(),
             container_logs_in_error_status: None,
             create_tuning_pod: None,
+            keep_tuning_pods: false,
         }
     }
 
     fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let root = KeyPath::root();
-        if !self.stateful_sets.is_empty() {
-            problems.push(
-                Problem::new(
-                    root.key("stateful_sets"),
-                    "StatefulSets are not supported yet",
-                )
-                .with_help("optimize Deployments, or remove `stateful_sets`"),
-            );
-        }
-        if self.create_tuning_pod == Some(true) {
-            problems.push(
-                Problem::new(
-                    root.key("create_tuning_pod"),
-                    "tuning pods are not supported yet",
-                )
-                .with_help("set `create_tuning_pod: false`: servo adjusts the Deployment itself"),
-            );
+        for (i, set) in self.stateful_sets.iter().enumerate() {
+            if set.strategy.kind() == Strategy::Canary {
+                problems.push(
+                    Problem::new(
+                        root.key("stateful_sets").index(i).key("strategy"),
+                        "the `canary` strategy is not supported on StatefulSets (nor in ServoX)",
+                    )
+                    .with_help("use `strategy: default`"),
+                );
+            }
         }
         for (d, deployment) in self.deployments.iter().enumerate() {
+            let canary = deployment.strategy.kind() == Strategy::Canary;
+            if canary && self.create_tuning_pod == Some(false) {
+                problems.push(
+                    Problem::new(
+                        root.key("deployments").index(d).key("strategy"),
+                        "the `canary` strategy tunes a tuning Pod, but `create_tuning_pod` is false",
+                    )
+                    .with_help("remove `create_tuning_pod: false`, or use `strategy: default`"),
+                );
+            }
+            if canary && deployment.containers.len() != 1 {
+                problems.push(
+                    Problem::new(
+                        root.key("deployments").index(d).key("containers"),
+                        format!(
+                            "the `canary` strategy tunes one container (as ServoX does), found {}",
+                            deployment.containers.len()
+                        ),
+                    )
+                    .with_help("list only the container to tune"),
+                );
+            }
             for (c, container) in deployment.containers.iter().enumerate() {
-                if container
-                    .static_environment_variables
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty())
+                if !canary
+                    && container
+                        .static_environment_variables
+                        .as_ref()
+                        .is_some_and(|v| !v.is_empty())
                 {
                     problems.push(
                         Problem::new(
@@ -430,9 +567,9 @@ impl ConnectorSettings for Settings {
                                 .key("containers")
                                 .index(c)
                                 .key("static_environment_variables"),
-                            "fixed environment variables are not supported yet",
+                            "fixed environment variables apply to a tuning Pod only",
                         )
-                        .with_help("set them in the Deployment itself"),
+                        .with_help("set them in the Deployment itself, or use `strategy: canary`"),
                     );
                 }
             }
@@ -445,21 +582,23 @@ impl ConnectorSettings for Settings {
                 ));
             }
         }
-        if self.deployments.is_empty() {
+        if self.deployments.is_empty() && self.stateful_sets.is_empty() {
             problems.push(
-                Problem::new(root.key("deployments"), "no deployments to optimize")
-                    .with_help("list at least one deployment with its containers"),
+                Problem::new(
+                    root.key("deployments"),
+                    "no deployments or stateful_sets to optimize",
+                )
+                .with_help("list at least one deployment with its containers"),
             );
         }
         let mut names: BTreeMap<String, KeyPath> = BTreeMap::new();
-        for (i, d) in self.deployments.iter().enumerate() {
-            let at = root.key("deployments").index(i);
-            if d.strategy == Strategy::Canary {
-                problems.push(
-                    Problem::new(at.key("strategy"), "the `canary` strategy is not supported")
-                        .with_help("use `strategy: default` (adjusts the Deployment itself)"),
-                );
-            }
+        let workloads = (self.deployments.iter().enumerate())
+            .map(|(i, d)| (root.key("deployments").index(i), d))
+            .chain(
+                (self.stateful_sets.iter().enumerate())
+                    .map(|(i, d)| (root.key("stateful_sets").index(i), d)),
+            );
+        for (at, d) in workloads {
             let r = &d.replicas;
             if r.min > r.max || r.step == 0 {
                 problems.push(Problem::new(
@@ -475,15 +614,20 @@ impl ConnectorSettings for Settings {
             }
             for (j, c) in d.containers.iter().enumerate() {
                 let at = at.key("containers").index(j);
-                let component = component_name(d, c);
-                if let Some(first) = names.insert(component.clone(), at.clone()) {
-                    problems.push(
-                        Problem::new(
-                            at.clone(),
-                            format!("component `{component}` is already defined at {first}"),
-                        )
-                        .with_help("give one of the containers a distinct `alias`"),
-                    );
+                let mut components = vec![component_name(d, c)];
+                if d.strategy.kind() == Strategy::Canary {
+                    components.push(super::tuning::tuning_name(d, c));
+                }
+                for component in components {
+                    if let Some(first) = names.insert(component.clone(), at.clone()) {
+                        problems.push(
+                            Problem::new(
+                                at.clone(),
+                                format!("component `{component}` is already defined at {first}"),
+                            )
+                            .with_help("give one of the containers a distinct `alias`"),
+                        );
+                    }
                 }
                 let (cpu, mem) = (&c.cpu, &c.memory);
                 let ranges = [

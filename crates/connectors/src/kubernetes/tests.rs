@@ -1,6 +1,6 @@
 use super::settings::*;
 use super::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use servo_core::connector::ConnectorSettings;
 
 fn settings(yaml: Value) -> Settings {
@@ -38,10 +38,12 @@ fn a_servox_section_loads_and_validates() {
 
 #[test]
 fn cost_prices_requested_resources_times_replicas() {
-    let deployment = json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [
+    let deployment: Deployment = serde_json::from_value(json!({"spec": {"replicas": 3,
+        "selector": {}, "template": {"spec": {"containers": [
             {"name": "a", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
             {"name": "b", "resources": {"limits": {"cpu": "1", "memory": "512Mi"}}},
-            {"name": "c"}]}}}});
+            {"name": "c"}]}}}}))
+    .expect("a deployment");
     let prices = Prices {
         cpu: 0.04,
         memory: 0.01,
@@ -53,7 +55,8 @@ fn cost_prices_requested_resources_times_replicas() {
 #[test]
 fn validate_reports_inverted_ranges_and_canary() {
     let mut section = servox_section();
-    section["deployments"][0]["strategy"] = json!("canary");
+    section["deployments"][0]["strategy"] = json!({"type": "canary", "alias": "tuning"});
+    section["create_tuning_pod"] = json!(false);
     section["deployments"][0]["replicas"] = json!({"min": 5, "max": 2});
     let problems = settings(section).validate();
     let paths: Vec<String> = problems.iter().map(|p| p.path.to_string()).collect();

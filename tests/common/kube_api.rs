@@ -1,0 +1,1112 @@
+//! A fake Kubernetes API server on 127.0.0.1 for the `kubernetes` connector's end-to-end tests
+#![allow(dead_code)]
+//! (no control plane can run on the test machines). It speaks the API's JSON: every object it
+//! stores or returns is round-tripped through the `k8s-openapi` type of its kind, so a shape the
+//! real API would not accept is refused with 422.
+//!
+//! Opt-in (`#[path = "common/kube_api.rs"] mod kube_api;`).
+//!
+//! **Emulated**: `/version`; Deployments and StatefulSets (`apps/v1`) GET, list, watch, strategic-merge PATCH (maps
+//! merge, lists of objects merge by their `name` — the patch merge key of `containers` and `env` —
+//! other lists and scalars replace), merge PATCH, PUT with `resourceVersion` optimistic concurrency
+//! (409 Conflict); Pods (`v1`) GET, list, watch, POST, DELETE; list `fieldSelector=metadata.name=`
+//! and equality `labelSelector`s; watches from a `resourceVersion` replaying a change log, with
+//! `BOOKMARK`s when asked and `410 Gone` on demand; SelfSubjectAccessReviews; bearer tokens.
+//! A controller loop (every 25 ms) plays the Deployment controller and the kubelet: it observes
+//! each new generation, replaces the Deployment's pods, and gives every pod the fate of its spec
+//! (see [`Fate`]).
+//!
+//! **Not emulated**: admission, defaulting (objects are stored as sent), other resources
+//! (ReplicaSets, Namespaces), set-based label selectors, other field selectors,
+//! server-side apply, JSON patch, `$patch`/`$retainKeys` directives, graceful deletion, pagination
+//! (`limit`/`continue`), protobuf, RBAC beyond the access reviews it is told to deny.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+
+/// The bearer token the fake accepts.
+pub const TOKEN: &str = "fake-token";
+/// A pod asking for more CPU than this cannot be scheduled.
+pub const CPU_CAPACITY_MILLICORES: u64 = 2000;
+/// A container limited to less memory than this is OOM-killed.
+pub const OOM_BELOW_BYTES: u64 = 256 << 20;
+const TICK: Duration = Duration::from_millis(25);
+/// How often an idle watch that allows bookmarks gets one.
+const BOOKMARK_EVERY: Duration = Duration::from_millis(500);
+
+/// One write the fake received: method, content type and body.
+#[derive(Clone, Debug)]
+pub struct Write {
+    pub method: String,
+    pub path: String,
+    pub content_type: String,
+    pub body: Value,
+    /// The status code the fake answered.
+    pub status: u16,
+}
+
+/// One entry of the change log watches replay.
+#[derive(Clone, Debug)]
+struct Change {
+    rv: u64,
+    kind: &'static str,
+    namespace: String,
+    kind_of_change: &'static str,
+    object: Value,
+}
+
+/// The fake cluster's state; tests change the knobs through [`FakeApi::cluster`].
+#[derive(Default)]
+pub struct Cluster {
+    rv: u64,
+    /// (kind, namespace, name) → object, kind being the resource's plural (`deployments`).
+    objects: BTreeMap<(&'static str, String, String), Value>,
+    log: Vec<Change>,
+    /// The template each deployment started with: what `stuck` lets through.
+    original: BTreeMap<String, Value>,
+    pub writes: Vec<Write>,
+    /// New templates end in `ProgressDeadlineExceeded`.
+    pub progress_deadline: bool,
+    /// The controller never observes a template other than the original.
+    pub stuck: bool,
+    /// `verb resource` pairs the SelfSubjectAccessReview endpoint denies.
+    pub denied: Vec<String>,
+    /// How many of the next pod list or watch requests answer 500 (an API server blip).
+    pub failing_pod_reads: u32,
+    /// How many of the next PUTs answer 409 Conflict (another writer got there first).
+    pub conflicts: u32,
+    /// How many of the next watches answer `410 Gone` (their resourceVersion was compacted).
+    pub expired_watches: u32,
+    /// Watches answered 410, bookmarks sent.
+    pub gone_served: u32,
+    pub bookmarks_sent: u32,
+    /// The bearer tokens requests carried, in order (deduplicated runs).
+    pub tokens: Vec<String>,
+}
+
+type Shared = Arc<(Mutex<Cluster>, tokio::sync::Notify)>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, Cluster> {
+    state.0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Round-trips `object` through the k8s-openapi type of `kind`: the API's own shape.
+fn typed(kind: &str, object: Value) -> Result<Value, String> {
+    let check = |r: Result<Value, serde_json::Error>| r.map_err(|e| format!("invalid {kind}: {e}"));
+    match kind {
+        "deployments" => {
+            check(serde_json::from_value::<Deployment>(object).and_then(serde_json::to_value))
+        }
+        "statefulsets" => {
+            check(serde_json::from_value::<StatefulSet>(object).and_then(serde_json::to_value))
+        }
+        "pods" => check(serde_json::from_value::<Pod>(object).and_then(serde_json::to_value)),
+        _ => Err(format!("the fake does not serve {kind}")),
+    }
+}
+
+impl Cluster {
+    /// Stores `object` (if it changed), stamping a new resourceVersion and logging the change.
+    fn put(&mut self, kind: &'static str, ns: &str, name: &str, mut object: Value) {
+        let key = (kind, ns.to_string(), name.to_string());
+        object["metadata"]["namespace"] = json!(ns);
+        object["metadata"]["name"] = json!(name);
+        let existed = match self.objects.get(&key) {
+            Some(old) => {
+                let mut a = old.clone();
+                a["metadata"]["resourceVersion"] = Value::Null;
+                object["metadata"]["resourceVersion"] = Value::Null;
+                if a == object {
+                    return;
+                }
+                true
+            }
+            None => false,
+        };
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        if object["metadata"]["uid"].is_null() {
+            object["metadata"]["uid"] = json!(format!("{kind}-{ns}-{name}-{}", self.rv));
+        }
+        self.log.push(Change {
+            rv: self.rv,
+            kind,
+            namespace: ns.to_string(),
+            kind_of_change: if existed { "MODIFIED" } else { "ADDED" },
+            object: object.clone(),
+        });
+        self.objects.insert(key, object);
+    }
+
+    fn remove(&mut self, kind: &'static str, ns: &str, name: &str) -> Option<Value> {
+        let mut object = self
+            .objects
+            .remove(&(kind, ns.to_string(), name.to_string()))?;
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        self.log.push(Change {
+            rv: self.rv,
+            kind,
+            namespace: ns.to_string(),
+            kind_of_change: "DELETED",
+            object: object.clone(),
+        });
+        Some(object)
+    }
+
+    /// Adds a Deployment or StatefulSet (any JSON its k8s-openapi type accepts).
+    pub fn add_deployment(&mut self, deployment: Value) {
+        let kind = match deployment["kind"].as_str() {
+            Some("StatefulSet") => "statefulsets",
+            _ => "deployments",
+        };
+        let deployment = typed(kind, deployment).expect("a valid workload");
+        let ns = deployment["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let name = deployment["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.original.insert(
+            format!("{kind}/{ns}/{name}"),
+            deployment["spec"]["template"].clone(),
+        );
+        self.put(kind, &ns, &name, deployment);
+        self.reconcile();
+    }
+
+    pub fn stateful_set(&self, ns: &str, name: &str) -> Option<Value> {
+        self.objects
+            .get(&("statefulsets", ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    pub fn deployment(&self, ns: &str, name: &str) -> Option<Value> {
+        self.objects
+            .get(&("deployments", ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    pub fn pod(&self, ns: &str, name: &str) -> Option<Value> {
+        self.objects
+            .get(&("pods", ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    pub fn pods(&self, ns: &str) -> Vec<Value> {
+        self.objects
+            .iter()
+            .filter(|((kind, n, _), _)| *kind == "pods" && n == ns)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// One pass of the controller and the kubelet.
+    fn reconcile(&mut self) {
+        let workloads: Vec<(&'static str, String, String, Value)> = self
+            .objects
+            .iter()
+            .filter(|((kind, _, _), _)| matches!(*kind, "deployments" | "statefulsets"))
+            .map(|((kind, ns, name), d)| (*kind, ns.clone(), name.clone(), d.clone()))
+            .collect();
+        let mut owned = std::collections::BTreeSet::new();
+        for (kind, ns, name, mut d) in workloads {
+            let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
+            let changed =
+                self.original.get(&format!("{kind}/{ns}/{name}")) != Some(&d["spec"]["template"]);
+            if self.stuck && changed {
+                // Nothing observed: the pods of the last observed template stay.
+                for ((kind, n, pod), p) in &self.objects {
+                    if *kind == "pods"
+                        && *n == ns
+                        && p["metadata"]["ownerReferences"][0]["name"] == name
+                    {
+                        owned.insert(pod.clone());
+                    }
+                }
+                continue;
+            }
+            let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+            let template = d["spec"]["template"].clone();
+            let fate = Fate::of(&template["spec"]);
+            // The kubelet's part: this generation's pods exist, older ones are gone.
+            for i in 0..replicas {
+                let pod_name = format!("{name}-{generation}-{i}");
+                owned.insert(pod_name.clone());
+                let existing = self.pod(&ns, &pod_name);
+                if existing.is_none() {
+                    let owner = if kind == "deployments" {
+                        "Deployment"
+                    } else {
+                        "StatefulSet"
+                    };
+                    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": pod_name, "labels": template["metadata"]["labels"],
+                                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner,
+                                        "name": name, "uid": name, "controller": true}]},
+                        "spec": template["spec"]});
+                    self.put("pods", &ns, &pod_name, pod);
+                }
+            }
+            let ready = if fate == Fate::Runs { replicas } else { 0 };
+            let conditions = if self.progress_deadline && changed {
+                json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                        "message": format!("ReplicaSet \"{name}-{generation}\" has timed out progressing.")}])
+            } else if ready == replicas {
+                json!([{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}])
+            } else {
+                json!([{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}])
+            };
+            d["status"] = if kind == "deployments" {
+                json!({
+                    "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+                    "readyReplicas": ready, "availableReplicas": ready, "conditions": conditions,
+                })
+            } else {
+                // A StatefulSet's update is done when its current revision is the update revision.
+                let revision = format!("{name}-{generation}");
+                let current = if ready == replicas {
+                    revision.clone()
+                } else {
+                    d["status"]["currentRevision"]
+                        .as_str()
+                        .unwrap_or(&revision)
+                        .to_string()
+                };
+                json!({
+                    "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+                    "currentReplicas": ready, "readyReplicas": ready, "availableReplicas": ready,
+                    "currentRevision": current, "updateRevision": revision,
+                })
+            };
+            self.put(kind, &ns, &name, d);
+        }
+        // Pods of a Deployment's older generations go; every pod gets the fate of its spec.
+        let pods: Vec<(String, String, Value)> = self
+            .objects
+            .iter()
+            .filter(|((kind, _, _), _)| *kind == "pods")
+            .map(|((_, ns, name), p)| (ns.clone(), name.clone(), p.clone()))
+            .collect();
+        for (ns, name, mut pod) in pods {
+            if !pod["metadata"]["ownerReferences"].is_null() && !owned.contains(&name) {
+                self.remove("pods", &ns, &name);
+                continue;
+            }
+            pod["status"] = Fate::of(&pod["spec"]).pod_status(&pod["spec"]);
+            self.put("pods", &ns, &name, pod);
+        }
+    }
+}
+
+/// What the fake kubelet does with a pod spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Running and ready.
+    Runs,
+    /// A container's memory limit is below [`OOM_BELOW_BYTES`]: OOMKilled, then CrashLoopBackOff.
+    OomKilled,
+    /// A container requests more than [`CPU_CAPACITY_MILLICORES`]: Pending, Unschedulable.
+    Unschedulable,
+    /// A container's env has `FAKE_CRASH=1`: exits 1, CrashLoopBackOff.
+    CrashLoops,
+    /// A container's env has `FAKE_NEVER_READY=1`: running, never ready.
+    NeverReady,
+}
+
+pub fn millicores(q: &str) -> u64 {
+    match q.strip_suffix('m') {
+        Some(m) => m.parse().unwrap_or(0),
+        None => (q.parse::<f64>().unwrap_or(0.0) * 1000.0).round() as u64,
+    }
+}
+
+pub fn bytes(q: &str) -> u64 {
+    for (suffix, factor) in [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)] {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return (n.parse::<f64>().unwrap_or(0.0) * factor as f64) as u64;
+        }
+    }
+    q.parse().unwrap_or(0)
+}
+
+impl Fate {
+    pub fn of(pod_spec: &Value) -> Fate {
+        let containers = pod_spec["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let env_is = |c: &Value, name: &str| {
+            c["env"]
+                .as_array()
+                .is_some_and(|vars| vars.iter().any(|v| v["name"] == name && v["value"] == "1"))
+        };
+        for c in &containers {
+            let r = &c["resources"];
+            if r["requests"]["cpu"]
+                .as_str()
+                .is_some_and(|q| millicores(q) > CPU_CAPACITY_MILLICORES)
+            {
+                return Fate::Unschedulable;
+            }
+            if r["limits"]["memory"]
+                .as_str()
+                .is_some_and(|q| bytes(q) < OOM_BELOW_BYTES)
+            {
+                return Fate::OomKilled;
+            }
+            if env_is(c, "FAKE_CRASH") {
+                return Fate::CrashLoops;
+            }
+            if env_is(c, "FAKE_NEVER_READY") {
+                return Fate::NeverReady;
+            }
+        }
+        Fate::Runs
+    }
+
+    fn pod_status(self, pod_spec: &Value) -> Value {
+        let first = pod_spec["containers"][0]["name"].as_str().unwrap_or("main");
+        match self {
+            Fate::Runs => json!({"phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": first, "ready": true, "restartCount": 0,
+                    "image": "", "imageID": "", "state": {"running": {}}}]}),
+            Fate::NeverReady => json!({"phase": "Running",
+                "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                "containerStatuses": [{"name": first, "ready": false, "restartCount": 0,
+                    "image": "", "imageID": "", "state": {"running": {}}}]}),
+            Fate::OomKilled => json!({"phase": "Running", "containerStatuses": [
+                {"name": first, "ready": false, "restartCount": 3, "image": "", "imageID": "",
+                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+                 "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]}),
+            Fate::CrashLoops => json!({"phase": "Running", "containerStatuses": [
+                {"name": first, "ready": false, "restartCount": 4, "image": "", "imageID": "",
+                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 1m20s restarting failed container"}},
+                 "lastState": {"terminated": {"reason": "Error", "exitCode": 1}}}]}),
+            Fate::Unschedulable => json!({"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "message": "0/1 nodes are available: 1 Insufficient cpu."}]}),
+        }
+    }
+}
+
+fn status(code: StatusCode, reason: &str, message: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code.as_u16()});
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn ok(code: StatusCode, body: &Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn not_found(kind: &str, name: &str) -> Response {
+    let group = match kind {
+        "deployments" => "deployments.apps",
+        "statefulsets" => "statefulsets.apps",
+        other => other,
+    };
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("{group} \"{name}\" not found"),
+    )
+}
+
+/// Records the bearer token; `false` unless it is [`TOKEN`].
+fn authorized(state: &Shared, headers: &HeaderMap) -> bool {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
+    let mut cluster = lock(state);
+    if cluster.tokens.last() != Some(&token) {
+        cluster.tokens.push(token.clone());
+    }
+    token == TOKEN
+}
+
+/// Strategic merge as the API server applies it to these fields: objects merge, lists of
+/// objects with a `name` (the merge key of containers and env) merge by name, `null` deletes,
+/// everything else is replaced.
+fn strategic_merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    strategic_merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(p)) if p.iter().all(|v| v["name"].is_string()) => {
+            for item in p {
+                match t.iter_mut().find(|x| x["name"] == item["name"]) {
+                    Some(existing) => strategic_merge(existing, item),
+                    None => t.push(item.clone()),
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// RFC 7386 merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// The query's parameters, percent-decoded.
+fn query(raw: Option<String>) -> BTreeMap<String, String> {
+    let decode = |s: &str| {
+        let bytes = s.replace('+', " ").into_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%'
+                && let Some(hex) = bytes.get(i + 1..i + 3)
+                && let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(hex), 16)
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    raw.unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// Whether `object` passes the `fieldSelector` and `labelSelector` of a list or watch.
+fn selected(object: &Value, q: &BTreeMap<String, String>) -> bool {
+    if let Some(fields) = q.get("fieldSelector").filter(|f| !f.is_empty()) {
+        for term in fields.split(',') {
+            match term.split_once('=') {
+                Some(("metadata.name", name)) if object["metadata"]["name"] == name => {}
+                _ => return false,
+            }
+        }
+    }
+    if let Some(labels) = q.get("labelSelector").filter(|l| !l.is_empty()) {
+        for term in labels.split(',') {
+            let Some((k, v)) = term.split_once('=') else {
+                return false;
+            };
+            if object["metadata"]["labels"][k] != v {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn kind_meta(kind: &str) -> (&'static str, &'static str) {
+    match kind {
+        "deployments" => ("apps/v1", "Deployment"),
+        "statefulsets" => ("apps/v1", "StatefulSet"),
+        _ => ("v1", "Pod"),
+    }
+}
+
+/// A list, or with `watch=true` a stream of watch events.
+async fn list_or_watch(
+    state: Shared,
+    kind: &'static str,
+    ns: String,
+    raw: Option<String>,
+) -> Response {
+    let q = query(raw);
+    if kind == "pods" {
+        let mut cluster = lock(&state);
+        if cluster.failing_pod_reads > 0 {
+            cluster.failing_pod_reads -= 1;
+            return status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "etcdserver: request timed out",
+            );
+        }
+    }
+    let (api_version, kind_name) = kind_meta(kind);
+    if q.get("watch").map(String::as_str) != Some("true") {
+        let cluster = lock(&state);
+        let items: Vec<Value> = cluster
+            .objects
+            .iter()
+            .filter(|((k, n, _), o)| *k == kind && *n == ns && selected(o, &q))
+            .map(|(_, o)| o.clone())
+            .collect();
+        return ok(
+            StatusCode::OK,
+            &json!({"kind": format!("{kind_name}List"), "apiVersion": api_version,
+                "metadata": {"resourceVersion": cluster.rv.to_string()}, "items": items}),
+        );
+    }
+    let from: u64 = q
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let bookmarks = q.get("allowWatchBookmarks").map(String::as_str) == Some("true");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+        .min(Duration::from_secs(60));
+    {
+        let mut cluster = lock(&state);
+        if cluster.expired_watches > 0 {
+            cluster.expired_watches -= 1;
+            cluster.gone_served += 1;
+            let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+                "metadata": {}, "status": "Failure", "reason": "Expired", "code": 410,
+                "message": format!("too old resource version: {from} ({})", cluster.rv)}});
+            return ok(StatusCode::OK, &gone);
+        }
+    }
+    // The watch: replay the log after `from`, then follow it, until the timeout.
+    struct Cursor {
+        state: Shared,
+        kind: &'static str,
+        ns: String,
+        q: BTreeMap<String, String>,
+        seen: u64,
+        deadline: tokio::time::Instant,
+        next_bookmark: tokio::time::Instant,
+        bookmarks: bool,
+        api_version: &'static str,
+        kind_name: &'static str,
+    }
+    let cursor = Cursor {
+        state,
+        kind,
+        ns,
+        q,
+        seen: from,
+        deadline: tokio::time::Instant::now() + timeout,
+        next_bookmark: tokio::time::Instant::now() + BOOKMARK_EVERY,
+        bookmarks,
+        api_version,
+        kind_name,
+    };
+    let stream = futures_util::stream::unfold(cursor, |mut c| async move {
+        loop {
+            let state = c.state.clone();
+            let notified = state.1.notified();
+            let mut out = String::new();
+            {
+                let cluster = lock(&c.state);
+                for change in cluster.log.iter().filter(|ch| ch.rv > c.seen) {
+                    if change.kind == c.kind
+                        && change.namespace == c.ns
+                        && selected(&change.object, &c.q)
+                    {
+                        out.push_str(
+                            &json!({"type": change.kind_of_change, "object": change.object})
+                                .to_string(),
+                        );
+                        out.push('\n');
+                    }
+                }
+                c.seen = cluster.rv;
+            }
+            if !out.is_empty() {
+                return Some((Ok::<_, std::convert::Infallible>(Bytes::from(out)), c));
+            }
+            if tokio::time::Instant::now() >= c.deadline {
+                return None;
+            }
+            let bookmark_due = tokio::time::sleep_until(c.next_bookmark);
+            tokio::select! {
+                () = notified => {}
+                () = bookmark_due, if c.bookmarks => {
+                    c.next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
+                    let line = {
+                        let mut cluster = lock(&state);
+                        cluster.bookmarks_sent += 1;
+                        json!({"type": "BOOKMARK", "object": {"kind": c.kind_name,
+                            "apiVersion": c.api_version,
+                            "metadata": {"resourceVersion": cluster.rv.to_string()}}})
+                    };
+                    return Some((Ok(Bytes::from(format!("{line}\n"))), c));
+                }
+                () = tokio::time::sleep_until(c.deadline) => return None,
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+fn record(
+    state: &Shared,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Value,
+    code: StatusCode,
+) {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    lock(state).writes.push(Write {
+        method: method.to_string(),
+        path: path.to_string(),
+        content_type,
+        body: body.clone(),
+        status: code.as_u16(),
+    });
+}
+
+/// GET, PATCH, PUT or DELETE of one object.
+async fn one(
+    state: Shared,
+    kind: &'static str,
+    ns: String,
+    name: String,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("{kind}/{ns}/{name}");
+    let current = lock(&state)
+        .objects
+        .get(&(kind, ns.clone(), name.clone()))
+        .cloned();
+    let Some(current) = current else {
+        return not_found(kind, &name);
+    };
+    if method == Method::GET {
+        return ok(StatusCode::OK, &current);
+    }
+    if method == Method::DELETE {
+        record(
+            &state,
+            &method,
+            &path,
+            &headers,
+            &Value::Null,
+            StatusCode::OK,
+        );
+        let removed = lock(&state).remove(kind, &ns, &name);
+        state.1.notify_waiters();
+        return ok(StatusCode::OK, &removed.unwrap_or_default());
+    }
+    let Ok(sent) = serde_json::from_slice::<Value>(&body) else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the body is not JSON",
+        );
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut cluster = lock(&state);
+    let mut next = current.clone();
+    let code = match (method.as_str(), content_type.as_str()) {
+        ("PATCH", "application/strategic-merge-patch+json") => {
+            strategic_merge(&mut next, &sent);
+            StatusCode::OK
+        }
+        ("PATCH", "application/merge-patch+json") => {
+            merge_patch(&mut next, &sent);
+            StatusCode::OK
+        }
+        ("PATCH", _) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ("PUT", _) => {
+            if cluster.conflicts > 0
+                || sent["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]
+            {
+                cluster.conflicts = cluster.conflicts.saturating_sub(1);
+                StatusCode::CONFLICT
+            } else {
+                next = sent.clone();
+                StatusCode::OK
+            }
+        }
+        _ => StatusCode::METHOD_NOT_ALLOWED,
+    };
+    drop(cluster);
+    record(&state, &method, &path, &headers, &sent, code);
+    match code {
+        StatusCode::OK => {}
+        StatusCode::CONFLICT => {
+            return status(
+                code,
+                "Conflict",
+                &format!(
+                    "Operation cannot be fulfilled on {kind} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                ),
+            );
+        }
+        other => {
+            return status(
+                other,
+                "BadRequest",
+                &format!("{method} {content_type} is not supported by the fake"),
+            );
+        }
+    }
+    // The main resource's endpoint ignores status; the spec's changes bump the generation.
+    next["status"] = current["status"].clone();
+    next["metadata"]["generation"] = current["metadata"]["generation"].clone();
+    next["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+    let next = match typed(kind, next) {
+        Ok(next) => next,
+        Err(e) => return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &e),
+    };
+    let mut cluster = lock(&state);
+    let mut next = next;
+    if next["spec"] != current["spec"] {
+        let generation = current["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+        next["metadata"]["generation"] = json!(generation);
+    }
+    cluster.put(kind, &ns, &name, next);
+    let stored = cluster.objects[&(kind, ns, name)].clone();
+    drop(cluster);
+    state.1.notify_waiters();
+    ok(StatusCode::OK, &stored)
+}
+
+async fn stateful_sets(
+    State(state): State<Shared>,
+    Path(ns): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    list_or_watch(state, "statefulsets", ns, q).await
+}
+
+async fn stateful_set(
+    State(state): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    one(state, "statefulsets", ns, name, method, headers, body).await
+}
+
+async fn deployments(
+    State(state): State<Shared>,
+    Path(ns): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    list_or_watch(state, "deployments", ns, q).await
+}
+
+async fn deployment(
+    State(state): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    one(state, "deployments", ns, name, method, headers, body).await
+}
+
+async fn pods(
+    State(state): State<Shared>,
+    Path(ns): Path<String>,
+    RawQuery(q): RawQuery,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    if method != Method::POST {
+        return list_or_watch(state, "pods", ns, q).await;
+    }
+    let Ok(sent) = serde_json::from_slice::<Value>(&body) else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the body is not JSON",
+        );
+    };
+    let name = sent["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let exists = lock(&state).pod(&ns, &name).is_some();
+    let code = if exists {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::CREATED
+    };
+    record(
+        &state,
+        &method,
+        &format!("pods/{ns}/{name}"),
+        &headers,
+        &sent,
+        code,
+    );
+    if exists {
+        return status(
+            code,
+            "AlreadyExists",
+            &format!("pods \"{name}\" already exists"),
+        );
+    }
+    let pod = match typed("pods", sent) {
+        Ok(pod) => pod,
+        Err(e) => return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &e),
+    };
+    let mut cluster = lock(&state);
+    cluster.put("pods", &ns, &name, pod);
+    let stored = cluster.pod(&ns, &name).unwrap_or_default();
+    drop(cluster);
+    state.1.notify_waiters();
+    ok(code, &stored)
+}
+
+async fn pod(
+    State(state): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    one(state, "pods", ns, name, method, headers, body).await
+}
+
+async fn version(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    ok(
+        StatusCode::OK,
+        &json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake", "gitCommit": "",
+            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24",
+            "compiler": "gc", "platform": "linux/amd64"}),
+    )
+}
+
+async fn access_review(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    let Ok(mut review) = serde_json::from_slice::<Value>(&body) else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the review is not JSON",
+        );
+    };
+    let attributes = &review["spec"]["resourceAttributes"];
+    let asked = format!(
+        "{} {}",
+        attributes["verb"].as_str().unwrap_or(""),
+        attributes["resource"].as_str().unwrap_or("")
+    );
+    let allowed = !lock(&state).denied.contains(&asked);
+    review["status"] = json!({"allowed": allowed});
+    ok(StatusCode::CREATED, &review)
+}
+
+/// The fake API server, stopped (and its thread joined) on drop.
+pub struct FakeApi {
+    pub addr: SocketAddr,
+    state: Shared,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeApi {
+    /// Starts the server with the given Deployments.
+    pub fn start(initial: Vec<Value>) -> FakeApi {
+        let mut cluster = Cluster::default();
+        for d in initial {
+            cluster.add_deployment(d);
+        }
+        let state: Shared = Arc::new((Mutex::new(cluster), tokio::sync::Notify::new()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("address");
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = Router::new()
+            .route("/version", get(version))
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/deployments",
+                get(deployments),
+            )
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+                get(deployment).patch(deployment).put(deployment),
+            )
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/statefulsets",
+                get(stateful_sets),
+            )
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
+                get(stateful_set).patch(stateful_set).put(stateful_set),
+            )
+            .route("/api/v1/namespaces/{ns}/pods", get(pods).post(pods))
+            .route(
+                "/api/v1/namespaces/{ns}/pods/{name}",
+                get(pod).delete(pod).patch(pod),
+            )
+            .route(
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                post(access_review),
+            )
+            .with_state(state.clone());
+        let controller = state.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                let (done, is_done) = tokio::sync::watch::channel(false);
+                let serve = axum::serve(listener, app).with_graceful_shutdown({
+                    let mut is_done = is_done.clone();
+                    async move {
+                        let _ = is_done.changed().await;
+                    }
+                });
+                let control = async move {
+                    loop {
+                        tokio::select! {
+                            _ = &mut stopped => break,
+                            () = tokio::time::sleep(TICK) => {
+                                let changed = {
+                                    let mut cluster = lock(&controller);
+                                    let before = cluster.rv;
+                                    cluster.reconcile();
+                                    cluster.rv != before
+                                };
+                                if changed {
+                                    controller.1.notify_waiters();
+                                }
+                            }
+                        }
+                    }
+                    let _ = done.send(true);
+                };
+                // Streaming watches would hold a graceful shutdown open: stop after a grace.
+                let _ = tokio::join!(control, async {
+                    let mut is_done = is_done.clone();
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = async {
+                            let _ = is_done.changed().await;
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        } => {}
+                    }
+                });
+            });
+        });
+        FakeApi {
+            addr,
+            state,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn cluster(&self) -> MutexGuard<'_, Cluster> {
+        lock(&self.state)
+    }
+
+    pub fn writes(&self) -> Vec<Write> {
+        self.cluster().writes.clone()
+    }
+
+    /// A kubeconfig for this server whose user is `user` (e.g. `{"token": TOKEN}`).
+    pub fn kubeconfig(&self, user: Value) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": format!("http://{}", self.addr)}}],
+            "users": [{"name": "servo", "user": user}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "servo", "namespace": "shop"}}],
+        })
+    }
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
