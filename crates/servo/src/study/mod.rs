@@ -11,7 +11,7 @@ mod summary;
 
 pub use goal::{Goal, Score, score};
 pub use plan::{Plan, PlanParam, param_number};
-pub use summary::{Summary, baseline_trial, best_trial};
+pub use summary::{Breach, Breaches, Summary, baseline_trial, best_trial, breaches};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -272,6 +272,16 @@ th:first-child,td:first-child{{text-align:left}}figure{{display:inline-block;mar
         journal = escape(&summary.journal.display().to_string()),
     );
 
+    if !summary.constraints.is_empty() {
+        let found = super::breaches(&summary.trials, &summary.constraints);
+        let _ = write!(
+            out,
+            "<p class=\"{}\">SLO breaches while searching: {}.</p>",
+            if found.count > 0 { "bad" } else { "muted" },
+            escape(&found.describe())
+        );
+    }
+
     out.push_str("<h2>Baseline vs best</h2>");
     out.push_str(&comparison_table(summary));
 
