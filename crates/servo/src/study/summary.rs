@@ -159,10 +159,15 @@ pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
                 relative,
                 violation: *violation,
             };
-            let key = |b: &Breach| (b.relative.is_some(), b.relative.unwrap_or(b.violation));
+            // Relative figures rank above absolute ones: only they compare across constraints.
+            let key = |b: &Breach| {
+                (
+                    u8::from(b.relative.is_some()),
+                    b.relative.unwrap_or(b.violation),
+                )
+            };
             if result.worst.as_ref().is_none_or(|w| {
-                let (a, b) = (key(&breach), key(w));
-                a.0 > b.0 || (a.0 == b.0 && a.1 > b.1)
+                key(&breach).partial_cmp(&key(w)) == Some(std::cmp::Ordering::Greater)
             }) {
                 result.worst = Some(breach);
             }
@@ -218,7 +223,7 @@ mod tests {
         ];
         let found = breaches(&trials, &constraints);
         assert_eq!((found.count, found.judged), (3, 4));
-        let worst = found.worst.expect("trial 2 breached");
+        let worst = found.worst.clone().expect("trial 2 breached");
         assert_eq!(
             (worst.trial, worst.constraint.as_str()),
             (2, "p99 <= 120ms")
