@@ -153,6 +153,53 @@ fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
 }
 
 #[test]
+fn trials_and_the_report_count_slo_breaches_and_their_severity() {
+    // Each trial waits 50 ms against a 20 ms limit: every one breaches, at about 2.5× the limit.
+    let (_dir, config) = study_dir(3, "50ms");
+    edit(&config, "time_waited < 10s", "time_waited < 20ms");
+    assert_success(&output(&config, &["run", "-o", "json"]));
+
+    let table = output(&config, &["trials"]);
+    assert_success(&table);
+    let text = String::from_utf8_lossy(&table.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("missed an SLO"))
+        .unwrap_or_else(|| panic!("no breach line in {text}"));
+    assert!(
+        line.starts_with("3 of 3 trials missed an SLO; worst: trial ")
+            && line.contains("`time_waited < 20ms` at "),
+        "{line}"
+    );
+    let times: f64 = line
+        .rsplit(" at ")
+        .next()
+        .and_then(|rest| rest.split('×').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no severity in {line}"));
+    assert!((2.4..10.0).contains(&times), "{line}");
+
+    let report = config.parent().expect("dir").join("report.html");
+    let out = servo()
+        .args(["report", "--output"])
+        .arg(&report)
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_success(&out);
+    let html = std::fs::read_to_string(&report).expect("report written");
+    let data = common::report_data(&html);
+    assert_eq!(data["breaches"]["count"], 3, "{data}");
+    assert!(
+        data["breaches_text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("3 of 3 trials missed an SLO; worst: trial")),
+        "{data}"
+    );
+}
+
+#[test]
 fn sigkill_mid_trial_then_restart_loses_no_completed_trial() {
     let (_dir, config) = study_dir(8, "400ms");
     let mut child = spawn_run(&config);

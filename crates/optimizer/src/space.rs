@@ -296,6 +296,83 @@ impl<'a> Encoding<'a> {
         };
     }
 
+    /// Whether `point` lies within `radius` (in feature units, per numeric parameter) of
+    /// `anchor`. A grid parameter may always move to a neighbouring grid value, so a grid coarser
+    /// than the radius can still be walked. Categorical parameters are not limited: their
+    /// neighbours are not ordered, and the constraint models judge a switch.
+    pub(crate) fn within(&self, point: &[f64], anchor: &[f64], radius: f64) -> bool {
+        self.codes.iter().enumerate().all(|(i, code)| {
+            self.columns[i].is_none()
+                || matches!(code, Code::Categorical { .. })
+                || self.within_one(code, point[i], anchor[i], radius)
+        })
+    }
+
+    /// A random configuration within `radius` of `anchor` (see [`Self::within`]): numeric
+    /// parameters uniform in the box around it, categoricals kept or, with probability
+    /// `switch`, changed to another choice.
+    pub(crate) fn sample_near<R: rand::Rng>(
+        &self,
+        anchor: &[f64],
+        radius: f64,
+        switch: f64,
+        rng: &mut R,
+    ) -> Point {
+        let unit: Vec<f64> = (0..self.codes.len()).map(|_| rng.random()).collect();
+        let mut out = self.map_unit_near(&unit, anchor, radius);
+        for (i, code) in self.codes.iter().enumerate() {
+            if let (Some(_), Code::Categorical { count }) = (self.columns[i], code) {
+                out[i] = if rng.random::<f64>() < switch {
+                    other_choice(anchor[i], *count, rng)
+                } else {
+                    anchor[i]
+                };
+            }
+        }
+        out
+    }
+
+    /// [`Self::map_unit`] into the box of half-width `radius` around `anchor`: numeric
+    /// parameters spread over the box (snapped to the grid, never past it by more than a grid
+    /// value), categoricals kept for the lower half of the unit interval and spread over the
+    /// choices in the upper half.
+    pub(crate) fn map_unit_near(&self, unit: &[f64], anchor: &[f64], radius: f64) -> Point {
+        let mut out = self.map_unit(unit);
+        for (i, code) in self.codes.iter().enumerate() {
+            if self.columns[i].is_none() {
+                continue;
+            }
+            let u = unit[i].clamp(0.0, 1.0);
+            out[i] = match code {
+                Code::Categorical { count } if u < 0.5 || *count < 2 => anchor[i],
+                Code::Categorical { count } => bucket(2.0 * u - 1.0, *count as u64),
+                _ => {
+                    let f = self.numeric_feature(code, anchor[i]);
+                    let moved = (f + radius * (2.0 * u - 1.0)).clamp(0.0, 1.0);
+                    let snapped = self.numeric_from_feature(code, moved);
+                    if self.within_one(code, snapped, anchor[i], radius) {
+                        snapped
+                    } else {
+                        // Snapping landed past the box: the grid value on the anchor's side.
+                        let toward = if snapped > anchor[i] {
+                            snapped - 1.0
+                        } else {
+                            snapped + 1.0
+                        };
+                        toward.round()
+                    }
+                }
+            };
+        }
+        out
+    }
+
+    fn within_one(&self, code: &Code, x: f64, anchor: f64, radius: f64) -> bool {
+        let gap = (self.numeric_feature(code, x) - self.numeric_feature(code, anchor)).abs();
+        gap <= radius + 1e-12
+            || (!matches!(code, Code::Continuous { .. }) && (x - anchor).abs() <= 1.0)
+    }
+
     /// Writes the Gaussian-process input of `point` into `out` (length [`Self::n_features`]).
     pub(crate) fn features(&self, point: &[f64], out: &mut [f64]) {
         for (i, code) in self.codes.iter().enumerate() {
@@ -397,8 +474,50 @@ impl<'a> Encoding<'a> {
 
     /// The point of a configuration, or `None` when it does not belong to this space (wrong
     /// length, a value out of range, an unknown choice). Off-grid values inside the range snap to
-    /// the nearest grid value, so a baseline that is not on the grid still informs the model.
+    /// the nearest grid value.
+    #[cfg(test)]
     pub(crate) fn encode(&self, config: &Config) -> Option<Point> {
+        let (point, _) = self.position(config)?;
+        Some(
+            self.codes
+                .iter()
+                .zip(point)
+                .map(|(code, x)| match code {
+                    Code::FloatGrid { .. } | Code::IntGrid { .. } => x.round(),
+                    _ => x,
+                })
+                .collect(),
+        )
+    }
+
+    /// Where a configuration lies, without snapping: an off-grid value of a grid parameter gets a
+    /// fractional index, so the models see it where it was measured. The flag says whether every
+    /// value is on the grid; an off-grid configuration (typically the baseline, which is whatever
+    /// was running) is not a grid point that has been tried.
+    pub(crate) fn position(&self, config: &Config) -> Option<(Point, bool)> {
+        let raw = self.unsnapped(config)?;
+        let mut on_grid = true;
+        let point = self
+            .codes
+            .iter()
+            .zip(raw)
+            .map(|(code, k)| match code {
+                Code::FloatGrid { last, .. } | Code::IntGrid { last, .. } => {
+                    let last = *last as f64;
+                    if (k - k.round()).abs() <= 1e-9 && (0.0..=last).contains(&k.round()) {
+                        k.round()
+                    } else {
+                        on_grid = false;
+                        k.clamp(0.0, last)
+                    }
+                }
+                _ => k,
+            })
+            .collect();
+        Some((point, on_grid))
+    }
+
+    fn unsnapped(&self, config: &Config) -> Option<Point> {
         if config.len() != self.codes.len() {
             return None;
         }
@@ -433,11 +552,7 @@ impl<'a> Encoding<'a> {
                 }
                 (
                     Code::FloatGrid {
-                        low,
-                        high,
-                        step,
-                        last,
-                        ..
+                        low, high, step, ..
                     },
                     value,
                 ) => {
@@ -446,7 +561,7 @@ impl<'a> Encoding<'a> {
                     if !(low - slack..=high + slack).contains(&v) {
                         return None;
                     }
-                    Some(((v - low) / step).round().clamp(0.0, *last as f64))
+                    Some((v - low) / step)
                 }
                 (
                     Code::IntGrid {
@@ -455,8 +570,8 @@ impl<'a> Encoding<'a> {
                     value,
                 ) => {
                     let v = numeric(value)?;
-                    let k = ((v - *low as f64) / *step as f64).round();
-                    (0.0..=*last as f64).contains(&k).then_some(k)
+                    let k = (v - *low as f64) / *step as f64;
+                    (0.0..=*last as f64).contains(&k.round()).then_some(k)
                 }
             })
             .collect()
@@ -465,11 +580,13 @@ impl<'a> Encoding<'a> {
 
 /// Questions about the history: what was tried, what is left.
 impl Encoding<'_> {
-    /// The points of every observation that fits this space, whatever its outcome.
+    /// The grid points tried: every observation that fits this space, whatever its outcome,
+    /// except off-grid ones (see [`Self::position`]), which tried no grid point.
     pub(crate) fn observed(&self, history: &[Observation]) -> Vec<Point> {
         history
             .iter()
-            .filter_map(|obs| self.encode(&obs.config))
+            .filter_map(|obs| self.position(&obs.config))
+            .filter_map(|(point, on_grid)| on_grid.then_some(point))
             .collect()
     }
 

@@ -388,6 +388,8 @@
         el('p', { text: `${next.objective.maximize ? 'Maximize' : 'Minimize'} ${next.objective.text}`
           + (next.slos.length ? ` subject to ${next.slos.map((s) => s.text).join(', ')}` : '')
           + `. ${next.trials.length} trials: ${c.complete} complete (${c.breaches} missed an SLO), ${c.failed} failed, ${c.running} running, ${c.interrupted} interrupted.` }),
+        next.breaches_text ? el('p', { class: next.breaches && next.breaches.count ? 'error' : 'muted',
+          text: `SLO breaches while searching: ${next.breaches_text}.` }) : '',
         comparison(next));
       for (const entry of charts.values()) entry.seen = false;
       if (completeTrials(next).length) {

@@ -81,7 +81,14 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
                 });
                 table.row(row);
             }
-            crate::output::print(&table.render())?;
+            let mut text = table.render();
+            if !summary.constraints.is_empty() {
+                text.push_str(
+                    &crate::study::breaches(&summary.trials, &summary.constraints).describe(),
+                );
+                text.push('\n');
+            }
+            crate::output::print(&text)?;
         }
     }
     Ok(Exit::Ok)

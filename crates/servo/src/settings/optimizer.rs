@@ -53,6 +53,13 @@ pub struct EmbeddedOptimizer {
     /// The search algorithm.
     #[serde(default)]
     pub algorithm: Algorithm,
+    /// How much risk of breaching a constraint the search may take to find a better configuration
+    /// sooner. `low` (the default) moves out from the baseline and the trials that met every
+    /// constraint in bounded steps and tries only configurations the constraint models judge very
+    /// likely to meet them all; `medium` takes longer steps and likelier breaches; `high` searches
+    /// the whole space. Only the `bayesian` algorithm uses it.
+    #[serde(default)]
+    pub risk: Risk,
     /// Seed of the optimizer's random choices; the same seed and history give the same suggestions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -78,6 +85,7 @@ impl Default for EmbeddedOptimizer {
             objective: None,
             constraints: Vec::new(),
             algorithm: Algorithm::default(),
+            risk: Risk::default(),
             seed: None,
             store: None,
             max_duration: None,
@@ -109,6 +117,29 @@ pub enum Algorithm {
     Bayesian,
     /// Uniform random search (a baseline to compare against).
     Random,
+}
+
+/// How much risk of breaching an SLO the embedded optimizer takes while searching.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    /// Small steps from known-good configurations; only candidates very likely to meet every SLO.
+    #[default]
+    Low,
+    /// Longer steps; candidates more likely than not to meet every SLO.
+    Medium,
+    /// No restriction: plain constrained Bayesian optimization over the whole space.
+    High,
+}
+
+impl From<Risk> for servo_optimizer::Risk {
+    fn from(risk: Risk) -> Self {
+        match risk {
+            Risk::Low => servo_optimizer::Risk::Low,
+            Risk::Medium => servo_optimizer::Risk::Medium,
+            Risk::High => servo_optimizer::Risk::High,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

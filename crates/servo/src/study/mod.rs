@@ -10,7 +10,7 @@ mod summary;
 
 pub use goal::{Goal, Score, score};
 pub use plan::{Plan, PlanParam, param_number};
-pub use summary::{Summary, baseline_trial, best_trial};
+pub use summary::{Breach, Breaches, Summary, baseline_trial, best_trial, breaches};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use crate::bus::{Bus, BusError};
 use crate::config::Assembly;
-use crate::config::optimizer::{Algorithm, EmbeddedOptimizer, OnFinish, OptimizerSettings};
+use crate::config::optimizer::{Algorithm, EmbeddedOptimizer, OnFinish, OptimizerSettings, Risk};
 use journal::{Journal, JournalError, Trial, TrialState, now};
 use servo_core::connector::{ConnectorError, EventContext};
 use servo_core::types::{Adjustment, Control, MeasureRequest, Measurement};
@@ -293,7 +293,7 @@ async fn drive(
             interrupted,
         });
     }
-    let sampler = sampler(settings.algorithm);
+    let sampler = sampler_at(settings.algorithm, settings.risk);
     let seed = settings.seed.unwrap_or(0);
     let control = trial_control(settings);
     let deadline = settings.max_duration.map(|d| Instant::now() + d.as_std());
@@ -393,10 +393,15 @@ async fn drive(
     ))
 }
 
-/// The sampler an algorithm names.
+/// The sampler an algorithm names, at the default risk.
 pub fn sampler(algorithm: Algorithm) -> Box<dyn Sampler> {
+    sampler_at(algorithm, Risk::default())
+}
+
+/// The sampler an algorithm names, taking the given risk of breaching a constraint.
+pub fn sampler_at(algorithm: Algorithm, risk: Risk) -> Box<dyn Sampler> {
     match algorithm {
-        Algorithm::Bayesian => Box::new(Bayesian::default()),
+        Algorithm::Bayesian => Box::new(Bayesian::with_risk(risk.into())),
         Algorithm::Random => Box::new(RandomSearch),
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::journal::{Study, Trial, TrialState};
+use super::objective::{Constraint, Expr};
 
 /// The outcome of a finished (or interrupted) study.
 #[derive(Clone, Debug, Serialize)]
@@ -82,6 +83,103 @@ pub fn best_trial(trials: &[Trial], maximize: bool) -> Option<&Trial> {
         .map(|(t, _)| t)
 }
 
+/// The SLO breaches a study caused while searching: every complete trial that missed a constraint
+/// (each one was a configuration that ran against users while it was measured).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Breaches {
+    /// Complete trials that missed at least one constraint.
+    pub count: usize,
+    /// Complete trials judged against the constraints.
+    pub judged: usize,
+    /// The breach furthest past its limit.
+    pub worst: Option<Breach>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Breach {
+    pub trial: i64,
+    /// The constraint as written.
+    pub constraint: String,
+    /// How far past the limit, as a fraction of the limit (1 = twice the limit); `None` when the
+    /// limit is 0 or the constraint's left side is an expression without a unit of its own, and
+    /// then `violation` alone says how far.
+    pub relative: Option<f64>,
+    /// How far past the limit, in the metric's unit.
+    pub violation: f64,
+}
+
+impl Breaches {
+    /// One line for people: `3 of 20 trials missed an SLO; worst: trial 7, `p99 < 120ms` at 2.5×
+    /// its limit`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{} of {} trials missed an SLO", self.count, self.judged);
+        if let Some(worst) = &self.worst {
+            let how_far = match worst.relative {
+                Some(r) => format!("{:.2}× its limit", 1.0 + r),
+                None => format!("{} past its limit", worst.violation),
+            };
+            text.push_str(&format!(
+                "; worst: trial {}, `{}` at {how_far}",
+                worst.trial, worst.constraint
+            ));
+        }
+        text
+    }
+}
+
+/// Counts the breaches of `constraints` (as written) among `trials`, and finds the worst one
+/// relative to its limit (by absolute violation where no relative figure exists).
+pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
+    let parsed: Vec<Option<Constraint>> = constraints
+        .iter()
+        .map(|text| Constraint::parse(text).ok())
+        .collect();
+    let mut result = Breaches::default();
+    for t in trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete && t.feasible.is_some())
+    {
+        result.judged += 1;
+        if t.feasible == Some(true) {
+            continue;
+        }
+        result.count += 1;
+        for (i, violation) in t.constraints.iter().enumerate() {
+            if servo_optimizer::satisfied(*violation) {
+                continue;
+            }
+            let constraint = parsed.get(i).and_then(Option::as_ref);
+            let relative = constraint.and_then(|c| {
+                let unit = match &c.left {
+                    Expr::Var(name) => t.readings.get(name).map_or("", |r| r.unit.as_str()),
+                    _ => "",
+                };
+                let limit = c.bound_in(unit).abs();
+                (limit > 0.0).then(|| violation / limit)
+            });
+            let breach = Breach {
+                trial: t.number,
+                constraint: constraints.get(i).cloned().unwrap_or_default(),
+                relative,
+                violation: *violation,
+            };
+            // Relative figures rank above absolute ones: only they compare across constraints.
+            let key = |b: &Breach| {
+                (
+                    u8::from(b.relative.is_some()),
+                    b.relative.unwrap_or(b.violation),
+                )
+            };
+            if result.worst.as_ref().is_none_or(|w| {
+                key(&breach).partial_cmp(&key(w)) == Some(std::cmp::Ordering::Greater)
+            }) {
+                result.worst = Some(breach);
+            }
+        }
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -101,6 +199,50 @@ mod tests {
             started_at: 0.0,
             finished_at: None,
         }
+    }
+
+    #[test]
+    fn breaches_are_counted_and_the_worst_is_relative_to_its_limit() {
+        use super::super::journal::RecordedReading;
+        let measured = |number: i64, p99_ms: f64, errors: f64| {
+            let mut t = trial(number, TrialState::Complete);
+            t.readings.insert(
+                "p99".into(),
+                RecordedReading {
+                    value: p99_ms,
+                    unit: "ms".into(),
+                },
+            );
+            t.constraints = vec![p99_ms - 120.0, errors - 0.01];
+            t.feasible = Some(t.constraints.iter().all(|v| servo_optimizer::satisfied(*v)));
+            t
+        };
+        let constraints = vec!["p99 <= 120ms".to_string(), "errors <= 0.01".to_string()];
+        let trials = vec![
+            measured(0, 80.0, 0.0),
+            measured(1, 300.0, 0.0),
+            measured(2, 15_000.0, 0.2),
+            trial(3, TrialState::Failed),
+            measured(4, 100.0, 0.011),
+        ];
+        let found = breaches(&trials, &constraints);
+        assert_eq!((found.count, found.judged), (3, 4));
+        let worst = found.worst.clone().expect("trial 2 breached");
+        assert_eq!(
+            (worst.trial, worst.constraint.as_str()),
+            (2, "p99 <= 120ms")
+        );
+        let relative = worst.relative.expect("the limit is 120 ms");
+        assert!((relative - 14_880.0 / 120.0).abs() < 1e-9, "{relative}");
+        assert!(
+            found
+                .describe()
+                .starts_with("3 of 4 trials missed an SLO; worst: trial 2")
+        );
+        assert_eq!(
+            breaches(&trials[..1], &constraints).describe(),
+            "0 of 1 trials missed an SLO"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use servo_optimizer::{Domain, ParamValue};
 
 use super::importance;
 use crate::study::journal::{Trial, TrialState};
-use crate::study::{Summary, best_trial};
+use crate::study::{Breaches, Summary, best_trial, breaches};
 
 /// A study as the charts see it.
 #[derive(Debug, Serialize)]
@@ -24,6 +24,10 @@ pub struct StudyView {
     pub best_so_far: Vec<(i64, f64)>,
     pub importance: Vec<importance::Importance>,
     pub counts: Counts,
+    /// The SLO breaches the search caused and the worst of them (`None` without constraints).
+    pub breaches: Option<Breaches>,
+    /// [`Breaches::describe`], the line people read.
+    pub breaches_text: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,7 +129,11 @@ impl StudyView {
             }
         }
 
+        let breaches = (!summary.constraints.is_empty())
+            .then(|| breaches(&summary.trials, &summary.constraints));
         StudyView {
+            breaches_text: breaches.as_ref().map(Breaches::describe),
+            breaches,
             study: summary.study.clone(),
             objective: Objective {
                 text: summary.objective.clone(),

@@ -1,0 +1,620 @@
+//! The benchmark's problems, split into the *tuning* suite (the only one defaults may be chosen
+//! on) and the *held-out* suite (reported, never tuned on); see `SUITE.md` next to this file.
+//!
+//! Every constraint is written so that its value is the violation *relative to its limit*
+//! (`value / limit − 1` for an upper bound), except for the two toy problems from the literature
+//! (Gramacy et al. 2016, Gardner et al. 2014) whose constraints have no limit to be relative to
+//! and are reported in their own units. A breach's severity is the largest such value.
+
+use servo_optimizer::{Config, Domain, Outcome, Param, ParamValue, Space};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Suite {
+    Tuning,
+    HeldOut,
+}
+
+impl Suite {
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Tuning => "tuning",
+            Suite::HeldOut => "held-out",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    Branin,
+    Hartmann6,
+    /// Cheapest CPU / memory / workers / GC of a toy JVM service under a latency SLO; too little
+    /// memory for the heap crashes it.
+    Mixed,
+    PressureVessel,
+    WeldedBeam,
+    Spring,
+    SpeedReducer,
+    Gramacy,
+    Gardner,
+    /// Ackley on 6 categorical and 4 continuous dimensions (CASMOPOLITAN's Ackley-53, scaled down).
+    AckleyCat,
+    /// Cheapest replicas / CPU / memory / workers / cache of a service under a p99 and an error
+    /// rate SLO, with a meltdown region where p99 reaches tens of seconds.
+    Service,
+}
+
+#[derive(Clone, Debug)]
+pub struct Problem {
+    pub name: &'static str,
+    pub suite: Suite,
+    pub kind: Kind,
+    /// Relative standard deviation of the latency readings (lognormal); 0 for exact readings.
+    pub noise: f64,
+}
+
+/// Every problem of both suites.
+pub fn all() -> Vec<Problem> {
+    let p = |name, suite, kind, noise| Problem {
+        name,
+        suite,
+        kind,
+        noise,
+    };
+    use Kind::*;
+    use Suite::*;
+    vec![
+        p("branin", Tuning, Branin, 0.0),
+        p("hartmann6", Tuning, Hartmann6, 0.0),
+        p("mixed", Tuning, Mixed, 0.0),
+        p("mixed-noisy", Tuning, Mixed, 0.05),
+        p("pressure-vessel", HeldOut, PressureVessel, 0.0),
+        p("welded-beam", HeldOut, WeldedBeam, 0.0),
+        p("spring", HeldOut, Spring, 0.0),
+        p("speed-reducer", HeldOut, SpeedReducer, 0.0),
+        p("gramacy", HeldOut, Gramacy, 0.0),
+        p("gardner", HeldOut, Gardner, 0.0),
+        p("ackley-cat", HeldOut, AckleyCat, 0.0),
+        p("service-0", HeldOut, Service, 0.0),
+        p("service-3", HeldOut, Service, 0.03),
+        p("service-10", HeldOut, Service, 0.10),
+    ]
+}
+
+fn float(name: &str, low: f64, high: f64, step: Option<f64>) -> Param {
+    Param::new(
+        name,
+        Domain::Float {
+            low,
+            high,
+            step,
+            log: false,
+        },
+    )
+}
+
+fn int(name: &str, low: i64, high: i64, step: i64) -> Param {
+    Param::new(
+        name,
+        Domain::Int {
+            low,
+            high,
+            step,
+            log: false,
+        },
+    )
+}
+
+fn categorical(name: &str, choices: &[&str]) -> Param {
+    Param::new(
+        name,
+        Domain::Categorical {
+            choices: choices.iter().map(|c| c.to_string()).collect(),
+        },
+    )
+}
+
+const CHOICES: [&str; 5] = ["a", "b", "c", "d", "e"];
+const CACHES: [&str; 3] = ["none", "lru", "arc"];
+
+fn floats(values: &[f64]) -> Config {
+    values.iter().map(|v| ParamValue::Float(*v)).collect()
+}
+
+impl Problem {
+    pub fn space(&self) -> Space {
+        use Kind::*;
+        Space::new(match self.kind {
+            Branin => vec![float("x1", -5.0, 10.0, None), float("x2", 0.0, 15.0, None)],
+            Hartmann6 => (1..=6)
+                .map(|i| float(&format!("x{i}"), 0.0, 1.0, None))
+                .collect(),
+            Mixed => vec![
+                float("cpu", 0.25, 4.0, Some(0.05)),
+                float("memory", 0.5, 8.0, Some(0.25)),
+                int("workers", 1, 32, 1),
+                categorical("gc", &GCS.map(|(name, _)| name)),
+            ],
+            PressureVessel => vec![
+                // Plate thicknesses come in multiples of 1/16 inch.
+                float("shell", 0.0625, 6.1875, Some(0.0625)),
+                float("head", 0.0625, 6.1875, Some(0.0625)),
+                float("radius", 10.0, 200.0, None),
+                float("length", 10.0, 200.0, None),
+            ],
+            WeldedBeam => vec![
+                float("h", 0.1, 2.0, None),
+                float("l", 0.1, 10.0, None),
+                float("t", 0.1, 10.0, None),
+                float("b", 0.1, 2.0, None),
+            ],
+            Spring => vec![
+                float("wire", 0.05, 2.0, None),
+                float("coil", 0.25, 1.3, None),
+                float("turns", 2.0, 15.0, None),
+            ],
+            SpeedReducer => vec![
+                float("face", 2.6, 3.6, None),
+                float("module", 0.7, 0.8, None),
+                int("teeth", 17, 28, 1),
+                float("shaft1_length", 7.3, 8.3, None),
+                float("shaft2_length", 7.3, 8.3, None),
+                float("shaft1_diameter", 2.9, 3.9, None),
+                float("shaft2_diameter", 5.0, 5.5, None),
+            ],
+            Gramacy | Gardner => {
+                let high = if self.kind == Gramacy { 1.0 } else { 6.0 };
+                vec![float("x1", 0.0, high, None), float("x2", 0.0, high, None)]
+            }
+            AckleyCat => (1..=6)
+                .map(|i| categorical(&format!("c{i}"), &CHOICES))
+                .chain((1..=4).map(|i| float(&format!("x{i}"), -1.0, 1.0, None)))
+                .collect(),
+            Service => vec![
+                int("replicas", 1, 12, 1),
+                float("cpu", 0.25, 4.0, Some(0.25)),
+                float("memory", 0.25, 8.0, Some(0.25)),
+                int("workers", 1, 32, 1),
+                categorical("cache", &CACHES),
+            ],
+        })
+    }
+
+    /// The configuration running before optimization: a feasible, generously provisioned one.
+    pub fn baseline(&self) -> Config {
+        use Kind::*;
+        match self.kind {
+            Branin => floats(&[2.5, 7.5]),
+            Hartmann6 => floats(&[0.5; 6]),
+            Mixed => vec![
+                ParamValue::Float(3.0),
+                ParamValue::Float(4.0),
+                ParamValue::Int(8),
+                ParamValue::Categorical("parallel".into()),
+            ],
+            PressureVessel => floats(&[1.5, 0.75, 60.0, 60.0]),
+            WeldedBeam => floats(&[1.0, 5.0, 5.0, 1.0]),
+            Spring => floats(&[0.075, 1.0, 3.0]),
+            SpeedReducer => {
+                let mut config = floats(&[3.6, 0.7, 20.0, 8.0, 8.0, 3.6, 5.4]);
+                config[2] = ParamValue::Int(20);
+                config
+            }
+            Gramacy => floats(&[0.7, 0.7]),
+            Gardner => floats(&[2.0, 1.0]),
+            AckleyCat => (0..6)
+                .map(|_| ParamValue::Categorical("a".into()))
+                .chain(floats(&[0.0; 4]))
+                .collect(),
+            Service => vec![
+                ParamValue::Int(8),
+                ParamValue::Float(2.0),
+                ParamValue::Float(4.0),
+                ParamValue::Int(16),
+                ParamValue::Categorical("none".into()),
+            ],
+        }
+    }
+
+    /// The noise-free objective and constraint values, or `None` where the application crashes.
+    pub fn truth(&self, config: &Config) -> Option<(f64, Vec<f64>)> {
+        self.reading(config, 1.0)
+    }
+
+    /// One measurement: the truth with the latency reading multiplied by lognormal noise drawn
+    /// from `(seed, trial)`, so every sampler sees the same noise at the same trial.
+    pub fn measure(&self, config: &Config, seed: u64, trial: u64) -> Outcome {
+        let factor = if self.noise > 0.0 {
+            let z = gaussian(seed, trial);
+            (self.noise * z - 0.5 * self.noise * self.noise).exp()
+        } else {
+            1.0
+        };
+        match self.reading(config, factor) {
+            Some((objective, constraints)) => Outcome::Complete {
+                objective,
+                constraints,
+            },
+            None => Outcome::Failed,
+        }
+    }
+
+    fn reading(&self, config: &Config, latency_factor: f64) -> Option<(f64, Vec<f64>)> {
+        let x: Vec<f64> = config
+            .iter()
+            .map(|v| match v {
+                ParamValue::Float(f) => *f,
+                ParamValue::Int(i) => *i as f64,
+                ParamValue::Categorical(_) => f64::NAN,
+            })
+            .collect();
+        let choice = |i: usize| match &config[i] {
+            ParamValue::Categorical(c) => c.as_str(),
+            _ => "",
+        };
+        use Kind::*;
+        match self.kind {
+            Branin => Some((branin(x[0], x[1]), vec![])),
+            Hartmann6 => Some((hartmann6(&x), vec![])),
+            Mixed => {
+                let (cost, latency) = mixed(x[0], x[1], x[2] as i64, choice(3))?;
+                Some((cost, vec![latency * latency_factor / MIXED_SLO - 1.0]))
+            }
+            PressureVessel => Some(pressure_vessel(&x)),
+            WeldedBeam => Some(welded_beam(&x)),
+            Spring => Some(spring(&x)),
+            SpeedReducer => Some(speed_reducer(&x)),
+            Gramacy => Some(gramacy(&x)),
+            Gardner => Some(gardner(&x)),
+            AckleyCat => {
+                let mut z: Vec<f64> = (0..6)
+                    .map(|i| {
+                        let k = CHOICES.iter().position(|c| *c == choice(i)).unwrap_or(0);
+                        // A different choice is best in each dimension; values are unordered.
+                        [0.0, 0.5, -0.5, 1.0, -1.0][(k + i + 1) % 5]
+                    })
+                    .collect();
+                z.extend(x[6..].iter().map(|v| v - 0.3));
+                Some((ackley(&z), vec![]))
+            }
+            Service => {
+                let cache = CACHES.iter().position(|c| *c == choice(4)).unwrap_or(0);
+                let (cost, p99, errors) = service(x[0] as i64, x[1], x[2], x[3] as i64, cache)?;
+                Some((
+                    cost,
+                    vec![
+                        p99 * latency_factor / SERVICE_P99 - 1.0,
+                        errors / SERVICE_ERRORS - 1.0,
+                    ],
+                ))
+            }
+        }
+    }
+
+    /// The best objective meeting every constraint: brute force over the grid where the space is
+    /// finite, else the published optimum (evaluated here, so regret is against this code's
+    /// definition), else a fine grid for the two-dimensional toys.
+    pub fn optimum(&self) -> f64 {
+        use Kind::*;
+        let feasible = |config: &Config, tolerance: f64| {
+            self.truth(config)
+                .and_then(|(y, c)| c.iter().all(|v| *v <= tolerance).then_some(y))
+        };
+        match self.kind {
+            Branin => 0.397_887_357_729_738,
+            Hartmann6 => -3.322_368_011_415_515,
+            AckleyCat => 0.0,
+            Mixed => {
+                let mut best = f64::INFINITY;
+                for cpu in 0..=75 {
+                    for mem in 0..=30 {
+                        for workers in 1..=32 {
+                            for (gc, _) in GCS {
+                                let config = vec![
+                                    ParamValue::Float(0.25 + 0.05 * cpu as f64),
+                                    ParamValue::Float(0.5 + 0.25 * mem as f64),
+                                    ParamValue::Int(workers),
+                                    ParamValue::Categorical(gc.into()),
+                                ];
+                                if let Some(y) = feasible(&config, 0.0) {
+                                    best = best.min(y);
+                                }
+                            }
+                        }
+                    }
+                }
+                best
+            }
+            Service => {
+                let mut best = f64::INFINITY;
+                for replicas in 1..=12 {
+                    for cpu in 1..=16 {
+                        for mem in 1..=32 {
+                            for workers in 1..=32 {
+                                for cache in CACHES {
+                                    let config = vec![
+                                        ParamValue::Int(replicas),
+                                        ParamValue::Float(0.25 * cpu as f64),
+                                        ParamValue::Float(0.25 * mem as f64),
+                                        ParamValue::Int(workers),
+                                        ParamValue::Categorical(cache.into()),
+                                    ];
+                                    if let Some(y) = feasible(&config, 0.0) {
+                                        best = best.min(y);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                best
+            }
+            // Published optima, rounded to the digits the papers give (hence the tolerance).
+            PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
+                .expect("the published pressure vessel optimum is feasible"),
+            WeldedBeam => feasible(&floats(&[0.205730, 3.470489, 9.036624, 0.205730]), 1e-4)
+                .expect("the published welded beam optimum is feasible"),
+            Spring => feasible(&floats(&[0.051689, 0.356718, 11.288966]), 1e-4)
+                .expect("the published spring optimum is feasible"),
+            SpeedReducer => {
+                let mut config = floats(&[3.5, 0.7, 17.0, 7.3, 7.715320, 3.350215, 5.286654]);
+                config[2] = ParamValue::Int(17);
+                feasible(&config, 1e-4).expect("the published speed reducer optimum is feasible")
+            }
+            Gramacy | Gardner => {
+                let high = if self.kind == Gramacy { 1.0 } else { 6.0 };
+                let n = 1500;
+                let mut best = (f64::INFINITY, 0.0, 0.0);
+                for i in 0..=n {
+                    for j in 0..=n {
+                        let (a, b) = (high * i as f64 / n as f64, high * j as f64 / n as f64);
+                        if let Some(y) = feasible(&floats(&[a, b]), 0.0)
+                            && y < best.0
+                        {
+                            best = (y, a, b);
+                        }
+                    }
+                }
+                // Polish the grid's best with a fine local grid.
+                let step = high / n as f64;
+                let (_, a0, b0) = best;
+                for i in -100..=100 {
+                    for j in -100..=100 {
+                        let a = (a0 + step * i as f64 / 100.0).clamp(0.0, high);
+                        let b = (b0 + step * j as f64 / 100.0).clamp(0.0, high);
+                        if let Some(y) = feasible(&floats(&[a, b]), 0.0) {
+                            best.0 = best.0.min(y);
+                        }
+                    }
+                }
+                best.0
+            }
+        }
+    }
+}
+
+/// A standard normal draw that depends only on `(seed, trial)`.
+fn gaussian(seed: u64, trial: u64) -> f64 {
+    let a = splitmix64(seed ^ splitmix64(trial ^ 0x006e_6f69_7365));
+    let b = splitmix64(a);
+    let u1 = ((a >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+    let u2 = (b >> 11) as f64 / (1u64 << 53) as f64;
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn branin(x1: f64, x2: f64) -> f64 {
+    use std::f64::consts::PI;
+    let b = 5.1 / (4.0 * PI * PI);
+    let c = 5.0 / PI;
+    let t = 1.0 / (8.0 * PI);
+    (x2 - b * x1 * x1 + c * x1 - 6.0).powi(2) + 10.0 * (1.0 - t) * x1.cos() + 10.0
+}
+
+fn hartmann6(x: &[f64]) -> f64 {
+    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
+    const A: [[f64; 6]; 4] = [
+        [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
+        [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
+        [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
+        [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
+    ];
+    const P: [[f64; 6]; 4] = [
+        [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
+        [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
+        [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
+        [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
+    ];
+    -(0..4)
+        .map(|i| {
+            let inner: f64 = (0..6).map(|j| A[i][j] * (x[j] - P[i][j]).powi(2)).sum();
+            ALPHA[i] * (-inner).exp()
+        })
+        .sum::<f64>()
+}
+
+/// Garbage collectors: (name, (CPU overhead factor, heap size factor, pause ms per GiB of heap)).
+const GCS: [(&str, (f64, f64, f64)); 3] = [
+    ("serial", (0.06, 1.00, 4.0)),
+    ("parallel", (0.03, 1.15, 1.5)),
+    ("g1", (0.015, 1.35, 0.8)),
+];
+const MIXED_SLO: f64 = 60.0;
+
+/// `(cost, latency in ms)`, or `None` when the heap does not fit in memory.
+fn mixed(cpu: f64, memory: f64, workers: i64, gc: &str) -> Option<(f64, f64)> {
+    let (_, (overhead, heap_factor, pause)) = GCS.iter().find(|(name, _)| *name == gc)?;
+    let heap = (0.3 + 0.06 * workers as f64) * heap_factor;
+    if memory < heap {
+        return None;
+    }
+    let gc_load = overhead * heap / (memory - 0.8 * heap);
+    let effective_cpu = cpu * (1.0 - gc_load.min(0.9));
+    let capacity = 100.0 * effective_cpu * (workers as f64 / (2.0 * cpu)).min(1.0);
+    let utilization = 150.0 / capacity;
+    let base = 20.0 * (1.0 + 0.015 * workers as f64);
+    let latency = if utilization < 1.0 {
+        base / (1.0 - utilization) + pause * memory
+    } else {
+        1000.0
+    };
+    Some((cpu + 0.125 * memory, latency))
+}
+
+fn pressure_vessel(x: &[f64]) -> (f64, Vec<f64>) {
+    use std::f64::consts::PI;
+    let (ts, th, r, l) = (x[0], x[1], x[2], x[3]);
+    let cost =
+        0.6224 * ts * r * l + 1.7781 * th * r * r + 3.1661 * ts * ts * l + 19.84 * ts * ts * r;
+    let volume = PI * r * r * l + 4.0 / 3.0 * PI * r.powi(3);
+    (
+        cost,
+        vec![
+            0.0193 * r / ts - 1.0,
+            0.00954 * r / th - 1.0,
+            1_296_000.0 / volume - 1.0,
+            l / 240.0 - 1.0,
+        ],
+    )
+}
+
+fn welded_beam(x: &[f64]) -> (f64, Vec<f64>) {
+    let (h, l, t, b) = (x[0], x[1], x[2], x[3]);
+    let (p, len, e, g) = (6000.0, 14.0, 30e6, 12e6);
+    let tau1 = p / (2f64.sqrt() * h * l);
+    let m = p * (len + l / 2.0);
+    let r = (l * l / 4.0 + ((h + t) / 2.0).powi(2)).sqrt();
+    let j = 2.0 * (2f64.sqrt() * h * l * (l * l / 12.0 + ((h + t) / 2.0).powi(2)));
+    let tau2 = m * r / j;
+    let tau = (tau1 * tau1 + 2.0 * tau1 * tau2 * l / (2.0 * r) + tau2 * tau2).sqrt();
+    let sigma = 6.0 * p * len / (b * t * t);
+    let delta = 4.0 * p * len.powi(3) / (e * t.powi(3) * b);
+    let pc = 4.013 * e * (t * t * b.powi(6) / 36.0).sqrt() / (len * len)
+        * (1.0 - t / (2.0 * len) * (e / (4.0 * g)).sqrt());
+    let cost = 1.10471 * h * h * l + 0.04811 * t * b * (14.0 + l);
+    (
+        cost,
+        vec![
+            tau / 13_600.0 - 1.0,
+            sigma / 30_000.0 - 1.0,
+            h / b - 1.0,
+            (0.10471 * h * h + 0.04811 * t * b * (14.0 + l)) / 5.0 - 1.0,
+            0.125 / h - 1.0,
+            delta / 0.25 - 1.0,
+            p / pc - 1.0,
+        ],
+    )
+}
+
+fn spring(x: &[f64]) -> (f64, Vec<f64>) {
+    let (d, coil, n) = (x[0], x[1], x[2]);
+    (
+        (n + 2.0) * coil * d * d,
+        vec![
+            1.0 - coil.powi(3) * n / (71_785.0 * d.powi(4)),
+            (4.0 * coil * coil - d * coil) / (12_566.0 * (coil * d.powi(3) - d.powi(4)))
+                + 1.0 / (5108.0 * d * d)
+                - 1.0,
+            1.0 - 140.45 * d / (coil * coil * n),
+            (coil + d) / 1.5 - 1.0,
+        ],
+    )
+}
+
+// 0.7854 is the published coefficient, not π/4: the optimum is quoted for it.
+#[allow(clippy::approx_constant)]
+fn speed_reducer(x: &[f64]) -> (f64, Vec<f64>) {
+    let (x1, x2, x3, x4, x5, x6, x7) = (x[0], x[1], x[2], x[3], x[4], x[5], x[6]);
+    let cost = 0.7854 * x1 * x2 * x2 * (3.3333 * x3 * x3 + 14.9334 * x3 - 43.0934)
+        - 1.508 * x1 * (x6 * x6 + x7 * x7)
+        + 7.4777 * (x6.powi(3) + x7.powi(3))
+        + 0.7854 * (x4 * x6 * x6 + x5 * x7 * x7);
+    (
+        cost,
+        vec![
+            27.0 / (x1 * x2 * x2 * x3) - 1.0,
+            397.5 / (x1 * x2 * x2 * x3 * x3) - 1.0,
+            1.93 * x4.powi(3) / (x2 * x3 * x6.powi(4)) - 1.0,
+            1.93 * x5.powi(3) / (x2 * x3 * x7.powi(4)) - 1.0,
+            ((745.0 * x4 / (x2 * x3)).powi(2) + 16.9e6).sqrt() / (110.0 * x6.powi(3)) - 1.0,
+            ((745.0 * x5 / (x2 * x3)).powi(2) + 157.5e6).sqrt() / (85.0 * x7.powi(3)) - 1.0,
+            x2 * x3 / 40.0 - 1.0,
+            5.0 * x2 / x1 - 1.0,
+            x1 / (12.0 * x2) - 1.0,
+            (1.5 * x6 + 1.9) / x4 - 1.0,
+            (1.1 * x7 + 1.9) / x5 - 1.0,
+        ],
+    )
+}
+
+/// Gramacy et al. 2016, "Modeling an augmented Lagrangian for blackbox constrained optimization".
+fn gramacy(x: &[f64]) -> (f64, Vec<f64>) {
+    use std::f64::consts::PI;
+    let (a, b) = (x[0], x[1]);
+    (
+        a + b,
+        vec![
+            1.5 - a - 2.0 * b - 0.5 * (2.0 * PI * (a * a - 2.0 * b)).sin(),
+            a * a + b * b - 1.5,
+        ],
+    )
+}
+
+/// Gardner et al. 2014, "Bayesian optimization with inequality constraints", the simulated problem.
+fn gardner(x: &[f64]) -> (f64, Vec<f64>) {
+    let (a, b) = (x[0], x[1]);
+    (
+        (2.0 * a).cos() * b.cos() + a.sin(),
+        vec![a.cos() * b.cos() - a.sin() * b.sin() - 0.5],
+    )
+}
+
+fn ackley(z: &[f64]) -> f64 {
+    use std::f64::consts::{E, TAU};
+    let n = z.len() as f64;
+    let squares = z.iter().map(|v| v * v).sum::<f64>() / n;
+    let cosines = z.iter().map(|v| (TAU * v).cos()).sum::<f64>() / n;
+    -20.0 * (-0.2 * squares.sqrt()).exp() - cosines.exp() + 20.0 + E
+}
+
+const SERVICE_LOAD: f64 = 900.0;
+const SERVICE_P99: f64 = 120.0;
+const SERVICE_ERRORS: f64 = 0.01;
+
+/// `(cost, p99 in ms, error ratio)` of a replicated service, or `None` when a worker's heap does
+/// not fit in memory. Past 97 % utilization it melts down: queues grow without bound, p99 reaches
+/// 15–48 s and requests time out.
+fn service(
+    replicas: i64,
+    cpu: f64,
+    memory: f64,
+    workers: i64,
+    cache: usize,
+) -> Option<(f64, f64, f64)> {
+    let heap = 0.2 + 0.05 * workers as f64;
+    if memory < heap {
+        return None;
+    }
+    let effective_cpu = cpu * (1.0 - 0.15 * heap / memory);
+    // A cache speeds requests up when it has room beside the heap, and slows them when it thrashes.
+    let (speedup, room) = [(1.0, 0.0), (1.25, 0.5), (1.35, 1.0)][cache];
+    let speedup = if memory >= heap + room {
+        speedup
+    } else {
+        2.0 - speedup - 0.1
+    };
+    let capacity = 120.0 * effective_cpu.min(0.5 * workers as f64) * speedup;
+    let utilization = SERVICE_LOAD / (replicas as f64 * capacity);
+    let (p99, errors) = if utilization < 0.97 {
+        ((8.0 + 0.3 * workers as f64) / (1.0 - utilization), 0.001)
+    } else {
+        let depth = ((utilization - 0.97) / 0.5).min(1.0);
+        (15_000.0 + 33_000.0 * depth, 0.05 + 0.4 * depth)
+    };
+    Some((replicas as f64 * (cpu + 0.125 * memory), p99, errors))
+}
