@@ -33,9 +33,6 @@ enum Source {
     Defaults(&'static str),
     /// The Helm chart's rendered `servo.yaml` (`tests/fixtures/servox/helm/NAME.servo.yaml`).
     Helm(&'static str),
-    /// The same with its `kubernetes` section cut: what servo's other sections make of the
-    /// chart's `servo_uid` and optimizer forms while the kubernetes keys are pending.
-    HelmWithoutKubernetes(&'static str),
 }
 
 /// Configs that load today, every key understood.
@@ -46,20 +43,14 @@ const CASES: &[Source] = &[
     Source::Defaults("prometheus"),
     Source::Generate("wait"),
     Source::Defaults("wait"),
-    Source::HelmWithoutKubernetes("static"),
-    Source::HelmWithoutKubernetes("sidecar"),
+    Source::Generate("kubernetes"),
+    Source::Defaults("kubernetes"),
+    Source::Helm("static"),
+    Source::Helm("sidecar"),
 ];
 
 /// Configs that do not load yet, with why. Move a line to [`CASES`] when its work lands.
 const PENDING: &[(Source, &str)] = &[
-    (
-        Source::Generate("kubernetes"),
-        "the kubernetes connector's ServoX keys (cpu/memory unit, ...)",
-    ),
-    (
-        Source::Defaults("kubernetes"),
-        "the kubernetes connector's ServoX keys (get/set, strategy, create_tuning_pod, permissions, ...)",
-    ),
     (Source::Generate("opsani_dev"), "the opsani_dev connector"),
     (Source::Defaults("opsani_dev"), "the opsani_dev connector"),
     (
@@ -72,14 +63,6 @@ const PENDING: &[(Source, &str)] = &[
     ),
     (Source::Generate("scripts"), "the scripts connector"),
     (Source::Defaults("scripts"), "the scripts connector"),
-    (
-        Source::Helm("static"),
-        "the kubernetes connector's ServoX keys (strategy canary, container alias, get/set)",
-    ),
-    (
-        Source::Helm("sidecar"),
-        "the kubernetes connector's ServoX keys (strategy canary, container alias, get/set)",
-    ),
 ];
 
 impl Source {
@@ -88,27 +71,20 @@ impl Source {
             Source::Generate(c) => format!("generate {c}"),
             Source::Defaults(c) => format!("generate --defaults {c}"),
             Source::Helm(t) => format!("helm {t}"),
-            Source::HelmWithoutKubernetes(t) => format!("helm {t} without its kubernetes section"),
         }
     }
 
     /// Writes the config into `dir` and returns its path.
     fn write(self, dir: &Path) -> PathBuf {
         let (connector, defaults) = match self {
-            Source::Helm(kind) | Source::HelmWithoutKubernetes(kind) => {
+            Source::Helm(kind) => {
                 let name = format!("{kind}.servo.yaml");
                 let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                     .join("tests/fixtures/servox/helm")
                     .join(&name);
                 let text = std::fs::read_to_string(&from)
                     .unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
-                let (to, text) = match self {
-                    Source::Helm(_) => (dir.join(format!("helm-{name}")), text),
-                    _ => (
-                        dir.join(format!("helm-cut-{name}")),
-                        without_kubernetes(&text),
-                    ),
-                };
+                let to = dir.join(format!("helm-{name}"));
                 std::fs::write(&to, text)
                     .unwrap_or_else(|e| panic!("cannot write {}: {e}", to.display()));
                 return to;
@@ -142,26 +118,6 @@ impl Source {
         );
         file
     }
-}
-
-/// The config text less its root `kubernetes:` section (its line and the indented ones after it).
-fn without_kubernetes(text: &str) -> String {
-    let mut inside = false;
-    let mut kept = String::new();
-    for line in text.lines() {
-        if !line.starts_with(' ') && !line.starts_with('-') {
-            inside = line.starts_with("kubernetes:");
-        }
-        if !inside {
-            kept.push_str(line);
-            kept.push('\n');
-        }
-    }
-    assert!(
-        !kept.contains("canary"),
-        "the cut left kubernetes keys: {kept}"
-    );
-    kept
 }
 
 fn servo(args: &[&str], config: &Path) -> Output {
