@@ -50,7 +50,15 @@ pub(super) fn into_cli(e: StudyError) -> CliError {
     match e {
         StudyError::Config { message, hint } => CliError::Usage { message, hint },
         StudyError::Bus(b) => CliError::Bus(b),
-        e @ (StudyError::Journal(_) | StudyError::Stopped { .. }) => {
+        // A config problem found mid-study is still a config problem (exit 2).
+        StudyError::Stopped { error, left_on } if matches!(*error, StudyError::Config { .. }) => {
+            let hint = error.hint();
+            CliError::Usage {
+                message: format!("{error}\nthe application was put back on {left_on}"),
+                hint,
+            }
+        }
+        e @ (StudyError::Journal(_) | StudyError::Optimizer(_) | StudyError::Stopped { .. }) => {
             let hint = e.hint();
             CliError::Failure(with_hint(e.to_string(), hint))
         }

@@ -275,6 +275,7 @@ async fn best(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let (application, summary) = authorized_study(&server, &headers, path).await?;
+    let (_, session) = server.store.session(application.id).await?;
     let best = best_trial(&summary.trials, summary.maximize);
     let improvement = match (&summary.baseline, best) {
         (Some(b), Some(t)) => match (b.objective, t.objective) {
@@ -294,6 +295,8 @@ async fn best(
             "baseline": summary.baseline,
             "best": best,
             "relative_change": improvement,
+            // Why the study is stopped short of its trials, when the optimizer failed.
+            "error": session.optimizer_error,
         }),
     ))
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::protocol::wire::EventName;
 use crate::study::journal::JournalError;
 use application::Application;
-use session::{Decision, Invalid, Known, Options, decide};
+use session::{Decision, Invalid, Known, Options, Suggestion, decide};
 use store::{Commit, Store};
 
 /// How often a request is decided again after losing a race before giving up with 503.
@@ -133,16 +133,21 @@ impl Server {
                             )
                         })
                         .await;
-                        // A space the sampler refuses ends the study on what it has, loudly.
+                        // A sampler that fails stops the study, loudly, without ending it.
                         suggestion = Some(match suggested {
-                            Ok(Ok(config)) => config,
+                            Ok(Ok(Some(config))) => Suggestion::Config(config),
+                            Ok(Ok(None)) => Suggestion::Exhausted,
                             Ok(Err(e)) => {
-                                tracing::error!(application = %app.name, error = %e, "cannot suggest a configuration");
-                                None
+                                let reason = match e.hint() {
+                                    Some(hint) => format!("{e} ({hint})"),
+                                    None => e.to_string(),
+                                };
+                                tracing::error!(application = %app.name, error = %reason, "the optimizer cannot suggest a configuration; the study is stopped");
+                                Suggestion::Failed(reason)
                             }
                             Err(e) => {
-                                tracing::error!(application = %app.name, error = %e, "the optimizer failed");
-                                None
+                                tracing::error!(application = %app.name, error = %e, "the optimizer failed; the study is stopped");
+                                Suggestion::Failed(format!("the optimizer failed: {e}"))
                             }
                         });
                     }

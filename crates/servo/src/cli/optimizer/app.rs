@@ -292,6 +292,8 @@ struct Listed {
     constraints: Vec<String>,
     trials: u32,
     created_at: f64,
+    /// Why its study is stopped: the optimizer could not suggest a configuration.
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -302,13 +304,14 @@ impl Render for Applications {
         if self.0.is_empty() {
             return "no applications (add one with `servo optimizer app create ORG/APP`)\n".into();
         }
-        let mut table = Table::new(["APPLICATION", "OBJECTIVE", "CONSTRAINTS", "TRIALS"]);
+        let mut table = Table::new(["APPLICATION", "OBJECTIVE", "CONSTRAINTS", "TRIALS", "ERROR"]);
         for a in &self.0 {
             table.row([
                 a.name.clone(),
                 a.objective.clone(),
                 a.constraints.join("; "),
                 a.trials.to_string(),
+                a.error.clone().unwrap_or_default(),
             ]);
         }
         table.render()
@@ -317,12 +320,21 @@ impl Render for Applications {
 
 async fn run_list(list: List, globals: &Globals) -> CommandResult {
     let store = list.store.open().await?;
-    let applications = store.applications().await;
+    let applications = async {
+        let mut listed = Vec::new();
+        for application in store.applications().await? {
+            let (_, session) = store.session(application.id).await?;
+            listed.push((application, session.optimizer_error));
+        }
+        Ok::<_, crate::study::journal::JournalError>(listed)
+    }
+    .await;
     store.close().await;
     let applications = applications.map_err(|e| CliError::Failure(e.to_string()))?;
     let listed = applications
         .into_iter()
-        .map(|a| Listed {
+        .map(|(a, error)| Listed {
+            error,
             objective: match &a.settings.objective {
                 Some(Objective::Minimize(e)) => format!("minimize {e}"),
                 Some(Objective::Maximize(e)) => format!("maximize {e}"),
