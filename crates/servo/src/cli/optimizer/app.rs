@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::StoreArg;
+use crate::cli::shared::check_units_declared;
 use crate::cli::{CliError, CommandResult, Exit, Globals};
 use crate::config::optimizer::{Algorithm, EmbeddedOptimizer, Objective, OnFinish};
 use crate::output::{Render, Table, emit};
@@ -189,11 +190,14 @@ fn settings_of(create: &Create) -> Result<EmbeddedOptimizer, CliError> {
     if settings.trials == 0 {
         return Err(CliError::usage("--trials must be at least 1"));
     }
-    // The same checks `servo run` makes before its first trial.
-    Goal::from_settings(&settings).map_err(|e| match e {
+    // The same checks `servo run` makes before its first trial, as far as they go without the
+    // servo's description (which the server checks when it arrives): a unit on an expression.
+    let to_cli = |e| match e {
         crate::study::StudyError::Config { message, hint } => CliError::Usage { message, hint },
         other => CliError::Failure(other.to_string()),
-    })?;
+    };
+    let goal = Goal::from_settings(&settings).map_err(to_cli)?;
+    check_units_declared(goal, Vec::new()).map_err(to_cli)?;
     Ok(settings)
 }
 
