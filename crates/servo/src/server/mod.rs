@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 use crate::protocol::wire::EventName;
 use crate::study::journal::JournalError;
 use application::Application;
-use session::{Decision, Invalid, Known, Options, Suggestion, decide};
+use metrics::TrialChange;
+use session::{Decision, Invalid, Known, Options, Suggestion, Write, decide};
 use store::{Commit, Store};
 
 /// How often a request is decided again after losing a race before giving up with 503.
@@ -58,6 +59,12 @@ impl Server {
             metrics: metrics::Metrics::default(),
             locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Starts the `/metrics` trial counts from the store's: the one time they are queried.
+    pub async fn count_trials(&self) -> Result<(), JournalError> {
+        self.metrics.set_trials(self.store.trial_counts().await?);
+        Ok(())
     }
 
     fn lock(&self, application: i64) -> Arc<tokio::sync::Mutex<()>> {
@@ -114,10 +121,16 @@ impl Server {
                         answer,
                         session,
                         writes,
-                    } => match self.store.commit(app, revision, *session, writes).await? {
-                        Commit::Done => return Ok(answer),
-                        Commit::Conflict => break,
-                    },
+                    } => {
+                        let changes: Vec<TrialChange> = writes.iter().map(trial_change).collect();
+                        match self.store.commit(app, revision, *session, writes).await? {
+                            Commit::Done => {
+                                self.metrics.record(&app.name, &changes);
+                                return Ok(answer);
+                            }
+                            Commit::Conflict => break,
+                        }
+                    }
                     Decision::Suggest { plan, goal } => {
                         let algorithm = app.settings.algorithm;
                         let seed = app.settings.seed.unwrap_or(0);
@@ -155,6 +168,15 @@ impl Server {
             }
         }
         Err(ServeError::Busy)
+    }
+}
+
+/// How a write changes its application's trial counts.
+fn trial_change(write: &Write) -> TrialChange {
+    match write {
+        Write::NewStudy { .. } => TrialChange::NewStudy,
+        Write::BeginTrial { .. } => TrialChange::Began,
+        Write::FinishTrial(trial) => TrialChange::Ended(trial.state.as_str().to_string()),
     }
 }
 

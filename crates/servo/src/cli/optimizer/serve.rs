@@ -51,6 +51,10 @@ pub async fn run(args: Args, _globals: &Globals) -> CommandResult {
     }
     let max_body = usize::try_from(args.max_body.bytes()).unwrap_or(usize::MAX);
     let server = Arc::new(Server::new(store, Options { sleep: args.sleep }));
+    server
+        .count_trials()
+        .await
+        .map_err(|e| CliError::Failure(e.to_string()))?;
     let stop = interrupt_token();
     let result = serve(server.clone(), args.listen, max_body, stop, |addr| {
         // The first line on stdout, so scripts (and tests) can learn a picked port.
