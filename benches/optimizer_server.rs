@@ -14,7 +14,12 @@
 //! ```text
 //! cargo bench --bench optimizer_server -- [--apps 100] [--trials 20] [--time 20s]
 //!     [--think 0s] [--algorithm bayesian|random] [--store URL] [--servo PATH] [--threads 1]
+//!     [--scrape 0]
 //! ```
+//!
+//! `--scrape N` also scrapes `/metrics` N times a second for the whole run, as a Prometheus with a
+//! short interval would, and prints the scrapes' latency: compare a run with and without it to see
+//! what scraping costs the servos.
 //!
 //! By default the servos adjust and measure instantly, so they form a closed loop with no think
 //! time: the server is saturated and the latencies are mostly queueing (about servos / throughput,
@@ -57,6 +62,8 @@ struct Args {
     store: Option<String>,
     servo: PathBuf,
     threads: usize,
+    /// Scrapes of `/metrics` per second during the run (0: none).
+    scrape: u32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -69,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
         store: None,
         servo: PathBuf::from(env!("CARGO_BIN_EXE_servo")),
         threads: 1,
+        scrape: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -87,6 +95,7 @@ fn parse_args() -> Result<Args, String> {
             "--store" => args.store = Some(value("--store")?),
             "--servo" => args.servo = PathBuf::from(value("--servo")?),
             "--threads" => args.threads = number(&value("--threads")?, "--threads")?,
+            "--scrape" => args.scrape = number(&value("--scrape")?, "--scrape")?,
             // `cargo bench` passes `--bench` to harness-less benches.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}")),
@@ -306,6 +315,15 @@ async fn bench(args: &Args) -> Result<bool, String> {
 
     let started = Instant::now();
     let deadline = started + args.time;
+    let (stop_scraping, scraping_stopped) = tokio::sync::oneshot::channel::<()>();
+    let scraper = (args.scrape > 0).then(|| {
+        tokio::spawn(scrape(
+            client.clone(),
+            format!("{base}/metrics"),
+            Duration::from_secs_f64(1.0 / f64::from(args.scrape)),
+            scraping_stopped,
+        ))
+    });
     let mut tasks = Vec::with_capacity(args.apps);
     for app in 0..args.apps {
         let servo = SimulatedServo {
@@ -345,6 +363,14 @@ async fn bench(args: &Args) -> Result<bool, String> {
     let end = memory(server.pid());
 
     report(args, &stats, wall, finished, last_done, idle, end);
+    let _ = stop_scraping.send(());
+    if let Some(scraper) = scraper {
+        let (samples, errors) = scraper.await.unwrap_or_default();
+        print_row(&format!("scrapes {}/s", args.scrape), &samples);
+        if errors > 0 {
+            failures.push(format!("{errors} scrapes of /metrics failed"));
+        }
+    }
     let server_side = server_latency(&client, &base).await;
     if !server_side.is_empty() {
         let text: Vec<String> = server_side
@@ -405,6 +431,34 @@ async fn bench(args: &Args) -> Result<bool, String> {
         }
     }
     Ok(ok)
+}
+
+/// GETs `url` every `interval` until `stop` (when the servos are done): each scrape's latency (ms)
+/// and how many failed.
+async fn scrape(
+    client: reqwest::Client,
+    url: String,
+    interval: Duration,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> (Vec<f64>, usize) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut samples, mut errors) = (Vec::new(), 0);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = &mut stop => break,
+        }
+        let sent = Instant::now();
+        match client.get(&url).send().await {
+            Ok(response) if response.status().is_success() => {
+                let _ = response.bytes().await;
+                samples.push(sent.elapsed().as_secs_f64() * 1e3);
+            }
+            _ => errors += 1,
+        }
+    }
+    (samples, errors)
 }
 
 fn report(

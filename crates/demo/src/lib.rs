@@ -111,6 +111,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use cache::LruCache;
+
+/// A diagnostic line on stderr. A failed write is ignored, never a panic: the parent reading
+/// stderr may be gone (servo killed), and the app must still act on what it was about to report.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(io::stderr(), $($arg)*);
+    }};
+}
 use metrics::{Gauges, Metrics};
 use work::{Kernel, Pool, SubmitError, Zipf};
 
@@ -259,9 +267,10 @@ impl fmt::Display for Algorithm {
 /// learns the port when `--port 0` is used; diagnostics go to stderr.
 pub async fn serve(args: DemoArgs, cancel: CancellationToken) -> io::Result<()> {
     let stop = cancel.child_token();
-    // Listening for signals before binding makes a SIGTERM that arrives during
-    // startup (calibration, prewarming) a clean shutdown too.
-    let signals = tokio::spawn(cancel_on_signal(stop.clone()));
+    // The handlers are registered before anything else runs, and here rather than in the spawned
+    // task (which may run later): from now on SIGTERM during startup (calibration, prewarming) is
+    // a clean shutdown too; before, it has its default action and ends the process.
+    let signals = tokio::spawn(cancel_on_signal(Signals::listen(), stop.clone()));
     let result = match DemoServer::bind(args).await {
         Ok(server) => server.run(stop).await,
         Err(err) => Err(err),
@@ -384,7 +393,7 @@ impl DemoServer {
         if !cancel.is_cancelled() {
             state.ready.store(true, Ordering::SeqCst);
             announce(local_addr);
-            eprintln!(
+            note!(
                 "demo-app: {} workers, algorithm {} ({:.1} ms of CPU per miss: {} KiB fill, {} rounds), \
                  cache {} MiB holding up to {} entries of {} KiB; {} prewarmed in {:.1} s",
                 state.workers,
@@ -414,7 +423,7 @@ impl DemoServer {
             ))),
             None => {
                 server.abort();
-                eprintln!(
+                note!(
                     "demo-app: requests still in flight after {} s; closing them",
                     SHUTDOWN_GRACE.as_secs()
                 );
@@ -429,7 +438,7 @@ impl DemoServer {
             }
         });
         if tokio::time::timeout(SHUTDOWN_GRACE, joined).await.is_err() {
-            eprintln!("demo-app: workers did not stop in time; leaving them");
+            note!("demo-app: workers did not stop in time; leaving them");
         }
         result
     }
@@ -441,7 +450,7 @@ fn announce(addr: SocketAddr) {
     let mut stdout = io::stdout().lock();
     let written = writeln!(stdout, "listening on http://{addr}").and_then(|()| stdout.flush());
     if let Err(err) = written {
-        eprintln!("demo-app: listening on http://{addr} (could not write to stdout: {err})");
+        note!("demo-app: listening on http://{addr} (could not write to stdout: {err})");
     }
 }
 
@@ -471,40 +480,62 @@ fn random_seed() -> u64 {
     RandomState::new().hash_one(std::process::id())
 }
 
-#[cfg(unix)]
-async fn cancel_on_signal(cancel: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let listen = |kind: SignalKind, name: &str| match signal(kind) {
-        Ok(stream) => Some(stream),
-        Err(err) => {
-            eprintln!("demo-app: cannot handle {name} ({err}); it will not shut down gracefully");
-            None
+/// The termination signals the app listens to, registered at once.
+struct Signals {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn listen() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(stream) => Some(stream),
+            Err(err) => {
+                note!("demo-app: cannot handle {name} ({err}); it will not shut down gracefully");
+                None
+            }
+        };
+        Self {
+            terminate: listen(SignalKind::terminate(), "SIGTERM"),
+            interrupt: listen(SignalKind::interrupt(), "SIGINT"),
         }
-    };
-    let mut terminate = listen(SignalKind::terminate(), "SIGTERM");
-    let mut interrupt = listen(SignalKind::interrupt(), "SIGINT");
-    let received = async {
+    }
+
+    #[cfg(not(unix))]
+    fn listen() -> Self {
+        Self {}
+    }
+
+    /// The name of the first signal received.
+    #[cfg(unix)]
+    async fn received(mut self) -> &'static str {
         tokio::select! {
-            Some(()) = async { terminate.as_mut()?.recv().await } => "SIGTERM",
-            Some(()) = async { interrupt.as_mut()?.recv().await } => "SIGINT",
+            Some(()) = async { self.terminate.as_mut()?.recv().await } => "SIGTERM",
+            Some(()) = async { self.interrupt.as_mut()?.recv().await } => "SIGINT",
             else => std::future::pending().await,
         }
-    };
-    tokio::select! {
-        name = received => {
-            eprintln!("demo-app: received {name}, shutting down");
-            cancel.cancel();
+    }
+
+    #[cfg(not(unix))]
+    async fn received(self) -> &'static str {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
         }
-        () = cancel.cancelled() => {}
     }
 }
 
-#[cfg(not(unix))]
-async fn cancel_on_signal(cancel: CancellationToken) {
+/// Cancels `cancel` on the first signal, then says so: the shutdown must not wait on (or fail
+/// with) a write to a stderr nobody reads any more.
+async fn cancel_on_signal(signals: Signals, cancel: CancellationToken) {
     tokio::select! {
-        Ok(()) = tokio::signal::ctrl_c() => {
-            eprintln!("demo-app: received Ctrl-C, shutting down");
+        name = signals.received() => {
             cancel.cancel();
+            note!("demo-app: received {name}, shutting down");
         }
         () = cancel.cancelled() => {}
     }
@@ -779,14 +810,14 @@ fn run_command(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            note!("error: cannot start the async runtime: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(serve(command.args, CancellationToken::new())) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            note!("error: {e}");
             std::process::ExitCode::FAILURE
         }
     }

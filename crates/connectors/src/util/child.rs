@@ -34,16 +34,27 @@ pub(crate) fn isolate(command: &mut Command, death_signal: Signal) {
 }
 
 /// `PR_SET_PDEATHSIG`: the child gets `signal` when servo dies, even by SIGKILL. The signal is tied
-/// to the parent *thread*, not the process.
+/// to the parent *thread*, not the process (see [`spawn_from_a_lasting_thread`]).
+///
+/// Between fork and `exec` the child still runs servo's code with servo's signal handlers, which
+/// would catch the death signal and drop it (`exec` then starts the program as if nothing had
+/// happened). So the signal gets its default action first: from the moment it is armed, servo's
+/// death ends the child, before `exec` or after, until the program installs its own handler.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn die_with_parent(command: &mut Command, signal: Signal) {
     let parent = rustix::process::getpid();
     // SAFETY: the closure runs in the forked child before `exec`, where only async-signal-safe work
-    // is allowed. It makes two raw system calls (prctl and getppid) and builds an `io::Error` from
-    // an errno, none of which allocates, locks or touches shared state.
+    // is allowed. It makes raw system calls (sigaction through `signal`, prctl, getppid) and builds
+    // an `io::Error` from an errno, none of which allocates, locks or touches shared state.
     unsafe {
         command.pre_exec(move || {
+            // SIGKILL cannot be caught, nor its disposition changed.
+            if signal != Signal::KILL
+                && libc::signal(signal.as_raw(), libc::SIG_DFL) == libc::SIG_ERR
+            {
+                return Err(io::Error::last_os_error());
+            }
             rustix::process::set_parent_process_death_signal(Some(signal))?;
             // servo died between fork and prctl: the signal would never come.
             if rustix::process::getppid() != Some(parent) {

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::shared::check_declared_units;
 use super::{CommandResult, Exit, Globals, with_connectors};
 use crate::output::{Render, Table, emit};
 use servo_core::connector::Registry;
@@ -52,6 +53,8 @@ impl Render for Report {
 
 pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let assembly = globals.load_one(registry)?;
+    // Before anything runs: an SLO whose bound cannot be compared with its metric fails any check.
+    check_declared_units(&assembly, &globals.config_file).await?;
     let checks = with_connectors(&assembly, async |bus, cx| Ok(bus.check(cx).await?)).await?;
     let checks: Vec<Check> = checks
         .into_iter()

@@ -2,9 +2,13 @@
 //! CLI errors. Commands import from here, never from one another.
 
 use super::{CliError, Globals};
+use crate::bus::Bus;
+use crate::config::{Assembly, OptimizerSettings};
 use crate::study::journal::Journal;
-use crate::study::{self, StudyError, Summary};
-use servo_core::connector::Registry;
+use crate::study::objective::Expr;
+use crate::study::{self, Goal, StudyError, Summary};
+use servo_core::connector::{EventContext, Registry};
+use servo_core::types::{Description, Metric};
 
 /// Loads the journaled study of the config's servo.
 pub(super) async fn load_summary(
@@ -50,7 +54,15 @@ pub(super) fn into_cli(e: StudyError) -> CliError {
     match e {
         StudyError::Config { message, hint } => CliError::Usage { message, hint },
         StudyError::Bus(b) => CliError::Bus(b),
-        e @ (StudyError::Journal(_) | StudyError::Stopped { .. }) => {
+        // A config problem found mid-study is still a config problem (exit 2).
+        StudyError::Stopped { error, left_on } if matches!(*error, StudyError::Config { .. }) => {
+            let hint = error.hint();
+            CliError::Usage {
+                message: format!("{error}\nthe application was put back on {left_on}"),
+                hint,
+            }
+        }
+        e @ (StudyError::Journal(_) | StudyError::Optimizer(_) | StudyError::Stopped { .. }) => {
             let hint = e.hint();
             CliError::Failure(with_hint(e.to_string(), hint))
         }
@@ -63,4 +75,53 @@ fn with_hint(message: String, hint: Option<String>) -> String {
         Some(hint) => format!("{message}\n  = help: {hint}"),
         None => message,
     }
+}
+
+/// The SLO unit check of `servo run` ([`Goal::check_units`]), before anything runs: against the
+/// units the mounted connectors declare for their metrics. A constraint on a name no connector
+/// declares (a setting, or a metric only a description reveals) is left to `servo run`, which
+/// checks it against the description before trial 0. Exit 2 naming the metric, both units and the
+/// fix.
+pub(super) async fn check_declared_units(
+    assembly: &Assembly,
+    file: &std::path::Path,
+) -> Result<(), CliError> {
+    let OptimizerSettings::Embedded(settings) = &assembly.optimizer else {
+        // A remote optimizer holds the SLOs, and checks them when the servo describes itself.
+        return Ok(());
+    };
+    if settings.objective.is_none() {
+        // Not a study (yet): `servo run` says what is missing.
+        return Ok(());
+    }
+    let goal = Goal::from_settings(settings).map_err(into_cli)?;
+    let metrics = Bus::new(&assembly.mounts)
+        .metrics_quiet(&EventContext::default())
+        .await
+        .unwrap_or_default();
+    check_units_declared(goal, metrics).map_err(|e| match into_cli(e) {
+        CliError::Usage { message, hint } => CliError::Usage {
+            message: format!("{}: {message}", file.display()),
+            hint,
+        },
+        other => other,
+    })
+}
+
+/// [`Goal::check_units`] against `metrics` alone: a constraint whose single metric is not among
+/// them keeps its bound unchecked (its unit is set aside), so that only what can be known is
+/// refused. With no metrics (`servo optimizer app create`), what remains is a unit on an
+/// expression, which no description can make right.
+pub(super) fn check_units_declared(mut goal: Goal, metrics: Vec<Metric>) -> Result<(), StudyError> {
+    for constraint in &mut goal.constraints {
+        if let Expr::Var(name) = &constraint.left
+            && !metrics.iter().any(|m| &m.name == name)
+        {
+            constraint.unit = None;
+        }
+    }
+    goal.check_units(&Description {
+        components: Vec::new(),
+        metrics,
+    })
 }

@@ -2,12 +2,14 @@
 
 use serde::Serialize;
 
+use super::shared::check_declared_units;
 use super::{CommandResult, Exit, Globals};
 use crate::config::OptimizerSettings;
 use crate::output::{Render, emit};
 use servo_core::connector::Registry;
 
-/// Check a config file: YAML syntax, mounts, every setting's type and unit, environment overrides.
+/// Check a config file: YAML syntax, mounts, every setting's type and unit, environment overrides,
+/// and the units of the SLOs' bounds against the units the connectors declare for their metrics.
 ///
 /// All problems are reported in one run, each with its file:line:column and key path. Nothing is
 /// contacted: this is safe to run in CI on every change of the config.
@@ -62,6 +64,9 @@ impl Render for Report {
 
 pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let assemblies = globals.load(registry)?;
+    for assembly in &assemblies {
+        check_declared_units(assembly, &globals.config_file).await?;
+    }
     let report = Report {
         valid: true,
         file: globals.config_file.display().to_string(),

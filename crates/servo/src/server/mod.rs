@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use crate::protocol::wire::EventName;
 use crate::study::journal::JournalError;
 use application::Application;
-use session::{Decision, Invalid, Known, Options, decide};
+use metrics::TrialChange;
+use session::{Decision, Invalid, Known, Options, Suggestion, Write, decide};
 use store::{Commit, Store};
 
 /// How often a request is decided again after losing a race before giving up with 503.
@@ -78,6 +79,12 @@ impl Server {
     pub fn last_contact(&self, application: i64) -> Option<f64> {
         let contacts = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
         contacts.get(&application).copied()
+    }
+
+    /// Starts the `/metrics` trial counts from the store's: the one time they are queried.
+    pub async fn count_trials(&self) -> Result<(), JournalError> {
+        self.metrics.set_trials(self.store.trial_counts().await?);
+        Ok(())
     }
 
     fn lock(&self, application: i64) -> Arc<tokio::sync::Mutex<()>> {
@@ -138,16 +145,22 @@ impl Server {
                         answer,
                         session,
                         writes,
-                    } => match self.store.commit(app, revision, *session, writes).await? {
-                        Commit::Done => return Ok(answer),
-                        Commit::Conflict => break,
-                    },
+                    } => {
+                        let changes: Vec<TrialChange> = writes.iter().map(trial_change).collect();
+                        match self.store.commit(app, revision, *session, writes).await? {
+                            Commit::Done => {
+                                self.metrics.record(&app.name, &changes);
+                                return Ok(answer);
+                            }
+                            Commit::Conflict => break,
+                        }
+                    }
                     Decision::Suggest { plan, goal } => {
-                        let algorithm = app.settings.algorithm;
+                        let (algorithm, risk) = (app.settings.algorithm, app.settings.risk);
                         let seed = app.settings.seed.unwrap_or(0);
                         let history = trials.clone();
                         let suggested = tokio::task::spawn_blocking(move || {
-                            let sampler = crate::study::sampler(algorithm);
+                            let sampler = crate::study::sampler(algorithm, risk);
                             crate::study::next_config(
                                 &plan,
                                 &goal,
@@ -157,16 +170,21 @@ impl Server {
                             )
                         })
                         .await;
-                        // A space the sampler refuses ends the study on what it has, loudly.
+                        // A sampler that fails stops the study, loudly, without ending it.
                         suggestion = Some(match suggested {
-                            Ok(Ok(config)) => config,
+                            Ok(Ok(Some(config))) => Suggestion::Config(config),
+                            Ok(Ok(None)) => Suggestion::Exhausted,
                             Ok(Err(e)) => {
-                                tracing::error!(application = %app.name, error = %e, "cannot suggest a configuration");
-                                None
+                                let reason = match e.hint() {
+                                    Some(hint) => format!("{e} ({hint})"),
+                                    None => e.to_string(),
+                                };
+                                tracing::error!(application = %app.name, error = %reason, "the optimizer cannot suggest a configuration; the study is stopped");
+                                Suggestion::Failed(reason)
                             }
                             Err(e) => {
-                                tracing::error!(application = %app.name, error = %e, "the optimizer failed");
-                                None
+                                tracing::error!(application = %app.name, error = %e, "the optimizer failed; the study is stopped");
+                                Suggestion::Failed(format!("the optimizer failed: {e}"))
                             }
                         });
                     }
@@ -174,6 +192,15 @@ impl Server {
             }
         }
         Err(ServeError::Busy)
+    }
+}
+
+/// How a write changes its application's trial counts.
+fn trial_change(write: &Write) -> TrialChange {
+    match write {
+        Write::NewStudy { .. } => TrialChange::NewStudy,
+        Write::BeginTrial { .. } => TrialChange::Began,
+        Write::FinishTrial(trial) => TrialChange::Ended(trial.state.as_str().to_string()),
     }
 }
 

@@ -63,6 +63,10 @@ pub struct Session {
     pub paused: Option<String>,
     /// The sampler has nothing left to try.
     pub exhausted: bool,
+    /// Why the optimizer could not suggest the next configuration (an invalid space, a panic in
+    /// the model): the study is stopped, not complete. Shown by `/best` and `servo optimizer app
+    /// list`; each `WHATS_NEXT` after the SLEEP tries again, and a suggestion clears it.
+    pub optimizer_error: Option<String>,
     /// The study ended and the final configuration was applied (or could not be).
     pub finished: bool,
     pub agent: Option<String>,
@@ -119,19 +123,28 @@ pub struct Known<'a> {
     pub trials: &'a [Trial],
 }
 
+/// What the sampler answered after a [`Decision::Suggest`].
+#[derive(Clone, Debug)]
+pub enum Suggestion {
+    Config(BTreeMap<String, ParamValue>),
+    /// Nothing left to try: the study is complete.
+    Exhausted,
+    /// The sampler failed; the reason is told to the servo and kept in the session.
+    Failed(String),
+}
+
 /// A request the protocol cannot accept: answered with HTTP 400 and this message.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Invalid(pub String);
 
-/// Decides what `event` does. `suggestion` is the sampler's answer after a [`Decision::Suggest`]
-/// (`Some(None)` when it has nothing left).
+/// Decides what `event` does. `suggestion` is the sampler's answer after a [`Decision::Suggest`].
 pub fn decide(
     known: &Known<'_>,
     mut session: Session,
     event: EventName,
     param: Option<Value>,
-    suggestion: Option<Option<BTreeMap<String, ParamValue>>>,
+    suggestion: Option<Suggestion>,
 ) -> Result<Decision, Invalid> {
     let Known {
         app,
@@ -243,7 +256,7 @@ fn whats_next(
     options: &Options,
     mut session: Session,
     trials: &[Trial],
-    suggestion: Option<Option<BTreeMap<String, ParamValue>>>,
+    suggestion: Option<Suggestion>,
 ) -> Result<Decision, Invalid> {
     if let Some(pending) = &session.pending {
         return Ok(Decision::Answer(pending.to_json()));
@@ -325,12 +338,24 @@ fn whats_next(
     }
     let config = match suggestion {
         None => return Ok(Decision::Suggest { plan, goal }),
-        Some(None) => {
+        Some(Suggestion::Exhausted) => {
             session.exhausted = true;
             return finish_now(session);
         }
-        Some(Some(config)) => config,
+        Some(Suggestion::Failed(reason)) => {
+            // Not the end of the study: sleep on it, describe again (the servo's settings may
+            // have been fixed meanwhile) and ask the sampler again.
+            let told = format!(
+                "the optimizer could not suggest the next configuration: {reason}; the study is \
+                 stopped until it can, and tries again after this sleep"
+            );
+            session.optimizer_error = Some(reason);
+            session.description = None;
+            return commit(sleep(options, &told), session, Vec::new());
+        }
+        Some(Suggestion::Config(config)) => config,
     };
+    session.optimizer_error = None;
     // The very first trial measures the application as it is; any later one adjusts first, the
     // baseline included (a failed trial may have left the application elsewhere).
     let (cmd, param) = if trials.is_empty() && config == plan.baseline {
@@ -508,6 +533,7 @@ fn result(
                             session.adjusted = None;
                             session.exhausted = false;
                             session.finished = false;
+                            session.optimizer_error = None;
                         }
                         session.description = Some(descriptor);
                     }

@@ -244,7 +244,7 @@ fn json_body(headers: &HeaderMap) -> Result<(), ApiError> {
 #[derive(Serialize)]
 struct FleetEntry {
     application: String,
-    /// `no study`, `running`, `paused`, `blocked`, `complete`.
+    /// `no study`, `running`, `paused`, `error` (the optimizer failed), `blocked`, `complete`.
     state: &'static str,
     reason: Option<String>,
     trials_done: usize,
@@ -287,15 +287,21 @@ async fn entry(
         .as_ref()
         .and_then(|s| s.baseline.as_ref())
         .and_then(|t| t.objective);
-    let last_error = session.blocked.clone().or_else(|| {
-        trials
-            .iter()
-            .filter(|t| t.error.is_some())
-            .max_by_key(|t| t.number)
-            .and_then(|t| t.error.clone().map(|e| format!("trial {}: {e}", t.number)))
-    });
+    let last_error = session
+        .optimizer_error
+        .clone()
+        .or_else(|| session.blocked.clone())
+        .or_else(|| {
+            trials
+                .iter()
+                .filter(|t| t.error.is_some())
+                .max_by_key(|t| t.number)
+                .and_then(|t| t.error.clone().map(|e| format!("trial {}: {e}", t.number)))
+        });
     let (state, reason) = if let Some(reason) = &session.paused {
         ("paused", Some(reason.clone()))
+    } else if let Some(reason) = &session.optimizer_error {
+        ("error", Some(reason.clone()))
     } else if let Some(reason) = &session.blocked {
         ("blocked", Some(reason.clone()))
     } else if session.finished {

@@ -39,11 +39,16 @@ pub enum StudyError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Bus(#[from] BusError),
-    /// The journal failed (`error`) after the study had begun changing the application, which was
-    /// then put back on a known configuration (`left_on`), as after an interruption.
+    /// The sampler failed (a panic in the model): nothing is wrong with the journal, which a next
+    /// run resumes.
+    #[error("the optimizer could not suggest the next configuration: {0}")]
+    Optimizer(String),
+    /// The study stopped on `error` (the journal or the optimizer failed) after it had begun
+    /// changing the application, which was then put back on a known configuration (`left_on`), as
+    /// after an interruption.
     #[error("{error}\nthe application was put back on {left_on}")]
     Stopped {
-        error: JournalError,
+        error: Box<StudyError>,
         left_on: String,
     },
 }
@@ -55,6 +60,10 @@ impl StudyError {
             StudyError::Config { hint, .. } => hint.clone(),
             StudyError::Journal(e) => e.hint(),
             StudyError::Bus(_) => None,
+            StudyError::Optimizer(_) => Some(
+                "every finished trial is in the journal: run servo again to resume the study"
+                    .into(),
+            ),
             StudyError::Stopped { error, .. } => error.hint(),
         }
     }
@@ -64,10 +73,11 @@ impl StudyError {
 enum Halted {
     /// Before any trial began: the application is as servo found it.
     Before(StudyError),
-    /// The journal failed once trials had begun, with what was journaled until then: enough to put
-    /// the application back on a known configuration before reporting the error.
-    Journal {
-        error: JournalError,
+    /// The journal or the optimizer failed once trials had begun, with what was journaled until
+    /// then: enough to put the application back on a known configuration before reporting the
+    /// error.
+    Midway {
+        error: StudyError,
         summary: Box<Summary>,
         plan: Plan,
     },
@@ -196,17 +206,20 @@ pub async fn run(
             s.elapsed_seconds = started.elapsed().as_secs_f64();
             Ok(s)
         }
-        // The journal failed mid-study (a full disk, say): the application is on the
-        // configuration of a trial that may not even be journaled. Leave it where an interruption
-        // would: on the best journaled trial, or the baseline.
-        Err(Halted::Journal {
+        // The journal failed mid-study (a full disk, say), or the optimizer did: the application
+        // is on the configuration of a trial that may not even be journaled. Leave it where an
+        // interruption would: on the best journaled trial, or the baseline.
+        Err(Halted::Midway {
             error,
             mut summary,
             plan,
         }) => {
             summary.interrupted = true;
             let left_on = finish(settings, &bus, &summary, &plan, &calm).await;
-            Err(StudyError::Stopped { error, left_on })
+            Err(StudyError::Stopped {
+                error: Box::new(error),
+                left_on,
+            })
         }
         Err(Halted::Before(error)) => Err(error),
     };
@@ -293,13 +306,13 @@ async fn drive(
             interrupted,
         });
     }
-    let sampler = sampler_at(settings.algorithm, settings.risk);
+    let sampler = sampler(settings.algorithm, settings.risk);
     let seed = settings.seed.unwrap_or(0);
     let control = trial_control(settings);
     let deadline = settings.max_duration.map(|d| Instant::now() + d.as_std());
     // Once trials have begun, a journal that fails must not leave the application on whatever it
     // was last adjusted to: `run` puts it back on a journaled configuration first.
-    let halt = |error: JournalError, trials: &[Trial], plan: &Plan| Halted::Journal {
+    let halt = |error: StudyError, trials: &[Trial], plan: &Plan| Halted::Midway {
         error,
         summary: Box::new(Summary::from_trials(
             &study,
@@ -315,13 +328,18 @@ async fn drive(
             tracing::info!("optimizer.max_duration reached");
             break;
         }
-        let config = match next_config(&plan, goal, &trials, sampler.as_ref(), seed)? {
-            Some(config) => config,
-            None => break,
+        let config = match next_config(&plan, goal, &trials, sampler.as_ref(), seed) {
+            Ok(Some(config)) => config,
+            Ok(None) => break,
+            Err(e) if trials.is_empty() => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "the optimizer failed; stopping the study");
+                return Err(halt(e, &trials, &plan));
+            }
         };
         let number = match journal.begin(&study, &config).await {
             Ok(number) => number,
-            Err(e) => return Err(halt(e, &trials, &plan)),
+            Err(e) => return Err(halt(e.into(), &trials, &plan)),
         };
         let adjustments = plan.adjustments(&config);
         on_progress(Progress::TrialStarted {
@@ -362,7 +380,7 @@ async fn drive(
                 trial.state = TrialState::Interrupted;
                 trial.error = Some("interrupted by a signal".into());
                 if let Err(e) = journal.finish(&study, &trial).await {
-                    return Err(halt(e, &trials, &plan));
+                    return Err(halt(e.into(), &trials, &plan));
                 }
                 trials.push(trial);
                 let mut summary =
@@ -376,7 +394,7 @@ async fn drive(
             }
         }
         if let Err(e) = journal.finish(&study, &trial).await {
-            return Err(halt(e, &trials, &plan));
+            return Err(halt(e.into(), &trials, &plan));
         }
         trials.push(trial.clone());
         let best = best_trial(&trials, goal.maximize).and_then(|t| t.objective);
@@ -393,13 +411,8 @@ async fn drive(
     ))
 }
 
-/// The sampler an algorithm names, at the default risk.
-pub fn sampler(algorithm: Algorithm) -> Box<dyn Sampler> {
-    sampler_at(algorithm, Risk::default())
-}
-
 /// The sampler an algorithm names, taking the given risk of breaching a constraint.
-pub fn sampler_at(algorithm: Algorithm, risk: Risk) -> Box<dyn Sampler> {
+pub fn sampler(algorithm: Algorithm, risk: Risk) -> Box<dyn Sampler> {
     match algorithm {
         Algorithm::Bayesian => Box::new(Bayesian::with_risk(risk.into())),
         Algorithm::Random => Box::new(RandomSearch),
@@ -435,7 +448,20 @@ pub fn next_config(
         .iter()
         .filter_map(|t| observation(plan, goal, t))
         .collect();
-    match sampler.suggest(&plan.space, &history, seed) {
+    // A panic in the model is a bug, but it must not take servo (or the optimizer server's worker)
+    // down with it: it is an error like any other, and the journal stays resumable.
+    let suggested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sampler.suggest(&plan.space, &history, seed)
+    }))
+    .map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        StudyError::Optimizer(format!("the sampler panicked ({what})"))
+    })?;
+    match suggested {
         Ok(values) => Ok(Some(plan.named(values))),
         Err(e @ SuggestError::Exhausted { .. }) => {
             tracing::warn!(error = %e, "the optimizer has nothing left to suggest");
@@ -537,5 +563,51 @@ async fn finish(
         Ok(Ok(_)) => done,
         Ok(Err(e)) => format!("unknown: applying the {label} configuration failed: {e}"),
         Err(_) => format!("unknown: applying the {label} configuration timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use servo_core::types::{Component, Description, Setting};
+    use servo_optimizer::{Observation, Space};
+
+    /// A sampler with a bug.
+    struct Panicking;
+
+    impl Sampler for Panicking {
+        fn suggest(
+            &self,
+            _space: &Space,
+            _history: &[Observation],
+            _seed: u64,
+        ) -> Result<Vec<ParamValue>, SuggestError> {
+            panic!("the model diverged");
+        }
+    }
+
+    #[test]
+    fn a_panic_in_the_sampler_is_an_optimizer_error_that_names_it() {
+        let description = Description {
+            components: vec![Component::new(
+                "web",
+                vec![Setting::int("workers", 1, 4, 1)],
+            )],
+            metrics: Vec::new(),
+        };
+        let plan = Plan::from_description(&description);
+        let settings = EmbeddedOptimizer {
+            objective: Some(crate::config::optimizer::Objective::Minimize(
+                "web.workers".into(),
+            )),
+            ..EmbeddedOptimizer::default()
+        };
+        let goal = Goal::from_settings(&settings).expect("a goal");
+        let error = next_config(&plan, &goal, &[], &Panicking, 0).expect_err("an error");
+        assert!(
+            matches!(&error, StudyError::Optimizer(m) if m.contains("the model diverged")),
+            "{error}"
+        );
+        assert!(error.hint().is_some_and(|h| h.contains("resume")));
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::StoreArg;
+use crate::cli::shared::check_units_declared;
 use crate::cli::{CliError, CommandResult, Exit, Globals};
 use crate::config::optimizer::{Algorithm, EmbeddedOptimizer, Objective, OnFinish};
 use crate::output::{Render, Table, emit};
@@ -189,11 +190,14 @@ fn settings_of(create: &Create) -> Result<EmbeddedOptimizer, CliError> {
     if settings.trials == 0 {
         return Err(CliError::usage("--trials must be at least 1"));
     }
-    // The same checks `servo run` makes before its first trial.
-    Goal::from_settings(&settings).map_err(|e| match e {
+    // The same checks `servo run` makes before its first trial, as far as they go without the
+    // servo's description (which the server checks when it arrives): a unit on an expression.
+    let to_cli = |e| match e {
         crate::study::StudyError::Config { message, hint } => CliError::Usage { message, hint },
         other => CliError::Failure(other.to_string()),
-    })?;
+    };
+    let goal = Goal::from_settings(&settings).map_err(to_cli)?;
+    check_units_declared(goal, Vec::new()).map_err(to_cli)?;
     Ok(settings)
 }
 
@@ -287,6 +291,8 @@ struct Listed {
     constraints: Vec<String>,
     trials: u32,
     created_at: f64,
+    /// Why its study is stopped: the optimizer could not suggest a configuration.
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -297,13 +303,14 @@ impl Render for Applications {
         if self.0.is_empty() {
             return "no applications (add one with `servo optimizer app create ORG/APP`)\n".into();
         }
-        let mut table = Table::new(["APPLICATION", "OBJECTIVE", "CONSTRAINTS", "TRIALS"]);
+        let mut table = Table::new(["APPLICATION", "OBJECTIVE", "CONSTRAINTS", "TRIALS", "ERROR"]);
         for a in &self.0 {
             table.row([
                 a.name.clone(),
                 a.objective.clone(),
                 a.constraints.join("; "),
                 a.trials.to_string(),
+                a.error.clone().unwrap_or_default(),
             ]);
         }
         table.render()
@@ -312,12 +319,21 @@ impl Render for Applications {
 
 async fn run_list(list: List, globals: &Globals) -> CommandResult {
     let store = list.store.open().await?;
-    let applications = store.applications().await;
+    let applications = async {
+        let mut listed = Vec::new();
+        for application in store.applications().await? {
+            let (_, session) = store.session(application.id).await?;
+            listed.push((application, session.optimizer_error));
+        }
+        Ok::<_, crate::study::journal::JournalError>(listed)
+    }
+    .await;
     store.close().await;
     let applications = applications.map_err(|e| CliError::Failure(e.to_string()))?;
     let listed = applications
         .into_iter()
-        .map(|a| Listed {
+        .map(|(a, error)| Listed {
+            error,
             objective: match &a.settings.objective {
                 Some(Objective::Minimize(e)) => format!("minimize {e}"),
                 Some(Objective::Maximize(e)) => format!("maximize {e}"),

@@ -78,6 +78,10 @@ pub async fn run(args: Args, _globals: &Globals) -> CommandResult {
         server = server.with_operator_token(token);
     }
     let server = Arc::new(server);
+    server
+        .count_trials()
+        .await
+        .map_err(|e| CliError::Failure(e.to_string()))?;
     let stop = interrupt_token();
     let result = serve(server.clone(), args.listen, max_body, stop, |addr| {
         // The first line on stdout, so scripts (and tests) can learn a picked port.
