@@ -227,6 +227,35 @@ fn check_with_no_checks_passes() {
 }
 
 #[test]
+fn check_honours_the_checks_filters_as_run_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("servo.yaml");
+    // Nothing listens on port 9: vegeta's target check fails.
+    let write = |checks: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "vegeta:\n  rate: 10/1s\n  target: GET http://127.0.0.1:9/\n  timeout: 1s\n{checks}"
+            ),
+        )
+        .expect("config");
+    };
+    write("");
+    let (code, stdout, stderr) = run(&config, &["check"]);
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    for filtered_out in [
+        "checks:\n  connectors: [prometheus]\n",
+        "checks:\n  name: [/^no such check/]\n",
+    ] {
+        write(filtered_out);
+        let (code, stdout, stderr) = run(&config, &["check", "-o", "json"]);
+        assert_eq!(code, 0, "{filtered_out}: {stdout}{stderr}");
+        let report: Value = serde_json::from_str(&stdout).expect("json");
+        assert_eq!(report["checks"], serde_json::json!([]), "{filtered_out}");
+    }
+}
+
+#[test]
 fn version_and_completions_work() {
     let out = servo()
         .args(["version", "-o", "json"])

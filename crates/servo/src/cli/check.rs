@@ -56,13 +56,13 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
     // Before anything runs: an SLO whose bound cannot be compared with its metric fails any check.
     check_declared_units(&assembly, &globals.config_file).await?;
     let checks = with_connectors(&assembly, async |bus, cx| Ok(bus.check(cx).await?)).await?;
+    // The same filters and halting rule as `servo run`'s checks (`checks.connectors`, `name`,
+    // `id`, `tag`, `skip`, `halt_on`).
     let checks: Vec<Check> = checks
         .into_iter()
-        .filter(|c| !assembly.checks.skip.contains(&c.name))
+        .filter(|c| assembly.checks.selects(c))
         .collect();
-    let halting = checks
-        .iter()
-        .any(|c| !c.success && c.severity >= assembly.checks.halt_on);
+    let halting = checks.iter().any(|c| assembly.checks.halts(c));
     emit(
         globals.format,
         &Report {
