@@ -322,7 +322,8 @@ pub(super) fn default_cpu_step() -> Cpu {
     Cpu::from_millicores(125)
 }
 
-/// Range of the container's memory (`256Mi`, `4Gi`).
+/// Range of the container's memory (`256Mi`, `4Gi`, `128.0MiB`). A bare number is gibibytes, as in
+/// ServoX (`{min: 0.25, max: 4}` is 256Mi to 4Gi), never bytes.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemorySettings {
@@ -336,11 +337,16 @@ pub struct MemorySettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     /// Least memory the optimizer may choose.
+    #[serde(deserialize_with = "Memory::deserialize_servox")]
     pub min: Memory,
     /// Most memory the optimizer may choose.
+    #[serde(deserialize_with = "Memory::deserialize_servox")]
     pub max: Memory,
     /// Granularity of the choice.
-    #[serde(default = "default_memory_step")]
+    #[serde(
+        default = "default_memory_step",
+        deserialize_with = "Memory::deserialize_servox"
+    )]
     pub step: Memory,
     /// Described but never changed.
     #[serde(default)]

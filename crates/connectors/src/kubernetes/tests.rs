@@ -37,6 +37,19 @@ fn a_servox_section_loads_and_validates() {
 }
 
 #[test]
+fn a_bare_memory_number_is_gibibytes_as_in_servox() {
+    let mut section = servox_section();
+    section["deployments"][0]["containers"][0]["memory"] =
+        json!({"min": 0.25, "max": 4, "step": "128.0MiB"});
+    let s = settings(section);
+    let memory = &s.deployments[0].containers[0].memory;
+    assert_eq!(memory.min, Memory::from_bytes(256 << 20));
+    assert_eq!(memory.max, Memory::from_bytes(4 << 30));
+    assert_eq!(memory.step, Memory::from_bytes(128 << 20));
+    assert!(s.validate().is_empty(), "{:?}", s.validate());
+}
+
+#[test]
 fn cost_prices_requested_resources_times_replicas() {
     let deployment: Deployment = serde_json::from_value(json!({"spec": {"replicas": 3,
         "selector": {}, "template": {"spec": {"containers": [
