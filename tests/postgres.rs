@@ -86,12 +86,15 @@ fn migrations_apply_once_when_journals_open_an_empty_database_together() {
     });
     assert_eq!(
         pg.query("SELECT version FROM servo_schema ORDER BY version"),
-        "1\n2",
+        (1..=servo::study::journal::SCHEMA_VERSION)
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
         "each migration recorded exactly once"
     );
     assert_eq!(
         pg.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"),
-        "applications\nservo_schema\nsessions\nstudies\ntrials"
+        "applications\naudit\noperators\nservo_schema\nsessions\nstudies\ntrials"
     );
 
     // A database a newer servo migrated is refused, not misread.
