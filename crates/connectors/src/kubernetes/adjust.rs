@@ -3,7 +3,7 @@
 
 use super::client::{Client, WorkloadKind, as_deployment};
 use super::rollout::{self, State};
-use super::settings::{FailureMode, Requirement};
+use super::settings::{ContainerSettings, FailureMode, Requirement};
 use super::{Kubernetes, MAX_READ_ERRORS, Target, Unhealthy, component_name, pause};
 use futures_util::{StreamExt, stream};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -97,6 +97,71 @@ impl Rollout {
     }
 }
 
+/// What one adjustment of a container's component asks for: read here once, for the rollout and
+/// the tuning-pod strategies alike.
+pub(super) enum Wanted<'a> {
+    /// A quantity of `resource` (`cpu` or `memory`) for the requirements in `set`.
+    Resource {
+        resource: &'static str,
+        quantity: String,
+        set: &'a [Requirement],
+    },
+    Replicas(u64),
+    /// An environment variable and its text.
+    Env {
+        variable: String,
+        value: String,
+    },
+}
+
+/// Reads adjustment `a` of container `c` (component `component`): cpu in cores, memory in GiB,
+/// replicas a whole number, or one of its env settings.
+pub(super) fn wanted<'a>(
+    a: &Adjustment,
+    c: &'a ContainerSettings,
+    component: &str,
+) -> Result<Wanted<'a>, ConnectorError> {
+    let number = || {
+        a.value
+            .as_f64()
+            .filter(|n| n.is_finite())
+            .ok_or_else(|| ConnectorError::invalid(format!("{a}: expected a number")))
+    };
+    let invalid = |e: servo_core::units::UnitError| ConnectorError::invalid(format!("{a}: {e}"));
+    Ok(match a.setting.as_str() {
+        "cpu" => Wanted::Resource {
+            resource: "cpu",
+            quantity: Cpu::from_cores(number()?).map_err(invalid)?.to_string(),
+            set: &c.cpu.set,
+        },
+        "mem" | "memory" => Wanted::Resource {
+            resource: "memory",
+            quantity: Memory::from_gib(number()?).map_err(invalid)?.to_string(),
+            set: &c.memory.set,
+        },
+        "replicas" => {
+            let n = number()?;
+            if n.fract() != 0.0 || n < 0.0 || n > f64::from(u32::MAX) {
+                return Err(ConnectorError::invalid(format!(
+                    "{a}: replicas must be a whole number ≥ 0"
+                )));
+            }
+            Wanted::Replicas(n as u64)
+        }
+        other => {
+            let Some(e) = c.env.iter().find(|e| e.name == other) else {
+                return Err(ConnectorError::invalid(format!(
+                    "component `{component}` has no setting `{other}`"
+                )));
+            };
+            Wanted::Env {
+                variable: e.variable().to_string(),
+                value: e.text(&a.value),
+            }
+        }
+    })
+}
+
 impl Kubernetes {
     /// The strategic-merge patch for one deployment's adjustments, or `None` when none address it.
     pub(super) fn patch_for(
@@ -113,40 +178,24 @@ impl Kubernetes {
             let mut limits = serde_json::Map::new();
             let mut env = Vec::new();
             for a in adjustments.iter().filter(|a| a.component == name) {
-                let number = || {
-                    a.value
-                        .as_f64()
-                        .filter(|n| n.is_finite())
-                        .ok_or_else(|| ConnectorError::invalid(format!("{a}: expected a number")))
-                };
-                let (quantity, resource, set) = match a.setting.as_str() {
-                    "cpu" => {
-                        let cpu = Cpu::from_cores(number()?)
-                            .map_err(|e| ConnectorError::invalid(format!("{a}: {e}")))?;
-                        (cpu.to_string(), "cpu", &c.cpu.set)
-                    }
-                    "mem" | "memory" => {
-                        let mem = Memory::from_gib(number()?)
-                            .map_err(|e| ConnectorError::invalid(format!("{a}: {e}")))?;
-                        (mem.to_string(), "memory", &c.memory.set)
-                    }
-                    "replicas" if i == 0 => {
-                        let n = number()?;
-                        if n.fract() != 0.0 || n < 0.0 || n > f64::from(u32::MAX) {
-                            return Err(ConnectorError::invalid(format!(
-                                "{a}: replicas must be a whole number ≥ 0"
-                            )));
-                        }
-                        replicas = Some(n as u64);
+                let (quantity, resource, set) = match wanted(a, c, &name)? {
+                    Wanted::Resource {
+                        resource,
+                        quantity,
+                        set,
+                    } => (quantity, resource, set),
+                    // Replicas belong to the workload: its first container's component has them.
+                    Wanted::Replicas(n) if i == 0 => {
+                        replicas = Some(n);
                         continue;
                     }
-                    other => {
-                        let Some(e) = c.env.iter().find(|e| e.name == other) else {
-                            return Err(ConnectorError::invalid(format!(
-                                "component `{name}` has no setting `{other}`"
-                            )));
-                        };
-                        env.push(json!({"name": e.variable(), "value": e.text(&a.value)}));
+                    Wanted::Replicas(_) => {
+                        return Err(ConnectorError::invalid(format!(
+                            "component `{name}` has no setting `replicas`"
+                        )));
+                    }
+                    Wanted::Env { variable, value } => {
+                        env.push(json!({"name": variable, "value": value}));
                         continue;
                     }
                 };

@@ -10,6 +10,7 @@
 //! setting pinned, replicas 0..99999 read from the Deployment) and the tuning one (the strategy's
 //! `alias` or `<deployment>/<container>-tuning`, replicas 0..1 pinned).
 
+use super::adjust::{Wanted, wanted};
 use super::client::Client;
 use super::rollout;
 use super::settings::{ContainerSettings, DeploymentSettings, FailureMode, Requirement};
@@ -26,7 +27,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher::{self, Event, watcher};
 use servo_core::ConnectorError;
 use servo_core::types::{Adjustment, Component, Setting};
-use servo_core::units::{Cpu, Duration, Memory};
+use servo_core::units::Duration;
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -238,35 +239,19 @@ impl Kubernetes {
             .unwrap_or_default();
         let mut env = Vec::new();
         for a in mine {
-            let number = || {
-                a.value
-                    .as_f64()
-                    .filter(|n| n.is_finite())
-                    .ok_or_else(|| ConnectorError::invalid(format!("{a}: expected a number")))
-            };
-            let (quantity, resource, set) = match a.setting.as_str() {
-                "cpu" => {
-                    let cpu = Cpu::from_cores(number()?)
-                        .map_err(|e| ConnectorError::invalid(format!("{a}: {e}")))?;
-                    (cpu.to_string(), "cpu", &c.cpu.set)
-                }
-                "mem" | "memory" => {
-                    let mem = Memory::from_gib(number()?)
-                        .map_err(|e| ConnectorError::invalid(format!("{a}: {e}")))?;
-                    (mem.to_string(), "memory", &c.memory.set)
-                }
-                "replicas" => {
+            let (quantity, resource, set) = match wanted(a, c, &tuning)? {
+                Wanted::Resource {
+                    resource,
+                    quantity,
+                    set,
+                } => (quantity, resource, set),
+                Wanted::Replicas(_) => {
                     return Err(ConnectorError::invalid(format!(
                         "{a}: a tuning Pod is one replica (the setting is pinned)"
                     )));
                 }
-                other => {
-                    let Some(e) = c.env.iter().find(|e| e.name == other) else {
-                        return Err(ConnectorError::invalid(format!(
-                            "component `{tuning}` has no setting `{other}`"
-                        )));
-                    };
-                    env.push((e.variable().to_string(), e.text(&a.value)));
+                Wanted::Env { variable, value } => {
+                    env.push((variable, value));
                     continue;
                 }
             };
