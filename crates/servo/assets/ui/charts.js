@@ -412,5 +412,5 @@
     return update;
   }
 
-  global.ServoCharts = { mount, human, sig, scaleFor, csv };
+  global.ServoCharts = { mount, human, sig, scaleFor, csv, el };
 })(window);

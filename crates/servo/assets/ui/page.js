@@ -1,17 +1,9 @@
 // What the server's pages share: the logout button, calls to the UI's API, the audit log, times.
+// Loaded after charts.js, whose element builder it uses.
 'use strict';
 
 (function (global) {
-  function el(tag, attrs, children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === 'text') node.textContent = v;
-      else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-      else node.setAttribute(k, v);
-    }
-    for (const child of children || []) node.append(child);
-    return node;
-  }
+  const { el } = global.ServoCharts;
 
   // `GET` (with the ETag of the last answer, so an unchanged document costs a 304) or `POST` JSON.
   const etags = new Map();

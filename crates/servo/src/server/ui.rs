@@ -120,7 +120,7 @@ const LOGIN: &str = r#"<main><form class="login" id="login"><h1>servo optimizer<
 async fn fleet_page(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
     let body = r#"<header class="top"><h1>servo optimizer</h1><span class="muted">fleet</span><nav><button type="button" id="logout">Log out</button></nav></header>
 <main><div id="fleet" aria-live="polite"></div><h2>Audit log</h2><div id="audit"></div></main>
-<script src="/ui/assets/page.js"></script><script src="/ui/assets/charts.js"></script><script src="/ui/assets/fleet.js"></script>"#;
+<script src="/ui/assets/charts.js"></script><script src="/ui/assets/page.js"></script><script src="/ui/assets/fleet.js"></script>"#;
     page(&server, &headers, "fleet", body.to_string()).await
 }
 
