@@ -30,7 +30,7 @@ mod live;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -57,12 +57,6 @@ fn states(trials: &[Value]) -> Vec<&str> {
         .iter()
         .map(|t| t["state"].as_str().unwrap_or("?"))
         .collect()
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
 }
 
 /// How many `/work` requests the demo app on `port` has answered 200 (its Prometheus counter), or
@@ -131,7 +125,7 @@ vegeta:
 #[test]
 fn a_target_killed_mid_measurement_fails_its_trial_and_the_next_trial_restarts_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
+    let port = common::free_port();
     let config = demo_study(dir.path(), port);
     let started = Instant::now();
     // No pre-flight checks: vegeta's check sends one request to /work, and the first request the

@@ -17,7 +17,7 @@ mod common;
 mod live;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -104,12 +104,6 @@ impl Moment {
             Moment::ServingLoadAgain => second.is_some() && requests_served(port) > 0,
         }
     }
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
 }
 
 /// `GET path` on the app: its status and body, `None` when it does not answer.
@@ -243,7 +237,7 @@ impl Drop for Cell {
 /// Runs the study, SIGKILLs servo at `moment` and asserts that nothing it started survives.
 fn kill_servo_at(moment: Moment) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
+    let port = common::free_port();
     let config = study(dir.path(), port);
     let stderr = dir.path().join("servo.log");
     let marker = format!("{}-{moment:?}", std::process::id());
@@ -379,7 +373,7 @@ enum Stage {
 /// `servo demo-app` with its stdout and stderr closed, as a SIGKILLed servo leaves them: SIGTERM at
 /// `stage` must end it (it used to panic writing "received SIGTERM" and serve on, orphaned).
 fn demo_app_ends_on_sigterm_when(stage: Stage) {
-    let port = free_port();
+    let port = common::free_port();
     let mut app = std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
         .args(["demo-app", "--port", &port.to_string()])
         .args(["--workers", "1", "--cache-mb", "128"])

@@ -15,7 +15,7 @@ mod http;
 #[path = "common/live.rs"]
 mod live;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,14 +24,6 @@ use serde_json::{Value, json};
 
 const TOKEN_WEB: &str = "web-token-0123456789abcdef";
 const TOKEN_API: &str = "api-token-0123456789abcdef";
-
-/// A free loopback port (bound then released: the server binds it again at once).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
     http::exchange(http::local(port), method, path, token, body)
@@ -151,7 +143,7 @@ fn bad_requests_get_4xx_with_a_reason_and_never_a_5xx() {
         TOKEN_API,
         &["--minimize", "main.cpu"],
     );
-    let port = free_port();
+    let port = common::free_port();
     let _server = start_server(dir.path(), &store, port, &["--max-body", "4Ki"]);
     let hello = json!({"event": "HELLO", "param": {"agent": "test"}, "servo_uid": null});
 
@@ -268,7 +260,7 @@ fn bad_requests_get_4xx_with_a_reason_and_never_a_5xx() {
 fn the_openapi_document_describes_every_route() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("optimizer.db");
-    let port = free_port();
+    let port = common::free_port();
     let _server = start_server(dir.path(), &store, port, &[]);
     let (status, text) = http(port, "GET", "/openapi.json", None, b"");
     assert_eq!(status, 200);
@@ -339,7 +331,7 @@ fn two_servos_finish_their_studies_across_a_server_crash_without_losing_or_repea
     ];
     create_app(dir.path(), &store, "web", TOKEN_WEB, &settings);
     create_app(dir.path(), &store, "api", TOKEN_API, &settings);
-    let port = free_port();
+    let port = common::free_port();
     let mut server = start_server(dir.path(), &store, port, &[]);
     let web = servo_config(dir.path(), "web", TOKEN_WEB, port);
     let api = servo_config(dir.path(), "api", TOKEN_API, port);

@@ -15,12 +15,6 @@ use std::time::{Duration, Instant};
 use common::{fixture, run};
 use serde_json::{Value, json};
 
-/// A port that was free a moment ago (the OS picked it); the child binds it again.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
-
 /// Whether a process has ended: gone from /proc, or a zombie (dead; its new parent reaps it).
 fn gone(pid: u64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -257,7 +251,7 @@ fn port_settings(ports: &[u16]) -> Value {
 
 #[test]
 fn describe_starts_the_process_with_its_baseline_and_stops_it() {
-    let port = free_port();
+    let port = common::free_port();
     let mut section =
         json!({ "settings": port_settings(&[port]), "env": { "APP_TAG": "port-{{ port }}" } });
     section["component"] = json!("web");
@@ -300,7 +294,7 @@ fn describe_starts_the_process_with_its_baseline_and_stops_it() {
 
 #[test]
 fn adjust_restarts_the_process_with_the_new_values() {
-    let (old_port, new_port) = (free_port(), free_port());
+    let (old_port, new_port) = (common::free_port(), common::free_port());
     let app = App::server(json!({ "settings": port_settings(&[old_port, new_port]) }));
     let assignment = format!("main.port={new_port}");
     let (code, stdout, stderr) = app.servo(&["adjust", &assignment, "-o", "json"]);
@@ -330,7 +324,7 @@ fn adjust_restarts_the_process_with_the_new_values() {
 
 #[test]
 fn restart_on_change_keeps_a_process_whose_command_line_did_not_change() {
-    let port = free_port();
+    let port = common::free_port();
     let settings = json!({ "port": { "type": "int", "min": port, "max": port, "value": port }, "spare": int_setting(1, 4, 1) });
     let app = App::server(json!({ "settings": settings }));
     let (code, _, stderr) = app.servo(&["adjust", "main.spare=2"]);
@@ -355,7 +349,7 @@ fn restart_on_change_keeps_a_process_whose_command_line_did_not_change() {
 
 #[test]
 fn a_process_that_exits_at_once_is_rejected_and_the_previous_values_restored() {
-    let port = free_port();
+    let port = common::free_port();
     let mut settings = port_settings(&[port]);
     settings["mode"] = json!({ "type": "enum", "values": ["ok", "crash"], "value": "ok" });
     let mut section = json!({ "settings": settings });
@@ -393,7 +387,7 @@ fn a_process_that_exits_at_once_is_rejected_and_the_previous_values_restored() {
 
 #[test]
 fn a_process_that_never_becomes_ready_times_out_quoting_its_output() {
-    let port = free_port();
+    let port = common::free_port();
     let section = json!({
         "settings": port_settings(&[port]),
         // Long enough for Python to start and print on a loaded machine, short enough for a test.
@@ -472,7 +466,7 @@ fn a_template_naming_an_unknown_setting_is_a_config_error_at_its_path() {
 
 #[test]
 fn check_reports_the_program_and_the_running_process() {
-    let port = free_port();
+    let port = common::free_port();
     let app = App::server(json!({ "settings": port_settings(&[port]) }));
     let (code, stdout, stderr) = app.servo(&["check", "-o", "json"]);
     assert_eq!(code, 0, "{stderr}");
@@ -491,7 +485,7 @@ fn check_reports_the_program_and_the_running_process() {
 
 #[test]
 fn measure_reports_cpu_and_memory_of_the_process() {
-    let port = free_port();
+    let port = common::free_port();
     let app = App::new(
         &["--port", "{{ port }}", "--mode", "busy", "--rss-mb", "64"],
         json!({
@@ -538,7 +532,7 @@ fn measure_reports_cpu_and_memory_of_the_process() {
 
 #[test]
 fn sigterm_to_servo_during_a_measurement_stops_the_process_group_and_exits_130() {
-    let port = free_port();
+    let port = common::free_port();
     let app = App::new(
         &["--port", "{{ port }}", "--grandchild"],
         json!({
@@ -570,7 +564,7 @@ fn sigterm_to_servo_during_a_measurement_stops_the_process_group_and_exits_130()
 
 #[test]
 fn the_process_dies_with_servo_even_when_servo_is_killed() {
-    let port = free_port();
+    let port = common::free_port();
     let app = App::server(json!({ "settings": port_settings(&[port]) }));
     let mut servo = Background::start(&app.config, &["measure", "--duration", "60s"]);
     servo.wait_for_line("measuring for", Duration::from_secs(30));

@@ -15,7 +15,7 @@ mod http;
 #[path = "common/live.rs"]
 mod live;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -27,13 +27,6 @@ const APP: &str = "/accounts/acme/applications/web";
 
 /// A float setting no grid of at most 1e12 points can step through.
 const FINE_STEP: f64 = 1e-12;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn request(port: u16, method: &str, path: &str, body: &Value) -> (u16, Value) {
     let body = if body.is_null() {
@@ -96,7 +89,7 @@ fn a_sampler_error_stops_the_servers_study_visibly_and_it_goes_on_once_fixed() {
         TOKEN,
         &["--minimize", "web.cpu", "--trials", "4", "--duration", "1s"],
     );
-    let port = free_port();
+    let port = common::free_port();
     let listen = format!("127.0.0.1:{port}");
     let store_arg = store.to_str().expect("utf-8 path");
     let args = [

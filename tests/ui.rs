@@ -20,7 +20,7 @@ mod http;
 #[path = "common/live.rs"]
 mod live;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -29,13 +29,6 @@ use live::Servo;
 use serde_json::Value;
 
 const APP_TOKEN: &str = "web-token-0123456789abcdef";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// `servo optimizer admin-token`: the operator token it prints once.
 fn operator_token(store: &Path) -> String {
@@ -72,7 +65,7 @@ fn server(dir: &Path) -> (Servo, u16, String) {
         ],
     );
     let operator = operator_token(&store);
-    let port = free_port();
+    let port = common::free_port();
     let listen = format!("127.0.0.1:{port}");
     let store = store.to_str().expect("utf-8 path").to_string();
     let args = [

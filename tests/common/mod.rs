@@ -187,3 +187,12 @@ pub fn report_data(html: &str) -> serde_json::Value {
     let end = html[start..].find("</script>").expect("the data ends") + start;
     serde_json::from_str(&html[start..end]).expect("the embedded data is JSON")
 }
+
+/// A loopback port that was free a moment ago (the OS picked it, then it was released so the server
+/// under test can bind it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
