@@ -1,6 +1,6 @@
 //! A fake Opsani/ServoX optimizer for end-to-end tests of `servo run` with a remote optimizer: it
 //! plays a scripted session and records every request, so a test can assert each one against the
-//! shapes of `/work/shared/optimizer-protocol.md`.
+//! shapes of the optimizer protocol (ServoX's `servo/api.py`).
 //!
 //! It is an axum server on 127.0.0.1:0 in its own thread and runtime (`common/background.rs`), owned
 //! by a guard that stops it on drop. Opt-in (`#[path = "common/fake_optimizer.rs"] mod
