@@ -349,3 +349,84 @@ async fn a_result_that_is_not_a_status_is_invalid() {
     assert!(matches!(err, ServeError::Invalid(_)), "{err}");
     assert!(err.to_string().contains("not a status"), "{err}");
 }
+
+/// Operator actions: a pause holds the servo in SLEEP (with the reason) after its command, resume
+/// lets the study go on, retiring keeps the pause and starts the conversation over, and each is
+/// audited.
+#[tokio::test]
+async fn an_operator_pauses_resumes_and_retires_a_study() {
+    use super::operator::Action;
+    let f = fixture("web.cpu", 10, OnFinish::Keep).await;
+    f.describe(4.0).await;
+    let baseline = f.next().await;
+    let reason = "paused for the release freeze".to_string();
+    f.server
+        .act(
+            &f.app,
+            "operator:test",
+            Action::Pause {
+                reason: reason.clone(),
+            },
+        )
+        .await
+        .expect("pause");
+    // The outstanding command is still the servo's to finish; then it sleeps with the reason.
+    assert_eq!(f.next().await["cmd_uid"], baseline["cmd_uid"]);
+    f.measure(&baseline, 50.0).await;
+    for _ in 0..2 {
+        let told = f.next().await;
+        assert_eq!(told["cmd"], "SLEEP", "{told}");
+        assert_eq!(told["param"]["data"]["reason"], reason.as_str(), "{told}");
+    }
+    assert_eq!(f.trials().await.len(), 1, "no trial starts while paused");
+
+    f.server
+        .act(&f.app, "operator:test", Action::Resume)
+        .await
+        .expect("resume");
+    let next = f.next().await;
+    assert_eq!(next["cmd"], "ADJUST", "{next}");
+    let study = f.study_id().await;
+
+    f.server
+        .act(
+            &f.app,
+            "operator:test",
+            Action::Pause {
+                reason: reason.clone(),
+            },
+        )
+        .await
+        .expect("pause");
+    f.server
+        .act(&f.app, "operator:test", Action::Retire)
+        .await
+        .expect("retire");
+    assert!(
+        f.server
+            .store
+            .current(&f.app)
+            .await
+            .expect("store")
+            .is_none(),
+        "the study {study} is retired"
+    );
+    let told = f.next().await;
+    assert_eq!(
+        told["cmd"], "SLEEP",
+        "the pause outlives the retired study: {told}"
+    );
+
+    let audit = f
+        .server
+        .audit_log(Some("acme/web"), 10)
+        .await
+        .expect("audit");
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["retire", "pause", "resume", "pause"],
+        "newest first"
+    );
+    assert!(audit.iter().all(|e| e.operator == "operator:test"));
+}
