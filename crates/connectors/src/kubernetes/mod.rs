@@ -55,7 +55,7 @@ use servo_core::units::{Cpu, Duration, Memory};
 use servo_core::{BuildConnector, Connector, ConnectorError, Event};
 use settings::{
     ContainerSettings, DeploymentSettings, FailureMode, Prices, Requirement, Settings, Strategy,
-    default_requirements,
+    component_name, default_requirements,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -121,12 +121,6 @@ const MAX_READ_ERRORS: u32 = 5;
 
 /// How long a watch waits before it starts again after an API error.
 const RETRY: std::time::Duration = std::time::Duration::from_millis(500);
-
-fn component_name(d: &DeploymentSettings, c: &ContainerSettings) -> String {
-    c.alias
-        .clone()
-        .unwrap_or_else(|| format!("{}/{}", d.name, c.name))
-}
 
 servo_core::register!(Kubernetes {
     name: "kubernetes",

@@ -1,7 +1,6 @@
 //! The `kubernetes` connector's settings (a ServoX `kubernetes:` section loads unchanged), their
 //! defaults and their validation.
 
-use super::component_name;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use servo_core::connector::ConnectorSettings;
@@ -622,7 +621,7 @@ impl ConnectorSettings for Settings {
                 let at = at.key("containers").index(j);
                 let mut components = vec![component_name(d, c)];
                 if d.strategy.kind() == Strategy::Canary {
-                    components.push(super::tuning::tuning_name(d, c));
+                    components.push(tuning_name(d, c));
                 }
                 for component in components {
                     if let Some(first) = names.insert(component.clone(), at.clone()) {
@@ -703,4 +702,19 @@ impl ConnectorSettings for Settings {
         }
         problems
     }
+}
+
+/// A container's component name: its `alias`, else `<deployment>/<container>`.
+pub(super) fn component_name(d: &DeploymentSettings, c: &ContainerSettings) -> String {
+    c.alias
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}", d.name, c.name))
+}
+
+/// The tuning component's name: the strategy's alias, else `<deployment>/<container>-tuning`.
+pub(super) fn tuning_name(d: &DeploymentSettings, c: &ContainerSettings) -> String {
+    d.strategy
+        .alias()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}/{}-tuning", d.name, c.name))
 }

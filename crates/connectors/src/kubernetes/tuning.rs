@@ -13,7 +13,7 @@
 use super::adjust::{Wanted, wanted};
 use super::client::Client;
 use super::rollout;
-use super::settings::{ContainerSettings, DeploymentSettings, FailureMode, Requirement};
+use super::settings::{ContainerSettings, FailureMode, Requirement, tuning_name};
 use super::{
     Kubernetes, Target, Unhealthy, component_name, container_names, container_settings,
     find_container, pause,
@@ -36,14 +36,6 @@ use tokio_util::sync::CancellationToken;
 pub const ROLE_LABEL: &str = "opsani_role";
 /// The annotation naming the component a tuning Pod tunes.
 pub const TUNING_FOR: &str = "opsani.com/opsani_tuning_for";
-
-/// The tuning component's name: the strategy's alias, else `<deployment>/<container>-tuning`.
-pub(super) fn tuning_name(d: &DeploymentSettings, c: &ContainerSettings) -> String {
-    d.strategy
-        .alias()
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}/{}-tuning", d.name, c.name))
-}
 
 /// The tuning Pod's name, as ServoX names it.
 pub fn pod_name(deployment: &str) -> String {

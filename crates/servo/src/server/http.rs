@@ -42,8 +42,6 @@ pub fn router(server: Arc<Server>, max_body: usize) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(server.clone(), track))
-        // The UI's routes stay out of the request metrics: their paths name applications.
-        .merge(super::ui::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(server)

@@ -5,6 +5,7 @@
 //! - [`store`]: applications, sessions and trials in SQLite or PostgreSQL, changed atomically.
 //! - [`session`]: what each protocol event does (pure, so it is tested without a server).
 //! - [`http`]: the axum routes: the protocol endpoint, the read API, health, metrics, OpenAPI.
+//! - [`ui`] and [`operator`]: the operators' web UI, their tokens, actions and audit log.
 
 pub mod application;
 pub mod http;
@@ -214,7 +215,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     ready(listener.local_addr()?);
-    let app = http::router(server, max_body);
+    // The UI's routes stay out of the request metrics (`http`'s route layer): their paths name
+    // applications.
+    let app = http::router(server.clone(), max_body).merge(ui::router(server));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await

@@ -28,7 +28,7 @@ const COOKIE: &str = "servo_operator";
 /// A login lasts this long; then the token is asked for again.
 const COOKIE_SECONDS: u64 = 12 * 3600;
 
-pub fn router() -> Router<Arc<Server>> {
+pub fn router(server: Arc<Server>) -> Router {
     Router::new()
         .route("/", get(fleet_page))
         .route("/ui/apps/{org}/{app}", get(app_page))
@@ -38,6 +38,7 @@ pub fn router() -> Router<Arc<Server>> {
         .route("/ui/api/fleet", get(fleet))
         .route("/ui/api/apps/{org}/{app}", get(application))
         .route("/ui/api/apps/{org}/{app}/{action}", post(act))
+        .with_state(server)
 }
 
 /// The operator a request comes from, by bearer token or cookie.

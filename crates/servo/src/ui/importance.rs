@@ -5,7 +5,6 @@
 
 use serde::Serialize;
 
-use super::view::Setting;
 use crate::study::journal::Trial;
 use crate::study::param_number;
 
@@ -22,9 +21,15 @@ pub struct Importance {
     pub share: f64,
 }
 
+/// A setting as importance sees it: its name, and whether its values are unordered choices.
+pub struct Factor<'a> {
+    pub name: &'a str,
+    pub categorical: bool,
+}
+
 /// One entry per setting, largest share first; empty when the study is too small or the objective
 /// never changed.
-pub fn of(settings: &[Setting], complete: &[&Trial]) -> Vec<Importance> {
+pub fn of(settings: &[Factor<'_>], complete: &[&Trial]) -> Vec<Importance> {
     let ys: Vec<f64> = complete.iter().filter_map(|t| t.objective).collect();
     if ys.len() < MIN_TRIALS || ys.len() != complete.len() {
         return Vec::new();
@@ -47,7 +52,7 @@ pub fn of(settings: &[Setting], complete: &[&Trial]) -> Vec<Importance> {
                 })
                 .sum();
             Importance {
-                setting: s.name.clone(),
+                setting: s.name.to_string(),
                 share: (between / total).clamp(0.0, 1.0),
             }
         })
@@ -57,13 +62,13 @@ pub fn of(settings: &[Setting], complete: &[&Trial]) -> Vec<Importance> {
 }
 
 /// The trials (indices into `complete`) in each group of a setting's values.
-fn groups(setting: &Setting, complete: &[&Trial]) -> Vec<Vec<usize>> {
+fn groups(setting: &Factor<'_>, complete: &[&Trial]) -> Vec<Vec<usize>> {
     if setting.categorical {
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
         for (i, t) in complete.iter().enumerate() {
             let key = t
                 .config
-                .get(&setting.name)
+                .get(setting.name)
                 .map(ToString::to_string)
                 .unwrap_or_default();
             match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -76,7 +81,7 @@ fn groups(setting: &Setting, complete: &[&Trial]) -> Vec<Vec<usize>> {
     let mut values: Vec<(f64, usize)> = complete
         .iter()
         .enumerate()
-        .filter_map(|(i, t)| Some((param_number(t.config.get(&setting.name)?)?, i)))
+        .filter_map(|(i, t)| Some((param_number(t.config.get(setting.name)?)?, i)))
         .collect();
     values.sort_by(|a, b| a.0.total_cmp(&b.0));
     // Equal values stay in one bin, so a setting tried at two values makes two groups, not four.
@@ -127,23 +132,15 @@ mod tests {
         }
     }
 
-    fn settings() -> Vec<Setting> {
+    fn settings() -> Vec<Factor<'static>> {
         vec![
-            Setting {
-                name: "x".into(),
+            Factor {
+                name: "x",
                 categorical: false,
-                choices: Vec::new(),
-                low: Some(0.0),
-                high: Some(10.0),
-                integer: false,
             },
-            Setting {
-                name: "colour".into(),
+            Factor {
+                name: "colour",
                 categorical: true,
-                choices: vec!["red".into(), "blue".into()],
-                low: None,
-                high: None,
-                integer: false,
             },
         ]
     }

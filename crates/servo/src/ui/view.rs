@@ -140,7 +140,16 @@ impl StudyView {
                 maximize: summary.maximize,
                 unit: objective_unit,
             },
-            importance: importance::of(&settings, &complete),
+            importance: importance::of(
+                &settings
+                    .iter()
+                    .map(|s| importance::Factor {
+                        name: &s.name,
+                        categorical: s.categorical,
+                    })
+                    .collect::<Vec<_>>(),
+                &complete,
+            ),
             settings,
             slos,
             trials: summary.trials.clone(),
