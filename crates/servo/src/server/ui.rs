@@ -15,13 +15,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::Server;
 use super::application::Application;
 use super::http::{ApiError, json_response, study_of};
 use super::operator::{Action, operator_name};
-use crate::study::best_trial;
+use crate::study::{Summary, best_trial};
 use crate::ui::{CHARTS_JS, CSS, ECHARTS, ECHARTS_LICENSE, ECHARTS_NOTICE, StudyView, escape};
 
 const COOKIE: &str = "servo_operator";
@@ -264,7 +264,7 @@ struct FleetEntry {
 async fn entry(
     server: &Server,
     app: &Application,
-) -> Result<(FleetEntry, Option<StudyView>), ApiError> {
+) -> Result<(FleetEntry, Option<Summary>), ApiError> {
     let (_, session) = server.store.session(app.id).await?;
     let summary = study_of(server, app).await.ok();
     let trials = summary
@@ -335,7 +335,7 @@ async fn entry(
         last_contact: server.last_contact(app.id),
         last_error,
     };
-    Ok((entry, summary.as_ref().map(StudyView::new)))
+    Ok((entry, summary))
 }
 
 async fn fleet(
@@ -374,9 +374,11 @@ async fn application(
 ) -> Result<Response, ApiError> {
     operator(&server, &headers).await?;
     let app = named(&server, &org, &app).await?;
-    let (entry, view) = entry(&server, &app).await?;
+    // Only this page draws the study: the fleet page reads the entry alone.
+    let (entry, summary) = entry(&server, &app).await?;
+    let view = summary.as_ref().map(StudyView::new);
     let audit = server.audit_log(Some(&app.name), 20).await?;
-    let body = json!({ "application": entry, "view": view, "audit": audit });
+    let body = json!({ "application": entry, "view": view, "audit": audit }).to_string();
     // Polling pages ask every few seconds: answer 304 when nothing changed.
     let tag = format!("\"{:016x}\"", fingerprint(&body));
     if headers
@@ -386,21 +388,22 @@ async fn application(
     {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
-    let mut response = json_response(StatusCode::OK, &body);
-    if let Ok(value) = HeaderValue::from_str(&tag) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    Ok(response)
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::ETAG, tag),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// A stable digest of a JSON document, for ETags (FNV-1a: no dependency, collisions harmless).
-fn fingerprint(value: &Value) -> u64 {
-    value
-        .to_string()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[derive(Deserialize, Default)]
