@@ -8,6 +8,7 @@ use servo_optimizer::{Domain, ParamValue};
 
 use super::importance;
 use crate::study::journal::{Trial, TrialState};
+use crate::study::objective::{Comparison, Constraint, Expr};
 use crate::study::{Breaches, Summary, best_trial, breaches};
 
 /// A study as the charts see it.
@@ -99,8 +100,7 @@ impl StudyView {
         let slos = summary
             .constraints
             .iter()
-            .enumerate()
-            .map(|(i, text)| slo(i, text, &complete))
+            .map(|text| slo(text, &complete))
             .collect();
         let objective_unit = complete
             .iter()
@@ -217,29 +217,35 @@ fn numeric(name: &str, low: f64, high: f64, integer: bool) -> Setting {
     }
 }
 
-/// The metric a constraint bounds and its limit, recovered from the journaled violation (reading
-/// minus limit for an upper bound), so the limit is in the metric's own unit whatever unit the
-/// constraint was written in.
-fn slo(index: usize, text: &str, complete: &[&Trial]) -> Slo {
-    let upper = !text.contains('>');
-    let metric = text
-        .split(['<', '>'])
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    let mut unit = String::new();
-    let limit = complete.iter().find_map(|t| {
-        let r = t.readings.get(&metric)?;
-        let v = t.constraints.get(index)?;
-        unit.clone_from(&r.unit);
-        Some(if upper { r.value - v } else { r.value + v })
-    });
+/// The metric a constraint bounds and its limit, in the metric's own unit whatever unit the bound
+/// was written in (the study's own parser and conversion, as the scores were computed).
+fn slo(text: &str, complete: &[&Trial]) -> Slo {
+    let Ok(constraint) = Constraint::parse(text) else {
+        // Journals hold only constraints that parsed when the study began; say nothing more.
+        return Slo {
+            text: text.to_string(),
+            metric: text.to_string(),
+            unit: String::new(),
+            limit: None,
+            upper: true,
+        };
+    };
+    let metric = constraint.left.to_string();
+    let unit = complete
+        .iter()
+        .find_map(|t| t.readings.get(&metric))
+        .map(|r| r.unit.clone());
     Slo {
         text: text.to_string(),
+        limit: match (&constraint.left, &unit) {
+            (Expr::Var(_), Some(unit)) => Some(constraint.bound_in(unit)),
+            _ => None,
+        },
+        unit: unit.unwrap_or_default(),
         metric,
-        unit,
-        limit,
-        upper,
+        upper: matches!(
+            constraint.comparison,
+            Comparison::Less | Comparison::LessEqual
+        ),
     }
 }
