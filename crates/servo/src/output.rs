@@ -14,6 +14,9 @@ pub enum Format {
     Yaml,
     /// Rows for spreadsheets; only where a command has rows (`servo trials`).
     Csv,
+    /// A Kubernetes ConfigMap holding the config, as ServoX's `config -f configmap`; only
+    /// `servo config`.
+    Configmap,
 }
 
 /// Rows and columns, aligned when printed.
@@ -89,7 +92,8 @@ pub trait Render: Serialize {
     fn human(&self) -> String;
 }
 
-/// Prints `value` to stdout in `format`.
+/// Prints `value` to stdout in `format`. A format the command has no output in is an
+/// `InvalidInput` error, which the CLI reports as a usage error.
 pub fn emit<T: Render>(format: Format, value: &T) -> io::Result<()> {
     let text = match format {
         Format::Table => value.human(),
@@ -100,8 +104,15 @@ pub fn emit<T: Render>(format: Format, value: &T) -> io::Result<()> {
         }
         Format::Yaml => to_yaml(value).map_err(io::Error::other)?,
         Format::Csv => {
-            return Err(io::Error::other(
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
                 "this command has no CSV output: use -o json or -o yaml (CSV is for `servo trials`)",
+            ));
+        }
+        Format::Configmap => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "only `servo config` prints a ConfigMap: use -o json or -o yaml",
             ));
         }
     };

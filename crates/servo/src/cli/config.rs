@@ -19,6 +19,7 @@ use servo_core::path::KeyPath;
 ///   servo config -c examples/multi-mount.yaml -o json
 ///   SERVO_PROD_PROM_BASE_URL=http://prom:9090 servo config --origins
 ///   servo config optimizer checks              (only those root keys, as ServoX's `config KEYS`)
+///   servo config -f configmap > servo-config.yaml   (a ConfigMap for the servo's Deployment)
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only these root keys (`optimizer`, `checks`, a mount), as ServoX's `config KEYS`.
@@ -84,6 +85,70 @@ fn origin_rows(assembly: &Assembly, value: &Value, at: KeyPath, rows: &mut Vec<O
     }
 }
 
+/// ServoX's `config -f configmap`: the config (without its `optimizer` section, which holds the
+/// token and is deployed apart) as the `servo.yaml` key of the ConfigMap its manifests mount.
+fn configmap(assembly: &Assembly, mut effective: Value) -> Result<String, super::CliError> {
+    if let Value::Object(map) = &mut effective {
+        map.remove("optimizer");
+    }
+    let redacted = secrets_in(&effective, KeyPath::root());
+    if !redacted.is_empty() {
+        eprintln!(
+            "warning: the ConfigMap holds {} for secrets ({}): put them in a Secret and set them with SERVO_* variables",
+            servo_core::units::REDACTED,
+            redacted.join(", ")
+        );
+    }
+    let connectors: Vec<Value> = assembly
+        .mounts
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.key,
+                "type": m.connector.name,
+                "description": m.connector.description,
+                "version": m.connector.version,
+            })
+        })
+        .collect();
+    let data = to_yaml(&effective).map_err(super::CliError::Failure)?;
+    let document = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "opsani-servo-config",
+            "labels": {
+                "app.kubernetes.io/name": "servo",
+                "app.kubernetes.io/version": env!("CARGO_PKG_VERSION"),
+            },
+            "annotations": {
+                "servo.opsani.com/configured_at": servo_core::time::utc(servo_core::time::unix_now()),
+                "servo.opsani.com/connectors": Value::Array(connectors).to_string(),
+            },
+        },
+        "data": { "servo.yaml": data },
+    });
+    let text = to_yaml(&document).map_err(super::CliError::Failure)?;
+    Ok(format!("---\n{text}"))
+}
+
+/// The key paths whose value is a redacted secret.
+fn secrets_in(value: &Value, at: KeyPath) -> Vec<String> {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| secrets_in(v, at.key(k.clone())))
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| secrets_in(v, at.index(i)))
+            .collect(),
+        Value::String(s) if s == servo_core::units::REDACTED => vec![at.to_string()],
+        _ => Vec::new(),
+    }
+}
+
 pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let assemblies = globals.load(registry)?;
     for (i, assembly) in assemblies.iter().enumerate() {
@@ -103,7 +168,9 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
             }
             map.retain(|k, _| args.keys.contains(k));
         }
-        if args.origins {
+        if globals.format == Format::Configmap {
+            crate::output::print(&configmap(assembly, effective)?)?;
+        } else if args.origins {
             let mut rows = Vec::new();
             origin_rows(assembly, &effective, KeyPath::root(), &mut rows);
             emit(globals.format, &Origins(rows))?;

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{CommandResult, Exit, Globals, with_connectors};
+use super::{CommandResult, Exit, Globals, keep_mounts, with_connectors};
 use crate::output::{Render, Table, emit};
 use servo_core::connector::Registry;
 use servo_core::types::{Description, Domain, SettingValue};
@@ -10,9 +10,15 @@ use servo_core::types::{Description, Domain, SettingValue};
 /// Describe the application: each component's settings with their current values and ranges, and
 /// the metrics the connectors can measure.
 ///
-/// Example: servo describe -c examples/process.yaml -o json
+/// Examples:
+///   servo describe -c examples/process.yaml -o json
+///   servo describe vegeta      (only the mounts named, by key or connector; ServoX's form)
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Describe only these mounts (a mount's key, or a connector's name for all its mounts).
+    #[arg(value_name = "CONNECTOR")]
+    connectors: Vec<String>,
+}
 
 #[derive(Serialize)]
 #[serde(transparent)]
@@ -74,8 +80,9 @@ impl Render for Described {
     }
 }
 
-pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
-    let assembly = globals.load_one(registry)?;
+pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
+    let mut assembly = globals.load_one(registry)?;
+    keep_mounts(&mut assembly, &args.connectors)?;
     let description =
         with_connectors(&assembly, async |bus, cx| Ok(bus.describe(cx).await?)).await?;
     emit(globals.format, &Described(description))?;

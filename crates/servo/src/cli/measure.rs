@@ -3,7 +3,7 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use super::{CommandResult, Exit, Globals, spinner, with_connectors};
+use super::{CommandResult, Exit, Globals, keep_mounts, spinner, with_connectors};
 use crate::output::{Render, Table, emit};
 use servo_core::connector::Registry;
 use servo_core::types::{Control, MeasureRequest, Measurement};
@@ -15,11 +15,16 @@ use servo_core::units::Duration;
 /// Examples:
 ///   servo measure -c examples/vegeta.yaml --duration 10s
 ///   servo measure latency_p99 throughput -o json
+///   servo measure --connectors prometheus
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Metrics to measure (default: every metric of every measuring connector).
     #[arg(value_name = "METRIC")]
     metrics: Vec<String>,
+    /// Measure only with these mounts (a mount's key, or a connector's name for all its mounts).
+    /// ServoX's `-c` is `--config-file` here.
+    #[arg(long, value_name = "CONNECTOR", value_delimiter = ',')]
+    connectors: Vec<String>,
     /// How long to measure (default: each connector's own).
     #[arg(short, long, value_name = "DURATION")]
     duration: Option<Duration>,
@@ -92,7 +97,8 @@ fn format_number(v: f64) -> String {
 }
 
 pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
-    let assembly = globals.load_one(registry)?;
+    let mut assembly = globals.load_one(registry)?;
+    keep_mounts(&mut assembly, &args.connectors)?;
     let request = MeasureRequest {
         metrics: args.metrics,
         control: Control {

@@ -15,6 +15,7 @@ mod report;
 mod run;
 mod schema;
 mod shared;
+mod show;
 mod trials;
 mod validate;
 mod version;
@@ -144,6 +145,7 @@ enum Command {
     Check(check::Args),
     Describe(describe::Args),
     Measure(measure::Args),
+    Show(show::Args),
     Adjust(adjust::Args),
     Run(run::Args),
     Trials(trials::Args),
@@ -198,7 +200,11 @@ impl CliError {
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
-        CliError::Failure(e.to_string())
+        // `output::emit` refuses a format the command does not print with InvalidInput.
+        match e.kind() {
+            std::io::ErrorKind::InvalidInput => CliError::usage(e.to_string()),
+            _ => CliError::Failure(e.to_string()),
+        }
     }
 }
 
@@ -286,6 +292,34 @@ impl Globals {
             .pop()
             .ok_or_else(|| CliError::Failure("the config holds no servo".into()))
     }
+}
+
+/// Keeps only the mounts `names` picks (ServoX's `describe CONNECTOR...`, `measure --connectors`):
+/// a name is a mount's key, or a connector's name for every mount of it. All names are checked
+/// before anything runs, and an unknown one gets a did-you-mean.
+pub fn keep_mounts(assembly: &mut Assembly, names: &[String]) -> Result<(), CliError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let picks = |mount: &crate::config::Mount, name: &str| {
+        mount.key == name || mount.connector.name == name
+    };
+    for name in names {
+        if !assembly.mounts.iter().any(|m| picks(m, name)) {
+            let keys: Vec<&str> = assembly.mounts.iter().map(|m| m.key.as_str()).collect();
+            let hint = servo_core::suggest::did_you_mean(name, keys.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("mounted connectors: {}", keys.join(", ")));
+            return Err(CliError::usage_with_hint(
+                format!("servo `{}` mounts no connector named `{name}`", assembly.name),
+                hint,
+            ));
+        }
+    }
+    assembly
+        .mounts
+        .retain(|m| names.iter().any(|name| picks(m, name)));
+    Ok(())
 }
 
 /// Runs `work` between the connectors' startup and shutdown. Shutdown runs whatever happened, a
@@ -472,6 +506,7 @@ pub fn main() -> ExitCode {
             Command::Check(args) => check::run(args, &globals, registry).await,
             Command::Describe(args) => describe::run(args, &globals, registry).await,
             Command::Measure(args) => measure::run(args, &globals, registry).await,
+            Command::Show(args) => show::run(args, &globals, registry).await,
             Command::Adjust(args) => adjust::run(args, &globals, registry).await,
             Command::Run(args) => run::run(args, &globals, registry).await,
             Command::Trials(args) => trials::run(args, &globals, registry).await,

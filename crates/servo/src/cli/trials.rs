@@ -52,6 +52,11 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
         .unwrap_or_default();
     match globals.format {
         Format::Csv => crate::output::print(&csv(&summary, &names))?,
+        Format::Configmap => {
+            return Err(CliError::usage(
+                "only `servo config` prints a ConfigMap: use -o table, json, yaml or csv",
+            ));
+        }
         Format::Json => {
             let mut text = serde_json::to_string_pretty(&summary.trials)
                 .map_err(|e| CliError::Failure(e.to_string()))?;
