@@ -295,6 +295,14 @@ pub trait Connector: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Facts about what this connector drives, for a remote optimizer's HELLO (ServoX's
+    /// connector telemetry: a Kubernetes mount's `namespace`, `version` and `platform`), keyed
+    /// without the mount's name. Not an event: best effort, and a fact it cannot learn quickly is
+    /// left out rather than delaying the greeting.
+    async fn telemetry(&self, _cx: &EventContext) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     async fn describe(&self, _cx: &EventContext) -> Result<Description, ConnectorError> {
         Ok(Description::default())
     }

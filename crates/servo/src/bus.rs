@@ -285,6 +285,20 @@ impl Bus {
         }
     }
 
+    /// Every mount's telemetry, named `<mount>.<key>` as ServoX names it.
+    pub async fn telemetry(&self, cx: &EventContext) -> Vec<(String, String)> {
+        let facts = join_all(self.mounts.iter().map(|(_, c)| c.telemetry(cx))).await;
+        self.mounts
+            .iter()
+            .zip(facts)
+            .flat_map(|((mount, _), facts)| {
+                facts
+                    .into_iter()
+                    .map(move |(key, value)| (format!("{mount}.{key}"), value))
+            })
+            .collect()
+    }
+
     pub async fn describe(&self, cx: &EventContext) -> Result<Description, BusError> {
         self.before(EventRequest::Describe, cx).await?;
         let results = self.on(Event::Describe, cx, |c| c.describe(cx)).await;

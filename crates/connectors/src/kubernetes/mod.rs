@@ -122,6 +122,9 @@ const MAX_READ_ERRORS: u32 = 5;
 /// How long a watch waits before it starts again after an API error.
 const RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// How long HELLO's telemetry waits for the API server's version.
+const TELEMETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 servo_core::register!(Kubernetes {
     name: "kubernetes",
     description: "Tunes CPU, memory, replicas and env of Deployment and StatefulSet containers, or of a tuning Pod (canary); rolls back unhealthy rollouts",
@@ -344,6 +347,25 @@ impl Connector for Kubernetes {
             Event::Metrics,
             Event::Measure,
         ])
+    }
+
+    /// ServoX's: the namespace, and the API server's `major.minor` version and platform when the
+    /// server answers within a few seconds (HELLO is not held up by a slow cluster).
+    async fn telemetry(&self, cx: &EventContext) -> Vec<(String, String)> {
+        let mut facts = vec![("namespace".to_string(), self.settings.namespace.clone())];
+        let version = async {
+            let api = self.api().await?;
+            api.version(&cx.cancel).await
+        };
+        match tokio::time::timeout(TELEMETRY_WAIT, version).await {
+            Ok(Ok(info)) => {
+                facts.push(("version".into(), format!("{}.{}", info.major, info.minor)));
+                facts.push(("platform".into(), info.platform));
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "no Kubernetes version for telemetry"),
+            Err(_) => tracing::debug!("no Kubernetes version for telemetry: no answer in time"),
+        }
+        facts
     }
 
     /// Deletes the tuning Pods (unless `keep_tuning_pods`), as ServoX does when it stops.

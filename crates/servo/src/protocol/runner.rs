@@ -213,7 +213,7 @@ async fn session(
     }
     let hello = json!({
         "agent": servo_core::http::USER_AGENT,
-        "telemetry": telemetry(assembly, options),
+        "telemetry": telemetry(bus, options, cx).await,
     });
     loop {
         match client
@@ -443,8 +443,13 @@ async fn report_progress(
 }
 
 /// HELLO's telemetry with ServoX's keys (`servox.version`, `servox.platform`,
-/// `servox.namespace`; `MOUNT.namespace` for each kubernetes mount), which the backend reads.
-fn telemetry(assembly: &Assembly, options: &RunOptions) -> serde_json::Map<String, Value> {
+/// `servox.namespace`; each mount's own under `MOUNT.`, such as a kubernetes mount's
+/// `MOUNT.namespace` and `MOUNT.version`), which the backend reads.
+async fn telemetry(
+    bus: &Bus,
+    options: &RunOptions,
+    cx: &EventContext,
+) -> serde_json::Map<String, Value> {
     let mut telemetry = serde_json::Map::new();
     telemetry.insert(
         "servox.version".into(),
@@ -461,17 +466,8 @@ fn telemetry(assembly: &Assembly, options: &RunOptions) -> serde_json::Map<Strin
     if let Some(namespace) = &options.pod_namespace {
         telemetry.insert("servox.namespace".into(), Value::String(namespace.clone()));
     }
-    for mount in assembly
-        .mounts
-        .iter()
-        .filter(|m| m.connector.name == "kubernetes")
-    {
-        if let Some(namespace) = mount.settings.get("namespace").and_then(Value::as_str) {
-            telemetry.insert(
-                format!("{}.namespace", mount.key),
-                Value::String(namespace.into()),
-            );
-        }
+    for (key, value) in bus.telemetry(cx).await {
+        telemetry.insert(key, Value::String(value));
     }
     telemetry
 }
