@@ -11,7 +11,11 @@
 //! servo reaches it through a generated kubeconfig with a bearer token (or an `exec` credential
 //! plugin), which the fake checks.
 
+#[path = "common/background.rs"]
+mod background;
 mod common;
+#[path = "common/fake_optimizer.rs"]
+mod fake_optimizer;
 #[path = "common/kube_api.rs"]
 mod kube_api;
 
@@ -909,4 +913,93 @@ fn a_stateful_set_adjust_rolls_out_and_a_failing_one_rolls_back() {
             .all(|w| w.path.starts_with("statefulsets/")),
         "the Deployment beside it was not touched"
     );
+}
+
+#[test]
+fn hello_tells_a_remote_optimizer_the_namespace_and_the_cluster_version() {
+    use fake_optimizer::{FakeOptimizer, Reply, ok};
+    let api = start();
+    let fake = FakeOptimizer::start(vec![
+        ("HELLO", ok()),
+        (
+            "WHATS_NEXT",
+            Reply::Json(
+                200,
+                json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}}),
+            ),
+        ),
+        ("DESCRIPTION", ok()),
+        ("GOODBYE", ok()),
+    ]);
+    let setup = setup(&api, json!({}));
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&setup.config).expect("read")).expect("JSON");
+    config["optimizer"] = json!({
+        "id": "example.com/app",
+        "token": fake_optimizer::TOKEN,
+        "base_url": fake.base_url(),
+    });
+    std::fs::write(&setup.config, config.to_string()).expect("write");
+    let out = common::servo()
+        .args(["run", "--no-checks", "--max-cycles", "1", "-c"])
+        .arg(&setup.config)
+        .timeout(fake_optimizer::PATIENCE)
+        .output()
+        .expect("servo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let hello = &fake.seen()[0].body["param"];
+    let telemetry = &hello["telemetry"];
+    // ServoX's keys: the mount's namespace, and the API server's version and platform as the
+    // fake's /version answers them.
+    assert_eq!(telemetry["kubernetes.namespace"], "shop", "{hello}");
+    assert_eq!(telemetry["kubernetes.version"], "1.33", "{hello}");
+    assert_eq!(telemetry["kubernetes.platform"], "linux/amd64", "{hello}");
+    assert!(telemetry["servox.version"].is_string(), "{hello}");
+}
+
+/// The fake's strategic merge follows the OpenAPI's patch keys, not a rule of thumb: a container's
+/// `ports` merge by `containerPort`, `ownerReferences` by `uid`, `finalizers` as a set, while
+/// `tolerations` (no patch strategy) are replaced and `$patch: delete` removes a container.
+#[test]
+fn the_fake_merges_patches_by_the_openapi_patch_keys() {
+    let mut deployment = json!({
+        "metadata": {"name": "web", "finalizers": ["a"], "labels": {"app": "web"},
+                     "ownerReferences": [{"uid": "1", "name": "x", "kind": "K", "apiVersion": "v1"}]},
+        "spec": {"template": {"spec": {
+            "containers": [
+                {"name": "main", "ports": [{"containerPort": 80}]},
+                {"name": "sidecar", "image": "proxy:1"}
+            ],
+            "tolerations": [{"key": "a"}]
+        }}}
+    });
+    let patch = json!({
+        "metadata": {"finalizers": ["b", "a"], "labels": {"tier": "front"},
+                     "ownerReferences": [{"uid": "1", "name": "y"}]},
+        "spec": {"template": {"spec": {
+            "containers": [
+                {"name": "main", "ports": [{"containerPort": 8080}]},
+                {"name": "sidecar", "$patch": "delete"}
+            ],
+            "tolerations": [{"key": "b"}]
+        }}}
+    });
+    kube_api::strategic_merge("Deployment", &mut deployment, &patch);
+    let spec = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["containers"].as_array().map(Vec::len),
+        Some(1),
+        "{deployment}"
+    );
+    assert_eq!(
+        spec["containers"][0]["ports"],
+        json!([{"containerPort": 80}, {"containerPort": 8080}])
+    );
+    assert_eq!(spec["tolerations"], json!([{"key": "b"}]));
+    let meta = &deployment["metadata"];
+    assert_eq!(meta["finalizers"], json!(["a", "b"]));
+    assert_eq!(meta["labels"], json!({"app": "web", "tier": "front"}));
+    assert_eq!(meta["ownerReferences"][0]["name"], "y");
+    assert_eq!(meta["ownerReferences"].as_array().map(Vec::len), Some(1));
 }

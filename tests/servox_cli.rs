@@ -119,7 +119,11 @@ fn describe_and_measure_use_only_the_mounts_named() {
     let (code, stdout, stderr) = common::run(&config, &["measure", "-o", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let all: Value = serde_json::from_str(&stdout).expect("JSON");
-    let mut names: Vec<&String> = all["metrics"].as_object().expect("metrics").keys().collect();
+    let mut names: Vec<&String> = all["metrics"]
+        .as_object()
+        .expect("metrics")
+        .keys()
+        .collect();
     names.sort();
     assert_eq!(names, ["fast.time_waited", "slow.time_waited"], "{all}");
 
@@ -130,21 +134,38 @@ fn describe_and_measure_use_only_the_mounts_named() {
     let metrics = slow["metrics"].as_object().expect("metrics");
     assert_eq!(metrics.len(), 1, "{slow}");
     let waited = metrics["time_waited"]["value"].as_f64().expect("a number");
-    assert!((0.02..1.0).contains(&waited), "slow waits its own 20ms: {slow}");
+    assert!(
+        (0.02..1.0).contains(&waited),
+        "slow waits its own 20ms: {slow}"
+    );
 
     // A connector's name picks all its mounts; both are described.
     let (code, stdout, stderr) = common::run(&config, &["describe", "wait", "-o", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let described: Value = serde_json::from_str(&stdout).expect("JSON");
-    assert_eq!(described["metrics"].as_array().map(Vec::len), Some(2), "{described}");
+    assert_eq!(
+        described["metrics"].as_array().map(Vec::len),
+        Some(2),
+        "{described}"
+    );
 
     let (code, stdout, stderr) = common::run(&config, &["describe", "fast", "-o", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let described: Value = serde_json::from_str(&stdout).expect("JSON");
-    assert_eq!(described["metrics"][0]["name"], "time_waited", "{described}");
-    assert_eq!(described["metrics"].as_array().map(Vec::len), Some(1), "{described}");
+    assert_eq!(
+        described["metrics"][0]["name"], "time_waited",
+        "{described}"
+    );
+    assert_eq!(
+        described["metrics"].as_array().map(Vec::len),
+        Some(1),
+        "{described}"
+    );
 
-    for args in [&["describe", "slwo"][..], &["measure", "--connectors", "fast,slwo"]] {
+    for args in [
+        &["describe", "slwo"][..],
+        &["measure", "--connectors", "fast,slwo"],
+    ] {
         let (code, stdout, stderr) = common::run(&config, args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stdout.is_empty(), "nothing measured or described: {stdout}");
@@ -172,9 +193,17 @@ fn show_lists_connectors_components_metrics_and_events_per_mount() {
         .as_array()
         .expect("rows")
         .iter()
-        .map(|r| (r["mount"].as_str().unwrap_or(""), r["metric"].as_str().unwrap_or("")))
+        .map(|r| {
+            (
+                r["mount"].as_str().unwrap_or(""),
+                r["metric"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
-    assert_eq!(rows, [("fast", "fast.time_waited"), ("slow", "slow.time_waited")]);
+    assert_eq!(
+        rows,
+        [("fast", "fast.time_waited"), ("slow", "slow.time_waited")]
+    );
 
     let components = show("components");
     assert_eq!(components.as_array().map(Vec::len), Some(2), "{components}");
@@ -194,7 +223,11 @@ fn show_lists_connectors_components_metrics_and_events_per_mount() {
         .expect("wait adjusts");
     assert_eq!(adjust["mounts"], serde_json::json!(["fast", "slow"]));
     assert!(
-        !events.as_array().expect("rows").iter().any(|r| r["event"] == "check"),
+        !events
+            .as_array()
+            .expect("rows")
+            .iter()
+            .any(|r| r["event"] == "check"),
         "wait declares no check: {events}"
     );
 }
@@ -268,7 +301,10 @@ fn generate_takes_servox_name_append_quiet_and_defaults() {
         example.lines().collect::<Vec<_>>(),
         "the same settings, but for the schema line of a written file"
     );
-    assert!(!example.contains("$schema"), "stdout gets no schema, so names none");
+    assert!(
+        !example.contains("$schema"),
+        "stdout gets no schema, so names none"
+    );
 
     let (code, stderr) = generate(&["wait", "--name", "second", "--append"]);
     assert_eq!(code, 0, "{stderr}");

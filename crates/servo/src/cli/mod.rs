@@ -311,7 +311,10 @@ pub fn keep_mounts(assembly: &mut Assembly, names: &[String]) -> Result<(), CliE
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("mounted connectors: {}", keys.join(", ")));
             return Err(CliError::usage_with_hint(
-                format!("servo `{}` mounts no connector named `{name}`", assembly.name),
+                format!(
+                    "servo `{}` mounts no connector named `{name}`",
+                    assembly.name
+                ),
                 hint,
             ));
         }
