@@ -1003,3 +1003,151 @@ fn the_fake_merges_patches_by_the_openapi_patch_keys() {
     assert_eq!(meta["ownerReferences"][0]["name"], "y");
     assert_eq!(meta["ownerReferences"].as_array().map(Vec::len), Some(1));
 }
+
+/// The Deployment of one of ServoX's own test manifests (`tests/manifests/resource_requirements/`,
+/// copied with their origin under `tests/fixtures/kubernetes/servox/`), put in namespace `shop`.
+/// fiber-http's working set is small, so the fake's kubelet is told so (`FAKE_MEMORY_USAGE`): the
+/// manifests' 128Mi limits run, as they do on a real cluster.
+fn servox_deployment(file: &str) -> Value {
+    let path = common::fixture(&format!("kubernetes/servox/{file}"));
+    let text = std::fs::read_to_string(&path).expect("the ServoX manifest");
+    let mut deployment = text
+        .split("\n---")
+        .filter_map(|doc| serde_saphyr::from_str::<Value>(doc).ok())
+        .find(|doc| doc["kind"] == "Deployment")
+        .expect("a Deployment document");
+    deployment["metadata"]["namespace"] = json!("shop");
+    let container = &mut deployment["spec"]["template"]["spec"]["containers"][0];
+    container["env"] = json!([{"name": "FAKE_MEMORY_USAGE", "value": "64Mi"}]);
+    deployment
+}
+
+/// ServoX's `tuning_config` for fiber-http, with `cpu`/`memory` settings merged in.
+fn servox_tuning_section(cpu: Value, memory: Value) -> Value {
+    let mut container = json!({
+        "name": "fiber-http",
+        "alias": "fiber-http",
+        "cpu": {"min": "125m", "max": "875m", "step": "125m"},
+        "memory": {"min": "128MiB", "max": "0.75GiB", "step": "32MiB"},
+    });
+    for (key, extra) in [("cpu", cpu), ("memory", memory)] {
+        for (k, v) in extra.as_object().expect("a mapping") {
+            container[key][k] = v.clone();
+        }
+    }
+    json!({
+        "keep_tuning_pods": true,
+        "deployments": [{
+            "name": "fiber-http",
+            "strategy": {"type": "canary", "alias": "tuning"},
+            "replicas": {"min": 0, "max": 1, "pinned": true},
+            "containers": [container],
+        }],
+    })
+}
+
+fn servox_tuning_pod(api: &FakeApi) -> Value {
+    api.cluster()
+        .pod("shop", "fiber-http-tuning")
+        .expect("the tuning pod")
+}
+
+/// ServoX's `test_reading_values_from_no_limits_optimization_class` and
+/// `..._bursty_memory_...`: what describe reads for main and tuning from each manifest.
+#[test]
+fn servox_resource_requirement_manifests_describe_as_servox_reads_them() {
+    let cases = [
+        // (manifest, `get`, cpu cores, memory GiB)
+        (
+            "fiber-http_no_resource_limits.yaml",
+            json!(["request", "limit"]),
+            0.125,
+            0.125,
+        ),
+        ("fiber-http_bursty_memory.yaml", json!(["limit"]), 0.25, 2.0),
+        (
+            "fiber-http_bursty_memory.yaml",
+            json!(["request"]),
+            0.125,
+            0.125,
+        ),
+    ];
+    for (manifest, get, cpu, memory) in cases {
+        let api = FakeApi::start(vec![servox_deployment(manifest)]);
+        let section =
+            servox_tuning_section(json!({"get": get}), json!({"get": get, "max": "3GiB"}));
+        let s = setup(&api, section);
+        let (code, stdout, stderr) = run(&s.config, &["describe", "-o", "json"]);
+        assert_eq!(code, 0, "{manifest}: {stderr}");
+        let d: Value = serde_json::from_str(&stdout).expect("json");
+        for component in ["fiber-http", "tuning"] {
+            assert_eq!(
+                setting(&d, component, "cpu"),
+                &json!(cpu),
+                "{manifest} {component}: {d}"
+            );
+            assert_eq!(
+                setting(&d, component, "mem"),
+                &json!(memory),
+                "{manifest} {component}: {d}"
+            );
+        }
+        // The tuning Pod carries the Deployment's own requirements (no defaults configured).
+        let pod = servox_tuning_pod(&api);
+        let deployment = &servox_deployment(manifest)["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            pod["spec"]["containers"][0]["resources"], deployment["resources"],
+            "{manifest}"
+        );
+    }
+}
+
+/// ServoX's `test_initialize_tuning_pod_set_defaults_for_no_limits` and `test_no_cpu_limit`: the
+/// settings' `request`/`limit` fill in what the Deployment lacks on the first tuning Pod, and an
+/// adjustment then writes only the requirements `set` names.
+#[test]
+fn servox_request_and_limit_defaults_fill_in_the_first_tuning_pod() {
+    let api = FakeApi::start(vec![servox_deployment(
+        "fiber-http_no_resource_limits.yaml",
+    )]);
+    let section = servox_tuning_section(json!({"limit": "1000m"}), json!({"limit": "1GiB"}));
+    let s = setup(&api, section);
+    let (code, _, stderr) = run(&s.config, &["describe"]);
+    assert_eq!(code, 0, "{stderr}");
+    let pod = servox_tuning_pod(&api);
+    let resources = &pod["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        resources["limits"],
+        json!({"cpu": "1", "memory": "1Gi"}),
+        "{pod}"
+    );
+    assert_eq!(
+        resources["requests"],
+        json!({"cpu": "125m", "memory": "128Mi"}),
+        "{pod}"
+    );
+
+    let api = FakeApi::start(vec![servox_deployment("fiber-http_no_cpu_limit.yaml")]);
+    let section = servox_tuning_section(json!({"limit": "1000m", "set": ["request"]}), json!({}));
+    let s = setup(&api, section);
+    let (code, stdout, stderr) = run(&s.config, &["adjust", "tuning.cpu=.250", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(
+        setting(&report["description"], "tuning", "cpu"),
+        &json!(0.25)
+    );
+    let pod = servox_tuning_pod(&api);
+    let resources = &pod["spec"]["containers"][0]["resources"];
+    // CPU picks up the 1000m default, then its request is adjusted; memory is the manifest's.
+    assert_eq!(
+        resources["requests"],
+        json!({"cpu": "250m", "memory": "128Mi"}),
+        "{pod}"
+    );
+    assert_eq!(
+        resources["limits"],
+        json!({"cpu": "1", "memory": "128Mi"}),
+        "{pod}"
+    );
+}

@@ -41,7 +41,8 @@ use serde_json::{Value, json};
 pub const TOKEN: &str = "fake-token";
 /// A pod asking for more CPU than this cannot be scheduled.
 pub const CPU_CAPACITY_MILLICORES: u64 = 2000;
-/// A container limited to less memory than this is OOM-killed.
+/// A container's working set unless its env's `FAKE_MEMORY_USAGE` says otherwise: limited to less
+/// memory than this, it is OOM-killed.
 pub const OOM_BELOW_BYTES: u64 = 256 << 20;
 const TICK: Duration = Duration::from_millis(25);
 /// How often an idle watch that allows bookmarks gets one.
@@ -319,7 +320,8 @@ impl Cluster {
 pub enum Fate {
     /// Running and ready.
     Runs,
-    /// A container's memory limit is below [`OOM_BELOW_BYTES`]: OOMKilled, then CrashLoopBackOff.
+    /// A container's memory limit is below its working set ([`OOM_BELOW_BYTES`], or its env's
+    /// `FAKE_MEMORY_USAGE` quantity): OOMKilled, then CrashLoopBackOff.
     OomKilled,
     /// A container requests more than [`CPU_CAPACITY_MILLICORES`]: Pending, Unschedulable.
     Unschedulable,
@@ -364,9 +366,14 @@ impl Fate {
             {
                 return Fate::Unschedulable;
             }
+            let usage = c["env"]
+                .as_array()
+                .and_then(|vars| vars.iter().find(|v| v["name"] == "FAKE_MEMORY_USAGE"))
+                .and_then(|v| v["value"].as_str())
+                .map_or(OOM_BELOW_BYTES, bytes);
             if r["limits"]["memory"]
                 .as_str()
-                .is_some_and(|q| bytes(q) < OOM_BELOW_BYTES)
+                .is_some_and(|q| bytes(q) < usage)
             {
                 return Fate::OomKilled;
             }

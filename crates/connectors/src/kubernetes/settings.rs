@@ -315,6 +315,13 @@ pub struct CpuSettings {
     /// Which requirements an adjustment writes.
     #[serde(default = "default_requirements")]
     pub set: Vec<Requirement>,
+    /// ServoX's CPU request for the tuning Pod's container when it is first created, replacing the
+    /// Deployment's (or filling it in where the Deployment has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Cpu>,
+    /// ServoX's CPU limit for the tuning Pod's container when it is first created, as `request`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Cpu>,
 }
 
 pub(super) fn default_cpu_step() -> Cpu {
@@ -356,6 +363,32 @@ pub struct MemorySettings {
     /// Which requirements an adjustment writes.
     #[serde(default = "default_requirements")]
     pub set: Vec<Requirement>,
+    /// ServoX's memory request for the tuning Pod's container when it is first created, replacing
+    /// the Deployment's (or filling it in where the Deployment has none).
+    #[serde(
+        default,
+        deserialize_with = "servox_memory",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request: Option<Memory>,
+    /// ServoX's memory limit for the tuning Pod's container when it is first created, as
+    /// `request`.
+    #[serde(
+        default,
+        deserialize_with = "servox_memory",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub limit: Option<Memory>,
+}
+
+/// An optional size read as ServoX reads one (a bare number is GiB).
+fn servox_memory<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Memory>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => Memory::deserialize_servox(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 pub(super) fn default_memory_step() -> Memory {
@@ -495,6 +528,8 @@ impl ConnectorSettings for Settings {
                         pinned: false,
                         get: default_requirements(),
                         set: default_requirements(),
+                        request: None,
+                        limit: None,
                     },
                     memory: MemorySettings {
                         name: None,
@@ -506,6 +541,8 @@ impl ConnectorSettings for Settings {
                         pinned: false,
                         get: default_requirements(),
                         set: default_requirements(),
+                        request: None,
+                        limit: None,
                     },
                     env: Vec::new(),
                     command: None,

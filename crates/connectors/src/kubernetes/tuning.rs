@@ -107,6 +107,50 @@ fn build_pod(
     })
 }
 
+/// The first tuning Pod's resources, as ServoX sets them: the Deployment container's, each
+/// `request`/`limit` the settings give replacing or filling in its own.
+fn first_resources(c: &ContainerSettings, deployment: &Deployment) -> ResourceRequirements {
+    let mut resources = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.iter().find(|x| x.name == c.name))
+        .and_then(|x| x.resources.clone())
+        .unwrap_or_default();
+    let given = [
+        (
+            "cpu",
+            Requirement::Request,
+            c.cpu.request.map(|q| q.to_string()),
+        ),
+        (
+            "cpu",
+            Requirement::Limit,
+            c.cpu.limit.map(|q| q.to_string()),
+        ),
+        (
+            "memory",
+            Requirement::Request,
+            c.memory.request.map(|q| q.to_string()),
+        ),
+        (
+            "memory",
+            Requirement::Limit,
+            c.memory.limit.map(|q| q.to_string()),
+        ),
+    ];
+    for (resource, requirement, quantity) in given {
+        let Some(quantity) = quantity else { continue };
+        let map = match requirement {
+            Requirement::Request => &mut resources.requests,
+            Requirement::Limit => &mut resources.limits,
+        };
+        map.get_or_insert_with(BTreeMap::new)
+            .insert(resource.into(), Quantity(quantity));
+    }
+    resources
+}
+
 /// Whether the pod's `Ready` condition is true.
 fn ready(pod: &Pod) -> bool {
     pod.status
@@ -132,7 +176,13 @@ impl Kubernetes {
             return Ok(pod);
         }
         let c = self.tuning_container(target)?;
-        let pod = build_pod(target, c, deployment, None, &[])?;
+        let pod = build_pod(
+            target,
+            c,
+            deployment,
+            Some(first_resources(c, deployment)),
+            &[],
+        )?;
         tracing::info!(pod = %name, namespace = %target.namespace, "creating the tuning pod");
         api.call(
             pods.create(&PostParams::default(), &pod),
