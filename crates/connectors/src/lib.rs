@@ -5,6 +5,7 @@ mod command;
 mod kubernetes;
 mod process;
 mod prometheus;
+mod scripts;
 mod util;
 pub mod vegeta;
 mod wait;
