@@ -45,6 +45,8 @@ const CASES: &[Source] = &[
     Source::Defaults("wait"),
     Source::Generate("kubernetes"),
     Source::Defaults("kubernetes"),
+    Source::Generate("scripts"),
+    Source::Defaults("scripts"),
     Source::Helm("static"),
     Source::Helm("sidecar"),
 ];
@@ -61,8 +63,6 @@ const PENDING: &[(Source, &str)] = &[
         Source::Defaults("kube_metrics"),
         "the kube_metrics connector",
     ),
-    (Source::Generate("scripts"), "the scripts connector"),
-    (Source::Defaults("scripts"), "the scripts connector"),
 ];
 
 impl Source {
