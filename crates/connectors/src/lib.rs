@@ -2,6 +2,7 @@
 //! registration. Nothing outside a module names it.
 
 mod command;
+mod kube_metrics;
 mod kubernetes;
 mod process;
 mod prometheus;
