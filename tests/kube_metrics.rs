@@ -94,7 +94,8 @@ fn setup(api: &FakeApi, section: &str) -> Setup {
     Setup { _dir: dir, config }
 }
 
-const SECTION: &str = "kube_metrics:\n  kubeconfig: kubeconfig\n  namespace: shop\n  name: web\n  container: main\n";
+const SECTION: &str =
+    "kube_metrics:\n  kubeconfig: kubeconfig\n  namespace: shop\n  name: web\n  container: main\n";
 
 fn measure(api: &FakeApi, section: &str, args: &[&str]) -> Value {
     let s = setup(api, section);
@@ -148,7 +149,10 @@ fn measure_returns_the_usage_the_metrics_server_serves_in_cores_gib_and_percent(
     assert_close(&m, "tuning_mem_request", 0.125, "GiB");
     assert_close(&m, "tuning_mem_limit", 0.1875, "GiB");
     assert_close(&m, "tuning_pod_restart_count", 3.0, "");
-    assert!(value(&m, "tuning_cpu_limit").is_none(), "no limit, no reading: {m:#}");
+    assert!(
+        value(&m, "tuning_cpu_limit").is_none(),
+        "no limit, no reading: {m:#}"
+    );
 
     let requests = api.cluster().metrics.requests.clone();
     assert!(
@@ -173,7 +177,10 @@ fn a_window_is_read_every_collection_period_into_a_series() {
         .expect("a series");
     assert!(series.len() >= 2, "several reads: {m:#}");
     for point in series {
-        assert!((point[1].as_f64().unwrap_or_default() - 0.2).abs() < 1e-9, "{m:#}");
+        assert!(
+            (point[1].as_f64().unwrap_or_default() - 0.2).abs() < 1e-9,
+            "{m:#}"
+        );
     }
     assert_close(&m, "main_cpu_usage", 0.2, "cores");
 }
@@ -185,7 +192,10 @@ fn named_metrics_read_only_what_they_need() {
     assert_eq!(m["metrics"].as_object().map(|o| o.len()), Some(1), "{m:#}");
     assert_close(&m, "main_mem_request", 0.5, "GiB");
     let requests = api.cluster().metrics.requests.clone();
-    assert!(requests.is_empty(), "requests come from the template: {requests:?}");
+    assert!(
+        requests.is_empty(),
+        "requests come from the template: {requests:?}"
+    );
 }
 
 #[test]
@@ -193,7 +203,11 @@ fn without_a_tuning_pod_only_its_restart_count_is_reported_as_zero() {
     let api = start(false);
     let m = measure(&api, SECTION, &[]);
     assert_close(&m, "tuning_pod_restart_count", 0.0, "");
-    for metric in ["tuning_cpu_usage", "tuning_mem_request", "tuning_cpu_saturation"] {
+    for metric in [
+        "tuning_cpu_usage",
+        "tuning_mem_request",
+        "tuning_cpu_saturation",
+    ] {
         assert!(value(&m, metric).is_none(), "{metric}: {m:#}");
     }
     assert_close(&m, "main_cpu_usage", 0.2, "cores");
@@ -248,13 +262,18 @@ fn check_and_measure_name_the_containers_when_none_is_configured() {
 #[test]
 fn servox_generated_section_checks_against_the_fake_cluster() {
     let api = start(true);
-    let generated = std::fs::read_to_string(common::fixture("servox/kube_metrics/generate-defaults.yaml"))
-        .expect("the fixture");
+    let generated = std::fs::read_to_string(common::fixture(
+        "servox/kube_metrics/generate-defaults.yaml",
+    ))
+    .expect("the fixture");
     let section = generated
         .replace("namespace: default", "namespace: shop")
         .replace("name: app", "name: web")
         .replace("container: app_container_name", "container: main")
-        .replace("\nkube_metrics:\n", "\nkube_metrics:\n  kubeconfig: kubeconfig\n");
+        .replace(
+            "\nkube_metrics:\n",
+            "\nkube_metrics:\n  kubeconfig: kubeconfig\n",
+        );
     let s = setup(&api, &section);
     let (code, stdout, stderr) = run(&s.config, &["check"]);
     assert_eq!(code, 0, "{stdout}{stderr}\n{section}");

@@ -68,7 +68,8 @@ fn a_failing_before_command_stops_the_event_and_quotes_its_exit_code_and_stderr(
     let (code, stdout, stderr) = run(&s.config, &["measure"]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(
-        stderr.contains("before-measure script `echo cache is cold >&2; exit 3` exited with code 3"),
+        stderr
+            .contains("before-measure script `echo cache is cold >&2; exit 3` exited with code 3"),
         "{stderr}"
     );
     assert!(stderr.contains("| cache is cold"), "{stderr}");
@@ -109,7 +110,9 @@ fn a_command_over_its_timeout_is_killed_with_its_process_group() {
     let (code, stdout, stderr) = run(&s.config, &["measure"]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(
-        stderr.contains("did not finish within its `timeout` of 1s; servo killed it and its process group"),
+        stderr.contains(
+            "did not finish within its `timeout` of 1s; servo killed it and its process group"
+        ),
         "{stderr}"
     );
     let pid = |name: &str| -> u32 {
@@ -125,10 +128,14 @@ fn a_command_over_its_timeout_is_killed_with_its_process_group() {
 
 #[test]
 fn url_passwords_in_a_failing_command_are_masked() {
-    let s = scene("  before:\n    measure: [\"exit 7; curl https://bob:hunter2@example.com/warm\"]\n");
+    let s =
+        scene("  before:\n    measure: [\"exit 7; curl https://bob:hunter2@example.com/warm\"]\n");
     let (code, _, stderr) = run(&s.config, &["measure"]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("https://bob:**********@example.com/warm"), "{stderr}");
+    assert!(
+        stderr.contains("https://bob:**********@example.com/warm"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 

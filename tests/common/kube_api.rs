@@ -1115,7 +1115,6 @@ impl Drop for FakeApi {
     }
 }
 
-
 // ─── metrics.k8s.io/v1beta1: PodMetrics, as metrics-server serves them ─────────────────────────
 //
 // metrics-server reports, for each running pod it has scraped, each container's CPU (nanocores)
@@ -1154,7 +1153,10 @@ impl Cluster {
             .as_str()
             .unwrap_or("default")
             .to_string();
-        let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = pod["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         self.put("pods", &ns, &name, pod);
         self.reconcile();
     }
@@ -1165,7 +1167,10 @@ impl Cluster {
         if pod["status"]["phase"] != "Running" {
             return None;
         }
-        let usage = self.metrics.usage.get(&(ns.to_string(), name.to_string()))?;
+        let usage = self
+            .metrics
+            .usage
+            .get(&(ns.to_string(), name.to_string()))?;
         let metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
             serde_json::from_value(json!({
                 "name": name, "namespace": ns, "labels": pod["metadata"]["labels"],
@@ -1175,11 +1180,18 @@ impl Cluster {
         let containers: Vec<Value> = usage
             .iter()
             .map(|(container, (cpu, memory))| {
-                let usage: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> =
-                    [("cpu", cpu), ("memory", memory)]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), k8s_openapi::apimachinery::pkg::api::resource::Quantity(v.clone())))
-                        .collect();
+                let usage: BTreeMap<
+                    String,
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+                > = [("cpu", cpu), ("memory", memory)]
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            k8s_openapi::apimachinery::pkg::api::resource::Quantity(v.clone()),
+                        )
+                    })
+                    .collect();
                 json!({"name": container, "usage": usage})
             })
             .collect();

@@ -42,8 +42,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use servo_core::connector::{
-    BuildContext, ConnectorSettings, EventContext, EventOutcome, EventRequest, Events, Handlers,
-    Proceed,
+    BuildContext, ConnectorSettings, EventContext, EventOutcome, EventRequest, Handlers, Proceed,
 };
 use servo_core::types::{Check, Component, Description, MeasureRequest, Measurement, Metric};
 use servo_core::units::Duration;
@@ -125,15 +124,6 @@ impl EventScripts {
         };
         list.as_deref().unwrap_or_default()
     }
-
-    /// The events that have at least one command.
-    fn events(&self) -> Events {
-        let events: Vec<Event> = Event::ALL
-            .into_iter()
-            .filter(|e| !self.of(*e).is_empty())
-            .collect();
-        Events::of(&events)
-    }
 }
 
 /// `before`, `on` or `after`.
@@ -174,7 +164,9 @@ impl ConnectorSettings for Settings {
             }),
             on: None,
             after: Some(EventScripts {
-                adjust: Some(vec!["echo \"adjusted at $(date -u +%FT%TZ)\" >> adjustments.log".into()]),
+                adjust: Some(vec![
+                    "echo \"adjusted at $(date -u +%FT%TZ)\" >> adjustments.log".into(),
+                ]),
                 ..EventScripts::default()
             }),
             timeout: default_timeout(),
@@ -262,6 +254,15 @@ fn shown(script: &str) -> String {
 }
 
 impl Scripts {
+    /// Those of `events` that `preposition` has commands for.
+    fn with_commands(&self, preposition: Preposition, events: &[Event]) -> Vec<Event> {
+        events
+            .iter()
+            .copied()
+            .filter(|e| !self.scripts(preposition, *e).is_empty())
+            .collect()
+    }
+
     fn scripts(&self, preposition: Preposition, event: Event) -> &[String] {
         preposition
             .scripts(&self.settings)
@@ -290,11 +291,7 @@ impl Scripts {
         script: &str,
         cx: &EventContext,
     ) -> Result<(), ConnectorError> {
-        let label = format!(
-            "{}-{event} script `{}`",
-            preposition.name(),
-            shown(script)
-        );
+        let label = format!("{}-{event} script `{}`", preposition.name(), shown(script));
         let mut command = tokio::process::Command::new("/bin/sh");
         command
             .arg("-c")
@@ -329,9 +326,8 @@ impl Scripts {
             )
             .await
         {
-            Ended::Exited(exited) => exited.map_err(|e| {
-                ConnectorError::failed(format!("lost track of the {label}: {e}"))
-            })?,
+            Ended::Exited(exited) => exited
+                .map_err(|e| ConnectorError::failed(format!("lost track of the {label}: {e}")))?,
             Ended::Cancelled => return Err(ConnectorError::Cancelled),
             Ended::Overran(tail) => {
                 return Err(ConnectorError::failed(format!(
@@ -371,17 +367,51 @@ const STDOUT_LIMIT: usize = 1 << 20;
 
 #[async_trait]
 impl Connector for Scripts {
+    /// The events that have commands, of those each preposition can hook (`on` never lists
+    /// `adjust`, which validation refuses).
     fn handlers(&self) -> Handlers {
-        let events = |p: Preposition| {
-            p.scripts(&self.settings)
-                .map(EventScripts::events)
-                .unwrap_or_default()
-        };
-        Handlers {
-            on: events(Preposition::On),
-            before: events(Preposition::Before),
-            after: events(Preposition::After),
-        }
+        let on = self.with_commands(
+            Preposition::On,
+            &[
+                Event::Startup,
+                Event::Shutdown,
+                Event::Check,
+                Event::Describe,
+                Event::Components,
+                Event::Metrics,
+                Event::Measure,
+                Event::Promote,
+            ],
+        );
+        Handlers::on(&on)
+            .before(&self.with_commands(
+                Preposition::Before,
+                &[
+                    Event::Startup,
+                    Event::Shutdown,
+                    Event::Check,
+                    Event::Describe,
+                    Event::Components,
+                    Event::Metrics,
+                    Event::Measure,
+                    Event::Adjust,
+                    Event::Promote,
+                ],
+            ))
+            .after(&self.with_commands(
+                Preposition::After,
+                &[
+                    Event::Startup,
+                    Event::Shutdown,
+                    Event::Check,
+                    Event::Describe,
+                    Event::Components,
+                    Event::Metrics,
+                    Event::Measure,
+                    Event::Adjust,
+                    Event::Promote,
+                ],
+            ))
     }
 
     async fn startup(&self, cx: &EventContext) -> Result<(), ConnectorError> {
@@ -464,6 +494,7 @@ impl Connector for Scripts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use servo_core::connector::Events;
 
     fn settings(value: serde_json::Value) -> Settings {
         serde_json::from_value(value).expect("parses")
@@ -489,7 +520,11 @@ mod tests {
         .expect("builds");
         let h = connector.handlers();
         assert_eq!(h.before, Events::of(&[Event::Measure]));
-        assert_eq!(h.after, Events::of(&[Event::Measure]), "an empty list is no hook");
+        assert_eq!(
+            h.after,
+            Events::of(&[Event::Measure]),
+            "an empty list is no hook"
+        );
         assert_eq!(h.on, Events::NONE);
         assert!(settings(serde_json::json!({})).validate().is_empty());
     }

@@ -204,7 +204,6 @@ pub(super) fn argv_text(argv: &[String]) -> String {
     child::truncate(&text, 120)
 }
 
-
 /// Seconds as the hooks get them: `30`, or `0.25` when not whole.
 pub(super) fn seconds(d: Duration) -> String {
     let d = d.as_std();

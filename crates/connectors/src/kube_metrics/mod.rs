@@ -234,7 +234,9 @@ fn restart_count(pod: &Pod) -> f64 {
     pod.status
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref())
-        .map_or(0, |statuses| statuses.iter().map(|c| c.restart_count).sum::<i32>()) as f64
+        .map_or(0, |statuses| {
+            statuses.iter().map(|c| c.restart_count).sum::<i32>()
+        }) as f64
 }
 
 fn pod_name(pod: &Pod) -> String {
@@ -354,14 +356,15 @@ impl KubeMetrics {
         let pod = metrics.metadata.name.clone().unwrap_or_default();
         let owner = format!("the metrics of pod {pod}");
         let container = self.target(&metrics.containers, |c| c.name.as_str(), &owner)?;
-        let read = |resource: &str| {
-            container.usage.get(resource).map(|q| q.0.clone()).ok_or_else(|| {
+        let read =
+            |resource: &str| {
+                container.usage.get(resource).map(|q| q.0.clone()).ok_or_else(|| {
                 ConnectorError::failed(format!(
                     "the metrics API reports no {resource} usage for container {} of pod {pod}",
                     container.name
                 ))
             })
-        };
+            };
         let bad = |resource: &str, text: &str, e: servo_core::units::UnitError| {
             ConnectorError::failed(format!(
                 "the metrics API reports a {resource} usage servo cannot read for pod {pod} ({text:?}): {e}"
@@ -442,19 +445,34 @@ impl KubeMetrics {
             }
         }
         for &metric in wanted.iter().filter(|m| m.pods() == Pods::Main) {
-            add(metric, &self.settings.name, now, main.value(metric.quantity()));
+            add(
+                metric,
+                &self.settings.name,
+                now,
+                main.value(metric.quantity()),
+            );
         }
         if wanted.contains(&KubeMetric::MainPodRestartCount) {
             let pods = api
                 .call(
-                    api.api::<Pod>(ns).list(&ListParams::default().labels(&selector)),
+                    api.api::<Pod>(ns)
+                        .list(&ListParams::default().labels(&selector)),
                     "LIST",
                     &format!("pods -n {ns} -l {selector}"),
                     cancel,
                 )
                 .await?;
-            for pod in pods.items.iter().filter(|p| !is_tuning(&p.metadata, &tuning_name)) {
-                add(KubeMetric::MainPodRestartCount, &pod_name(pod), now, Some(restart_count(pod)));
+            for pod in pods
+                .items
+                .iter()
+                .filter(|p| !is_tuning(&p.metadata, &tuning_name))
+            {
+                add(
+                    KubeMetric::MainPodRestartCount,
+                    &pod_name(pod),
+                    now,
+                    Some(restart_count(pod)),
+                );
             }
         }
 
@@ -463,18 +481,42 @@ impl KubeMetrics {
         }
         let what = format!("pod {tuning_name} -n {ns}");
         let pod = api
-            .call(api.api::<Pod>(ns).get_opt(&tuning_name), "GET", &what, cancel)
+            .call(
+                api.api::<Pod>(ns).get_opt(&tuning_name),
+                "GET",
+                &what,
+                cancel,
+            )
             .await?;
         let Some(pod) = pod else {
             // ServoX reports a tuning Pod that does not exist as never restarted.
-            add(KubeMetric::TuningPodRestartCount, &tuning_name, now, Some(0.0));
+            add(
+                KubeMetric::TuningPodRestartCount,
+                &tuning_name,
+                now,
+                Some(0.0),
+            );
             return Ok(points);
         };
-        add(KubeMetric::TuningPodRestartCount, &tuning_name, now, Some(restart_count(&pod)));
-        let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+        add(
+            KubeMetric::TuningPodRestartCount,
+            &tuning_name,
+            now,
+            Some(restart_count(&pod)),
+        );
+        let containers = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default();
         let resources = Resources::of(self.target(containers, |c| c.name.as_str(), &what)?)?;
         for &metric in wanted.iter().filter(|m| m.pods() == Pods::Tuning) {
-            add(metric, &tuning_name, now, resources.value(metric.quantity()));
+            add(
+                metric,
+                &tuning_name,
+                now,
+                resources.value(metric.quantity()),
+            );
         }
         if wants(Pods::Tuning, KubeMetric::needs_metrics_api) {
             let item = api
@@ -491,7 +533,12 @@ impl KubeMetrics {
                 let usage = self.usage(&item)?;
                 let time = unix_seconds(&item.timestamp);
                 for &metric in wanted.iter().filter(|m| m.pods() == Pods::Tuning) {
-                    add(metric, &tuning_name, time, usage.value(metric.quantity(), &resources));
+                    add(
+                        metric,
+                        &tuning_name,
+                        time,
+                        usage.value(metric.quantity(), &resources),
+                    );
                 }
             }
         }
@@ -521,7 +568,10 @@ impl KubeMetrics {
             if per_pod.is_empty() {
                 continue;
             }
-            let means: Vec<f64> = per_pod.values().map(|points| mean(points.iter().map(|p| p.1))).collect();
+            let means: Vec<f64> = per_pod
+                .values()
+                .map(|points| mean(points.iter().map(|p| p.1)))
+                .collect();
             let value = mean(means.iter().copied());
             let unit = metric.unit(self.remote_optimizer);
             let series = match per_pod.iter().next() {
@@ -626,7 +676,9 @@ impl Connector for KubeMetrics {
         let mut collected = Collected::default();
         loop {
             let started = Instant::now();
-            collected.reads.push(self.read(api, &wanted, &cx.cancel).await?);
+            collected
+                .reads
+                .push(self.read(api, &wanted, &cx.cancel).await?);
             let next = started + every;
             if next >= end {
                 break;
@@ -680,7 +732,10 @@ impl Connector for KubeMetrics {
         checks.push(match listed {
             Ok(items) => Check::pass(
                 connectivity,
-                format!("the metrics API answers; {} of the pods report usage", items.len()),
+                format!(
+                    "the metrics API answers; {} of the pods report usage",
+                    items.len()
+                ),
             ),
             Err(ConnectorError::Cancelled) => return Err(ConnectorError::Cancelled),
             Err(e) => failed_check(connectivity, &e),

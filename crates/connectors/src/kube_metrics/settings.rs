@@ -78,7 +78,9 @@ impl JsonSchema for TargetKind {
 }
 
 /// A metric of the `kube_metrics` connector, by ServoX's name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum KubeMetric {
     TuningCpuUsage,
@@ -267,10 +269,15 @@ impl ConnectorSettings for Settings {
         if self.name.trim().is_empty() {
             problems.push(Problem::new(root.key("name"), "the name is empty"));
         }
-        if self.container.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        if self
+            .container
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
             problems.push(
-                Problem::new(root.key("container"), "the container name is empty")
-                    .with_help("name the container, or leave `container` out for a single-container pod"),
+                Problem::new(root.key("container"), "the container name is empty").with_help(
+                    "name the container, or leave `container` out for a single-container pod",
+                ),
             );
         }
         if self.metric_collection_frequency.is_zero() {
@@ -279,7 +286,9 @@ impl ConnectorSettings for Settings {
                     root.key("metric_collection_frequency"),
                     "the metrics-server cannot be read continuously",
                 )
-                .with_help("give a period such as 15s (metrics-server refreshes every 15s by default)"),
+                .with_help(
+                    "give a period such as 15s (metrics-server refreshes every 15s by default)",
+                ),
             );
         }
         problems
@@ -300,10 +309,14 @@ mod tests {
             ("statefulSet", TargetKind::StatefulSet),
             ("StatefulSet", TargetKind::StatefulSet),
         ] {
-            let parsed: TargetKind = serde_json::from_value(serde_json::json!(written)).expect("parses");
+            let parsed: TargetKind =
+                serde_json::from_value(serde_json::json!(written)).expect("parses");
             assert_eq!(parsed, kind);
         }
-        assert_eq!(serde_json::to_value(TargetKind::StatefulSet).ok(), Some(serde_json::json!("StatefulSet")));
+        assert_eq!(
+            serde_json::to_value(TargetKind::StatefulSet).ok(),
+            Some(serde_json::json!("StatefulSet"))
+        );
     }
 
     #[test]

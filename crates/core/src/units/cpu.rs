@@ -191,8 +191,8 @@ impl CpuUsage {
     }
 
     fn parse_text(text: &str) -> ParseText<Self> {
-        let (number, unit) = Decimal::split_prefix(text)
-            .ok_or((UnitProblem::Malformed, CPU_USAGE_SYNTAX.into()))?;
+        let (number, unit) =
+            Decimal::split_prefix(text).ok_or((UnitProblem::Malformed, CPU_USAGE_SYNTAX.into()))?;
         let (scale, places) = match unit {
             "" => (1_000_000_000, 9),
             "m" => (1_000_000, 6),
@@ -253,7 +253,9 @@ impl fmt::Display for CpuUsage {
 
 impl fmt::Debug for CpuUsage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CpuUsage").field(&format_args!("{self}")).finish()
+        f.debug_tuple("CpuUsage")
+            .field(&format_args!("{self}"))
+            .finish()
     }
 }
 

@@ -682,12 +682,18 @@ fn cpu_usage_reads_the_metrics_api_units_and_compares_with_requests_in_nanocores
             "the canonical spelling reads back"
         );
     }
-    assert_eq!("1.5".parse::<CpuUsage>().map(|c| c.nanocores()), Ok(1_500_000_000));
+    assert_eq!(
+        "1.5".parse::<CpuUsage>().map(|c| c.nanocores()),
+        Ok(1_500_000_000)
+    );
     assert!("1.5n".parse::<CpuUsage>().is_err());
     assert!("250Mi".parse::<CpuUsage>().is_err());
     assert!("-1m".parse::<CpuUsage>().is_err());
     let usage: CpuUsage = "125m".parse().expect("parses");
     assert_eq!(usage.percent_of(Cpu::from_millicores(500)), Some(25.0));
     assert_eq!(usage.percent_of(Cpu::from_millicores(0)), None);
-    assert_eq!(CpuUsage::from(Cpu::from_millicores(250)).to_string(), "250m");
+    assert_eq!(
+        CpuUsage::from(Cpu::from_millicores(250)).to_string(),
+        "250m"
+    );
 }
