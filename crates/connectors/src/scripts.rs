@@ -316,20 +316,18 @@ impl Scripts {
         tracing::debug!(mount = %self.mount, pid = running.pid(), "started the {label}");
         let mount = &self.mount;
         let log = |line: &str| tracing::debug!(mount = %mount, "{label}: stderr: {line}");
-        let exited: Exited = match running
-            .run_to_end(
-                None,
-                self.settings.timeout.as_std(),
-                &cx.cancel,
-                STDOUT_LIMIT,
-                log,
-            )
-            .await
-        {
-            Ended::Exited(exited) => exited
+        let timeout = self.settings.timeout.as_std();
+        let ended = cx
+            .run(running.run_to_end(None, timeout, STDOUT_LIMIT, log))
+            .await;
+        let exited: Exited = match ended {
+            Ok(Ended::Exited(exited)) => exited
                 .map_err(|e| ConnectorError::failed(format!("lost track of the {label}: {e}")))?,
-            Ended::Cancelled => return Err(ConnectorError::Cancelled),
-            Ended::Overran(tail) => {
+            Err(cancelled) => {
+                running.kill().await;
+                return Err(cancelled);
+            }
+            Ok(Ended::Overran(tail)) => {
                 return Err(ConnectorError::failed(format!(
                     "the {label} did not finish within its `timeout` of {}; servo killed it and its process group{}",
                     self.settings.timeout,

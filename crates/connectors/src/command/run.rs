@@ -67,13 +67,16 @@ impl Hooks {
         let log = |line: &str| {
             tracing::debug!(mount = %mount, hook = hook.name(), "stderr: {line}");
         };
-        let exited = match running
-            .run_to_end(input, deadline, &cx.cancel, STDOUT_LIMIT, log)
-            .await
-        {
-            Ended::Exited(exited) => exited,
-            Ended::Cancelled => return Err(ConnectorError::Cancelled),
-            Ended::Overran(tail) => {
+        let ended = cx
+            .run(running.run_to_end(input, deadline, STDOUT_LIMIT, log))
+            .await;
+        let exited = match ended {
+            Ok(Ended::Exited(exited)) => exited,
+            Err(cancelled) => {
+                running.kill().await;
+                return Err(cancelled);
+            }
+            Ok(Ended::Overran(tail)) => {
                 let limit = if window.is_zero() {
                     format!("its `timeout` of {}", self.settings.timeout)
                 } else {

@@ -415,15 +415,6 @@ pub(crate) enum Ended {
     Exited(io::Result<Exited>),
     /// It was still running at the deadline; it and its group were killed.
     Overran(OutputTail),
-    /// The event was cancelled; it and its group were killed.
-    Cancelled,
-}
-
-/// Which came first while a child ran.
-enum Race<T> {
-    Done(T),
-    Overran,
-    Cancelled,
 }
 
 /// What a child left behind when it exited.
@@ -441,14 +432,14 @@ pub(crate) struct Exited {
 
 impl Group {
     /// Feeds `input` to the child's stdin (then closes it), reads its stdout (up to
-    /// `stdout_limit`) and stderr (each line to `log`, the last ones kept), until it exits,
-    /// `deadline` passes or `cancel` fires; then kills whatever is left of its group. Spawn the
-    /// child with piped stdout and stderr, and piped stdin when there is input.
+    /// `stdout_limit`) and stderr (each line to `log`, the last ones kept), until it exits or
+    /// `deadline` passes; then kills whatever is left of its group. Spawn the child with piped
+    /// stdout and stderr, and piped stdin when there is input. Run it through
+    /// `EventContext::run` and [`Group::kill`] the group when that says cancelled.
     pub(crate) async fn run_to_end(
         &mut self,
         input: Option<Vec<u8>>,
         deadline: std::time::Duration,
-        cancel: &CancellationToken,
         stdout_limit: usize,
         log: impl FnMut(&str),
     ) -> Ended {
@@ -458,7 +449,7 @@ impl Group {
         let stderr = self.child().and_then(|c| c.stderr.take());
         // Outside the run's future, so a child that overruns can still be quoted.
         let mut tail = OutputTail::default();
-        let end = {
+        let finished = {
             let completion = async {
                 let wait = async {
                     // The child is gone; whatever it left running in its group goes too.
@@ -473,14 +464,10 @@ impl Group {
                     read_stderr(stderr, &exited, &mut tail, log),
                 )
             };
-            tokio::select! {
-                (status, (), stdout, ()) = completion => Race::Done((status, stdout)),
-                () = tokio::time::sleep(deadline) => Race::Overran,
-                () = cancel.cancelled() => Race::Cancelled,
-            }
+            tokio::time::timeout(deadline, completion).await
         };
-        match end {
-            Race::Done((status, (stdout, overflow, held_open))) => {
+        match finished {
+            Ok((status, (), (stdout, overflow, held_open), ())) => {
                 Ended::Exited(status.map(|status| Exited {
                     status,
                     stdout,
@@ -489,14 +476,10 @@ impl Group {
                     stderr: tail,
                 }))
             }
-            Race::Overran => {
+            Err(_) => {
                 self.kill().await;
                 tail.finish();
                 Ended::Overran(tail)
-            }
-            Race::Cancelled => {
-                self.kill().await;
-                Ended::Cancelled
             }
         }
     }
