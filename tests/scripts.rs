@@ -8,9 +8,10 @@ mod common;
 mod live;
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use common::run;
-use live::assert_gone;
+use live::{Servo, assert_gone};
 
 /// A temporary directory with `servo.yaml`: a `command` mount whose measure hook logs itself and
 /// reports one metric, plus the `scripts` section given.
@@ -31,6 +32,20 @@ fn scene(scripts: &str) -> Scene {
 }
 
 impl Scene {
+    /// The pid a script wrote to `name`, once it has.
+    fn pid(&self, name: &str) -> u32 {
+        let path = self.dir.path().join(name);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if let Ok(pid) = text.trim().parse() {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "the script never wrote {name}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The lines the scripts and the hook wrote, in order.
     fn events(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("events.log"))
@@ -115,15 +130,24 @@ fn a_command_over_its_timeout_is_killed_with_its_process_group() {
         ),
         "{stderr}"
     );
-    let pid = |name: &str| -> u32 {
-        std::fs::read_to_string(s.dir.path().join(name))
-            .expect("the script wrote its pid")
-            .trim()
-            .parse()
-            .expect("a pid")
-    };
-    assert_gone(pid("script.pid"), "the script");
-    assert_gone(pid("child.pid"), "the script's child");
+    assert_gone(s.pid("script.pid"), "the script");
+    assert_gone(s.pid("child.pid"), "the script's child");
+}
+
+#[test]
+fn sigint_during_a_before_command_exits_130_and_leaves_no_process() {
+    let s = scene(
+        "  before:\n    measure: [\"sleep 60 & echo $! > child.pid; echo $$ > script.pid; wait\"]\n",
+    );
+    let mut servo = Servo::start(&s.config, &["measure"]);
+    let (script, child) = (s.pid("script.pid"), s.pid("child.pid"));
+    servo.wait_until_it_catches(2);
+    servo.signal("INT");
+    let ended = servo.finish(Duration::from_secs(20));
+    assert_eq!(ended.code, Some(130), "{}", ended.stderr);
+    assert_gone(script, "the script");
+    assert_gone(child, "the script's child");
+    assert!(!s.events().contains(&"measure-hook".to_string()));
 }
 
 #[test]
