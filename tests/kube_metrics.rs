@@ -295,3 +295,19 @@ fn mistakes_in_the_section_are_reported_at_their_key() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("not a valid namespace name"), "{stderr}");
 }
+
+#[test]
+fn a_remote_servox_optimizer_gets_cores_and_gib_without_a_unit_as_servox_sends_them() {
+    let api = start(false);
+    let section = format!(
+        "optimizer:\n  id: example.com/app\n  token: not-used\n  base_url: http://127.0.0.1:9/\n{SECTION}"
+    );
+    let m = measure(
+        &api,
+        &section,
+        &["main_cpu_usage", "main_mem_request", "main_cpu_saturation"],
+    );
+    assert_close(&m, "main_cpu_usage", 0.2, "");
+    assert_close(&m, "main_mem_request", 0.5, "");
+    assert_close(&m, "main_cpu_saturation", 40.0, "%");
+}
