@@ -3,11 +3,13 @@
 mod common;
 
 /// The built-in connectors, sorted by name.
-const BUILT_IN: [&str; 6] = [
+const BUILT_IN: [&str; 8] = [
     "command",
+    "kube_metrics",
     "kubernetes",
     "process",
     "prometheus",
+    "scripts",
     "vegeta",
     "wait",
 ];
@@ -35,5 +37,5 @@ fn servo_connectors_lists_them_as_json() {
         .filter_map(|c| c["name"].as_str())
         .collect();
     assert_eq!(names, BUILT_IN);
-    assert_eq!(listed[5]["default_key"], "wait");
+    assert_eq!(listed[7]["default_key"], "wait");
 }

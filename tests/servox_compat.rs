@@ -45,6 +45,10 @@ const CASES: &[Source] = &[
     Source::Defaults("wait"),
     Source::Generate("kubernetes"),
     Source::Defaults("kubernetes"),
+    Source::Generate("kube_metrics"),
+    Source::Defaults("kube_metrics"),
+    Source::Generate("scripts"),
+    Source::Defaults("scripts"),
     Source::Helm("static"),
     Source::Helm("sidecar"),
 ];
@@ -53,16 +57,6 @@ const CASES: &[Source] = &[
 const PENDING: &[(Source, &str)] = &[
     (Source::Generate("opsani_dev"), "the opsani_dev connector"),
     (Source::Defaults("opsani_dev"), "the opsani_dev connector"),
-    (
-        Source::Generate("kube_metrics"),
-        "the kube_metrics connector",
-    ),
-    (
-        Source::Defaults("kube_metrics"),
-        "the kube_metrics connector",
-    ),
-    (Source::Generate("scripts"), "the scripts connector"),
-    (Source::Defaults("scripts"), "the scripts connector"),
 ];
 
 impl Source {

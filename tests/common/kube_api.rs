@@ -11,7 +11,8 @@
 //! `tests/fixtures/kubernetes/patch-keys-v1.33.json`; `$patch: delete` on list items), merge PATCH, PUT with `resourceVersion` optimistic concurrency
 //! (409 Conflict); Pods (`v1`) GET, list, watch, POST, DELETE; list `fieldSelector=metadata.name=`
 //! and equality `labelSelector`s; watches from a `resourceVersion` replaying a change log, with
-//! `BOOKMARK`s when asked and `410 Gone` on demand; SelfSubjectAccessReviews; bearer tokens.
+//! `BOOKMARK`s when asked and `410 Gone` on demand; SelfSubjectAccessReviews; bearer tokens;
+//! metrics-server's `metrics.k8s.io/v1beta1` PodMetrics (list and get, see its section).
 //! A controller loop (every 25 ms) plays the Deployment controller and the kubelet: it observes
 //! each new generation, replaces the Deployment's pods, and gives every pod the fate of its spec
 //! (see [`Fate`]).
@@ -96,6 +97,8 @@ pub struct Cluster {
     pub bookmarks_sent: u32,
     /// The bearer tokens requests carried, in order (deduplicated runs).
     pub tokens: Vec<String>,
+    /// What the metrics API serves (see the `metrics.k8s.io` section).
+    pub metrics: PodMetricsServer,
 }
 
 type Shared = Arc<(Mutex<Cluster>, tokio::sync::Notify)>;
@@ -1142,6 +1145,7 @@ impl FakeApi {
                 "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
                 post(access_review),
             )
+            .merge(pod_metrics_routes())
             .with_state(state.clone());
         let controller = state.clone();
         let thread = std::thread::spawn(move || {
@@ -1225,5 +1229,197 @@ impl Drop for FakeApi {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+// ─── metrics.k8s.io/v1beta1: PodMetrics, as metrics-server serves them ─────────────────────────
+//
+// metrics-server reports, for each running pod it has scraped, each container's CPU (nanocores)
+// and memory (Ki) usage, with the pod's labels. Here the test sets the usage per pod and
+// container ([`PodMetricsServer::set`]); a pod that exists, runs and has usage set is served.
+// Label selectors take `=`, `==`, `!=`, `key` and `!key` terms, as the API server does. Objects are
+// built with k8s-openapi's `ObjectMeta`, `Quantity` and `Time`, in the API's JSON shape.
+
+/// The usage the fake metrics-server reports, and whether the metrics API is served at all.
+#[derive(Default)]
+pub struct PodMetricsServer {
+    /// (namespace, pod) → container → (cpu, memory), as metrics-server spells them.
+    usage: BTreeMap<(String, String), BTreeMap<String, (String, String)>>,
+    /// No metrics-server: every `metrics.k8s.io` request answers 404, as an API server without
+    /// its APIService does.
+    pub missing: bool,
+    /// Requests the metrics API answered, as `GET <path>?<query>`.
+    pub requests: Vec<String>,
+}
+
+impl PodMetricsServer {
+    /// Sets what a pod's container uses: `cpu` as `250000000n` or `250m`, `memory` as `262144Ki`.
+    pub fn set(&mut self, ns: &str, pod: &str, container: &str, cpu: &str, memory: &str) {
+        self.usage
+            .entry((ns.to_string(), pod.to_string()))
+            .or_default()
+            .insert(container.to_string(), (cpu.to_string(), memory.to_string()));
+    }
+}
+
+impl Cluster {
+    /// Adds a standalone pod (a tuning Pod made by hand); the fake kubelet gives it a status.
+    pub fn add_pod(&mut self, pod: Value) {
+        let pod = typed("pods", pod).expect("a valid pod");
+        let ns = pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let name = pod["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.put("pods", &ns, &name, pod);
+        self.reconcile();
+    }
+
+    /// The PodMetrics of a pod, if metrics-server would serve it.
+    fn pod_metrics(&self, ns: &str, name: &str) -> Option<Value> {
+        let pod = self.pod(ns, name)?;
+        if pod["status"]["phase"] != "Running" {
+            return None;
+        }
+        let usage = self
+            .metrics
+            .usage
+            .get(&(ns.to_string(), name.to_string()))?;
+        let metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+            serde_json::from_value(json!({
+                "name": name, "namespace": ns, "labels": pod["metadata"]["labels"],
+                "creationTimestamp": k8s_openapi::jiff::Timestamp::now().to_string(),
+            }))
+            .expect("valid metadata");
+        let containers: Vec<Value> = usage
+            .iter()
+            .map(|(container, (cpu, memory))| {
+                let usage: BTreeMap<
+                    String,
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+                > = [("cpu", cpu), ("memory", memory)]
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            k8s_openapi::apimachinery::pkg::api::resource::Quantity(v.clone()),
+                        )
+                    })
+                    .collect();
+                json!({"name": container, "usage": usage})
+            })
+            .collect();
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        Some(json!({
+            "kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+            "metadata": metadata, "timestamp": now, "window": "15.012s",
+            "containers": containers,
+        }))
+    }
+}
+
+/// Whether `labels` pass a label selector of `=`, `==`, `!=`, `key` and `!key` terms.
+fn labels_select(labels: &Value, selector: &str) -> bool {
+    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
+        if let Some((k, v)) = term.split_once("!=") {
+            labels[k.trim()] != v.trim()
+        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            labels[k.trim()] == v.trim()
+        } else if let Some(k) = term.strip_prefix('!') {
+            labels[k.trim()].is_null()
+        } else {
+            !labels[term.trim()].is_null()
+        }
+    })
+}
+
+fn pod_metrics_routes() -> Router<Shared> {
+    Router::new()
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods",
+            get(list_pod_metrics),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/{name}",
+            get(get_pod_metrics),
+        )
+}
+
+/// The 404 of an API server that does not serve `metrics.k8s.io`.
+fn metrics_api_missing() -> Response {
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+async fn list_pod_metrics(
+    State(state): State<Shared>,
+    Path(ns): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    let mut cluster = lock(&state);
+    cluster.metrics.requests.push(format!(
+        "GET /apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods?{}",
+        raw.clone().unwrap_or_default()
+    ));
+    if cluster.metrics.missing {
+        return metrics_api_missing();
+    }
+    let q = query(raw);
+    let selector = q.get("labelSelector").cloned().unwrap_or_default();
+    let items: Vec<Value> = cluster
+        .pods(&ns)
+        .iter()
+        .filter(|p| labels_select(&p["metadata"]["labels"], &selector))
+        .filter_map(|p| cluster.pod_metrics(&ns, p["metadata"]["name"].as_str()?))
+        .map(|mut m| {
+            // List items carry no kind of their own.
+            if let Some(o) = m.as_object_mut() {
+                o.remove("kind");
+                o.remove("apiVersion");
+            }
+            m
+        })
+        .collect();
+    ok(
+        StatusCode::OK,
+        &json!({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
+            "metadata": {}, "items": items}),
+    )
+}
+
+async fn get_pod_metrics(
+    State(state): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    let mut cluster = lock(&state);
+    cluster.metrics.requests.push(format!(
+        "GET /apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/{name}"
+    ));
+    if cluster.metrics.missing {
+        return metrics_api_missing();
+    }
+    match cluster.pod_metrics(&ns, &name) {
+        Some(metrics) => ok(StatusCode::OK, &metrics),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("podmetrics.metrics.k8s.io \"{name}\" not found"),
+        ),
     }
 }

@@ -2,9 +2,11 @@
 //! registration. Nothing outside a module names it.
 
 mod command;
+mod kube_metrics;
 mod kubernetes;
 mod process;
 mod prometheus;
+mod scripts;
 mod util;
 pub mod vegeta;
 mod wait;

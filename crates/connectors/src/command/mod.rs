@@ -345,7 +345,12 @@ impl Connector for Hooks {
             Some(status) if status.status == "rejected" => {
                 return Err(ConnectorError::Rejected {
                     reason: status.reason.unwrap_or_else(|| "unstable".into()),
-                    message: status.message.unwrap_or_else(|| run.stderr.summary(&label)),
+                    message: status.message.unwrap_or_else(|| {
+                        run.stderr.last_line().map_or_else(
+                            || format!("the {label} rejected the settings"),
+                            str::to_string,
+                        )
+                    }),
                 });
             }
             Some(status) if status.status == "failed" => {

@@ -112,31 +112,6 @@ fn adjust_status_is_the_last_status_line() {
     assert!(adjust_status(b"all good\n").is_none());
 }
 
-#[test]
-fn the_tail_keeps_the_last_lines_bounded() {
-    let mut tail = Tail::default();
-    let mut logged = Vec::new();
-    for i in 0..30 {
-        logged.extend(tail.push(format!("line {i}\n").as_bytes()));
-    }
-    logged.extend(tail.push(b"split "));
-    logged.extend(tail.push(b"line"));
-    logged.extend(tail.finish());
-    assert_eq!(logged.len(), 31);
-    assert_eq!(tail.lines.len(), Tail::LINES);
-    assert_eq!(tail.lines.back().map(String::as_str), Some("split line"));
-    assert!(
-        tail.quoted()
-            .starts_with("\n  the last 20 lines of its stderr:\n    | line 11")
-    );
-
-    let mut long = Tail::default();
-    long.push(&vec![b'x'; 5000]);
-    let line = long.finish().expect("a line");
-    assert_eq!(line.chars().count(), Tail::LINE_BYTES + 1);
-    assert!(line.ends_with('…'));
-}
-
 fn hooks(settings: serde_json::Value) -> Hooks {
     let settings: Settings = serde_json::from_value(settings).expect("parses");
     let cx = BuildContext {
@@ -211,7 +186,7 @@ fn measurements_use_declared_units_series_means_and_report_undeclared_metrics() 
     let run = Finished {
         status: ExitStatus::default(),
         stdout: Vec::new(),
-        stderr: Tail::default(),
+        stderr: crate::util::child::OutputTail::default(),
     };
     let m = h
         .measurement(output, &run, "measure command `m`")

@@ -116,6 +116,15 @@ pub fn kubeconfig_path(setting: Option<&Path>) -> Option<PathBuf> {
     default.exists().then_some(default)
 }
 
+/// A `kubeconfig:` setting as a path: `~/...` (as ServoX configs write it) in the home directory,
+/// anything else relative to the config file's directory.
+pub fn kubeconfig_setting(setting: Option<&Path>, base_dir: &Path) -> Option<PathBuf> {
+    setting.map(|p| match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => base_dir.join(p),
+    })
+}
+
 /// The names of a kubeconfig's contexts, for a did-you-mean.
 fn context_names(config: &Kubeconfig) -> Vec<String> {
     config.contexts.iter().map(|c| c.name.clone()).collect()

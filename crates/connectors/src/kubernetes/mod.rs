@@ -35,11 +35,11 @@
 mod adjust;
 mod checks;
 pub mod client;
-mod rollout;
+pub(crate) mod rollout;
 mod settings;
 #[cfg(test)]
 mod tests;
-mod tuning;
+pub(crate) mod tuning;
 
 use async_trait::async_trait;
 use client::{Client, WorkloadKind};
@@ -142,13 +142,7 @@ impl BuildConnector for Kubernetes {
 
     fn build(settings: Settings, cx: &BuildContext) -> Result<Self, ConnectorError> {
         // Reading credentials waits for the first event: `servo validate` must work anywhere.
-        // `~/.kube/config`, as ServoX configs write it, means the home directory.
-        let kubeconfig = settings.kubeconfig.as_ref().map(|p| {
-            match (p.strip_prefix("~"), std::env::var_os("HOME")) {
-                (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
-                _ => cx.base_dir.join(p),
-            }
-        });
+        let kubeconfig = client::kubeconfig_setting(settings.kubeconfig.as_deref(), &cx.base_dir);
         Ok(Self {
             settings,
             kubeconfig,

@@ -16,8 +16,9 @@ use std::process::ExitStatus;
 use std::sync::OnceLock;
 
 pub(crate) use rustix::process::Signal;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 /// How long to wait for a child to be reaped after SIGKILL (it may be stuck in the kernel).
 const REAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -62,6 +63,24 @@ fn die_with_parent(command: &mut Command, signal: Signal) {
             }
             Ok(())
         });
+    }
+}
+
+/// Keeps servo's own `SERVO_*` variables from `command`'s child: they may hold secrets such as the
+/// optimizer's token, and a program that runs servo must not take them for its config.
+pub(crate) fn without_servo_variables(command: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("SERVO_") {
+            command.env_remove(key);
+        }
+    }
+}
+
+/// `text` cut to `max` characters, with `…` when cut: a command line in a message.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
     }
 }
 
@@ -117,6 +136,15 @@ pub(crate) struct Group {
 }
 
 impl Group {
+    /// Spawns `command` [`isolate`]d (with `death_signal` when servo dies) from the lasting thread,
+    /// and takes charge of it.
+    pub(crate) async fn spawn(mut command: Command, death_signal: Signal) -> io::Result<Self> {
+        isolate(&mut command, death_signal);
+        let child = spawn_from_a_lasting_thread(command).await?;
+        Self::new(child)
+            .ok_or_else(|| io::Error::other("the child exited before servo could see its pid"))
+    }
+
     /// Takes charge of a child spawned after [`isolate`]; `None` if it has no pid (already reaped).
     pub(crate) fn new(child: Child) -> Option<Self> {
         let pid = child.id()?;
@@ -377,5 +405,262 @@ pub(crate) fn on_path(
     match cwd {
         Some(cwd) => which::which_in(program, path, cwd).ok(),
         None => which::which_in_global(program, path).ok()?.next(),
+    }
+}
+
+/// How a child run by [`Group::run_to_end`] ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// It exited; `Err` when servo lost track of it.
+    Exited(io::Result<Exited>),
+    /// It was still running at the deadline; it and its group were killed.
+    Overran(OutputTail),
+}
+
+/// What a child left behind when it exited.
+#[derive(Debug)]
+pub(crate) struct Exited {
+    pub(crate) status: ExitStatus,
+    /// At most the `stdout_limit` given to [`Group::run_to_end`].
+    pub(crate) stdout: Vec<u8>,
+    /// It printed more than that on stdout (the rest was read and dropped).
+    pub(crate) overflow: bool,
+    /// A process it started outside its group kept its output open past [`DRAIN_GRACE`].
+    pub(crate) held_open: bool,
+    pub(crate) stderr: OutputTail,
+}
+
+impl Group {
+    /// Feeds `input` to the child's stdin (then closes it), reads its stdout (up to
+    /// `stdout_limit`) and stderr (each line to `log`, the last ones kept), until it exits or
+    /// `deadline` passes; then kills whatever is left of its group. Spawn the child with piped
+    /// stdout and stderr, and piped stdin when there is input. Run it through
+    /// `EventContext::run` and [`Group::kill`] the group when that says cancelled.
+    pub(crate) async fn run_to_end(
+        &mut self,
+        input: Option<Vec<u8>>,
+        deadline: std::time::Duration,
+        stdout_limit: usize,
+        log: impl FnMut(&str),
+    ) -> Ended {
+        let exited = CancellationToken::new();
+        let stdin = self.child().and_then(|c| c.stdin.take());
+        let stdout = self.child().and_then(|c| c.stdout.take());
+        let stderr = self.child().and_then(|c| c.stderr.take());
+        // Outside the run's future, so a child that overruns can still be quoted.
+        let mut tail = OutputTail::default();
+        let finished = {
+            let completion = async {
+                let wait = async {
+                    // The child is gone; whatever it left running in its group goes too.
+                    let status = self.wait().await;
+                    exited.cancel();
+                    status
+                };
+                tokio::join!(
+                    wait,
+                    feed(stdin, input, &exited),
+                    read_stdout(stdout, stdout_limit, &exited),
+                    read_stderr(stderr, &exited, &mut tail, log),
+                )
+            };
+            tokio::time::timeout(deadline, completion).await
+        };
+        match finished {
+            Ok((status, (), (stdout, overflow, held_open), ())) => {
+                Ended::Exited(status.map(|status| Exited {
+                    status,
+                    stdout,
+                    overflow,
+                    held_open,
+                    stderr: tail,
+                }))
+            }
+            Err(_) => {
+                self.kill().await;
+                tail.finish();
+                Ended::Overran(tail)
+            }
+        }
+    }
+}
+
+/// "exited with code 3", "was killed by signal 9": how a child ended, for messages.
+pub(crate) fn exit_text(status: &ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("was killed by signal {signal}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exited with code {code}"),
+        None => format!("ended with {status}"),
+    }
+}
+
+/// After a child exits, how long its pipes may stay open: they only do when a process it started
+/// outside its group inherited them.
+pub(crate) const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Resolves `DRAIN_GRACE` after `exited` is cancelled.
+async fn drained(exited: &CancellationToken) {
+    exited.cancelled().await;
+    tokio::time::sleep(DRAIN_GRACE).await;
+}
+
+/// Writes the input to the child's stdin and closes it. A child that exits without reading it is
+/// fine.
+async fn feed(
+    stdin: Option<impl AsyncWrite + Unpin>,
+    input: Option<Vec<u8>>,
+    exited: &CancellationToken,
+) {
+    let (Some(mut stdin), Some(input)) = (stdin, input) else {
+        return;
+    };
+    tokio::select! {
+        _ = async {
+            let _ = stdin.write_all(&input).await;
+            let _ = stdin.shutdown().await;
+        } => {}
+        () = drained(exited) => {}
+    }
+}
+
+/// Reads stdout up to `limit`, draining (and dropping) the rest so the child never blocks.
+/// Returns the bytes, whether there were more, and whether the pipe was still open after the grace.
+async fn read_stdout(
+    pipe: Option<impl AsyncRead + Unpin>,
+    limit: usize,
+    exited: &CancellationToken,
+) -> (Vec<u8>, bool, bool) {
+    let mut out = Vec::new();
+    let mut overflow = false;
+    let Some(pipe) = pipe else {
+        return (out, overflow, false);
+    };
+    let held_open = read_chunks(pipe, drained(exited), |chunk| {
+        let room = limit.saturating_sub(out.len());
+        overflow |= chunk.len() > room;
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    })
+    .await;
+    (out, overflow, held_open)
+}
+
+/// Reads stderr, handing each line to `log` and keeping the last ones for error messages.
+async fn read_stderr(
+    pipe: Option<impl AsyncRead + Unpin>,
+    exited: &CancellationToken,
+    tail: &mut OutputTail,
+    mut log: impl FnMut(&str),
+) {
+    if let Some(pipe) = pipe {
+        read_chunks(pipe, drained(exited), |chunk| {
+            for line in tail.push(chunk) {
+                log(&line);
+            }
+        })
+        .await;
+    }
+    if let Some(line) = tail.finish() {
+        log(&line);
+    }
+}
+
+/// The last lines a child wrote to stderr, bounded in count and length, to quote in errors.
+#[derive(Debug)]
+pub(crate) struct OutputTail {
+    pub(crate) lines: Tail,
+    split: Lines,
+}
+
+impl Default for OutputTail {
+    fn default() -> Self {
+        Self {
+            lines: Tail::new(Self::LINES),
+            split: Lines::new(Self::LINE_BYTES, "…"),
+        }
+    }
+}
+
+impl OutputTail {
+    pub(crate) const LINES: usize = 20;
+    pub(crate) const LINE_BYTES: usize = 1000;
+
+    /// Takes a chunk of output; returns the lines it completed.
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        let mut completed = Vec::new();
+        self.split.push(chunk, |line| completed.push(line));
+        for line in &completed {
+            self.lines.push(line.clone());
+        }
+        completed
+    }
+
+    /// Completes a last line that had no newline.
+    pub(crate) fn finish(&mut self) -> Option<String> {
+        let line = self.split.finish()?;
+        self.lines.push(line.clone());
+        Some(line)
+    }
+
+    /// The tail as an indented block to append to a message, or nothing when stderr was empty.
+    pub(crate) fn quoted(&self) -> String {
+        let lines: Vec<&String> = self.lines.iter().filter(|l| !l.trim().is_empty()).collect();
+        if lines.is_empty() {
+            return String::new();
+        }
+        let mut out = if self.lines.dropped() > 0 {
+            format!("\n  the last {} lines of its stderr:", lines.len())
+        } else {
+            "\n  its stderr:".to_string()
+        };
+        for line in lines {
+            out.push_str("\n    | ");
+            out.push_str(line);
+        }
+        out
+    }
+
+    /// The last non-empty line, if any: for messages that must be one line.
+    pub(crate) fn last_line(&self) -> Option<&str> {
+        self.lines
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_output_tail_keeps_the_last_lines_bounded() {
+        let mut tail = OutputTail::default();
+        let mut logged = Vec::new();
+        for i in 0..30 {
+            logged.extend(tail.push(format!("line {i}\n").as_bytes()));
+        }
+        logged.extend(tail.push(b"split "));
+        logged.extend(tail.push(b"line"));
+        logged.extend(tail.finish());
+        assert_eq!(logged.len(), 31);
+        assert_eq!(tail.lines.len(), OutputTail::LINES);
+        assert_eq!(tail.lines.back().map(String::as_str), Some("split line"));
+        assert!(
+            tail.quoted()
+                .starts_with("\n  the last 20 lines of its stderr:\n    | line 11")
+        );
+
+        let mut long = OutputTail::default();
+        long.push(&vec![b'x'; 5000]);
+        let line = long.finish().expect("a line");
+        assert_eq!(line.chars().count(), OutputTail::LINE_BYTES + 1);
+        assert!(line.ends_with('…'));
     }
 }

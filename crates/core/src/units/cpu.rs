@@ -158,3 +158,105 @@ deserialize_unit!(Cpu, "{CPU_EXPECTATION}";
 // `multipleOf` rejects numbers finer than a millicore, as the deserializer does; JSON Schema
 // validators judge it on the number's decimal digits, as `Cpu::from_cores` does.
 unit_schema!(Cpu, types: ["string", "number"], "multipleOf": 0.001, "examples": ["250m", "0.5", "2"]);
+
+/// CPU in use, as the metrics API (`metrics.k8s.io`) reports it: nanocores (`249623n`),
+/// microcores (`12u`), millicores (`250m`) or cores (`1`), held in nanocores.
+///
+/// Finer than [`Cpu`], which is what a container can request: a [`Cpu`] converts into it exactly,
+/// so usage is compared with requests and limits in nanocores, never across units.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct CpuUsage(u64);
+
+const CPU_USAGE_SYNTAX: &str = "expected a number of cores, or of millicores (m), microcores (u) or \
+     nanocores (n), such as 249623n or 250m";
+
+impl CpuUsage {
+    pub const fn from_nanocores(nanocores: u64) -> Self {
+        Self(nanocores)
+    }
+
+    pub const fn nanocores(&self) -> u64 {
+        self.0
+    }
+
+    /// The amount in cores, with the precision of an `f64`.
+    pub fn cores(&self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    /// This usage as a percentage of `of` (a request or a limit); `None` when `of` is zero.
+    pub fn percent_of(&self, of: Cpu) -> Option<f64> {
+        let of = CpuUsage::from(of);
+        (of.0 > 0).then(|| 100.0 * self.0 as f64 / of.0 as f64)
+    }
+
+    fn parse_text(text: &str) -> ParseText<Self> {
+        let (number, unit) =
+            Decimal::split_prefix(text).ok_or((UnitProblem::Malformed, CPU_USAGE_SYNTAX.into()))?;
+        let (scale, places) = match unit {
+            "" => (1_000_000_000, 9),
+            "m" => (1_000_000, 6),
+            "u" => (1_000, 3),
+            "n" => (1, 0),
+            _ if unit.chars().all(char::is_alphabetic) => {
+                return Err((
+                    UnitProblem::UnknownUnit,
+                    format!("unknown unit {unit:?}; {CPU_USAGE_SYNTAX}").into(),
+                ));
+            }
+            _ => return Err((UnitProblem::Malformed, CPU_USAGE_SYNTAX.into())),
+        };
+        if number.exceeds_places(places) {
+            return Err((
+                UnitProblem::TooPrecise,
+                "CPU usage is counted in whole nanocores".into(),
+            ));
+        }
+        number
+            .scale(scale)
+            .and_then(|n| u64::try_from(n).ok())
+            .map(Self)
+            .ok_or((UnitProblem::TooLarge, cpu_too_large().into()))
+    }
+
+    fn parse(input: &str) -> Result<Self, UnitError> {
+        parse_unit(
+            input,
+            UnitKind::Cpu,
+            "CPU quantities cannot be negative",
+            Self::parse_text,
+        )
+    }
+}
+
+impl From<Cpu> for CpuUsage {
+    fn from(cpu: Cpu) -> Self {
+        Self(cpu.0.saturating_mul(1_000_000))
+    }
+}
+
+/// The largest unit that divides the amount: `2`, `250m`, `12u`, `249623n`.
+impl fmt::Display for CpuUsage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        if n.is_multiple_of(1_000_000_000) {
+            write!(f, "{}", n / 1_000_000_000)
+        } else if n.is_multiple_of(1_000_000) {
+            write!(f, "{}m", n / 1_000_000)
+        } else if n.is_multiple_of(1_000) {
+            write!(f, "{}u", n / 1_000)
+        } else {
+            write!(f, "{n}n")
+        }
+    }
+}
+
+impl fmt::Debug for CpuUsage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CpuUsage")
+            .field(&format_args!("{self}"))
+            .finish()
+    }
+}
+
+text_unit!(CpuUsage);

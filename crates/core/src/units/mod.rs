@@ -268,7 +268,7 @@ mod secret;
 #[cfg(test)]
 mod tests;
 
-pub use cpu::Cpu;
+pub use cpu::{Cpu, CpuUsage};
 pub use duration::Duration;
 pub use error::{UnitError, UnitKind, UnitProblem};
 pub use memory::Memory;

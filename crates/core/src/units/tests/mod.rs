@@ -660,3 +660,40 @@ fn servox_memory_without_a_unit_is_gib_and_its_quantities_parse() {
     assert!(read(json!("4 parsecs")).is_err());
     assert!(read(json!(-1)).is_err());
 }
+
+#[test]
+fn cpu_usage_reads_the_metrics_api_units_and_compares_with_requests_in_nanocores() {
+    for (text, nanocores) in [
+        ("249623n", 249_623),
+        ("12u", 12_000),
+        ("250m", 250_000_000),
+        ("1500m", 1_500_000_000),
+        ("2", 2_000_000_000),
+        ("0", 0),
+    ] {
+        assert_eq!(
+            text.parse::<CpuUsage>().map(|c| c.nanocores()),
+            Ok(nanocores),
+            "{text}"
+        );
+        assert_eq!(
+            text.parse::<CpuUsage>().map(|c| c.to_string()),
+            Ok(text.to_string()),
+            "the canonical spelling reads back"
+        );
+    }
+    assert_eq!(
+        "1.5".parse::<CpuUsage>().map(|c| c.nanocores()),
+        Ok(1_500_000_000)
+    );
+    assert!("1.5n".parse::<CpuUsage>().is_err());
+    assert!("250Mi".parse::<CpuUsage>().is_err());
+    assert!("-1m".parse::<CpuUsage>().is_err());
+    let usage: CpuUsage = "125m".parse().expect("parses");
+    assert_eq!(usage.percent_of(Cpu::from_millicores(500)), Some(25.0));
+    assert_eq!(usage.percent_of(Cpu::from_millicores(0)), None);
+    assert_eq!(
+        CpuUsage::from(Cpu::from_millicores(250)).to_string(),
+        "250m"
+    );
+}
