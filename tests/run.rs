@@ -122,7 +122,9 @@ fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
     let csv = output(&config, &["trials", "-o", "csv"]);
     let text = String::from_utf8_lossy(&csv.stdout);
     assert!(
-        text.starts_with("number,state,main.cpu,main.memory,main.mode,objective,feasible,error\n"),
+        text.starts_with(
+            "number,state,main.cpu,main.memory,main.mode,objective,feasible,error,cut_short\n"
+        ),
         "{text}"
     );
     assert_eq!(text.lines().count(), 7);

@@ -121,7 +121,10 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
         Progress::TrialFinished { trial, best, finished, total } => {
             let outcome = match (trial.objective, trial.feasible, &trial.error) {
                 (Some(o), Some(true), _) => format!("objective {o:.4}"),
-                (Some(o), _, _) => format!("objective {o:.4} (misses an SLO)"),
+                (Some(o), _, _) => match &trial.cut_short {
+                    Some(cut) => format!("objective {o:.4} (cut short: {cut})"),
+                    None => format!("objective {o:.4} (misses an SLO)"),
+                },
                 (_, _, Some(e)) => format!("failed: {e}"),
                 _ => "failed".to_string(),
             };

@@ -1,6 +1,7 @@
 //! A study: the embedded optimizer driving describe → suggest → adjust → measure → score → journal,
 //! trial after trial, resumable from its journal.
 
+mod cut;
 mod goal;
 pub mod journal;
 pub mod lock;
@@ -174,6 +175,15 @@ pub async fn run(
     let started = Instant::now();
     let settings = embedded(assembly)?;
     let goal = Goal::from_settings(settings)?;
+    if settings.cut_short > 0.0 && settings.cut_short < 1.0 {
+        return Err(config_error(
+            format!(
+                "optimizer.cut_short is {}: it is how many times its limit an SLO must be breached to stop a trial, so 1 or more (or 0 to never stop one)",
+                settings.cut_short
+            ),
+            Some("write `cut_short: 2` to stop a trial at twice a limit".into()),
+        ));
+    }
     let bus = Bus::new(&assembly.mounts);
     // Open the journal before touching the application: a read-only or full disk must stop us
     // before any adjustment is made.
@@ -357,11 +367,29 @@ async fn drive(
             constraints: Vec::new(),
             feasible: None,
             error: None,
+            cut_short: None,
             started_at: now(),
             finished_at: None,
         };
-        let outcome = run_trial(bus, &adjustments, &control, cx).await;
+        // The baseline is where the application was: it is measured whole, as the reference.
+        let factor = if baseline_trial(&trials).is_some() {
+            settings.cut_short
+        } else {
+            0.0
+        };
+        let watch = cut::Watch::new(goal, &config, factor, control.warmup.as_std());
+        let outcome = run_trial(bus, &adjustments, &control, watch, cx).await;
         trial.finished_at = Some(now());
+        let outcome = match outcome {
+            Ok((measurement, Some(cut))) => {
+                let back = roll_back(bus, &plan, &trials, goal.maximize, &control, cx).await;
+                tracing::warn!(trial = number, "cut short: {}; {back}", cut.describe());
+                trial.cut_short = Some(format!("{}; {back}", cut.describe()));
+                Ok(measurement)
+            }
+            Ok((measurement, None)) => Ok(measurement),
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(measurement) => match score(goal, &config, &measurement) {
                 Ok(s) => {
@@ -373,7 +401,11 @@ async fn drive(
                 }
                 Err(message) => {
                     trial.state = TrialState::Failed;
-                    trial.error = Some(message);
+                    trial.error = Some(match &trial.cut_short {
+                        // Cut before a metric the objective needs was read.
+                        Some(_) => format!("cut short before it could be scored: {message}"),
+                        None => message,
+                    });
                 }
             },
             Err(TrialError::Interrupted) => {
@@ -493,12 +525,15 @@ enum TrialError {
     Failed(String),
 }
 
+/// Adjusts and measures one trial. The measurement's readings so far go to `watch`; when they
+/// break an SLO badly the measurement is stopped and the trial scored on them, with the cut.
 async fn run_trial(
     bus: &Bus,
     adjustments: &[Adjustment],
     control: &Control,
+    mut watch: cut::Watch<'_>,
     cx: &EventContext,
-) -> Result<Measurement, TrialError> {
+) -> Result<(Measurement, Option<cut::Cut>), TrialError> {
     let classify = |e: BusError| {
         if e.is_interrupted() || cx.cancel.is_cancelled() {
             TrialError::Interrupted
@@ -513,7 +548,70 @@ async fn run_trial(
         metrics: Vec::new(),
         control: control.clone(),
     };
-    bus.measure(&request, cx).await.map_err(classify)
+    if !watch.is_active() {
+        return Ok((bus.measure(&request, cx).await.map_err(classify)?, None));
+    }
+    // The measurement runs under a token of its own, so stopping it is not an interruption of
+    // the study; a signal still cancels both.
+    let (sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let measuring = EventContext::new(cx.cancel.child_token()).with_partial(
+        servo_core::PartialReadings::new(move |readings| {
+            // The receiver is gone once the measurement ended: nothing left to tell.
+            let _ = sender.send(readings);
+        }),
+    );
+    watch.begin();
+    let measure = bus.measure(&request, &measuring);
+    tokio::pin!(measure);
+    loop {
+        tokio::select! {
+            result = &mut measure => {
+                return Ok((result.map_err(classify)?, None));
+            }
+            Some(readings) = reports.recv() => {
+                if let Some(cut) = watch.observe(readings) {
+                    measuring.cancel.cancel();
+                    // Let the connectors stop their load and clean up before going on.
+                    let _ = (&mut measure).await;
+                    if cx.cancel.is_cancelled() {
+                        return Err(TrialError::Interrupted);
+                    }
+                    return Ok((watch.measurement(), Some(cut)));
+                }
+            }
+        }
+    }
+}
+
+/// Puts the application back on the best configuration known to meet every SLO, or the
+/// baseline, after a trial was cut short; says where it went.
+async fn roll_back(
+    bus: &Bus,
+    plan: &Plan,
+    trials: &[Trial],
+    maximize: bool,
+    control: &Control,
+    cx: &EventContext,
+) -> String {
+    let target = best_trial(trials, maximize)
+        .map(|t| ("best", t))
+        .or_else(|| baseline_trial(trials).map(|t| ("baseline", t)));
+    let Some((label, trial)) = target else {
+        return "no known configuration to roll back to".into();
+    };
+    match bus
+        .adjust(&plan.adjustments(&trial.config), control, cx)
+        .await
+    {
+        Ok(_) => format!(
+            "rolled back to the {label} configuration (trial {})",
+            trial.number
+        ),
+        Err(e) => format!(
+            "rolling back to the {label} configuration (trial {}) failed: {e}",
+            trial.number
+        ),
+    }
 }
 
 /// Applies `on_finish` (or, when interrupted, the best known configuration) and says which it was.

@@ -196,6 +196,7 @@ mod tests {
             constraints: Vec::new(),
             feasible: None,
             error: None,
+            cut_short: None,
             started_at: 0.0,
             finished_at: None,
         }
