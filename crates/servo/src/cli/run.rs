@@ -340,7 +340,14 @@ fn comparison(summary: &Summary) -> String {
                 ]);
             }
             out.push_str(&table.render());
-            let _ = writeln!(out, "best: trial {}", best.number);
+            match &summary.confidence {
+                Some(confidence) => {
+                    let _ = writeln!(out, "{}", confidence.describe());
+                }
+                None => {
+                    let _ = writeln!(out, "best: trial {}", best.number);
+                }
+            }
         }
         (None, Some(best)) => {
             let _ = writeln!(

@@ -90,6 +90,10 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
                 );
                 text.push('\n');
             }
+            if let Some(confidence) = &summary.confidence {
+                text.push_str(&confidence.describe());
+                text.push('\n');
+            }
             crate::output::print(&text)?;
         }
     }

@@ -69,6 +69,15 @@ pub struct EmbeddedOptimizer {
     #[serde(default = "default_cut_short")]
     #[schemars(range(min = 0.0))]
     pub cut_short: f64,
+    /// How many of the best candidates to measure once more before finishing, so that the best
+    /// reported is not one lucky reading. Unset: 2 when the constraint models give the best less
+    /// than a 99 % chance of meeting every SLO (its readings are near a limit for their noise),
+    /// none otherwise; `0` never. (Noise in the objective is averaged by its model: the best is
+    /// the best modelled objective, not the best reading.) The re-measurements come after
+    /// `trials` and are journaled as trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub confirm: Option<u32>,
     /// Seed of the optimizer's random choices; the same seed and history give the same suggestions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -96,6 +105,7 @@ impl Default for EmbeddedOptimizer {
             algorithm: Algorithm::default(),
             risk: Risk::default(),
             cut_short: default_cut_short(),
+            confirm: None,
             seed: None,
             store: None,
             max_duration: None,

@@ -11,7 +11,9 @@ mod summary;
 
 pub use goal::{Goal, Score, score};
 pub use plan::{Plan, PlanParam, param_number};
-pub use summary::{Breach, Breaches, Summary, baseline_trial, best_trial, breaches};
+pub use summary::{
+    Breach, Breaches, Confidence, Summary, baseline_trial, best_trial, breaches, recommendation,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -333,18 +335,29 @@ async fn drive(
         plan: plan.clone(),
     };
 
-    while finished(&trials) < settings.trials as usize {
+    loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             tracing::info!("optimizer.max_duration reached");
             break;
         }
-        let config = match next_config(&plan, goal, &trials, sampler.as_ref(), seed) {
-            Ok(Some(config)) => config,
-            Ok(None) => break,
-            Err(e) if trials.is_empty() => return Err(e.into()),
-            Err(e) => {
-                tracing::error!(error = %e, "the optimizer failed; stopping the study");
-                return Err(halt(e, &trials, &plan));
+        let config = if finished(&trials) < settings.trials as usize {
+            match next_config(&plan, goal, &trials, sampler.as_ref(), seed) {
+                Ok(Some(config)) => config,
+                Ok(None) => break,
+                Err(e) if trials.is_empty() => return Err(e.into()),
+                Err(e) => {
+                    tracing::error!(error = %e, "the optimizer failed; stopping the study");
+                    return Err(halt(e, &trials, &plan));
+                }
+            }
+        } else {
+            let done = finished(&trials) - settings.trials as usize;
+            match confirmation(&study.space, &trials, goal.maximize, settings, done) {
+                Some(config) => {
+                    tracing::info!("measuring a candidate for best again (optimizer.confirm)");
+                    config
+                }
+                None => break,
             }
         };
         let number = match journal.begin(&study, &config).await {
@@ -417,6 +430,7 @@ async fn drive(
                 trials.push(trial);
                 let mut summary =
                     Summary::from_trials(&study, journal.path(), trials, goal.maximize);
+                summary.recommend(settings.risk.into(), seed);
                 summary.interrupted = true;
                 return Ok((summary, plan));
             }
@@ -437,10 +451,62 @@ async fn drive(
             total: settings.trials,
         });
     }
-    Ok((
-        Summary::from_trials(&study, journal.path(), trials, goal.maximize),
-        plan,
-    ))
+    let mut summary = Summary::from_trials(&study, journal.path(), trials, goal.maximize);
+    summary.recommend(settings.risk.into(), seed);
+    Ok((summary, plan))
+}
+
+/// Candidates re-measured before a study finishes when `optimizer.confirm` is not set and the
+/// best is in doubt.
+const AUTO_CONFIRM: usize = 2;
+
+/// Below this probability of meeting every SLO, the models' best is worth measuring again.
+const SURE: f64 = 0.99;
+
+/// The configuration to measure again before finishing (`optimizer.confirm`), once the trials
+/// are done: among the first `confirm` candidates of the models' ranking (`AUTO_CONFIRM` by default
+/// when the models give the best less than `SURE` a chance of meeting every SLO, that is when its
+/// readings are near a limit for their noise; none otherwise), the one measured the fewest times, until each was measured twice
+/// or `done` confirmations ran. Each is journaled as a trial of its own, so the reported best
+/// averages every reading of its configuration and an interrupted study resumes here.
+fn confirmation(
+    space: &servo_optimizer::Space,
+    trials: &[Trial],
+    maximize: bool,
+    settings: &EmbeddedOptimizer,
+    done: usize,
+) -> Option<BTreeMap<String, ParamValue>> {
+    let seed = settings.seed.unwrap_or(0);
+    let (recommendation, used) =
+        recommendation(space, trials, maximize, settings.risk.into(), seed)?;
+    let wanted = match settings.confirm {
+        Some(n) => n as usize,
+        None if recommendation.feasibility.is_some_and(|p| p < SURE) => AUTO_CONFIRM,
+        None => 0,
+    };
+    if done >= wanted {
+        return None;
+    }
+    let mut candidates: Vec<&BTreeMap<String, ParamValue>> = Vec::new();
+    for &k in &recommendation.ranked {
+        let config = &used[k].config;
+        if !candidates.contains(&config) {
+            candidates.push(config);
+        }
+    }
+    let measured = |config: &BTreeMap<String, ParamValue>| {
+        trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete && &t.config == config)
+            .count()
+    };
+    candidates
+        .into_iter()
+        .take(wanted)
+        .map(|c| (measured(c), c))
+        .filter(|(n, _)| *n < 2)
+        .min_by_key(|(n, _)| *n)
+        .map(|(_, c)| c.clone())
 }
 
 /// The sampler an algorithm names, taking the given risk of breaching a constraint.
