@@ -96,4 +96,8 @@ fn a_meltdown_is_cut_short_journaled_with_its_breach_and_rolled_back() {
         2,
         "each cut trial says so in the table: {text}"
     );
+    assert!(
+        text.contains("3 of 3 trials missed an SLO (2 cut short); worst: trial "),
+        "{text}"
+    );
 }

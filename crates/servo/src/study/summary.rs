@@ -204,6 +204,8 @@ pub struct Breaches {
     pub count: usize,
     /// Complete trials judged against the constraints.
     pub judged: usize,
+    /// Of the breaches, the trials stopped early for it (`optimizer.cut_short`).
+    pub cut_short: usize,
     /// The breach furthest past its limit.
     pub worst: Option<Breach>,
 }
@@ -226,6 +228,9 @@ impl Breaches {
     /// its limit`.
     pub fn describe(&self) -> String {
         let mut text = format!("{} of {} trials missed an SLO", self.count, self.judged);
+        if self.cut_short > 0 {
+            text.push_str(&format!(" ({} cut short)", self.cut_short));
+        }
         if let Some(worst) = &self.worst {
             let how_far = match worst.relative {
                 Some(r) => format!("{:.2}× its limit", 1.0 + r),
@@ -257,6 +262,7 @@ pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
             continue;
         }
         result.count += 1;
+        result.cut_short += usize::from(t.cut_short.is_some());
         for (i, violation) in t.constraints.iter().enumerate() {
             if servo_optimizer::satisfied(*violation) {
                 continue;
