@@ -185,6 +185,7 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
             constraints: vec![-99.7, -0.01],
             feasible: Some(true),
             error: None,
+            cut_short: None,
             started_at: 0.0,
             finished_at: Some(1_732_370_000.123_456_7),
         },
@@ -200,6 +201,7 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
             constraints: vec![150.5, -0.01],
             feasible: Some(false),
             error: None,
+            cut_short: Some("`latency < 100ms` read 250.5 ms, 2.5× its limit; rolled back".into()),
             started_at: 0.0,
             finished_at: Some(after + 1.5),
         },
@@ -215,6 +217,7 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
                 "the servo reported failed: rollout of 'web' stuck (\"unstable\")\nline 2 ✗ \u{0}"
                     .into(),
             ),
+            cut_short: None,
             started_at: 0.0,
             finished_at: Some(after + 2.0),
         },

@@ -122,7 +122,9 @@ fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
     let csv = output(&config, &["trials", "-o", "csv"]);
     let text = String::from_utf8_lossy(&csv.stdout);
     assert!(
-        text.starts_with("number,state,main.cpu,main.memory,main.mode,objective,feasible,error\n"),
+        text.starts_with(
+            "number,state,main.cpu,main.memory,main.mode,objective,feasible,error,cut_short\n"
+        ),
         "{text}"
     );
     assert_eq!(text.lines().count(), 7);
@@ -149,6 +151,73 @@ fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
     assert!(
         html.contains("ServoCharts.mount"),
         "the report draws its charts"
+    );
+}
+
+#[test]
+fn confirm_measures_the_best_candidates_again_and_the_best_reported_averages_them() {
+    let (_dir, config) = study_dir(6, "50ms");
+    edit(&config, "  seed: 3\n", "  seed: 3\n  confirm: 2\n");
+    let out = output(&config, &["run", "-o", "json"]);
+    assert_success(&out);
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("json summary");
+    let list = summary["trials"].as_array().expect("trials");
+    assert_eq!(list.len(), 8, "6 trials, then 2 confirmations");
+    let first: Vec<&Value> = list[..6].iter().map(|t| &t["config"]).collect();
+    let distinct: std::collections::HashSet<String> = first.iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        distinct.len(),
+        6,
+        "the search itself tries no configuration twice"
+    );
+    for again in &list[6..] {
+        assert!(
+            first.contains(&&again["config"]),
+            "a confirmation repeats a searched configuration: {again:#}"
+        );
+    }
+    assert_ne!(
+        list[6]["config"], list[7]["config"],
+        "two different candidates"
+    );
+
+    // The best is the models' choice, with every reading of its configuration.
+    let best = &summary["best"];
+    let confidence = &summary["confidence"];
+    assert_eq!(confidence["trial"], best["number"], "{summary:#}");
+    let measured = list
+        .iter()
+        .filter(|t| t["config"] == best["config"])
+        .count();
+    assert_eq!(
+        confidence["objectives"].as_array().map(Vec::len),
+        Some(measured),
+        "{confidence:#}"
+    );
+    assert!(
+        confidence["feasibility"].as_f64().is_some_and(|p| p > 0.5),
+        "{confidence:#}"
+    );
+    // `on_finish: best` applies that choice.
+    assert!(
+        summary["left_on"]
+            .as_str()
+            .is_some_and(|l| l.contains(&format!("best configuration (trial {})", best["number"]))),
+        "{summary:#}"
+    );
+
+    // `servo trials` shows the same best and how sure the study is of it.
+    let table = output(&config, &["trials"]);
+    assert_success(&table);
+    let text = String::from_utf8_lossy(&table.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("best: trial "))
+        .unwrap_or_else(|| panic!("no best line in {text}"));
+    assert!(
+        line.starts_with(&format!("best: trial {},", best["number"]))
+            && line.contains("likely to meet every SLO by the models"),
+        "{line}"
     );
 }
 

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::path::KeyPath;
 use crate::types::{
     Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric,
+    Reading,
 };
 
 /// The events of the bus. A connector declares which it handles in [`Connector::handlers`].
@@ -130,11 +131,22 @@ impl Handlers {
 pub struct EventContext {
     /// Cancelled on Ctrl-C, SIGTERM or an optimizer's command; long work must stop and clean up.
     pub cancel: CancellationToken,
+    /// Where a `measure` handler reports its readings so far (see [`PartialReadings`]).
+    pub partial: PartialReadings,
 }
 
 impl EventContext {
     pub fn new(cancel: CancellationToken) -> Self {
-        Self { cancel }
+        Self {
+            cancel,
+            partial: PartialReadings::default(),
+        }
+    }
+
+    /// The same context, with measurements reporting their readings so far to `partial`.
+    pub fn with_partial(mut self, partial: PartialReadings) -> Self {
+        self.partial = partial;
+        self
     }
 
     /// Runs `work` to its end, or stops it at cancellation with [`ConnectorError::Cancelled`]: the
@@ -155,6 +167,55 @@ impl EventContext {
     /// Sleeps until `deadline`, or returns [`ConnectorError::Cancelled`] at cancellation.
     pub async fn sleep_until(&self, deadline: tokio::time::Instant) -> Result<(), ConnectorError> {
         self.run(tokio::time::sleep_until(deadline)).await
+    }
+}
+
+/// The readings of a measurement still in progress, summarized over its window so far, for
+/// whoever drives it: a study stops a trial whose readings already break an SLO badly, so a bad
+/// configuration costs seconds rather than a whole window. A `measure` handler that can summarize
+/// its window early (vegeta does every second) calls [`PartialReadings::report`] after its warmup;
+/// one that cannot says nothing and is measured to the end. Nobody listens by default.
+#[derive(Clone, Default)]
+pub struct PartialReadings(Option<Arc<dyn Fn(Vec<Reading>) + Send + Sync>>);
+
+impl PartialReadings {
+    pub fn new(listener: impl Fn(Vec<Reading>) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(listener)))
+    }
+
+    /// Whether anyone listens: a handler can skip summarizing when nobody does.
+    pub fn is_watched(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Reports the readings so far (each a summary of the window up to now).
+    pub fn report(&self, readings: Vec<Reading>) {
+        if let Some(listener) = &self.0 {
+            listener(readings);
+        }
+    }
+
+    /// Reports to this listener after `rename` (the bus names a mount's metrics as it exposes
+    /// them).
+    pub fn map(&self, rename: impl Fn(&mut Reading) + Send + Sync + 'static) -> Self {
+        match &self.0 {
+            None => Self(None),
+            Some(listener) => {
+                let listener = Arc::clone(listener);
+                Self::new(move |mut readings: Vec<Reading>| {
+                    readings.iter_mut().for_each(&rename);
+                    listener(readings);
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PartialReadings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartialReadings")
+            .field("watched", &self.is_watched())
+            .finish()
     }
 }
 

@@ -20,7 +20,7 @@ pub mod units;
 
 pub use connector::{
     BuildConnector, BuildContext, Built, Connector, ConnectorDescription, ConnectorError,
-    ConnectorSettings, Event, EventContext, Handlers, Problem,
+    ConnectorSettings, Event, EventContext, Handlers, PartialReadings, Problem,
 };
 pub use path::KeyPath;
 

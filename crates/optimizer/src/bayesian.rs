@@ -294,11 +294,12 @@ impl Bayesian {
             if !inside(point) {
                 return f64::NEG_INFINITY;
             }
-            let (acquisition, log_feasibility) = model.assess(&features(encoding, point));
-            if log_feasibility >= min_log_feasibility {
-                acquisition
+            let features = features(encoding, point);
+            let safety = model.safety(&features);
+            if safety.0 >= min_log_feasibility {
+                model.acquisition(&features, safety)
             } else {
-                UNSAFE + log_feasibility
+                UNSAFE + safety.0
             }
         };
 
@@ -376,7 +377,7 @@ impl Bayesian {
                     let score = if score > f64::NEG_INFINITY {
                         score
                     } else {
-                        2.0 * UNSAFE + model.assess(&features(encoding, &p)).1
+                        2.0 * UNSAFE + model.safety(&features(encoding, &p)).0
                     };
                     (score, p)
                 })
@@ -595,10 +596,10 @@ impl Model {
         }
     }
 
-    /// The acquisition `ln EI + Σ ln P(limit met) − penalty · Σ E[constraint breach]` (higher is
-    /// better, `−∞` for hopeless or unscorable points) and `Σ ln P(limit met)`, the log
-    /// probability of meeting every constraint and running.
-    fn assess(&self, features: &[f64]) -> (f64, f64) {
+    /// `Σ ln P(limit met)` (`−∞` for unscorable points) and `Σ E[constraint breach]`: what the
+    /// constraint and failure models say, without the objective's model (half the cost of a
+    /// candidate that turns out too unsafe to score).
+    fn safety(&self, features: &[f64]) -> (f64, f64) {
         let mut log_feasibility = 0.0;
         let mut expected_breach = 0.0;
         for (j, (gp, threshold)) in self.limits.iter().enumerate() {
@@ -610,22 +611,27 @@ impl Model {
                 expected_breach += mean * cdf(z) + sd * pdf(z);
             }
         }
-        let mut score = log_feasibility - self.violation_penalty * expected_breach;
-        if let Some((gp, best)) = &self.objective {
-            let (mean, sd) = gp.predict(features);
-            score += sd.ln() + log_h((best - mean) / sd);
-        }
-        let score = if score.is_nan() {
-            f64::NEG_INFINITY
-        } else {
-            score
-        };
         let log_feasibility = if log_feasibility.is_nan() {
             f64::NEG_INFINITY
         } else {
             log_feasibility
         };
-        (score, log_feasibility)
+        (log_feasibility, expected_breach)
+    }
+
+    /// The acquisition `ln EI + Σ ln P(limit met) − penalty · Σ E[constraint breach]` (higher is
+    /// better, `−∞` for hopeless or unscorable points), given the point's [`Model::safety`].
+    fn acquisition(&self, features: &[f64], (log_feasibility, expected_breach): (f64, f64)) -> f64 {
+        let mut score = log_feasibility - self.violation_penalty * expected_breach;
+        if let Some((gp, best)) = &self.objective {
+            let (mean, sd) = gp.predict(features);
+            score += sd.ln() + log_h((best - mean) / sd);
+        }
+        if score.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            score
+        }
     }
 
     /// The best few observed configurations: lowest objective among feasible trials, or least
@@ -656,14 +662,38 @@ impl Model {
 /// Keeps the recommendation's model fits apart from the suggestions' random streams.
 const RECOMMEND_STREAM: u64 = 0x5245_434f_4d4d;
 
+/// The trial a study reports as best, and how sure the models are of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recommendation {
+    /// The trial (an index into the history).
+    pub index: usize,
+    /// The models' probability that its configuration meets every constraint and runs; `None`
+    /// when too few trials ran to fit them.
+    pub feasibility: Option<f64>,
+    /// Every candidate the rule accepts, best first (`index` first): what to re-measure.
+    pub ranked: Vec<usize>,
+}
+
 impl Bayesian {
     /// The trial to report as best (an index into `history`), chosen by the models rather than by
-    /// the luckiest reading: among the trials whose readings met every constraint, those the
-    /// constraint and failure models also judge likely to (`report_confidence`), and of those the one
-    /// with the best modelled objective. Under noise, a reading below the boundary or below the
-    /// trend is often luck; the model averages it with its neighbours. `None` when no trial's
-    /// readings met every constraint; the best reading when too few trials ran to fit a model.
+    /// the luckiest reading: see [`Bayesian::recommendation`].
     pub fn recommend(&self, space: &Space, history: &[Observation], seed: u64) -> Option<usize> {
+        self.recommendation(space, history, seed).map(|r| r.index)
+    }
+
+    /// The trial to report as best, chosen by the models rather than by the luckiest reading:
+    /// among the trials whose readings met every constraint, those the constraint and failure
+    /// models also judge likely to (`report_confidence`), and of those the one with the best
+    /// modelled objective. Under noise, a reading below the boundary or below the trend is often
+    /// luck; the model averages it with its neighbours (and with the other readings of the same
+    /// configuration, when it was measured again). `None` when no trial's readings met every
+    /// constraint; the best reading when too few trials ran to fit a model.
+    pub fn recommendation(
+        &self,
+        space: &Space,
+        history: &[Observation],
+        seed: u64,
+    ) -> Option<Recommendation> {
         if space.validate().is_err() {
             return None;
         }
@@ -677,36 +707,54 @@ impl Bayesian {
             }
         }
         let n_constraints = constraint_count(&trials);
-        let feasible: Vec<usize> = (0..trials.len())
+        let mut feasible: Vec<usize> = (0..trials.len())
             .filter(|&k| trials[k].feasible(n_constraints))
             .collect();
-        let best_reading = feasible
-            .iter()
-            .copied()
-            .min_by(|&a, &b| objective_of(&trials[a]).total_cmp(&objective_of(&trials[b])));
-        let best_reading = best_reading?;
+        feasible.sort_by(|&a, &b| objective_of(&trials[a]).total_cmp(&objective_of(&trials[b])));
+        let by_reading = |feasible: &[usize]| {
+            Some(Recommendation {
+                index: indices[*feasible.first()?],
+                feasibility: None,
+                ranked: feasible.iter().map(|&k| indices[k]).collect(),
+            })
+        };
         let complete = trials.iter().filter(|t| t.result.is_some()).count();
         if feasible.len() < 2 || complete < 4 || encoding.n_features() == 0 {
-            return Some(indices[best_reading]);
+            return by_reading(&feasible);
         }
         let mut rng = rng_for(seed, history.len(), RECOMMEND_STREAM);
         let kept = self.model_subset(&encoding, &trials);
         let model = Model::fit(&encoding, &kept, self, &mut rng);
         let Some((gp, _)) = &model.objective else {
-            return Some(indices[best_reading]);
+            return by_reading(&feasible);
         };
+
         let threshold = self.report_confidence.ln();
-        feasible
+        let mut assessed: Vec<(usize, f64, f64)> = feasible
             .iter()
             .map(|&k| {
                 let f = features(&encoding, &trials[k].point);
-                (k, gp.predict(&f).0, model.assess(&f).1)
+                (k, gp.predict(&f).0, model.safety(&f).0)
             })
+            .collect();
+        assessed.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let confident: Vec<&(usize, f64, f64)> = assessed
+            .iter()
             .filter(|(_, _, log_feasibility)| *log_feasibility >= threshold)
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(k, _, _)| k)
-            .or(Some(best_reading))
-            .map(|k| indices[k])
+            .collect();
+        if confident.is_empty() {
+            let mut fallback = by_reading(&feasible)?;
+            fallback.feasibility = assessed
+                .iter()
+                .find(|(k, _, _)| indices[*k] == fallback.index)
+                .map(|(_, _, l)| l.exp());
+            return Some(fallback);
+        }
+        Some(Recommendation {
+            index: indices[confident[0].0],
+            feasibility: Some(confident[0].2.exp()),
+            ranked: confident.iter().map(|(k, _, _)| indices[*k]).collect(),
+        })
     }
 }
 
@@ -1240,6 +1288,51 @@ mod tests {
         assert_ne!(chosen, luckiest);
         let x = values(&history[chosen].config)[0];
         assert!((0.5..0.6).contains(&x), "reported x = {x}");
+    }
+
+    #[test]
+    fn a_recommendation_ranks_the_candidates_and_says_how_likely_the_best_meets_the_slo() {
+        // Cheapest x with x >= 0.5; the constraint read exactly, then with an alternating error.
+        let space = Space::new(vec![float("x", 0.0, 1.0)]);
+        let study = |noise: f64| -> Vec<Observation> {
+            (0..30)
+                .map(|i| {
+                    let x = i as f64 / 29.0;
+                    let error = if i % 2 == 0 { noise } else { -noise };
+                    Observation {
+                        config: vec![ParamValue::Float(x)],
+                        outcome: Outcome::Complete {
+                            objective: x,
+                            constraints: vec![0.5 - x + error],
+                        },
+                    }
+                })
+                .collect()
+        };
+        let exact = study(0.0);
+        let r = quick()
+            .recommendation(&space, &exact, 1)
+            .expect("a recommendation");
+        assert_eq!(r.ranked.first(), Some(&r.index), "{r:?}");
+        let xs: Vec<f64> = r
+            .ranked
+            .iter()
+            .map(|&k| values(&exact[k].config)[0])
+            .collect();
+        assert!(xs.windows(2).all(|w| w[0] <= w[1]), "best first: {xs:?}");
+        assert!(
+            xs.iter().all(|x| *x >= 0.5),
+            "only feasible readings: {xs:?}"
+        );
+        assert!(r.feasibility.is_some_and(|p| p > 0.99), "{r:?}");
+
+        let noisy = quick()
+            .recommendation(&space, &study(0.05), 1)
+            .expect("a recommendation");
+        assert!(
+            noisy.feasibility.is_some_and(|p| p < 0.99),
+            "near a limit read with noise, the best is in doubt: {noisy:?}"
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod random;
 mod space;
 mod warp;
 
-pub use bayesian::{Bayesian, Risk};
+pub use bayesian::{Bayesian, Recommendation, Risk};
 pub use random::RandomSearch;
 
 use serde::{Deserialize, Serialize};

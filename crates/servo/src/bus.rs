@@ -450,10 +450,34 @@ impl Bus {
                 control: request.control.clone(),
             })
             .collect();
+        // Readings so far reach the listener under the names the bus exposes.
+        let contexts: Vec<EventContext> = targets
+            .iter()
+            .map(|(mount, _)| {
+                let renamed: Vec<(String, String)> = per_mount
+                    .iter()
+                    .filter(|(m, _)| m == mount)
+                    .flat_map(|(_, ms)| ms.iter())
+                    .filter_map(|m| {
+                        let raw = m.name.strip_prefix(&format!("{mount}."))?;
+                        Some((raw.to_string(), m.name.clone()))
+                    })
+                    .collect();
+                let partial = cx.partial.map(move |reading| {
+                    if let Some((_, exposed)) =
+                        renamed.iter().find(|(raw, _)| *raw == reading.metric.name)
+                    {
+                        reading.metric.name = exposed.clone();
+                    }
+                });
+                cx.clone().with_partial(partial)
+            })
+            .collect();
         let futures = targets
             .iter()
             .zip(&requests)
-            .map(|((_, c), r)| c.measure(r, cx));
+            .zip(&contexts)
+            .map(|(((_, c), r), cx)| c.measure(r, cx));
         let results = cx
             .run(join_all(futures))
             .await

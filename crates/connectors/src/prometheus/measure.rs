@@ -115,27 +115,33 @@ impl Prometheus {
         }
     }
 
-    /// Waits until `until`, reading the SLO metrics every `fast_fail.period` when an observer is
-    /// given.
+    /// Waits until `until`, reading metrics every `fast_fail.period` once `fast_fail.skip` has
+    /// passed: the SLO metrics when an observer is given (the optimizer's fast fail), and every
+    /// measured metric when someone watches the readings so far (a study cutting trials short),
+    /// unless `fast_fail.disabled`.
     pub(super) async fn watch(
         &self,
         began: Instant,
         until: Instant,
-        observer: Option<Observer>,
+        mut observer: Option<Observer>,
         metrics: &[(usize, &PrometheusMetric)],
         cx: &EventContext,
     ) -> Result<(), ConnectorError> {
-        let Some(mut observer) = observer else {
-            return cx.sleep_until(until).await;
-        };
         let fast_fail = &self.settings.fast_fail;
-        let watched: Vec<(usize, &PrometheusMetric)> = {
-            let names = observer.metrics();
-            metrics
-                .iter()
-                .copied()
-                .filter(|(_, m)| names.contains(m.name.as_str()))
-                .collect()
+        let report = cx.partial.is_watched() && !fast_fail.disabled.0;
+        if observer.is_none() && !report {
+            return cx.sleep_until(until).await;
+        }
+        let watched: Vec<(usize, &PrometheusMetric)> = match &observer {
+            Some(observer) if !report => {
+                let names = observer.metrics();
+                metrics
+                    .iter()
+                    .copied()
+                    .filter(|(_, m)| names.contains(m.name.as_str()))
+                    .collect()
+            }
+            _ => metrics.to_vec(),
         };
         let period = fast_fail.period.as_std();
         let Some(first) = began.checked_add(period) else {
@@ -153,6 +159,19 @@ impl Prometheus {
                         continue;
                     }
                     let values = self.current_values(&watched, fast_fail.span(), &cx.cancel).await?;
+                    if report {
+                        cx.partial.report(
+                            watched
+                                .iter()
+                                .filter_map(|(_, m)| {
+                                    values.get(&m.name).map(|v| Reading::new(m.metric(), *v))
+                                })
+                                .collect(),
+                        );
+                    }
+                    let Some(observer) = observer.as_mut() else {
+                        continue;
+                    };
                     let verdict = observer.observe(&values);
                     for (condition, outcome) in observer.latest() {
                         let status = outcome.map(|o| o.status);

@@ -23,6 +23,8 @@
 //!   `fast_fail.span` every `fast_fail.period` during warmup and duration (after `fast_fail.skip`),
 //!   and a violated SLO stops the measurement with an error (see `slo.rs`). Failed reads during
 //!   fast fail are logged and count as missing values; the final query reports persistent failures.
+//!   Under `servo run` the same reads, of every measured metric, go to the study as the readings
+//!   so far, which stops a trial that breaks one of its SLOs badly (`optimizer.cut_short`).
 //! - `check`: the server answers (`/api/v1/status/buildinfo`, reporting its version); each metric's
 //!   query is accepted and returns data now (`/api/v1/query`; no data is a warning, since the
 //!   application may not be loaded yet); and the active targets are up, including every target

@@ -119,7 +119,8 @@ impl fmt::Display for Absent {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FastFail {
-    /// `1` turns fast fail off; `0` (the default) leaves it on.
+    /// `1` turns fast fail off, and with it the readings so far that `servo run` judges to cut a
+    /// trial short; `0` (the default) leaves it on.
     #[serde(default)]
     pub disabled: Switch,
     /// How often the SLO metrics are read during a measurement.

@@ -328,6 +328,48 @@ async fn fast_fail_waits_out_skip_and_can_be_disabled() {
 }
 
 #[tokio::test]
+async fn readings_so_far_reach_a_watcher_every_period_without_slo_conditions() {
+    let fake = FakePrometheus::start(500.0).await;
+    let prometheus = connector(&fake.url, json!({"period": "50ms"}));
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&reports);
+    let cx =
+        EventContext::default().with_partial(servo_core::PartialReadings::new(move |readings| {
+            seen.lock().expect("not poisoned").push(readings)
+        }));
+    let request = MeasureRequest {
+        metrics: Vec::new(),
+        control: servo_core::types::Control {
+            duration: Duration::from_millis(400),
+            ..Default::default()
+        },
+    };
+    let measurement = prometheus.measure(&request, &cx).await.expect("measures");
+    assert_eq!(measurement.reading("p99").map(|r| r.value), Some(500.0));
+    let reports = reports.lock().expect("not poisoned").clone();
+    assert!(reports.len() >= 2, "{reports:?}");
+    for readings in reports.iter() {
+        assert_eq!(
+            readings
+                .iter()
+                .map(|r| (r.metric.name.as_str(), r.metric.unit.as_str(), r.value))
+                .collect::<Vec<_>>(),
+            vec![("p99", "ms", 500.0)]
+        );
+    }
+
+    // `fast_fail.disabled` turns the readings so far off too.
+    let quiet = connector(&fake.url, json!({"period": "50ms", "disabled": 1}));
+    let silent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&silent);
+    let cx = EventContext::default().with_partial(servo_core::PartialReadings::new(move |_| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }));
+    quiet.measure(&request, &cx).await.expect("measures");
+    assert_eq!(silent.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn a_cancelled_measurement_returns_at_once() {
     let fake = FakePrometheus::start(1.0).await;
     let prometheus = connector(&fake.url, json!({}));

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
-use super::report::{Hit, Metrics, Report};
+use super::report::{Hit, Latencies, Metrics, Report};
 use super::targets::Target;
 
 mod connection;
@@ -112,6 +112,8 @@ pub struct Progress {
     pub requests: u64,
     /// Requests completed with a status in `200..400`.
     pub successes: u64,
+    /// The latencies of the requests completed so far (zero before the first).
+    pub latency: Latencies,
 }
 
 /// Why an attack could not run. Failures of individual requests are not
@@ -238,6 +240,7 @@ pub async fn attack(
                     elapsed: start.elapsed(),
                     requests: metrics.requests(),
                     successes: metrics.successes(),
+                    latency: metrics.latencies(),
                 });
             }
             () = &mut cancelled, if cancelled_at.is_none() => {

@@ -357,6 +357,42 @@ fn readings(report: &Report, started_unix: f64, remote_optimizer: bool) -> Vec<R
     out
 }
 
+/// The readings of a measurement in progress, over the requests completed so far: what a study
+/// watches to stop a trial that already breaks an SLO badly.
+fn partial_readings(progress: &attack::Progress, remote_optimizer: bool) -> Vec<Reading> {
+    let l = &progress.latency;
+    let success_rate = if progress.requests == 0 {
+        1.0
+    } else {
+        progress.successes as f64 / progress.requests as f64
+    };
+    let seconds = progress.elapsed.as_secs_f64();
+    let throughput = if seconds > 0.0 {
+        progress.successes as f64 / seconds
+    } else {
+        0.0
+    };
+    let per = if remote_optimizer { 60.0 } else { 1.0 };
+    metrics(remote_optimizer)
+        .into_iter()
+        .filter_map(|metric| {
+            let value = match metric.name.as_str() {
+                "throughput" => throughput * per,
+                "success_rate" => success_rate * 100.0,
+                "error_rate" => (1.0 - success_rate) * 100.0,
+                "latency_p50" | "latency_50th" => ms(l.p50),
+                "latency_p90" | "latency_90th" => ms(l.p90),
+                "latency_p95" | "latency_95th" => ms(l.p95),
+                "latency_p99" | "latency_99th" => ms(l.p99),
+                "latency_max" => ms(l.max),
+                "latency_mean" => ms(l.mean),
+                _ => return None,
+            };
+            Some(Reading::new(metric, value))
+        })
+        .collect()
+}
+
 /// What to do about a target that never answered, from the error the requests got.
 fn unanswered_hint(error: &str) -> &'static str {
     let error = error.to_ascii_lowercase();
@@ -383,7 +419,15 @@ impl Vegeta {
         let mount = self.mount.clone();
         let label = label.to_string();
         let mut last_log = Instant::now();
+        // Only the measurement window's figures count: the warmup's would judge a cold start.
+        let partial = (label == "measure" && cx.partial.is_watched()).then(|| cx.partial.clone());
+        let remote_optimizer = self.remote_optimizer;
         let report = attack(&self.targets, &options, cx.cancel.clone(), move |p| {
+            if let Some(partial) = &partial
+                && p.requests > 0
+            {
+                partial.report(partial_readings(&p, remote_optimizer));
+            }
             if last_log.elapsed() >= std::time::Duration::from_secs(5) {
                 last_log = Instant::now();
                 tracing::info!(

@@ -233,6 +233,23 @@ impl Metrics {
         self.intervals.record(hit.scheduled, latency, success);
     }
 
+    /// The latency distribution of the requests completed so far.
+    pub fn latencies(&self) -> Latencies {
+        if self.requests == 0 {
+            return Latencies::default();
+        }
+        let percentile = |q: f64| percentile(&self.latency, q, self.latency_max);
+        Latencies {
+            mean: nanos(self.latency_sum_ns / u128::from(self.requests)),
+            p50: percentile(0.50),
+            p90: percentile(0.90),
+            p95: percentile(0.95),
+            p99: percentile(0.99),
+            max: self.latency_max,
+            min: self.latency_min,
+        }
+    }
+
     /// Summarizes (and frees the histograms of) every interval that ends at
     /// or before `watermark`. The caller guarantees that no hit scheduled
     /// before `watermark` is still to come.
@@ -246,20 +263,7 @@ impl Metrics {
         let earliest = self.earliest_sent.unwrap_or_default();
         let duration = self.latest_sent.saturating_sub(earliest);
         let wait = self.latest_completed.saturating_sub(self.latest_sent);
-        let percentile = |q: f64| percentile(&self.latency, q, self.latency_max);
-        let latency = if self.requests == 0 {
-            Latencies::default()
-        } else {
-            Latencies {
-                mean: nanos(self.latency_sum_ns / u128::from(self.requests)),
-                p50: percentile(0.50),
-                p90: percentile(0.90),
-                p95: percentile(0.95),
-                p99: percentile(0.99),
-                max: self.latency_max,
-                min: self.latency_min,
-            }
-        };
+        let latency = self.latencies();
 
         let mut errors: Vec<(String, u64)> = self
             .status_codes

@@ -390,6 +390,7 @@
           + `. ${next.trials.length} trials: ${c.complete} complete (${c.breaches} missed an SLO), ${c.failed} failed, ${c.running} running, ${c.interrupted} interrupted.` }),
         next.breaches_text ? el('p', { class: next.breaches && next.breaches.count ? 'error' : 'muted',
           text: `SLO breaches while searching: ${next.breaches_text}.` }) : '',
+        next.best_text ? el('p', { class: 'muted', text: `Reported ${next.best_text}.` }) : '',
         comparison(next));
       for (const entry of charts.values()) entry.seen = false;
       if (completeTrials(next).length) {

@@ -121,7 +121,10 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
         Progress::TrialFinished { trial, best, finished, total } => {
             let outcome = match (trial.objective, trial.feasible, &trial.error) {
                 (Some(o), Some(true), _) => format!("objective {o:.4}"),
-                (Some(o), _, _) => format!("objective {o:.4} (misses an SLO)"),
+                (Some(o), _, _) => match &trial.cut_short {
+                    Some(cut) => format!("objective {o:.4} (cut short: {cut})"),
+                    None => format!("objective {o:.4} (misses an SLO)"),
+                },
                 (_, _, Some(e)) => format!("failed: {e}"),
                 _ => "failed".to_string(),
             };
@@ -337,7 +340,14 @@ fn comparison(summary: &Summary) -> String {
                 ]);
             }
             out.push_str(&table.render());
-            let _ = writeln!(out, "best: trial {}", best.number);
+            match &summary.confidence {
+                Some(confidence) => {
+                    let _ = writeln!(out, "{}", confidence.describe());
+                }
+                None => {
+                    let _ = writeln!(out, "best: trial {}", best.number);
+                }
+            }
         }
         (None, Some(best)) => {
             let _ = writeln!(

@@ -47,7 +47,10 @@ pub(super) async fn load_summary(
         settings.objective,
         Some(crate::config::optimizer::Objective::Maximize(_))
     );
-    Ok(Summary::from_trials(&current, &path, trials, maximize))
+    let mut summary = Summary::from_trials(&current, &path, trials, maximize);
+    // The same choice of best as `servo run` made, from the same journal and seed.
+    summary.recommend(settings.risk.into(), settings.seed.unwrap_or(0));
+    Ok(summary)
 }
 
 pub(super) fn into_cli(e: StudyError) -> CliError {

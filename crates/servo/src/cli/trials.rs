@@ -22,7 +22,7 @@ fn csv(summary: &Summary, names: &[String]) -> String {
     for n in names {
         let _ = write!(out, ",{n}");
     }
-    out.push_str(",objective,feasible,error\n");
+    out.push_str(",objective,feasible,error,cut_short\n");
     for t in &summary.trials {
         let _ = write!(out, "{},{}", t.number, t.state.as_str());
         for n in names {
@@ -33,9 +33,10 @@ fn csv(summary: &Summary, names: &[String]) -> String {
             );
         }
         let error = t.error.as_deref().unwrap_or("").replace('"', "\"\"");
+        let cut_short = t.cut_short.as_deref().unwrap_or("").replace('"', "\"\"");
         let _ = writeln!(
             out,
-            ",{},{},\"{error}\"",
+            ",{},{},\"{error}\",\"{cut_short}\"",
             t.objective.map(|o| o.to_string()).unwrap_or_default(),
             t.feasible.map(|f| f.to_string()).unwrap_or_default()
         );
@@ -79,10 +80,11 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
                         .map(|n| t.config.get(n).map(ToString::to_string).unwrap_or_default()),
                 );
                 row.push(t.objective.map(|o| format!("{o:.4}")).unwrap_or_default());
-                row.push(match t.feasible {
-                    Some(true) => "met".into(),
-                    Some(false) => "missed".into(),
-                    None => t.error.clone().unwrap_or_default(),
+                row.push(match (t.feasible, &t.cut_short) {
+                    (Some(false), Some(cut)) => format!("missed, cut short: {cut}"),
+                    (Some(true), _) => "met".into(),
+                    (Some(false), None) => "missed".into(),
+                    (None, _) => t.error.clone().unwrap_or_default(),
                 });
                 table.row(row);
             }
@@ -91,6 +93,10 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
                 text.push_str(
                     &crate::study::breaches(&summary.trials, &summary.constraints).describe(),
                 );
+                text.push('\n');
+            }
+            if let Some(confidence) = &summary.confidence {
+                text.push_str(&confidence.describe());
                 text.push('\n');
             }
             crate::output::print(&text)?;

@@ -60,6 +60,24 @@ pub struct EmbeddedOptimizer {
     /// the whole space. Only the `bayesian` algorithm uses it.
     #[serde(default)]
     pub risk: Risk,
+    /// Stop a trial early when its readings so far, after the warmup, put an SLO this many times
+    /// past its limit (`2`: a p99 twice its bound, an error rate twice its ceiling), then put the
+    /// application back on the best configuration known to meet every SLO (or the baseline). A bad
+    /// configuration then costs seconds, not a whole measurement. The trial is journaled with the
+    /// readings it had, marked cut short. Only connectors that report readings while measuring
+    /// (vegeta) allow it; `0` turns it off.
+    #[serde(default = "default_cut_short")]
+    #[schemars(range(min = 0.0))]
+    pub cut_short: f64,
+    /// How many of the best candidates to measure once more before finishing, so that the best
+    /// reported is not one lucky reading. Unset: 2 when the constraint models give the best less
+    /// than a 99 % chance of meeting every SLO (its readings are near a limit for their noise),
+    /// none otherwise; `0` never. (Noise in the objective is averaged by its model: the best is
+    /// the best modelled objective, not the best reading.) The re-measurements come after
+    /// `trials` and are journaled as trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub confirm: Option<u32>,
     /// Seed of the optimizer's random choices; the same seed and history give the same suggestions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -86,6 +104,8 @@ impl Default for EmbeddedOptimizer {
             constraints: Vec::new(),
             algorithm: Algorithm::default(),
             risk: Risk::default(),
+            cut_short: default_cut_short(),
+            confirm: None,
             seed: None,
             store: None,
             max_duration: None,
@@ -97,6 +117,10 @@ impl Default for EmbeddedOptimizer {
 
 fn default_trials() -> u32 {
     30
+}
+
+fn default_cut_short() -> f64 {
+    2.0
 }
 
 /// Minimize or maximize an expression.

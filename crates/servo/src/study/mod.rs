@@ -1,6 +1,7 @@
 //! A study: the embedded optimizer driving describe → suggest → adjust → measure → score → journal,
 //! trial after trial, resumable from its journal.
 
+mod cut;
 mod goal;
 pub mod journal;
 pub mod lock;
@@ -10,7 +11,9 @@ mod summary;
 
 pub use goal::{Goal, Score, score};
 pub use plan::{Plan, PlanParam, param_number};
-pub use summary::{Breach, Breaches, Summary, baseline_trial, best_trial, breaches};
+pub use summary::{
+    Breach, Breaches, Confidence, Summary, baseline_trial, best_trial, breaches, recommendation,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -174,6 +177,15 @@ pub async fn run(
     let started = Instant::now();
     let settings = embedded(assembly)?;
     let goal = Goal::from_settings(settings)?;
+    if settings.cut_short > 0.0 && settings.cut_short < 1.0 {
+        return Err(config_error(
+            format!(
+                "optimizer.cut_short is {}: it is how many times its limit an SLO must be breached to stop a trial, so 1 or more (or 0 to never stop one)",
+                settings.cut_short
+            ),
+            Some("write `cut_short: 2` to stop a trial at twice a limit".into()),
+        ));
+    }
     let bus = Bus::new(&assembly.mounts);
     // Open the journal before touching the application: a read-only or full disk must stop us
     // before any adjustment is made.
@@ -323,18 +335,29 @@ async fn drive(
         plan: plan.clone(),
     };
 
-    while finished(&trials) < settings.trials as usize {
+    loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             tracing::info!("optimizer.max_duration reached");
             break;
         }
-        let config = match next_config(&plan, goal, &trials, sampler.as_ref(), seed) {
-            Ok(Some(config)) => config,
-            Ok(None) => break,
-            Err(e) if trials.is_empty() => return Err(e.into()),
-            Err(e) => {
-                tracing::error!(error = %e, "the optimizer failed; stopping the study");
-                return Err(halt(e, &trials, &plan));
+        let config = if finished(&trials) < settings.trials as usize {
+            match next_config(&plan, goal, &trials, sampler.as_ref(), seed) {
+                Ok(Some(config)) => config,
+                Ok(None) => break,
+                Err(e) if trials.is_empty() => return Err(e.into()),
+                Err(e) => {
+                    tracing::error!(error = %e, "the optimizer failed; stopping the study");
+                    return Err(halt(e, &trials, &plan));
+                }
+            }
+        } else {
+            let done = finished(&trials) - settings.trials as usize;
+            match confirmation(&study.space, &trials, goal.maximize, settings, done) {
+                Some(config) => {
+                    tracing::info!("measuring a candidate for best again (optimizer.confirm)");
+                    config
+                }
+                None => break,
             }
         };
         let number = match journal.begin(&study, &config).await {
@@ -357,11 +380,29 @@ async fn drive(
             constraints: Vec::new(),
             feasible: None,
             error: None,
+            cut_short: None,
             started_at: now(),
             finished_at: None,
         };
-        let outcome = run_trial(bus, &adjustments, &control, cx).await;
+        // The baseline is where the application was: it is measured whole, as the reference.
+        let factor = if baseline_trial(&trials).is_some() {
+            settings.cut_short
+        } else {
+            0.0
+        };
+        let watch = cut::Watch::new(goal, &config, factor, control.warmup.as_std());
+        let outcome = run_trial(bus, &adjustments, &control, watch, cx).await;
         trial.finished_at = Some(now());
+        let outcome = match outcome {
+            Ok((measurement, Some(cut))) => {
+                let back = roll_back(bus, &plan, &trials, goal.maximize, &control, cx).await;
+                tracing::warn!(trial = number, "cut short: {}; {back}", cut.describe());
+                trial.cut_short = Some(format!("{}; {back}", cut.describe()));
+                Ok(measurement)
+            }
+            Ok((measurement, None)) => Ok(measurement),
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(measurement) => match score(goal, &config, &measurement) {
                 Ok(s) => {
@@ -373,7 +414,11 @@ async fn drive(
                 }
                 Err(message) => {
                     trial.state = TrialState::Failed;
-                    trial.error = Some(message);
+                    trial.error = Some(match &trial.cut_short {
+                        // Cut before a metric the objective needs was read.
+                        Some(_) => format!("cut short before it could be scored: {message}"),
+                        None => message,
+                    });
                 }
             },
             Err(TrialError::Interrupted) => {
@@ -385,6 +430,7 @@ async fn drive(
                 trials.push(trial);
                 let mut summary =
                     Summary::from_trials(&study, journal.path(), trials, goal.maximize);
+                summary.recommend(settings.risk.into(), seed);
                 summary.interrupted = true;
                 return Ok((summary, plan));
             }
@@ -405,10 +451,62 @@ async fn drive(
             total: settings.trials,
         });
     }
-    Ok((
-        Summary::from_trials(&study, journal.path(), trials, goal.maximize),
-        plan,
-    ))
+    let mut summary = Summary::from_trials(&study, journal.path(), trials, goal.maximize);
+    summary.recommend(settings.risk.into(), seed);
+    Ok((summary, plan))
+}
+
+/// Candidates re-measured before a study finishes when `optimizer.confirm` is not set and the
+/// best is in doubt.
+const AUTO_CONFIRM: usize = 2;
+
+/// Below this probability of meeting every SLO, the models' best is worth measuring again.
+const SURE: f64 = 0.99;
+
+/// The configuration to measure again before finishing (`optimizer.confirm`), once the trials
+/// are done: among the first `confirm` candidates of the models' ranking (`AUTO_CONFIRM` by default
+/// when the models give the best less than `SURE` a chance of meeting every SLO, that is when its
+/// readings are near a limit for their noise; none otherwise), the one measured the fewest times, until each was measured twice
+/// or `done` confirmations ran. Each is journaled as a trial of its own, so the reported best
+/// averages every reading of its configuration and an interrupted study resumes here.
+fn confirmation(
+    space: &servo_optimizer::Space,
+    trials: &[Trial],
+    maximize: bool,
+    settings: &EmbeddedOptimizer,
+    done: usize,
+) -> Option<BTreeMap<String, ParamValue>> {
+    let seed = settings.seed.unwrap_or(0);
+    let (recommendation, used) =
+        recommendation(space, trials, maximize, settings.risk.into(), seed)?;
+    let wanted = match settings.confirm {
+        Some(n) => n as usize,
+        None if recommendation.feasibility.is_some_and(|p| p < SURE) => AUTO_CONFIRM,
+        None => 0,
+    };
+    if done >= wanted {
+        return None;
+    }
+    let mut candidates: Vec<&BTreeMap<String, ParamValue>> = Vec::new();
+    for &k in &recommendation.ranked {
+        let config = &used[k].config;
+        if !candidates.contains(&config) {
+            candidates.push(config);
+        }
+    }
+    let measured = |config: &BTreeMap<String, ParamValue>| {
+        trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete && &t.config == config)
+            .count()
+    };
+    candidates
+        .into_iter()
+        .take(wanted)
+        .map(|c| (measured(c), c))
+        .filter(|(n, _)| *n < 2)
+        .min_by_key(|(n, _)| *n)
+        .map(|(_, c)| c.clone())
 }
 
 /// The sampler an algorithm names, taking the given risk of breaching a constraint.
@@ -493,12 +591,15 @@ enum TrialError {
     Failed(String),
 }
 
+/// Adjusts and measures one trial. The measurement's readings so far go to `watch`; when they
+/// break an SLO badly the measurement is stopped and the trial scored on them, with the cut.
 async fn run_trial(
     bus: &Bus,
     adjustments: &[Adjustment],
     control: &Control,
+    mut watch: cut::Watch<'_>,
     cx: &EventContext,
-) -> Result<Measurement, TrialError> {
+) -> Result<(Measurement, Option<cut::Cut>), TrialError> {
     let classify = |e: BusError| {
         if e.is_interrupted() || cx.cancel.is_cancelled() {
             TrialError::Interrupted
@@ -513,7 +614,70 @@ async fn run_trial(
         metrics: Vec::new(),
         control: control.clone(),
     };
-    bus.measure(&request, cx).await.map_err(classify)
+    if !watch.is_active() {
+        return Ok((bus.measure(&request, cx).await.map_err(classify)?, None));
+    }
+    // The measurement runs under a token of its own, so stopping it is not an interruption of
+    // the study; a signal still cancels both.
+    let (sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let measuring = EventContext::new(cx.cancel.child_token()).with_partial(
+        servo_core::PartialReadings::new(move |readings| {
+            // The receiver is gone once the measurement ended: nothing left to tell.
+            let _ = sender.send(readings);
+        }),
+    );
+    watch.begin();
+    let measure = bus.measure(&request, &measuring);
+    tokio::pin!(measure);
+    loop {
+        tokio::select! {
+            result = &mut measure => {
+                return Ok((result.map_err(classify)?, None));
+            }
+            Some(readings) = reports.recv() => {
+                if let Some(cut) = watch.observe(readings) {
+                    measuring.cancel.cancel();
+                    // Let the connectors stop their load and clean up before going on.
+                    let _ = (&mut measure).await;
+                    if cx.cancel.is_cancelled() {
+                        return Err(TrialError::Interrupted);
+                    }
+                    return Ok((watch.measurement(), Some(cut)));
+                }
+            }
+        }
+    }
+}
+
+/// Puts the application back on the best configuration known to meet every SLO, or the
+/// baseline, after a trial was cut short; says where it went.
+async fn roll_back(
+    bus: &Bus,
+    plan: &Plan,
+    trials: &[Trial],
+    maximize: bool,
+    control: &Control,
+    cx: &EventContext,
+) -> String {
+    let target = best_trial(trials, maximize)
+        .map(|t| ("best", t))
+        .or_else(|| baseline_trial(trials).map(|t| ("baseline", t)));
+    let Some((label, trial)) = target else {
+        return "no known configuration to roll back to".into();
+    };
+    match bus
+        .adjust(&plan.adjustments(&trial.config), control, cx)
+        .await
+    {
+        Ok(_) => format!(
+            "rolled back to the {label} configuration (trial {})",
+            trial.number
+        ),
+        Err(e) => format!(
+            "rolling back to the {label} configuration (trial {}) failed: {e}",
+            trial.number
+        ),
+    }
 }
 
 /// Applies `on_finish` (or, when interrupted, the best known configuration) and says which it was.

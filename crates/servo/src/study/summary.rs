@@ -18,6 +18,9 @@ pub struct Summary {
     pub trials: Vec<Trial>,
     pub baseline: Option<Trial>,
     pub best: Option<Trial>,
+    /// How sure the study is of `best`, once the models chose it (see [`Summary::recommend`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
     /// Which configuration the application was left on.
     pub left_on: String,
     pub interrupted: bool,
@@ -47,12 +50,122 @@ impl Summary {
             trials,
             baseline,
             best,
+            confidence: None,
             left_on: String::new(),
             interrupted: false,
             elapsed_seconds: 0.0,
             space: study.space.clone(),
         }
     }
+}
+
+impl Summary {
+    /// Reports as best the trial the models choose rather than the luckiest reading (see
+    /// [`servo_optimizer::Bayesian::recommendation`]), with how sure they are of it.
+    pub fn recommend(&mut self, risk: servo_optimizer::Risk, seed: u64) {
+        let Some((recommendation, trials)) =
+            recommendation(&self.space, &self.trials, self.maximize, risk, seed)
+        else {
+            return;
+        };
+        let best = trials[recommendation.index].clone();
+        let objectives = self
+            .trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete && t.config == best.config)
+            .filter_map(|t| t.objective)
+            .collect();
+        self.confidence = Some(Confidence {
+            trial: best.number,
+            feasibility: recommendation.feasibility,
+            objectives,
+        });
+        self.best = Some(best);
+    }
+}
+
+/// How sure a study is of the configuration it reports as best.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Confidence {
+    /// The trial reported as best.
+    pub trial: i64,
+    /// The models' probability that its configuration meets every SLO; `None` when too few trials
+    /// ran to fit them, and the best reading was taken.
+    pub feasibility: Option<f64>,
+    /// The objective each time its configuration was measured (more than one after `confirm`).
+    pub objectives: Vec<f64>,
+}
+
+impl Confidence {
+    /// `best: trial 7, measured 2 times (objective 3.1 to 3.3), 97 % likely to meet every SLO by
+    /// the models`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("best: trial {}", self.trial);
+        let low = self
+            .objectives
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        let high = self
+            .objectives
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        match self.objectives.len() {
+            0 | 1 => text.push_str(", measured once"),
+            n => text.push_str(&format!(
+                ", measured {n} times (objective {low:.4} to {high:.4})"
+            )),
+        }
+        match self.feasibility {
+            // A model is never sure: 99.97 % must not read as 100.
+            Some(p) if p >= 0.99 => {
+                text.push_str(", over 99 % likely to meet every SLO by the models");
+            }
+            Some(p) => text.push_str(&format!(
+                ", {:.0} % likely to meet every SLO by the models",
+                (p * 100.0).floor()
+            )),
+            None => text.push_str(", the best reading (too few trials for the models)"),
+        }
+        text
+    }
+}
+
+/// The models' choice of best among `trials` (journaled in `space`'s study), with the trials the
+/// recommendation's indices refer to: the complete and failed ones whose configuration fits.
+pub fn recommendation<'t>(
+    space: &servo_optimizer::Space,
+    trials: &'t [Trial],
+    maximize: bool,
+    risk: servo_optimizer::Risk,
+    seed: u64,
+) -> Option<(servo_optimizer::Recommendation, Vec<&'t Trial>)> {
+    let mut used = Vec::new();
+    let mut history = Vec::new();
+    for t in trials {
+        let Some(config) = space
+            .params
+            .iter()
+            .map(|p| t.config.get(&p.name).cloned())
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
+        let outcome = match (t.state, t.objective) {
+            (TrialState::Complete, Some(objective)) => servo_optimizer::Outcome::Complete {
+                objective: if maximize { -objective } else { objective },
+                constraints: t.constraints.clone(),
+            },
+            (TrialState::Failed, _) => servo_optimizer::Outcome::Failed,
+            _ => continue,
+        };
+        used.push(t);
+        history.push(servo_optimizer::Observation { config, outcome });
+    }
+    let recommendation =
+        servo_optimizer::Bayesian::with_risk(risk).recommendation(space, &history, seed)?;
+    Some((recommendation, used))
 }
 
 /// The trial that measured the baseline: the first one that ran to its end (complete or failed).
@@ -91,6 +204,8 @@ pub struct Breaches {
     pub count: usize,
     /// Complete trials judged against the constraints.
     pub judged: usize,
+    /// Of the breaches, the trials stopped early for it (`optimizer.cut_short`).
+    pub cut_short: usize,
     /// The breach furthest past its limit.
     pub worst: Option<Breach>,
 }
@@ -113,6 +228,9 @@ impl Breaches {
     /// its limit`.
     pub fn describe(&self) -> String {
         let mut text = format!("{} of {} trials missed an SLO", self.count, self.judged);
+        if self.cut_short > 0 {
+            text.push_str(&format!(" ({} cut short)", self.cut_short));
+        }
         if let Some(worst) = &self.worst {
             let how_far = match worst.relative {
                 Some(r) => format!("{:.2}× its limit", 1.0 + r),
@@ -144,6 +262,7 @@ pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
             continue;
         }
         result.count += 1;
+        result.cut_short += usize::from(t.cut_short.is_some());
         for (i, violation) in t.constraints.iter().enumerate() {
             if servo_optimizer::satisfied(*violation) {
                 continue;
@@ -196,6 +315,7 @@ mod tests {
             constraints: Vec::new(),
             feasible: None,
             error: None,
+            cut_short: None,
             started_at: 0.0,
             finished_at: None,
         }

@@ -127,6 +127,7 @@ mod tests {
             constraints: Vec::new(),
             feasible: Some(true),
             error: None,
+            cut_short: None,
             started_at: 0.0,
             finished_at: None,
         }

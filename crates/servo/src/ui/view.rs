@@ -9,7 +9,7 @@ use servo_optimizer::{Domain, ParamValue};
 use super::importance;
 use crate::study::journal::{Trial, TrialState};
 use crate::study::objective::{Comparison, Constraint, Expr};
-use crate::study::{Breaches, Summary, best_trial, breaches};
+use crate::study::{Breaches, Summary, breaches};
 
 /// A study as the charts see it.
 #[derive(Debug, Serialize)]
@@ -29,6 +29,8 @@ pub struct StudyView {
     pub breaches: Option<Breaches>,
     /// [`Breaches::describe`], the line people read.
     pub breaches_text: Option<String>,
+    /// [`crate::study::Confidence::describe`]: how sure the study is of its best.
+    pub best_text: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -154,7 +156,8 @@ impl StudyView {
             slos,
             trials: summary.trials.clone(),
             baseline: summary.baseline.as_ref().map(|t| t.number),
-            best: best_trial(&summary.trials, summary.maximize).map(|t| t.number),
+            best: summary.best.as_ref().map(|t| t.number),
+            best_text: summary.confidence.as_ref().map(|c| c.describe()),
             best_so_far,
             counts,
         }

@@ -87,6 +87,10 @@ pub struct Trial {
     pub constraints: Vec<f64>,
     pub feasible: Option<bool>,
     pub error: Option<String>,
+    /// Why the measurement was stopped before its end: the SLO its readings so far put far past
+    /// its limit, and where the application was put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_short: Option<String>,
     pub started_at: f64,
     pub finished_at: Option<f64>,
 }

@@ -129,8 +129,9 @@ pub(crate) async fn finish_trial(
     let readings = serde_json::to_string(&trial.readings).map_err(text)?;
     let constraints = serde_json::to_string(&trial.constraints).map_err(text)?;
     let error = trial.error.as_deref().map(storable);
+    let cut_short = trial.cut_short.as_deref().map(storable);
     let done = sqlx::query(
-        "UPDATE trials SET state = $1, readings = $2, objective = $3, constraints = $4, feasible = $5, error = $6, finished_at = $7 WHERE study_id = $8 AND number = $9 AND state = 'running'",
+        "UPDATE trials SET state = $1, readings = $2, objective = $3, constraints = $4, feasible = $5, error = $6, finished_at = $7, cut_short = $10 WHERE study_id = $8 AND number = $9 AND state = 'running'",
     )
     .bind(trial.state.as_str())
     .bind(&readings)
@@ -141,6 +142,7 @@ pub(crate) async fn finish_trial(
     .bind(trial.finished_at.unwrap_or_else(now))
     .bind(study_id)
     .bind(trial.number)
+    .bind(cut_short)
     .execute(&mut *conn)
     .await
     .map_err(text)?;
@@ -158,7 +160,7 @@ fn storable(text: &str) -> String {
 
 pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbResult<Vec<Trial>> {
     let rows = sqlx::query(
-        "SELECT number, state, config, readings, objective, constraints, feasible, error, started_at, finished_at FROM trials WHERE study_id = $1 ORDER BY number",
+        "SELECT number, state, config, readings, objective, constraints, feasible, error, cut_short, started_at, finished_at FROM trials WHERE study_id = $1 ORDER BY number",
     )
     .bind(study_id)
     .fetch_all(&mut *conn)
@@ -188,6 +190,7 @@ pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbR
                     .unwrap_or_default(),
                 feasible: feasible.map(|f| f != 0),
                 error: row.try_get("error").map_err(text)?,
+                cut_short: row.try_get("cut_short").map_err(text)?,
                 started_at: row.try_get("started_at").map_err(text)?,
                 finished_at: row.try_get("finished_at").map_err(text)?,
             })

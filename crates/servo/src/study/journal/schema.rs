@@ -29,13 +29,14 @@ impl Migration {
 /// The highest version any migration of servo has (the study's and the optimizer server's): a
 /// database recording a higher one was written by a newer servo and is refused, not misread.
 /// Raise it with every new migration, wherever it lives.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The study's tables, one step per version, applied at open; the versions applied are kept in
 /// `servo_schema`. Booleans are integers so one decoding works on both databases.
-pub(super) const STUDY_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: r#"
+pub(super) const STUDY_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: r#"
 CREATE TABLE IF NOT EXISTS studies (
     id {SERIAL},
     name TEXT NOT NULL,
@@ -61,7 +62,13 @@ CREATE TABLE IF NOT EXISTS trials (
     UNIQUE (study_id, number)
 );
 "#,
-}];
+    },
+    // Why a trial was stopped before the end of its measurement (an SLO far past its limit).
+    Migration {
+        version: 4,
+        sql: "ALTER TABLE trials ADD COLUMN cut_short TEXT;",
+    },
+];
 
 /// Every SQLite connection's settings: WAL with full sync, so a committed trial survives a crash.
 pub(super) const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
