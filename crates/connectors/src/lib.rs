@@ -3,6 +3,7 @@
 
 mod command;
 mod kubernetes;
+mod opsani_dev;
 mod process;
 mod prometheus;
 mod util;

@@ -130,11 +130,24 @@ impl Handlers {
 pub struct EventContext {
     /// Cancelled on Ctrl-C, SIGTERM or an optimizer's command; long work must stop and clean up.
     pub cancel: CancellationToken,
+    /// Whether a failed check may apply its remedy (ServoX's `checks.remedy`): a check that can
+    /// fix what it found (add an annotation, inject a sidecar) logs the fix, then applies it only
+    /// when this is set, and otherwise leaves the fix in its hint.
+    pub remedies: bool,
 }
 
 impl EventContext {
     pub fn new(cancel: CancellationToken) -> Self {
-        Self { cancel }
+        Self {
+            cancel,
+            remedies: false,
+        }
+    }
+
+    /// This context, allowing (or not) the checks' remedies.
+    pub fn with_remedies(mut self, allowed: bool) -> Self {
+        self.remedies = allowed;
+        self
     }
 
     /// Runs `work` to its end, or stops it at cancellation with [`ConnectorError::Cancelled`]: the
@@ -384,6 +397,9 @@ pub struct BuildContext {
     /// Whether the servo reports to a remote ServoX-protocol optimizer, whose backend knows
     /// metrics by ServoX's names and units (vegeta's `throughput` in requests per minute).
     pub remote_optimizer: bool,
+    /// The remote optimizer's id (`org/app`, or AppDynamics' optimizer id), which connectors that
+    /// label the application for it write (opsani_dev); `None` with the embedded optimizer.
+    pub optimizer_id: Option<String>,
 }
 
 /// A connector's settings section. Doc comments on the fields become the schema's descriptions.
@@ -728,6 +744,7 @@ mod tests {
             servo: "servo".into(),
             base_dir: PathBuf::from("."),
             remote_optimizer: false,
+            optimizer_id: None,
         };
         match description.build(serde_json::json!({}), &cx) {
             Ok(built) => assert_eq!(built.settings, serde_json::json!({ "level": 0 })),

@@ -35,11 +35,12 @@
 mod adjust;
 mod checks;
 pub mod client;
-mod rollout;
-mod settings;
+pub(crate) mod rollout;
+pub(crate) mod settings;
+pub(crate) mod sidecar;
 #[cfg(test)]
 mod tests;
-mod tuning;
+pub(crate) mod tuning;
 
 use async_trait::async_trait;
 use client::{Client, WorkloadKind};
@@ -258,6 +259,12 @@ fn container_names(deployment: &Deployment) -> String {
 }
 
 impl Kubernetes {
+    /// The API client, connected at the first call: a connector composing this one (opsani_dev)
+    /// talks to the cluster through it rather than through a client of its own.
+    pub(crate) async fn client(&self) -> Result<&Client, ConnectorError> {
+        self.api().await
+    }
+
     async fn api(&self) -> Result<&Client, ConnectorError> {
         self.api
             .get_or_try_init(|| {

@@ -35,7 +35,7 @@
 mod api;
 mod checks;
 mod measure;
-mod settings;
+pub(crate) mod settings;
 mod slo;
 #[cfg(test)]
 mod tests;
