@@ -16,6 +16,8 @@
 //! and asks for its line to move to [`CASES`].
 #![cfg(unix)]
 
+#[path = "common/kube_api.rs"]
+mod kube_api;
 #[path = "common/servox.rs"]
 mod servox;
 
@@ -45,14 +47,14 @@ const CASES: &[Source] = &[
     Source::Defaults("wait"),
     Source::Generate("kubernetes"),
     Source::Defaults("kubernetes"),
+    Source::Generate("opsani_dev"),
+    Source::Defaults("opsani_dev"),
     Source::Helm("static"),
     Source::Helm("sidecar"),
 ];
 
 /// Configs that do not load yet, with why. Move a line to [`CASES`] when its work lands.
 const PENDING: &[(Source, &str)] = &[
-    (Source::Generate("opsani_dev"), "the opsani_dev connector"),
-    (Source::Defaults("opsani_dev"), "the opsani_dev connector"),
     (
         Source::Generate("kube_metrics"),
         "the kube_metrics connector",
@@ -291,4 +293,60 @@ fn pending_servox_configs_still_fail_until_their_work_lands() {
          tests/servox_compat.rs so every key of them is checked: {}",
         loads.join(", ")
     );
+}
+
+/// ServoX's `generate opsani_dev` output, unchanged, runs `servo check` against a fake cluster
+/// holding what it names (Deployment `app-deployment` with container `main`, Service `app`, in
+/// `default`): every Kubernetes check passes, up to the Prometheus at its default address.
+#[test]
+fn servox_opsani_dev_config_checks_a_cluster_as_generated() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = Source::Generate("opsani_dev").write(tmp.path());
+    let api = kube_api::FakeApi::start(vec![serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "app-deployment", "namespace": "default", "generation": 1},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "app"}},
+            "template": {"metadata": {"labels": {"app": "app"}}, "spec": {"containers": [
+                {"name": "main", "image": "example/app:1",
+                 "ports": [{"name": "http", "containerPort": 8080}],
+                 "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}}}]}}}
+    })]);
+    api.cluster().add_service(serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "app", "namespace": "default"},
+        "spec": {"selector": {"app": "app"}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }));
+    let kubeconfig = tmp.path().join("kubeconfig");
+    let user = serde_json::json!({"token": kube_api::TOKEN});
+    std::fs::write(&kubeconfig, api.kubeconfig(user).to_string()).expect("kubeconfig");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_servo"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SERVO_") || key.starts_with("OPSANI_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .env("NO_COLOR", "1")
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["check", "-o", "json", "-c"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .expect("servo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "servo check -o json ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let checks = report["checks"].as_array().expect("checks");
+    let prometheus = checks
+        .iter()
+        .position(|c| c["name"] == "Prometheus is accessible")
+        .unwrap_or_else(|| panic!("the checks reach Prometheus: {stdout}"));
+    assert!(prometheus >= 15, "{stdout}");
+    for check in &checks[..prometheus] {
+        assert_eq!(check["success"], true, "{check}");
+    }
 }

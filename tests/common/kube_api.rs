@@ -16,10 +16,15 @@
 //! each new generation, replaces the Deployment's pods, and gives every pod the fate of its spec
 //! (see [`Fate`]).
 //!
+//! Services (`v1`, see the "Services and Namespaces" section) GET, list, strategic-merge PATCH
+//! (`ports` merge by `port`, their patch merge key), merge PATCH and PUT; Namespaces GET (every
+//! namespace that holds an object exists); the strategic merge's `$patch: delete` of a list item.
+//!
 //! **Not emulated**: admission, defaulting (objects are stored as sent), other resources
-//! (ReplicaSets, Namespaces), set-based label selectors, other field selectors,
-//! server-side apply, JSON patch, `$patch`/`$retainKeys` directives, graceful deletion, pagination
-//! (`limit`/`continue`), protobuf, RBAC beyond the access reviews it is told to deny.
+//! (ReplicaSets, ConfigMaps), set-based label selectors, other field selectors,
+//! server-side apply, JSON patch, `$patch: replace`/`$retainKeys`/`$setElementOrder` directives,
+//! graceful deletion, pagination (`limit`/`continue`), protobuf, RBAC beyond the access reviews it
+//! is told to deny.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,7 +38,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use serde_json::{Value, json};
 
 /// The bearer token the fake accepts.
@@ -113,6 +118,7 @@ fn typed(kind: &str, object: Value) -> Result<Value, String> {
             check(serde_json::from_value::<StatefulSet>(object).and_then(serde_json::to_value))
         }
         "pods" => check(serde_json::from_value::<Pod>(object).and_then(serde_json::to_value)),
+        "services" => typed_service(object),
         _ => Err(format!("the fake does not serve {kind}")),
     }
 }
@@ -469,6 +475,10 @@ fn strategic_merge(target: &mut Value, patch: &Value) {
         }
         (Value::Array(t), Value::Array(p)) if p.iter().all(|v| v["name"].is_string()) => {
             for item in p {
+                if item["$patch"] == "delete" {
+                    t.retain(|x| x["name"] != item["name"]);
+                    continue;
+                }
                 match t.iter_mut().find(|x| x["name"] == item["name"]) {
                     Some(existing) => strategic_merge(existing, item),
                     None => t.push(item.clone()),
@@ -552,6 +562,7 @@ fn kind_meta(kind: &str) -> (&'static str, &'static str) {
     match kind {
         "deployments" => ("apps/v1", "Deployment"),
         "statefulsets" => ("apps/v1", "StatefulSet"),
+        "services" => ("v1", "Service"),
         _ => ("v1", "Pod"),
     }
 }
@@ -759,6 +770,10 @@ async fn one(
     let mut cluster = lock(&state);
     let mut next = current.clone();
     let code = match (method.as_str(), content_type.as_str()) {
+        ("PATCH", "application/strategic-merge-patch+json") if kind == "services" => {
+            service_strategic_merge(&mut next, &sent);
+            StatusCode::OK
+        }
         ("PATCH", "application/strategic-merge-patch+json") => {
             strategic_merge(&mut next, &sent);
             StatusCode::OK
@@ -812,7 +827,8 @@ async fn one(
     };
     let mut cluster = lock(&state);
     let mut next = next;
-    if next["spec"] != current["spec"] {
+    // Services have no generation.
+    if next["spec"] != current["spec"] && kind != "services" {
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         next["metadata"]["generation"] = json!(generation);
     }
@@ -1025,6 +1041,12 @@ impl FakeApi {
                 "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
                 post(access_review),
             )
+            .route("/api/v1/namespaces/{ns}", get(namespace))
+            .route("/api/v1/namespaces/{ns}/services", get(services))
+            .route(
+                "/api/v1/namespaces/{ns}/services/{name}",
+                get(service).patch(service).put(service),
+            )
             .with_state(state.clone());
         let controller = state.clone();
         let thread = std::thread::spawn(move || {
@@ -1108,5 +1130,119 @@ impl Drop for FakeApi {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services and Namespaces (for opsani_dev and the sidecar commands).
+
+fn typed_service(object: Value) -> Result<Value, String> {
+    serde_json::from_value::<Service>(object)
+        .and_then(serde_json::to_value)
+        .map_err(|e| format!("invalid services: {e}"))
+}
+
+/// A Service's strategic merge: `spec.ports` merge by `port` (their patch merge key; `$patch:
+/// delete` removes one), everything else as [`strategic_merge`].
+fn service_strategic_merge(target: &mut Value, patch: &Value) {
+    let mut rest = patch.clone();
+    let ports = rest["spec"]
+        .as_object_mut()
+        .and_then(|spec| spec.remove("ports"));
+    strategic_merge(target, &rest);
+    let Some(Value::Array(ports)) = ports else {
+        return;
+    };
+    if !target["spec"]["ports"].is_array() {
+        target["spec"]["ports"] = json!([]);
+    }
+    let Some(list) = target["spec"]["ports"].as_array_mut() else {
+        return;
+    };
+    for item in ports {
+        if item["$patch"] == "delete" {
+            list.retain(|x| x["port"] != item["port"]);
+            continue;
+        }
+        match list.iter_mut().find(|x| x["port"] == item["port"]) {
+            Some(existing) => strategic_merge(existing, &item),
+            None => list.push(item),
+        }
+    }
+}
+
+impl Cluster {
+    /// Adds a Service (any JSON `k8s-openapi`'s `Service` accepts).
+    pub fn add_service(&mut self, service: Value) {
+        let service = typed_service(service).expect("a valid service");
+        let ns = service["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let name = service["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.put("services", &ns, &name, service);
+    }
+
+    pub fn service(&self, ns: &str, name: &str) -> Option<Value> {
+        self.objects
+            .get(&("services", ns.to_string(), name.to_string()))
+            .cloned()
+    }
+}
+
+async fn services(
+    State(state): State<Shared>,
+    Path(ns): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    list_or_watch(state, "services", ns, q).await
+}
+
+async fn service(
+    State(state): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    one(state, "services", ns, name, method, headers, body).await
+}
+
+/// A namespace exists when it holds an object (or is `default`).
+async fn namespace(
+    State(state): State<Shared>,
+    Path(ns): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    let exists = ns == "default" || lock(&state).objects.keys().any(|(_, n, _)| *n == ns);
+    if !exists {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("namespaces \"{ns}\" not found"),
+        );
+    }
+    let object = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns}, "status": {"phase": "Active"}});
+    match serde_json::from_value::<Namespace>(object).and_then(serde_json::to_value) {
+        Ok(object) => ok(StatusCode::OK, &object),
+        Err(e) => status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            &e.to_string(),
+        ),
     }
 }
