@@ -3,9 +3,10 @@
 mod common;
 
 /// The built-in connectors, sorted by name.
-const BUILT_IN: [&str; 6] = [
+const BUILT_IN: [&str; 7] = [
     "command",
     "kubernetes",
+    "opsani_dev",
     "process",
     "prometheus",
     "vegeta",
@@ -35,5 +36,5 @@ fn servo_connectors_lists_them_as_json() {
         .filter_map(|c| c["name"].as_str())
         .collect();
     assert_eq!(names, BUILT_IN);
-    assert_eq!(listed[5]["default_key"], "wait");
+    assert_eq!(listed[6]["default_key"], "wait");
 }

@@ -83,7 +83,8 @@ enum Remedy {
 struct Failure {
     message: String,
     hint: Option<String>,
-    remedy: Option<Remedy>,
+    /// Boxed: most failures have none, and a `Result` carries this around.
+    remedy: Option<Box<Remedy>>,
     /// The event was cancelled: the checks end, nothing is reported.
     cancelled: bool,
 }
@@ -104,7 +105,7 @@ impl Failure {
     }
 
     fn remedy(mut self, remedy: Remedy) -> Self {
-        self.remedy = Some(remedy);
+        self.remedy = Some(Box::new(remedy));
         self
     }
 }
