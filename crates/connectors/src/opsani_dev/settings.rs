@@ -402,3 +402,63 @@ impl ConnectorSettings for Settings {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn servox_generated() -> Settings {
+        // ServoX 25.3.0's `servo generate opsani_dev` section.
+        let yaml = "namespace: default\ndeployment: app-deployment\ncontainer: main\nservice: app\n\
+                    cpu: {unit: cores, min: 250m, max: '4'}\nmemory: {unit: GiB, min: 256.0Mi, max: 4.0Gi}\n";
+        serde_saphyr::from_str(yaml).expect("ServoX's section parses")
+    }
+
+    #[test]
+    fn a_tuning_pod_is_tuned_beside_the_pinned_main_deployment() {
+        let s = servox_generated();
+        assert!(s.validate().is_empty(), "{:?}", s.validate());
+        let k = s.kubernetes();
+        let d = &k.deployments[0];
+        assert_eq!(
+            (d.name.as_str(), d.strategy.kind()),
+            ("app-deployment", Strategy::Canary)
+        );
+        assert_eq!(d.strategy.alias(), Some("tuning"));
+        assert_eq!(d.containers[0].alias.as_deref(), Some("main"));
+        assert!(k.validate().is_empty());
+        let p = s.prometheus();
+        assert_eq!(p.metrics.len(), 13);
+        assert_eq!(p.base_url, "http://localhost:9090");
+    }
+
+    #[test]
+    fn without_a_tuning_pod_everything_is_pinned_and_tuning_metrics_are_left_out() {
+        let mut s = servox_generated();
+        s.create_tuning_pod = false;
+        let k = s.kubernetes();
+        let d = &k.deployments[0];
+        assert_eq!(d.strategy.kind(), Strategy::Default);
+        assert!(d.containers[0].cpu.pinned && d.containers[0].memory.pinned && d.replicas.pinned);
+        let names: Vec<String> = s.prometheus().metrics.into_iter().map(|m| m.name).collect();
+        assert!(names.iter().all(|n| !n.starts_with("tuning_")), "{names:?}");
+        assert!(names.contains(&"main_p90_latency".to_string()));
+    }
+
+    #[test]
+    fn the_workload_is_named_once_and_is_a_deployment() {
+        let mut s = servox_generated();
+        s.workload_name = Some("web".into());
+        s.workload_kind = "Rollout".into();
+        let problems: Vec<String> = s.validate().iter().map(|p| p.path.to_string()).collect();
+        assert_eq!(problems, ["deployment", "workload_kind"]);
+        let mut s = servox_generated();
+        s.cpu.min = Cpu::from_millicores(8000);
+        let problems: Vec<String> = s.validate().iter().map(|p| p.path.to_string()).collect();
+        assert_eq!(
+            problems,
+            ["cpu"],
+            "a range problem is reported at this section's key"
+        );
+    }
+}
