@@ -666,3 +666,30 @@ fn inject_then_eject_leaves_the_deployment_and_service_as_they_were() {
         sidecar_command(dir, &["inject-sidecar", "--service", "web", "pod/web-1-0"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn an_unreachable_prometheus_stops_the_checks_and_the_hint_names_its_key() {
+    let api = cluster();
+    let nothing = prometheus::free_port();
+    let setup = setup(&api, &format!("http://{nothing}"), "");
+    let (code, stdout, stderr) = servo(&setup, &["check", "-o", "json"]);
+    assert_eq!(code, 3, "{stderr}");
+    let report = json_of(&stdout);
+    let checks = report["checks"].as_array().expect("checks");
+    let last = checks.last().expect("some checks");
+    // A required check: nothing after it runs, as in ServoX.
+    assert_eq!(last["name"], "Prometheus is accessible", "{stdout}");
+    assert_eq!(last["success"], false);
+    let hint = last["hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.contains("`opsani_dev.prometheus_base_url`")
+            && hint.contains("SERVO_OPSANI_DEV_PROMETHEUS_BASE_URL"),
+        "{hint}"
+    );
+    assert!(
+        checks[..checks.len() - 1]
+            .iter()
+            .all(|c| c["success"] == true),
+        "{stdout}"
+    );
+}

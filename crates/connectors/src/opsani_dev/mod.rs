@@ -75,7 +75,7 @@ impl BuildConnector for OpsaniDev {
             optimizer: cx.optimizer_id.clone().unwrap_or_else(|| cx.servo.clone()),
             remote_optimizer: cx.optimizer_id.is_some(),
             kubernetes: Kubernetes::build(kubernetes, cx)?,
-            prometheus: Prometheus::build(prometheus, cx)?,
+            prometheus: Prometheus::build(prometheus, cx)?.with_base_url_key("prometheus_base_url"),
             settings,
         })
     }
