@@ -3,10 +3,11 @@
 mod common;
 
 /// The built-in connectors, sorted by name.
-const BUILT_IN: [&str; 8] = [
+const BUILT_IN: [&str; 9] = [
     "command",
     "kube_metrics",
     "kubernetes",
+    "opsani_dev",
     "process",
     "prometheus",
     "scripts",
@@ -37,5 +38,5 @@ fn servo_connectors_lists_them_as_json() {
         .filter_map(|c| c["name"].as_str())
         .collect();
     assert_eq!(names, BUILT_IN);
-    assert_eq!(listed[7]["default_key"], "wait");
+    assert_eq!(listed[8]["default_key"], "wait");
 }

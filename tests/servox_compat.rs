@@ -11,11 +11,12 @@
 //! file was understood: each key path of the file is in the effective config (honoured), or a
 //! warning located at it says why it is accepted and ignored. Nothing is dropped silently.
 //!
-//! The cases are a table, one line each. [`PENDING`] lists the configs whose connectors or keys
-//! servo does not have yet; a test asserts they still fail to load, so the day one loads it fails
-//! and asks for its line to move to [`CASES`].
+//! The cases are a table, one line each: every connector ServoX 25.3.0 ships, in both its
+//! `generate` forms, and both Helm renderings.
 #![cfg(unix)]
 
+#[path = "common/kube_api.rs"]
+mod kube_api;
 #[path = "common/servox.rs"]
 mod servox;
 
@@ -49,14 +50,10 @@ const CASES: &[Source] = &[
     Source::Defaults("kube_metrics"),
     Source::Generate("scripts"),
     Source::Defaults("scripts"),
+    Source::Generate("opsani_dev"),
+    Source::Defaults("opsani_dev"),
     Source::Helm("static"),
     Source::Helm("sidecar"),
-];
-
-/// Configs that do not load yet, with why. Move a line to [`CASES`] when its work lands.
-const PENDING: &[(Source, &str)] = &[
-    (Source::Generate("opsani_dev"), "the opsani_dev connector"),
-    (Source::Defaults("opsani_dev"), "the opsani_dev connector"),
 ];
 
 impl Source {
@@ -258,31 +255,59 @@ fn every_config_servox_writes_loads_and_every_key_is_understood() {
     );
 }
 
+/// ServoX's `generate opsani_dev` output, unchanged, runs `servo check` against a fake cluster
+/// holding what it names (Deployment `app-deployment` with container `main`, Service `app`, in
+/// `default`): every Kubernetes check passes, up to the Prometheus at its default address.
 #[test]
-fn pending_servox_configs_still_fail_until_their_work_lands() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let loads: Vec<String> = std::thread::scope(|scope| {
-        let runs: Vec<_> = PENDING
-            .iter()
-            .map(|&(case, why)| {
-                let dir = dir.path();
-                scope.spawn(move || {
-                    let file = case.write(dir);
-                    servo(&["validate"], &file)
-                        .status
-                        .success()
-                        .then(|| format!("{} ({why})", case.label()))
-                })
-            })
-            .collect();
-        runs.into_iter()
-            .filter_map(|run| run.join().expect("a case panicked"))
-            .collect()
+fn servox_opsani_dev_config_checks_a_cluster_as_generated() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = Source::Generate("opsani_dev").write(tmp.path());
+    let api = kube_api::FakeApi::start(vec![serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "app-deployment", "namespace": "default", "generation": 1},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "app"}},
+            "template": {"metadata": {"labels": {"app": "app"}}, "spec": {"containers": [
+                {"name": "main", "image": "example/app:1",
+                 "ports": [{"name": "http", "containerPort": 8080}],
+                 "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}}}]}}}
+    })]);
+    api.cluster().add_service(serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "app", "namespace": "default"},
+        "spec": {"selector": {"app": "app"}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }));
+    let kubeconfig = tmp.path().join("kubeconfig");
+    let user = serde_json::json!({"token": kube_api::TOKEN});
+    std::fs::write(&kubeconfig, api.kubeconfig(user).to_string()).expect("kubeconfig");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_servo"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SERVO_") || key.starts_with("OPSANI_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .env("NO_COLOR", "1")
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["check", "-o", "json", "-c"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .expect("servo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "servo check -o json ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
-    assert!(
-        loads.is_empty(),
-        "these ServoX configs load now: move their lines from PENDING to CASES in \
-         tests/servox_compat.rs so every key of them is checked: {}",
-        loads.join(", ")
-    );
+    let checks = report["checks"].as_array().expect("checks");
+    let prometheus = checks
+        .iter()
+        .position(|c| c["name"] == "Prometheus is accessible")
+        .unwrap_or_else(|| panic!("the checks reach Prometheus: {stdout}"));
+    // Optimizer, 3 of the cluster, 7 of the Deployment, 4 of the Service, then Prometheus.
+    assert_eq!(prometheus, 14, "{stdout}");
+    for check in &checks[..prometheus] {
+        assert_eq!(check["success"], true, "{check}");
+    }
 }

@@ -17,8 +17,12 @@
 //! each new generation, replaces the Deployment's pods, and gives every pod the fate of its spec
 //! (see [`Fate`]).
 //!
+//! Services (`v1`, see the "Services and Namespaces" section) GET, list, strategic-merge PATCH
+//! (by the same OpenAPI table: `ports` merge by `port`), merge PATCH and PUT; Namespaces GET (every
+//! namespace that holds an object exists).
+//!
 //! **Not emulated**: admission, defaulting (objects are stored as sent), other resources
-//! (ReplicaSets, Namespaces), set-based label selectors, other field selectors,
+//! (ReplicaSets, ConfigMaps), set-based label selectors, other field selectors,
 //! server-side apply, JSON patch, `$patch: replace`, `$retainKeys`, `$setElementOrder` and
 //! `$deleteFromPrimitiveList` directives, graceful deletion, pagination
 //! (`limit`/`continue`), protobuf, RBAC beyond the access reviews it is told to deny.
@@ -35,7 +39,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use serde_json::{Value, json};
 
 /// The bearer token the fake accepts.
@@ -118,6 +122,7 @@ fn typed(kind: &str, object: Value) -> Result<Value, String> {
             check(serde_json::from_value::<StatefulSet>(object).and_then(serde_json::to_value))
         }
         "pods" => check(serde_json::from_value::<Pod>(object).and_then(serde_json::to_value)),
+        "services" => typed_service(object),
         _ => Err(format!("the fake does not serve {kind}")),
     }
 }
@@ -672,6 +677,7 @@ fn kind_meta(kind: &str) -> (&'static str, &'static str) {
     match kind {
         "deployments" => ("apps/v1", "Deployment"),
         "statefulsets" => ("apps/v1", "StatefulSet"),
+        "services" => ("v1", "Service"),
         _ => ("v1", "Pod"),
     }
 }
@@ -932,7 +938,8 @@ async fn one(
     };
     let mut cluster = lock(&state);
     let mut next = next;
-    if next["spec"] != current["spec"] {
+    // Services have no generation.
+    if next["spec"] != current["spec"] && kind != "services" {
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         next["metadata"]["generation"] = json!(generation);
     }
@@ -1146,6 +1153,12 @@ impl FakeApi {
                 post(access_review),
             )
             .merge(pod_metrics_routes())
+            .route("/api/v1/namespaces/{ns}", get(namespace))
+            .route("/api/v1/namespaces/{ns}/services", get(services))
+            .route(
+                "/api/v1/namespaces/{ns}/services/{name}",
+                get(service).patch(service).put(service),
+            )
             .with_state(state.clone());
         let controller = state.clone();
         let thread = std::thread::spawn(move || {
@@ -1420,6 +1433,91 @@ async fn get_pod_metrics(
             StatusCode::NOT_FOUND,
             "NotFound",
             &format!("podmetrics.metrics.k8s.io \"{name}\" not found"),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services and Namespaces (for opsani_dev and the sidecar commands).
+
+fn typed_service(object: Value) -> Result<Value, String> {
+    serde_json::from_value::<Service>(object)
+        .and_then(serde_json::to_value)
+        .map_err(|e| format!("invalid services: {e}"))
+}
+
+impl Cluster {
+    /// Adds a Service (any JSON `k8s-openapi`'s `Service` accepts).
+    pub fn add_service(&mut self, service: Value) {
+        let service = typed_service(service).expect("a valid service");
+        let ns = service["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let name = service["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.put("services", &ns, &name, service);
+    }
+
+    pub fn service(&self, ns: &str, name: &str) -> Option<Value> {
+        self.objects
+            .get(&("services", ns.to_string(), name.to_string()))
+            .cloned()
+    }
+}
+
+async fn services(
+    State(state): State<Shared>,
+    Path(ns): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    list_or_watch(state, "services", ns, q).await
+}
+
+async fn service(
+    State(state): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    one(state, "services", ns, name, method, headers, body).await
+}
+
+/// A namespace exists when it holds an object (or is `default`).
+async fn namespace(
+    State(state): State<Shared>,
+    Path(ns): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    let exists = ns == "default" || lock(&state).objects.keys().any(|(_, n, _)| *n == ns);
+    if !exists {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("namespaces \"{ns}\" not found"),
+        );
+    }
+    let object = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns}, "status": {"phase": "Active"}});
+    match serde_json::from_value::<Namespace>(object).and_then(serde_json::to_value) {
+        Ok(object) => ok(StatusCode::OK, &object),
+        Err(e) => status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            &e.to_string(),
         ),
     }
 }

@@ -4,6 +4,7 @@
 mod command;
 mod kube_metrics;
 mod kubernetes;
+mod opsani_dev;
 mod process;
 mod prometheus;
 mod scripts;

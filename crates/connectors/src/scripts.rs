@@ -513,6 +513,7 @@ mod tests {
                 servo: "servo".into(),
                 base_dir: PathBuf::from("."),
                 remote_optimizer: false,
+                optimizer_id: None,
             },
         )
         .expect("builds");

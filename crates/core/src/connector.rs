@@ -133,6 +133,10 @@ pub struct EventContext {
     pub cancel: CancellationToken,
     /// Where a `measure` handler reports its readings so far (see [`PartialReadings`]).
     pub partial: PartialReadings,
+    /// Whether a failed check may apply its remedy (ServoX's `checks.remedy`): a check that can
+    /// fix what it found (add an annotation, inject a sidecar) logs the fix, then applies it only
+    /// when this is set, and otherwise leaves the fix in its hint.
+    pub remedies: bool,
 }
 
 impl EventContext {
@@ -140,12 +144,19 @@ impl EventContext {
         Self {
             cancel,
             partial: PartialReadings::default(),
+            remedies: false,
         }
     }
 
     /// The same context, with measurements reporting their readings so far to `partial`.
     pub fn with_partial(mut self, partial: PartialReadings) -> Self {
         self.partial = partial;
+        self
+    }
+
+    /// This context, allowing (or not) the checks' remedies.
+    pub fn with_remedies(mut self, allowed: bool) -> Self {
+        self.remedies = allowed;
         self
     }
 
@@ -453,6 +464,9 @@ pub struct BuildContext {
     /// Whether the servo reports to a remote ServoX-protocol optimizer, whose backend knows
     /// metrics by ServoX's names and units (vegeta's `throughput` in requests per minute).
     pub remote_optimizer: bool,
+    /// The remote optimizer's id (`org/app`, or AppDynamics' optimizer id), which connectors that
+    /// label the application for it write (opsani_dev); `None` with the embedded optimizer.
+    pub optimizer_id: Option<String>,
 }
 
 /// A connector's settings section. Doc comments on the fields become the schema's descriptions.
@@ -797,6 +811,7 @@ mod tests {
             servo: "servo".into(),
             base_dir: PathBuf::from("."),
             remote_optimizer: false,
+            optimizer_id: None,
         };
         match description.build(serde_json::json!({}), &cx) {
             Ok(built) => assert_eq!(built.settings, serde_json::json!({ "level": 0 })),

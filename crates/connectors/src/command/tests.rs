@@ -119,6 +119,7 @@ fn hooks(settings: serde_json::Value) -> Hooks {
         servo: "servo".into(),
         base_dir: PathBuf::from("."),
         remote_optimizer: false,
+        optimizer_id: None,
     };
     Hooks::build(settings, &cx).expect("builds")
 }

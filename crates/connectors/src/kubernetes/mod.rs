@@ -36,7 +36,8 @@ mod adjust;
 mod checks;
 pub mod client;
 pub(crate) mod rollout;
-mod settings;
+pub(crate) mod settings;
+pub(crate) mod sidecar;
 #[cfg(test)]
 mod tests;
 pub(crate) mod tuning;
@@ -255,6 +256,12 @@ fn container_names(deployment: &Deployment) -> String {
 }
 
 impl Kubernetes {
+    /// The API client, connected at the first call: a connector composing this one (opsani_dev)
+    /// talks to the cluster through it rather than through a client of its own.
+    pub(crate) async fn client(&self) -> Result<&Client, ConnectorError> {
+        self.api().await
+    }
+
     async fn api(&self) -> Result<&Client, ConnectorError> {
         self.api
             .get_or_try_init(|| {

@@ -256,7 +256,7 @@ pub enum Requirement {
     Limit,
 }
 
-pub(super) fn default_requirements() -> Vec<Requirement> {
+pub(crate) fn default_requirements() -> Vec<Requirement> {
     vec![Requirement::Request, Requirement::Limit]
 }
 

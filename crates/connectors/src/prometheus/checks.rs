@@ -10,6 +10,40 @@ use servo_core::types::{Check, Severity};
 use tokio_util::sync::CancellationToken;
 
 impl Prometheus {
+    /// The number of targets Prometheus scrapes (`/api/v1/targets`), for a connector composing
+    /// this one (opsani_dev's checks); errors worded as this connector words them.
+    pub(crate) async fn active_targets(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<usize, ConnectorError> {
+        self.api
+            .targets(cancel)
+            .await
+            .map(|answer| answer.data.active.len())
+            .map_err(|e| self.failure(e, Subject::Server))
+    }
+
+    /// The value of each series `query` returns now (`/api/v1/query`), with its labels.
+    pub(crate) async fn instant(
+        &self,
+        query: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<(String, f64)>, ConnectorError> {
+        let answer = self
+            .api
+            .query(query, cancel)
+            .await
+            .map_err(|e| self.failure(e, Subject::Server))?;
+        Ok(match answer.data {
+            QueryData::Vector(samples) => samples
+                .iter()
+                .filter_map(|s| s.value.map(|v| (labels(&s.metric), v.value)))
+                .collect(),
+            QueryData::Scalar(s) => vec![(String::new(), s.value)],
+            QueryData::Matrix(_) | QueryData::String(_) => Vec::new(),
+        })
+    }
+
     /// Whether Prometheus answers, and its version.
     pub(super) async fn check_server(
         &self,

@@ -37,7 +37,7 @@
 mod api;
 mod checks;
 mod measure;
-mod settings;
+pub(crate) mod settings;
 mod slo;
 #[cfg(test)]
 mod tests;
@@ -66,6 +66,9 @@ pub struct Prometheus {
     api: Api,
     /// The key it is mounted under, to name settings and environment variables in hints.
     mount: String,
+    /// The key of `base_url` in that section (another when a connector made of this one names it
+    /// otherwise: opsani_dev's `prometheus_base_url`).
+    base_url_key: &'static str,
 }
 
 impl BuildConnector for Prometheus {
@@ -81,6 +84,7 @@ impl BuildConnector for Prometheus {
             settings,
             api,
             mount: cx.mount.clone(),
+            base_url_key: "base_url",
         })
     }
 }
@@ -93,6 +97,12 @@ enum Subject<'a> {
 }
 
 impl Prometheus {
+    /// This connector inside another whose section calls `base_url` `key`, so hints name it.
+    pub(crate) fn with_base_url_key(mut self, key: &'static str) -> Self {
+        self.base_url_key = key;
+        self
+    }
+
     /// The metrics of this mount a request asks for (all of them when it names none).
     fn requested<'a>(&'a self, request: &MeasureRequest) -> Vec<(usize, &'a PrometheusMetric)> {
         self.settings
@@ -116,20 +126,21 @@ impl Prometheus {
                 }
             })
             .collect();
-        format!("SERVO_{key}_BASE_URL")
+        format!("SERVO_{key}_{}", self.base_url_key.to_ascii_uppercase())
     }
 
     /// Words a failed request for a person: what happened, and what to do.
     fn failure(&self, error: ApiError, subject: Subject<'_>) -> ConnectorError {
         let base = self.api.base();
         let mount = &self.mount;
-        let not_prometheus = || format!("is `{mount}.base_url` ({base}) the Prometheus server?");
+        let base_url = format!("{mount}.{}", self.base_url_key);
+        let not_prometheus = || format!("is `{base_url}` ({base}) the Prometheus server?");
         match (error, subject) {
             (ApiError::Cancelled, _) => ConnectorError::Cancelled,
             (ApiError::Unreachable { cause, .. }, _) => {
                 let message = format!("cannot reach Prometheus at {base}: {cause}");
                 let hint = format!(
-                    "check that Prometheus is running and that `{mount}.base_url` is its address, \
+                    "check that Prometheus is running and that `{base_url}` is its address, \
                      path prefix included (or set {})",
                     self.base_url_variable()
                 );
@@ -194,7 +205,7 @@ impl Prometheus {
             }
             (error @ ApiError::Http { code, .. }, _) if code == StatusCode::NOT_FOUND => {
                 let hint = format!(
-                    "`{mount}.base_url` must be the root of the Prometheus server, with its path \
+                    "`{base_url}` must be the root of the Prometheus server, with its path \
                      prefix if it runs with --web.route-prefix (e.g. http://host:9090/prometheus)"
                 );
                 ConnectorError::failed(error.to_string()).with_hint(hint)

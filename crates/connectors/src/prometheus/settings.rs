@@ -403,7 +403,7 @@ impl ConnectorSettings for Settings {
 }
 
 /// `base_url` as a URL the API paths can be appended to.
-pub(super) fn parse_base_url(text: &str) -> Result<Url, String> {
+pub(crate) fn parse_base_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text.trim()).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("`{text}` is not an http:// or https:// URL"));

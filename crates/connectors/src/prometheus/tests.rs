@@ -255,6 +255,7 @@ fn connector(url: &str, fast_fail: serde_json::Value) -> Prometheus {
         servo: "test".into(),
         base_dir: std::path::PathBuf::from("."),
         remote_optimizer: false,
+        optimizer_id: None,
     };
     Prometheus::build(settings, &cx).expect("builds")
 }

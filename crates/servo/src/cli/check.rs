@@ -55,7 +55,12 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
     let assembly = globals.load_one(registry)?;
     // Before anything runs: an SLO whose bound cannot be compared with its metric fails any check.
     check_declared_units(&assembly, &globals.config_file).await?;
-    let checks = with_connectors(&assembly, async |bus, cx| Ok(bus.check(cx).await?)).await?;
+    // ServoX's `checks.remedy`: a failed check may fix what it found, saying so first.
+    let remedies = assembly.checks.remedies();
+    let checks = with_connectors(&assembly, async |bus, cx| {
+        Ok(bus.check(&cx.clone().with_remedies(remedies)).await?)
+    })
+    .await?;
     // The same filters and halting rule as `servo run`'s checks (`checks.connectors`, `name`,
     // `id`, `tag`, `skip`, `halt_on`).
     let checks: Vec<Check> = checks

@@ -147,6 +147,12 @@ impl Assembly {
                 servo: name.clone(),
                 base_dir: base_dir.to_path_buf(),
                 remote_optimizer: matches!(optimizer, OptimizerSettings::Remote(_)),
+                optimizer_id: match &optimizer {
+                    OptimizerSettings::Remote(remote) => {
+                        remote.id.clone().or_else(|| remote.optimizer_id.clone())
+                    }
+                    OptimizerSettings::Embedded(_) => None,
+                },
             };
             match connector.build(sections.raw(&key), &build_cx) {
                 Ok(Built {

@@ -150,8 +150,9 @@ pub struct ChecksSettings {
     /// The pause between rounds of checks: `expo` (8s, 16s, 32s, ... as ServoX) or a duration.
     #[serde(default)]
     pub delay: CheckDelay,
-    /// ServoX's `remedy` (apply a failed check's remedy): servo's checks have no remedies, so it is
-    /// accepted and ignored.
+    /// Apply a failed check's remedy (ServoX's `remedy`; default true, as in ServoX): checks that
+    /// can fix what they found (opsani_dev's annotations, labels, Envoy sidecar, Service port)
+    /// log the fix and then apply it. With `false` the fix is only shown, in the check's hint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remedy: Option<bool>,
     /// ServoX's `check_halting`: servo runs every selected check each round and halts per
@@ -272,6 +273,11 @@ impl ChecksSettings {
             && self.tag.as_ref().is_none_or(|tags| tags.is_empty())
     }
 
+    /// Whether failed checks may apply their remedies (`remedy`, true unless set false).
+    pub fn remedies(&self) -> bool {
+        self.remedy.unwrap_or(true)
+    }
+
     /// Whether a selected, failed check stops servo.
     pub fn halts(&self, check: &servo_core::types::Check) -> bool {
         !check.success && check.severity >= self.halt_on && self.selects(check)
@@ -286,9 +292,6 @@ impl ChecksSettings {
                 "quiet/verbose",
                 "servo prints checks as -o and --log-level say",
             ));
-        }
-        if self.remedy.is_some() {
-            ignored.push(("remedy", "servo's checks have no remedies"));
         }
         if self.check_halting.is_some() {
             ignored.push((
