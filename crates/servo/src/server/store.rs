@@ -330,39 +330,60 @@ impl Store {
         session: Session,
         writes: Vec<Write>,
     ) -> Result<Commit, JournalError> {
+        let change = Change {
+            application: application.clone(),
+            revision,
+            session,
+            writes,
+        };
         let mut tx = self.journal.pool().begin().await.map_err(|e| self.db(e))?;
-        let outcome = self
-            .change(&mut tx, application, revision, session, writes)
-            .await?;
+        // A conflict or a failure drops the transaction, which rolls it back.
+        let outcome = self.undone(self.change(&mut tx, &change).await)?;
         if matches!(outcome, Commit::Done(_)) {
             tx.commit().await.map_err(|e| self.db(e))?;
         }
-        // A conflict drops the transaction, which rolls it back.
         Ok(outcome)
     }
 
-    /// Commits `changes` in one transaction (one fsync), each in a savepoint of its own so that a
-    /// conflict or a failure undoes that change alone. The outer error means the transaction
+    /// Commits `changes` in one transaction (one fsync). The outer error means the transaction
     /// itself failed (to begin or to commit): none of the changes is stored, and none may be
     /// acknowledged. Otherwise each change's outcome, in order; the changes are applied in the
     /// order given, so two changes of one application land in that order.
+    ///
+    /// Each change is first written with one statement per row and no savepoint (a change whose
+    /// compare-and-set fails has written nothing). Only when a statement fails part-way is the
+    /// transaction rolled back and the batch written again with a savepoint per change, so that
+    /// the failure undoes its own change alone.
     pub async fn commit_batch(
         &self,
         changes: Vec<Change>,
     ) -> Result<Vec<Result<Commit, JournalError>>, JournalError> {
         let mut tx = self.journal.pool().begin().await.map_err(|e| self.db(e))?;
         let mut outcomes = Vec::with_capacity(changes.len());
-        for change in changes {
+        for change in &changes {
+            match self.change(&mut tx, change).await {
+                Ok(outcome) => outcomes.push(Ok(outcome)),
+                Err(_) => break,
+            }
+        }
+        if outcomes.len() < changes.len() {
+            tx.rollback().await.map_err(|e| self.db(e))?;
+            return self.commit_each(changes).await;
+        }
+        tx.commit().await.map_err(|e| self.db(e))?;
+        Ok(outcomes)
+    }
+
+    /// [`Store::commit_batch`] with a savepoint per change.
+    async fn commit_each(
+        &self,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Result<Commit, JournalError>>, JournalError> {
+        let mut tx = self.journal.pool().begin().await.map_err(|e| self.db(e))?;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in &changes {
             let mut savepoint = Connection::begin(&mut *tx).await.map_err(|e| self.db(e))?;
-            let outcome = self
-                .change(
-                    &mut savepoint,
-                    &change.application,
-                    change.revision,
-                    change.session,
-                    change.writes,
-                )
-                .await;
+            let outcome = self.change(&mut savepoint, change).await;
             // A savepoint that cannot be released or undone leaves the transaction in doubt:
             // give the whole batch up.
             if matches!(outcome, Ok(Commit::Done(_))) {
@@ -370,58 +391,71 @@ impl Store {
             } else {
                 savepoint.rollback().await.map_err(|e| self.db(e))?;
             }
-            outcomes.push(outcome);
+            outcomes.push(self.undone(outcome));
         }
         tx.commit().await.map_err(|e| self.db(e))?;
         Ok(outcomes)
     }
 
-    /// One application's change on `conn`, inside a transaction or savepoint the caller ends.
-    async fn change(
-        &self,
-        conn: &mut AnyConnection,
-        application: &Application,
-        revision: i64,
-        mut session: Session,
-        writes: Vec<Write>,
-    ) -> Result<Commit, JournalError> {
+    /// The outcome of a change whose failure has been rolled back.
+    fn undone(&self, outcome: DbResult<Commit>) -> Result<Commit, JournalError> {
+        match outcome {
+            // A unique violation means a racing writer numbered a trial first.
+            Err(e) if e.contains("UNIQUE") || e.contains("unique") => Ok(Commit::Conflict),
+            Err(e) => Err(self.db(e)),
+            Ok(outcome) => Ok(outcome),
+        }
+    }
+
+    /// One application's change on `conn`, inside a transaction or savepoint the caller ends. A
+    /// conflict has written nothing; an error may have written part of the change.
+    async fn change(&self, conn: &mut AnyConnection, change: &Change) -> DbResult<Commit> {
+        let Change {
+            application,
+            revision,
+            session,
+            writes,
+        } = change;
+        let mut session = session.clone();
         // Claim the session first, so a racing writer waits here (PostgreSQL row lock) or fails
-        // the compare-and-set, before either inserts anything.
-        let claimed = if revision == 0 {
+        // the compare-and-set, before either inserts anything. Only a new study changes the
+        // session as it is written; otherwise the claim writes it too.
+        let starts_study = writes.iter().any(|w| matches!(w, Write::NewStudy { .. }));
+        let state = serde_json::to_string(&session).map_err(text)?;
+        let claimed = if *revision == 0 {
             sqlx::query(
-                "INSERT INTO sessions (application_id, revision, state, updated_at) VALUES ($1, 1, '{}', $2) ON CONFLICT (application_id) DO NOTHING",
+                "INSERT INTO sessions (application_id, revision, state, updated_at) VALUES ($1, 1, $2, $3) ON CONFLICT (application_id) DO NOTHING",
             )
             .bind(application.id)
+            .bind(&state)
             .bind(now())
             .execute(&mut *conn)
             .await
         } else {
             sqlx::query(
-                "UPDATE sessions SET revision = revision + 1 WHERE application_id = $1 AND revision = $2",
+                "UPDATE sessions SET revision = revision + 1, state = $1, updated_at = $2 WHERE application_id = $3 AND revision = $4",
             )
-            .bind(application.id)
-            .bind(revision)
-            .execute(&mut *conn)
-            .await
-        }
-        .map_err(|e| self.db(e))?;
-        if claimed.rows_affected() != 1 {
-            return Ok(Commit::Conflict);
-        }
-        let study = match self.apply(conn, application, &mut session, writes).await {
-            Ok(study) => study,
-            // A unique violation means a racing writer numbered a trial first.
-            Err(e) if e.contains("UNIQUE") || e.contains("unique") => return Ok(Commit::Conflict),
-            Err(e) => return Err(self.db(e)),
-        };
-        let state = serde_json::to_string(&session).map_err(|e| self.db(e))?;
-        sqlx::query("UPDATE sessions SET state = $1, updated_at = $2 WHERE application_id = $3")
             .bind(&state)
             .bind(now())
             .bind(application.id)
+            .bind(*revision)
             .execute(&mut *conn)
             .await
-            .map_err(|e| self.db(e))?;
+        }
+        .map_err(text)?;
+        if claimed.rows_affected() != 1 {
+            return Ok(Commit::Conflict);
+        }
+        let study = self.apply(conn, application, &mut session, writes).await?;
+        if starts_study {
+            let state = serde_json::to_string(&session).map_err(text)?;
+            sqlx::query("UPDATE sessions SET state = $1 WHERE application_id = $2")
+                .bind(&state)
+                .bind(application.id)
+                .execute(&mut *conn)
+                .await
+                .map_err(text)?;
+        }
         Ok(Commit::Done(Box::new(Committed { session, study })))
     }
 
@@ -431,7 +465,7 @@ impl Store {
         conn: &mut AnyConnection,
         application: &Application,
         session: &mut Session,
-        writes: Vec<Write>,
+        writes: &[Write],
     ) -> DbResult<Option<Study>> {
         let mut started = None;
         for write in writes {
@@ -447,7 +481,7 @@ impl Store {
                         .await
                         .map_err(text)?;
                     let study =
-                        create_study(conn, &application.name, &space, &objective, &constraints)
+                        create_study(conn, &application.name, space, objective, constraints)
                             .await?;
                     session.study_id = Some(study.id);
                     started = Some(study);
@@ -458,13 +492,13 @@ impl Store {
                     started_at,
                 } => {
                     let study = session.study_id.ok_or("no study to add a trial to")?;
-                    insert_trial(conn, study, number, &config, started_at).await?;
+                    insert_trial(conn, study, *number, config, *started_at).await?;
                 }
                 Write::FinishTrial(trial) => {
                     let study = session.study_id.ok_or("no study to record a trial in")?;
                     // The session finishes each trial once (a repeated result is acknowledged
                     // without a write), so the row changed count has nothing to add here.
-                    finish_trial(conn, study, &trial).await?;
+                    finish_trial(conn, study, trial).await?;
                 }
             }
         }

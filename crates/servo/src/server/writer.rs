@@ -197,11 +197,11 @@ mod tests {
     #[tokio::test]
     async fn a_batch_whose_commit_fails_acknowledges_none_of_its_changes() {
         let (store, apps, _dir) = store_with(&["acme/a", "acme/b"]).await;
-        // A constraint SQLite checks only at COMMIT, broken by any write of b's session: every
+        // A constraint SQLite checks only at COMMIT, broken by the first write of b's session: every
         // savepoint of the batch succeeds, then the transaction's commit fails.
         sqlx::raw_sql(
             "CREATE TABLE doomed (application INTEGER REFERENCES applications(id) DEFERRABLE INITIALLY DEFERRED);
-             CREATE TRIGGER doom AFTER UPDATE ON sessions
+             CREATE TRIGGER doom AFTER INSERT ON sessions
              WHEN NEW.application_id = (SELECT id FROM applications WHERE name = 'acme/b')
              BEGIN INSERT INTO doomed VALUES (-1); END;",
         )
@@ -228,6 +228,53 @@ mod tests {
         assert_eq!(
             store.session(apps[0].id).await.expect("session"),
             (1, agent("a-1"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_failing_part_way_is_undone_alone_and_the_batch_goes_on() {
+        let (store, apps, _dir) = store_with(&["acme/a", "acme/b"]).await;
+        let begin = |number| Write::BeginTrial {
+            number,
+            config: Default::default(),
+            started_at: 0.0,
+        };
+        let study = Write::NewStudy {
+            space: servo_optimizer::Space::new(Vec::new()),
+            objective: "x".into(),
+            constraints: Vec::new(),
+        };
+        let first = store
+            .commit(&apps[1], 0, agent("b-1"), vec![study, begin(0)])
+            .await
+            .expect("commit");
+        let Commit::Done(first) = first else {
+            panic!("not committed: {first:?}")
+        };
+        // b's change claims its session, then fails on a trial number that exists: the batch is
+        // written again with a savepoint per change, and only b's change is undone.
+        let (writer, task) = Writer::new(store.clone());
+        let mut answers = Vec::new();
+        let mut failing = change(&apps[1], 1, "b-2");
+        failing.session.study_id = first.session.study_id;
+        failing.writes = vec![begin(0)];
+        for change in [change(&apps[0], 0, "a-1"), failing] {
+            answers.push(writer.submit(change).await.expect("queued"));
+        }
+        tokio::spawn(task);
+        let mut outcomes = Vec::new();
+        for answer in answers {
+            outcomes.push(answer.await.expect("answered").expect("committed"));
+        }
+        assert!(matches!(outcomes[0], Commit::Done(_)), "{outcomes:?}");
+        assert_eq!(outcomes[1], Commit::Conflict);
+        assert_eq!(
+            store.session(apps[0].id).await.expect("session"),
+            (1, agent("a-1"))
+        );
+        assert_eq!(
+            store.session(apps[1].id).await.expect("session"),
+            (1, first.session)
         );
     }
 }
