@@ -1,15 +1,15 @@
 //! What the optimizer server keeps: applications (name, hashed token, optimizer settings), one
 //! protocol session per application, and the studies and trials of the journal, all in one database.
 //!
-//! Every change a request makes is one transaction that ends by writing the application's session
+//! Every change a request makes is all or nothing, and begins by writing the application's session
 //! with a compare-and-set on its `revision`. Two servers sharing a PostgreSQL database (or two
-//! requests racing in one server) therefore cannot both issue a trial: the loser's transaction
-//! matches no row, is rolled back with every trial it inserted, and the request is decided again
-//! from what the winner wrote.
+//! requests racing in one server) therefore cannot both issue a trial: the loser's compare-and-set
+//! matches no row, so it writes nothing, and the request is decided again from what the winner
+//! wrote.
 //!
 //! [`Store::commit_batch`] applies many such changes (of different applications) in one
-//! transaction, each inside a savepoint of its own, so that one fsync makes them all durable: the
-//! server's group commit (`super::writer`).
+//! transaction, so that one fsync makes them all durable: the server's group commit
+//! (`super::writer`).
 
 use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
