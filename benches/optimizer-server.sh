@@ -8,6 +8,7 @@
 # Usage: benches/optimizer-server.sh [--postgres] [-- BENCH ARGS]
 #   e.g. benches/optimizer-server.sh -- --apps 100 --trials 20 --time 20s --algorithm random
 #   benches/optimizer-server.sh -- --scrape 10   also scrapes /metrics 10 times a second (a Prometheus)
+#   benches/optimizer-server.sh --postgres -- --replicas 2   two servers on the same database
 #   --postgres   run against a throwaway PostgreSQL cluster (Debian package `postgresql`) instead
 #                of a SQLite file; it lives in a temporary directory and is removed afterwards.
 # Build parallelism follows CARGO_BUILD_JOBS (set it to 1 on a shared machine).

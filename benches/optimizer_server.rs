@@ -14,8 +14,11 @@
 //! ```text
 //! cargo bench --bench optimizer_server -- [--apps 100] [--trials 20] [--time 20s]
 //!     [--think 0s] [--algorithm bayesian|random] [--store URL] [--servo PATH] [--threads 1]
-//!     [--scrape 0]
+//!     [--scrape 0] [--replicas 1]
 //! ```
+//!
+//! `--replicas N` starts N servers on the same store (PostgreSQL, as several replicas of the
+//! server would share it) and points servo `i` at replica `i % N`.
 //!
 //! `--scrape N` also scrapes `/metrics` N times a second for the whole run, as a Prometheus with a
 //! short interval would, and prints the scrapes' latency: compare a run with and without it to see
@@ -64,6 +67,8 @@ struct Args {
     threads: usize,
     /// Scrapes of `/metrics` per second during the run (0: none).
     scrape: u32,
+    /// Servers sharing the store.
+    replicas: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -77,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
         servo: PathBuf::from(env!("CARGO_BIN_EXE_servo")),
         threads: 1,
         scrape: 0,
+        replicas: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -96,13 +102,14 @@ fn parse_args() -> Result<Args, String> {
             "--servo" => args.servo = PathBuf::from(value("--servo")?),
             "--threads" => args.threads = number(&value("--threads")?, "--threads")?,
             "--scrape" => args.scrape = number(&value("--scrape")?, "--scrape")?,
+            "--replicas" => args.replicas = number(&value("--replicas")?, "--replicas")?,
             // `cargo bench` passes `--bench` to harness-less benches.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if args.apps == 0 || args.trials == 0 || args.threads == 0 {
-        return Err("--apps, --trials and --threads must be at least 1".into());
+    if args.apps == 0 || args.trials == 0 || args.threads == 0 || args.replicas == 0 {
+        return Err("--apps, --trials, --threads and --replicas must be at least 1".into());
     }
     if args.time.is_zero() {
         return Err("--time must be more than 0".into());
@@ -302,8 +309,16 @@ async fn bench(args: &Args) -> Result<bool, String> {
         args.algorithm
     );
 
-    let log = dir.path().join("server.log");
-    let server = Server::start(&args.servo, &store, &log)?;
+    let mut servers = Vec::with_capacity(args.replicas);
+    for replica in 0..args.replicas {
+        let log = dir.path().join(format!("server-{replica}.log"));
+        servers.push(Server::start(&args.servo, &store, &log)?);
+    }
+    if args.replicas > 1 {
+        println!("{} server replicas on the same store", args.replicas);
+    }
+    let server = &servers[0];
+    let log = dir.path().join("server-0.log");
     let idle = memory(server.pid());
     servo_core::http::install_crypto();
     let client = reqwest::Client::builder()
@@ -329,7 +344,8 @@ async fn bench(args: &Args) -> Result<bool, String> {
         let servo = SimulatedServo {
             client: client.clone(),
             url: format!(
-                "{base}/accounts/{}/servo",
+                "{}/accounts/{}/servo",
+                servers[app % servers.len()].base,
                 app_name(app).replace('/', "/applications/")
             ),
             bearer: format!("Bearer {}", token(app)),
@@ -371,7 +387,17 @@ async fn bench(args: &Args) -> Result<bool, String> {
             failures.push(format!("{errors} scrapes of /metrics failed"));
         }
     }
-    let server_side = server_latency(&client, &base).await;
+    let mut server_side: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    for replica in &servers {
+        for (event, (mean, n)) in server_latency(&client, &replica.base).await {
+            let (sum, count) = server_side.entry(event).or_default();
+            *sum += mean * n as f64;
+            *count += n;
+        }
+    }
+    for (sum, count) in server_side.values_mut() {
+        *sum /= (*count).max(1) as f64;
+    }
     if !server_side.is_empty() {
         let text: Vec<String> = server_side
             .iter()
@@ -406,7 +432,7 @@ async fn bench(args: &Args) -> Result<bool, String> {
             stats.measured
         ));
     }
-    drop(server);
+    drop(servers);
 
     let ok = failures.is_empty()
         && stats.transport_errors == 0

@@ -15,6 +15,7 @@ pub mod schema;
 pub mod session;
 pub mod store;
 pub mod ui;
+pub mod writer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,7 +29,8 @@ use crate::study::journal::JournalError;
 use application::Application;
 use metrics::TrialChange;
 use session::{Decision, Invalid, Known, Options, Suggestion, Write, decide};
-use store::{Commit, Store};
+use store::{Commit, Loaded, Store};
+use writer::Writer;
 
 /// How often a request is decided again after losing a race before giving up with 503.
 const MAX_ATTEMPTS: usize = 16;
@@ -43,8 +45,12 @@ pub struct Server {
     /// When each application's servo last spoke (Unix seconds), for the fleet page.
     contacts: Mutex<HashMap<i64, f64>>,
     /// One lock per application: requests of one application take turns inside this process
-    /// (the store's compare-and-set covers other processes).
-    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// (the store's compare-and-set covers other processes). It guards what the server remembers
+    /// of the application's session, study and trials, good while the stored session revision is
+    /// the one remembered: a request then reads one number instead of the whole study.
+    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Option<Loaded>>>>>,
+    /// Group commit of the protocol requests' changes.
+    writer: Writer,
 }
 
 /// Why a protocol request was not answered normally.
@@ -61,12 +67,13 @@ pub enum ServeError {
 impl Server {
     pub fn new(store: Store, options: Options) -> Server {
         Server {
-            store,
             options,
             metrics: metrics::Metrics::default(),
             operator_token_sha256: None,
             contacts: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
+            writer: Writer::start(store.clone()),
+            store,
         }
     }
 
@@ -88,7 +95,7 @@ impl Server {
         Ok(())
     }
 
-    fn lock(&self, application: i64) -> Arc<tokio::sync::Mutex<()>> {
+    fn lock(&self, application: i64) -> Arc<tokio::sync::Mutex<Option<Loaded>>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(application).or_default().clone()
     }
@@ -105,37 +112,33 @@ impl Server {
             .unwrap_or_else(|p| p.into_inner())
             .insert(app.id, crate::study::journal::now());
         let lock = self.lock(app.id);
-        let _turn = lock.lock().await;
+        let mut remembered = lock.lock().await;
         for _ in 0..MAX_ATTEMPTS {
-            let (revision, session) = self.store.session(app.id).await?;
+            // What is remembered holds while no one else (another server on the same database,
+            // an operator, `servo optimizer app create --replace`) has written the session since.
+            let revision = self.store.revision(app.id).await?;
+            let loaded = match remembered.take() {
+                Some(loaded) if loaded.revision == revision => loaded,
+                _ => self.store.load(app.id).await?,
+            };
+            let loaded = remembered.insert(loaded);
             // The common case under load: a servo asking again for the command it already has.
             if event == EventName::WhatsNext
-                && let Some(pending) = &session.pending
+                && let Some(pending) = &loaded.session.pending
             {
                 return Ok(pending.to_json());
             }
-            let needs_history = !matches!(event, EventName::Hello | EventName::Goodbye);
-            let (study, trials) = match session.study_id.filter(|_| needs_history) {
-                Some(id) => match self.store.study(id).await? {
-                    Some(study) => {
-                        let trials = self.store.journal().trials(&study).await?;
-                        (Some(study), trials)
-                    }
-                    None => (None, Vec::new()),
-                },
-                None => (None, Vec::new()),
-            };
             let mut suggestion = None;
             loop {
                 let known = Known {
                     app,
                     options: &self.options,
-                    study: study.as_ref(),
-                    trials: &trials,
+                    study: loaded.study.as_ref(),
+                    trials: &loaded.trials,
                 };
                 let decision = decide(
                     &known,
-                    session.clone(),
+                    loaded.session.clone(),
                     event,
                     param.clone(),
                     suggestion.take(),
@@ -148,18 +151,31 @@ impl Server {
                         writes,
                     } => {
                         let changes: Vec<TrialChange> = writes.iter().map(trial_change).collect();
-                        match self.store.commit(app, revision, *session, writes).await? {
-                            Commit::Done => {
+                        let outcome = self
+                            .writer
+                            .commit(app, loaded.revision, *session, writes.clone())
+                            .await;
+                        match outcome {
+                            Ok(Commit::Done(committed)) => {
+                                loaded.follow(*committed, writes);
                                 self.metrics.record(&app.name, &changes);
                                 return Ok(answer);
                             }
-                            Commit::Conflict => break,
+                            Ok(Commit::Conflict) => {
+                                *remembered = None;
+                                break;
+                            }
+                            Err(e) => {
+                                // Whether it landed is unknown: read it back next time.
+                                *remembered = None;
+                                return Err(e.into());
+                            }
                         }
                     }
                     Decision::Suggest { plan, goal } => {
                         let (algorithm, risk) = (app.settings.algorithm, app.settings.risk);
                         let seed = app.settings.seed.unwrap_or(0);
-                        let history = trials.clone();
+                        let history = loaded.trials.clone();
                         let suggested = tokio::task::spawn_blocking(move || {
                             let sampler = crate::study::sampler(algorithm, risk);
                             crate::study::next_config(

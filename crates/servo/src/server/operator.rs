@@ -144,11 +144,10 @@ impl Server {
         for _ in 0..MAX_ATTEMPTS {
             let (revision, mut session) = self.store.session(app.id).await?;
             change(&mut session);
-            if self
+            if let Commit::Done(_) = self
                 .store
                 .commit(app, revision, session, Vec::new())
                 .await?
-                == Commit::Done
             {
                 return Ok(());
             }

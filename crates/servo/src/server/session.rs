@@ -32,10 +32,12 @@ pub enum Write {
         objective: String,
         constraints: Vec<String>,
     },
-    /// Insert running trial `number` of the session's study.
+    /// Insert running trial `number` of the session's study, started at `started_at` (Unix
+    /// seconds; decided here so the server's memory of the trial and its row agree).
     BeginTrial {
         number: i64,
         config: BTreeMap<String, ParamValue>,
+        started_at: f64,
     },
     /// Record how a trial of the session's study ended.
     FinishTrial(Trial),
@@ -327,6 +329,7 @@ fn whats_next(
         let begin = Write::BeginTrial {
             number: next_number,
             config: BTreeMap::new(),
+            started_at: now(),
         };
         return send(
             session,
@@ -368,6 +371,7 @@ fn whats_next(
     let begin = Write::BeginTrial {
         number: next_number,
         config,
+        started_at: now(),
     };
     send(session, cmd, Some(next_number), param, vec![begin])
 }

@@ -1,34 +1,116 @@
 //! What the optimizer server keeps: applications (name, hashed token, optimizer settings), one
 //! protocol session per application, and the studies and trials of the journal, all in one database.
 //!
-//! Every change a request makes is one transaction that ends by writing the application's session
+//! Every change a request makes is all or nothing, and begins by writing the application's session
 //! with a compare-and-set on its `revision`. Two servers sharing a PostgreSQL database (or two
-//! requests racing in one server) therefore cannot both issue a trial: the loser's transaction
-//! matches no row, is rolled back with every trial it inserted, and the request is decided again
-//! from what the winner wrote.
+//! requests racing in one server) therefore cannot both issue a trial: the loser's compare-and-set
+//! matches no row, so it writes nothing, and the request is decided again from what the winner
+//! wrote.
+//!
+//! [`Store::commit_batch`] applies many such changes (of different applications) in one
+//! transaction, so that one fsync makes them all durable: the server's group commit
+//! (`super::writer`).
 
-use sqlx::Row;
+use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
 use crate::config::optimizer::EmbeddedOptimizer;
 use crate::study::journal::{
-    DbResult, Journal, JournalError, Study, Trial, create_study, finish_trial, insert_trial,
-    live_study, now, text,
+    DbResult, Journal, JournalError, Study, Trial, TrialState, create_study, current_study,
+    finish_trial, insert_trial, live_study, now, study_trials, text,
 };
 
 use super::application::{Application, token_hash};
 use super::session::{Session, Write};
 
+/// How many SQLite connections serve reads beside the one writer.
+const READERS: u32 = 4;
+
 /// The outcome of [`Store::commit`].
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Commit {
-    Done,
+    Done(Box<Committed>),
     /// Another writer changed the session (or took a trial number) first: decide again.
     Conflict,
+}
+
+/// What a commit stored: the session as written (its `study_id` set when the commit started a
+/// study) and the study it started, so the server's memory follows without reading them back.
+#[derive(Debug, PartialEq)]
+pub struct Committed {
+    pub session: Session,
+    pub study: Option<Study>,
+}
+
+/// One application's change, as [`Store::commit_batch`] takes it.
+#[derive(Debug)]
+pub struct Change {
+    pub application: Application,
+    /// The session revision the change was decided from.
+    pub revision: i64,
+    pub session: Session,
+    pub writes: Vec<Write>,
+}
+
+/// An application's session and study as stored, read together.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub revision: i64,
+    pub session: Session,
+    /// The session's study, unless it is retired.
+    pub study: Option<Study>,
+    /// That study's trials, by number.
+    pub trials: Vec<Trial>,
+}
+
+impl Loaded {
+    /// Brings this up to date with `writes`, which this server just committed as `committed`,
+    /// exactly as reading it back would.
+    pub fn follow(&mut self, committed: Committed, writes: Vec<Write>) {
+        self.revision += 1;
+        self.session = committed.session;
+        for write in writes {
+            match write {
+                Write::NewStudy { .. } => {
+                    self.study.clone_from(&committed.study);
+                    self.trials.clear();
+                }
+                Write::BeginTrial {
+                    number,
+                    config,
+                    started_at,
+                } => self.trials.push(Trial {
+                    number,
+                    state: TrialState::Running,
+                    config,
+                    readings: Default::default(),
+                    objective: None,
+                    constraints: Vec::new(),
+                    feasible: None,
+                    error: None,
+                    started_at,
+                    finished_at: None,
+                }),
+                // The store records the end of a running trial only.
+                Write::FinishTrial(trial) => {
+                    if let Some(slot) = self
+                        .trials
+                        .iter_mut()
+                        .find(|t| t.number == trial.number && t.state == TrialState::Running)
+                    {
+                        *slot = trial;
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct Store {
     journal: Journal,
+    /// Where reads go (see [`Journal::readers`]): a request reading its session never queues
+    /// behind another's commit.
+    readers: AnyPool,
 }
 
 impl Store {
@@ -36,7 +118,8 @@ impl Store {
     pub async fn open(store: &str) -> Result<Store, JournalError> {
         let journal = Journal::open_store(store).await?;
         journal.migrate(super::schema::MIGRATIONS).await?;
-        Ok(Store { journal })
+        let readers = journal.readers(READERS).await?;
+        Ok(Store { journal, readers })
     }
 
     pub fn journal(&self) -> &Journal {
@@ -126,7 +209,7 @@ impl Store {
             "SELECT id, name, token_sha256, settings, created_at FROM applications WHERE name = $1",
         )
         .bind(name)
-        .fetch_optional(self.journal.pool())
+        .fetch_optional(&self.readers)
         .await
         .map_err(|e| self.db(e))?;
         row.map(|row| self.read_application(&row)).transpose()
@@ -137,7 +220,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, name, token_sha256, settings, created_at FROM applications ORDER BY name",
         )
-        .fetch_all(self.journal.pool())
+        .fetch_all(&self.readers)
         .await
         .map_err(|e| self.db(e))?;
         rows.iter().map(|row| self.read_application(row)).collect()
@@ -156,9 +239,18 @@ impl Store {
 
     /// The application's session and its revision (0 and an empty session before the first write).
     pub async fn session(&self, application: i64) -> Result<(i64, Session), JournalError> {
+        let mut conn = self.readers.acquire().await.map_err(|e| self.db(e))?;
+        self.read_session(&mut conn, application).await
+    }
+
+    async fn read_session(
+        &self,
+        conn: &mut AnyConnection,
+        application: i64,
+    ) -> Result<(i64, Session), JournalError> {
         let row = sqlx::query("SELECT revision, state FROM sessions WHERE application_id = $1")
             .bind(application)
-            .fetch_optional(self.journal.pool())
+            .fetch_optional(&mut *conn)
             .await
             .map_err(|e| self.db(e))?;
         match row {
@@ -173,15 +265,41 @@ impl Store {
         }
     }
 
-    /// Study `id`, unless it has been retired (one query: this is on every request's path).
-    pub async fn study(&self, id: i64) -> Result<Option<Study>, JournalError> {
-        let mut conn = self
-            .journal
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| self.db(e))?;
-        live_study(&mut conn, id).await.map_err(|e| self.db(e))
+    /// The application's session revision alone (0 before the first write): whether what the
+    /// server remembers of it is still what the store holds.
+    pub async fn revision(&self, application: i64) -> Result<i64, JournalError> {
+        let revision: Option<i64> =
+            sqlx::query_scalar("SELECT revision FROM sessions WHERE application_id = $1")
+                .bind(application)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(|e| self.db(e))?;
+        Ok(revision.unwrap_or(0))
+    }
+
+    /// The application's session with its live study and that study's trials, in one read
+    /// transaction so the three agree.
+    pub async fn load(&self, application: i64) -> Result<Loaded, JournalError> {
+        let mut tx = self.readers.begin().await.map_err(|e| self.db(e))?;
+        let (revision, session) = self.read_session(&mut tx, application).await?;
+        let study = match session.study_id {
+            Some(id) => live_study(&mut tx, id).await.map_err(|e| self.db(e))?,
+            None => None,
+        };
+        let trials = match &study {
+            Some(study) => study_trials(&mut tx, study.id)
+                .await
+                .map_err(|e| self.db(e))?,
+            None => Vec::new(),
+        };
+        // Read-only: nothing to commit, and rolling back ends the snapshot as well.
+        tx.rollback().await.map_err(|e| self.db(e))?;
+        Ok(Loaded {
+            revision,
+            session,
+            study,
+            trials,
+        })
     }
 
     /// The application's current study and its trials, for the read API.
@@ -189,70 +307,167 @@ impl Store {
         &self,
         application: &Application,
     ) -> Result<Option<(Study, Vec<Trial>)>, JournalError> {
-        let Some(study) = self.journal.current(&application.name).await? else {
+        let mut tx = self.readers.begin().await.map_err(|e| self.db(e))?;
+        let Some(study) = current_study(&mut tx, &application.name)
+            .await
+            .map_err(|e| self.db(e))?
+        else {
             return Ok(None);
         };
-        let trials = self.journal.trials(&study).await?;
+        let trials = study_trials(&mut tx, study.id)
+            .await
+            .map_err(|e| self.db(e))?;
+        tx.rollback().await.map_err(|e| self.db(e))?;
         Ok(Some((study, trials)))
     }
 
-    /// Applies `writes` and stores `session` as revision `revision + 1`, all or nothing.
+    /// Applies `writes` and stores `session` as revision `revision + 1`, all or nothing, in a
+    /// transaction of its own.
     pub async fn commit(
         &self,
         application: &Application,
         revision: i64,
-        mut session: Session,
+        session: Session,
         writes: Vec<Write>,
     ) -> Result<Commit, JournalError> {
+        let change = Change {
+            application: application.clone(),
+            revision,
+            session,
+            writes,
+        };
         let mut tx = self.journal.pool().begin().await.map_err(|e| self.db(e))?;
+        // A conflict or a failure drops the transaction, which rolls it back.
+        let outcome = self.undone(self.change(&mut tx, &change).await)?;
+        if matches!(outcome, Commit::Done(_)) {
+            tx.commit().await.map_err(|e| self.db(e))?;
+        }
+        Ok(outcome)
+    }
+
+    /// Commits `changes` in one transaction (one fsync). The outer error means the transaction
+    /// itself failed (to begin or to commit): none of the changes is stored, and none may be
+    /// acknowledged. Otherwise each change's outcome, in order; the changes are applied in the
+    /// order given, so two changes of one application land in that order.
+    ///
+    /// Each change is first written with one statement per row and no savepoint (a change whose
+    /// compare-and-set fails has written nothing). Only when a statement fails part-way is the
+    /// transaction rolled back and the batch written again with a savepoint per change, so that
+    /// the failure undoes its own change alone.
+    pub async fn commit_batch(
+        &self,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Result<Commit, JournalError>>, JournalError> {
+        let mut tx = self.journal.pool().begin().await.map_err(|e| self.db(e))?;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in &changes {
+            match self.change(&mut tx, change).await {
+                Ok(outcome) => outcomes.push(Ok(outcome)),
+                Err(_) => break,
+            }
+        }
+        if outcomes.len() < changes.len() {
+            tx.rollback().await.map_err(|e| self.db(e))?;
+            return self.commit_each(changes).await;
+        }
+        tx.commit().await.map_err(|e| self.db(e))?;
+        Ok(outcomes)
+    }
+
+    /// [`Store::commit_batch`] with a savepoint per change.
+    async fn commit_each(
+        &self,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Result<Commit, JournalError>>, JournalError> {
+        let mut tx = self.journal.pool().begin().await.map_err(|e| self.db(e))?;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in &changes {
+            let mut savepoint = Connection::begin(&mut *tx).await.map_err(|e| self.db(e))?;
+            let outcome = self.change(&mut savepoint, change).await;
+            // A savepoint that cannot be released or undone leaves the transaction in doubt:
+            // give the whole batch up.
+            if matches!(outcome, Ok(Commit::Done(_))) {
+                savepoint.commit().await.map_err(|e| self.db(e))?;
+            } else {
+                savepoint.rollback().await.map_err(|e| self.db(e))?;
+            }
+            outcomes.push(self.undone(outcome));
+        }
+        tx.commit().await.map_err(|e| self.db(e))?;
+        Ok(outcomes)
+    }
+
+    /// The outcome of a change whose failure has been rolled back.
+    fn undone(&self, outcome: DbResult<Commit>) -> Result<Commit, JournalError> {
+        match outcome {
+            // A unique violation means a racing writer numbered a trial first.
+            Err(e) if e.contains("UNIQUE") || e.contains("unique") => Ok(Commit::Conflict),
+            Err(e) => Err(self.db(e)),
+            Ok(outcome) => Ok(outcome),
+        }
+    }
+
+    /// One application's change on `conn`, inside a transaction or savepoint the caller ends. A
+    /// conflict has written nothing; an error may have written part of the change.
+    async fn change(&self, conn: &mut AnyConnection, change: &Change) -> DbResult<Commit> {
+        let Change {
+            application,
+            revision,
+            session,
+            writes,
+        } = change;
+        let mut session = session.clone();
         // Claim the session first, so a racing writer waits here (PostgreSQL row lock) or fails
-        // the compare-and-set, before either inserts anything.
-        let claimed = if revision == 0 {
+        // the compare-and-set, before either inserts anything. Only a new study changes the
+        // session as it is written; otherwise the claim writes it too.
+        let starts_study = writes.iter().any(|w| matches!(w, Write::NewStudy { .. }));
+        let state = serde_json::to_string(&session).map_err(text)?;
+        let claimed = if *revision == 0 {
             sqlx::query(
-                "INSERT INTO sessions (application_id, revision, state, updated_at) VALUES ($1, 1, '{}', $2) ON CONFLICT (application_id) DO NOTHING",
+                "INSERT INTO sessions (application_id, revision, state, updated_at) VALUES ($1, 1, $2, $3) ON CONFLICT (application_id) DO NOTHING",
             )
             .bind(application.id)
+            .bind(&state)
             .bind(now())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
         } else {
             sqlx::query(
-                "UPDATE sessions SET revision = revision + 1 WHERE application_id = $1 AND revision = $2",
+                "UPDATE sessions SET revision = revision + 1, state = $1, updated_at = $2 WHERE application_id = $3 AND revision = $4",
             )
-            .bind(application.id)
-            .bind(revision)
-            .execute(&mut *tx)
-            .await
-        }
-        .map_err(|e| self.db(e))?;
-        if claimed.rows_affected() != 1 {
-            return Ok(Commit::Conflict);
-        }
-        match self.apply(&mut tx, application, &mut session, writes).await {
-            Ok(()) => {}
-            // A unique violation means a racing writer numbered a trial first.
-            Err(e) if e.contains("UNIQUE") || e.contains("unique") => return Ok(Commit::Conflict),
-            Err(e) => return Err(self.db(e)),
-        }
-        let state = serde_json::to_string(&session).map_err(|e| self.db(e))?;
-        sqlx::query("UPDATE sessions SET state = $1, updated_at = $2 WHERE application_id = $3")
             .bind(&state)
             .bind(now())
             .bind(application.id)
-            .execute(&mut *tx)
+            .bind(*revision)
+            .execute(&mut *conn)
             .await
-            .map_err(|e| self.db(e))?;
-        tx.commit().await.map_err(|e| self.db(e))?;
-        Ok(Commit::Done)
+        }
+        .map_err(text)?;
+        if claimed.rows_affected() != 1 {
+            return Ok(Commit::Conflict);
+        }
+        let study = self.apply(conn, application, &mut session, writes).await?;
+        if starts_study {
+            let state = serde_json::to_string(&session).map_err(text)?;
+            sqlx::query("UPDATE sessions SET state = $1 WHERE application_id = $2")
+                .bind(&state)
+                .bind(application.id)
+                .execute(&mut *conn)
+                .await
+                .map_err(text)?;
+        }
+        Ok(Commit::Done(Box::new(Committed { session, study })))
     }
 
+    /// Applies `writes`; returns the study a `NewStudy` started.
     async fn apply(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        conn: &mut AnyConnection,
         application: &Application,
         session: &mut Session,
-        writes: Vec<Write>,
-    ) -> DbResult<()> {
+        writes: &[Write],
+    ) -> DbResult<Option<Study>> {
+        let mut started = None;
         for write in writes {
             match write {
                 Write::NewStudy {
@@ -262,27 +477,32 @@ impl Store {
                 } => {
                     sqlx::query("UPDATE studies SET retired = 1 WHERE name = $1")
                         .bind(&application.name)
-                        .execute(&mut **tx)
+                        .execute(&mut *conn)
                         .await
                         .map_err(text)?;
                     let study =
-                        create_study(tx, &application.name, &space, &objective, &constraints)
+                        create_study(conn, &application.name, space, objective, constraints)
                             .await?;
                     session.study_id = Some(study.id);
+                    started = Some(study);
                 }
-                Write::BeginTrial { number, config } => {
+                Write::BeginTrial {
+                    number,
+                    config,
+                    started_at,
+                } => {
                     let study = session.study_id.ok_or("no study to add a trial to")?;
-                    insert_trial(tx, study, number, &config).await?;
+                    insert_trial(conn, study, *number, config, *started_at).await?;
                 }
                 Write::FinishTrial(trial) => {
                     let study = session.study_id.ok_or("no study to record a trial in")?;
                     // The session finishes each trial once (a repeated result is acknowledged
                     // without a write), so the row changed count has nothing to add here.
-                    finish_trial(tx, study, &trial).await?;
+                    finish_trial(conn, study, trial).await?;
                 }
             }
         }
-        Ok(())
+        Ok(started)
     }
 
     /// Trials per application and state, for `/metrics`.
@@ -290,7 +510,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT s.name AS name, t.state AS state, COUNT(*) AS n FROM trials t JOIN studies s ON s.id = t.study_id WHERE s.retired = 0 GROUP BY s.name, t.state ORDER BY s.name, t.state",
         )
-        .fetch_all(self.journal.pool())
+        .fetch_all(&self.readers)
         .await
         .map_err(|e| self.db(e))?;
         rows.iter()
@@ -314,6 +534,7 @@ impl Store {
     }
 
     pub async fn close(self) {
+        self.readers.close().await;
         self.journal.close().await;
     }
 }

@@ -325,6 +325,7 @@ async fn a_stale_revision_is_a_conflict_and_writes_nothing() {
             vec![super::session::Write::BeginTrial {
                 number: 5,
                 config: Default::default(),
+                started_at: 0.0,
             }],
         )
         .await
@@ -429,4 +430,56 @@ async fn an_operator_pauses_resumes_and_retires_a_study() {
         "newest first"
     );
     assert!(audit.iter().all(|e| e.operator == "operator:test"));
+}
+
+/// What the server remembers between requests, next to what reading the store gives.
+async fn remembered_and_stored(f: &Fixture) -> (super::store::Loaded, super::store::Loaded) {
+    let lock = f.server.lock(f.app.id);
+    let remembered = lock.lock().await.clone().expect("remembered");
+    let stored = f.server.store.load(f.app.id).await.expect("load");
+    (remembered, stored)
+}
+
+#[tokio::test]
+async fn what_the_server_remembers_is_what_the_store_holds() {
+    let f = fixture("web.cpu * web.replicas", 3, OnFinish::Best).await;
+    f.describe(4.0).await;
+    let baseline = f.next().await;
+    f.measure(&baseline, 50.0).await;
+    let adjust = f.next().await;
+    f.adjusted(&adjust, "ok").await;
+    // A running trial, a complete one, the study and the pending MEASURE, all without a read back.
+    f.next().await;
+    let (remembered, stored) = remembered_and_stored(&f).await;
+    assert_eq!(remembered.revision, stored.revision);
+    assert_eq!(remembered.session, stored.session);
+    assert_eq!(remembered.study, stored.study);
+    assert_eq!(remembered.trials, stored.trials);
+    assert_eq!(stored.trials.len(), 2);
+    assert_eq!(stored.trials[1].state, TrialState::Running);
+}
+
+#[tokio::test]
+async fn a_change_another_process_stores_is_seen_by_the_next_request() {
+    let f = fixture("web.cpu", 3, OnFinish::Keep).await;
+    f.describe(4.0).await;
+    let first = f.next().await;
+    assert_eq!(first["cmd"], "MEASURE");
+    assert_eq!(
+        f.next().await,
+        first,
+        "a repeated WHATS_NEXT is answered again"
+    );
+    // `servo optimizer app create --replace` run meanwhile, on the same file: the conversation
+    // starts over, and the command the server remembers is no longer outstanding.
+    let path = f._dir.path().join("optimizer.db");
+    let other = Store::open(path.to_str().expect("utf-8"))
+        .await
+        .expect("store");
+    other
+        .put_application("acme/web", None, &f.app.settings, true)
+        .await
+        .expect("replace");
+    let next = f.next().await;
+    assert_eq!(next["cmd"], "DESCRIBE", "{next}");
 }

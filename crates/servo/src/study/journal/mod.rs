@@ -17,8 +17,11 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection};
 use servo_optimizer::{ParamValue, Space};
 
 pub use error::JournalError;
-pub(crate) use rows::{DbResult, create_study, finish_trial, insert_trial, live_study, text};
-use rows::{begin_trial, current_study, study_trials};
+use rows::begin_trial;
+pub(crate) use rows::{
+    DbResult, create_study, current_study, finish_trial, insert_trial, live_study, study_trials,
+    text,
+};
 pub use schema::{Migration, SCHEMA_VERSION};
 use schema::{SQLITE_SETUP, STUDY_MIGRATIONS};
 
@@ -231,6 +234,38 @@ impl Journal {
     /// The connection pool, for stores that keep more than trials in the same database.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A pool for reads that must not wait behind a write: for SQLite up to `connections` more
+    /// connections to the file (WAL lets them read the last commit while the one writer
+    /// connection is inside a transaction or its fsync), made read-only; for PostgreSQL the
+    /// journal's own pool, which already has several.
+    pub(crate) async fn readers(&self, connections: u32) -> Result<AnyPool, JournalError> {
+        if self.dialect == Dialect::Postgres {
+            return Ok(self.pool.clone());
+        }
+        let absolute = std::path::absolute(&self.path).map_err(|e| self.db(e))?;
+        let url = SqliteConnectOptions::new()
+            .filename(&absolute)
+            .to_url_lossy();
+        let connect = AnyConnectOptions::from_url(&url)
+            .map_err(|e| self.db(e))?
+            .disable_statement_logging();
+        AnyPoolOptions::new()
+            .max_connections(connections)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
+            .connect_with(connect)
+            .await
+            .map_err(|e| self.db(e))
     }
 
     pub(crate) fn db(&self, e: impl std::fmt::Display) -> JournalError {

@@ -96,7 +96,7 @@ pub(crate) async fn begin_trial(
             .fetch_one(&mut *conn)
             .await
             .map_err(text)?;
-    insert_trial(conn, study_id, number, config).await?;
+    insert_trial(conn, study_id, number, config, now()).await?;
     Ok(number)
 }
 
@@ -106,13 +106,14 @@ pub(crate) async fn insert_trial(
     study_id: i64,
     number: i64,
     config: &BTreeMap<String, ParamValue>,
+    started_at: f64,
 ) -> DbResult<()> {
     let config = serde_json::to_string(config).map_err(text)?;
     sqlx::query("INSERT INTO trials (study_id, number, state, config, started_at) VALUES ($1, $2, 'running', $3, $4)")
         .bind(study_id)
         .bind(number)
         .bind(&config)
-        .bind(now())
+        .bind(started_at)
         .execute(&mut *conn)
         .await
         .map_err(text)?;
