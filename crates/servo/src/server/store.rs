@@ -87,6 +87,7 @@ impl Loaded {
                     constraints: Vec::new(),
                     feasible: None,
                     error: None,
+                    cut_short: None,
                     started_at,
                     finished_at: None,
                 }),
