@@ -241,7 +241,7 @@ impl Process {
     /// One readiness probe; the error says what was seen instead.
     pub(super) async fn probe(&self, target: &Target) -> Result<(), String> {
         match target {
-            Target::Http(url) => match self.http.get(url.clone()).send().await {
+            Target::Http(url) => match self.http.get()?.get(url.clone()).send().await {
                 Ok(response)
                     if response.status().is_success() || response.status().is_redirection() =>
                 {

@@ -65,7 +65,7 @@ pub struct Process {
     program: PathBuf,
     working_dir: PathBuf,
     launch: Launch,
-    http: reqwest::Client,
+    http: crate::util::http::LazyClient,
     /// The values the process runs with (or will start with); `describe` reads them without waiting
     /// for a measurement that holds `running`.
     values: Mutex<Values>,
@@ -102,18 +102,14 @@ impl BuildConnector for Process {
             Some(dir) => cx.base_dir.join(dir),
             None => cx.base_dir.clone(),
         };
-        // Building a client touches no network. No pooling: a kept-alive connection would outlive the
-        // process it was opened to; no proxy: the process is local.
-        let http = crate::util::http::client_builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .build()
-            .map_err(|e| {
-                ConnectorError::failed(format!(
-                    "cannot set up the HTTP client for `ready.http`: {e}"
-                ))
-            })?;
+        // Built on first probe. No pooling: a kept-alive connection would outlive the process it
+        // was opened to; no proxy: the process is local.
+        let http = crate::util::http::LazyClient::new(|builder| {
+            builder
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+        });
         Ok(Self {
             values: Mutex::new(settings.baseline()),
             mount: cx.mount.clone(),

@@ -24,7 +24,7 @@ const QUOTED_BODY_CHARS: usize = 200;
 /// A connection to one Prometheus server.
 #[derive(Clone, Debug)]
 pub(super) struct Api {
-    client: reqwest::Client,
+    client: crate::util::http::LazyClient,
     base: Url,
     timeout: Duration,
 }
@@ -206,16 +206,16 @@ pub(super) struct Answer<T> {
 }
 
 impl Api {
-    /// A client for the server at `base` (validated by the settings); builds no connection yet.
-    pub fn new(base: Url, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let client = crate::util::http::client_builder()
-            .timeout(timeout.as_std())
-            .build()?;
-        Ok(Self {
+    /// A client for the server at `base` (validated by the settings); builds nothing until the
+    /// first request.
+    pub fn new(base: Url, timeout: Duration) -> Self {
+        let std_timeout = timeout.as_std();
+        let client = crate::util::http::LazyClient::new(move |b| b.timeout(std_timeout));
+        Self {
             client,
             base,
             timeout,
-        })
+        }
     }
 
     /// The base URL as it may be shown: without a password.
@@ -322,12 +322,11 @@ impl Api {
                 }
             }
         };
-        let mut response = self
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(transport)?;
+        let client = self.client.get().map_err(|cause| ApiError::Unreachable {
+            url: shown.clone(),
+            cause,
+        })?;
+        let mut response = client.get(url.clone()).send().await.map_err(transport)?;
         let code = response.status();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
@@ -427,7 +426,7 @@ mod tests {
 
     fn client(base: &str) -> Api {
         let url = Url::parse(base).expect("a valid test URL");
-        Api::new(url, Duration::from_secs(1)).expect("a client")
+        Api::new(url, Duration::from_secs(1))
     }
 
     #[test]

@@ -76,10 +76,7 @@ impl BuildConnector for Prometheus {
 
     fn build(settings: Settings, cx: &BuildContext) -> Result<Self, ConnectorError> {
         let base = parse_base_url(&settings.base_url).map_err(ConnectorError::invalid)?;
-        let api = Api::new(base, settings.timeout).map_err(|e| {
-            ConnectorError::failed(format!("cannot set up an HTTP client: {e}"))
-                .with_hint("this is a problem of the TLS setup of this machine, not of the config")
-        })?;
+        let api = Api::new(base, settings.timeout);
         Ok(Self {
             settings,
             api,
