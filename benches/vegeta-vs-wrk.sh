@@ -19,7 +19,8 @@
 #   hello_server's threads and nginx's worker processes), SERVERS (default
 #   "hello nginx"), BEFORE (optional: another build of the `attack` example,
 #   run in the same rounds as a third tool, to compare two versions of the
-#   engine side by side).
+#   engine side by side), PACED_RATE (default 10000: requests/s of the
+#   open-loop run that follows the rounds on each server).
 # Needs wrk and nginx (apt-get install -y wrk nginx-light) and python3.
 set -euo pipefail
 
@@ -30,6 +31,7 @@ WRK_THREADS=${WRK_THREADS:-2}
 SERVER_THREADS=${SERVER_THREADS:-2}
 SERVERS=${SERVERS:-hello nginx}
 BEFORE=${BEFORE:-}
+PACED_RATE=${PACED_RATE:-10000}
 
 cd "$(dirname "$0")/.."
 for tool in wrk python3 cargo; do
@@ -194,7 +196,25 @@ for server in $SERVERS; do
         echo "$line" >&2
         echo "$wrk_rps $wrk_p99 $wrk_cpu $ours_rps $ours_p99 $ours_cpu $before" >>"$work/rounds"
     done
+    # Open-loop pacing at a fixed rate: how closely the send times follow the
+    # schedule (vegeta's rate: requests over the time from the first to the
+    # last one sent) and the latencies, measured from the scheduled times.
+    "$examples/attack" "$url" --rate "$PACED_RATE/1s" --workers "$CONNECTIONS" \
+        --connections "$CONNECTIONS" --duration "${DURATION}s" >"$work/paced.json" 2>/dev/null
     stop_server
+    python3 - "$work/paced.json" "$server" "$PACED_RATE" "$DURATION" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+server, rate, duration = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+scheduled = rate * duration
+# The schedule's own send-time rate: `scheduled` requests, the last one due
+# at (scheduled - 1) / rate seconds.
+schedule_rate = scheduled / ((scheduled - 1) / rate)
+l = r["latency"]
+print(f"{server}: paced {rate}/s for {duration}s: {r['requests']} requests (schedule {scheduled}, unsent {r['unsent']}), "
+      f"send rate {r['rate']:.1f}/s ({(r['rate'] - schedule_rate) / schedule_rate * 100:+.3f}% from the schedule), "
+      f"latency from the scheduled time p50 {l['p50'] * 1000:.3f} ms, p99 {l['p99'] * 1000:.3f} ms, max {l['max'] * 1000:.3f} ms")
+PY
 
     python3 - "$work/rounds" "$server" "$( [[ -n $BEFORE ]] && echo 1 || echo 0)" <<'PY'
 import statistics, sys

@@ -208,7 +208,10 @@ pub async fn attack(
             let pacer_dispatcher = Arc::clone(&shared);
             let pacer_stop = stop.clone();
             pacer = Some(tokio::task::spawn_blocking(move || {
-                run_pacer(schedule, start, &pacer_dispatcher, &pacer_stop);
+                let _close = CloseOnDrop(&pacer_dispatcher);
+                run_pacer(schedule, start, &pacer_stop, |ticket| {
+                    pacer_dispatcher.dispatch(ticket);
+                });
             }));
             dispatcher = Some(shared);
         }
@@ -413,24 +416,15 @@ enum Event {
     Retired { worker: usize },
 }
 
-/// Sleeps until each request is due and dispatches it. Runs on a blocking
-/// thread (see the module docs for why).
+/// Sleeps until each request is due and hands it to `dispatch`, in schedule
+/// order, never before it is due. Runs on a blocking thread (see the module
+/// docs for why).
 fn run_pacer(
     schedule: Schedule,
     start: Instant,
-    dispatcher: &Arc<Dispatcher>,
     stop: &CancellationToken,
+    mut dispatch: impl FnMut(Ticket),
 ) {
-    // Closing on drop also covers an unwinding panic: workers then exit
-    // instead of waiting for tickets forever.
-    struct CloseOnDrop<'a>(&'a Dispatcher);
-    impl Drop for CloseOnDrop<'_> {
-        fn drop(&mut self) {
-            self.0.close();
-        }
-    }
-    let _close = CloseOnDrop(dispatcher);
-
     for index in 0..schedule.len() {
         let scheduled = schedule.offset(index);
         let due = start + scheduled;
@@ -444,7 +438,17 @@ fn run_pacer(
             }
             std::thread::sleep((due - now).min(PACER_MAX_SLEEP));
         }
-        dispatcher.dispatch(Ticket { index, scheduled });
+        dispatch(Ticket { index, scheduled });
+    }
+}
+
+/// Ends the schedule when the pacer returns. Closing on drop also covers an
+/// unwinding panic: workers then exit instead of waiting for tickets forever.
+struct CloseOnDrop<'a>(&'a Dispatcher);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
