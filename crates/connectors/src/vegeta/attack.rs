@@ -16,11 +16,9 @@
 //!   1 ms of artificial latency to every request; a thread sleep is accurate to
 //!   tens of microseconds. (If the machine is too busy for the pacer to keep
 //!   up, its lateness does show in the latencies, measured from the due time.)
-//! - *workers*, async tasks that send one request at a time, spread over the
-//!   attack's own threads (one per core, each with a single-threaded runtime:
-//!   see `WorkerThreads`). As in vegeta, the attack starts `workers` of them
-//!   and starts another whenever a request is due while all are busy, up to
-//!   `max_workers`; past that, due requests
+//! - *workers*, async tasks that send one request at a time. As in vegeta, the
+//!   attack starts `workers` of them and starts another whenever a request is
+//!   due while all are busy, up to `max_workers`; past that, due requests
 //!   queue (and their latency grows from their due time). Each worker owns its
 //!   connections (see the `connection` module) and sends its results to the
 //!   collector in batches: the request path shares nothing with other workers.
@@ -48,7 +46,7 @@ mod workers;
 
 use connection::{Connections, Connector, Prepared};
 use tls::tls_config;
-use workers::{WorkerContext, WorkerThreads, back_to_back_worker, paced_worker};
+use workers::{WorkerContext, back_to_back_worker, paced_worker};
 
 /// How hard, how long and how to attack. Field docs give vegeta's flag names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,15 +161,6 @@ pub async fn attack(
     let stop = cancel.child_token();
     let _stop_on_drop = stop.clone().drop_guard();
 
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(usize::try_from(options.max_workers).unwrap_or(usize::MAX));
-    // The threads end when the attack does, or when this future is dropped.
-    let (threads, _end_threads) = WorkerThreads::start(threads).map_err(|error| {
-        AttackError::Scheduler(format!("cannot start a worker thread: {error}"))
-    })?;
-    let threads = Arc::new(threads);
-
     let (events_tx, mut events) = unbounded_channel();
     let start = Instant::now();
     let deadline = (!options.duration.is_zero()).then_some(options.duration);
@@ -200,7 +189,7 @@ pub async fn attack(
             let shared = Arc::new(Dispatcher::new(
                 Arc::clone(&context),
                 options.max_workers,
-                Arc::clone(&threads),
+                tokio::runtime::Handle::current(),
             ));
             for _ in 0..options.workers {
                 shared.spawn_idle_worker();
@@ -220,7 +209,7 @@ pub async fn attack(
             watermark = Watermark::back_to_back(workers);
             let counter = Arc::new(AtomicU64::new(0));
             for id in 0..workers {
-                threads.spawn(back_to_back_worker(
+                tokio::spawn(back_to_back_worker(
                     id,
                     Arc::clone(&context),
                     Arc::clone(&counter),
@@ -459,7 +448,7 @@ impl Drop for CloseOnDrop<'_> {
 struct Dispatcher {
     state: Mutex<DispatchState>,
     max_workers: u64,
-    threads: Arc<WorkerThreads>,
+    runtime: tokio::runtime::Handle,
 }
 
 struct DispatchState {
@@ -481,7 +470,7 @@ enum Next {
 }
 
 impl Dispatcher {
-    fn new(context: Arc<WorkerContext>, max_workers: u64, threads: Arc<WorkerThreads>) -> Self {
+    fn new(context: Arc<WorkerContext>, max_workers: u64, runtime: tokio::runtime::Handle) -> Self {
         Self {
             state: Mutex::new(DispatchState {
                 senders: Vec::new(),
@@ -491,7 +480,7 @@ impl Dispatcher {
                 unsent: 0,
             }),
             max_workers,
-            threads,
+            runtime,
         }
     }
 
@@ -539,7 +528,7 @@ impl Dispatcher {
         let id = state.senders.len();
         let (sender, tickets) = unbounded_channel();
         state.senders.push(sender);
-        self.threads
+        self.runtime
             .spawn(paced_worker(id, first, tickets, context, Arc::clone(self)));
         Some(id)
     }

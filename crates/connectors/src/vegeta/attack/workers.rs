@@ -1,14 +1,12 @@
 //! The workers: each sends the requests it is given (or back to back) and
-//! reports their results to the collector in batches; and the threads they
-//! run on.
+//! reports their results to the collector in batches.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 
 use super::connection::Connections;
 use super::{Dispatcher, Event, Hitter, Next, OUTBOX_BATCH, OUTBOX_MAX_AGE, Ticket};
@@ -19,51 +17,6 @@ pub(super) struct WorkerContext {
     pub(super) hitter: Hitter,
     pub(super) events: UnboundedSender<Event>,
     pub(super) stop: CancellationToken,
-}
-
-/// The threads the workers run on: one per core, each with a
-/// single-threaded tokio runtime, as wrk runs one event loop per thread. A
-/// worker stays on its thread with its connections, so a response wakes its
-/// worker where it is, without the hand-offs between threads (futex wake-ups,
-/// work stealing) of a shared multi-threaded runtime, which cost about a
-/// sixth of the engine's CPU time at full speed.
-pub(super) struct WorkerThreads {
-    handles: Vec<tokio::runtime::Handle>,
-    next: AtomicUsize,
-}
-
-impl WorkerThreads {
-    /// Starts `count` threads (at least one). They run until the returned
-    /// guard is dropped, then drop their runtime and whatever task is left on
-    /// it (an HTTP/2 connection, a worker of a cancelled attack).
-    pub fn start(count: usize) -> std::io::Result<(Self, DropGuard)> {
-        let end = CancellationToken::new();
-        // Created first, so that a failure below also ends the threads
-        // already started.
-        let guard = end.clone().drop_guard();
-        let mut handles = Vec::with_capacity(count.max(1));
-        for index in 0..count.max(1) {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            handles.push(runtime.handle().clone());
-            let end = end.clone();
-            std::thread::Builder::new()
-                .name(format!("vegeta-worker-{index}"))
-                .spawn(move || runtime.block_on(end.cancelled()))?;
-        }
-        let threads = Self {
-            handles,
-            next: AtomicUsize::new(0),
-        };
-        Ok((threads, guard))
-    }
-
-    /// Runs a worker on the next thread in turn.
-    pub fn spawn(&self, worker: impl Future<Output = ()> + Send + 'static) {
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
-        self.handles[index].spawn(worker);
-    }
 }
 
 pub(super) async fn paced_worker(
