@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # Compares servo's native vegeta engine with wrk, both in max-rate mode with
-# the same number of connections for the same duration, against the same local
-# hyper server (connectors/examples/hello_server.rs). Prints requests/s and p99
-# latency of each tool and the ratios; goal: the engine reaches >= 0.8x wrk's
-# requests/s.
+# the same number of connections for the same duration, against the same
+# local servers: the project's hyper server (connectors/examples/hello_server.rs)
+# and nginx (Debian's nginx-light, started here on loopback with its own
+# config and prefix in a temporary directory, stopped at the end). Prints
+# requests/s, p99 latency and client CPU time per request of each tool, and
+# the ratios; goal: the engine reaches >= 1.0x wrk's requests/s at <= 1.0x its
+# CPU per request.
 #
 # On a shared machine requests/s mostly measures how much CPU each tool got,
 # so the tools alternate for ROUNDS rounds, the best round of each counts, and
-# the client CPU time per request (user + system, load-independent) is printed
-# as well.
+# the client CPU time per request (user + system, load-independent; median of
+# the rounds) is printed as well.
 #
 # Usage: benches/vegeta-vs-wrk.sh
 # Environment: DURATION (seconds, default 5), CONNECTIONS (default 10),
-#   ROUNDS (default 3), WRK_THREADS (default 2), SERVER_THREADS (default 2).
-# Needs wrk (apt-get install -y wrk) and python3 (to read the JSON report).
+#   ROUNDS (default 3), WRK_THREADS (default 2), SERVER_THREADS (default 2:
+#   hello_server's threads and nginx's worker processes), SERVERS (default
+#   "hello nginx"), BEFORE (optional: another build of the `attack` example,
+#   run in the same rounds as a third tool, to compare two versions of the
+#   engine side by side), PACED_RATE (default 10000: requests/s of the
+#   open-loop run that follows the rounds on each server).
+# Needs wrk and nginx (apt-get install -y wrk nginx-light) and python3.
 set -euo pipefail
 
 DURATION=${DURATION:-5}
@@ -21,6 +29,9 @@ CONNECTIONS=${CONNECTIONS:-10}
 ROUNDS=${ROUNDS:-3}
 WRK_THREADS=${WRK_THREADS:-2}
 SERVER_THREADS=${SERVER_THREADS:-2}
+SERVERS=${SERVERS:-hello nginx}
+BEFORE=${BEFORE:-}
+PACED_RATE=${PACED_RATE:-10000}
 
 cd "$(dirname "$0")/.."
 for tool in wrk python3 cargo; do
@@ -29,6 +40,15 @@ for tool in wrk python3 cargo; do
         exit 1
     fi
 done
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+if [[ " $SERVERS " == *" nginx "* && ! -x $nginx ]]; then
+    echo "vegeta-vs-wrk: nginx is required (apt-get install -y nginx-light), or set SERVERS=hello" >&2
+    exit 1
+fi
+if [[ -n $BEFORE && ! -x $BEFORE ]]; then
+    echo "vegeta-vs-wrk: BEFORE=$BEFORE is not an executable" >&2
+    exit 1
+fi
 
 cargo build --release -j 1 -p servo-connectors --example hello_server --example attack >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps |
@@ -37,23 +57,95 @@ examples="$target_dir/release/examples"
 
 work=$(mktemp -d)
 server_pid=
+stop_server() {
+    if [[ -n $server_pid ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=
+    fi
+}
 cleanup() {
-    if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; fi
+    stop_server
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-"$examples/hello_server" --threads "$SERVER_THREADS" >"$work/server.out" &
-server_pid=$!
-for _ in $(seq 50); do
-    grep -q '^listening on ' "$work/server.out" && break
-    sleep 0.1
-done
-url="$(sed -n 's/^listening on //p' "$work/server.out")/"
-if [[ $url == / ]]; then
-    echo "vegeta-vs-wrk: hello_server did not start" >&2
-    exit 1
-fi
+# Waits until $1 (host:port) accepts connections.
+wait_for_port() {
+    python3 - "$1" <<'PY'
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+for _ in range(100):
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+PY
+}
+
+# Starts the server named $1; sets server_pid and url.
+start_server() {
+    case $1 in
+    hello)
+        "$examples/hello_server" --threads "$SERVER_THREADS" >"$work/hello.out" &
+        server_pid=$!
+        for _ in $(seq 50); do
+            grep -q '^listening on ' "$work/hello.out" && break
+            sleep 0.1
+        done
+        url="$(sed -n 's/^listening on //p' "$work/hello.out")/"
+        ;;
+    nginx)
+        local prefix="$work/nginx" port
+        mkdir -p "$prefix"
+        port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        # Run as root (CI), the master would hand its workers to `nobody`
+        # anyway; say so, with Debian's group, rather than rely on a default
+        # group that Debian does not have.
+        local user=""
+        if [[ $(id -u) == 0 ]]; then user="user nobody nogroup;"; fi
+        cat >"$prefix/nginx.conf" <<EOF
+$user
+daemon off;
+worker_processes $SERVER_THREADS;
+pid $prefix/nginx.pid;
+error_log $prefix/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $prefix/body;
+    proxy_temp_path $prefix/proxy;
+    fastcgi_temp_path $prefix/fastcgi;
+    uwsgi_temp_path $prefix/uwsgi;
+    scgi_temp_path $prefix/scgi;
+    # Keep connections for the whole run, as hello_server does.
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:$port;
+        location / { return 200 "Hello, World!"; }
+    }
+}
+EOF
+        "$nginx" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" &
+        server_pid=$!
+        url="http://127.0.0.1:$port/"
+        if ! wait_for_port "127.0.0.1:$port"; then
+            cat "$prefix/error.log" >&2 || true
+            url=/
+        fi
+        ;;
+    *)
+        echo "vegeta-vs-wrk: unknown server \"$1\" in SERVERS (hello, nginx)" >&2
+        exit 1
+        ;;
+    esac
+    if [[ $url == / ]]; then
+        echo "vegeta-vs-wrk: $1 did not start" >&2
+        exit 1
+    fi
+}
 
 # wrk prints latencies as 1.23us / 4.56ms / 7.89s; convert to milliseconds.
 wrk_p99_ms() {
@@ -66,44 +158,79 @@ cpu_per_request() {
     awk -v n="$2" '{ printf "%.2f", ($1 + $2) * 1e6 / n }' "$1"
 }
 
-TIMEFORMAT='%3U %3S'
-echo "server: $url   connections: $CONNECTIONS   duration: ${DURATION}s   rounds: $ROUNDS" >&2
-: >"$work/rounds"
-for round in $(seq "$ROUNDS"); do
-    { time wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency "$url" >"$work/wrk.out"; } 2>"$work/wrk.time"
-    wrk_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.out")
-    wrk_p99=$(wrk_p99_ms <"$work/wrk.out")
-    wrk_cpu=$(cpu_per_request "$work/wrk.time" "$(awk '/ requests in / { print $1 }' "$work/wrk.out")")
-
-    { time "$examples/attack" "$url" --rate max --workers "$CONNECTIONS" --connections "$CONNECTIONS" \
-        --duration "${DURATION}s" >"$work/ours.json" 2>/dev/null; } 2>"$work/ours.time"
-    read -r ours_rps ours_p99 ours_requests ours_failed < <(python3 -c '
+# Runs the engine binary $1 against $url; prints "requests/s p99-ms CPU-us/request".
+run_engine() {
+    { time "$1" "$url" --rate max --workers "$CONNECTIONS" --connections "$CONNECTIONS" \
+        --duration "${DURATION}s" >"$work/engine.json" 2>/dev/null; } 2>"$work/engine.time"
+    local rps p99 requests failed
+    read -r rps p99 requests failed < <(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 print("%.2f %.3f %d %d" % (r["throughput"], r["latency"]["p99"] * 1000, r["requests"], r["requests"] - r["successes"]))
-' "$work/ours.json")
-    ours_cpu=$(cpu_per_request "$work/ours.time" "$ours_requests")
-    if [[ $ours_failed != 0 ]]; then
-        echo "vegeta-vs-wrk: $ours_failed of the engine's requests failed" >&2
+' "$work/engine.json")
+    if [[ $failed != 0 ]]; then
+        echo "vegeta-vs-wrk: $failed of the engine's requests failed" >&2
     fi
-    printf 'round %d: wrk %8.0f req/s  p99 %8.3f ms  %6.2f us CPU/req | engine %8.0f req/s  p99 %8.3f ms  %6.2f us CPU/req\n' \
-        "$round" "$wrk_rps" "$wrk_p99" "$wrk_cpu" "$ours_rps" "$ours_p99" "$ours_cpu" >&2
-    echo "$wrk_rps $wrk_p99 $wrk_cpu $ours_rps $ours_p99 $ours_cpu" >>"$work/rounds"
-done
+    echo "$rps $p99 $(cpu_per_request "$work/engine.time" "$requests")"
+}
 
-python3 - "$work/rounds" <<'PY'
+TIMEFORMAT='%3U %3S'
+for server in $SERVERS; do
+    start_server "$server"
+    echo "$server: $url   connections: $CONNECTIONS   duration: ${DURATION}s   rounds: $ROUNDS   load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    : >"$work/rounds"
+    for round in $(seq "$ROUNDS"); do
+        { time wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency "$url" >"$work/wrk.out"; } 2>"$work/wrk.time"
+        wrk_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.out")
+        wrk_p99=$(wrk_p99_ms <"$work/wrk.out")
+        wrk_cpu=$(cpu_per_request "$work/wrk.time" "$(awk '/ requests in / { print $1 }' "$work/wrk.out")")
+        read -r ours_rps ours_p99 ours_cpu < <(run_engine "$examples/attack")
+        line="round $round: wrk $(printf '%7.0f req/s p99 %7.3f ms %5.2f us CPU/req' "$wrk_rps" "$wrk_p99" "$wrk_cpu")"
+        line+=" | engine $(printf '%7.0f req/s p99 %7.3f ms %5.2f us CPU/req' "$ours_rps" "$ours_p99" "$ours_cpu")"
+        before="0 0 0"
+        if [[ -n $BEFORE ]]; then
+            before=$(run_engine "$BEFORE")
+            read -r b_rps b_p99 b_cpu <<<"$before"
+            line+=" | before $(printf '%7.0f req/s p99 %7.3f ms %5.2f us CPU/req' "$b_rps" "$b_p99" "$b_cpu")"
+        fi
+        echo "$line" >&2
+        echo "$wrk_rps $wrk_p99 $wrk_cpu $ours_rps $ours_p99 $ours_cpu $before" >>"$work/rounds"
+    done
+    # Open-loop pacing at a fixed rate: how closely the send times follow the
+    # schedule (vegeta's rate: requests over the time from the first to the
+    # last one sent) and the latencies, measured from the scheduled times.
+    "$examples/attack" "$url" --rate "$PACED_RATE/1s" --workers "$CONNECTIONS" \
+        --connections "$CONNECTIONS" --duration "${DURATION}s" >"$work/paced.json" 2>/dev/null
+    stop_server
+    python3 - "$work/paced.json" "$server" "$PACED_RATE" "$DURATION" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+server, rate, duration = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+scheduled = rate * duration
+# The schedule's own send-time rate: `scheduled` requests, the last one due
+# at (scheduled - 1) / rate seconds.
+schedule_rate = scheduled / ((scheduled - 1) / rate)
+l = r["latency"]
+print(f"{server}: paced {rate}/s for {duration}s: {r['requests']} requests (schedule {scheduled}, unsent {r['unsent']}), "
+      f"send rate {r['rate']:.1f}/s ({(r['rate'] - schedule_rate) / schedule_rate * 100:+.3f}% from the schedule), "
+      f"latency from the scheduled time p50 {l['p50'] * 1000:.3f} ms, p99 {l['p99'] * 1000:.3f} ms, max {l['max'] * 1000:.3f} ms")
+PY
+
+    python3 - "$work/rounds" "$server" "$( [[ -n $BEFORE ]] && echo 1 || echo 0)" <<'PY'
 import statistics, sys
 rounds = [list(map(float, line.split())) for line in open(sys.argv[1])]
-def best(rps, p99):  # the round with the most requests/s, with its p99
-    return max(((r[rps], r[p99]) for r in rounds))
-wrk_rps, wrk_p99 = best(0, 1)
-ours_rps, ours_p99 = best(3, 4)
-wrk_cpu = statistics.median(r[2] for r in rounds)
-ours_cpu = statistics.median(r[5] for r in rounds)
-print(f"{'tool':<8} {'requests/s':>12} {'p99 (ms)':>10} {'CPU us/request':>15}")
-print(f"{'wrk':<8} {wrk_rps:>12.0f} {wrk_p99:>10.3f} {wrk_cpu:>15.2f}")
-print(f"{'engine':<8} {ours_rps:>12.0f} {ours_p99:>10.3f} {ours_cpu:>15.2f}")
-ratio = ours_rps / wrk_rps
-print(f"engine/wrk: requests/s {ratio:.2f}x (goal >= 0.80x: {'met' if ratio >= 0.8 else 'NOT met'}), "
-      f"p99 {ours_p99 / wrk_p99 if wrk_p99 else 0:.2f}x, CPU per request {ours_cpu / wrk_cpu:.2f}x")
+server, with_before = sys.argv[2], sys.argv[3] == "1"
+def figures(at):  # best round's requests/s with its p99; median CPU per request
+    rps, p99 = max((r[at], r[at + 1]) for r in rounds)
+    return rps, p99, statistics.median(r[at + 2] for r in rounds)
+tools = [("wrk", figures(0)), ("engine", figures(3))] + ([("before", figures(6))] if with_before else [])
+print(f"{server}: {'tool':<8} {'requests/s':>12} {'p99 (ms)':>10} {'CPU us/request':>15}")
+for name, (rps, p99, cpu) in tools:
+    print(f"{server}: {name:<8} {rps:>12.0f} {p99:>10.3f} {cpu:>15.2f}")
+wrk = tools[0][1]
+for name, (rps, p99, cpu) in tools[1:]:
+    ok = rps >= wrk[0] and cpu <= wrk[2]
+    print(f"{server}: {name}/wrk: requests/s {rps / wrk[0]:.2f}x, CPU per request {cpu / wrk[2]:.2f}x "
+          f"(goal >= 1.0x and <= 1.0x: {'met' if ok else 'NOT met'}), p99 {p99 / wrk[1] if wrk[1] else 0:.2f}x")
 PY
+done

@@ -32,6 +32,42 @@ fn schedule_has_no_drift() {
     assert_eq!(fast.offset(9_999), Duration::from_micros(1_999_800));
 }
 
+/// The pacer hands out every request of the schedule, in order, each with
+/// its due offset, and none before it is due (a busy machine may make it
+/// late, which the latencies then show; it is never early).
+#[test]
+fn the_pacer_dispatches_the_schedule_in_order_and_never_early() {
+    let schedule = schedule(5000, Duration::from_secs(1), Duration::from_millis(100));
+    let start = Instant::now();
+    let mut dispatched = Vec::new();
+    run_pacer(schedule, start, &CancellationToken::new(), |ticket| {
+        dispatched.push((ticket, Instant::now()));
+    });
+    assert_eq!(dispatched.len(), 500);
+    for (position, (ticket, at)) in (0u64..).zip(&dispatched) {
+        assert_eq!(ticket.index, position);
+        assert_eq!(ticket.scheduled, schedule.offset(position));
+        assert!(
+            *at >= start + ticket.scheduled,
+            "request {position} was dispatched before it was due"
+        );
+    }
+}
+
+#[test]
+fn a_cancelled_pacer_dispatches_nothing() {
+    let stop = CancellationToken::new();
+    stop.cancel();
+    let mut dispatched = 0;
+    run_pacer(
+        schedule(50, Duration::from_secs(1), Duration::from_secs(10)),
+        Instant::now(),
+        &stop,
+        |_| dispatched += 1,
+    );
+    assert_eq!(dispatched, 0);
+}
+
 #[test]
 fn paced_watermark_waits_for_the_oldest_pending_request() {
     let mut w = Watermark::paced(schedule(10, Duration::from_secs(1), Duration::from_secs(1)));
@@ -148,6 +184,8 @@ struct TestServer {
 struct ServerStats {
     connections: AtomicU64,
     requests: AtomicU64,
+    /// Requests received on each connection, in order of acceptance.
+    per_connection: Mutex<Vec<u64>>,
     last: Mutex<Option<(http::Version, Option<String>)>>,
 }
 
@@ -206,6 +244,14 @@ impl TestServer {
         self.stats.connections.load(Ordering::SeqCst)
     }
 
+    fn requests_per_connection(&self) -> Vec<u64> {
+        self.stats
+            .per_connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn last_request(&self) -> Option<(http::Version, Option<String>)> {
         self.stats
             .last
@@ -238,12 +284,22 @@ async fn serve(
         // delayed ACKs would add 40 ms to some responses.
         let _ = stream.set_nodelay(true);
         stats.connections.fetch_add(1, Ordering::SeqCst);
+        let connection = {
+            let mut counts = stats
+                .per_connection
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            counts.push(0);
+            counts.len() - 1
+        };
         let stats = Arc::clone(&stats);
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let stats = Arc::clone(&stats);
-                async move { Ok::<_, std::convert::Infallible>(respond(request, &stats).await) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(respond(request, connection, &stats).await)
+                }
             });
             match acceptor {
                 None => {
@@ -273,9 +329,18 @@ async fn serve(
 
 async fn respond(
     request: Request<hyper::body::Incoming>,
+    connection: usize,
     stats: &ServerStats,
 ) -> http::Response<Full<Bytes>> {
     stats.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(count) = stats
+        .per_connection
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_mut(connection)
+    {
+        *count += 1;
+    }
     let connection = request
         .headers()
         .get(CONNECTION)
@@ -362,27 +427,18 @@ async fn run(targets: &[Target], options: &AttackOptions) -> Report {
 /// checks keep enough margin on their own).
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Requests sent must match the schedule exactly: it is deterministic
-/// (`rate × duration` requests, open-loop, never skipped), so the count is the
-/// robust measure of the achieved rate. The send times are checked as well,
-/// with vegeta's definition of the rate (requests over the time from the
-/// first to the last one sent), against the schedule's own figure computed
-/// the same way: never above it by more than 2% (requests are not sent
-/// early), and not below it by more than 2% (the pacer kept up; 2% of a 2 s
-/// attack leaves 40 ms of lag at the end).
-///
-/// The lower bound at 5000 requests/s holds only for optimized builds:
-/// unoptimized hyper on both ends of a loaded 2-core machine cannot serve that
-/// rate (2200 to 3400 requests/s measured at load averages of 7 to 10), so in
-/// a debug build that check would measure the machine, not the engine.
-/// `cargo test --release` checks it.
+/// A paced attack sends exactly the schedule (`rate × duration` requests,
+/// open-loop, none skipped), each counted in the reporting interval it was
+/// scheduled in, whatever the machine's speed: a slow machine shows in the
+/// latencies, not in these counts. (How closely the send times follow the
+/// schedule is a speed figure: `benches/vegeta-vs-wrk.sh` prints it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keeps_the_requested_rate() {
+async fn sends_exactly_the_schedule() {
     let _heavy = HEAVY.lock().await;
     let server = TestServer::start(Tls::Off);
     let targets = targets_for(&[server.url("/")]);
     let duration = Duration::from_secs(2);
-    for rate in [50, 500, 5000] {
+    for rate in [50, 500, 1000] {
         let options = paced(rate, duration);
         let mut ticks = Vec::new();
         let report = attack(&targets, &options, CancellationToken::new(), |p| {
@@ -391,8 +447,7 @@ async fn keeps_the_requested_rate() {
         .await
         .expect("attack runs");
 
-        let schedule = schedule(rate, Duration::from_secs(1), duration);
-        let expected = schedule.len();
+        let expected = schedule(rate, Duration::from_secs(1), duration).len();
         assert_eq!(expected, 2 * rate);
         assert_eq!(report.requests, expected, "rate {rate}: {report:?}");
         assert_eq!(
@@ -400,34 +455,18 @@ async fn keeps_the_requested_rate() {
             "rate {rate}: {:?}",
             report.errors
         );
+        // No worker limit: a due request always finds a worker.
         assert_eq!(report.unsent, 0);
-        let sent_per_second = report.requests as f64 / duration.as_secs_f64();
-        assert!((sent_per_second - rate as f64).abs() <= rate as f64 * 0.02);
-
-        let scheduled_rate = expected as f64 / schedule.offset(expected - 1).as_secs_f64();
-        let deviation = (report.rate - scheduled_rate) / scheduled_rate;
-        eprintln!(
-            "rate {rate}/s: {} requests sent (schedule: {expected}), send-time rate {:.2}/s \
-             (schedule: {scheduled_rate:.2}/s, {:+.3}%), p50 {:?}, p99 {:?}",
-            report.requests,
-            report.rate,
-            deviation * 100.0,
-            report.latency.p50,
-            report.latency.p99
-        );
-        assert!(deviation < 0.02, "rate {rate}: sent faster than scheduled");
-        if rate <= 500 || !cfg!(debug_assertions) {
-            assert!(deviation > -0.02, "rate {rate}: the pacer fell behind");
-        }
-
         assert_eq!(report.intervals.len(), 2);
         for interval in &report.intervals {
             assert_eq!(interval.requests, rate, "rate {rate}: {interval:?}");
         }
+        // The attack lasts at least its duration, so the collector reports
+        // progress at least once (after a second), never going backwards.
         assert!(!ticks.is_empty(), "rate {rate}: no progress reported");
         assert!(ticks.windows(2).all(|w| w[0].requests <= w[1].requests));
     }
-    assert_eq!(server.requests(), 2 * (50 + 500 + 5000));
+    assert_eq!(server.requests(), 2 * (50 + 500 + 1000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -705,32 +744,47 @@ async fn connections_closed_by_the_server_are_replaced() {
 }
 
 /// `connections` bounds the connections kept open per host between requests:
-/// workers beyond it close theirs after each request.
+/// workers beyond it close theirs after each request. Two workers send back
+/// to back, so each holds a connection from its first request on; the server
+/// counts the requests each connection carried. With room for one idle
+/// connection, the first worker to finish a request keeps its connection for
+/// the whole attack and the other opens one per request; with room for two,
+/// each worker keeps the one connection it opened. Neither depends on the
+/// machine's speed, only on the rule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_limited_per_host() {
-    // 50 ms responses due every 10 ms: about 5 workers busy at any time.
     let options = |connections| AttackOptions {
+        rate: None,
+        workers: 2,
         connections,
-        ..paced(100, Duration::from_millis(500))
+        ..paced(0, Duration::from_millis(300))
     };
+
     let server = TestServer::start(Tls::Off);
-    let targets = targets_for(&[server.url("/sleep/50")]);
+    let targets = targets_for(&[server.url("/")]);
     let report = run(&targets, &options(1)).await;
-    assert_eq!(report.successes, 50);
+    assert_eq!(report.successes, report.requests);
+    let mut carried = server.requests_per_connection();
+    assert_eq!(carried.iter().sum::<u64>(), report.requests);
+    carried.sort_unstable();
+    let kept = carried.pop().unwrap_or_default();
     assert!(
-        server.connections() >= 25,
-        "{} connections",
-        server.connections()
+        carried.iter().all(|&requests| requests == 1),
+        "only one connection may carry more than one request: kept {kept}, others {carried:?}"
+    );
+    assert!(
+        !carried.is_empty(),
+        "the second worker opened no connection"
     );
 
     let server = TestServer::start(Tls::Off);
-    let targets = targets_for(&[server.url("/sleep/50")]);
-    let report = run(&targets, &options(100)).await;
-    assert_eq!(report.successes, 50);
-    assert!(
-        server.connections() <= 10,
-        "{} connections",
-        server.connections()
+    let targets = targets_for(&[server.url("/")]);
+    let report = run(&targets, &options(2)).await;
+    assert_eq!(report.successes, report.requests);
+    assert_eq!(server.connections(), 2);
+    assert_eq!(
+        server.requests_per_connection().iter().sum::<u64>(),
+        report.requests
     );
 }
 

@@ -28,7 +28,11 @@ pub(super) async fn paced_worker(
 ) {
     let mut outbox = Outbox::new(id, &context.events);
     let mut connections = Connections::new(&context.hitter.connector);
-    let stopped = context.stop.cancelled();
+    let mut timer = context.hitter.timer();
+    // A token of its own: waiting on the shared one would take a lock that
+    // every worker shares each time the worker wakes up.
+    let stop = context.stop.child_token();
+    let stopped = stop.cancelled();
     tokio::pin!(stopped);
     let mut next = first;
     loop {
@@ -47,10 +51,13 @@ pub(super) async fn paced_worker(
                 }
             }
         };
+        let sent = context.hitter.start.elapsed();
         let hit = tokio::select! {
             biased;
             () = &mut stopped => break,
-            hit = context.hitter.hit(&mut connections, ticket.index, ticket.scheduled) => hit,
+            hit = context.hitter.hit(
+                &mut connections, timer.as_mut(), ticket.index, ticket.scheduled, sent,
+            ) => hit,
         };
         outbox.push(ticket.index, hit);
         match dispatcher.next(id) {
@@ -70,7 +77,9 @@ pub(super) async fn back_to_back_worker(
 ) {
     let mut outbox = Outbox::new(id, &context.events);
     let mut connections = Connections::new(&context.hitter.connector);
-    let stopped = context.stop.cancelled();
+    let mut timer = context.hitter.timer();
+    let stop = context.stop.child_token();
+    let stopped = stop.cancelled();
     tokio::pin!(stopped);
     loop {
         let now = context.hitter.start.elapsed();
@@ -81,7 +90,7 @@ pub(super) async fn back_to_back_worker(
         let hit = tokio::select! {
             biased;
             () = &mut stopped => break,
-            hit = context.hitter.hit(&mut connections, index, now) => hit,
+            hit = context.hitter.hit(&mut connections, timer.as_mut(), index, now, now) => hit,
         };
         outbox.push(index, hit);
     }
