@@ -240,6 +240,76 @@ fn appdynamics_client_credentials_are_fetched_and_refreshed() {
     );
 }
 
+/// The AppDynamics sidecar rotates the `Authorization` of its connection file in place: servo
+/// reads it again when the file changes, as ServoX watches it, and never restarts for it.
+#[test]
+fn a_rotated_connection_file_token_is_used_from_the_next_request() {
+    let fake = FakeOptimizer::start(vec![
+        ("HELLO", ok()),
+        (
+            "WHATS_NEXT",
+            Reply::Json(
+                200,
+                json!({"cmd": "SLEEP", "cmd_uid": "s-1", "param": {"duration": 2}}),
+            ),
+        ),
+        (
+            "WHATS_NEXT",
+            Reply::Json(
+                200,
+                json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}}),
+            ),
+        ),
+        ("DESCRIPTION", ok()),
+        ("GOODBYE", ok()),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let connection = dir.path().join("connection.yaml");
+    let write_connection = |token: &str| {
+        let text = format!(
+            "Authorization: Bearer {token}\nEndpoint: {}\nTenantId: tenant-1\n",
+            fake.base_url()
+        );
+        // Written beside and renamed, as the sidecar replaces it.
+        let next = dir.path().join("connection.yaml.next");
+        std::fs::write(&next, text).expect("write connection file");
+        std::fs::rename(&next, &connection).expect("replace connection file");
+    };
+    write_connection("first-token-1234");
+    let config = dir.path().join("servo.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "optimizer:\n  optimizer_id: app\n  connection_file: {}\n  url: {}/accounts/example.com/applications/app/\n{APPLICATION}",
+            connection.display(),
+            fake.base_url()
+        ),
+    )
+    .expect("write config");
+    let servo = std::thread::spawn({
+        let config = config.clone();
+        move || run(&config, "2", &[])
+    });
+    // While servo sleeps on the first command, the sidecar rotates the token.
+    fake.wait_for("WHATS_NEXT", 1);
+    write_connection("second-token-5678");
+    let (code, stderr) = servo.join().expect("servo thread");
+    assert_eq!(code, Some(0), "{stderr}");
+    let events: Vec<Seen> = fake.seen().into_iter().filter(|s| s.path == PATH).collect();
+    assert_eq!(
+        header_of(&events[0], "authorization").as_deref(),
+        Some("Bearer first-token-1234")
+    );
+    let last = events.last().expect("requests");
+    assert_eq!(
+        header_of(last, "authorization").as_deref(),
+        Some("Bearer second-token-5678"),
+        "{}",
+        last.event()
+    );
+    assert!(!stderr.contains("second-token-5678"), "{stderr}");
+}
+
 #[test]
 fn a_check_that_fails_three_times_then_passes_lets_the_run_proceed() {
     let fake = FakeOptimizer::start(describe_once());

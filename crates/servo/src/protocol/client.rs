@@ -180,6 +180,12 @@ enum Auth {
         name: HeaderName,
         value: Secret<HeaderValue>,
     },
+    /// The AppDynamics sidecar's connection file: its `Authorization`, read again whenever the
+    /// file's modification time changes (the sidecar rotates it in place).
+    ConnectionFile {
+        path: std::path::PathBuf,
+        current: Arc<std::sync::Mutex<FileToken>>,
+    },
     /// OAuth2 client credentials (ServoX's AppDynamics form): a bearer token fetched from the
     /// token endpoint and fetched again shortly before it expires, or after a 401.
     ClientCredentials {
@@ -188,6 +194,45 @@ enum Auth {
         client_secret: Secret<String>,
         current: Arc<tokio::sync::Mutex<Option<IssuedToken>>>,
     },
+}
+
+/// A connection file's token as a header, and the file's modification time when it was read.
+#[derive(Debug)]
+struct FileToken {
+    modified: Option<std::time::SystemTime>,
+    name: HeaderName,
+    value: Secret<HeaderValue>,
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The connection file's token, read again first if the file changed since. A file that cannot
+/// be read or parsed right now (the sidecar mid-write) keeps the previous token, with a warning,
+/// and is tried again at the next request.
+fn file_token(
+    path: &std::path::Path,
+    current: &std::sync::Mutex<FileToken>,
+) -> (HeaderName, HeaderValue) {
+    let mut token = current.lock().unwrap_or_else(|e| e.into_inner());
+    let now = modified(path);
+    if now.is_some() && now != token.modified {
+        let read = crate::config::optimizer::ConnectionFile::read(path)
+            .and_then(|c| token_header(c.authorization.trim()).map_err(|e| e.to_string()));
+        match read {
+            Ok((name, value)) => {
+                tracing::info!(file = %path.display(), "read the connection file's new Authorization");
+                *token = FileToken {
+                    modified: now,
+                    name,
+                    value: Secret::new(value),
+                };
+            }
+            Err(e) => tracing::warn!(error = %e, "keeping the previous token"),
+        }
+    }
+    (token.name.clone(), token.value.expose().clone())
 }
 
 /// A client-credentials token as a header value, and when it expires.
@@ -306,6 +351,25 @@ impl Client {
                     bare,
                 )
             }
+            Credentials::ConnectionFile {
+                path,
+                authorization,
+            } => {
+                let token = authorization.expose().trim().to_string();
+                let (name, value) = token_header(&token)?;
+                let current = FileToken {
+                    modified: modified(&path),
+                    name,
+                    value: Secret::new(value),
+                };
+                (
+                    Auth::ConnectionFile {
+                        path,
+                        current: Arc::new(std::sync::Mutex::new(current)),
+                    },
+                    token,
+                )
+            }
             Credentials::ClientCredentials {
                 token_url,
                 client_id,
@@ -335,6 +399,7 @@ impl Client {
     async fn auth_header(&self) -> Result<(HeaderName, HeaderValue), Attempt> {
         let (token_url, client_id, client_secret, current) = match &self.auth {
             Auth::Header { name, value } => return Ok((name.clone(), value.expose().clone())),
+            Auth::ConnectionFile { path, current } => return Ok(file_token(path, current)),
             Auth::ClientCredentials {
                 token_url,
                 client_id,
@@ -397,10 +462,15 @@ impl Client {
         Ok((AUTHORIZATION, value))
     }
 
-    /// Forgets a client-credentials token the optimizer refused, so the next try fetches one.
+    /// Forgets a client-credentials token the optimizer refused, so the next try fetches one; a
+    /// connection file that changed since it was read is worth another try too.
     async fn forget_token(&self) -> bool {
         match &self.auth {
             Auth::Header { .. } => false,
+            Auth::ConnectionFile { path, current } => {
+                let token = current.lock().unwrap_or_else(|e| e.into_inner());
+                modified(path).is_some_and(|now| Some(now) != token.modified)
+            }
             Auth::ClientCredentials { current, .. } => current.lock().await.take().is_some(),
         }
     }

@@ -257,7 +257,8 @@ pub struct RemoteOptimizer {
     #[schemars(regex(pattern = r"^https?://"))]
     pub token_url: Option<String>,
     /// AppDynamics form: a YAML file written by the agent-management sidecar with
-    /// `Authorization`, `Endpoint` and `TenantId`, read at each start.
+    /// `Authorization`, `Endpoint` and `TenantId`. Read at each start; its `Authorization` is read
+    /// again whenever the file changes (the sidecar rotates it), as ServoX does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_file: Option<PathBuf>,
 }
@@ -267,6 +268,12 @@ pub struct RemoteOptimizer {
 pub enum Credentials {
     /// A fixed token: `Authorization: Bearer T`, or `X-SF-Token: T`.
     Token(Secret<String>),
+    /// The sidecar's connection file: its `Authorization` as read now, and the file, read again
+    /// when it changes.
+    ConnectionFile {
+        path: PathBuf,
+        authorization: Secret<String>,
+    },
     /// OAuth2 client credentials, fetched from `token_url` and refreshed before they expire.
     ClientCredentials {
         token_url: String,
@@ -289,10 +296,33 @@ pub struct Endpoint {
 /// The sidecar's connection file (ServoX's `SidecarConnectionFile`).
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct ConnectionFile {
-    authorization: String,
-    endpoint: String,
-    tenant_id: String,
+pub struct ConnectionFile {
+    pub authorization: String,
+    pub endpoint: String,
+    pub tenant_id: String,
+}
+
+impl ConnectionFile {
+    /// Reads and parses the file; the error names the key and the file.
+    pub fn read(file: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            format!(
+                "optimizer.connection_file: cannot read {}: {e}",
+                file.display()
+            )
+        })?;
+        let value = servo_yaml::parse_documents(&text)
+            .map_err(|e| e.message)
+            .and_then(|mut docs| docs.pop().map(|d| d.value).ok_or_else(|| "empty".into()));
+        value
+            .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                format!(
+                    "optimizer.connection_file: {} is not a connection file (Authorization, Endpoint, TenantId): {e}",
+                    file.display()
+                )
+            })
+    }
 }
 
 fn default_base_url() -> String {
@@ -394,24 +424,16 @@ impl RemoteOptimizer {
                 .map_err(|e| format!("optimizer.{key}: cannot read {}: {e}", path.display()))
         };
         if let Some(file) = self.connection_file.as_ref().filter(|_| !self.opsani()) {
-            let text = read(file, "connection_file")?;
-            let value = servo_yaml::parse_documents(&text)
-                .map_err(|e| e.message)
-                .and_then(|mut docs| docs.pop().map(|d| d.value).ok_or_else(|| "empty".into()));
-            let c: ConnectionFile = value
-                .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
-                .map_err(|e| {
-                format!(
-                    "optimizer.connection_file: {} is not a connection file (Authorization, Endpoint, TenantId): {e}",
-                    file.display()
-                )
-            })?;
+            let c = ConnectionFile::read(file)?;
             let tenant = c.tenant_id;
             let url = self.url_with(Some(c.endpoint));
             return Ok(Endpoint {
                 id: format!("{tenant} - {}", self.optimizer_id.as_deref().unwrap_or("")),
                 url,
-                credentials: Credentials::Token(Secret::new(c.authorization)),
+                credentials: Credentials::ConnectionFile {
+                    path: file.clone(),
+                    authorization: Secret::new(c.authorization),
+                },
             });
         }
         let token = match (&self.token, &self.token_file) {
