@@ -53,6 +53,7 @@ fn start() -> FakeApi {
 
 trait Web {
     fn deployment(&self) -> Value;
+    fn deployment_named(&self, name: &str) -> Value;
     /// The writes that changed something (PATCH, PUT, POST, DELETE answered 2xx).
     fn accepted(&self) -> Vec<kube_api::Write>;
 }
@@ -62,6 +63,12 @@ impl Web for FakeApi {
         self.cluster()
             .deployment("shop", "web")
             .expect("the web deployment")
+    }
+
+    fn deployment_named(&self, name: &str) -> Value {
+        self.cluster()
+            .deployment("shop", name)
+            .expect("the deployment")
     }
 
     fn accepted(&self) -> Vec<kube_api::Write> {
@@ -1149,5 +1156,65 @@ fn servox_request_and_limit_defaults_fill_in_the_first_tuning_pod() {
         resources["limits"],
         json!({"cpu": "1", "memory": "128Mi"}),
         "{pod}"
+    );
+}
+
+/// In the cluster (`POD_NAME`, `POD_NAMESPACE`), servo makes its own Deployment the tuning Pod's
+/// controller, found from its Pod through its ReplicaSet, as ServoX does; in another namespace than
+/// the tuning Pod's it sets no owner (one across namespaces would get the Pod garbage-collected).
+#[test]
+fn in_the_cluster_the_tuning_pod_is_owned_by_servos_deployment() {
+    let api = start();
+    let servo_deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "servo", "namespace": "shop"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "servo"}},
+                 "template": {"metadata": {"labels": {"app": "servo"}},
+                              "spec": {"containers": [{"name": "servo", "image": "servo:1"}]}}}
+    });
+    api.cluster().add_deployment(servo_deployment);
+    let uid = api.deployment_named("servo")["metadata"]["uid"].clone();
+    api.cluster().add_replica_set(json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "servo-5d8f", "namespace": "shop",
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                          "name": "servo", "uid": uid, "controller": true}]},
+        "spec": {"selector": {"matchLabels": {"app": "servo"}}}
+    }));
+    api.cluster().add_pod(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "servo-5d8f-x2", "namespace": "shop", "labels": {"app": "servo"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                          "name": "servo-5d8f", "uid": "rs-1", "controller": true}]},
+        "spec": {"containers": [{"name": "servo", "image": "servo:1"}]}
+    }));
+    let mut section = canary_section(json!({}));
+    section["keep_tuning_pods"] = json!(true);
+    let s = setup(&api, section);
+    let adjust = |namespace: &str| {
+        let out = common::servo()
+            .env("POD_NAME", "servo-5d8f-x2")
+            .env("POD_NAMESPACE", namespace)
+            .args(["adjust", "tuning.cpu=750m", "-c"])
+            .arg(&s.config)
+            .output()
+            .expect("servo runs");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let pod = tuning_pod(&api).expect("the tuning pod");
+        (pod["metadata"]["ownerReferences"].clone(), stderr)
+    };
+    let (owners, stderr) = adjust("shop");
+    assert_eq!(
+        owners,
+        json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "servo", "uid": uid,
+                "controller": true, "blockOwnerDeletion": true}]),
+        "{stderr}"
+    );
+    let (owners, stderr) = adjust("ops");
+    assert_eq!(
+        owners,
+        Value::Null,
+        "servo runs in another namespace: {stderr}"
     );
 }

@@ -13,6 +13,7 @@
 //! and equality `labelSelector`s; watches from a `resourceVersion` replaying a change log, with
 //! `BOOKMARK`s when asked and `410 Gone` on demand; SelfSubjectAccessReviews; bearer tokens;
 //! metrics-server's `metrics.k8s.io/v1beta1` PodMetrics (list and get, see its section).
+//! ReplicaSets GET (added by a test; the controller does not make them).
 //! A controller loop (every 25 ms) plays the Deployment controller and the kubelet: it observes
 //! each new generation, replaces the Deployment's pods, and gives every pod the fate of its spec
 //! (see [`Fate`]).
@@ -22,7 +23,7 @@
 //! namespace that holds an object exists).
 //!
 //! **Not emulated**: admission, defaulting (objects are stored as sent), other resources
-//! (ReplicaSets, ConfigMaps), set-based label selectors, other field selectors,
+//! (ReplicaSets beyond GET, ConfigMaps), set-based label selectors, other field selectors,
 //! server-side apply, JSON patch, `$patch: replace`, `$retainKeys`, `$setElementOrder` and
 //! `$deleteFromPrimitiveList` directives, graceful deletion, pagination
 //! (`limit`/`continue`), protobuf, RBAC beyond the access reviews it is told to deny.
@@ -38,7 +39,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use serde_json::{Value, json};
 
@@ -122,6 +123,9 @@ fn typed(kind: &str, object: Value) -> Result<Value, String> {
             check(serde_json::from_value::<StatefulSet>(object).and_then(serde_json::to_value))
         }
         "pods" => check(serde_json::from_value::<Pod>(object).and_then(serde_json::to_value)),
+        "replicasets" => {
+            check(serde_json::from_value::<ReplicaSet>(object).and_then(serde_json::to_value))
+        }
         "services" => typed_service(object),
         _ => Err(format!("the fake does not serve {kind}")),
     }
@@ -197,6 +201,20 @@ impl Cluster {
         );
         self.put(kind, &ns, &name, deployment);
         self.reconcile();
+    }
+
+    /// Adds a ReplicaSet (served read-only).
+    pub fn add_replica_set(&mut self, replica_set: Value) {
+        let replica_set = typed("replicasets", replica_set).expect("a valid replica set");
+        let ns = replica_set["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let name = replica_set["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.put("replicasets", &ns, &name, replica_set);
     }
 
     pub fn stateful_set(&self, ns: &str, name: &str) -> Option<Value> {
@@ -313,7 +331,11 @@ impl Cluster {
             .map(|((_, ns, name), p)| (ns.clone(), name.clone(), p.clone()))
             .collect();
         for (ns, name, mut pod) in pods {
-            if !pod["metadata"]["ownerReferences"].is_null() && !owned.contains(&name) {
+            // Only the pods this controller made (their owner's uid is its name) are replaced;
+            // others with owners (a tuning Pod owned by servo's Deployment) are left alone.
+            let owner = &pod["metadata"]["ownerReferences"][0];
+            let made_here = !owner.is_null() && owner["uid"] == owner["name"];
+            if made_here && !owned.contains(&name) {
                 self.remove("pods", &ns, &name);
                 continue;
             }
@@ -678,6 +700,7 @@ fn kind_meta(kind: &str) -> (&'static str, &'static str) {
         "deployments" => ("apps/v1", "Deployment"),
         "statefulsets" => ("apps/v1", "StatefulSet"),
         "services" => ("v1", "Service"),
+        "replicasets" => ("apps/v1", "ReplicaSet"),
         _ => ("v1", "Pod"),
     }
 }
@@ -962,6 +985,28 @@ async fn stateful_sets(
     list_or_watch(state, "statefulsets", ns, q).await
 }
 
+/// A ReplicaSet, read only: the fake's controller does not use them (a Deployment owns its pods
+/// directly); a test adds one to stand between a Pod and its Deployment.
+async fn replica_set(
+    State(state): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    one(
+        state,
+        "replicasets",
+        ns,
+        name,
+        Method::GET,
+        headers,
+        Bytes::new(),
+    )
+    .await
+}
+
 async fn stateful_set(
     State(state): State<Shared>,
     Path((ns, name)): Path<(String, String)>,
@@ -1142,6 +1187,10 @@ impl FakeApi {
             .route(
                 "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
                 get(stateful_set).patch(stateful_set).put(stateful_set),
+            )
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/replicasets/{name}",
+                get(replica_set),
             )
             .route("/api/v1/namespaces/{ns}/pods", get(pods).post(pods))
             .route(

@@ -136,6 +136,14 @@ pub struct Kubernetes {
     settings: Settings,
     kubeconfig: Option<PathBuf>,
     api: OnceCell<Client>,
+    /// servo's own Deployment and its namespace, when servo runs in the cluster: the owner of
+    /// tuning Pods in that namespace (see `tuning::servo_owner`).
+    owner: OnceCell<
+        Option<(
+            String,
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+        )>,
+    >,
 }
 
 impl BuildConnector for Kubernetes {
@@ -148,6 +156,7 @@ impl BuildConnector for Kubernetes {
             settings,
             kubeconfig,
             api: OnceCell::new(),
+            owner: OnceCell::new(),
         })
     }
 }

@@ -19,9 +19,10 @@ use super::{
     find_container, pause,
 };
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher::{self, Event, watcher};
@@ -151,6 +152,73 @@ fn first_resources(c: &ContainerSettings, deployment: &Deployment) -> ResourceRe
     resources
 }
 
+/// The controller among an object's owners.
+fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))
+}
+
+/// servo's own Deployment as an owner, and its namespace, when servo runs in the cluster
+/// (`POD_NAME` and `POD_NAMESPACE`, as servo's manifests set them): found by following controllers
+/// from servo's Pod through its ReplicaSet. Outside a cluster, `None`; a read that fails (no
+/// permission to read ReplicaSets) is logged and the tuning Pods are left without an owner.
+async fn servo_owner(api: &Client, cancel: &CancellationToken) -> Option<(String, OwnerReference)> {
+    let pod_name = std::env::var("POD_NAME").ok()?;
+    let namespace = std::env::var("POD_NAMESPACE").ok()?;
+    let found = async {
+        let what = format!("pod {pod_name} -n {namespace}");
+        let pod: Pod = api
+            .call(
+                api.api::<Pod>(&namespace).get(&pod_name),
+                "GET",
+                &what,
+                cancel,
+            )
+            .await?;
+        let mut owner = controller_of(&pod.metadata).cloned();
+        if let Some(rs) = owner.as_ref().filter(|o| o.kind == "ReplicaSet") {
+            let what = format!("replicaset {} -n {namespace}", rs.name);
+            let rs: ReplicaSet = api
+                .call(
+                    api.api::<ReplicaSet>(&namespace).get(&rs.name),
+                    "GET",
+                    &what,
+                    cancel,
+                )
+                .await?;
+            owner = controller_of(&rs.metadata).cloned();
+        }
+        let Some(owner) = owner.filter(|o| o.kind == "Deployment") else {
+            return Ok(None);
+        };
+        let deployment = api.deployment(&namespace, &owner.name, cancel).await?;
+        Ok::<_, ConnectorError>(deployment.metadata.uid.map(|uid| OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: owner.name,
+            uid,
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }))
+    };
+    match found.await {
+        Ok(Some(owner)) => {
+            tracing::info!(deployment = %owner.name, %namespace, "tuning pods here are owned by servo's deployment");
+            Some((namespace, owner))
+        }
+        Ok(None) => {
+            tracing::info!(pod = %pod_name, %namespace, "servo's pod has no deployment: tuning pods are left without an owner");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find servo's deployment: tuning pods are left without an owner");
+            None
+        }
+    }
+}
+
 /// Whether the pod's `Ready` condition is true.
 fn ready(pod: &Pod) -> bool {
     pod.status
@@ -176,13 +244,14 @@ impl Kubernetes {
             return Ok(pod);
         }
         let c = self.tuning_container(target)?;
-        let pod = build_pod(
+        let mut pod = build_pod(
             target,
             c,
             deployment,
             Some(first_resources(c, deployment)),
             &[],
         )?;
+        self.own(api, target, &mut pod, cancel).await;
         tracing::info!(pod = %name, namespace = %target.namespace, "creating the tuning pod");
         api.call(
             pods.create(&PostParams::default(), &pod),
@@ -191,6 +260,25 @@ impl Kubernetes {
             cancel,
         )
         .await
+    }
+
+    /// Makes servo's own Deployment the tuning Pod's controller when servo runs in the cluster
+    /// and in the Pod's namespace (an owner in another namespace would get the Pod
+    /// garbage-collected), as ServoX does: deleting servo then deletes its tuning Pods, and no other
+    /// controller adopts them.
+    async fn own(
+        &self,
+        api: &Client,
+        target: &Target<'_>,
+        pod: &mut Pod,
+        cancel: &CancellationToken,
+    ) {
+        let owner = self.owner.get_or_init(|| servo_owner(api, cancel)).await;
+        if let Some((namespace, owner)) = owner
+            && namespace == target.namespace
+        {
+            pod.metadata.owner_references = Some(vec![owner.clone()]);
+        }
     }
 
     fn tuning_container<'a>(
@@ -319,7 +407,8 @@ impl Kubernetes {
             .collect();
         carried.retain(|(name, _)| !env.iter().any(|(n, _)| n == name));
         carried.extend(env);
-        let pod = build_pod(target, c, &deployment, Some(resources), &carried)?;
+        let mut pod = build_pod(target, c, &deployment, Some(resources), &carried)?;
+        self.own(api, target, &mut pod, cancel).await;
         self.delete_tuning_pod(api, target, cancel).await?;
         let name = pod_name(&d.name);
         tracing::info!(pod = %name, namespace = %target.namespace, "creating the tuning pod");
