@@ -84,6 +84,7 @@ fn one_patch_per_deployment_writes_the_configured_requirements() {
         settings: settings(servox_section()),
         kubeconfig: None,
         api: OnceCell::new(),
+        owner: OnceCell::new(),
     };
     let target = connector.targets().next().expect("a target");
     let adjust = |setting: &str, value: SettingValue| Adjustment {
