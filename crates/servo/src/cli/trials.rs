@@ -89,6 +89,10 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
                 table.row(row);
             }
             let mut text = table.render();
+            // A bound relative to the baseline: the limit its readings made of it.
+            for limit in summary.limits.iter().filter(|l| l.baseline.is_some()) {
+                text.push_str(&format!("SLO {}\n", limit.describe));
+            }
             if !summary.constraints.is_empty() {
                 text.push_str(
                     &crate::study::breaches(&summary.trials, &summary.constraints).describe(),

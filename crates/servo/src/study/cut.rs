@@ -22,7 +22,7 @@ const STRIKES: usize = 2;
 /// Why a trial was stopped: the SLO its readings so far put furthest past its limit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cut {
-    /// The constraint as written.
+    /// The constraint with its concrete limit (see [`super::objective::Constraint::describe`]).
     pub constraint: String,
     /// The reading of its left side, in the metric's unit.
     pub value: f64,
@@ -142,14 +142,17 @@ impl<'a> Watch<'a> {
                 Expr::Var(name) => self.latest.get(name).map_or("", |r| r.metric.unit.as_str()),
                 _ => "",
             };
-            let limit = c.bound_in(unit).abs();
+            // A bound relative to a baseline not measured yet cannot be breached.
+            let Some(limit) = c.limit(unit).map(f64::abs) else {
+                continue;
+            };
             if limit == 0.0 || !value.is_finite() {
                 continue;
             }
             let times = 1.0 + c.violation(value, unit) / limit;
             if times >= self.factor && worst.as_ref().is_none_or(|w| times > w.times) {
                 worst = Some(Cut {
-                    constraint: c.text.clone(),
+                    constraint: c.describe(unit),
                     value,
                     unit: unit.to_string(),
                     times,
