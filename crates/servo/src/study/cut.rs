@@ -228,4 +228,28 @@ mod tests {
             assert_eq!(unmeasurable.observe(p99(1e6)), None);
         }
     }
+
+    #[test]
+    fn a_relative_slo_cuts_at_the_limit_the_baseline_made_of_it_and_never_before() {
+        let config = BTreeMap::new();
+        let slo = goal(&["latency_p99 <= 2 * baseline.latency_p99"]);
+        // No baseline yet: nothing can breach it.
+        let mut unmeasured = Watch::new(&slo, &config, 2.0, Duration::ZERO);
+        for _ in 0..5 {
+            assert_eq!(unmeasured.observe(p99(1e6)), None);
+        }
+        let baseline = crate::study::recorded(&Measurement {
+            readings: p99(15.0),
+            ..Measurement::default()
+        });
+        let judged = slo.with_baseline(&baseline);
+        let mut watch = Watch::new(&judged, &config, 2.0, Duration::ZERO);
+        // The limit is 30 ms: 59 ms is under twice it, 600 ms is 20 times it.
+        assert_eq!(watch.observe(p99(59.0)), None);
+        assert_eq!(watch.observe(p99(59.0)), None);
+        assert_eq!(watch.observe(p99(600.0)), None);
+        let cut = watch.observe(p99(600.0)).expect("cut");
+        assert!((cut.times - 20.0).abs() < 1e-9, "{}", cut.times);
+        assert_eq!(cut.constraint, "latency_p99 <= 2 × baseline (30 ms)");
+    }
 }
