@@ -113,7 +113,8 @@ pub(super) async fn check_declared_units(
 
 /// [`Goal::check_units`] against `metrics` alone: a constraint whose single metric is not among
 /// them keeps its bound unchecked (its unit is set aside), so that only what can be known is
-/// refused. With no metrics (`servo optimizer app create`), what remains is a unit on an
+/// refused (so is a bound relative to the baseline: its metrics are known only to a description).
+/// With no metrics (`servo optimizer app create`), what remains is a unit on an
 /// expression, which no description can make right.
 pub(super) fn check_units_declared(mut goal: Goal, metrics: Vec<Metric>) -> Result<(), StudyError> {
     for constraint in &mut goal.constraints {
@@ -121,6 +122,7 @@ pub(super) fn check_units_declared(mut goal: Goal, metrics: Vec<Metric>) -> Resu
             && !metrics.iter().any(|m| &m.name == name)
         {
             constraint.unit = None;
+            constraint.baseline = None;
         }
     }
     goal.check_units(&Description {

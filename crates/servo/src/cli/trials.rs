@@ -44,6 +44,22 @@ fn csv(summary: &Summary, names: &[String]) -> String {
     out
 }
 
+/// The trials, each with the limits it was judged by when an SLO is relative to the baseline
+/// (`limits`: constraint, limit, unit, the baseline's reading, and the limit described).
+fn with_limits(summary: &Summary) -> Result<serde_json::Value, CliError> {
+    let failure = |e: serde_json::Error| CliError::Failure(e.to_string());
+    let mut trials = serde_json::to_value(&summary.trials).map_err(failure)?;
+    if summary.limits.iter().any(|l| l.baseline.is_some()) {
+        let limits = serde_json::to_value(&summary.limits).map_err(failure)?;
+        for trial in trials.as_array_mut().into_iter().flatten() {
+            if let Some(trial) = trial.as_object_mut() {
+                trial.insert("limits".into(), limits.clone());
+            }
+        }
+    }
+    Ok(trials)
+}
+
 pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
     let summary = load_summary(globals, registry).await?;
     let names: Vec<String> = summary
@@ -59,13 +75,13 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
             ));
         }
         Format::Json => {
-            let mut text = serde_json::to_string_pretty(&summary.trials)
+            let mut text = serde_json::to_string_pretty(&with_limits(&summary)?)
                 .map_err(|e| CliError::Failure(e.to_string()))?;
             text.push('\n');
             crate::output::print(&text)?;
         }
         Format::Yaml => crate::output::print(
-            &crate::output::to_yaml(&summary.trials).map_err(CliError::Failure)?,
+            &crate::output::to_yaml(&with_limits(&summary)?).map_err(CliError::Failure)?,
         )?,
         Format::Table => {
             let mut headers = vec!["#".to_string(), "STATE".to_string()];
@@ -89,6 +105,10 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
                 table.row(row);
             }
             let mut text = table.render();
+            // A bound relative to the baseline: the limit its readings made of it.
+            for limit in summary.limits.iter().filter(|l| l.baseline.is_some()) {
+                text.push_str(&format!("SLO {}\n", limit.describe));
+            }
             if !summary.constraints.is_empty() {
                 text.push_str(
                     &crate::study::breaches(&summary.trials, &summary.constraints).describe(),

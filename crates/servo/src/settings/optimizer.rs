@@ -47,7 +47,9 @@ pub struct EmbeddedOptimizer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objective: Option<Objective>,
     /// SLOs every acceptable configuration must meet, such as `latency_p99 < 200ms` or
-    /// `error_rate < 0.5%`. The best configuration reported is the best one meeting all of them.
+    /// `error_rate < 0.5%`, or relative to the baseline (trial 0, the configuration servo found):
+    /// `latency_p99 <= 1.1 * baseline.latency_p99`, `error_rate <= baseline.error_rate + 0.5%`.
+    /// The best configuration reported is the best one meeting all of them.
     #[serde(default)]
     pub constraints: Vec<String>,
     /// The search algorithm.

@@ -22,7 +22,7 @@ const STRIKES: usize = 2;
 /// Why a trial was stopped: the SLO its readings so far put furthest past its limit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cut {
-    /// The constraint as written.
+    /// The constraint with its concrete limit (see [`super::objective::Constraint::describe`]).
     pub constraint: String,
     /// The reading of its left side, in the metric's unit.
     pub value: f64,
@@ -142,14 +142,17 @@ impl<'a> Watch<'a> {
                 Expr::Var(name) => self.latest.get(name).map_or("", |r| r.metric.unit.as_str()),
                 _ => "",
             };
-            let limit = c.bound_in(unit).abs();
+            // A bound relative to a baseline not measured yet cannot be breached.
+            let Some(limit) = c.limit(unit).map(f64::abs) else {
+                continue;
+            };
             if limit == 0.0 || !value.is_finite() {
                 continue;
             }
             let times = 1.0 + c.violation(value, unit) / limit;
             if times >= self.factor && worst.as_ref().is_none_or(|w| times > w.times) {
                 worst = Some(Cut {
-                    constraint: c.text.clone(),
+                    constraint: c.describe(unit),
                     value,
                     unit: unit.to_string(),
                     times,
@@ -224,5 +227,29 @@ mod tests {
             assert_eq!(off.observe(p99(1e6)), None);
             assert_eq!(unmeasurable.observe(p99(1e6)), None);
         }
+    }
+
+    #[test]
+    fn a_relative_slo_cuts_at_the_limit_the_baseline_made_of_it_and_never_before() {
+        let config = BTreeMap::new();
+        let slo = goal(&["latency_p99 <= 2 * baseline.latency_p99"]);
+        // No baseline yet: nothing can breach it.
+        let mut unmeasured = Watch::new(&slo, &config, 2.0, Duration::ZERO);
+        for _ in 0..5 {
+            assert_eq!(unmeasured.observe(p99(1e6)), None);
+        }
+        let baseline = crate::study::recorded(&Measurement {
+            readings: p99(15.0),
+            ..Measurement::default()
+        });
+        let judged = slo.with_baseline(&baseline);
+        let mut watch = Watch::new(&judged, &config, 2.0, Duration::ZERO);
+        // The limit is 30 ms: 59 ms is under twice it, 600 ms is 20 times it.
+        assert_eq!(watch.observe(p99(59.0)), None);
+        assert_eq!(watch.observe(p99(59.0)), None);
+        assert_eq!(watch.observe(p99(600.0)), None);
+        let cut = watch.observe(p99(600.0)).expect("cut");
+        assert!((cut.times - 20.0).abs() < 1e-9, "{}", cut.times);
+        assert_eq!(cut.constraint, "latency_p99 <= 2 × baseline (30 ms)");
     }
 }

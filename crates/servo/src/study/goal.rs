@@ -80,12 +80,47 @@ impl Goal {
                 ));
             }
         }
+        // A relative SLO compares with trial 0, which only a fully described baseline provides.
+        if let Some((i, c)) = self.relative().next()
+            && plan.ordered(&plan.baseline).is_none()
+        {
+            return Err(config_error(
+                format!(
+                    "optimizer.constraints[{i}] `{}`: the bound is relative to the baseline, but the description does not give every setting's current value, so no baseline is measured",
+                    c.text
+                ),
+                Some(
+                    "give each setting its current `value:`, or write the bound as a number".into(),
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// The constraints whose bound is relative to the baseline, with their index.
+    fn relative(&self) -> impl Iterator<Item = (usize, &Constraint)> {
+        self.constraints
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.baseline.is_some())
+    }
+
+    /// The goal with every bound relative to the baseline made concrete by the baseline's
+    /// readings (trial 0's, as journaled; or the baseline's own measurement while it is scored).
+    pub fn with_baseline(&self, readings: &BTreeMap<String, RecordedReading>) -> Goal {
+        let mut goal = self.clone();
+        for c in &mut goal.constraints {
+            c.resolve(readings);
+        }
+        goal
     }
 
     /// Checks that every bound with a unit can be converted to its metric's unit, before trial 0:
     /// comparing `0.3` (seconds) with `50` (milliseconds) would call a meltdown feasible.
     pub fn check_units(&self, description: &Description) -> Result<(), StudyError> {
+        for (i, c) in self.relative() {
+            self.check_relative(i, c, description)?;
+        }
         for (i, c) in self.constraints.iter().enumerate() {
             if c.unit.is_none() {
                 continue;
@@ -116,6 +151,85 @@ impl Goal {
     }
 }
 
+impl Goal {
+    /// A bound relative to the baseline reads a metric the description names, in a unit that
+    /// converts to the unit of the one metric on the left: the baseline's reading and the trial's
+    /// are then compared in the same unit (a factor has none).
+    fn check_relative(
+        &self,
+        i: usize,
+        c: &Constraint,
+        description: &Description,
+    ) -> Result<(), StudyError> {
+        let place = format!("optimizer.constraints[{i}]");
+        let Some(relative) = &c.baseline else {
+            return Ok(());
+        };
+        let metric = match &c.left {
+            Expr::Var(name) => description.metrics.iter().find(|m| &m.name == name),
+            _ => None,
+        };
+        let Some(metric) = metric else {
+            return Err(config_error(
+                format!(
+                    "{place} `{}`: a bound relative to the baseline needs one metric on the left, not an expression or a setting",
+                    c.text
+                ),
+                Some(format!(
+                    "compare the metric itself, such as `{0} <= 1.1 * baseline.{0}`",
+                    relative.metric
+                )),
+            ));
+        };
+        let names = description.metrics.iter().map(|m| m.name.as_str());
+        let Some(reference) = description
+            .metrics
+            .iter()
+            .find(|m| m.name == relative.metric)
+        else {
+            let hint = did_you_mean(&relative.metric, names.clone())
+                .map(|s| format!("did you mean `baseline.{s}`?"))
+                .unwrap_or_else(|| {
+                    format!(
+                        "the baseline measures: {}",
+                        names.collect::<Vec<_>>().join(", ")
+                    )
+                });
+            return Err(config_error(
+                format!(
+                    "{place} `{}`: the baseline measures no metric named `{}`",
+                    c.text, relative.metric
+                ),
+                Some(hint),
+            ));
+        };
+        if super::objective::convert(1.0, &reference.unit, &metric.unit).is_none() {
+            let unit = |u: &str| {
+                if u.is_empty() {
+                    "no unit".to_string()
+                } else {
+                    format!("`{u}`")
+                }
+            };
+            return Err(config_error(
+                format!(
+                    "{place} `{}`: `{}` is measured in {} but the baseline's `{}` in {}, which do not convert",
+                    c.text,
+                    metric.name,
+                    unit(&metric.unit),
+                    reference.name,
+                    unit(&reference.unit)
+                ),
+                Some(format!(
+                    "compare `{0}` with its own baseline: `{0} <= 1.1 * baseline.{0}`",
+                    metric.name
+                )),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// How one trial's measurement scores.
 pub struct Score {
     pub readings: BTreeMap<String, RecordedReading>,
@@ -124,13 +238,9 @@ pub struct Score {
     pub feasible: bool,
 }
 
-/// Scores a measurement against the goal; an error names the expression that could not be evaluated.
-pub fn score(
-    goal: &Goal,
-    config: &BTreeMap<String, ParamValue>,
-    measurement: &Measurement,
-) -> Result<Score, String> {
-    let readings: BTreeMap<String, RecordedReading> = measurement
+/// A measurement's readings as the journal records them.
+pub fn recorded(measurement: &Measurement) -> BTreeMap<String, RecordedReading> {
+    measurement
         .readings
         .iter()
         .map(|r| {
@@ -142,7 +252,16 @@ pub fn score(
                 },
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Scores a measurement against the goal; an error names the expression that could not be evaluated.
+pub fn score(
+    goal: &Goal,
+    config: &BTreeMap<String, ParamValue>,
+    measurement: &Measurement,
+) -> Result<Score, String> {
+    let readings = recorded(measurement);
     let mut vars: BTreeMap<String, f64> =
         readings.iter().map(|(k, r)| (k.clone(), r.value)).collect();
     for (name, value) in config {
@@ -166,6 +285,13 @@ pub fn score(
             Expr::Var(name) => readings.get(name).map(|r| r.unit.as_str()).unwrap_or(""),
             _ => "",
         };
+        if c.limit(unit).is_none() {
+            return Err(format!(
+                "constraint `{}`: its baseline has no reading of `{}` to compare with",
+                c.text,
+                c.baseline.as_ref().map_or("", |r| r.metric.as_str())
+            ));
+        }
         constraints.push(c.violation(value, unit));
         feasible &= c.holds(value, unit);
     }

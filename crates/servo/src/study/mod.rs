@@ -9,10 +9,11 @@ pub mod objective;
 mod plan;
 mod summary;
 
-pub use goal::{Goal, Score, score};
+pub use goal::{Goal, Score, recorded, score};
 pub use plan::{Plan, PlanParam, param_number};
 pub use summary::{
-    Breach, Breaches, Confidence, Summary, baseline_trial, best_trial, breaches, recommendation,
+    Breach, Breaches, Confidence, Limit, Summary, baseline_trial, best_trial, breaches, limits,
+    recommendation, resolved,
 };
 
 use std::collections::BTreeMap;
@@ -385,12 +386,21 @@ async fn drive(
             finished_at: None,
         };
         // The baseline is where the application was: it is measured whole, as the reference.
-        let factor = if baseline_trial(&trials).is_some() {
+        // Bounds relative to it are concrete from then on, from its journaled readings (also
+        // when the study resumes).
+        let baseline = baseline_trial(&trials);
+        let factor = if baseline.is_some() {
             settings.cut_short
         } else {
             0.0
         };
-        let watch = cut::Watch::new(goal, &config, factor, control.warmup.as_std());
+        let judged = baseline.map(|b| goal.with_baseline(&b.readings));
+        let watch = cut::Watch::new(
+            judged.as_ref().unwrap_or(goal),
+            &config,
+            factor,
+            control.warmup.as_std(),
+        );
         let outcome = run_trial(bus, &adjustments, &control, watch, cx).await;
         trial.finished_at = Some(now());
         let outcome = match outcome {
@@ -404,7 +414,13 @@ async fn drive(
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(measurement) => match score(goal, &config, &measurement) {
+            Ok(measurement) => match score(
+                // The baseline itself is judged by its own readings: it meets a relative SLO
+                // with a factor of 1 or more, as the reference it is.
+                &judged.unwrap_or_else(|| goal.with_baseline(&recorded(&measurement))),
+                &config,
+                &measurement,
+            ) {
                 Ok(s) => {
                     trial.state = TrialState::Complete;
                     trial.readings = s.readings;

@@ -2,10 +2,14 @@
 //!
 //! `minimize: main.cpu * 0.0317 + main.memory * 0.0042` or `latency_p99 < 50ms`. Identifiers are metric
 //! names (`latency_p99`) or `component.setting` (CPU in cores, memory in GiB, as described). A
-//! constraint's bound may carry a unit (`50ms`, `0.5%`, `2s`), converted to the metric's unit.
+//! constraint's bound may carry a unit (`50ms`, `0.5%`, `2s`), converted to the metric's unit. A
+//! bound may name the baseline (`latency_p99 <= 1.1 * baseline.latency_p99`,
+//! `error_rate <= baseline.error_rate + 0.5%`): it becomes concrete once the baseline is measured.
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+use super::journal::RecordedReading;
 
 /// An arithmetic expression.
 #[derive(Clone, Debug, PartialEq)]
@@ -309,7 +313,23 @@ pub struct Constraint {
     pub bound: f64,
     /// The bound's unit as written (`ms`, `%`), converted to the metric's unit at evaluation.
     pub unit: Option<String>,
+    /// A bound relative to the baseline: `bound` (with `unit`) is then added to `factor` times the
+    /// baseline's reading.
+    pub baseline: Option<Relative>,
 }
+
+/// The relative part of a bound: `1.1 * baseline.latency_p99`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Relative {
+    pub factor: f64,
+    /// The metric the baseline read.
+    pub metric: String,
+    /// The baseline's reading of `metric`, once measured (see [`Constraint::resolve`]).
+    pub reading: Option<RecordedReading>,
+}
+
+/// The prefix that names the baseline's reading of a metric on a bound's side.
+const BASELINE: &str = "baseline.";
 
 impl Constraint {
     pub fn parse(text: &str) -> Result<Constraint, ParseError> {
@@ -336,18 +356,82 @@ impl Constraint {
             offset: e.offset + index + width,
             ..e
         })?;
-        let (bound, unit) = match tokens.as_slice() {
-            [(_, Token::Number(n, unit))] => (*n, unit.clone()),
-            [(_, Token::Symbol('-')), (_, Token::Number(n, unit))] => (-n, unit.clone()),
-            [(_, Token::Number(n, None)), (_, Token::Ident(unit))] if scale(unit).is_some() => {
+        let right_error = || {
+            ParseError {
+            message: "the right side of a constraint is a number, with an optional unit (`50ms`, `0.5%`), or relative to the baseline (`1.1 * baseline.latency_p99`, `baseline.error_rate + 0.5%`)".into(),
+            offset: index + width,
+        }
+        };
+        fn named(t: &Token) -> Option<&str> {
+            match t {
+                Token::Ident(name) => name.strip_prefix(BASELINE).filter(|m| !m.is_empty()),
+                _ => None,
+            }
+        }
+        let relative_at = tokens.iter().position(|(_, t)| named(t).is_some());
+        let (baseline, rest) = match relative_at {
+            None => (None, tokens.as_slice()),
+            Some(_) => {
+                let (factor, metric, rest) = match tokens.as_slice() {
+                    [
+                        (_, Token::Number(f, None)),
+                        (_, Token::Symbol('*')),
+                        (_, b),
+                        rest @ ..,
+                    ]
+                    | [
+                        (_, b),
+                        (_, Token::Symbol('*')),
+                        (_, Token::Number(f, None)),
+                        rest @ ..,
+                    ] if named(b).is_some() => (*f, named(b), rest),
+                    [(_, b), rest @ ..] if named(b).is_some() => (1.0, named(b), rest),
+                    _ => return Err(right_error()),
+                };
+                let Some(metric) = metric else {
+                    return Err(right_error());
+                };
+                if !(factor.is_finite() && factor > 0.0) {
+                    return Err(ParseError {
+                        message: format!(
+                            "the baseline's factor is {factor}: it must be a positive number"
+                        ),
+                        offset: index + width,
+                    });
+                }
+                let relative = Relative {
+                    factor,
+                    metric: metric.to_string(),
+                    reading: None,
+                };
+                (Some(relative), rest)
+            }
+        };
+        let (bound, unit) = match (baseline.is_some(), rest) {
+            (true, []) => (0.0, None),
+            (false, [(_, Token::Number(n, unit))]) => (*n, unit.clone()),
+            (false, [(_, Token::Symbol('-')), (_, Token::Number(n, unit))]) => (-n, unit.clone()),
+            (false, [(_, Token::Number(n, None)), (_, Token::Ident(unit))])
+                if scale(unit).is_some() =>
+            {
                 (*n, Some(unit.clone()))
             }
-            _ => {
-                return Err(ParseError {
-                    message: "the right side of a constraint is a number, with an optional unit (`50ms`, `0.5%`)".into(),
-                    offset: index + width,
-                });
-            }
+            (
+                true,
+                [
+                    (_, Token::Symbol(s @ ('+' | '-'))),
+                    (_, Token::Number(n, unit)),
+                ],
+            ) => (if *s == '-' { -n } else { *n }, unit.clone()),
+            (
+                true,
+                [
+                    (_, Token::Symbol(s @ ('+' | '-'))),
+                    (_, Token::Number(n, None)),
+                    (_, Token::Ident(unit)),
+                ],
+            ) if scale(unit).is_some() => (if *s == '-' { -n } else { *n }, Some(unit.clone())),
+            _ => return Err(right_error()),
         };
         if let Some(u) = &unit
             && scale(u).is_none()
@@ -363,7 +447,73 @@ impl Constraint {
             comparison,
             bound,
             unit,
+            baseline,
         })
+    }
+
+    /// Makes a bound relative to the baseline concrete with the baseline's readings (the first
+    /// trial's, as journaled); a reading missing from them leaves it unresolved.
+    pub fn resolve(&mut self, baseline: &BTreeMap<String, RecordedReading>) {
+        if let Some(relative) = &mut self.baseline {
+            relative.reading = baseline.get(&relative.metric).cloned();
+        }
+    }
+
+    /// The limit in `metric_unit` (the unit of the metric on the left, when it is one metric);
+    /// `None` for a bound relative to a baseline not measured yet, or measured in a unit that
+    /// does not convert to `metric_unit` (never compared: [`Self::check_unit`] refuses it first).
+    pub fn limit(&self, metric_unit: &str) -> Option<f64> {
+        let offset = self.bound_in(metric_unit);
+        match &self.baseline {
+            None => Some(offset),
+            Some(relative) => {
+                let reading = relative.reading.as_ref()?;
+                let value = convert(reading.value, &reading.unit, metric_unit)?;
+                Some(relative.factor * value + offset)
+            }
+        }
+    }
+
+    /// `latency_p99 <= 1.1 × baseline (34.1 ms)`: the constraint with its concrete limit, for a
+    /// bound relative to the baseline; the text as written otherwise, or while the baseline is
+    /// not measured.
+    pub fn describe(&self, metric_unit: &str) -> String {
+        let (Some(relative), Some(limit)) = (&self.baseline, self.limit(metric_unit)) else {
+            return self.text.clone();
+        };
+        let op = match self.comparison {
+            Comparison::Less => "<",
+            Comparison::LessEqual => "<=",
+            Comparison::Greater => ">",
+            Comparison::GreaterEqual => ">=",
+        };
+        let factor = if relative.factor == 1.0 {
+            String::new()
+        } else {
+            format!("{} × ", relative.factor)
+        };
+        let offset = if self.bound == 0.0 {
+            String::new()
+        } else {
+            let sign = if self.bound < 0.0 { '-' } else { '+' };
+            let unit = self.unit.as_deref().unwrap_or_default();
+            format!(" {sign} {}{unit}", self.bound.abs())
+        };
+        let of = if self.left.to_string() == relative.metric {
+            String::new()
+        } else {
+            format!(".{}", relative.metric)
+        };
+        let unit = if metric_unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {metric_unit}")
+        };
+        format!(
+            "{} {op} {factor}baseline{of}{offset} ({}{unit})",
+            self.left,
+            round(limit)
+        )
     }
 
     /// Whether the bound can be compared with a metric measured in `metric_unit`: a bare bound
@@ -399,7 +549,8 @@ impl Constraint {
         }
     }
 
-    /// The bound in `metric_unit` (the unit of the metric on the left, when it is a single metric).
+    /// The bound as written (for one relative to the baseline, what is added to the baseline's
+    /// part) in `metric_unit` (the unit of the metric on the left, when it is a single metric).
     /// Units of different dimensions never meet here: [`Self::check_unit`] refuses them first.
     pub fn bound_in(&self, metric_unit: &str) -> f64 {
         match (self.unit.as_deref().and_then(scale), scale(metric_unit)) {
@@ -411,8 +562,10 @@ impl Constraint {
     /// How far from satisfied: met exactly when [`servo_optimizer::satisfied`] says so (≤ 0). A
     /// strict bound (`<`, `>`) reached exactly is not met, so it is a small positive violation:
     /// the optimizer, the journal and the report then agree at the boundary.
+    /// A bound relative to a baseline not measured yet has no violation (NaN, which meets
+    /// nothing): [`super::score`] refuses to score against it.
     pub fn violation(&self, value: f64, metric_unit: &str) -> f64 {
-        let bound = self.bound_in(metric_unit);
+        let bound = self.limit(metric_unit).unwrap_or(f64::NAN);
         let (over, strict) = match self.comparison {
             Comparison::Less => (value - bound, true),
             Comparison::LessEqual => (value - bound, false),
@@ -430,6 +583,25 @@ impl Constraint {
     pub fn holds(&self, value: f64, metric_unit: &str) -> bool {
         servo_optimizer::satisfied(self.violation(value, metric_unit))
     }
+}
+
+/// `value` measured in `from` expressed in `to`: the same unit as written, or two units of one
+/// dimension; `None` otherwise (numbers in different units are never compared).
+pub fn convert(value: f64, from: &str, to: &str) -> Option<f64> {
+    if from == to {
+        return Some(value);
+    }
+    match (scale(from), scale(to)) {
+        (Some((a, x)), Some((b, y))) if a == b => Some(value * x / y),
+        _ => None,
+    }
+}
+
+/// A limit for people: four decimals at most (`34.1`, not `34.100000000000001`).
+fn round(value: f64) -> String {
+    let text = format!("{value:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    text.to_string()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -598,5 +770,80 @@ mod tests {
         assert!(Constraint::parse("latency_p99 50ms").is_err());
         assert!(Constraint::parse("latency_p99 < 50 parsecs").is_err());
         assert!(Constraint::parse("latency_p99 < fast").is_err());
+    }
+
+    fn readings(pairs: &[(&str, f64, &str)]) -> BTreeMap<String, RecordedReading> {
+        pairs
+            .iter()
+            .map(|(k, v, u)| {
+                (
+                    k.to_string(),
+                    RecordedReading {
+                        value: *v,
+                        unit: u.to_string(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_bound_relative_to_the_baseline_is_concrete_once_it_is_measured() {
+        let mut c = Constraint::parse("latency_p99 <= 1.1 * baseline.latency_p99").expect("parses");
+        let relative = c.baseline.clone().expect("relative");
+        assert_eq!(
+            (relative.factor, relative.metric.as_str()),
+            (1.1, "latency_p99")
+        );
+        // Until the baseline exists, nothing can breach it.
+        assert_eq!(c.limit("ms"), None);
+        assert!(!c.holds(1e9, "ms"), "not scored: NaN meets nothing");
+        assert_eq!(c.describe("ms"), c.text);
+        c.resolve(&readings(&[("latency_p99", 31.0, "ms")]));
+        let limit = c.limit("ms").expect("a limit");
+        assert!((limit - 34.1).abs() < 1e-9, "{limit}");
+        assert!(c.holds(34.0, "ms"));
+        assert!(!c.holds(35.0, "ms"));
+        assert_eq!(c.describe("ms"), "latency_p99 <= 1.1 × baseline (34.1 ms)");
+        // The trial's reading in seconds: the baseline's converts, never compared as is.
+        assert!((c.limit("s").expect("converts") - 0.0341).abs() < 1e-12);
+        assert_eq!(c.limit("MiB"), None, "bytes are not time");
+
+        // The other forms: the factor after, an offset with its own unit, none at all.
+        let mut e = Constraint::parse("error_rate <= baseline.error_rate + 0.5%").expect("parses");
+        e.resolve(&readings(&[("error_rate", 0.002, "ratio")]));
+        assert!((e.limit("ratio").expect("a limit") - 0.007).abs() < 1e-12);
+        assert_eq!(
+            e.describe("ratio"),
+            "error_rate <= baseline + 0.5% (0.007 ratio)"
+        );
+        let mut t = Constraint::parse("throughput >= baseline.throughput * 0.9").expect("parses");
+        t.resolve(&readings(&[("throughput", 400.0, "rps")]));
+        assert!((t.limit("rps").expect("a limit") - 360.0).abs() < 1e-9);
+        assert!(!t.holds(300.0, "rps"));
+        let mut other =
+            Constraint::parse("latency_p99 < 3 * baseline.latency_p50 - 2 ms").expect("parses");
+        other.resolve(&readings(&[("latency_p50", 10.0, "ms")]));
+        assert!((other.limit("ms").expect("a limit") - 28.0).abs() < 1e-9);
+        assert_eq!(
+            other.describe("ms"),
+            "latency_p99 < 3 × baseline.latency_p50 - 2ms (28 ms)"
+        );
+        // A baseline that did not read the metric leaves the bound unresolved.
+        let mut missing =
+            Constraint::parse("latency_p99 <= 1.1 * baseline.latency_p99").expect("parses");
+        missing.resolve(&readings(&[("error_rate", 0.0, "ratio")]));
+        assert_eq!(missing.limit("ms"), None);
+
+        for bad in [
+            "latency_p99 <= 1.1 * baseline.",
+            "latency_p99 <= 0 * baseline.latency_p99",
+            "latency_p99 <= baseline.latency_p99 * baseline.latency_p50",
+            "latency_p99 <= 1.1 * baseline.latency_p99 + fast",
+            "latency_p99 <= 1.1 + baseline.latency_p99",
+            "latency_p99 <= 1.1ms * baseline.latency_p99",
+        ] {
+            assert!(Constraint::parse(bad).is_err(), "{bad}");
+        }
     }
 }

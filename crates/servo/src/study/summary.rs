@@ -15,6 +15,8 @@ pub struct Summary {
     pub objective: String,
     pub maximize: bool,
     pub constraints: Vec<String>,
+    /// Each constraint's limit as the trials were judged by it (in the order of `constraints`).
+    pub limits: Vec<Limit>,
     pub trials: Vec<Trial>,
     pub baseline: Option<Trial>,
     pub best: Option<Trial>,
@@ -47,6 +49,7 @@ impl Summary {
             objective: study.objective.clone(),
             maximize,
             constraints: study.constraints.clone(),
+            limits: limits(&trials, &study.constraints),
             trials,
             baseline,
             best,
@@ -82,6 +85,74 @@ impl Summary {
         });
         self.best = Some(best);
     }
+}
+
+/// A constraint's concrete limit: for one relative to the baseline, what the baseline's journaled
+/// readings made of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Limit {
+    /// The constraint as written.
+    pub constraint: String,
+    /// The limit in the unit of its metric; `None` for an expression, or a bound relative to a
+    /// baseline not measured yet.
+    pub limit: Option<f64>,
+    pub unit: String,
+    /// The baseline's reading the limit derives from, for a bound relative to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// `latency_p99 <= 1.1 × baseline (34.1 ms)`.
+    pub describe: String,
+}
+
+/// The constraints (as written) made concrete by the baseline among `trials`, each in the unit
+/// its metric was read in.
+pub fn limits(trials: &[Trial], constraints: &[String]) -> Vec<Limit> {
+    let baseline = baseline_trial(trials);
+    constraints
+        .iter()
+        .map(|text| {
+            let Some(c) = resolved(text, baseline) else {
+                return Limit {
+                    constraint: text.clone(),
+                    limit: None,
+                    unit: String::new(),
+                    baseline: None,
+                    describe: text.clone(),
+                };
+            };
+            let unit = match &c.left {
+                Expr::Var(name) => trials.iter().find_map(|t| t.readings.get(name)),
+                _ => None,
+            }
+            .map(|r| r.unit.clone());
+            let limit = match (&c.left, &unit) {
+                (Expr::Var(_), Some(unit)) => c.limit(unit),
+                _ => None,
+            };
+            let unit = unit.unwrap_or_default();
+            Limit {
+                constraint: text.clone(),
+                limit,
+                baseline: c
+                    .baseline
+                    .as_ref()
+                    .and_then(|r| r.reading.as_ref())
+                    .and_then(|r| super::objective::convert(r.value, &r.unit, &unit)),
+                describe: c.describe(&unit),
+                unit,
+            }
+        })
+        .collect()
+}
+
+/// A constraint as written, with a bound relative to the baseline made concrete by `baseline`'s
+/// readings; `None` if it does not parse (journals hold only constraints that parsed).
+pub fn resolved(text: &str, baseline: Option<&Trial>) -> Option<Constraint> {
+    let mut c = Constraint::parse(text).ok()?;
+    if let Some(b) = baseline {
+        c.resolve(&b.readings);
+    }
+    Some(c)
 }
 
 /// How sure a study is of the configuration it reports as best.
@@ -248,9 +319,10 @@ impl Breaches {
 /// Counts the breaches of `constraints` (as written) among `trials`, and finds the worst one
 /// relative to its limit (by absolute violation where no relative figure exists).
 pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
+    let baseline = baseline_trial(trials);
     let parsed: Vec<Option<Constraint>> = constraints
         .iter()
-        .map(|text| Constraint::parse(text).ok())
+        .map(|text| resolved(text, baseline))
         .collect();
     let mut result = Breaches::default();
     for t in trials
@@ -273,7 +345,7 @@ pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
                     Expr::Var(name) => t.readings.get(name).map_or("", |r| r.unit.as_str()),
                     _ => "",
                 };
-                let limit = c.bound_in(unit).abs();
+                let limit = c.limit(unit)?.abs();
                 (limit > 0.0).then(|| violation / limit)
             });
             let breach = Breach {

@@ -8,8 +8,8 @@ use servo_optimizer::{Domain, ParamValue};
 
 use super::importance;
 use crate::study::journal::{Trial, TrialState};
-use crate::study::objective::{Comparison, Constraint, Expr};
-use crate::study::{Breaches, Summary, breaches};
+use crate::study::objective::{Comparison, Expr};
+use crate::study::{Breaches, Summary, baseline_trial, breaches, resolved};
 
 /// A study as the charts see it.
 #[derive(Debug, Serialize)]
@@ -102,7 +102,7 @@ impl StudyView {
         let slos = summary
             .constraints
             .iter()
-            .map(|text| slo(text, &complete))
+            .map(|text| slo(text, &complete, baseline_trial(&summary.trials)))
             .collect();
         let objective_unit = complete
             .iter()
@@ -222,8 +222,9 @@ fn numeric(name: &str, low: f64, high: f64, integer: bool) -> Setting {
 
 /// The metric a constraint bounds and its limit, in the metric's own unit whatever unit the bound
 /// was written in (the study's own parser and conversion, as the scores were computed).
-fn slo(text: &str, complete: &[&Trial]) -> Slo {
-    let Ok(constraint) = Constraint::parse(text) else {
+/// A bound relative to the baseline is drawn at the limit the baseline's readings made of it.
+fn slo(text: &str, complete: &[&Trial], baseline: Option<&Trial>) -> Slo {
+    let Some(constraint) = resolved(text, baseline) else {
         // Journals hold only constraints that parsed when the study began; say nothing more.
         return Slo {
             text: text.to_string(),
@@ -239,9 +240,12 @@ fn slo(text: &str, complete: &[&Trial]) -> Slo {
         .find_map(|t| t.readings.get(&metric))
         .map(|r| r.unit.clone());
     Slo {
-        text: text.to_string(),
+        text: match &unit {
+            Some(unit) => constraint.describe(unit),
+            None => text.to_string(),
+        },
         limit: match (&constraint.left, &unit) {
-            (Expr::Var(_), Some(unit)) => Some(constraint.bound_in(unit)),
+            (Expr::Var(_), Some(unit)) => constraint.limit(unit),
             _ => None,
         },
         unit: unit.unwrap_or_default(),
