@@ -572,7 +572,7 @@ fn result(
                 let write = if !status.is_ok() {
                     ended(t, ended_state, Some(message()))
                 } else {
-                    measured(app, t, &status)
+                    measured(app, t, &status, trials)
                 };
                 writes.push(write);
             }
@@ -582,14 +582,20 @@ fn result(
     commit(ok(), session, writes)
 }
 
-/// Scores a measured trial.
-fn measured(app: &Application, mut trial: Trial, status: &Status) -> Write {
+/// Scores a measured trial. Bounds relative to the baseline are made concrete from the baseline
+/// trial's readings, as `servo run` does (the baseline itself from its own).
+fn measured(app: &Application, mut trial: Trial, status: &Status, trials: &[Trial]) -> Write {
     trial.finished_at = Some(now());
     let scored = Goal::from_settings(&app.settings)
         .map_err(|e| e.to_string())
         .and_then(|goal| {
             let measurement =
                 wire::parse_measurement(status.metrics.as_ref().unwrap_or(&Value::Null))?;
+            let baseline = study::baseline_trial(trials).filter(|b| b.number != trial.number);
+            let goal = match baseline {
+                Some(b) => goal.with_baseline(&b.readings),
+                None => goal.with_baseline(&study::recorded(&measurement)),
+            };
             study::score(&goal, &trial.config, &measurement)
         });
     match scored {

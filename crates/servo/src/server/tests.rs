@@ -18,6 +18,10 @@ struct Fixture {
 }
 
 async fn fixture(objective: &str, trials: u32, on_finish: OnFinish) -> Fixture {
+    fixture_with(objective, trials, on_finish, "latency < 100ms").await
+}
+
+async fn fixture_with(objective: &str, trials: u32, on_finish: OnFinish, slo: &str) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("optimizer.db");
     let store = Store::open(path.to_str().expect("utf-8"))
@@ -26,7 +30,7 @@ async fn fixture(objective: &str, trials: u32, on_finish: OnFinish) -> Fixture {
     let settings = EmbeddedOptimizer {
         trials,
         objective: Some(Objective::Minimize(objective.into())),
-        constraints: vec!["latency < 100ms".into()],
+        constraints: vec![slo.into()],
         on_finish,
         seed: Some(1),
         ..EmbeddedOptimizer::default()
@@ -137,6 +141,36 @@ impl Fixture {
             .map(|(_, t)| t)
             .unwrap_or_default()
     }
+}
+
+/// A bound relative to the baseline is judged against the baseline trial's reading, as
+/// `servo run` judges it: 1.5 × 50 ms.
+#[tokio::test]
+async fn a_relative_slo_is_judged_against_the_baseline_reading() {
+    let f = fixture_with(
+        "web.cpu * web.replicas",
+        3,
+        OnFinish::Best,
+        "latency <= 1.5 * baseline.latency",
+    )
+    .await;
+    f.describe(4.0).await;
+    let baseline = f.next().await;
+    f.measure(&baseline, 50.0).await;
+    for latency in [70.0, 80.0] {
+        let adjust = f.next().await;
+        f.adjusted(&adjust, "ok").await;
+        let measure = f.next().await;
+        f.measure(&measure, latency).await;
+    }
+    let trials = f.trials().await;
+    let feasible: Vec<Option<bool>> = trials.iter().map(|t| t.feasible).collect();
+    assert_eq!(
+        feasible,
+        [Some(true), Some(true), Some(false)],
+        "{trials:?}"
+    );
+    assert!(trials.iter().all(|t| t.state == TrialState::Complete));
 }
 
 #[tokio::test]
