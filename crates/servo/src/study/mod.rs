@@ -335,11 +335,15 @@ async fn drive(
         plan: plan.clone(),
     };
 
+    // Since the last measurement ended, and how long its result took to journal: the trial's own
+    // overhead, logged at debug level before each adjustment (`benches/trial-overhead.sh`).
+    let mut since_measured: Option<(Instant, std::time::Duration)> = None;
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             tracing::info!("optimizer.max_duration reached");
             break;
         }
+        let suggesting = Instant::now();
         let config = if finished(&trials) < settings.trials as usize {
             match next_config(&plan, goal, &trials, sampler.as_ref(), seed) {
                 Ok(Some(config)) => config,
@@ -360,10 +364,13 @@ async fn drive(
                 None => break,
             }
         };
+        let suggested = suggesting.elapsed();
+        let beginning = Instant::now();
         let number = match journal.begin(&study, &config).await {
             Ok(number) => number,
             Err(e) => return Err(halt(e.into(), &trials, &plan)),
         };
+        let begun = beginning.elapsed();
         let adjustments = plan.adjustments(&config);
         on_progress(Progress::TrialStarted {
             number,
@@ -391,7 +398,18 @@ async fn drive(
             0.0
         };
         let watch = cut::Watch::new(goal, &config, factor, control.warmup.as_std());
+        if let Some((measured, finishing)) = since_measured {
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+            tracing::debug!(
+                trial = number,
+                overhead_ms = ms(measured.elapsed()),
+                suggest_ms = ms(suggested),
+                journal_ms = ms(finishing + begun),
+                "trial overhead"
+            );
+        }
         let outcome = run_trial(bus, &adjustments, &control, watch, cx).await;
+        let measured = Instant::now();
         trial.finished_at = Some(now());
         let outcome = match outcome {
             Ok((measurement, Some(cut))) => {
@@ -439,9 +457,11 @@ async fn drive(
                 trial.error = Some(message);
             }
         }
+        let finishing = Instant::now();
         if let Err(e) = journal.finish(&study, &trial).await {
             return Err(halt(e.into(), &trials, &plan));
         }
+        since_measured = Some((measured, finishing.elapsed()));
         trials.push(trial.clone());
         let best = best_trial(&trials, goal.maximize).and_then(|t| t.objective);
         on_progress(Progress::TrialFinished {
