@@ -32,7 +32,7 @@ else
   servo="$PWD/target/release/servo"
 fi
 work=$(mktemp -d)
-trap 'cp "$work/servo.log" /tmp/h7-last.log 2>/dev/null; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 
 # Two SLOs, as a real study has: the constraint models are part of every suggestion's cost.
 cat >"$work/servo.yaml" <<EOF
