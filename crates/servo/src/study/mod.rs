@@ -336,13 +336,24 @@ async fn drive(
         plan: plan.clone(),
     };
 
+    // Since the last measurement ended, and how long its result took to journal: the trial's own
+    // overhead, logged at debug level before each adjustment (`benches/trial-overhead.sh`).
+    let mut since_measured: Option<(Instant, std::time::Duration)> = None;
+    // The next suggestion, computed while the last result was being committed.
+    let mut suggested_early: Option<Result<Option<BTreeMap<String, ParamValue>>, StudyError>> =
+        None;
+    let mut suggesting_early = std::time::Duration::ZERO;
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             tracing::info!("optimizer.max_duration reached");
             break;
         }
+        let suggesting = Instant::now();
         let config = if finished(&trials) < settings.trials as usize {
-            match next_config(&plan, goal, &trials, sampler.as_ref(), seed) {
+            let next = suggested_early
+                .take()
+                .unwrap_or_else(|| next_config(&plan, goal, &trials, sampler.as_ref(), seed));
+            match next {
                 Ok(Some(config)) => config,
                 Ok(None) => break,
                 Err(e) if trials.is_empty() => return Err(e.into()),
@@ -361,10 +372,13 @@ async fn drive(
                 None => break,
             }
         };
+        let suggested = suggesting.elapsed() + std::mem::take(&mut suggesting_early);
+        let beginning = Instant::now();
         let number = match journal.begin(&study, &config).await {
             Ok(number) => number,
             Err(e) => return Err(halt(e.into(), &trials, &plan)),
         };
+        let begun = beginning.elapsed();
         let adjustments = plan.adjustments(&config);
         on_progress(Progress::TrialStarted {
             number,
@@ -401,7 +415,18 @@ async fn drive(
             factor,
             control.warmup.as_std(),
         );
+        if let Some((measured, finishing)) = since_measured {
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+            tracing::debug!(
+                trial = number,
+                overhead_ms = ms(measured.elapsed()),
+                suggest_ms = ms(suggested),
+                journal_ms = ms(finishing + begun),
+                "trial overhead"
+            );
+        }
         let outcome = run_trial(bus, &adjustments, &control, watch, cx).await;
+        let measured = Instant::now();
         trial.finished_at = Some(now());
         let outcome = match outcome {
             Ok((measurement, Some(cut))) => {
@@ -455,10 +480,32 @@ async fn drive(
                 trial.error = Some(message);
             }
         }
-        if let Err(e) = journal.finish(&study, &trial).await {
+        let finishing = Instant::now();
+        // The result commits (on the database's own thread) while the optimizer works out the
+        // next suggestion from it: the sampler is deterministic, so the suggestion is the one it
+        // would make after the commit, and it is dropped if the commit fails.
+        let recording = {
+            let (journal, study, trial) = (journal.clone(), study.clone(), trial.clone());
+            tokio::spawn(async move { journal.finish(&study, &trial).await })
+        };
+        trials.push(trial.clone());
+        if finished(&trials) < settings.trials as usize {
+            let suggesting = Instant::now();
+            suggested_early = Some(next_config(&plan, goal, &trials, sampler.as_ref(), seed));
+            suggesting_early = suggesting.elapsed();
+        }
+        let recorded = recording
+            .await
+            .unwrap_or_else(|e| Err(journal.db(format!("recording the trial failed: {e}"))));
+        if let Err(e) = recorded {
+            trials.pop();
             return Err(halt(e.into(), &trials, &plan));
         }
-        trials.push(trial.clone());
+        // What the commit added to the suggestion's time, if anything.
+        since_measured = Some((
+            measured,
+            finishing.elapsed().saturating_sub(suggesting_early),
+        ));
         let best = best_trial(&trials, goal.maximize).and_then(|t| t.objective);
         on_progress(Progress::TrialFinished {
             trial,
