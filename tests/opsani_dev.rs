@@ -16,16 +16,11 @@ mod kube_api;
 #[path = "common/prometheus.rs"]
 mod prometheus;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kube_api::{FakeApi, TOKEN};
-use prometheus::{PrometheusProcess, http_get};
+use prometheus::{Exporter, PrometheusProcess, http_get};
 use serde_json::{Value, json};
 
 const NAMESPACE: &str = "shop";
@@ -127,74 +122,12 @@ fn stats(envoy: &Envoy, elapsed: f64) -> String {
     out
 }
 
-/// The fake Envoys: `/<pod>/stats/prometheus` on 127.0.0.1:0, stopped on drop.
-struct Exporter {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Exporter {
-    fn start() -> Exporter {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the exporter on loopback");
-        let addr = listener.local_addr().expect("its address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let started = Instant::now();
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = stream {
-                    // A failed scrape shows in Prometheus as `up == 0`; nothing to do here.
-                    let _ = serve(stream, started);
-                }
-            }
-        });
-        Exporter {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(mut stream: TcpStream, started: Instant) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        request.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&request);
-    let path = text.split_whitespace().nth(1).unwrap_or("/");
-    let envoy = ENVOYS
+/// The fake Envoys' pages: `/<pod>/stats/prometheus`.
+fn page(path: &str, elapsed: f64) -> Option<String> {
+    ENVOYS
         .iter()
-        .find(|e| path == format!("/{}/stats/prometheus", e.pod));
-    let (status, body) = match envoy {
-        Some(e) => ("200 OK", stats(e, started.elapsed().as_secs_f64())),
-        None => ("404 Not Found", String::new()),
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
+        .find(|e| path == format!("/{}/stats/prometheus", e.pod))
+        .map(|e| stats(e, elapsed))
 }
 
 /// Prometheus scraping each fake Envoy as ServoX's sidecar Prometheus labels Envoy targets.
@@ -207,7 +140,7 @@ struct Envoys {
 
 impl Envoys {
     fn start() -> Envoys {
-        let exporter = Exporter::start();
+        let exporter = Exporter::start(page);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut config = String::from(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: opsani-envoy-sidecars\n    static_configs:\n",

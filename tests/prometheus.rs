@@ -10,17 +10,12 @@ mod common;
 #[path = "common/prometheus.rs"]
 mod prometheus;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::run;
-use prometheus::{PrometheusProcess, free_port, http_get};
+use prometheus::{Exporter, PrometheusProcess, free_port, http_get};
 use serde_json::Value;
 
 /// The exporter's counter grows by this much per second.
@@ -37,63 +32,11 @@ const PATIENCE: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------------------------
 // The exporter: a `/metrics` endpoint on 127.0.0.1:0 whose values the test knows.
 
-struct Exporter {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Exporter {
-    fn start() -> Exporter {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the exporter on loopback");
-        let addr = listener.local_addr().expect("the exporter's address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let started = Instant::now();
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = stream {
-                    // A failed scrape shows up in Prometheus as `up == 0`; nothing to do here.
-                    let _ = serve(stream, started);
-                }
-            }
-        });
-        Exporter {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the blocking accept so the thread sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(mut stream: TcpStream, started: Instant) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        request.extend_from_slice(&buf[..n]);
-    }
+/// The exporter's one page, whatever the path.
+fn page(_path: &str, elapsed: f64) -> Option<String> {
     // Starting far from zero keeps rate()'s extrapolation from being clamped at the counter's
     // origin.
-    let requests = 1_000.0 + RATE * started.elapsed().as_secs_f64();
+    let requests = 1_000.0 + RATE * elapsed;
     let mut body = format!(
         "# TYPE servo_test_requests_total counter\nservo_test_requests_total {requests}\n\
          # TYPE servo_test_queue_depth gauge\nservo_test_queue_depth {QUEUE_DEPTH}\n\
@@ -104,11 +47,7 @@ fn serve(mut stream: TcpStream, started: Instant) -> std::io::Result<()> {
             "servo_test_latency_seconds{{route=\"{route}\"}} {latency}\n"
         ));
     }
-    write!(
-        stream,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
+    Some(body)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -130,7 +69,7 @@ impl Prometheus {
     }
 
     fn start_with_prefix(prefix: &str) -> Prometheus {
-        let exporter = Exporter::start();
+        let exporter = Exporter::start(page);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let process = PrometheusProcess::start(
             dir.path(),
