@@ -188,6 +188,8 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
             cut_short: None,
             started_at: 0.0,
             finished_at: Some(1_732_370_000.123_456_7),
+            reused: None,
+            role: None,
         },
         Trial {
             number: 1,
@@ -220,6 +222,8 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
             cut_short: None,
             started_at: 0.0,
             finished_at: Some(after + 2.0),
+            reused: None,
+            role: None,
         },
     ];
     for trial in &ended {

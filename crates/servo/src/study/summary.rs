@@ -104,10 +104,23 @@ pub struct Limit {
     pub describe: String,
 }
 
-/// The constraints (as written) made concrete by the baseline among `trials`, each in the unit
-/// its metric was read in.
+/// The constraints (as written) made concrete by the latest measurement of the baseline among
+/// `trials` (the one a next trial would be judged against), each in the unit its metric was read
+/// in.
 pub fn limits(trials: &[Trial], constraints: &[String]) -> Vec<Limit> {
-    let baseline = baseline_trial(trials);
+    limits_against(trials, constraints, judging_baseline(trials, i64::MAX))
+}
+
+/// The limits trial `number` was judged by (see [`judging_baseline`]).
+pub fn limits_for(trials: &[Trial], constraints: &[String], number: i64) -> Vec<Limit> {
+    limits_against(trials, constraints, judging_baseline(trials, number))
+}
+
+fn limits_against(
+    trials: &[Trial],
+    constraints: &[String],
+    baseline: Option<&Trial>,
+) -> Vec<Limit> {
     constraints
         .iter()
         .map(|text| {
@@ -214,7 +227,7 @@ pub fn recommendation<'t>(
 ) -> Option<(servo_optimizer::Recommendation, Vec<&'t Trial>)> {
     let mut used = Vec::new();
     let mut history = Vec::new();
-    for t in trials {
+    for t in trials.iter().filter(|t| t.reused.is_none()) {
         let Some(config) = space
             .params
             .iter()
@@ -244,18 +257,42 @@ pub fn recommendation<'t>(
 /// Not simply trial 0: a signal or a crash can interrupt the baseline, and the resumed study then
 /// measures it again under the next number. Until some trial has run to its end, every trial the
 /// study starts is the baseline's (see [`next_config`]), so the first such trial is the baseline.
+/// Trials reused from an earlier study are not this study's: none of them is its baseline.
 pub fn baseline_trial(trials: &[Trial]) -> Option<&Trial> {
     trials
         .iter()
-        .filter(|t| t.state != TrialState::Interrupted)
+        .filter(|t| t.state != TrialState::Interrupted && t.reused.is_none())
         .min_by_key(|t| t.number)
 }
 
+/// The baseline measurement trial `number` was judged against: the latest complete measurement
+/// of the baseline (the first one, or a re-measurement of `optimizer.baseline_every`) begun
+/// before it; a measurement of the baseline is judged against itself. Falls back on
+/// [`baseline_trial`] (which may have failed) when none completed. Each trial keeps the limits
+/// of its time: a later re-measurement never re-judges an earlier trial.
+pub fn judging_baseline(trials: &[Trial], number: i64) -> Option<&Trial> {
+    let first = baseline_trial(trials);
+    let is_baseline = |t: &Trial| {
+        t.reused.is_none()
+            && (t.role == Some(super::journal::TrialRole::Baseline)
+                || first.is_some_and(|f| f.number == t.number))
+    };
+    trials
+        .iter()
+        .filter(|t| t.number <= number && t.state == TrialState::Complete && is_baseline(t))
+        .max_by_key(|t| t.number)
+        .or(first)
+}
+
 /// The best complete trial meeting every constraint.
+///
+/// Trials reused from an earlier study seed the optimizer but are never reported as best: the
+/// best is a configuration this study measured.
 pub fn best_trial(trials: &[Trial], maximize: bool) -> Option<&Trial> {
     trials
         .iter()
         .filter(|t| t.state == TrialState::Complete && t.feasible == Some(true))
+        .filter(|t| t.reused.is_none())
         .filter_map(|t| t.objective.map(|o| (t, o)))
         .min_by(|(_, a), (_, b)| {
             if maximize {
@@ -319,15 +356,11 @@ impl Breaches {
 /// Counts the breaches of `constraints` (as written) among `trials`, and finds the worst one
 /// relative to its limit (by absolute violation where no relative figure exists).
 pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
-    let baseline = baseline_trial(trials);
-    let parsed: Vec<Option<Constraint>> = constraints
-        .iter()
-        .map(|text| resolved(text, baseline))
-        .collect();
     let mut result = Breaches::default();
     for t in trials
         .iter()
         .filter(|t| t.state == TrialState::Complete && t.feasible.is_some())
+        .filter(|t| t.reused.is_none())
     {
         result.judged += 1;
         if t.feasible == Some(true) {
@@ -335,6 +368,12 @@ pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
         }
         result.count += 1;
         result.cut_short += usize::from(t.cut_short.is_some());
+        // Judged against the baseline of its time.
+        let baseline = judging_baseline(trials, t.number);
+        let parsed: Vec<Option<Constraint>> = constraints
+            .iter()
+            .map(|text| resolved(text, baseline))
+            .collect();
         for (i, violation) in t.constraints.iter().enumerate() {
             if servo_optimizer::satisfied(*violation) {
                 continue;
@@ -390,6 +429,8 @@ mod tests {
             cut_short: None,
             started_at: 0.0,
             finished_at: None,
+            reused: None,
+            role: None,
         }
     }
 
