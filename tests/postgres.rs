@@ -206,6 +206,8 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
             cut_short: Some("`latency < 100ms` read 250.5 ms, 2.5× its limit; rolled back".into()),
             started_at: 0.0,
             finished_at: Some(after + 1.5),
+            reused: None,
+            role: None,
         },
         Trial {
             number: 2,
