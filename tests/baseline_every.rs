@@ -205,3 +205,27 @@ fn a_crash_while_measuring_the_baseline_again_measures_it_again_on_resume() {
         .count();
     assert_eq!(own_search, 7, "`trials` counts the search only: {list:#?}");
 }
+
+#[test]
+fn the_optimizer_server_refuses_baseline_every() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = dir.path().join("web.yaml");
+    std::fs::write(
+        &settings,
+        "objective: {minimize: cost}\nconstraints: [\"p99 <= 1.1 * baseline.p99\"]\nbaseline_every: 5\n",
+    )
+    .expect("write");
+    let out = common::servo()
+        .args(["optimizer", "app", "create", "acme/web", "--settings"])
+        .arg(&settings)
+        .arg("--store")
+        .arg(dir.path().join("optimizer.db"))
+        .output()
+        .expect("servo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`baseline_every` is not supported by the optimizer server"),
+        "{stderr}"
+    );
+}
