@@ -185,6 +185,20 @@ fn a_new_study_takes_over_exactly_the_earlier_trials_that_fit_and_rescores_them(
         "{text}"
     );
     let summary: Value = serde_json::from_slice(&stdout).expect("json");
+    // The report draws what this study measured.
+    let report = config.parent().expect("dir").join("report.html");
+    let out = servo()
+        .args(["report", "--output"])
+        .arg(&report)
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_success(&out);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("(4 trials)"), "{said}");
+    let data = common::report_data(&std::fs::read_to_string(&report).expect("report"));
+    assert_eq!(data["counts"]["complete"], 4, "{}", data["counts"]);
     assert!(
         summary["best"]["number"].as_i64().is_some_and(|n| n >= 0),
         "{summary:#}"
