@@ -1,11 +1,12 @@
 //! `servo trials`: the journaled trials of a study.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::shared::load_summary;
 use super::{CliError, CommandResult, Exit, Globals};
 use crate::output::{Format, Table};
-use crate::study::{Summary, judging_baseline, limits_for};
+use crate::study::{Baselines, Summary, limits_against};
 use servo_core::connector::Registry;
 
 /// List the trials journaled for this servo's study: settings, objective, SLOs met, state.
@@ -57,6 +58,9 @@ fn with_limits(summary: &Summary) -> Result<serde_json::Value, CliError> {
     let failure = |e: serde_json::Error| CliError::Failure(e.to_string());
     let mut trials = serde_json::to_value(&summary.trials).map_err(failure)?;
     if summary.limits.iter().any(|l| l.baseline.is_some()) {
+        let baselines = Baselines::new(&summary.trials);
+        // The limits each baseline measurement makes, worked out once per measurement.
+        let mut by_baseline: BTreeMap<Option<i64>, serde_json::Value> = BTreeMap::new();
         for (value, trial) in trials
             .as_array_mut()
             .into_iter()
@@ -66,13 +70,22 @@ fn with_limits(summary: &Summary) -> Result<serde_json::Value, CliError> {
             let Some(value) = value.as_object_mut().filter(|_| trial.reused.is_none()) else {
                 continue;
             };
-            let limits = limits_for(&summary.trials, &summary.constraints, trial.number);
-            value.insert(
-                "limits".into(),
-                serde_json::to_value(&limits).map_err(failure)?,
-            );
-            if let Some(b) = judging_baseline(&summary.trials, trial.number) {
-                value.insert("judged_against".into(), b.number.into());
+            let baseline = baselines.judging(trial.number);
+            let key = baseline.map(|b| b.number);
+            let limits = match by_baseline.entry(key) {
+                std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => slot.insert(
+                    serde_json::to_value(limits_against(
+                        &summary.trials,
+                        &summary.constraints,
+                        baseline,
+                    ))
+                    .map_err(failure)?,
+                ),
+            };
+            value.insert("limits".into(), limits.clone());
+            if let Some(number) = key {
+                value.insert("judged_against".into(), number.into());
             }
         }
     }

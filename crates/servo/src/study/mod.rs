@@ -13,8 +13,8 @@ mod warm;
 pub use goal::{Goal, Score, recorded, score};
 pub use plan::{Plan, PlanParam, param_number};
 pub use summary::{
-    Breach, Breaches, Confidence, Limit, Summary, baseline_trial, best_trial, breaches,
-    judging_baseline, limits, limits_for, recommendation, resolved,
+    Baselines, Breach, Breaches, Confidence, Limit, Summary, baseline_trial, best_trial, breaches,
+    judging_baseline, limits, limits_against, recommendation, resolved,
 };
 
 use std::collections::BTreeMap;

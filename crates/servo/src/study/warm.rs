@@ -26,7 +26,7 @@ use super::goal::{Goal, score_readings};
 use super::journal::{RecordedReading, Reused, Study, Trial, TrialState};
 use super::objective::convert;
 use super::plan::{Plan, param_number, to_param};
-use super::summary::judging_baseline;
+use super::summary::Baselines;
 
 /// The trials a new study takes over, and why the others did not fit.
 #[derive(Clone, Debug)]
@@ -77,12 +77,13 @@ pub fn seed(
     let mut reused = Vec::new();
     let mut misfits: BTreeMap<String, usize> = BTreeMap::new();
     let mut considered = 0;
+    let baselines = Baselines::new(trials);
     for trial in trials.iter().filter(|t| t.reused.is_none()) {
         if !matches!(trial.state, TrialState::Complete | TrialState::Failed) {
             continue;
         }
         considered += 1;
-        match fit(plan, goal, description, trials, trial) {
+        match fit(plan, goal, description, &baselines, trial) {
             Ok(mut t) => {
                 t.reused = Some(Reused {
                     study: earlier.id,
@@ -110,7 +111,7 @@ fn fit(
     plan: &Plan,
     goal: &Goal,
     description: &Description,
-    trials: &[Trial],
+    baselines: &Baselines,
     trial: &Trial,
 ) -> Result<Trial, String> {
     if trial.state != TrialState::Complete {
@@ -165,7 +166,7 @@ fn fit(
             reading.unit = metric.unit.clone();
         }
     }
-    let judged = match judging_baseline(trials, trial.number) {
+    let judged = match baselines.judging(trial.number) {
         // The earlier baseline's readings, in this study's units as well.
         Some(b) => goal.with_baseline(&b.readings),
         None => goal.clone(),
