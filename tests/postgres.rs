@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 use postgres::Postgres;
 use serde_json::{Value, json};
 use servo::server::store::Store;
-use servo::study::journal::{Journal, JournalError, RecordedReading, Trial, TrialState};
+use servo::study::journal::{
+    Journal, JournalError, RecordedReading, Reused, Trial, TrialRole, TrialState,
+};
 use servo_optimizer::{Domain, ParamValue, Space};
 
 /// How long a server may take to start, and a request to be answered.
@@ -188,6 +190,8 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
             cut_short: None,
             started_at: 0.0,
             finished_at: Some(1_732_370_000.123_456_7),
+            reused: None,
+            role: None,
         },
         Trial {
             number: 1,
@@ -204,6 +208,8 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
             cut_short: Some("`latency < 100ms` read 250.5 ms, 2.5× its limit; rolled back".into()),
             started_at: 0.0,
             finished_at: Some(after + 1.5),
+            reused: None,
+            role: None,
         },
         Trial {
             number: 2,
@@ -220,6 +226,8 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
             cut_short: None,
             started_at: 0.0,
             finished_at: Some(after + 2.0),
+            reused: None,
+            role: None,
         },
     ];
     for trial in &ended {
@@ -309,6 +317,43 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
         journal.begin(&fresh, &configs[0]).await.expect("begin"),
         0,
         "a new study numbers from 0"
+    );
+
+    // A warm start takes trials over, numbered before 0 and naming where they were measured, in
+    // the transaction that creates the study; a re-measured baseline keeps its role.
+    let (earlier, earlier_trials) = journal
+        .latest_measured("acme/round-trip")
+        .await
+        .expect("latest")
+        .expect("a study with a complete trial");
+    assert_eq!(earlier.id, study.id, "the fresh study completed nothing");
+    let mut reused = earlier_trials[0].clone();
+    reused.number = -1;
+    reused.reused = Some(Reused {
+        study: study.id,
+        trial: 0,
+    });
+    let warm = journal
+        .new_study(
+            "acme/round-trip",
+            &wider,
+            objective,
+            &constraints,
+            std::slice::from_ref(&reused),
+        )
+        .await
+        .expect("a warm study");
+    let remeasured = journal
+        .begin_as(&warm, &configs[0], Some(TrialRole::Baseline))
+        .await
+        .expect("begin");
+    assert_eq!(remeasured, 0, "its own trials still number from 0");
+    let read_warm = journal.trials(&warm).await.expect("trials");
+    assert_eq!(read_warm.len(), 2);
+    assert_eq!(read_warm[0], reused, "a reused trial reads back as written");
+    assert_eq!(
+        (read_warm[1].role, read_warm[1].reused),
+        (Some(TrialRole::Baseline), None)
     );
     read
 }

@@ -25,10 +25,11 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
     let summary = load_summary(globals, registry).await?;
     write_atomic(&args.output, report(&summary).as_bytes())
         .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", args.output.display())))?;
+    // The report draws the study's own trials, not those it reused from an earlier one.
     eprintln!(
         "wrote {} ({} trials)",
         args.output.display(),
-        summary.trials.len()
+        summary.trials.iter().filter(|t| t.reused.is_none()).count()
     );
     Ok(Exit::Ok)
 }

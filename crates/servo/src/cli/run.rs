@@ -24,9 +24,15 @@ use servo_core::connector::{EventContext, Registry};
 /// Example: servo run -c examples/quickstart.yaml
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Start a new study even if the journal holds one for this servo (the old one is kept).
+    /// Start a new study even if the journal holds one for this servo (the old one is kept). It
+    /// starts warm: the latest earlier study's completed trials that fit the new search space
+    /// seed the optimizer, scored again by the current objective and SLOs.
     #[arg(long)]
     new_study: bool,
+    /// With --new-study: start from nothing, reusing no earlier trial (when the application
+    /// itself changed, say, and earlier measurements no longer describe it).
+    #[arg(long, requires = "new_study")]
+    no_warm_start: bool,
     /// Skip the pre-flight checks.
     #[arg(long)]
     no_checks: bool,
@@ -99,8 +105,13 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
     let options = RunOptions {
         new_study: args.new_study,
         no_checks: args.no_checks,
+        no_warm_start: args.no_warm_start,
     };
     let result = study::run(&assembly, &options, &cx, |progress| match progress {
+        Progress::WarmStart { describe, .. } => match &bar {
+            Some(bar) => bar.println(&describe),
+            None => tracing::info!("{describe}"),
+        },
         Progress::Resumed { complete, interrupted } => {
             let message = format!("resuming: {complete} trial(s) already done, {interrupted} marked interrupted");
             match &bar {
@@ -275,16 +286,20 @@ async fn run_remote(
 /// The baseline vs best table `servo run` ends with.
 fn comparison(summary: &Summary) -> String {
     let mut out = String::new();
-    let complete = summary
-        .trials
+    let (reused, own): (Vec<_>, Vec<_>) = summary.trials.iter().partition(|t| t.reused.is_some());
+    let complete = own
         .iter()
         .filter(|t| t.state == TrialState::Complete)
         .count();
+    let reused = match reused.len() {
+        0 => String::new(),
+        n => format!(", {n} reused from an earlier study"),
+    };
     let _ = writeln!(
         out,
-        "study `{}`: {} trial(s), {complete} complete{}",
+        "study `{}`: {} trial(s), {complete} complete{reused}{}",
         summary.study,
-        summary.trials.len(),
+        own.len(),
         if summary.interrupted {
             " (interrupted)"
         } else {

@@ -1,11 +1,12 @@
 //! `servo trials`: the journaled trials of a study.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::shared::load_summary;
 use super::{CliError, CommandResult, Exit, Globals};
 use crate::output::{Format, Table};
-use crate::study::Summary;
+use crate::study::{Baselines, Summary, limits_against};
 use servo_core::connector::Registry;
 
 /// List the trials journaled for this servo's study: settings, objective, SLOs met, state.
@@ -22,7 +23,7 @@ fn csv(summary: &Summary, names: &[String]) -> String {
     for n in names {
         let _ = write!(out, ",{n}");
     }
-    out.push_str(",objective,feasible,error,cut_short\n");
+    out.push_str(",objective,feasible,error,cut_short,reused_from,role\n");
     for t in &summary.trials {
         let _ = write!(out, "{},{}", t.number, t.state.as_str());
         for n in names {
@@ -36,28 +37,68 @@ fn csv(summary: &Summary, names: &[String]) -> String {
         let cut_short = t.cut_short.as_deref().unwrap_or("").replace('"', "\"\"");
         let _ = writeln!(
             out,
-            ",{},{},\"{error}\",\"{cut_short}\"",
+            ",{},{},\"{error}\",\"{cut_short}\",{},{}",
             t.objective.map(|o| o.to_string()).unwrap_or_default(),
-            t.feasible.map(|f| f.to_string()).unwrap_or_default()
+            t.feasible.map(|f| f.to_string()).unwrap_or_default(),
+            t.reused
+                .map(|r| format!("{}#{}", r.study, r.trial))
+                .unwrap_or_default(),
+            t.role.map(|r| r.as_str()).unwrap_or_default()
         );
     }
     out
 }
 
 /// The trials, each with the limits it was judged by when an SLO is relative to the baseline
-/// (`limits`: constraint, limit, unit, the baseline's reading, and the limit described).
+/// (`limits`: constraint, limit, unit, the baseline's reading, and the limit described) and the
+/// baseline measurement they came from (`judged_against`: the first, or the latest re-measurement
+/// before it with `optimizer.baseline_every`). A reused trial was judged against its own study's
+/// baseline, which is not among these trials.
 fn with_limits(summary: &Summary) -> Result<serde_json::Value, CliError> {
     let failure = |e: serde_json::Error| CliError::Failure(e.to_string());
     let mut trials = serde_json::to_value(&summary.trials).map_err(failure)?;
     if summary.limits.iter().any(|l| l.baseline.is_some()) {
-        let limits = serde_json::to_value(&summary.limits).map_err(failure)?;
-        for trial in trials.as_array_mut().into_iter().flatten() {
-            if let Some(trial) = trial.as_object_mut() {
-                trial.insert("limits".into(), limits.clone());
+        let baselines = Baselines::new(&summary.trials);
+        // The limits each baseline measurement makes, worked out once per measurement.
+        let mut by_baseline: BTreeMap<Option<i64>, serde_json::Value> = BTreeMap::new();
+        for (value, trial) in trials
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .zip(&summary.trials)
+        {
+            let Some(value) = value.as_object_mut().filter(|_| trial.reused.is_none()) else {
+                continue;
+            };
+            let baseline = baselines.judging(trial.number);
+            let key = baseline.map(|b| b.number);
+            let limits = match by_baseline.entry(key) {
+                std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => slot.insert(
+                    serde_json::to_value(limits_against(
+                        &summary.trials,
+                        &summary.constraints,
+                        baseline,
+                    ))
+                    .map_err(failure)?,
+                ),
+            };
+            value.insert("limits".into(), limits.clone());
+            if let Some(number) = key {
+                value.insert("judged_against".into(), number.into());
             }
         }
     }
     Ok(trials)
+}
+
+/// A trial's state, with what it was run for or where it came from.
+fn state(t: &crate::study::journal::Trial) -> String {
+    match (t.reused, t.role) {
+        (Some(r), _) => format!("reused (study {}, trial {})", r.study, r.trial),
+        (None, Some(role)) => format!("{} ({})", t.state.as_str(), role.as_str()),
+        (None, None) => t.state.as_str().to_string(),
+    }
 }
 
 pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> CommandResult {
@@ -89,7 +130,7 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
             headers.extend(["OBJECTIVE".to_string(), "SLOS".to_string()]);
             let mut table = Table::new(headers);
             for t in &summary.trials {
-                let mut row = vec![t.number.to_string(), t.state.as_str().to_string()];
+                let mut row = vec![t.number.to_string(), state(t)];
                 row.extend(
                     names
                         .iter()
@@ -106,8 +147,13 @@ pub async fn run(_args: Args, globals: &Globals, registry: &Registry) -> Command
             }
             let mut text = table.render();
             // A bound relative to the baseline: the limit its readings made of it.
+            // With `baseline_every`, the latest measurement's: each trial's are in `-o json`.
+            let latest = crate::study::judging_baseline(&summary.trials, i64::MAX)
+                .filter(|b| b.role.is_some())
+                .map(|b| format!(" (baseline measured again in trial {})", b.number))
+                .unwrap_or_default();
             for limit in summary.limits.iter().filter(|l| l.baseline.is_some()) {
-                text.push_str(&format!("SLO {}\n", limit.describe));
+                text.push_str(&format!("SLO {}{latest}\n", limit.describe));
             }
             if !summary.constraints.is_empty() {
                 text.push_str(

@@ -90,6 +90,8 @@ impl Loaded {
                     cut_short: None,
                     started_at,
                     finished_at: None,
+                    reused: None,
+                    role: None,
                 }),
                 // The store records the end of a running trial only.
                 Write::FinishTrial(trial) => {

@@ -80,6 +80,15 @@ pub struct EmbeddedOptimizer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 100))]
     pub confirm: Option<u32>,
+    /// Measure the baseline's configuration again after every this many trials, so that SLOs
+    /// relative to the baseline (`latency_p99 <= 1.1 * baseline.latency_p99`) follow drift in the
+    /// load: each later trial is judged against the latest measurement of the baseline, and keeps
+    /// that judgement (earlier trials are not judged again). The re-measurements are journaled
+    /// as trials marked `baseline`, on top of `trials`; without a relative SLO they still show
+    /// the drift. Unset or `0`: the baseline is measured once, first. Only `servo run` uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100000))]
+    pub baseline_every: Option<u32>,
     /// Seed of the optimizer's random choices; the same seed and history give the same suggestions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -108,6 +117,7 @@ impl Default for EmbeddedOptimizer {
             risk: Risk::default(),
             cut_short: default_cut_short(),
             confirm: None,
+            baseline_every: None,
             seed: None,
             store: None,
             max_duration: None,

@@ -97,6 +97,18 @@ impl Goal {
         Ok(())
     }
 
+    /// Every name the objective and the constraints read, the baseline's metrics included.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names = self.expr.variables();
+        for c in &self.constraints {
+            names.extend(c.left.variables());
+            names.extend(c.baseline.as_ref().map(|r| r.metric.as_str()));
+        }
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// The constraints whose bound is relative to the baseline, with their index.
     fn relative(&self) -> impl Iterator<Item = (usize, &Constraint)> {
         self.constraints
@@ -261,7 +273,16 @@ pub fn score(
     config: &BTreeMap<String, ParamValue>,
     measurement: &Measurement,
 ) -> Result<Score, String> {
-    let readings = recorded(measurement);
+    score_readings(goal, config, recorded(measurement))
+}
+
+/// Scores journaled readings against the goal: how a trial reused from an earlier study is
+/// judged by this study's objective and SLOs.
+pub fn score_readings(
+    goal: &Goal,
+    config: &BTreeMap<String, ParamValue>,
+    readings: BTreeMap<String, RecordedReading>,
+) -> Result<Score, String> {
     let mut vars: BTreeMap<String, f64> =
         readings.iter().map(|(k, r)| (k.clone(), r.value)).collect();
     for (name, value) in config {

@@ -8,12 +8,13 @@ pub mod lock;
 pub mod objective;
 mod plan;
 mod summary;
+mod warm;
 
 pub use goal::{Goal, Score, recorded, score};
 pub use plan::{Plan, PlanParam, param_number};
 pub use summary::{
-    Breach, Breaches, Confidence, Limit, Summary, baseline_trial, best_trial, breaches, limits,
-    recommendation, resolved,
+    Baselines, Breach, Breaches, Confidence, Limit, Summary, baseline_trial, best_trial, breaches,
+    judging_baseline, limits, limits_against, recommendation, resolved,
 };
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ use std::time::Instant;
 use crate::bus::{Bus, BusError};
 use crate::config::Assembly;
 use crate::config::optimizer::{Algorithm, EmbeddedOptimizer, OnFinish, OptimizerSettings, Risk};
-use journal::{Journal, JournalError, Trial, TrialState, now};
+use journal::{Journal, JournalError, Trial, TrialRole, TrialState, now};
 use servo_core::connector::{ConnectorError, EventContext};
 use servo_core::types::{Adjustment, Control, MeasureRequest, Measurement};
 use servo_optimizer::{
@@ -119,11 +120,20 @@ pub struct RunOptions {
     pub new_study: bool,
     /// Skip the pre-flight checks.
     pub no_checks: bool,
+    /// With `new_study`: start from nothing rather than from the earlier study's trials that fit.
+    pub no_warm_start: bool,
 }
 
 /// Where a study stands, for progress displays.
 #[derive(Clone, Debug)]
 pub enum Progress {
+    /// A new study took over trials of the earlier one (`describe` says how many and why not the
+    /// others).
+    WarmStart {
+        reused: usize,
+        considered: usize,
+        describe: String,
+    },
     Resumed {
         complete: usize,
         interrupted: u64,
@@ -295,25 +305,85 @@ async fn drive(
     }
     goal.check_names(&description, &plan)?;
     goal.check_units(&description)?;
-    let study = journal
-        .study(&assembly.name, &plan.space, &goal.text, &settings.constraints, options.new_study)
-        .await
-        .map_err(|e| match e {
-            JournalError::SpaceChanged { .. } => config_error(
-                e.to_string(),
-                Some("start a new study with `servo run --new-study` (the old one stays in the journal)".into()),
+    // The earlier study's trials that fit, read before it is retired (see `warm`).
+    let warm = if options.new_study && !options.no_warm_start {
+        journal
+            .latest_measured(&assembly.name)
+            .await?
+            .map(|(earlier, trials)| warm::seed(&plan, goal, &description, &earlier, &trials))
+    } else {
+        None
+    };
+    let opened = match &warm {
+        Some(w) => {
+            journal
+                .new_study(
+                    &assembly.name,
+                    &plan.space,
+                    &goal.text,
+                    &settings.constraints,
+                    &w.reused,
+                )
+                .await
+        }
+        None => {
+            journal
+                .study(
+                    &assembly.name,
+                    &plan.space,
+                    &goal.text,
+                    &settings.constraints,
+                    options.new_study,
+                )
+                .await
+        }
+    };
+    let study = opened.map_err(|e| match e {
+        JournalError::SpaceChanged { .. } => config_error(
+            e.to_string(),
+            Some(
+                "start a new study with `servo run --new-study` (the old one stays in the journal)"
+                    .into(),
             ),
-            other => StudyError::Journal(other),
-        })?;
+        ),
+        other => StudyError::Journal(other),
+    })?;
+    if let Some(w) = &warm {
+        on_progress(Progress::WarmStart {
+            reused: w.reused.len(),
+            considered: w.considered,
+            describe: w.describe(),
+        });
+    }
     let interrupted = journal.interrupt_running(&study).await?;
     let mut trials = journal.trials(&study).await?;
+    // The trials this study ran for its search: not those it reused, nor re-measurements of the
+    // baseline (`baseline_every` adds them on top of `trials`).
     let finished = |trials: &[Trial]| {
         trials
             .iter()
+            .filter(|t| t.reused.is_none() && t.role.is_none())
             .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Failed))
             .count()
     };
-    if !trials.is_empty() {
+    let baseline_every = match settings.baseline_every.filter(|n| *n > 0) {
+        Some(_) if plan.ordered(&plan.baseline).is_none() => {
+            tracing::warn!(
+                "optimizer.baseline_every has no effect: the description does not give every setting's current value, so no baseline is measured"
+            );
+            None
+        }
+        Some(n) => {
+            if goal.constraints.iter().all(|c| c.baseline.is_none()) {
+                tracing::info!(
+                    "no SLO is relative to the baseline: its re-measurements (optimizer.baseline_every) only show drift"
+                );
+            }
+            Some(n as usize)
+        }
+        None => None,
+    };
+    if trials.iter().any(|t| t.reused.is_none()) {
         on_progress(Progress::Resumed {
             complete: finished(&trials),
             interrupted,
@@ -349,7 +419,29 @@ async fn drive(
             break;
         }
         let suggesting = Instant::now();
-        let config = if finished(&trials) < settings.trials as usize {
+        // Time to measure the baseline again, when a trial is still to run.
+        let remeasure = baseline_every
+            .filter(|n| searched_since_baseline(&trials) >= *n)
+            .and_then(|_| baseline_trial(&trials))
+            .filter(|_| {
+                finished(&trials) < settings.trials as usize
+                    || confirmation(
+                        &study.space,
+                        &trials,
+                        goal.maximize,
+                        settings,
+                        finished(&trials) - settings.trials as usize,
+                    )
+                    .is_some()
+            })
+            .map(|b| b.config.clone());
+        let role = remeasure.is_some().then_some(TrialRole::Baseline);
+        let config = if let Some(config) = remeasure {
+            // The history gains an observation: a suggestion made without it is stale.
+            suggested_early = None;
+            tracing::info!("measuring the baseline again (optimizer.baseline_every)");
+            config
+        } else if finished(&trials) < settings.trials as usize {
             let next = suggested_early
                 .take()
                 .unwrap_or_else(|| next_config(&plan, goal, &trials, sampler.as_ref(), seed));
@@ -374,7 +466,7 @@ async fn drive(
         };
         let suggested = suggesting.elapsed() + std::mem::take(&mut suggesting_early);
         let beginning = Instant::now();
-        let number = match journal.begin(&study, &config).await {
+        let number = match journal.begin_as(&study, &config, role).await {
             Ok(number) => number,
             Err(e) => return Err(halt(e.into(), &trials, &plan)),
         };
@@ -398,11 +490,14 @@ async fn drive(
             cut_short: None,
             started_at: now(),
             finished_at: None,
+            reused: None,
+            role,
         };
         // The baseline is where the application was: it is measured whole, as the reference.
         // Bounds relative to it are concrete from then on, from its journaled readings (also
-        // when the study resumes).
-        let baseline = baseline_trial(&trials);
+        // when the study resumes): those of its latest measurement, with `baseline_every`. A
+        // measurement of the baseline is judged against itself.
+        let baseline = judging_baseline(&trials, i64::MAX).filter(|_| role.is_none());
         let factor = if baseline.is_some() {
             settings.cut_short
         } else {
@@ -561,6 +656,7 @@ fn confirmation(
         trials
             .iter()
             .filter(|t| t.state == TrialState::Complete && &t.config == config)
+            .filter(|t| t.reused.is_none())
             .count()
     };
     candidates
@@ -570,6 +666,27 @@ fn confirmation(
         .filter(|(n, _)| *n < 2)
         .min_by_key(|(n, _)| *n)
         .map(|(_, c)| c.clone())
+}
+
+/// How many trials of the search finished (complete or failed) since the baseline was last
+/// measured (first, or again for `optimizer.baseline_every`).
+fn searched_since_baseline(trials: &[Trial]) -> usize {
+    let first = baseline_trial(trials).map(|t| t.number);
+    let last = trials
+        .iter()
+        .filter(|t| t.role == Some(TrialRole::Baseline))
+        .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Failed))
+        .map(|t| t.number)
+        .chain(first)
+        .max();
+    let Some(last) = last else {
+        return 0;
+    };
+    trials
+        .iter()
+        .filter(|t| t.number > last && t.reused.is_none() && t.role.is_none())
+        .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Failed))
+        .count()
 }
 
 /// The sampler an algorithm names, taking the given risk of breaching a constraint.

@@ -121,7 +121,7 @@ impl Plan {
     }
 }
 
-fn to_param(value: &SettingValue, integer: bool) -> ParamValue {
+pub(super) fn to_param(value: &SettingValue, integer: bool) -> ParamValue {
     match value {
         SettingValue::Int(i) if integer => ParamValue::Int(*i),
         SettingValue::Int(i) => ParamValue::Float(*i as f64),

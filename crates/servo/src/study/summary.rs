@@ -1,5 +1,6 @@
 //! What a finished (or interrupted) study comes to: its trials, baseline and best.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -104,10 +105,19 @@ pub struct Limit {
     pub describe: String,
 }
 
-/// The constraints (as written) made concrete by the baseline among `trials`, each in the unit
-/// its metric was read in.
+/// The constraints (as written) made concrete by the latest measurement of the baseline among
+/// `trials` (the one a next trial would be judged against), each in the unit its metric was read
+/// in.
 pub fn limits(trials: &[Trial], constraints: &[String]) -> Vec<Limit> {
-    let baseline = baseline_trial(trials);
+    limits_against(trials, constraints, judging_baseline(trials, i64::MAX))
+}
+
+/// The limits a trial judged against `baseline` (see [`judging_baseline`]) was judged by.
+pub fn limits_against(
+    trials: &[Trial],
+    constraints: &[String],
+    baseline: Option<&Trial>,
+) -> Vec<Limit> {
     constraints
         .iter()
         .map(|text| {
@@ -214,7 +224,7 @@ pub fn recommendation<'t>(
 ) -> Option<(servo_optimizer::Recommendation, Vec<&'t Trial>)> {
     let mut used = Vec::new();
     let mut history = Vec::new();
-    for t in trials {
+    for t in trials.iter().filter(|t| t.reused.is_none()) {
         let Some(config) = space
             .params
             .iter()
@@ -244,18 +254,65 @@ pub fn recommendation<'t>(
 /// Not simply trial 0: a signal or a crash can interrupt the baseline, and the resumed study then
 /// measures it again under the next number. Until some trial has run to its end, every trial the
 /// study starts is the baseline's (see [`next_config`]), so the first such trial is the baseline.
+/// Trials reused from an earlier study are not this study's: none of them is its baseline.
 pub fn baseline_trial(trials: &[Trial]) -> Option<&Trial> {
     trials
         .iter()
-        .filter(|t| t.state != TrialState::Interrupted)
+        .filter(|t| t.state != TrialState::Interrupted && t.reused.is_none())
         .min_by_key(|t| t.number)
 }
 
+/// The baseline measurement trial `number` was judged against: the latest complete measurement
+/// of the baseline (the first one, or a re-measurement of `optimizer.baseline_every`) begun
+/// before it; a measurement of the baseline is judged against itself. Falls back on
+/// [`baseline_trial`] (which may have failed) when none completed. Each trial keeps the limits
+/// of its time: a later re-measurement never re-judges an earlier trial.
+pub fn judging_baseline(trials: &[Trial], number: i64) -> Option<&Trial> {
+    Baselines::new(trials).judging(number)
+}
+
+/// The measurements of the baseline among a study's trials, found once so that judging each of
+/// many trials (see [`judging_baseline`]) does not scan them all again.
+pub struct Baselines<'t> {
+    first: Option<&'t Trial>,
+    /// The complete measurements, by number.
+    complete: Vec<&'t Trial>,
+}
+
+impl<'t> Baselines<'t> {
+    pub fn new(trials: &'t [Trial]) -> Self {
+        let first = baseline_trial(trials);
+        let mut complete: Vec<&Trial> = trials
+            .iter()
+            .filter(|t| t.reused.is_none() && t.state == TrialState::Complete)
+            .filter(|t| {
+                t.role == Some(super::journal::TrialRole::Baseline)
+                    || first.is_some_and(|f| f.number == t.number)
+            })
+            .collect();
+        complete.sort_by_key(|t| t.number);
+        Self { first, complete }
+    }
+
+    /// The measurement trial `number` was judged against.
+    pub fn judging(&self, number: i64) -> Option<&'t Trial> {
+        let after = self.complete.partition_point(|t| t.number <= number);
+        after
+            .checked_sub(1)
+            .map(|i| self.complete[i])
+            .or(self.first)
+    }
+}
+
 /// The best complete trial meeting every constraint.
+///
+/// Trials reused from an earlier study seed the optimizer but are never reported as best: the
+/// best is a configuration this study measured.
 pub fn best_trial(trials: &[Trial], maximize: bool) -> Option<&Trial> {
     trials
         .iter()
         .filter(|t| t.state == TrialState::Complete && t.feasible == Some(true))
+        .filter(|t| t.reused.is_none())
         .filter_map(|t| t.objective.map(|o| (t, o)))
         .min_by(|(_, a), (_, b)| {
             if maximize {
@@ -319,15 +376,14 @@ impl Breaches {
 /// Counts the breaches of `constraints` (as written) among `trials`, and finds the worst one
 /// relative to its limit (by absolute violation where no relative figure exists).
 pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
-    let baseline = baseline_trial(trials);
-    let parsed: Vec<Option<Constraint>> = constraints
-        .iter()
-        .map(|text| resolved(text, baseline))
-        .collect();
+    let baselines = Baselines::new(trials);
+    // The constraints made concrete by each baseline measurement, parsed once per measurement.
+    let mut by_baseline: BTreeMap<Option<i64>, Vec<Option<Constraint>>> = BTreeMap::new();
     let mut result = Breaches::default();
     for t in trials
         .iter()
         .filter(|t| t.state == TrialState::Complete && t.feasible.is_some())
+        .filter(|t| t.reused.is_none())
     {
         result.judged += 1;
         if t.feasible == Some(true) {
@@ -335,6 +391,16 @@ pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
         }
         result.count += 1;
         result.cut_short += usize::from(t.cut_short.is_some());
+        // Judged against the baseline of its time.
+        let baseline = baselines.judging(t.number);
+        let parsed = by_baseline
+            .entry(baseline.map(|b| b.number))
+            .or_insert_with(|| {
+                constraints
+                    .iter()
+                    .map(|text| resolved(text, baseline))
+                    .collect()
+            });
         for (i, violation) in t.constraints.iter().enumerate() {
             if servo_optimizer::satisfied(*violation) {
                 continue;
@@ -390,6 +456,8 @@ mod tests {
             cut_short: None,
             started_at: 0.0,
             finished_at: None,
+            reused: None,
+            role: None,
         }
     }
 
@@ -435,6 +503,45 @@ mod tests {
             breaches(&trials[..1], &constraints).describe(),
             "0 of 1 trials missed an SLO"
         );
+    }
+
+    #[test]
+    fn each_trial_is_judged_against_the_latest_complete_measurement_of_the_baseline_before_it() {
+        use super::super::journal::{Reused, TrialRole};
+        use TrialState::{Complete, Failed};
+        let remeasured = |number: i64, state: TrialState| Trial {
+            role: Some(TrialRole::Baseline),
+            ..trial(number, state)
+        };
+        let mut reused = trial(-1, Complete);
+        reused.reused = Some(Reused { study: 1, trial: 0 });
+        let trials = vec![
+            reused,
+            trial(0, Complete),
+            trial(1, Complete),
+            remeasured(2, Complete),
+            trial(3, Complete),
+            remeasured(4, Failed),
+            trial(5, Complete),
+        ];
+        let against = |n: i64| judging_baseline(&trials, n).map(|t| t.number);
+        // The reused trial is never the baseline; a failed re-measurement gives no limit.
+        assert_eq!(
+            [-1, 0, 1, 2, 3, 4, 5, i64::MAX].map(against),
+            [
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(2),
+                Some(2),
+                Some(2),
+                Some(2),
+                Some(2)
+            ]
+        );
+        // A failed first baseline is still the one trials are judged against.
+        let failed = [trial(0, Failed), trial(1, Complete)];
+        assert_eq!(judging_baseline(&failed, 1).map(|t| t.number), Some(0));
     }
 
     #[test]

@@ -130,6 +130,8 @@ mod tests {
             cut_short: None,
             started_at: 0.0,
             finished_at: None,
+            reused: None,
+            role: None,
         }
     }
 

@@ -79,6 +79,23 @@ pub struct Counts {
 
 impl StudyView {
     pub fn new(summary: &Summary) -> StudyView {
+        // What this study measured: trials reused from an earlier one (`servo trials` lists them)
+        // seeded its optimizer but were measured elsewhere, under the earlier study's load.
+        let own;
+        let summary = if summary.trials.iter().any(|t| t.reused.is_some()) {
+            own = Summary {
+                trials: summary
+                    .trials
+                    .iter()
+                    .filter(|t| t.reused.is_none())
+                    .cloned()
+                    .collect(),
+                ..summary.clone()
+            };
+            &own
+        } else {
+            summary
+        };
         let complete: Vec<&Trial> = summary
             .trials
             .iter()

@@ -187,6 +187,12 @@ fn settings_of(create: &Create) -> Result<EmbeddedOptimizer, CliError> {
             "every study lives in the server's --store; remove them from the settings file",
         ));
     }
+    if settings.baseline_every.is_some_and(|n| n > 0) {
+        return Err(CliError::usage_with_hint(
+            "`baseline_every` is not supported by the optimizer server: its studies measure the baseline once",
+            "remove it from the settings file, or run the study with `servo run` and the embedded optimizer",
+        ));
+    }
     if settings.trials == 0 {
         return Err(CliError::usage("--trials must be at least 1"));
     }

@@ -17,11 +17,11 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection};
 use servo_optimizer::{ParamValue, Space};
 
 pub use error::JournalError;
-use rows::begin_trial;
 pub(crate) use rows::{
     DbResult, create_study, current_study, finish_trial, insert_trial, live_study, study_trials,
     text,
 };
+use rows::{begin_trial, insert_reused, latest_measured_study, set_role};
 pub use schema::{Migration, SCHEMA_VERSION};
 use schema::{SQLITE_SETUP, STUDY_MIGRATIONS};
 
@@ -96,6 +96,47 @@ pub struct Trial {
     pub cut_short: Option<String>,
     pub started_at: f64,
     pub finished_at: Option<f64>,
+    /// Where a trial taken over from an earlier study of this servo was measured (`servo run
+    /// --new-study` warm starts): this study did not run it. Reused trials are numbered before 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused: Option<Reused>,
+    /// What the trial was for, when not the search: a re-measurement of the baseline
+    /// (`optimizer.baseline_every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<TrialRole>,
+}
+
+/// The study and trial number a reused trial was measured as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reused {
+    pub study: i64,
+    pub trial: i64,
+}
+
+/// Why a trial ran, besides searching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialRole {
+    /// The baseline's configuration measured again, so relative SLOs follow drift in the load.
+    Baseline,
+}
+
+impl TrialRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialRole::Baseline => "baseline",
+        }
+    }
+}
+
+impl FromStr for TrialRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "baseline" => Ok(TrialRole::Baseline),
+            other => Err(format!("unknown trial role `{other}`")),
+        }
+    }
 }
 
 /// A study: one optimization of one servo's search space.
@@ -328,8 +369,11 @@ impl Journal {
         fresh: bool,
     ) -> Result<Study, JournalError> {
         if fresh {
-            self.retire(name).await?;
-        } else if let Some(existing) = self.current(name).await? {
+            return self
+                .new_study(name, space, objective, constraints, &[])
+                .await;
+        }
+        if let Some(existing) = self.current(name).await? {
             if let Some(change) = describe_change(&existing.space, space) {
                 return Err(JournalError::SpaceChanged {
                     name: name.to_string(),
@@ -342,6 +386,54 @@ impl Journal {
         create_study(&mut conn, name, space, objective, constraints)
             .await
             .map_err(|e| self.db(e))
+    }
+
+    /// Retires every study of `name` and starts a new one holding `reused` (trials of an earlier
+    /// study, numbered before 0), all in one transaction: a crash leaves either the old study
+    /// current or the new one with every reused trial, never a new one without them.
+    pub async fn new_study(
+        &self,
+        name: &str,
+        space: &Space,
+        objective: &str,
+        constraints: &[String],
+        reused: &[Trial],
+    ) -> Result<Study, JournalError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.db(e))?;
+        sqlx::query("UPDATE studies SET retired = 1 WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db(e))?;
+        let study = create_study(&mut tx, name, space, objective, constraints)
+            .await
+            .map_err(|e| self.db(e))?;
+        for trial in reused {
+            insert_reused(&mut tx, study.id, trial)
+                .await
+                .map_err(|e| self.db(format!("cannot record a reused trial: {e}")))?;
+        }
+        tx.commit().await.map_err(|e| self.db(e))?;
+        Ok(study)
+    }
+
+    /// The latest study of `name` (retired or not) with a complete trial, and its trials: what
+    /// a new study of the same servo can start warm from.
+    pub async fn latest_measured(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Study, Vec<Trial>)>, JournalError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        let Some(study) = latest_measured_study(&mut conn, name)
+            .await
+            .map_err(|e| self.db(e))?
+        else {
+            return Ok(None);
+        };
+        let trials = study_trials(&mut conn, study.id)
+            .await
+            .map_err(|e| self.db(e))?;
+        Ok(Some((study, trials)))
     }
 
     /// Retires every study of `name`; the next [`Journal::study`] starts a new one.
@@ -379,11 +471,26 @@ impl Journal {
         study: &Study,
         config: &BTreeMap<String, ParamValue>,
     ) -> Result<i64, JournalError> {
+        self.begin_as(study, config, None).await
+    }
+
+    /// [`Journal::begin`] for a trial with a role (a re-measurement of the baseline).
+    pub async fn begin_as(
+        &self,
+        study: &Study,
+        config: &BTreeMap<String, ParamValue>,
+        role: Option<TrialRole>,
+    ) -> Result<i64, JournalError> {
         let failed = |e: String| self.db(format!("cannot record a new trial: {e}"));
         let mut tx = self.pool.begin().await.map_err(|e| failed(e.to_string()))?;
         let number = begin_trial(&mut tx, study.id, config)
             .await
             .map_err(failed)?;
+        if let Some(role) = role {
+            set_role(&mut tx, study.id, number, role)
+                .await
+                .map_err(failed)?;
+        }
         tx.commit().await.map_err(|e| failed(e.to_string()))?;
         Ok(number)
     }
@@ -476,4 +583,105 @@ fn join(names: &[&String]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use servo_optimizer::{Domain, Param};
+
+    fn space() -> Space {
+        Space::new(vec![Param::new(
+            "web.cpu",
+            Domain::Float {
+                low: 0.25,
+                high: 4.0,
+                step: None,
+                log: false,
+            },
+        )])
+    }
+
+    /// A journal written before reused trials and trial roles existed (schema 4) opens, gains
+    /// them, and reads its trials as neither; a new study then keeps both.
+    #[tokio::test]
+    async fn a_journal_of_schema_4_opens_and_keeps_reused_trials_and_roles_from_then_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        {
+            let url = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .to_url_lossy();
+            sqlx::any::install_default_drivers();
+            let mut conn = AnyConnection::connect(url.as_str()).await.expect("connect");
+            let mut script = String::from("CREATE TABLE servo_schema (version BIGINT NOT NULL);\n");
+            for m in STUDY_MIGRATIONS.iter().filter(|m| m.version <= 4) {
+                script.push_str(&m.sql(Dialect::Sqlite));
+                script.push_str(&format!(
+                    "\nINSERT INTO servo_schema VALUES ({});\n",
+                    m.version
+                ));
+            }
+            script.push_str(&format!(
+                "INSERT INTO studies (name, space, objective, constraints, created_at) VALUES ('s', '{}', 'web.cpu', '[]', 1);
+                 INSERT INTO trials (study_id, number, state, config, readings, objective, constraints, feasible, started_at, finished_at) VALUES (1, 0, 'complete', '{{\"web.cpu\":1.0}}', '{{}}', 1.0, '[]', 1, 1, 2);",
+                serde_json::to_string(&space()).expect("json")
+            ));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+                .execute(&mut conn)
+                .await
+                .expect("the old schema");
+            conn.close().await.expect("close");
+        }
+        let journal = Journal::open(&path).await.expect("an old journal opens");
+        let old = journal
+            .current("s")
+            .await
+            .expect("read")
+            .expect("its study");
+        let trials = journal.trials(&old).await.expect("trials");
+        assert_eq!(trials.len(), 1);
+        assert_eq!((trials[0].reused, trials[0].role), (None, None));
+
+        let (earlier, earlier_trials) = journal
+            .latest_measured("s")
+            .await
+            .expect("read")
+            .expect("the old study measured a trial");
+        assert_eq!(earlier.id, old.id);
+        let mut reused = earlier_trials[0].clone();
+        reused.number = -1;
+        reused.reused = Some(Reused {
+            study: old.id,
+            trial: 0,
+        });
+        let new = journal
+            .new_study("s", &space(), "web.cpu", &[], &[reused.clone()])
+            .await
+            .expect("a new study");
+        assert_ne!(new.id, old.id);
+        let config = BTreeMap::from([("web.cpu".to_string(), ParamValue::Float(2.0))]);
+        assert_eq!(journal.begin(&new, &config).await.expect("begin"), 0);
+        let number = journal
+            .begin_as(&new, &config, Some(TrialRole::Baseline))
+            .await
+            .expect("begin");
+        let trials = journal.trials(&new).await.expect("trials");
+        assert_eq!(trials.len(), 3);
+        assert_eq!(trials[0], reused);
+        assert_eq!((trials[1].number, trials[1].role), (0, None));
+        assert_eq!(
+            (trials[2].number, trials[2].role),
+            (number, Some(TrialRole::Baseline))
+        );
+        // The old study is retired, and still the latest that measured a trial of its own.
+        assert_eq!(
+            journal.current("s").await.expect("read").map(|s| s.id),
+            Some(new.id)
+        );
+        let latest = journal.latest_measured("s").await.expect("read");
+        assert_eq!(latest.map(|(s, _)| s.id), Some(old.id));
+        journal.close().await;
+    }
 }

@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Row};
 
 use servo_optimizer::{ParamValue, Space};
 
-use super::{Study, Trial, now};
+use super::{Study, Trial, TrialRole, now};
 
 /// A storage failure inside a transaction, before it is given the journal's name.
 pub(crate) type DbResult<T> = Result<T, String>;
@@ -58,6 +58,21 @@ pub(crate) async fn current_study(conn: &mut AnyConnection, name: &str) -> DbRes
     row.as_ref().map(read_study).transpose()
 }
 
+/// The newest study of `name`, retired or not, with at least one complete trial of its own.
+pub(crate) async fn latest_measured_study(
+    conn: &mut AnyConnection,
+    name: &str,
+) -> DbResult<Option<Study>> {
+    let row = sqlx::query(
+        "SELECT id, name, space, objective, constraints, created_at FROM studies s WHERE name = $1 AND EXISTS (SELECT 1 FROM trials t WHERE t.study_id = s.id AND t.state = 'complete' AND t.reused_study IS NULL) ORDER BY id DESC LIMIT 1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(text)?;
+    row.as_ref().map(read_study).transpose()
+}
+
 /// Study `id`, unless it has been retired.
 pub(crate) async fn live_study(conn: &mut AnyConnection, id: i64) -> DbResult<Option<Study>> {
     let row = sqlx::query(
@@ -98,6 +113,54 @@ pub(crate) async fn begin_trial(
             .map_err(text)?;
     insert_trial(conn, study_id, number, config, now()).await?;
     Ok(number)
+}
+
+/// Marks trial `number` as run for `role`; inside the transaction that began it.
+pub(crate) async fn set_role(
+    conn: &mut AnyConnection,
+    study_id: i64,
+    number: i64,
+    role: TrialRole,
+) -> DbResult<()> {
+    sqlx::query("UPDATE trials SET role = $1 WHERE study_id = $2 AND number = $3")
+        .bind(role.as_str())
+        .bind(study_id)
+        .bind(number)
+        .execute(&mut *conn)
+        .await
+        .map_err(text)?;
+    Ok(())
+}
+
+/// Records a trial taken over from an earlier study, finished as it is, under its own number
+/// (before 0) and with where it came from.
+pub(crate) async fn insert_reused(
+    conn: &mut AnyConnection,
+    study_id: i64,
+    trial: &Trial,
+) -> DbResult<()> {
+    let Some(origin) = trial.reused else {
+        return Err(format!("trial {} is not a reused trial", trial.number));
+    };
+    sqlx::query(
+        "INSERT INTO trials (study_id, number, state, config, readings, objective, constraints, feasible, started_at, finished_at, reused_study, reused_trial) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(study_id)
+    .bind(trial.number)
+    .bind(trial.state.as_str())
+    .bind(serde_json::to_string(&trial.config).map_err(text)?)
+    .bind(serde_json::to_string(&trial.readings).map_err(text)?)
+    .bind(trial.objective)
+    .bind(serde_json::to_string(&trial.constraints).map_err(text)?)
+    .bind(trial.feasible.map(i64::from))
+    .bind(trial.started_at)
+    .bind(trial.finished_at)
+    .bind(origin.study)
+    .bind(origin.trial)
+    .execute(&mut *conn)
+    .await
+    .map_err(text)?;
+    Ok(())
 }
 
 /// Inserts running trial `number`; fails when that number exists (a concurrent writer took it).
@@ -161,7 +224,7 @@ fn storable(text: &str) -> String {
 
 pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbResult<Vec<Trial>> {
     let rows = sqlx::query(
-        "SELECT number, state, config, readings, objective, constraints, feasible, error, cut_short, started_at, finished_at FROM trials WHERE study_id = $1 ORDER BY number",
+        "SELECT number, state, config, readings, objective, constraints, feasible, error, cut_short, started_at, finished_at, reused_study, reused_trial, role FROM trials WHERE study_id = $1 ORDER BY number",
     )
     .bind(study_id)
     .fetch_all(&mut *conn)
@@ -174,6 +237,9 @@ pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbR
             let readings: Option<String> = row.try_get("readings").map_err(text)?;
             let constraints: Option<String> = row.try_get("constraints").map_err(text)?;
             let feasible: Option<i64> = row.try_get("feasible").map_err(text)?;
+            let reused_study: Option<i64> = row.try_get("reused_study").map_err(text)?;
+            let reused_trial: Option<i64> = row.try_get("reused_trial").map_err(text)?;
+            let role: Option<String> = row.try_get("role").map_err(text)?;
             Ok(Trial {
                 number: row.try_get("number").map_err(text)?,
                 state: state.parse()?,
@@ -194,6 +260,10 @@ pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbR
                 cut_short: row.try_get("cut_short").map_err(text)?,
                 started_at: row.try_get("started_at").map_err(text)?,
                 finished_at: row.try_get("finished_at").map_err(text)?,
+                reused: reused_study
+                    .zip(reused_trial)
+                    .map(|(study, trial)| super::Reused { study, trial }),
+                role: role.map(|r| r.parse()).transpose()?,
             })
         })
         .collect()
