@@ -6,6 +6,7 @@ mod goal;
 pub mod journal;
 pub mod lock;
 pub mod objective;
+pub mod pareto;
 mod plan;
 mod summary;
 
@@ -136,7 +137,10 @@ pub enum Progress {
     },
     TrialFinished {
         trial: Trial,
+        /// The best objective so far (one objective).
         best: Option<f64>,
+        /// How many trials are on the Pareto front so far (several objectives).
+        front: Option<usize>,
         finished: usize,
         total: u32,
     },
@@ -295,7 +299,7 @@ async fn drive(
     }
     goal.check_names(&description, &plan)?;
     goal.check_units(&description)?;
-    let study = journal
+    let mut study = journal
         .study(&assembly.name, &plan.space, &goal.text, &settings.constraints, options.new_study)
         .await
         .map_err(|e| match e {
@@ -305,6 +309,7 @@ async fn drive(
             ),
             other => StudyError::Journal(other),
         })?;
+    journal.record_objectives(&mut study, &goal.targets()).await?;
     let interrupted = journal.interrupt_running(&study).await?;
     let mut trials = journal.trials(&study).await?;
     let finished = |trials: &[Trial]| {
@@ -362,6 +367,9 @@ async fn drive(
                     return Err(halt(e, &trials, &plan));
                 }
             }
+        } else if goal.is_pareto() {
+            // Confirmation re-measures the single objective's model choice; a front has none.
+            break;
         } else {
             let done = finished(&trials) - settings.trials as usize;
             match confirmation(&study.space, &trials, goal.maximize, settings, done) {
@@ -392,6 +400,7 @@ async fn drive(
             config: config.clone(),
             readings: BTreeMap::new(),
             objective: None,
+            objectives: Vec::new(),
             constraints: Vec::new(),
             feasible: None,
             error: None,
@@ -450,6 +459,7 @@ async fn drive(
                     trial.state = TrialState::Complete;
                     trial.readings = s.readings;
                     trial.objective = Some(s.objective);
+                    trial.objectives = s.objectives;
                     trial.constraints = s.constraints;
                     trial.feasible = Some(s.feasible);
                 }
@@ -472,6 +482,7 @@ async fn drive(
                 let mut summary =
                     Summary::from_trials(&study, journal.path(), trials, goal.maximize);
                 summary.recommend(settings.risk.into(), seed);
+                summary.choose(&goal.select);
                 summary.interrupted = true;
                 return Ok((summary, plan));
             }
@@ -507,15 +518,22 @@ async fn drive(
             finishing.elapsed().saturating_sub(suggesting_early),
         ));
         let best = best_trial(&trials, goal.maximize).and_then(|t| t.objective);
+        let front = goal.is_pareto().then(|| {
+            let mut s = Summary::from_trials(&study, journal.path(), trials.clone(), false);
+            s.choose(&goal.select);
+            s.front.map_or(0, |f| f.trials.len())
+        });
         on_progress(Progress::TrialFinished {
             trial,
-            best,
+            best: if goal.is_pareto() { None } else { best },
+            front,
             finished: finished(&trials),
             total: settings.trials,
         });
     }
     let mut summary = Summary::from_trials(&study, journal.path(), trials, goal.maximize);
     summary.recommend(settings.risk.into(), seed);
+    summary.choose(&goal.select);
     Ok((summary, plan))
 }
 
@@ -605,10 +623,14 @@ pub fn next_config(
     if !baseline_done && plan.ordered(&plan.baseline).is_some() {
         return Ok(Some(plan.baseline.clone()));
     }
-    let history: Vec<Observation> = trials
-        .iter()
-        .filter_map(|t| observation(plan, goal, t))
-        .collect();
+    let history: Vec<Observation> = if goal.is_pareto() {
+        pareto::scalarized_history(plan, goal, trials, seed)
+    } else {
+        trials
+            .iter()
+            .filter_map(|t| observation(plan, goal, t))
+            .collect()
+    };
     // A panic in the model is a bug, but it must not take servo (or the optimizer server's worker)
     // down with it: it is an error like any other, and the journal stays resumable.
     let suggested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

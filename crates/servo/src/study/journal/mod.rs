@@ -83,8 +83,13 @@ pub struct Trial {
     pub config: BTreeMap<String, ParamValue>,
     #[serde(default)]
     pub readings: BTreeMap<String, RecordedReading>,
-    /// The objective as written (not negated for `maximize`).
+    /// The objective as written (not negated for `maximize`); with several objectives, the
+    /// first one's.
     pub objective: Option<f64>,
+    /// With several objectives, each one's value as written, in the order of the study's
+    /// `objectives`; empty for a study with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<f64>,
     /// One value per constraint, ≤ 0 when it holds.
     #[serde(default)]
     pub constraints: Vec<f64>,
@@ -105,6 +110,9 @@ pub struct Study {
     pub name: String,
     pub space: Space,
     pub objective: String,
+    /// With several objectives, each one (the first is `objective`); empty for a study with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<crate::config::optimizer::Target>,
     pub constraints: Vec<String>,
     pub created_at: f64,
 }
@@ -342,6 +350,29 @@ impl Journal {
         create_study(&mut conn, name, space, objective, constraints)
             .await
             .map_err(|e| self.db(e))
+    }
+
+    /// Records the objectives of a study with several (`targets` empty: one objective, nothing to
+    /// record). A study keeps the objectives it was created with; a study journaled before it had
+    /// several (or by an older servo) takes these, and its earlier trials are scored for them
+    /// from their readings.
+    pub async fn record_objectives(
+        &self,
+        study: &mut Study,
+        targets: &[crate::config::optimizer::Target],
+    ) -> Result<(), JournalError> {
+        if targets.is_empty() || study.objectives == targets {
+            return Ok(());
+        }
+        let json = serde_json::to_string(targets).map_err(|e| self.db(e))?;
+        sqlx::query("UPDATE studies SET objectives = $1 WHERE id = $2")
+            .bind(json)
+            .bind(study.id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.db(e))?;
+        study.objectives = targets.to_vec();
+        Ok(())
     }
 
     /// Retires every study of `name`; the next [`Journal::study`] starts a new one.

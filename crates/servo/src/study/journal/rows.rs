@@ -42,6 +42,7 @@ pub(crate) async fn create_study(
         name: name.to_string(),
         space: space.clone(),
         objective: objective.to_string(),
+        objectives: Vec::new(),
         constraints: constraints.to_vec(),
         created_at,
     })
@@ -49,7 +50,7 @@ pub(crate) async fn create_study(
 
 pub(crate) async fn current_study(conn: &mut AnyConnection, name: &str) -> DbResult<Option<Study>> {
     let row = sqlx::query(
-        "SELECT id, name, space, objective, constraints, created_at FROM studies WHERE name = $1 AND retired = 0 ORDER BY id DESC LIMIT 1",
+        "SELECT id, name, space, objective, objectives, constraints, created_at FROM studies WHERE name = $1 AND retired = 0 ORDER BY id DESC LIMIT 1",
     )
     .bind(name)
     .fetch_optional(&mut *conn)
@@ -61,7 +62,7 @@ pub(crate) async fn current_study(conn: &mut AnyConnection, name: &str) -> DbRes
 /// Study `id`, unless it has been retired.
 pub(crate) async fn live_study(conn: &mut AnyConnection, id: i64) -> DbResult<Option<Study>> {
     let row = sqlx::query(
-        "SELECT id, name, space, objective, constraints, created_at FROM studies WHERE id = $1 AND retired = 0",
+        "SELECT id, name, space, objective, objectives, constraints, created_at FROM studies WHERE id = $1 AND retired = 0",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -73,7 +74,13 @@ pub(crate) async fn live_study(conn: &mut AnyConnection, id: i64) -> DbResult<Op
 fn read_study(row: &sqlx::any::AnyRow) -> DbResult<Study> {
     let space: String = row.try_get("space").map_err(text)?;
     let constraints: String = row.try_get("constraints").map_err(text)?;
+    let objectives: Option<String> = row.try_get("objectives").map_err(text)?;
     Ok(Study {
+        objectives: objectives
+            .map(|o| serde_json::from_str(&o))
+            .transpose()
+            .map_err(text)?
+            .unwrap_or_default(),
         id: row.try_get("id").map_err(text)?,
         name: row.try_get("name").map_err(text)?,
         space: serde_json::from_str(&space).map_err(text)?,
@@ -131,8 +138,12 @@ pub(crate) async fn finish_trial(
     let constraints = serde_json::to_string(&trial.constraints).map_err(text)?;
     let error = trial.error.as_deref().map(storable);
     let cut_short = trial.cut_short.as_deref().map(storable);
+    let objectives = (!trial.objectives.is_empty())
+        .then(|| serde_json::to_string(&trial.objectives))
+        .transpose()
+        .map_err(text)?;
     let done = sqlx::query(
-        "UPDATE trials SET state = $1, readings = $2, objective = $3, constraints = $4, feasible = $5, error = $6, finished_at = $7, cut_short = $10 WHERE study_id = $8 AND number = $9 AND state = 'running'",
+        "UPDATE trials SET state = $1, readings = $2, objective = $3, constraints = $4, feasible = $5, error = $6, finished_at = $7, cut_short = $10, objectives = $11 WHERE study_id = $8 AND number = $9 AND state = 'running'",
     )
     .bind(trial.state.as_str())
     .bind(&readings)
@@ -144,6 +155,7 @@ pub(crate) async fn finish_trial(
     .bind(study_id)
     .bind(trial.number)
     .bind(cut_short)
+    .bind(objectives)
     .execute(&mut *conn)
     .await
     .map_err(text)?;
@@ -161,7 +173,7 @@ fn storable(text: &str) -> String {
 
 pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbResult<Vec<Trial>> {
     let rows = sqlx::query(
-        "SELECT number, state, config, readings, objective, constraints, feasible, error, cut_short, started_at, finished_at FROM trials WHERE study_id = $1 ORDER BY number",
+        "SELECT number, state, config, readings, objective, objectives, constraints, feasible, error, cut_short, started_at, finished_at FROM trials WHERE study_id = $1 ORDER BY number",
     )
     .bind(study_id)
     .fetch_all(&mut *conn)
@@ -174,6 +186,7 @@ pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbR
             let readings: Option<String> = row.try_get("readings").map_err(text)?;
             let constraints: Option<String> = row.try_get("constraints").map_err(text)?;
             let feasible: Option<i64> = row.try_get("feasible").map_err(text)?;
+            let objectives: Option<String> = row.try_get("objectives").map_err(text)?;
             Ok(Trial {
                 number: row.try_get("number").map_err(text)?,
                 state: state.parse()?,
@@ -184,6 +197,11 @@ pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbR
                     .map_err(text)?
                     .unwrap_or_default(),
                 objective: row.try_get("objective").map_err(text)?,
+                objectives: objectives
+                    .map(|o| serde_json::from_str(&o))
+                    .transpose()
+                    .map_err(text)?
+                    .unwrap_or_default(),
                 constraints: constraints
                     .map(|c| serde_json::from_str(&c))
                     .transpose()
