@@ -135,6 +135,43 @@
     return option;
   }
 
+  // Two objectives against each other: every complete trial, the Pareto front joined and
+  // highlighted, and the point selected as best ringed. With more than two objectives, the
+  // first two are drawn.
+  function paretoOption(view) {
+    const p = view.pareto;
+    const [a, b] = p.objectives;
+    const xs = p.points.map((q) => q.values[0]);
+    const ys = p.points.map((q) => q.values[1]);
+    const sx = scaleFor(a.unit, Math.max(...xs.map(Math.abs), 0));
+    const sy = scaleFor(b.unit, Math.max(...ys.map(Math.abs), 0));
+    const point = (q) => ({ value: [q.values[0] * sx.factor, q.values[1] * sy.factor], trial: q.trial });
+    const tooltip = (q) => `trial ${q.data.trial}: ${a.expression} = ${human(q.data.value[0] / sx.factor, a.unit)}, `
+      + `${b.expression} = ${human(q.data.value[1] / sy.factor, b.unit)}`;
+    const option = base(`Pareto front: ${a.expression} and ${b.expression}`);
+    option.xAxis = valueAxis(axisName(a.expression, sx.unit) + (a.maximize ? ', → better' : ', ← better'),
+      xs.map((v) => v * sx.factor), { nameGap: 32 });
+    option.yAxis = valueAxis(axisName(b.expression, sy.unit) + (b.maximize ? ', ↑ better' : ', ↓ better'),
+      ys.map((v) => v * sy.factor));
+    const front = p.points.filter((q) => q.front).sort((q, r) => q.values[0] - r.values[0]);
+    const selected = p.points.find((q) => q.trial === p.selected);
+    option.series = [
+      { name: 'meets every SLO', type: 'scatter', symbolSize: 8, itemStyle: { color: MEETS, opacity: 0.6 },
+        data: p.points.filter((q) => q.feasible && !q.front).map(point), tooltip: { formatter: tooltip } },
+      { name: 'misses an SLO', type: 'scatter', symbol: 'triangle', symbolSize: 9,
+        itemStyle: { color: 'rgba(0,0,0,0)', borderColor: MISSES, borderWidth: 2 },
+        data: p.points.filter((q) => !q.feasible).map(point), tooltip: { formatter: tooltip } },
+      { name: 'Pareto front', type: 'line', step: a.maximize === b.maximize ? 'end' : 'start', symbol: 'diamond',
+        symbolSize: 11, lineStyle: { color: BEST, width: 2 }, itemStyle: { color: BEST },
+        data: front.map(point), tooltip: { formatter: tooltip } },
+      { name: `best (${p.rule})`, type: 'scatter', symbol: 'circle', symbolSize: 20, z: 5,
+        itemStyle: { color: 'rgba(0,0,0,0)', borderColor: '#000', borderWidth: 2.5 },
+        data: selected ? [point(selected)] : [], tooltip: { formatter: tooltip } },
+    ];
+    option.tooltip = { trigger: 'item', confine: true };
+    return option;
+  }
+
   // A setting against the objective. Categorical settings get one column per choice, the points
   // spread sideways a little so repeated trials of one choice stay visible.
   function sliceOption(view, setting) {
@@ -385,7 +422,9 @@
       current = next;
       const c = next.counts;
       summary.replaceChildren(
-        el('p', { text: `${next.objective.maximize ? 'Maximize' : 'Minimize'} ${next.objective.text}`
+        el('p', { text: (next.pareto
+          ? `Pareto front of ${next.pareto.objectives.map((o) => `${o.maximize ? 'maximize' : 'minimize'} ${o.expression}`).join(', ')}; best by ${next.pareto.rule}`
+          : `${next.objective.maximize ? 'Maximize' : 'Minimize'} ${next.objective.text}`)
           + (next.slos.length ? ` subject to ${next.slos.map((s) => s.text).join(', ')}` : '')
           + `. ${next.trials.length} trials: ${c.complete} complete (${c.breaches} missed an SLO), ${c.failed} failed, ${c.running} running, ${c.interrupted} interrupted.` }),
         next.breaches_text ? el('p', { class: next.breaches && next.breaches.count ? 'error' : 'muted',
@@ -394,6 +433,9 @@
         comparison(next));
       for (const entry of charts.values()) entry.seen = false;
       if (completeTrials(next).length) {
+        if (next.pareto && next.pareto.objectives.length >= 2 && next.pareto.points.length) {
+          chart('pareto', paretoOption(next), true);
+        }
         chart('objective', objectiveOption(next), true);
         for (const s of next.settings) chart(`setting:${s.name}`, sliceOption(next, s));
         if (next.settings.length) chart('parallel', parallelOption(next), true);

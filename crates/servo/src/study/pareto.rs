@@ -79,7 +79,7 @@ pub struct Front {
     pub trials: Vec<i64>,
     /// The trial the rule picked.
     pub selected: Option<i64>,
-    /// The rule, for people: `knee` or `weights cost 0.7, latency_p99 0.3`.
+    /// The rule, for people: `knee` or `weights cost = 0.7, latency_p99 = 0.3`.
     pub rule: String,
 }
 
@@ -138,7 +138,7 @@ pub fn front(study: &Study, trials: &[Trial], rule: &Select) -> Front {
             format!(
                 "weights {}",
                 w.iter()
-                    .map(|(k, v)| format!("{k} {v}"))
+                    .map(|(k, v)| format!("{k} = {v}"))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -216,7 +216,7 @@ mod tests {
         let leaning = Select::Weights(BTreeMap::from([("latency".to_string(), 1.0)]));
         let weighted = super::front(&study(false), &trials, &leaning);
         assert_eq!(weighted.selected, Some(0));
-        assert_eq!(weighted.rule, "weights latency 1");
+        assert_eq!(weighted.rule, "weights latency = 1");
         // Maximizing the second objective turns the front around.
         let turned = super::front(&study(true), &trials, &Select::Knee);
         assert_eq!(turned.trials, vec![1]);
