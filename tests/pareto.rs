@@ -184,7 +184,7 @@ fn a_two_objective_study_on_the_demo_app_finds_a_front_and_finishes_on_its_knee(
     assert_success(&table);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
-        text.contains("LATENCY_P99 (") && text.contains("best (knee)"),
+        text.contains("latency_p99 (") && text.contains("best (knee)"),
         "{text}"
     );
     assert!(
@@ -195,7 +195,7 @@ fn a_two_objective_study_on_the_demo_app_finds_a_front_and_finishes_on_its_knee(
     assert_success(&all);
     let text = String::from_utf8_lossy(&all.stdout);
     assert!(
-        text.contains("DEMO.WORKERS + DEMO.CACHE_MB / 64") && text.contains("LATENCY_P99 ("),
+        text.contains(COST) && text.contains("latency_p99 ("),
         "{text}"
     );
 

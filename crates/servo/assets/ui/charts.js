@@ -161,7 +161,10 @@
       { name: 'misses an SLO', type: 'scatter', symbol: 'triangle', symbolSize: 9,
         itemStyle: { color: 'rgba(0,0,0,0)', borderColor: MISSES, borderWidth: 2 },
         data: p.points.filter((q) => !q.feasible).map(point), tooltip: { formatter: tooltip } },
-      { name: 'Pareto front', type: 'line', step: a.maximize === b.maximize ? 'end' : 'start', symbol: 'diamond',
+      // Two objectives: the front joined by the edge of the region it dominates. More: the
+      // front's points in this projection, unjoined (some may look dominated in it).
+      { name: 'Pareto front', type: p.objectives.length === 2 ? 'line' : 'scatter',
+        step: a.maximize ? 'start' : 'end', symbol: 'diamond',
         symbolSize: 11, lineStyle: { color: BEST, width: 2 }, itemStyle: { color: BEST },
         data: front.map(point), tooltip: { formatter: tooltip } },
       { name: `best (${p.rule})`, type: 'scatter', symbol: 'circle', symbolSize: 20, z: 5,
@@ -372,9 +375,14 @@
     const best = view.trials.find((t) => t.number === view.best);
     if (!baseline || !best) return el('p', { class: 'muted', text: 'No trial meets every SLO yet: nothing to compare with the baseline.' });
     const change = (a, b) => (typeof a === 'number' && typeof b === 'number' && a !== 0 ? `${sig(((b - a) / Math.abs(a)) * 100)} %` : '');
-    const lines = [[view.objective.text, baseline.objective, best.objective, view.objective.unit]]
+    // Several objectives: each one's values, as the front's points carry them.
+    const values = (t) => ((view.pareto && view.pareto.points.find((q) => q.trial === t.number)) || {}).values || [];
+    const objectives = view.pareto
+      ? view.pareto.objectives.map((o, i) => [o.expression, values(baseline)[i], values(best)[i], o.unit])
+      : [[view.objective.text, baseline.objective, best.objective, view.objective.unit]];
+    const lines = objectives
       .concat(view.settings.map((s) => [s.name, baseline.config[s.name], best.config[s.name], '']))
-      .concat(view.slos.map((s) => [s.metric, (baseline.readings[s.metric] || {}).value,
+      .concat(view.slos.filter((s) => !objectives.some(([name]) => name === s.metric)).map((s) => [s.metric, (baseline.readings[s.metric] || {}).value,
         (best.readings[s.metric] || {}).value, s.unit]));
     const show = (v, unit) => (typeof v === 'number' ? human(v, unit) : cell(v));
     return el('table', { class: 'compare' }, [
@@ -423,9 +431,10 @@
       const c = next.counts;
       summary.replaceChildren(
         el('p', { text: (next.pareto
-          ? `Pareto front of ${next.pareto.objectives.map((o) => `${o.maximize ? 'maximize' : 'minimize'} ${o.expression}`).join(', ')}; best by ${next.pareto.rule}`
+          ? `Pareto front of ${next.pareto.objectives.map((o) => `${o.maximize ? 'maximize' : 'minimize'} ${o.expression}`).join(', ')}`
           : `${next.objective.maximize ? 'Maximize' : 'Minimize'} ${next.objective.text}`)
           + (next.slos.length ? ` subject to ${next.slos.map((s) => s.text).join(', ')}` : '')
+          + (next.pareto ? `; best by ${next.pareto.rule}` : '')
           + `. ${next.trials.length} trials: ${c.complete} complete (${c.breaches} missed an SLO), ${c.failed} failed, ${c.running} running, ${c.interrupted} interrupted.` }),
         next.breaches_text ? el('p', { class: next.breaches && next.breaches.count ? 'error' : 'muted',
           text: `SLO breaches while searching: ${next.breaches_text}.` }) : '',

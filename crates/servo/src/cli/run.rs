@@ -136,16 +136,20 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
                 (_, _, Some(e)) => format!("failed: {e}"),
                 _ => "failed".to_string(),
             };
-            let best = match front {
+            let best = best.map(|b| format!("{b:.4}")).unwrap_or_else(|| "none yet".into());
+            let standing = match front {
                 Some(n) => format!("{n} on the Pareto front"),
-                None => best.map(|b| format!("best {b:.4}")).unwrap_or_else(|| "best none yet".into()),
+                None => format!("best {best}"),
             };
             match &bar {
                 Some(bar) => {
                     bar.set_position(finished as u64);
-                    bar.println(format!("trial {}: {outcome}; {best}", trial.number));
+                    bar.println(format!("trial {}: {outcome}; {standing}", trial.number));
                 }
-                None => tracing::info!(trial = trial.number, finished, total, %outcome, %best, "trial finished"),
+                None => match front {
+                    Some(front) => tracing::info!(trial = trial.number, finished, total, %outcome, front, "trial finished"),
+                    None => tracing::info!(trial = trial.number, finished, total, %outcome, %best, "trial finished"),
+                },
             }
         }
     })

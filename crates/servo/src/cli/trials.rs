@@ -27,8 +27,8 @@ pub struct Args {
 fn heading(o: &ObjectiveView) -> String {
     let direction = if o.maximize { "max " } else { "" };
     match o.unit.as_str() {
-        "" => format!("{direction}{}", o.expression).to_uppercase(),
-        unit => format!("{} ({unit})", format!("{direction}{}", o.expression).to_uppercase()),
+        "" => format!("{direction}{}", o.expression),
+        unit => format!("{direction}{} ({unit})", o.expression),
     }
 }
 
