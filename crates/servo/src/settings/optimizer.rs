@@ -724,6 +724,82 @@ mod tests {
         }
     }
 
+    fn objective(yaml: serde_json::Value) -> Result<Objective, String> {
+        serde_json::from_value(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn one_expression_reads_as_before_and_lists_or_both_keys_make_several() {
+        use serde_json::json;
+        assert_eq!(
+            objective(json!({"minimize": "cost"})),
+            Ok(Objective::Minimize("cost".into()))
+        );
+        assert_eq!(
+            objective(json!({"maximize": "rps"})),
+            Ok(Objective::Maximize("rps".into()))
+        );
+        let both = objective(json!({"minimize": ["cost", "p99"], "maximize": "rps"}))
+            .expect("three objectives");
+        assert_eq!(
+            both.targets(),
+            vec![
+                Target::new("cost", false),
+                Target::new("p99", false),
+                Target::new("rps", true)
+            ]
+        );
+        assert_eq!(both.describe(), "minimize cost, p99; maximize rps");
+        assert!(matches!(
+            &both,
+            Objective::Pareto {
+                select: Select::Knee,
+                ..
+            }
+        ));
+        // Written back as read.
+        for value in [
+            json!({"minimize": "cost"}),
+            json!({"minimize": ["cost", "p99"], "maximize": "rps"}),
+            json!({"minimize": "cost", "maximize": "rps", "select": {"weights": {"cost": 0.7, "rps": 0.3}}}),
+        ] {
+            let parsed = objective(value.clone()).expect("parses");
+            assert_eq!(serde_json::to_value(&parsed).expect("json"), value);
+        }
+        let weighted = objective(
+            json!({"minimize": ["cost", "p99"], "select": {"weights": {"p99": 1}}}),
+        )
+        .expect("weights");
+        assert!(matches!(weighted, Objective::Pareto { select: Select::Weights(w), .. } if w["p99"] == 1.0));
+    }
+
+    #[test]
+    fn a_list_of_one_a_stray_select_and_bad_weights_are_refused_with_the_fix() {
+        use serde_json::json;
+        let refused = |v: serde_json::Value, wanted: &str| {
+            let e = objective(v.clone()).expect_err("refused");
+            assert!(e.contains(wanted), "{v}: {e}");
+        };
+        refused(json!({"minimize": ["cost"]}), "for one, write it alone");
+        refused(json!({"minimize": "cost", "maximize": ["rps"]}), "two or more");
+        refused(json!({}), "needs `minimize` or `maximize`");
+        refused(json!({"minimize": ["a", "a"]}), "listed twice");
+        refused(json!({"minimize": "cost", "select": "knee"}), "two or more objectives");
+        refused(
+            json!({"minimize": ["cost", "p99"], "select": {"weights": {"p90": 1}}}),
+            "did you mean `p99`?",
+        );
+        refused(
+            json!({"minimize": ["cost", "p99"], "select": {"weights": {"p99": -1}}}),
+            "0 or more",
+        );
+        refused(
+            json!({"minimize": ["cost", "p99"], "select": {"weights": {"p99": 0}}}),
+            "no objective a weight above 0",
+        );
+        refused(json!({"minimize": ["cost", "p99"], "select": "elbow"}), "elbow");
+    }
+
     #[test]
     fn remote_url_is_derived_from_id_like_servox() {
         assert_eq!(

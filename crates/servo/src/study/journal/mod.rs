@@ -508,3 +508,77 @@ fn join(names: &[&String]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::optimizer::Target;
+
+    /// A journal written before several objectives existed (migrations 1 and 4 only) opens, gains
+    /// the columns, reads its trials as they were, and a study on it then keeps its objectives
+    /// and each trial's values.
+    #[tokio::test]
+    async fn a_journal_from_before_several_objectives_opens_and_keeps_them_from_then_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        let space = Space::default();
+        {
+            sqlx::any::install_default_drivers();
+            let url = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .to_url_lossy();
+            let mut conn = AnyConnection::connect(url.as_str()).await.expect("connect");
+            let mut sql = String::from(
+                "CREATE TABLE servo_schema (version BIGINT NOT NULL); INSERT INTO servo_schema (version) VALUES (1), (4);",
+            );
+            for m in &STUDY_MIGRATIONS[..2] {
+                sql.push_str(&m.sql(Dialect::Sqlite));
+            }
+            sql.push_str(&format!(
+                "INSERT INTO studies (name, space, objective, constraints, created_at) VALUES ('s', '{}', 'cost', '[]', 1.0);
+                 INSERT INTO trials (study_id, number, state, config, readings, objective, constraints, feasible, started_at, finished_at)
+                 VALUES (1, 0, 'complete', '{{}}', '{{\"cost\": {{\"value\": 3.0, \"unit\": \"\"}}}}', 3.0, '[]', 1, 1.0, 2.0);",
+                serde_json::to_string(&space).expect("json")
+            ));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("an old journal");
+            conn.close().await.expect("close");
+        }
+        let journal = Journal::open(&path).await.expect("the old journal opens");
+        let mut study = journal
+            .current("s")
+            .await
+            .expect("read")
+            .expect("its study");
+        assert!(study.objectives.is_empty());
+        let trials = journal.trials(&study).await.expect("trials");
+        assert_eq!(trials.len(), 1);
+        assert_eq!(
+            (trials[0].objective, trials[0].objectives.clone()),
+            (Some(3.0), Vec::new())
+        );
+
+        let targets = vec![Target::new("cost", false), Target::new("latency", true)];
+        journal
+            .record_objectives(&mut study, &targets)
+            .await
+            .expect("recorded");
+        let number = journal.begin(&study, &BTreeMap::new()).await.expect("begin");
+        let mut trial = trials[0].clone();
+        trial.number = number;
+        trial.objectives = vec![3.0, 41.5];
+        journal.finish(&study, &trial).await.expect("finish");
+        journal.close().await;
+
+        let journal = Journal::open(&path).await.expect("opens again");
+        let study = journal.current("s").await.expect("read").expect("study");
+        assert_eq!(study.objectives, targets);
+        let trials = journal.trials(&study).await.expect("trials");
+        assert_eq!(trials[1].objectives, vec![3.0, 41.5]);
+        assert!(trials[0].objectives.is_empty(), "the old trial is as it was");
+        journal.close().await;
+    }
+}
