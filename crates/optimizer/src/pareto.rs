@@ -141,6 +141,45 @@ pub fn scalarize(points: &[Vec<f64>], weights: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// A finished trial of a study with several objectives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MultiObservation {
+    pub config: crate::Config,
+    /// `None`: the trial failed.
+    pub objectives: Option<Vec<f64>>,
+    /// Each constraint's value, satisfied when `<= 0` (empty for a failed trial).
+    pub constraints: Vec<f64>,
+}
+
+/// ParEGO's history for one suggestion: every complete trial's objectives (each minimized)
+/// normalized over the complete trials and folded by [`chebyshev`] under `weights` into the one
+/// objective a [`crate::Sampler`] minimizes; constraints as they were; failed trials (and any
+/// with a non-finite objective) failed.
+pub fn parego_history(history: &[MultiObservation], weights: &[f64]) -> Vec<crate::Observation> {
+    use crate::{Observation, Outcome};
+    let finite = |o: &MultiObservation| {
+        o.objectives
+            .as_ref()
+            .filter(|v| v.iter().all(|x| x.is_finite()))
+            .cloned()
+    };
+    let points: Vec<Vec<f64>> = history.iter().filter_map(finite).collect();
+    let mut scores = scalarize(&points, weights).into_iter();
+    history
+        .iter()
+        .map(|o| Observation {
+            config: o.config.clone(),
+            outcome: match finite(o) {
+                Some(_) => Outcome::Complete {
+                    objective: scores.next().unwrap_or(f64::NAN),
+                    constraints: o.constraints.clone(),
+                },
+                None => Outcome::Failed,
+            },
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +266,40 @@ mod tests {
         let low = firsts.iter().filter(|x| **x < 0.5).count();
         assert!((60..=140).contains(&low), "spread over the simplex: {low}");
         assert_eq!(parego_weights(3, 0, 0).len(), 3);
+    }
+
+    #[test]
+    fn parego_history_scores_complete_trials_and_keeps_failures_and_constraints() {
+        let trial = |x: i64, objectives: Option<Vec<f64>>| MultiObservation {
+            config: vec![crate::ParamValue::Int(x)],
+            objectives,
+            constraints: vec![x as f64 - 2.0],
+        };
+        let history = vec![
+            trial(0, Some(vec![0.0, 10.0])),
+            trial(1, None),
+            trial(2, Some(vec![10.0, 0.0])),
+            trial(3, Some(vec![f64::NAN, 1.0])),
+            trial(4, Some(vec![5.0, 5.0])),
+        ];
+        let scored = parego_history(&history, &[0.5, 0.5]);
+        assert_eq!(scored.len(), 5);
+        let objective = |i: usize| match &scored[i].outcome {
+            crate::Outcome::Complete {
+                objective,
+                constraints,
+            } => {
+                assert_eq!(constraints, &history[i].constraints);
+                Some(*objective)
+            }
+            crate::Outcome::Failed => None,
+        };
+        assert_eq!(objective(1), None);
+        assert_eq!(objective(3), None, "a non-finite objective is a failure");
+        let (a, b, c) = (objective(0), objective(2), objective(4));
+        assert_eq!(a, b, "the extremes tie under even weights");
+        assert!(c < a, "the middle is best under even weights: {c:?} {a:?}");
+        assert_eq!(scored[4].config, history[4].config);
     }
 
     #[test]

@@ -14,41 +14,45 @@ use super::journal::{Study, Trial, TrialState};
 use super::objective::Expr;
 use super::plan::Plan;
 use crate::config::optimizer::{Select, Target};
-use servo_optimizer::pareto::{non_dominated, parego_weights, scalarize, select};
-use servo_optimizer::{Observation, Outcome};
+use servo_optimizer::Observation;
+use servo_optimizer::pareto::{
+    MultiObservation, non_dominated, parego_history, parego_weights, select,
+};
 
 /// The history the sampler sees for the next suggestion of a study with several objectives:
-/// each complete trial's objectives (negated where maximized), normalized over the complete
-/// trials and scalarized under this suggestion's weights; failed trials as failed.
-pub fn scalarized_history(plan: &Plan, goal: &Goal, trials: &[Trial], seed: u64) -> Vec<Observation> {
+/// [`servo_optimizer::pareto::parego_history`] of the trials (objectives negated where
+/// maximized), under the weights of the next trial's number.
+pub fn scalarized_history(
+    plan: &Plan,
+    goal: &Goal,
+    trials: &[Trial],
+    seed: u64,
+) -> Vec<Observation> {
     let next = trials.iter().map(|t| t.number + 1).max().unwrap_or(0).max(0);
     let weights = parego_weights(goal.objectives.len(), seed, next as u64);
     let targets = goal.targets();
-    let mut complete = Vec::new();
-    let mut points = Vec::new();
-    for (i, t) in trials.iter().enumerate() {
-        if let Some(values) = values_of(t, &targets) {
-            complete.push(i);
-            points.push(oriented(&values, goal.objectives.iter().map(|o| o.maximize)));
-        }
-    }
-    let scores = scalarize(&points, &weights);
-    trials
+    let history: Vec<MultiObservation> = trials
         .iter()
-        .enumerate()
-        .filter_map(|(i, t)| {
+        .filter_map(|t| {
             let config = plan.ordered(&t.config)?;
-            let outcome = match (t.state, complete.iter().position(|&c| c == i)) {
-                (TrialState::Complete, Some(k)) => Outcome::Complete {
-                    objective: scores[k],
-                    constraints: t.constraints.clone(),
-                },
-                (TrialState::Failed, _) => Outcome::Failed,
+            let objectives = match t.state {
+                // A trial journaled before the study had these objectives and missing a metric
+                // one of them reads is left out, as an unscored trial is with one objective.
+                TrialState::Complete => Some(oriented(
+                    &values_of(t, &targets)?,
+                    targets.iter().map(|t| t.maximize),
+                )),
+                TrialState::Failed => None,
                 _ => return None,
             };
-            Some(Observation { config, outcome })
+            Some(MultiObservation {
+                config,
+                objectives,
+                constraints: t.constraints.clone(),
+            })
         })
-        .collect()
+        .collect();
+    parego_history(&history, &weights)
 }
 
 /// Values as written turned into values to minimize.
