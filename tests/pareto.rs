@@ -120,13 +120,20 @@ fn check_front(trials: &[Value], front: &Value) -> i64 {
         .collect();
     let range = |j: usize| {
         let low = points.iter().map(|p| p[j]).fold(f64::INFINITY, f64::min);
-        let high = points.iter().map(|p| p[j]).fold(f64::NEG_INFINITY, f64::max);
+        let high = points
+            .iter()
+            .map(|p| p[j])
+            .fold(f64::NEG_INFINITY, f64::max);
         (low, if high > low { high - low } else { 1.0 })
     };
     let (r0, r1) = (range(0), range(1));
     let score = |p: &Vec<f64>| (p[0] - r0.0) / r0.1 + (p[1] - r1.0) / r1.1;
     let knee = (0..points.len())
-        .min_by(|&i, &j| score(points[i]).total_cmp(&score(points[j])).then(i.cmp(&j)))
+        .min_by(|&i, &j| {
+            score(points[i])
+                .total_cmp(&score(points[j]))
+                .then(i.cmp(&j))
+        })
         .map(|i| expected[i])
         .expect("a knee");
     assert_eq!(front["selected"].as_i64(), Some(knee), "{front:#}");
@@ -159,7 +166,8 @@ fn a_two_objective_study_on_the_demo_app_finds_a_front_and_finishes_on_its_knee(
         // Both objectives journaled: the cost from the settings, the latency as read.
         let objectives = t["objectives"].as_array().expect("objectives");
         assert_eq!(objectives.len(), 2, "{t:#}");
-        let cost = number(&t["config"]["demo.workers"]) + number(&t["config"]["demo.cache_mb"]) / 64.0;
+        let cost =
+            number(&t["config"]["demo.workers"]) + number(&t["config"]["demo.cache_mb"]) / 64.0;
         assert!((number(&objectives[0]) - cost).abs() < 1e-9, "{t:#}");
         let latency = number(&t["readings"]["latency_p99"]["value"]);
         assert!((number(&objectives[1]) - latency).abs() < 1e-9, "{t:#}");
@@ -171,7 +179,11 @@ fn a_two_objective_study_on_the_demo_app_finds_a_front_and_finishes_on_its_knee(
     assert_eq!(front["objectives"][1]["expression"], "latency_p99");
 
     // On finish, the application was put on the knee.
-    assert_eq!(summary["best"]["number"].as_i64(), Some(knee), "{summary:#}");
+    assert_eq!(
+        summary["best"]["number"].as_i64(),
+        Some(knee),
+        "{summary:#}"
+    );
     assert_eq!(
         summary["left_on"],
         format!("the best configuration (trial {knee})"),
@@ -285,7 +297,10 @@ fn a_two_objective_study_killed_mid_trial_resumes_with_both_objectives() {
     let finished: Vec<&Value> = trials.iter().filter(|t| t["state"] == "complete").collect();
     assert_eq!(finished.len(), 8, "{trials:#?}");
     assert_eq!(
-        trials.iter().filter(|t| t["state"] == "interrupted").count(),
+        trials
+            .iter()
+            .filter(|t| t["state"] == "interrupted")
+            .count(),
         1
     );
     for t in &finished {

@@ -516,9 +516,9 @@ wait:
         );
     }
     assert!(
-        texts
-            .iter()
-            .any(|t| t.as_str().is_some_and(|t| t.starts_with("time_waited (") && t.ends_with("↑ better"))),
+        texts.iter().any(|t| t
+            .as_str()
+            .is_some_and(|t| t.starts_with("time_waited (") && t.ends_with("↑ better"))),
         "{texts:?}"
     );
     assert_eq!(browser.console_errors(), Vec::<String>::new());

@@ -18,16 +18,18 @@
 use servo_optimizer::pareto::{MultiObservation, hypervolume_2d, parego_history, parego_weights};
 use servo_optimizer::{Bayesian, Domain, Param, ParamValue, RandomSearch, Risk, Sampler, Space};
 
+/// Objectives and constraint values (≤ 0 when met, relative to the limit) at a point.
+type Evaluation = ([f64; 2], Vec<f64>);
+
 struct Problem {
     name: &'static str,
     bounds: [(f64, f64); 2],
     baseline: [f64; 2],
     reference: [f64; 2],
-    /// Objectives and constraint values (≤ 0 when met, relative to the limit).
-    evaluate: fn([f64; 2]) -> ([f64; 2], Vec<f64>),
+    evaluate: fn([f64; 2]) -> Evaluation,
 }
 
-fn bnh([x1, x2]: [f64; 2]) -> ([f64; 2], Vec<f64>) {
+fn bnh([x1, x2]: [f64; 2]) -> Evaluation {
     let f1 = 4.0 * x1 * x1 + 4.0 * x2 * x2;
     let f2 = (x1 - 5.0).powi(2) + (x2 - 5.0).powi(2);
     let c1 = ((x1 - 5.0).powi(2) + x2 * x2) / 25.0 - 1.0;
@@ -35,7 +37,7 @@ fn bnh([x1, x2]: [f64; 2]) -> ([f64; 2], Vec<f64>) {
     ([f1, f2], vec![c1, c2])
 }
 
-fn srn([x1, x2]: [f64; 2]) -> ([f64; 2], Vec<f64>) {
+fn srn([x1, x2]: [f64; 2]) -> Evaluation {
     let f1 = 2.0 + (x1 - 2.0).powi(2) + (x2 - 1.0).powi(2);
     let f2 = 9.0 * x1 - (x2 - 1.0).powi(2);
     let c1 = (x1 * x1 + x2 * x2) / 225.0 - 1.0;
@@ -80,7 +82,11 @@ fn run(problem: &Problem, sampler: &dyn Sampler, seed: u64, budget: usize) -> (f
     let mut at_25 = 0.0;
     for trial in 0..budget {
         let config = if trial == 0 {
-            problem.baseline.iter().map(|x| ParamValue::Float(*x)).collect()
+            problem
+                .baseline
+                .iter()
+                .map(|x| ParamValue::Float(*x))
+                .collect()
         } else {
             let weights = parego_weights(2, seed, trial as u64);
             let scalar = parego_history(&history, &weights);
@@ -104,7 +110,11 @@ fn run(problem: &Problem, sampler: &dyn Sampler, seed: u64, budget: usize) -> (f
             at_25 = hypervolume_2d(&feasible, problem.reference);
         }
     }
-    (at_25, hypervolume_2d(&feasible, problem.reference), breaches)
+    (
+        at_25,
+        hypervolume_2d(&feasible, problem.reference),
+        breaches,
+    )
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -154,10 +164,15 @@ fn main() {
     ];
     let samplers: [(&str, Box<dyn Sampler>); 3] = [
         ("parego risk=low", Box::new(Bayesian::with_risk(Risk::Low))),
-        ("parego risk=high", Box::new(Bayesian::with_risk(Risk::High))),
+        (
+            "parego risk=high",
+            Box::new(Bayesian::with_risk(Risk::High)),
+        ),
         ("random", Box::new(RandomSearch)),
     ];
-    println!("problem  sampler            HV@25      HV@{budget:<4}    breaches (median of {seeds} seeds)");
+    println!(
+        "problem  sampler            HV@25      HV@{budget:<4}    breaches (median of {seeds} seeds)"
+    );
     for problem in &problems {
         for (name, sampler) in &samplers {
             let runs: Vec<(f64, f64, usize)> = (0..seeds)

@@ -37,7 +37,10 @@ fn ranges(points: &[Vec<f64>]) -> Vec<(f64, f64)> {
     (0..axes)
         .map(|j| {
             let low = points.iter().map(|p| p[j]).fold(f64::INFINITY, f64::min);
-            let high = points.iter().map(|p| p[j]).fold(f64::NEG_INFINITY, f64::max);
+            let high = points
+                .iter()
+                .map(|p| p[j])
+                .fold(f64::NEG_INFINITY, f64::max);
             let span = high - low;
             (low, if span > 0.0 { span } else { 1.0 })
         })
@@ -236,7 +239,10 @@ mod tests {
         assert_eq!(select(&front, Some(&[0.5, 0.5])), Some(2));
         // A single point is its own knee; a straight front ties, and the earlier point wins.
         assert_eq!(knee(&points(&[[4.0, 4.0]])), Some(0));
-        assert_eq!(knee(&points(&[[0.0, 2.0], [1.0, 1.0], [2.0, 0.0]])), Some(0));
+        assert_eq!(
+            knee(&points(&[[0.0, 2.0], [1.0, 1.0], [2.0, 0.0]])),
+            Some(0)
+        );
         assert_eq!(knee(&[]), None);
     }
 
@@ -247,7 +253,10 @@ mod tests {
         // [1,4]×[3,4] is 3, [3,4]×[1,4] is 3, overlapping in [3,4]×[3,4] (1): 5.
         assert!((hv - 5.0).abs() < 1e-12, "{hv}");
         // A dominated point, a point outside the reference and order change nothing.
-        let more = hypervolume_2d(&[[3.0, 1.0], [3.5, 3.5], [5.0, 0.0], [1.0, 3.0]], [4.0, 4.0]);
+        let more = hypervolume_2d(
+            &[[3.0, 1.0], [3.5, 3.5], [5.0, 0.0], [1.0, 3.0]],
+            [4.0, 4.0],
+        );
         assert!((more - 5.0).abs() < 1e-12, "{more}");
         assert_eq!(hypervolume_2d(&[], [1.0, 1.0]), 0.0);
         // One point: its box.

@@ -766,11 +766,12 @@ mod tests {
             let parsed = objective(value.clone()).expect("parses");
             assert_eq!(serde_json::to_value(&parsed).expect("json"), value);
         }
-        let weighted = objective(
-            json!({"minimize": ["cost", "p99"], "select": {"weights": {"p99": 1}}}),
-        )
-        .expect("weights");
-        assert!(matches!(weighted, Objective::Pareto { select: Select::Weights(w), .. } if w["p99"] == 1.0));
+        let weighted =
+            objective(json!({"minimize": ["cost", "p99"], "select": {"weights": {"p99": 1}}}))
+                .expect("weights");
+        assert!(
+            matches!(weighted, Objective::Pareto { select: Select::Weights(w), .. } if w["p99"] == 1.0)
+        );
     }
 
     #[test]
@@ -781,10 +782,16 @@ mod tests {
             assert!(e.contains(wanted), "{v}: {e}");
         };
         refused(json!({"minimize": ["cost"]}), "for one, write it alone");
-        refused(json!({"minimize": "cost", "maximize": ["rps"]}), "two or more");
+        refused(
+            json!({"minimize": "cost", "maximize": ["rps"]}),
+            "two or more",
+        );
         refused(json!({}), "needs `minimize` or `maximize`");
         refused(json!({"minimize": ["a", "a"]}), "listed twice");
-        refused(json!({"minimize": "cost", "select": "knee"}), "two or more objectives");
+        refused(
+            json!({"minimize": "cost", "select": "knee"}),
+            "two or more objectives",
+        );
         refused(
             json!({"minimize": ["cost", "p99"], "select": {"weights": {"p90": 1}}}),
             "did you mean `p99`?",
@@ -797,7 +804,10 @@ mod tests {
             json!({"minimize": ["cost", "p99"], "select": {"weights": {"p99": 0}}}),
             "no objective a weight above 0",
         );
-        refused(json!({"minimize": ["cost", "p99"], "select": "elbow"}), "elbow");
+        refused(
+            json!({"minimize": ["cost", "p99"], "select": "elbow"}),
+            "elbow",
+        );
     }
 
     #[test]

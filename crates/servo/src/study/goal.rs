@@ -61,9 +61,8 @@ impl Goal {
                         _ => format!("optimizer.objective.{key}"),
                     }
                 };
-                let expr = Expr::parse(&t.expression).map_err(|e| {
-                    config_error(format!("{place} `{}`: {e}", t.expression), None)
-                })?;
+                let expr = Expr::parse(&t.expression)
+                    .map_err(|e| config_error(format!("{place} `{}`: {e}", t.expression), None))?;
                 Ok(Term {
                     text: t.expression.clone(),
                     expr,

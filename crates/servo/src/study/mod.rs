@@ -309,7 +309,9 @@ async fn drive(
             ),
             other => StudyError::Journal(other),
         })?;
-    journal.record_objectives(&mut study, &goal.targets()).await?;
+    journal
+        .record_objectives(&mut study, &goal.targets())
+        .await?;
     let interrupted = journal.interrupt_running(&study).await?;
     let mut trials = journal.trials(&study).await?;
     let finished = |trials: &[Trial]| {

@@ -28,7 +28,12 @@ pub fn scalarized_history(
     trials: &[Trial],
     seed: u64,
 ) -> Vec<Observation> {
-    let next = trials.iter().map(|t| t.number + 1).max().unwrap_or(0).max(0);
+    let next = trials
+        .iter()
+        .map(|t| t.number + 1)
+        .max()
+        .unwrap_or(0)
+        .max(0);
     let weights = parego_weights(goal.objectives.len(), seed, next as u64);
     let targets = goal.targets();
     let history: Vec<MultiObservation> = trials
@@ -148,7 +153,8 @@ pub fn front(study: &Study, trials: &[Trial], rule: &Select) -> Front {
             ),
         ),
     };
-    let selected = select(&front_points, weights.as_deref()).map(|k| candidates[on_front[k]].number);
+    let selected =
+        select(&front_points, weights.as_deref()).map(|k| candidates[on_front[k]].number);
     Front {
         objectives,
         trials: on_front.iter().map(|&i| candidates[i].number).collect(),

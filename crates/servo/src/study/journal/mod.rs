@@ -566,7 +566,10 @@ mod tests {
             .record_objectives(&mut study, &targets)
             .await
             .expect("recorded");
-        let number = journal.begin(&study, &BTreeMap::new()).await.expect("begin");
+        let number = journal
+            .begin(&study, &BTreeMap::new())
+            .await
+            .expect("begin");
         let mut trial = trials[0].clone();
         trial.number = number;
         trial.objectives = vec![3.0, 41.5];
@@ -578,7 +581,10 @@ mod tests {
         assert_eq!(study.objectives, targets);
         let trials = journal.trials(&study).await.expect("trials");
         assert_eq!(trials[1].objectives, vec![3.0, 41.5]);
-        assert!(trials[0].objectives.is_empty(), "the old trial is as it was");
+        assert!(
+            trials[0].objectives.is_empty(),
+            "the old trial is as it was"
+        );
         journal.close().await;
     }
 }
