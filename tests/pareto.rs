@@ -453,6 +453,17 @@ wait:
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A study with one objective has a best, not a front.
+    let single = write("single", "{minimize: main.cpu}");
+    assert_success(&output(&single, &["run"]));
+    let out = output(&single, &["trials", "--pareto"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("has one objective") && stderr.contains("minimize: [cost, latency_p99]"),
+        "{stderr}"
+    );
+
     // The optimizer server speaks the ServoX protocol, one score per measurement: it refuses a
     // list when the application is created.
     let settings = dir.path().join("app.yaml");

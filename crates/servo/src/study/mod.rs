@@ -334,12 +334,12 @@ async fn drive(
     // was last adjusted to: `run` puts it back on a journaled configuration first.
     let halt = |error: StudyError, trials: &[Trial], plan: &Plan| Halted::Midway {
         error,
-        summary: Box::new(Summary::from_trials(
-            &study,
-            journal.path(),
-            trials.to_vec(),
-            goal.maximize,
-        )),
+        summary: Box::new({
+            let mut s =
+                Summary::from_trials(&study, journal.path(), trials.to_vec(), goal.maximize);
+            s.choose(&goal.select);
+            s
+        }),
         plan: plan.clone(),
     };
 
