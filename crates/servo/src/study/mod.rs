@@ -191,6 +191,11 @@ pub async fn run(
             Some("write `cut_short: 2` to stop a trial at twice a limit".into()),
         ));
     }
+    if goal.is_pareto() && settings.confirm.is_some_and(|n| n > 0) {
+        tracing::warn!(
+            "optimizer.confirm does not apply to several objectives: the best is a point of their Pareto front, not one modelled best to measure again"
+        );
+    }
     let bus = Bus::new(&assembly.mounts);
     // Open the journal before touching the application: a read-only or full disk must stop us
     // before any adjustment is made.

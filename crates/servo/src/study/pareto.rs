@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::goal::Goal;
-use super::journal::{Study, Trial, TrialState};
+use super::journal::{Trial, TrialState};
 use super::objective::Expr;
 use super::plan::Plan;
 use crate::config::optimizer::{Select, Target};
@@ -110,9 +110,8 @@ pub fn values_of(trial: &Trial, targets: &[Target]) -> Option<Vec<f64>> {
     values.iter().all(|v| v.is_finite()).then_some(values)
 }
 
-/// The front of `trials` for the study's objectives, with the point `rule` selects.
-pub fn front(study: &Study, trials: &[Trial], rule: &Select) -> Front {
-    let targets = &study.objectives;
+/// The front of `trials` for the objectives `targets`, with the point `rule` selects.
+pub fn front(targets: &[Target], trials: &[Trial], rule: &Select) -> Front {
     let objectives = targets
         .iter()
         .map(|t| ObjectiveView {
@@ -193,19 +192,11 @@ mod tests {
         }
     }
 
-    fn study(maximize_second: bool) -> Study {
-        Study {
-            id: 1,
-            name: "s".into(),
-            space: servo_optimizer::Space::default(),
-            objective: "cost".into(),
-            objectives: vec![
-                Target::new("cost", false),
-                Target::new("latency", maximize_second),
-            ],
-            constraints: Vec::new(),
-            created_at: 0.0,
-        }
+    fn study(maximize_second: bool) -> Vec<Target> {
+        vec![
+            Target::new("cost", false),
+            Target::new("latency", maximize_second),
+        ]
     }
 
     #[test]

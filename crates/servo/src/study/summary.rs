@@ -78,16 +78,7 @@ impl Summary {
         if self.objectives.len() < 2 {
             return;
         }
-        let study = Study {
-            id: 0,
-            name: self.study.clone(),
-            space: servo_optimizer::Space::default(),
-            objective: self.objective.clone(),
-            objectives: self.objectives.clone(),
-            constraints: Vec::new(),
-            created_at: 0.0,
-        };
-        let front = super::pareto::front(&study, &self.trials, select);
+        let front = super::pareto::front(&self.objectives, &self.trials, select);
         self.best = front
             .selected
             .and_then(|n| self.trials.iter().find(|t| t.number == n))

@@ -352,19 +352,21 @@ impl Journal {
             .map_err(|e| self.db(e))
     }
 
-    /// Records the objectives of a study with several (`targets` empty: one objective, nothing to
-    /// record). A study keeps the objectives it was created with; a study journaled before it had
-    /// several (or by an older servo) takes these, and its earlier trials are scored for them
-    /// from their readings.
+    /// Records the objectives of a study with several (`targets` empty: it has one). The study
+    /// takes the config's objectives when they changed, as a study resumed with another
+    /// objective does; its earlier trials are then scored for them from their readings.
     pub async fn record_objectives(
         &self,
         study: &mut Study,
         targets: &[crate::config::optimizer::Target],
     ) -> Result<(), JournalError> {
-        if targets.is_empty() || study.objectives == targets {
+        if study.objectives == targets {
             return Ok(());
         }
-        let json = serde_json::to_string(targets).map_err(|e| self.db(e))?;
+        let json = (!targets.is_empty())
+            .then(|| serde_json::to_string(targets))
+            .transpose()
+            .map_err(|e| self.db(e))?;
         sqlx::query("UPDATE studies SET objectives = $1 WHERE id = $2")
             .bind(json)
             .bind(study.id)
@@ -585,6 +587,16 @@ mod tests {
             trials[0].objectives.is_empty(),
             "the old trial is as it was"
         );
+        // Back to one objective: the study says so, its trials keep what they journaled.
+        let mut study = study;
+        journal
+            .record_objectives(&mut study, &[])
+            .await
+            .expect("recorded");
+        let study = journal.current("s").await.expect("read").expect("study");
+        assert!(study.objectives.is_empty());
+        let trials = journal.trials(&study).await.expect("trials");
+        assert_eq!(trials[1].objectives, vec![3.0, 41.5]);
         journal.close().await;
     }
 }
