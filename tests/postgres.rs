@@ -184,6 +184,8 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
                 ("throughput".into(), reading(123_456_789.012_345_67, "rps")),
             ]),
             objective: Some(0.1 + 0.2 + 0.5),
+            // Several objectives' values, as a two-objective study journals them.
+            objectives: vec![0.1 + 0.2 + 0.5, 1e-300],
             constraints: vec![-99.7, -0.01],
             feasible: Some(true),
             error: None,
@@ -202,6 +204,7 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
                 ("errors".into(), reading(-0.0, "")),
             ]),
             objective: Some(-1.5e10),
+            objectives: Vec::new(),
             constraints: vec![150.5, -0.01],
             feasible: Some(false),
             error: None,
@@ -217,6 +220,7 @@ async fn round_trip(journal: &Journal) -> Vec<Trial> {
             config: configs[2].clone(),
             readings: BTreeMap::new(),
             objective: None,
+            objectives: Vec::new(),
             constraints: Vec::new(),
             feasible: None,
             error: Some(

@@ -432,3 +432,95 @@ wait:
     assert_eq!(browser.console_errors(), Vec::<String>::new());
     shoot(&browser, "report");
 }
+
+#[test]
+fn the_report_of_a_two_objective_study_draws_its_front_and_marks_the_best() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("servo.yaml");
+    std::fs::write(
+        &config,
+        r#"name: pareto-report
+optimizer:
+  trials: 10
+  seed: 4
+  algorithm: random
+  objective:
+    minimize: main.cpu * 2 + main.memory
+    maximize: time_waited
+  constraints: [time_waited < 5s]
+  control: { duration: 50ms }
+wait:
+  measure_enabled: true
+  components:
+    main:
+      settings:
+        cpu: { type: cpu, min: 0.25, max: 4, step: 0.25, value: 2 }
+        memory: { type: memory, min: 0.5, max: 8, step: 0.5, value: 4 }
+"#,
+    )
+    .expect("config");
+    let (code, _, stderr) = common::run(&config, &["run"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report = dir.path().join("report.html");
+    common::assert_success(&common::output(
+        &config,
+        &["report", "--output", report.to_str().expect("utf-8")],
+    ));
+    let data = common::report_data(&std::fs::read_to_string(&report).expect("report"));
+    let front: Vec<&Value> = data["pareto"]["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter(|p| p["front"] == true)
+        .collect();
+    assert!(!front.is_empty(), "{data:#}");
+
+    let browser = Browser::start();
+    browser.open(&format!("file://{}", report.display()));
+    let drawn = browser.wait_for(
+        "every chart",
+        &format!("const r = (() => {{ {CHARTS} }})(); return r.charts > 0 ? r : null"),
+        Duration::from_secs(20),
+    );
+    assert_eq!(drawn["empty"], serde_json::json!([]), "{drawn}");
+    // The front's chart: the first two objectives against each other, its series drawn from the
+    // study's front and selected point, its legend and axes in the SVG.
+    let chart = browser.eval(
+        "const f = document.querySelector('figure.chart[data-chart=\"pareto\"]');
+         if (!f) return null;
+         const series = echarts.getInstanceByDom(f).getOption().series;
+         return { series: series.map((s) => ({ name: s.name, points: s.data.length })),
+                  texts: [...f.querySelectorAll('svg text')].map((t) => t.textContent) };",
+        Vec::new(),
+    );
+    assert!(!chart.is_null(), "no pareto chart");
+    let series = chart["series"].as_array().expect("series");
+    let count = |name: &str| {
+        series
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["points"].as_u64())
+            .unwrap_or_else(|| panic!("no `{name}` series: {chart}"))
+    };
+    assert_eq!(count("Pareto front"), front.len() as u64, "{chart}");
+    assert_eq!(count("best (knee)"), 1, "{chart}");
+    let texts = chart["texts"].as_array().expect("texts");
+    for wanted in [
+        "Pareto front",
+        "best (knee)",
+        "main.cpu * 2 + main.memory, ← better",
+    ] {
+        assert!(
+            texts.iter().any(|t| t == wanted),
+            "`{wanted}` not drawn: {texts:?}"
+        );
+    }
+    assert!(
+        texts.iter().any(|t| t
+            .as_str()
+            .is_some_and(|t| t.starts_with("time_waited (") && t.ends_with("↑ better"))),
+        "{texts:?}"
+    );
+    assert_eq!(browser.console_errors(), Vec::<String>::new());
+    shoot(&browser, "report-pareto");
+}

@@ -21,6 +21,7 @@ mod gp;
 mod lbfgs;
 mod linalg;
 mod normal;
+pub mod pareto;
 mod qmc;
 mod random;
 mod space;

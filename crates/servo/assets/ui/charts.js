@@ -135,6 +135,46 @@
     return option;
   }
 
+  // Two objectives against each other: every complete trial, the Pareto front joined and
+  // highlighted, and the point selected as best ringed. With more than two objectives, the
+  // first two are drawn.
+  function paretoOption(view) {
+    const p = view.pareto;
+    const [a, b] = p.objectives;
+    const xs = p.points.map((q) => q.values[0]);
+    const ys = p.points.map((q) => q.values[1]);
+    const sx = scaleFor(a.unit, Math.max(...xs.map(Math.abs), 0));
+    const sy = scaleFor(b.unit, Math.max(...ys.map(Math.abs), 0));
+    const point = (q) => ({ value: [q.values[0] * sx.factor, q.values[1] * sy.factor], trial: q.trial });
+    const tooltip = (q) => `trial ${q.data.trial}: ${a.expression} = ${human(q.data.value[0] / sx.factor, a.unit)}, `
+      + `${b.expression} = ${human(q.data.value[1] / sy.factor, b.unit)}`;
+    const option = base(`Pareto front: ${a.expression} and ${b.expression}`);
+    option.xAxis = valueAxis(axisName(a.expression, sx.unit) + (a.maximize ? ', → better' : ', ← better'),
+      xs.map((v) => v * sx.factor), { nameGap: 32 });
+    option.yAxis = valueAxis(axisName(b.expression, sy.unit) + (b.maximize ? ', ↑ better' : ', ↓ better'),
+      ys.map((v) => v * sy.factor));
+    const front = p.points.filter((q) => q.front).sort((q, r) => q.values[0] - r.values[0]);
+    const selected = p.points.find((q) => q.trial === p.selected);
+    option.series = [
+      { name: 'meets every SLO', type: 'scatter', symbolSize: 8, itemStyle: { color: MEETS, opacity: 0.6 },
+        data: p.points.filter((q) => q.feasible && !q.front).map(point), tooltip: { formatter: tooltip } },
+      { name: 'misses an SLO', type: 'scatter', symbol: 'triangle', symbolSize: 9,
+        itemStyle: { color: 'rgba(0,0,0,0)', borderColor: MISSES, borderWidth: 2 },
+        data: p.points.filter((q) => !q.feasible).map(point), tooltip: { formatter: tooltip } },
+      // Two objectives: the front joined by the edge of the region it dominates. More: the
+      // front's points in this projection, unjoined (some may look dominated in it).
+      { name: 'Pareto front', type: p.objectives.length === 2 ? 'line' : 'scatter',
+        step: a.maximize ? 'start' : 'end', symbol: 'diamond',
+        symbolSize: 11, lineStyle: { color: BEST, width: 2 }, itemStyle: { color: BEST },
+        data: front.map(point), tooltip: { formatter: tooltip } },
+      { name: `best (${p.rule})`, type: 'scatter', symbol: 'circle', symbolSize: 20, z: 5,
+        itemStyle: { color: 'rgba(0,0,0,0)', borderColor: '#000', borderWidth: 2.5 },
+        data: selected ? [point(selected)] : [], tooltip: { formatter: tooltip } },
+    ];
+    option.tooltip = { trigger: 'item', confine: true };
+    return option;
+  }
+
   // A setting against the objective. Categorical settings get one column per choice, the points
   // spread sideways a little so repeated trials of one choice stay visible.
   function sliceOption(view, setting) {
@@ -335,9 +375,14 @@
     const best = view.trials.find((t) => t.number === view.best);
     if (!baseline || !best) return el('p', { class: 'muted', text: 'No trial meets every SLO yet: nothing to compare with the baseline.' });
     const change = (a, b) => (typeof a === 'number' && typeof b === 'number' && a !== 0 ? `${sig(((b - a) / Math.abs(a)) * 100)} %` : '');
-    const lines = [[view.objective.text, baseline.objective, best.objective, view.objective.unit]]
+    // Several objectives: each one's values, as the front's points carry them.
+    const values = (t) => ((view.pareto && view.pareto.points.find((q) => q.trial === t.number)) || {}).values || [];
+    const objectives = view.pareto
+      ? view.pareto.objectives.map((o, i) => [o.expression, values(baseline)[i], values(best)[i], o.unit])
+      : [[view.objective.text, baseline.objective, best.objective, view.objective.unit]];
+    const lines = objectives
       .concat(view.settings.map((s) => [s.name, baseline.config[s.name], best.config[s.name], '']))
-      .concat(view.slos.map((s) => [s.metric, (baseline.readings[s.metric] || {}).value,
+      .concat(view.slos.filter((s) => !objectives.some(([name]) => name === s.metric)).map((s) => [s.metric, (baseline.readings[s.metric] || {}).value,
         (best.readings[s.metric] || {}).value, s.unit]));
     const show = (v, unit) => (typeof v === 'number' ? human(v, unit) : cell(v));
     return el('table', { class: 'compare' }, [
@@ -385,8 +430,11 @@
       current = next;
       const c = next.counts;
       summary.replaceChildren(
-        el('p', { text: `${next.objective.maximize ? 'Maximize' : 'Minimize'} ${next.objective.text}`
+        el('p', { text: (next.pareto
+          ? `Pareto front of ${next.pareto.objectives.map((o) => `${o.maximize ? 'maximize' : 'minimize'} ${o.expression}`).join(', ')}`
+          : `${next.objective.maximize ? 'Maximize' : 'Minimize'} ${next.objective.text}`)
           + (next.slos.length ? ` subject to ${next.slos.map((s) => s.text).join(', ')}` : '')
+          + (next.pareto ? `; best by ${next.pareto.rule}` : '')
           + `. ${next.trials.length} trials: ${c.complete} complete (${c.breaches} missed an SLO), ${c.failed} failed, ${c.running} running, ${c.interrupted} interrupted.` }),
         next.breaches_text ? el('p', { class: next.breaches && next.breaches.count ? 'error' : 'muted',
           text: `SLO breaches while searching: ${next.breaches_text}.` }) : '',
@@ -394,6 +442,9 @@
         comparison(next));
       for (const entry of charts.values()) entry.seen = false;
       if (completeTrials(next).length) {
+        if (next.pareto && next.pareto.objectives.length >= 2 && next.pareto.points.length) {
+          chart('pareto', paretoOption(next), true);
+        }
         chart('objective', objectiveOption(next), true);
         for (const s of next.settings) chart(`setting:${s.name}`, sliceOption(next, s));
         if (next.settings.length) chart('parallel', parallelOption(next), true);

@@ -129,23 +129,38 @@ pub async fn run(args: Args, globals: &Globals, registry: &Registry) -> CommandR
                 None => tracing::info!(trial = number, settings = %settings.join(" "), "trial started"),
             }
         }
-        Progress::TrialFinished { trial, best, finished, total } => {
+        Progress::TrialFinished { trial, best, front, finished, total } => {
+            // Several objectives: every value, in the study's order.
+            let value = |o: f64| match trial.objectives.as_slice() {
+                [] => format!("objective {o:.4}"),
+                all => format!(
+                    "objectives {}",
+                    all.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>().join(", ")
+                ),
+            };
             let outcome = match (trial.objective, trial.feasible, &trial.error) {
-                (Some(o), Some(true), _) => format!("objective {o:.4}"),
+                (Some(o), Some(true), _) => value(o),
                 (Some(o), _, _) => match &trial.cut_short {
-                    Some(cut) => format!("objective {o:.4} (cut short: {cut})"),
-                    None => format!("objective {o:.4} (misses an SLO)"),
+                    Some(cut) => format!("{} (cut short: {cut})", value(o)),
+                    None => format!("{} (misses an SLO)", value(o)),
                 },
                 (_, _, Some(e)) => format!("failed: {e}"),
                 _ => "failed".to_string(),
             };
             let best = best.map(|b| format!("{b:.4}")).unwrap_or_else(|| "none yet".into());
+            let standing = match front {
+                Some(n) => format!("{n} on the Pareto front"),
+                None => format!("best {best}"),
+            };
             match &bar {
                 Some(bar) => {
                     bar.set_position(finished as u64);
-                    bar.println(format!("trial {}: {outcome}; best {best}", trial.number));
+                    bar.println(format!("trial {}: {outcome}; {standing}", trial.number));
                 }
-                None => tracing::info!(trial = trial.number, finished, total, %outcome, %best, "trial finished"),
+                None => match front {
+                    Some(front) => tracing::info!(trial = trial.number, finished, total, %outcome, front, "trial finished"),
+                    None => tracing::info!(trial = trial.number, finished, total, %outcome, %best, "trial finished"),
+                },
             }
         }
     })
@@ -322,21 +337,40 @@ fn comparison(summary: &Summary) -> String {
                     change(param_number(value), b.and_then(param_number)),
                 ]);
             }
-            table.row([
-                format!("objective ({})", summary.objective),
-                baseline
-                    .objective
-                    .map(|o| format!("{o:.4}"))
-                    .unwrap_or_default(),
-                best.objective
-                    .map(|o| format!("{o:.4}"))
-                    .unwrap_or_default(),
-                change(baseline.objective, best.objective),
-            ]);
+            // One objective, or each of several.
+            let objectives: Vec<(String, Option<f64>, Option<f64>)> = match &summary.front {
+                None => vec![(
+                    summary.objective.clone(),
+                    baseline.objective,
+                    best.objective,
+                )],
+                Some(front) => front
+                    .objectives
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        (
+                            o.expression.clone(),
+                            baseline.objectives.get(i).copied(),
+                            best.objectives.get(i).copied(),
+                        )
+                    })
+                    .collect(),
+            };
+            for (text, before, after) in &objectives {
+                table.row([
+                    format!("objective ({text})"),
+                    before.map(|o| format!("{o:.4}")).unwrap_or_default(),
+                    after.map(|o| format!("{o:.4}")).unwrap_or_default(),
+                    change(*before, *after),
+                ]);
+            }
             // The metrics the goal reads; every reading is in `servo trials -o json` and the report.
             let mut wanted: Vec<String> = Vec::new();
-            if let Ok(e) = Expr::parse(&summary.objective) {
-                wanted.extend(e.variables().into_iter().map(String::from));
+            for (text, _, _) in &objectives {
+                if let Ok(e) = Expr::parse(text) {
+                    wanted.extend(e.variables().into_iter().map(String::from));
+                }
             }
             for c in summary
                 .constraints
@@ -355,11 +389,20 @@ fn comparison(summary: &Summary) -> String {
                 ]);
             }
             out.push_str(&table.render());
-            match &summary.confidence {
-                Some(confidence) => {
+            match (&summary.confidence, &summary.front) {
+                (_, Some(front)) => {
+                    let _ = writeln!(
+                        out,
+                        "best: trial {}, selected by {} among the {} trial(s) of the Pareto front (servo trials --pareto)",
+                        best.number,
+                        front.rule,
+                        front.trials.len()
+                    );
+                }
+                (Some(confidence), None) => {
                     let _ = writeln!(out, "{}", confidence.describe());
                 }
-                None => {
+                (None, None) => {
                     let _ = writeln!(out, "best: trial {}", best.number);
                 }
             }

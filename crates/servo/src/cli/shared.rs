@@ -50,6 +50,10 @@ pub(super) async fn load_summary(
     let mut summary = Summary::from_trials(&current, &path, trials, maximize);
     // The same choice of best as `servo run` made, from the same journal and seed.
     summary.recommend(settings.risk.into(), settings.seed.unwrap_or(0));
+    // Several objectives: the point of the front the config's rule selects, as `servo run` did.
+    if let Some(crate::config::optimizer::Objective::Pareto { select, .. }) = &settings.objective {
+        summary.choose(select);
+    }
     Ok(summary)
 }
 

@@ -368,8 +368,16 @@ impl Context<'_> {
                 out.push(self.finish(d, &path, false));
             }
             ValidationErrorKind::MinItems { limit } => {
-                let d = Diagnostic::error("too few items")
+                let mut d = Diagnostic::error("too few items")
                     .expected(format!("at least {limit} item(s)"));
+                // The list's own description says why it needs that many, when it says anything.
+                if let Some(description) = self
+                    .keyword_parent(error)
+                    .and_then(|n| n.get("description"))
+                    .and_then(Value::as_str)
+                {
+                    d = d.help(first_sentence(description).to_string());
+                }
                 out.push(self.finish(d, &path, false));
             }
             ValidationErrorKind::MinLength { limit } => {

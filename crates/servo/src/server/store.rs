@@ -84,6 +84,7 @@ impl Loaded {
                     config,
                     readings: Default::default(),
                     objective: None,
+                    objectives: Vec::new(),
                     constraints: Vec::new(),
                     feasible: None,
                     error: None,

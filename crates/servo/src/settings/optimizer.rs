@@ -44,6 +44,9 @@ pub struct EmbeddedOptimizer {
     pub trials: u32,
     /// What to optimize: `{minimize: EXPR}` or `{maximize: EXPR}`, where EXPR is a metric name or an
     /// arithmetic expression over metrics and settings (`main.cpu * 0.0317 + main.memory * 0.0042`).
+    /// Several at once find their Pareto front: `{minimize: [cost, latency_p99]}`, or
+    /// `{minimize: cost, maximize: throughput}` to mix directions; `select` then says which point
+    /// of the front is the best (`knee` by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objective: Option<Objective>,
     /// SLOs every acceptable configuration must meet, such as `latency_p99 < 200ms` or
@@ -135,14 +138,251 @@ fn default_cut_short() -> f64 {
     2.0
 }
 
-/// Minimize or maximize an expression.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// Minimize or maximize an expression, or several at once.
+///
+/// Written as one mapping (`ObjectiveSection`): `{minimize: cost}` is [`Objective::Minimize`]
+/// exactly as before lists existed; two or more expressions, in lists or under both keys, are
+/// [`Objective::Pareto`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ObjectiveSection", into = "ObjectiveSection")]
 pub enum Objective {
     /// Make this expression as small as possible (e.g. cost).
     Minimize(String),
     /// Make this expression as large as possible (e.g. throughput).
     Maximize(String),
+    /// Two or more expressions at once: the study looks for the configurations none of the
+    /// others beats on every one of them (the Pareto front), and settles on the one `select`
+    /// picks. The ones to minimize come first, in the order written, then the ones to maximize.
+    Pareto {
+        targets: Vec<Target>,
+        select: Select,
+    },
+}
+
+impl Objective {
+    /// Every expression, with its direction, in the order the study scores them.
+    pub fn targets(&self) -> Vec<Target> {
+        match self {
+            Objective::Minimize(e) => vec![Target::new(e, false)],
+            Objective::Maximize(e) => vec![Target::new(e, true)],
+            Objective::Pareto { targets, .. } => targets.clone(),
+        }
+    }
+
+    /// `minimize cost`, `minimize cost, latency_p99; maximize throughput`.
+    pub fn describe(&self) -> String {
+        let targets = self.targets();
+        let group = |maximize: bool| {
+            let list: Vec<&str> = targets
+                .iter()
+                .filter(|t| t.maximize == maximize)
+                .map(|t| t.expression.as_str())
+                .collect();
+            let verb = if maximize { "maximize" } else { "minimize" };
+            (!list.is_empty()).then(|| format!("{verb} {}", list.join(", ")))
+        };
+        [group(false), group(true)]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// One objective of several: an expression and whether it is maximized.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub expression: String,
+    #[serde(default)]
+    pub maximize: bool,
+}
+
+impl Target {
+    pub fn new(expression: &str, maximize: bool) -> Target {
+        Target {
+            expression: expression.to_string(),
+            maximize,
+        }
+    }
+}
+
+/// Which point of the Pareto front a study with several objectives settles on: the best that
+/// `servo trials`, the report and `on_finish: best` use.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Select {
+    /// The knee: with each objective rescaled over the front from 0 (the front's best) to 1 (its
+    /// worst), the point with the smallest sum. For two objectives, the point farthest from the
+    /// line joining the front's two extremes, where improving one objective further starts to
+    /// cost the most of the other.
+    #[default]
+    Knee,
+    /// The point with the smallest weighted sum of its rescaled objectives (as for the knee),
+    /// each weight keyed by the objective's expression as written: `{cost: 0.7, latency_p99:
+    /// 0.3}`. An objective left out weighs 0.
+    Weights(std::collections::BTreeMap<String, f64>),
+}
+
+/// The objective as written: `minimize`, `maximize` or both, each one expression or a list of
+/// two or more.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Objective")]
+struct ObjectiveSection {
+    /// Make this expression as small as possible (e.g. cost), or each of a list of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    minimize: Option<Expressions>,
+    /// Make this expression as large as possible (e.g. throughput), or each of a list of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    maximize: Option<Expressions>,
+    /// With several objectives, which point of their Pareto front is the best: `knee` (the
+    /// default) or `{weights: {EXPRESSION: WEIGHT, ...}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    select: Option<Select>,
+}
+
+/// One expression, or a list of two or more.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum Expressions {
+    One(String),
+    /// A list of objectives has two or more: for one, write it alone (`minimize: cost`).
+    Many(#[schemars(length(min = 2))] Vec<String>),
+}
+
+impl Expressions {
+    fn list(&self) -> Vec<&str> {
+        match self {
+            Expressions::One(e) => vec![e.as_str()],
+            Expressions::Many(list) => list.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+impl JsonSchema for Objective {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Objective".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        ObjectiveSection::json_schema(generator)
+    }
+}
+
+impl TryFrom<ObjectiveSection> for Objective {
+    type Error = String;
+
+    fn try_from(section: ObjectiveSection) -> Result<Self, String> {
+        let ObjectiveSection {
+            minimize,
+            maximize,
+            select,
+        } = section;
+        for (key, e) in [("minimize", &minimize), ("maximize", &maximize)] {
+            if let Some(Expressions::Many(list)) = e
+                && list.len() < 2
+            {
+                return Err(format!(
+                    "`{key}` lists {} objective(s): a list needs two or more (for one, write it alone: `{key}: EXPR`)",
+                    list.len()
+                ));
+            }
+        }
+        let mut targets: Vec<Target> = Vec::new();
+        for (e, max) in [(&minimize, false), (&maximize, true)] {
+            for expression in e.iter().flat_map(Expressions::list) {
+                if targets.iter().any(|t| t.expression == expression) {
+                    return Err(format!(
+                        "`{expression}` is listed twice: each objective is optimized once"
+                    ));
+                }
+                targets.push(Target::new(expression, max));
+            }
+        }
+        match (targets.len(), select) {
+            (0, _) => Err("an objective needs `minimize` or `maximize`".into()),
+            (1, Some(_)) => Err(
+                "`select` picks a point of the Pareto front of two or more objectives; this objective has one"
+                    .into(),
+            ),
+            (1, None) => Ok(match minimize {
+                Some(_) => Objective::Minimize(targets.remove(0).expression),
+                None => Objective::Maximize(targets.remove(0).expression),
+            }),
+            (_, select) => {
+                let select = select.unwrap_or_default();
+                if let Select::Weights(weights) = &select {
+                    check_weights(weights, &targets)?;
+                }
+                Ok(Objective::Pareto { targets, select })
+            }
+        }
+    }
+}
+
+/// Each weight names an objective and is a finite number ≥ 0, and one of them is above 0.
+fn check_weights(
+    weights: &std::collections::BTreeMap<String, f64>,
+    targets: &[Target],
+) -> Result<(), String> {
+    let names: Vec<&str> = targets.iter().map(|t| t.expression.as_str()).collect();
+    for (name, weight) in weights {
+        if !names.contains(&name.as_str()) {
+            let hint = servo_core::suggest::did_you_mean(name, names.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| {
+                    format!(
+                        "the objectives are {}",
+                        names
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
+            return Err(format!(
+                "`select.weights` names `{name}`, which is not an objective: {hint}"
+            ));
+        }
+        if !(weight.is_finite() && *weight >= 0.0) {
+            return Err(format!(
+                "`select.weights.{name}` is {weight}: a weight is a number of 0 or more"
+            ));
+        }
+    }
+    if !weights.values().any(|w| *w > 0.0) {
+        return Err("`select.weights` gives no objective a weight above 0".into());
+    }
+    Ok(())
+}
+
+impl From<Objective> for ObjectiveSection {
+    fn from(objective: Objective) -> Self {
+        let group = |targets: &[Target], maximize: bool| {
+            let mut list: Vec<String> = targets
+                .iter()
+                .filter(|t| t.maximize == maximize)
+                .map(|t| t.expression.clone())
+                .collect();
+            match list.len() {
+                0 => None,
+                1 => list.pop().map(Expressions::One),
+                _ => Some(Expressions::Many(list)),
+            }
+        };
+        let targets = objective.targets();
+        ObjectiveSection {
+            minimize: group(&targets, false),
+            maximize: group(&targets, true),
+            select: match objective {
+                Objective::Pareto {
+                    select: Select::Weights(w),
+                    ..
+                } => Some(Select::Weights(w)),
+                _ => None,
+            },
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -492,6 +732,92 @@ mod tests {
             url: url.map(Into::into),
             ..RemoteOptimizer::default()
         }
+    }
+
+    fn objective(yaml: serde_json::Value) -> Result<Objective, String> {
+        serde_json::from_value(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn one_expression_reads_as_before_and_lists_or_both_keys_make_several() {
+        use serde_json::json;
+        assert_eq!(
+            objective(json!({"minimize": "cost"})),
+            Ok(Objective::Minimize("cost".into()))
+        );
+        assert_eq!(
+            objective(json!({"maximize": "rps"})),
+            Ok(Objective::Maximize("rps".into()))
+        );
+        let both = objective(json!({"minimize": ["cost", "p99"], "maximize": "rps"}))
+            .expect("three objectives");
+        assert_eq!(
+            both.targets(),
+            vec![
+                Target::new("cost", false),
+                Target::new("p99", false),
+                Target::new("rps", true)
+            ]
+        );
+        assert_eq!(both.describe(), "minimize cost, p99; maximize rps");
+        assert!(matches!(
+            &both,
+            Objective::Pareto {
+                select: Select::Knee,
+                ..
+            }
+        ));
+        // Written back as read.
+        for value in [
+            json!({"minimize": "cost"}),
+            json!({"minimize": ["cost", "p99"], "maximize": "rps"}),
+            json!({"minimize": "cost", "maximize": "rps", "select": {"weights": {"cost": 0.7, "rps": 0.3}}}),
+        ] {
+            let parsed = objective(value.clone()).expect("parses");
+            assert_eq!(serde_json::to_value(&parsed).expect("json"), value);
+        }
+        let weighted =
+            objective(json!({"minimize": ["cost", "p99"], "select": {"weights": {"p99": 1}}}))
+                .expect("weights");
+        assert!(
+            matches!(weighted, Objective::Pareto { select: Select::Weights(w), .. } if w["p99"] == 1.0)
+        );
+    }
+
+    #[test]
+    fn a_list_of_one_a_stray_select_and_bad_weights_are_refused_with_the_fix() {
+        use serde_json::json;
+        let refused = |v: serde_json::Value, wanted: &str| {
+            let e = objective(v.clone()).expect_err("refused");
+            assert!(e.contains(wanted), "{v}: {e}");
+        };
+        refused(json!({"minimize": ["cost"]}), "for one, write it alone");
+        refused(
+            json!({"minimize": "cost", "maximize": ["rps"]}),
+            "two or more",
+        );
+        refused(json!({}), "needs `minimize` or `maximize`");
+        refused(json!({"minimize": ["a", "a"]}), "listed twice");
+        refused(
+            json!({"minimize": "cost", "select": "knee"}),
+            "two or more objectives",
+        );
+        refused(
+            json!({"minimize": ["cost", "p99"], "select": {"weights": {"p90": 1}}}),
+            "did you mean `p99`?",
+        );
+        refused(
+            json!({"minimize": ["cost", "p99"], "select": {"weights": {"p99": -1}}}),
+            "0 or more",
+        );
+        refused(
+            json!({"minimize": ["cost", "p99"], "select": {"weights": {"p99": 0}}}),
+            "no objective a weight above 0",
+        );
+        refused(
+            json!({"minimize": ["cost", "p99"], "select": "elbow"}),
+            "elbow",
+        );
     }
 
     #[test]

@@ -5,34 +5,73 @@ use std::collections::BTreeMap;
 use super::journal::RecordedReading;
 use super::objective::{Constraint, Expr};
 use super::{Plan, StudyError, config_error, param_number};
-use crate::config::optimizer::{EmbeddedOptimizer, Objective};
+use crate::config::optimizer::{EmbeddedOptimizer, Objective, Select, Target};
 use servo_core::suggest::did_you_mean;
 use servo_core::types::{Description, Measurement};
 use servo_optimizer::ParamValue;
 
 /// What is optimized: the objective (minimized internally) and the SLOs.
+///
+/// `text`, `expr` and `maximize` are the first objective's; with several, `objectives` holds
+/// them all (it always holds at least that first one) and the study searches for their Pareto
+/// front, settling on the point `select` picks.
 #[derive(Clone, Debug)]
 pub struct Goal {
     pub text: String,
     pub expr: Expr,
     pub maximize: bool,
     pub constraints: Vec<Constraint>,
+    pub objectives: Vec<Term>,
+    pub select: Select,
+}
+
+/// One objective: its expression as written, parsed, and its direction.
+#[derive(Clone, Debug)]
+pub struct Term {
+    pub text: String,
+    pub expr: Expr,
+    pub maximize: bool,
+    /// Where it is written (`optimizer.objective.minimize[1]`), for messages.
+    pub place: String,
 }
 
 impl Goal {
     pub fn from_settings(settings: &EmbeddedOptimizer) -> Result<Goal, StudyError> {
-        let (text, maximize) = match &settings.objective {
-            Some(Objective::Minimize(t)) => (t.clone(), false),
-            Some(Objective::Maximize(t)) => (t.clone(), true),
-            None => {
-                return Err(config_error(
-                    "the optimizer has no objective: servo run needs to know what to optimize",
-                    Some("add `optimizer: {objective: {minimize: <metric or expression>}}`, e.g. `minimize: main.cpu`".into()),
-                ));
-            }
+        let Some(objective) = &settings.objective else {
+            return Err(config_error(
+                "the optimizer has no objective: servo run needs to know what to optimize",
+                Some("add `optimizer: {objective: {minimize: <metric or expression>}}`, e.g. `minimize: main.cpu`".into()),
+            ));
         };
-        let expr = Expr::parse(&text)
-            .map_err(|e| config_error(format!("optimizer.objective `{text}`: {e}"), None))?;
+        let targets = objective.targets();
+        let single = targets.len() == 1;
+        let objectives = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let place = if single {
+                    "optimizer.objective".to_string()
+                } else {
+                    let key = if t.maximize { "maximize" } else { "minimize" };
+                    let same: Vec<usize> = (0..targets.len())
+                        .filter(|&j| targets[j].maximize == t.maximize)
+                        .collect();
+                    match same.iter().position(|&j| j == i) {
+                        Some(k) if same.len() > 1 => format!("optimizer.objective.{key}[{k}]"),
+                        _ => format!("optimizer.objective.{key}"),
+                    }
+                };
+                let expr = Expr::parse(&t.expression)
+                    .map_err(|e| config_error(format!("{place} `{}`: {e}", t.expression), None))?;
+                Ok(Term {
+                    text: t.expression.clone(),
+                    expr,
+                    maximize: t.maximize,
+                    place,
+                })
+            })
+            .collect::<Result<Vec<_>, StudyError>>()?;
+        let first = objectives[0].clone();
         let constraints = settings
             .constraints
             .iter()
@@ -44,11 +83,33 @@ impl Goal {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Goal {
-            text,
-            expr,
-            maximize,
+            text: first.text,
+            expr: first.expr,
+            maximize: first.maximize,
             constraints,
+            objectives,
+            select: match objective {
+                Objective::Pareto { select, .. } => select.clone(),
+                _ => Select::Knee,
+            },
         })
+    }
+
+    /// Whether the study has several objectives, and so a Pareto front.
+    pub fn is_pareto(&self) -> bool {
+        self.objectives.len() > 1
+    }
+
+    /// The objectives as the journal keeps them (empty for a study with one: its objective is
+    /// the study's `objective` text, as always).
+    pub fn targets(&self) -> Vec<Target> {
+        if !self.is_pareto() {
+            return Vec::new();
+        }
+        self.objectives
+            .iter()
+            .map(|t| Target::new(&t.text, t.maximize))
+            .collect()
     }
 
     /// Checks every name in the objective and constraints against the metrics and settings.
@@ -56,10 +117,9 @@ impl Goal {
         let mut known: Vec<String> = description.metrics.iter().map(|m| m.name.clone()).collect();
         known.extend(plan.params.iter().map(|p| p.name.clone()));
         let mut used: Vec<(&str, String)> = self
-            .expr
-            .variables()
-            .into_iter()
-            .map(|v| (v, "optimizer.objective".to_string()))
+            .objectives
+            .iter()
+            .flat_map(|t| t.expr.variables().into_iter().map(|v| (v, t.place.clone())))
             .collect();
         for (i, c) in self.constraints.iter().enumerate() {
             used.extend(
@@ -246,6 +306,9 @@ impl Goal {
 pub struct Score {
     pub readings: BTreeMap<String, RecordedReading>,
     pub objective: f64,
+    /// Every objective's value when the study has several (the first is `objective`); empty
+    /// otherwise.
+    pub objectives: Vec<f64>,
     pub constraints: Vec<f64>,
     pub feasible: bool,
 }
@@ -267,6 +330,21 @@ pub fn recorded(measurement: &Measurement) -> BTreeMap<String, RecordedReading> 
         .collect()
 }
 
+/// What an expression may read: the readings by metric name, and the numeric settings.
+pub(super) fn variables(
+    readings: &BTreeMap<String, RecordedReading>,
+    config: &BTreeMap<String, ParamValue>,
+) -> BTreeMap<String, f64> {
+    let mut vars: BTreeMap<String, f64> =
+        readings.iter().map(|(k, r)| (k.clone(), r.value)).collect();
+    for (name, value) in config {
+        if let Some(n) = param_number(value) {
+            vars.insert(name.clone(), n);
+        }
+    }
+    vars
+}
+
 /// Scores a measurement against the goal; an error names the expression that could not be evaluated.
 pub fn score(
     goal: &Goal,
@@ -277,23 +355,29 @@ pub fn score(
 }
 
 /// Scores journaled readings against the goal: how a trial reused from an earlier study is
-/// judged by this study's objective and SLOs.
+/// judged by this study's objectives and SLOs.
 pub fn score_readings(
     goal: &Goal,
     config: &BTreeMap<String, ParamValue>,
     readings: BTreeMap<String, RecordedReading>,
 ) -> Result<Score, String> {
-    let mut vars: BTreeMap<String, f64> =
-        readings.iter().map(|(k, r)| (k.clone(), r.value)).collect();
-    for (name, value) in config {
-        if let Some(n) = param_number(value) {
-            vars.insert(name.clone(), n);
-        }
-    }
+    let vars = variables(&readings, config);
     let objective = goal
         .expr
         .eval(&vars)
         .map_err(|e| format!("objective `{}`: {e}", goal.text))?;
+    let objectives = if goal.is_pareto() {
+        goal.objectives
+            .iter()
+            .map(|t| {
+                t.expr
+                    .eval(&vars)
+                    .map_err(|e| format!("objective `{}`: {e}", t.text))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
     let mut constraints = Vec::new();
     let mut feasible = true;
     for c in &goal.constraints {
@@ -319,6 +403,7 @@ pub fn score_readings(
     Ok(Score {
         readings,
         objective,
+        objectives,
         constraints,
         feasible,
     })

@@ -6,6 +6,7 @@ mod goal;
 pub mod journal;
 pub mod lock;
 pub mod objective;
+pub mod pareto;
 mod plan;
 mod summary;
 mod warm;
@@ -145,8 +146,11 @@ pub enum Progress {
         adjustments: Vec<Adjustment>,
     },
     TrialFinished {
-        trial: Trial,
+        trial: Box<Trial>,
+        /// The best objective so far (one objective).
         best: Option<f64>,
+        /// How many trials are on the Pareto front so far (several objectives).
+        front: Option<usize>,
         finished: usize,
         total: u32,
     },
@@ -196,6 +200,11 @@ pub async fn run(
             ),
             Some("write `cut_short: 2` to stop a trial at twice a limit".into()),
         ));
+    }
+    if goal.is_pareto() && settings.confirm.is_some_and(|n| n > 0) {
+        tracing::warn!(
+            "optimizer.confirm does not apply to several objectives: the best is a point of their Pareto front, not one modelled best to measure again"
+        );
     }
     let bus = Bus::new(&assembly.mounts);
     // Open the journal before touching the application: a read-only or full disk must stop us
@@ -338,7 +347,7 @@ async fn drive(
                 .await
         }
     };
-    let study = opened.map_err(|e| match e {
+    let mut study = opened.map_err(|e| match e {
         JournalError::SpaceChanged { .. } => config_error(
             e.to_string(),
             Some(
@@ -348,6 +357,9 @@ async fn drive(
         ),
         other => StudyError::Journal(other),
     })?;
+    journal
+        .record_objectives(&mut study, &goal.targets())
+        .await?;
     if let Some(w) = &warm {
         on_progress(Progress::WarmStart {
             reused: w.reused.len(),
@@ -397,12 +409,12 @@ async fn drive(
     // was last adjusted to: `run` puts it back on a journaled configuration first.
     let halt = |error: StudyError, trials: &[Trial], plan: &Plan| Halted::Midway {
         error,
-        summary: Box::new(Summary::from_trials(
-            &study,
-            journal.path(),
-            trials.to_vec(),
-            goal.maximize,
-        )),
+        summary: Box::new({
+            let mut s =
+                Summary::from_trials(&study, journal.path(), trials.to_vec(), goal.maximize);
+            s.choose(&goal.select);
+            s
+        }),
         plan: plan.clone(),
     };
 
@@ -454,6 +466,9 @@ async fn drive(
                     return Err(halt(e, &trials, &plan));
                 }
             }
+        } else if goal.is_pareto() {
+            // Confirmation re-measures the single objective's model choice; a front has none.
+            break;
         } else {
             let done = finished(&trials) - settings.trials as usize;
             match confirmation(&study.space, &trials, goal.maximize, settings, done) {
@@ -484,6 +499,7 @@ async fn drive(
             config: config.clone(),
             readings: BTreeMap::new(),
             objective: None,
+            objectives: Vec::new(),
             constraints: Vec::new(),
             feasible: None,
             error: None,
@@ -545,6 +561,7 @@ async fn drive(
                     trial.state = TrialState::Complete;
                     trial.readings = s.readings;
                     trial.objective = Some(s.objective);
+                    trial.objectives = s.objectives;
                     trial.constraints = s.constraints;
                     trial.feasible = Some(s.feasible);
                 }
@@ -567,6 +584,7 @@ async fn drive(
                 let mut summary =
                     Summary::from_trials(&study, journal.path(), trials, goal.maximize);
                 summary.recommend(settings.risk.into(), seed);
+                summary.choose(&goal.select);
                 summary.interrupted = true;
                 return Ok((summary, plan));
             }
@@ -602,15 +620,22 @@ async fn drive(
             finishing.elapsed().saturating_sub(suggesting_early),
         ));
         let best = best_trial(&trials, goal.maximize).and_then(|t| t.objective);
+        let front = goal.is_pareto().then(|| {
+            let mut s = Summary::from_trials(&study, journal.path(), trials.clone(), false);
+            s.choose(&goal.select);
+            s.front.map_or(0, |f| f.trials.len())
+        });
         on_progress(Progress::TrialFinished {
-            trial,
-            best,
+            trial: Box::new(trial),
+            best: if goal.is_pareto() { None } else { best },
+            front,
             finished: finished(&trials),
             total: settings.trials,
         });
     }
     let mut summary = Summary::from_trials(&study, journal.path(), trials, goal.maximize);
     summary.recommend(settings.risk.into(), seed);
+    summary.choose(&goal.select);
     Ok((summary, plan))
 }
 
@@ -722,10 +747,14 @@ pub fn next_config(
     if !baseline_done && plan.ordered(&plan.baseline).is_some() {
         return Ok(Some(plan.baseline.clone()));
     }
-    let history: Vec<Observation> = trials
-        .iter()
-        .filter_map(|t| observation(plan, goal, t))
-        .collect();
+    let history: Vec<Observation> = if goal.is_pareto() {
+        pareto::scalarized_history(plan, goal, trials, seed)
+    } else {
+        trials
+            .iter()
+            .filter_map(|t| observation(plan, goal, t))
+            .collect()
+    };
     // A panic in the model is a bug, but it must not take servo (or the optimizer server's worker)
     // down with it: it is an error like any other, and the journal stays resumable.
     let suggested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -21,6 +21,10 @@ pub struct Summary {
     pub trials: Vec<Trial>,
     pub baseline: Option<Trial>,
     pub best: Option<Trial>,
+    /// With several objectives: their Pareto front, and `best` is the point its rule selected
+    /// (see [`Summary::choose`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub front: Option<super::pareto::Front>,
     /// How sure the study is of `best`, once the models chose it (see [`Summary::recommend`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confidence: Option<Confidence>,
@@ -31,6 +35,9 @@ pub struct Summary {
     /// The study's search space, for the charts (already in the journal, so not repeated in JSON).
     #[serde(skip)]
     pub space: servo_optimizer::Space,
+    /// The study's objectives when it has several (the front's `objectives` say it in JSON).
+    #[serde(skip)]
+    pub objectives: Vec<crate::config::optimizer::Target>,
 }
 
 impl Summary {
@@ -44,7 +51,7 @@ impl Summary {
             .filter(|t| t.state == TrialState::Complete)
             .cloned();
         let best = best_trial(&trials, maximize).cloned();
-        Summary {
+        let mut summary = Summary {
             study: study.name.clone(),
             journal: journal.to_path_buf(),
             objective: study.objective.clone(),
@@ -54,19 +61,41 @@ impl Summary {
             trials,
             baseline,
             best,
+            front: None,
             confidence: None,
             left_on: String::new(),
             interrupted: false,
             elapsed_seconds: 0.0,
             space: study.space.clone(),
+            objectives: study.objectives.clone(),
+        };
+        summary.choose(&crate::config::optimizer::Select::Knee);
+        summary
+    }
+
+    /// With several objectives, makes the front of the trials and reports as best the point
+    /// `select` picks on it (none when no trial met every SLO); nothing otherwise.
+    pub fn choose(&mut self, select: &crate::config::optimizer::Select) {
+        if self.objectives.len() < 2 {
+            return;
         }
+        let front = super::pareto::front(&self.objectives, &self.trials, select);
+        self.best = front
+            .selected
+            .and_then(|n| self.trials.iter().find(|t| t.number == n))
+            .cloned();
+        self.front = Some(front);
     }
 }
 
 impl Summary {
     /// Reports as best the trial the models choose rather than the luckiest reading (see
     /// [`servo_optimizer::Bayesian::recommendation`]), with how sure they are of it.
+    /// With several objectives the best is the front's selected point, and this does nothing.
     pub fn recommend(&mut self, risk: servo_optimizer::Risk, seed: u64) {
+        if self.front.is_some() {
+            return;
+        }
         let Some((recommendation, trials)) =
             recommendation(&self.space, &self.trials, self.maximize, risk, seed)
         else {
@@ -450,6 +479,7 @@ mod tests {
             config: BTreeMap::new(),
             readings: BTreeMap::new(),
             objective: None,
+            objectives: Vec::new(),
             constraints: Vec::new(),
             feasible: None,
             error: None,

@@ -179,6 +179,7 @@ fn fit(
         config,
         readings: score.readings,
         objective: Some(score.objective),
+        objectives: score.objectives,
         constraints: score.constraints,
         feasible: Some(score.feasible),
         error: None,

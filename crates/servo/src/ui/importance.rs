@@ -124,6 +124,7 @@ mod tests {
             ]),
             readings: BTreeMap::new(),
             objective: Some(objective),
+            objectives: Vec::new(),
             constraints: Vec::new(),
             feasible: Some(true),
             error: None,

@@ -9,6 +9,7 @@ use servo_optimizer::{Domain, ParamValue};
 use super::importance;
 use crate::study::journal::{Trial, TrialState};
 use crate::study::objective::{Comparison, Expr};
+use crate::study::pareto::{self, ObjectiveView};
 use crate::study::{Breaches, Summary, baseline_trial, breaches, resolved};
 
 /// A study as the charts see it.
@@ -31,6 +32,31 @@ pub struct StudyView {
     pub breaches_text: Option<String>,
     /// [`crate::study::Confidence::describe`]: how sure the study is of its best.
     pub best_text: Option<String>,
+    /// With several objectives: each complete trial's values, the front and the selected point,
+    /// for the front's scatter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pareto: Option<Pareto>,
+}
+
+/// The trials of a study with several objectives in objective space.
+#[derive(Debug, Serialize)]
+pub struct Pareto {
+    pub objectives: Vec<ObjectiveView>,
+    /// Every complete trial with its values, in the order of `objectives`.
+    pub points: Vec<ParetoPoint>,
+    /// The trial `objective.select` picked, on the front.
+    pub selected: Option<i64>,
+    /// The rule that picked it: `knee` or the weights.
+    pub rule: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ParetoPoint {
+    pub trial: i64,
+    pub values: Vec<f64>,
+    pub feasible: bool,
+    /// On the Pareto front (meets every SLO, and no such trial beats it on every objective).
+    pub front: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,7 +176,25 @@ impl StudyView {
 
         let breaches = (!summary.constraints.is_empty())
             .then(|| breaches(&summary.trials, &summary.constraints));
+        let pareto = summary.front.as_ref().map(|front| Pareto {
+            objectives: front.objectives.clone(),
+            points: summary
+                .trials
+                .iter()
+                .filter_map(|t| {
+                    Some(ParetoPoint {
+                        trial: t.number,
+                        values: pareto::values_of(t, &summary.objectives)?,
+                        feasible: t.feasible == Some(true),
+                        front: front.trials.contains(&t.number),
+                    })
+                })
+                .collect(),
+            selected: front.selected,
+            rule: front.rule.clone(),
+        });
         StudyView {
+            pareto,
             breaches_text: breaches.as_ref().map(Breaches::describe),
             breaches,
             study: summary.study.clone(),

@@ -202,9 +202,26 @@ fn settings_of(create: &Create) -> Result<EmbeddedOptimizer, CliError> {
         crate::study::StudyError::Config { message, hint } => CliError::Usage { message, hint },
         other => CliError::Failure(other.to_string()),
     };
+    if let Some(Objective::Pareto { .. }) = &settings.objective {
+        return Err(CliError::usage_with_hint(
+            format!(
+                "{}: the optimizer server has one objective per application: the ServoX protocol reports one score per measurement",
+                settings_source(create)
+            ),
+            "give the application one expression (`minimize: cost`), or run the study with the embedded optimizer (`servo run`), which finds a Pareto front",
+        ));
+    }
     let goal = Goal::from_settings(&settings).map_err(to_cli)?;
     check_units_declared(goal, Vec::new()).map_err(to_cli)?;
     Ok(settings)
+}
+
+/// Where the objective came from, for messages: the settings file or the flags.
+fn settings_source(create: &Create) -> String {
+    match &create.settings {
+        Some(path) => format!("{}: `objective`", path.display()),
+        None => "the objective".to_string(),
+    }
 }
 
 fn read_token(path: &PathBuf) -> Result<String, CliError> {
@@ -340,11 +357,12 @@ async fn run_list(list: List, globals: &Globals) -> CommandResult {
         .into_iter()
         .map(|(a, error)| Listed {
             error,
-            objective: match &a.settings.objective {
-                Some(Objective::Minimize(e)) => format!("minimize {e}"),
-                Some(Objective::Maximize(e)) => format!("maximize {e}"),
-                None => String::new(),
-            },
+            objective: a
+                .settings
+                .objective
+                .as_ref()
+                .map(Objective::describe)
+                .unwrap_or_default(),
             constraints: a.settings.constraints.clone(),
             trials: a.settings.trials,
             created_at: a.created_at,

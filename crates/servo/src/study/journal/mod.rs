@@ -83,8 +83,13 @@ pub struct Trial {
     pub config: BTreeMap<String, ParamValue>,
     #[serde(default)]
     pub readings: BTreeMap<String, RecordedReading>,
-    /// The objective as written (not negated for `maximize`).
+    /// The objective as written (not negated for `maximize`); with several objectives, the
+    /// first one's.
     pub objective: Option<f64>,
+    /// With several objectives, each one's value as written, in the order of the study's
+    /// `objectives`; empty for a study with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<f64>,
     /// One value per constraint, ≤ 0 when it holds.
     #[serde(default)]
     pub constraints: Vec<f64>,
@@ -146,6 +151,9 @@ pub struct Study {
     pub name: String,
     pub space: Space,
     pub objective: String,
+    /// With several objectives, each one (the first is `objective`); empty for a study with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<crate::config::optimizer::Target>,
     pub constraints: Vec<String>,
     pub created_at: f64,
 }
@@ -436,6 +444,31 @@ impl Journal {
         Ok(Some((study, trials)))
     }
 
+    /// Records the objectives of a study with several (`targets` empty: it has one). The study
+    /// takes the config's objectives when they changed, as a study resumed with another
+    /// objective does; its earlier trials are then scored for them from their readings.
+    pub async fn record_objectives(
+        &self,
+        study: &mut Study,
+        targets: &[crate::config::optimizer::Target],
+    ) -> Result<(), JournalError> {
+        if study.objectives == targets {
+            return Ok(());
+        }
+        let json = (!targets.is_empty())
+            .then(|| serde_json::to_string(targets))
+            .transpose()
+            .map_err(|e| self.db(e))?;
+        sqlx::query("UPDATE studies SET objectives = $1 WHERE id = $2")
+            .bind(json)
+            .bind(study.id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.db(e))?;
+        study.objectives = targets.to_vec();
+        Ok(())
+    }
+
     /// Retires every study of `name`; the next [`Journal::study`] starts a new one.
     pub async fn retire(&self, name: &str) -> Result<(), JournalError> {
         sqlx::query("UPDATE studies SET retired = 1 WHERE name = $1")
@@ -588,6 +621,7 @@ fn join(names: &[&String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::optimizer::Target;
     use servo_optimizer::{Domain, Param};
 
     fn space() -> Space {
@@ -682,6 +716,90 @@ mod tests {
         );
         let latest = journal.latest_measured("s").await.expect("read");
         assert_eq!(latest.map(|(s, _)| s.id), Some(old.id));
+        journal.close().await;
+    }
+
+    /// A journal written before several objectives existed (migrations 1 and 4 only) opens, gains
+    /// the columns, reads its trials as they were, and a study on it then keeps its objectives
+    /// and each trial's values.
+    #[tokio::test]
+    async fn a_journal_from_before_several_objectives_opens_and_keeps_them_from_then_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        let space = Space::default();
+        {
+            sqlx::any::install_default_drivers();
+            let url = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .to_url_lossy();
+            let mut conn = AnyConnection::connect(url.as_str()).await.expect("connect");
+            let mut sql = String::from(
+                "CREATE TABLE servo_schema (version BIGINT NOT NULL); INSERT INTO servo_schema (version) VALUES (1), (4);",
+            );
+            for m in &STUDY_MIGRATIONS[..2] {
+                sql.push_str(&m.sql(Dialect::Sqlite));
+            }
+            sql.push_str(&format!(
+                "INSERT INTO studies (name, space, objective, constraints, created_at) VALUES ('s', '{}', 'cost', '[]', 1.0);
+                 INSERT INTO trials (study_id, number, state, config, readings, objective, constraints, feasible, started_at, finished_at)
+                 VALUES (1, 0, 'complete', '{{}}', '{{\"cost\": {{\"value\": 3.0, \"unit\": \"\"}}}}', 3.0, '[]', 1, 1.0, 2.0);",
+                serde_json::to_string(&space).expect("json")
+            ));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("an old journal");
+            conn.close().await.expect("close");
+        }
+        let journal = Journal::open(&path).await.expect("the old journal opens");
+        let mut study = journal
+            .current("s")
+            .await
+            .expect("read")
+            .expect("its study");
+        assert!(study.objectives.is_empty());
+        let trials = journal.trials(&study).await.expect("trials");
+        assert_eq!(trials.len(), 1);
+        assert_eq!(
+            (trials[0].objective, trials[0].objectives.clone()),
+            (Some(3.0), Vec::new())
+        );
+
+        let targets = vec![Target::new("cost", false), Target::new("latency", true)];
+        journal
+            .record_objectives(&mut study, &targets)
+            .await
+            .expect("recorded");
+        let number = journal
+            .begin(&study, &BTreeMap::new())
+            .await
+            .expect("begin");
+        let mut trial = trials[0].clone();
+        trial.number = number;
+        trial.objectives = vec![3.0, 41.5];
+        journal.finish(&study, &trial).await.expect("finish");
+        journal.close().await;
+
+        let journal = Journal::open(&path).await.expect("opens again");
+        let study = journal.current("s").await.expect("read").expect("study");
+        assert_eq!(study.objectives, targets);
+        let trials = journal.trials(&study).await.expect("trials");
+        assert_eq!(trials[1].objectives, vec![3.0, 41.5]);
+        assert!(
+            trials[0].objectives.is_empty(),
+            "the old trial is as it was"
+        );
+        // Back to one objective: the study says so, its trials keep what they journaled.
+        let mut study = study;
+        journal
+            .record_objectives(&mut study, &[])
+            .await
+            .expect("recorded");
+        let study = journal.current("s").await.expect("read").expect("study");
+        assert!(study.objectives.is_empty());
+        let trials = journal.trials(&study).await.expect("trials");
+        assert_eq!(trials[1].objectives, vec![3.0, 41.5]);
         journal.close().await;
     }
 }

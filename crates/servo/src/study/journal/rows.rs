@@ -42,6 +42,7 @@ pub(crate) async fn create_study(
         name: name.to_string(),
         space: space.clone(),
         objective: objective.to_string(),
+        objectives: Vec::new(),
         constraints: constraints.to_vec(),
         created_at,
     })
@@ -49,7 +50,7 @@ pub(crate) async fn create_study(
 
 pub(crate) async fn current_study(conn: &mut AnyConnection, name: &str) -> DbResult<Option<Study>> {
     let row = sqlx::query(
-        "SELECT id, name, space, objective, constraints, created_at FROM studies WHERE name = $1 AND retired = 0 ORDER BY id DESC LIMIT 1",
+        "SELECT id, name, space, objective, objectives, constraints, created_at FROM studies WHERE name = $1 AND retired = 0 ORDER BY id DESC LIMIT 1",
     )
     .bind(name)
     .fetch_optional(&mut *conn)
@@ -64,7 +65,7 @@ pub(crate) async fn latest_measured_study(
     name: &str,
 ) -> DbResult<Option<Study>> {
     let row = sqlx::query(
-        "SELECT id, name, space, objective, constraints, created_at FROM studies s WHERE name = $1 AND EXISTS (SELECT 1 FROM trials t WHERE t.study_id = s.id AND t.state = 'complete' AND t.reused_study IS NULL) ORDER BY id DESC LIMIT 1",
+        "SELECT id, name, space, objective, objectives, constraints, created_at FROM studies s WHERE name = $1 AND EXISTS (SELECT 1 FROM trials t WHERE t.study_id = s.id AND t.state = 'complete' AND t.reused_study IS NULL) ORDER BY id DESC LIMIT 1",
     )
     .bind(name)
     .fetch_optional(&mut *conn)
@@ -76,7 +77,7 @@ pub(crate) async fn latest_measured_study(
 /// Study `id`, unless it has been retired.
 pub(crate) async fn live_study(conn: &mut AnyConnection, id: i64) -> DbResult<Option<Study>> {
     let row = sqlx::query(
-        "SELECT id, name, space, objective, constraints, created_at FROM studies WHERE id = $1 AND retired = 0",
+        "SELECT id, name, space, objective, objectives, constraints, created_at FROM studies WHERE id = $1 AND retired = 0",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -88,7 +89,13 @@ pub(crate) async fn live_study(conn: &mut AnyConnection, id: i64) -> DbResult<Op
 fn read_study(row: &sqlx::any::AnyRow) -> DbResult<Study> {
     let space: String = row.try_get("space").map_err(text)?;
     let constraints: String = row.try_get("constraints").map_err(text)?;
+    let objectives: Option<String> = row.try_get("objectives").map_err(text)?;
     Ok(Study {
+        objectives: objectives
+            .map(|o| serde_json::from_str(&o))
+            .transpose()
+            .map_err(text)?
+            .unwrap_or_default(),
         id: row.try_get("id").map_err(text)?,
         name: row.try_get("name").map_err(text)?,
         space: serde_json::from_str(&space).map_err(text)?,
@@ -96,6 +103,14 @@ fn read_study(row: &sqlx::any::AnyRow) -> DbResult<Study> {
         constraints: serde_json::from_str(&constraints).map_err(text)?,
         created_at: row.try_get("created_at").map_err(text)?,
     })
+}
+
+/// A trial's objective values as the journal stores them: NULL for a study with one objective.
+fn objectives_json(values: &[f64]) -> DbResult<Option<String>> {
+    (!values.is_empty())
+        .then(|| serde_json::to_string(values))
+        .transpose()
+        .map_err(text)
 }
 
 /// Inserts the next running trial of a study. Run it inside a transaction: the number is the
@@ -143,7 +158,7 @@ pub(crate) async fn insert_reused(
         return Err(format!("trial {} is not a reused trial", trial.number));
     };
     sqlx::query(
-        "INSERT INTO trials (study_id, number, state, config, readings, objective, constraints, feasible, started_at, finished_at, reused_study, reused_trial) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        "INSERT INTO trials (study_id, number, state, config, readings, objective, objectives, constraints, feasible, started_at, finished_at, reused_study, reused_trial) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(study_id)
     .bind(trial.number)
@@ -151,6 +166,7 @@ pub(crate) async fn insert_reused(
     .bind(serde_json::to_string(&trial.config).map_err(text)?)
     .bind(serde_json::to_string(&trial.readings).map_err(text)?)
     .bind(trial.objective)
+    .bind(objectives_json(&trial.objectives)?)
     .bind(serde_json::to_string(&trial.constraints).map_err(text)?)
     .bind(trial.feasible.map(i64::from))
     .bind(trial.started_at)
@@ -194,8 +210,9 @@ pub(crate) async fn finish_trial(
     let constraints = serde_json::to_string(&trial.constraints).map_err(text)?;
     let error = trial.error.as_deref().map(storable);
     let cut_short = trial.cut_short.as_deref().map(storable);
+    let objectives = objectives_json(&trial.objectives)?;
     let done = sqlx::query(
-        "UPDATE trials SET state = $1, readings = $2, objective = $3, constraints = $4, feasible = $5, error = $6, finished_at = $7, cut_short = $10 WHERE study_id = $8 AND number = $9 AND state = 'running'",
+        "UPDATE trials SET state = $1, readings = $2, objective = $3, constraints = $4, feasible = $5, error = $6, finished_at = $7, cut_short = $10, objectives = $11 WHERE study_id = $8 AND number = $9 AND state = 'running'",
     )
     .bind(trial.state.as_str())
     .bind(&readings)
@@ -207,6 +224,7 @@ pub(crate) async fn finish_trial(
     .bind(study_id)
     .bind(trial.number)
     .bind(cut_short)
+    .bind(objectives)
     .execute(&mut *conn)
     .await
     .map_err(text)?;
@@ -224,7 +242,7 @@ fn storable(text: &str) -> String {
 
 pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbResult<Vec<Trial>> {
     let rows = sqlx::query(
-        "SELECT number, state, config, readings, objective, constraints, feasible, error, cut_short, started_at, finished_at, reused_study, reused_trial, role FROM trials WHERE study_id = $1 ORDER BY number",
+        "SELECT number, state, config, readings, objective, objectives, constraints, feasible, error, cut_short, started_at, finished_at, reused_study, reused_trial, role FROM trials WHERE study_id = $1 ORDER BY number",
     )
     .bind(study_id)
     .fetch_all(&mut *conn)
@@ -240,6 +258,7 @@ pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbR
             let reused_study: Option<i64> = row.try_get("reused_study").map_err(text)?;
             let reused_trial: Option<i64> = row.try_get("reused_trial").map_err(text)?;
             let role: Option<String> = row.try_get("role").map_err(text)?;
+            let objectives: Option<String> = row.try_get("objectives").map_err(text)?;
             Ok(Trial {
                 number: row.try_get("number").map_err(text)?,
                 state: state.parse()?,
@@ -250,6 +269,11 @@ pub(crate) async fn study_trials(conn: &mut AnyConnection, study_id: i64) -> DbR
                     .map_err(text)?
                     .unwrap_or_default(),
                 objective: row.try_get("objective").map_err(text)?,
+                objectives: objectives
+                    .map(|o| serde_json::from_str(&o))
+                    .transpose()
+                    .map_err(text)?
+                    .unwrap_or_default(),
                 constraints: constraints
                     .map(|c| serde_json::from_str(&c))
                     .transpose()

@@ -29,7 +29,7 @@ impl Migration {
 /// The highest version any migration of servo has (the study's and the optimizer server's): a
 /// database recording a higher one was written by a newer servo and is refused, not misread.
 /// Raise it with every new migration, wherever it lives.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The study's tables, one step per version, applied at open; the versions applied are kept in
 /// `servo_schema`. Booleans are integers so one decoding works on both databases.
@@ -75,6 +75,12 @@ CREATE TABLE IF NOT EXISTS trials (
         sql: "ALTER TABLE trials ADD COLUMN reused_study {INT};
 ALTER TABLE trials ADD COLUMN reused_trial {INT};
 ALTER TABLE trials ADD COLUMN role TEXT;",
+    },
+    // Several objectives: the study's list (expression and direction, JSON) and each trial's
+    // values (a JSON array in that order). NULL for a study with one objective.
+    Migration {
+        version: 6,
+        sql: "ALTER TABLE studies ADD COLUMN objectives TEXT; ALTER TABLE trials ADD COLUMN objectives TEXT;",
     },
 ];
 
