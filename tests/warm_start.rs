@@ -295,3 +295,70 @@ fn a_warm_started_study_killed_mid_trial_resumes_without_taking_the_trials_over_
     assert_eq!(reused(&after), taken_over, "the same trials, once");
     assert_eq!(own_complete(&after), 6, "{after:#?}");
 }
+
+/// A new study with two objectives takes over the earlier single-objective trials with both
+/// objectives computed from their readings, and its Pareto front holds only its own trials.
+#[test]
+fn a_two_objective_study_reuses_earlier_trials_scored_for_each_objective() {
+    let (_dir, config) = earlier_study();
+    let text = std::fs::read_to_string(&config)
+        .expect("read")
+        .replace(
+            "minimize: main.cpu * 2 + main.memory",
+            "minimize: [main.cpu * 2 + main.memory, main.memory]",
+        )
+        // The baseline alone: the earlier search found trials better on both objectives, so a
+        // front that took reused trials in would differ from the one of its own trials.
+        .replace("trials: 8", "trials: 1");
+    std::fs::write(&config, text).expect("write");
+    let (_, stderr) = run_logged(&config, &["run", "--new-study"]);
+    assert!(stderr.contains("reused "), "{stderr}");
+
+    let now = trials(&config);
+    let reused: Vec<&Value> = now.iter().filter(|t| t.get("reused").is_some()).collect();
+    assert!(!reused.is_empty(), "{now:#?}");
+    for t in &reused {
+        let cpu = number(&t["config"]["main.cpu"]);
+        let memory = number(&t["config"]["main.memory"]);
+        let values = t["objectives"].as_array().expect("both objectives");
+        assert_eq!(values.len(), 2, "{t:#}");
+        assert!(
+            (number(&values[0]) - (cpu * 2.0 + memory)).abs() < 1e-9,
+            "{t:#}"
+        );
+        assert!((number(&values[1]) - memory).abs() < 1e-9, "{t:#}");
+    }
+    let front: Value = {
+        let out = output(&config, &["trials", "--pareto", "-o", "json"]);
+        assert_success(&out);
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let listed: Vec<i64> = front["trials"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a front: {front:#}"))
+        .iter()
+        .map(|p| p["number"].as_i64().expect("a trial number"))
+        .collect();
+    // The front is made of this study's feasible trials that none of them dominates.
+    let own: Vec<(i64, Vec<f64>)> = now
+        .iter()
+        .filter(|t| t.get("reused").is_none() && t["state"] == "complete" && t["feasible"] == true)
+        .map(|t| {
+            let values = t["objectives"].as_array().expect("objectives");
+            (
+                t["number"].as_i64().expect("number"),
+                values.iter().map(number).collect(),
+            )
+        })
+        .collect();
+    let dominates = |a: &[f64], b: &[f64]| {
+        a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
+    };
+    let expected: Vec<i64> = own
+        .iter()
+        .filter(|(_, p)| !own.iter().any(|(_, q)| dominates(q, p)))
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(!expected.is_empty(), "{now:#?}");
+    assert_eq!(listed, expected, "{front:#}");
+}
