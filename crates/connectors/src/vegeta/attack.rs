@@ -41,6 +41,7 @@ use super::report::{Hit, Latencies, Metrics, Report};
 use super::targets::Target;
 
 mod connection;
+mod http1;
 mod tls;
 mod workers;
 
