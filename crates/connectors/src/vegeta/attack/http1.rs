@@ -557,3 +557,6 @@ fn last_token_is(value: &[u8], token: &[u8]) -> bool {
         .next()
         .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(token))
 }
+
+#[cfg(test)]
+mod tests;
