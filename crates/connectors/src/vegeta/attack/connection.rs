@@ -410,7 +410,7 @@ impl Connections {
                 Err(Failure::Retriable(_)) if reused => {
                     // The server closed the idle connection as we picked it
                     // up: sending the request on a fresh connection is safe
-                    // (and what Go does).
+                    // (Go's transport does the same, on the same conditions).
                     self.open[origin] = None;
                 }
                 Err(Failure::Retriable(why) | Failure::Failed(why)) => {
