@@ -213,7 +213,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1<S> {
                 why,
                 retry: Retry::No,
             })?;
-            match self.stream.read(&mut self.buffer[self.end..]).await {
+            let read = match self.stream.read(&mut self.buffer[self.end..]).await {
+                // A TLS peer closing the TCP connection without a
+                // close_notify alert (many servers do): a close like any
+                // other, an error only if the response is incomplete.
+                Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                read => read,
+            };
+            match read {
                 Ok(0) => {
                     parser.end_of_stream().map_err(|why| Failure {
                         why,

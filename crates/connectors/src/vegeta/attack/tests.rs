@@ -378,7 +378,7 @@ async fn respond(
     response
 }
 
-fn self_signed_acceptor() -> tokio_rustls::TlsAcceptor {
+pub(super) fn self_signed_acceptor() -> tokio_rustls::TlsAcceptor {
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
         .expect("generate a self-signed certificate");

@@ -307,7 +307,10 @@ fn pieces(parts: &[&str]) -> Vec<Vec<u8>> {
     parts.iter().map(|part| part.as_bytes().to_vec()).collect()
 }
 
-async fn exchange(conn: &mut Http1<TcpStream>, request: &EncodedRequest) -> (u16, u64) {
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Http1<S>,
+    request: &EncodedRequest,
+) -> (u16, u64) {
     match conn.exchange(request).await {
         Ok(outcome) => outcome,
         Err(failure) => panic!("exchange failed: {}", failure.why),
@@ -531,4 +534,58 @@ async fn closes_are_noticed() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(noticed, "the idle connection's close went unnoticed");
+}
+
+/// Over TLS a kept connection carries request after request, and a body
+/// delimited by the close ends well even when the server closes the TCP
+/// connection without a close_notify alert, as many servers do.
+#[tokio::test]
+async fn tls_exchanges_and_a_close_without_close_notify() {
+    let acceptor = super::super::tests::self_signed_acceptor();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
+    let address = listener.local_addr().expect("listener has an address");
+    tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut tls) = acceptor.accept(stream).await else {
+            return;
+        };
+        let answers: [&[u8]; 3] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n\r\nuntil the close",
+        ];
+        let mut pending = Vec::new();
+        for answer in answers {
+            while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut chunk = [0; 1024];
+                match tls.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => pending.extend_from_slice(&chunk[..read]),
+                }
+            }
+            pending.clear();
+            if tls.write_all(answer).await.is_err() || tls.flush().await.is_err() {
+                return;
+            }
+        }
+        // Dropped without a TLS shutdown: the TCP connection just closes.
+    });
+
+    let config = super::super::tls::tls_config(true, false).expect("a TLS configuration");
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(address).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost".to_owned())
+        .expect("a valid server name");
+    let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let mut conn = Http1::new(tls);
+    assert_eq!(exchange(&mut conn, &get("/")).await, (200, 2));
+    assert!(conn.is_open());
+    assert_eq!(exchange(&mut conn, &get("/")).await, (200, 3));
+    assert!(conn.is_open());
+    assert_eq!(exchange(&mut conn, &get("/")).await, (200, 15));
+    assert!(conn.is_closed());
 }
