@@ -93,7 +93,7 @@ start_server() {
         "$examples/hello_server" --threads "$SERVER_THREADS" >"$work/hello.out" &
         server_pid=$!
         for _ in $(seq 50); do
-            grep -q '^listening on ' "$work/hello.out" && break
+            grep -qs '^listening on ' "$work/hello.out" && break
             sleep 0.1
         done
         url="$(sed -n 's/^listening on //p' "$work/hello.out")/"
