@@ -527,6 +527,11 @@ impl ResponseParser {
         self.state = if no_body {
             State::Done
         } else if chunked {
+            // RFC 9112 §6.3: chunked overrides a Content-Length, and a
+            // message with both must not be followed on the connection.
+            if length.is_some() {
+                self.keep_alive = false;
+            }
             State::ChunkSize
         } else if other_coding {
             // RFC 9112 §6.3: a coding other than chunked last means the

@@ -113,6 +113,11 @@ fn connection_reuse_follows_the_version_and_connection_header() {
     // No length: the body runs to the close, which ends the connection.
     let until_close = b"HTTP/1.1 200 OK\r\n\r\nthe rest of the stream";
     assert_eq!(parses_at_every_split(until_close, false), (200, 22, false));
+    // Chunked and a length: the chunks delimit the body, and the
+    // connection, whose framing the two disagree on, is not reused.
+    let both =
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+    assert_eq!(parses_at_every_split(both, false), (200, 2, false));
 }
 
 #[test]
