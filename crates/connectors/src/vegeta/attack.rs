@@ -1,4 +1,5 @@
-//! The load generator: vegeta's attack semantics on tokio and hyper.
+//! The load generator: vegeta's attack semantics on tokio, with its own
+//! HTTP/1.1 client (hyper's for HTTP/2).
 //!
 //! # How an attack runs
 //!
@@ -41,6 +42,7 @@ use super::report::{Hit, Latencies, Metrics, Report};
 use super::targets::Target;
 
 mod connection;
+mod http1;
 mod tls;
 mod workers;
 

@@ -1,13 +1,13 @@
 //! Connections owned by one worker.
 //!
 //! Each worker keeps its own connection to each origin it talks to, so the
-//! request path has no pool, lock or shared state. HTTP/1.1 connections are
-//! driven inside the worker's task (the hyper connection future is polled
-//! together with the request) instead of on a task of their own: that saves
-//! two task wake-ups per request, which is what lets the engine keep up with
-//! wrk on a small machine. HTTP/2 connections (https with ALPN `h2`) run
-//! their connection task as usual, because the protocol needs attention
-//! (pings, flow control) even while the worker is idle.
+//! request path has no pool, lock or shared state. HTTP/1.1, plain or over
+//! TLS, goes through the engine's own client (see the `http1` module), driven
+//! inside the worker's task: no connection task, no channel, one write per
+//! request and responses parsed in place. HTTP/2 connections (https with ALPN
+//! `h2`) use hyper and run their connection task as usual, because the
+//! protocol needs attention (pings, flow control) even while the worker is
+//! idle.
 //!
 //! As a consequence an attack opens up to one connection per worker and
 //! origin, HTTP/2 included (one stream at a time on each), where Go's
@@ -16,12 +16,9 @@
 //! many connections per origin stay open between requests; workers beyond it
 //! close theirs after each request.
 
-use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Poll;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -29,14 +26,16 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::{TrySendError, http1, http2};
+use hyper::client::conn::{TrySendError, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use super::super::targets::Target;
 use super::describe;
+use super::http1::{self, EncodedRequest, Http1};
 
 /// Where connections go: scheme, host and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,12 +80,11 @@ impl Origin {
 pub(super) struct Prepared {
     origin: usize,
     method: Method,
-    /// Origin-form (`/path?query`), as HTTP/1.1 sends it.
-    path: Uri,
+    /// The whole HTTP/1.1 request, with `Host` (and `Connection: close`
+    /// without keep-alive).
+    http1: EncodedRequest,
     /// Absolute form, from which HTTP/2 takes `:scheme` and `:authority`.
     absolute: Uri,
-    /// With `Host` (and `Connection: close` without keep-alive).
-    http1_headers: HeaderMap,
     /// Without connection-specific headers, which HTTP/2 forbids.
     http2_headers: HeaderMap,
     body: Bytes,
@@ -170,7 +168,7 @@ impl Connector {
     async fn connect(&self, origin_index: usize) -> Result<Conn, String> {
         let origin = &self.origins[origin_index];
         let tcp = connect_tcp(&origin.host, origin.port).await?;
-        let (protocol, alpn_h2) = if origin.https {
+        let protocol = if origin.https {
             let name = ServerName::try_from(origin.host.clone())
                 .map_err(|error| format!("invalid TLS server name \"{}\": {error}", origin.host))?;
             let tls = self.tls.connect(name, tcp).await.map_err(|error| {
@@ -182,20 +180,21 @@ impl Connector {
                     certificate_hint(&error)
                 )
             })?;
-            let h2 = self.http2 && tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            (handshake(TokioIo::new(tls), h2).await, h2)
+            if self.http2 && tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                http2_handshake(TokioIo::new(tls)).await.map_err(|error| {
+                    format!(
+                        "HTTP/2 handshake with {}:{} failed: {}",
+                        origin.host,
+                        origin.port,
+                        describe(&error)
+                    )
+                })?
+            } else {
+                Protocol::Tls(Box::new(Http1::new(tls)))
+            }
         } else {
-            (handshake(TokioIo::new(tcp), false).await, false)
+            Protocol::Plain(Http1::new(tcp))
         };
-        let protocol = protocol.map_err(|error| {
-            format!(
-                "{} handshake with {}:{} failed: {}",
-                if alpn_h2 { "HTTP/2" } else { "HTTP/1.1" },
-                origin.host,
-                origin.port,
-                describe(&error)
-            )
-        })?;
         Ok(Conn {
             protocol,
             slot: None,
@@ -234,7 +233,6 @@ fn prepare(target: &Target, origin: usize, keepalive: bool) -> Result<Prepared, 
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let path = Uri::from(path_and_query.clone());
 
     let mut http1_headers = target.headers.clone();
     if !http1_headers.contains_key(header::HOST) {
@@ -244,6 +242,12 @@ fn prepare(target: &Target, origin: usize, keepalive: bool) -> Result<Prepared, 
     if !keepalive {
         http1_headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    let http1 = EncodedRequest::new(
+        &target.method,
+        &path_and_query,
+        &http1_headers,
+        &target.body,
+    );
 
     // HTTP/2 carries the host in `:authority`, taken from the URI: a Host
     // header given with the target (virtual hosting) goes there.
@@ -270,9 +274,8 @@ fn prepare(target: &Target, origin: usize, keepalive: bool) -> Result<Prepared, 
     Ok(Prepared {
         origin,
         method: target.method.clone(),
-        path,
+        http1,
         absolute,
-        http1_headers,
         http2_headers,
         body: target.body.clone(),
     })
@@ -300,22 +303,14 @@ async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, String> {
     Err(last_error)
 }
 
-async fn handshake<T>(io: T, h2: bool) -> hyper::Result<Protocol>
+async fn http2_handshake<T>(io: T) -> hyper::Result<Protocol>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    if h2 {
-        let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await?;
-        // Ends when the worker drops the sender and the connection closes.
-        tokio::spawn(connection);
-        Ok(Protocol::Http2 { sender })
-    } else {
-        let (sender, connection) = http1::handshake(io).await?;
-        Ok(Protocol::Http1 {
-            sender,
-            driver: Some(Box::pin(connection)),
-        })
-    }
+    let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await?;
+    // Ends when the worker drops the sender and the connection closes.
+    tokio::spawn(connection);
+    Ok(Protocol::Http2 { sender })
 }
 
 /// A hint to append when a handshake failed on the server's certificate: the
@@ -332,16 +327,10 @@ fn certificate_hint(error: &std::io::Error) -> &'static str {
     }
 }
 
-/// The hyper connection future of an HTTP/1.1 connection, polled by the
-/// worker itself. Type-erased so that plain and TLS streams share one type.
-type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
-
 enum Protocol {
-    Http1 {
-        sender: http1::SendRequest<Full<Bytes>>,
-        /// `None` once the connection has ended.
-        driver: Option<Driver>,
-    },
+    Plain(Http1<TcpStream>),
+    /// Boxed: a TLS session is large, and rarely the hot path.
+    Tls(Box<Http1<TlsStream<TcpStream>>>),
     Http2 {
         sender: http2::SendRequest<Full<Bytes>>,
     },
@@ -376,8 +365,11 @@ impl Drop for Slot {
 
 /// Why a request got no (complete) response.
 enum Failure {
-    /// It never left: the connection was closed before it could be sent.
-    NotSent(String),
+    /// It may be sent again on a fresh connection if the one it failed on
+    /// had served requests before (and so may have been closed by the server
+    /// while idle): it never left, or it is replayable and no byte of a
+    /// response came back.
+    Retriable(String),
     Failed(String),
 }
 
@@ -415,13 +407,13 @@ impl Connections {
                     self.keep_or_close(connector, origin);
                     return Ok(outcome);
                 }
-                Err(Failure::NotSent(_)) if reused => {
+                Err(Failure::Retriable(_)) if reused => {
                     // The server closed the idle connection as we picked it
-                    // up: the request did not leave, so sending it on a fresh
-                    // connection is safe (and what Go and hyper do).
+                    // up: sending the request on a fresh connection is safe
+                    // (Go's transport does the same, on the same conditions).
                     self.open[origin] = None;
                 }
-                Err(Failure::NotSent(why) | Failure::Failed(why)) => {
+                Err(Failure::Retriable(why) | Failure::Failed(why)) => {
                     self.open[origin] = None;
                     return Err(why);
                 }
@@ -452,7 +444,7 @@ impl Connections {
         let Some(conn) = self.open[origin].as_mut() else {
             return;
         };
-        if !connector.keepalive {
+        if !connector.keepalive || !conn.can_continue() {
             self.open[origin] = None;
         } else if conn.slot.is_none() {
             conn.slot = connector.claim_slot(origin);
@@ -466,49 +458,47 @@ impl Connections {
 impl Conn {
     async fn is_reusable(&mut self) -> bool {
         match &mut self.protocol {
-            Protocol::Http1 { .. } if self.busy => false,
-            Protocol::Http1 { sender, driver } => {
-                // One pass of the connection lets it notice a close by the
-                // server; then it is ready for the next request.
-                poll_fn(|cx| {
-                    poll_driver(driver, cx);
-                    match sender.poll_ready(cx) {
-                        Poll::Ready(result) => Poll::Ready(result.is_ok()),
-                        Poll::Pending if driver.is_none() => Poll::Ready(false),
-                        Poll::Pending => Poll::Pending,
-                    }
-                })
-                .await
-            }
+            Protocol::Plain(_) | Protocol::Tls(_) if self.busy => false,
+            Protocol::Plain(conn) => conn.is_open(),
+            Protocol::Tls(conn) => conn.is_open(),
             Protocol::Http2 { sender } => !sender.is_closed() && sender.ready().await.is_ok(),
         }
     }
 
+    /// After a complete response: false if it ended the connection
+    /// (`Connection: close`, a body delimited by the close).
+    fn can_continue(&self) -> bool {
+        match &self.protocol {
+            Protocol::Plain(conn) => !conn.is_closed(),
+            Protocol::Tls(conn) => !conn.is_closed(),
+            Protocol::Http2 { .. } => true,
+        }
+    }
+
     async fn exchange(&mut self, target: &Prepared) -> Result<(u16, u64), Failure> {
-        let mut request = Request::new(Full::new(target.body.clone()));
-        *request.method_mut() = target.method.clone();
-        let mut received = 0;
-        match &mut self.protocol {
-            Protocol::Http1 { sender, driver } => {
-                *request.uri_mut() = target.path.clone();
-                *request.headers_mut() = target.http1_headers.clone();
-                let response = with_driver(driver, sender.try_send_request(request)).await;
-                let (status, mut body) = head(response)?;
-                while let Some(frame) = with_driver(driver, body.frame()).await {
-                    received += data_len(frame)?;
-                }
-                Ok((status, received))
-            }
+        let outcome = match &mut self.protocol {
+            Protocol::Plain(conn) => conn.exchange(&target.http1).await,
+            Protocol::Tls(conn) => conn.exchange(&target.http1).await,
             Protocol::Http2 { sender } => {
+                let mut request = Request::new(Full::new(target.body.clone()));
+                *request.method_mut() = target.method.clone();
                 *request.uri_mut() = target.absolute.clone();
                 *request.headers_mut() = target.http2_headers.clone();
                 let (status, mut body) = head(sender.try_send_request(request).await)?;
+                let mut received = 0;
                 while let Some(frame) = body.frame().await {
                     received += data_len(frame)?;
                 }
-                Ok((status, received))
+                return Ok((status, received));
             }
-        }
+        };
+        outcome.map_err(|failure| match failure.retry {
+            http1::Retry::NotSent => Failure::Retriable(failure.why),
+            http1::Retry::NoResponse if target.http1.is_replayable() => {
+                Failure::Retriable(failure.why)
+            }
+            http1::Retry::NoResponse | http1::Retry::No => Failure::Failed(failure.why),
+        })
     }
 }
 
@@ -521,7 +511,7 @@ fn head(
             let not_sent = error.take_message().is_some();
             let why = describe(&error.into_error());
             Err(if not_sent {
-                Failure::NotSent(why)
+                Failure::Retriable(why)
             } else {
                 Failure::Failed(why)
             })
@@ -534,24 +524,4 @@ fn data_len(frame: Result<hyper::body::Frame<Bytes>, hyper::Error>) -> Result<u6
         Failure::Failed(format!("reading the response body: {}", describe(&error)))
     })?;
     Ok(frame.data_ref().map_or(0, |data| data.len() as u64))
-}
-
-/// Polls the HTTP/1.1 connection (if still alive), dropping it once it ends:
-/// dropping it fails whatever request was waiting on it.
-fn poll_driver(driver: &mut Option<Driver>, cx: &mut std::task::Context<'_>) {
-    if let Some(connection) = driver.as_mut()
-        && connection.as_mut().poll(cx).is_ready()
-    {
-        *driver = None;
-    }
-}
-
-/// Runs `work` while driving the HTTP/1.1 connection it depends on.
-async fn with_driver<F: Future>(driver: &mut Option<Driver>, work: F) -> F::Output {
-    let mut work = pin!(work);
-    poll_fn(|cx| {
-        poll_driver(driver, cx);
-        work.as_mut().poll(cx)
-    })
-    .await
 }

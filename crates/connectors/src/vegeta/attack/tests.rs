@@ -378,7 +378,7 @@ async fn respond(
     response
 }
 
-fn self_signed_acceptor() -> tokio_rustls::TlsAcceptor {
+pub(super) fn self_signed_acceptor() -> tokio_rustls::TlsAcceptor {
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
         .expect("generate a self-signed certificate");
@@ -854,4 +854,61 @@ fn request_futures_stay_small() {
     let exchange = connections.exchange(&connector, &prepared[0]);
     let size = std::mem::size_of_val(&exchange);
     assert!(size < 2048, "the request future takes {size} bytes");
+}
+
+/// A server that answers one request per connection and then closes it
+/// without saying so (no `Connection: close`), as servers with a short
+/// keep-alive timeout do. Counts the connections it accepted.
+async fn one_request_per_connection() -> (String, Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
+    let url = format!(
+        "http://{}/",
+        listener.local_addr().expect("listener has an address")
+    );
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => request.extend_from_slice(&chunk[..read]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                    .await;
+            });
+        }
+    });
+    (url, accepted)
+}
+
+/// Kept connections the server closed while idle are replaced, and the
+/// request that found one closed (the close racing with it) is sent again
+/// on a new connection: none of it shows as an error. Back to back, the
+/// next request follows the close as closely as it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closed_silently_by_the_server_are_replaced_without_errors() {
+    let (url, accepted) = one_request_per_connection().await;
+    let targets = targets_for(&[url]);
+    let report = run(&targets, &paced(100, Duration::from_millis(300))).await;
+    assert_eq!(report.successes, 30, "{:?}", report.errors);
+    assert_eq!(accepted.load(Ordering::SeqCst), 30);
+
+    let options = AttackOptions {
+        rate: None,
+        workers: 2,
+        ..paced(0, Duration::from_millis(300))
+    };
+    let report = run(&targets, &options).await;
+    assert!(report.requests > 0);
+    assert_eq!(report.successes, report.requests, "{:?}", report.errors);
 }
