@@ -15,6 +15,7 @@ pub mod diagnostic;
 mod layered;
 pub mod overrides;
 mod plan;
+mod quick;
 mod validate;
 
 use std::collections::HashMap;

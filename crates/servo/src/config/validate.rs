@@ -13,6 +13,7 @@ use jsonschema::{Draft, Keyword, ValidationError};
 use serde_json::{Map, Value};
 
 use super::diagnostic::{Diagnostic, Origin, kind_of, looks_like_credential};
+use super::quick::{self, Verdict};
 use crate::schema::node_at;
 use servo_core::path::KeyPath;
 use servo_core::suggest::did_you_mean;
@@ -77,20 +78,45 @@ fn unit_keyword<'a>(
     }
 }
 
+/// A published schema's internal copy (unit patterns replaced by [`UNIT_KEYWORD`]), and its
+/// validator or why it does not compile.
+type Compiled = (
+    Value,
+    Result<jsonschema::Validator, ValidationError<'static>>,
+);
+
+/// Compiles the validator of a published schema.
+pub(super) fn compile(schema: &Value) -> Compiled {
+    let schema = with_unit_keywords(schema);
+    let validator = jsonschema::options()
+        .with_draft(Draft::Draft202012)
+        .with_keyword(UNIT_KEYWORD, unit_keyword)
+        .build(&schema);
+    (schema, validator)
+}
+
 /// Validates `document` against the published `schema`, returning one diagnostic per problem,
 /// ordered by position.
+///
+/// A valid document, the common case, is recognized by [`quick::check`] without compiling the
+/// schema; any other goes to the compiled validator, whose errors the diagnostics are made of.
 pub fn against_schema(
     schema: &Value,
     document: &Value,
     spans: &SpanMap,
     origins: &BTreeMap<KeyPath, Origin>,
 ) -> Vec<Diagnostic> {
-    let schema = &with_unit_keywords(schema);
-    let validator = match jsonschema::options()
-        .with_draft(Draft::Draft202012)
-        .with_keyword(UNIT_KEYWORD, unit_keyword)
-        .build(schema)
-    {
+    if quick::check(schema, document) == Verdict::Valid {
+        // Debug builds (every test) hold the shortcut to what the validator says.
+        debug_assert!(
+            compile(schema).1.is_ok_and(|v| v.is_valid(document)),
+            "the quick check accepted a document the validator rejects"
+        );
+        return Vec::new();
+    }
+    let (schema, validator) = compile(schema);
+    let schema = &schema;
+    let validator = match validator {
         Ok(v) => v,
         Err(e) => {
             return vec![Diagnostic::error(format!(
