@@ -88,9 +88,13 @@ pub struct Bayesian {
     /// candidate meets every constraint and runs. Candidates below it are taken only when none
     /// reaches it (then the most probably safe one). 0 turns the filter off.
     pub min_feasibility: f64,
-    /// Safe exploration: how far (in the unit cube of each numeric parameter) a trial may move
-    /// from the nearest trial that met every constraint (the baseline at first), so the search
-    /// expands from known-good configurations in bounded steps. `None`: anywhere.
+    /// Safe exploration: how far a trial may move from the nearest trial that met every
+    /// constraint (the baseline at first), so the search expands from known-good configurations
+    /// in bounded steps. The distance is the Euclidean norm of the move over all parameters (each
+    /// numeric one scaled to the unit interval), where a step to a neighbouring grid value and a
+    /// categorical switch count in full (see `Encoding::move_size`); a choice no trial has taken
+    /// is first tried alone from the safe trial with the most room below its limits. `None`:
+    /// anywhere.
     pub trust_region: Option<f64>,
     /// Weight of the expected size of a breach (in the constraint models' compressed units) in
     /// the acquisition: how far a violation would go, not only how likely it is.
@@ -284,8 +288,19 @@ impl Bayesian {
         let model = Model::fit(encoding, &kept, self, rng);
         let anchors = safe_anchors(trials);
         let region = self.trust_region.filter(|_| !anchors.is_empty());
+        // A choice no trial has taken is one the models know nothing about (its one-hot column
+        // was never set): it is tried first from the anchor with the most room below the
+        // limits, and alone (see `Encoding::move_size`).
+        let seen = encoding.choices_seen(trials.iter().map(|t| &t.point));
+        let safest = safest_anchor(trials);
         let inside = |point: &Point| {
-            region.is_none_or(|radius| anchors.iter().any(|a| encoding.within(point, a, radius)))
+            region.is_none_or(|radius| {
+                if encoding.takes_unseen_choice(point, &seen) {
+                    safest.is_some_and(|a| encoding.within(point, a, radius))
+                } else {
+                    anchors.iter().any(|a| encoding.within(point, a, radius))
+                }
+            })
         };
         let min_log_feasibility = self.min_feasibility.max(0.0).ln();
         // Candidates likely enough to be safe rank by acquisition; the others only after them,
@@ -470,6 +485,16 @@ fn safe_anchors(trials: &[Trial]) -> Vec<&Point> {
         .filter(|t| t.feasible(n_constraints))
         .map(|t| &t.point)
         .collect()
+}
+
+/// The safe anchor with the most room below its limits (the lowest worst constraint value).
+fn safest_anchor(trials: &[Trial]) -> Option<&Point> {
+    let n_constraints = constraint_count(trials);
+    trials
+        .iter()
+        .filter(|t| n_constraints > 0 && t.feasible(n_constraints))
+        .min_by(|a, b| worst_of(a).total_cmp(&worst_of(b)))
+        .map(|t| &t.point)
 }
 
 /// Rank offset of candidates below the feasibility threshold: below every acquisition value.
@@ -1195,14 +1220,80 @@ mod tests {
         history
     }
 
+    /// A service with a categorical cache and an integer replica count that melts down when a
+    /// cache is switched on without the memory for it, or with too few replicas.
+    fn cached_service_space() -> Space {
+        Space::new(vec![
+            float("cpu", 0.0, 1.0),
+            float("memory", 0.0, 1.0),
+            Param::new(
+                "replicas",
+                Domain::Int {
+                    low: 1,
+                    high: 4,
+                    step: 1,
+                    log: false,
+                },
+            ),
+            Param::new(
+                "cache",
+                Domain::Categorical {
+                    choices: vec!["none".into(), "small".into(), "large".into()],
+                },
+            ),
+        ])
+    }
+
+    fn cached_service(config: &Config) -> Outcome {
+        let x = values(config);
+        let (speedup, room) = match &config[3] {
+            ParamValue::Categorical(c) if c == "small" => (1.2, 0.3),
+            ParamValue::Categorical(c) if c == "large" => (1.4, 0.6),
+            _ => (1.0, 0.0),
+        };
+        let speedup = if x[1] >= room { speedup } else { 0.5 };
+        let capacity = (0.5 + x[0]) * x[2] * speedup;
+        let relative_latency = if capacity >= 1.0 {
+            1.5 / capacity
+        } else {
+            300.0
+        };
+        Outcome::Complete {
+            objective: x[2] * (x[0] + 0.5 * x[1]),
+            constraints: vec![relative_latency - 1.0],
+        }
+    }
+
     #[test]
-    fn no_candidate_leaves_the_trust_region_around_safe_trials() {
+    fn no_trial_leaves_the_trust_region_counting_grid_steps_and_switches() {
+        // The region bounds the whole move (the norm over parameters), a step of the integer
+        // (a third of its range, coarser than the region) counts as the radius, and so does a
+        // switch of the cache: either is taken alone.
         let radius = 0.15;
         let sampler = Bayesian {
             trust_region: Some(radius),
             ..quick()
         };
-        let history = baseline_study(&sampler, 20, 5);
+        let space = cached_service_space();
+        let baseline = vec![
+            ParamValue::Float(0.8),
+            ParamValue::Float(0.8),
+            ParamValue::Int(3),
+            ParamValue::Categorical("none".into()),
+        ];
+        let mut history = vec![Observation {
+            outcome: cached_service(&baseline),
+            config: baseline,
+        }];
+        for _ in 1..20 {
+            let config = sampler
+                .suggest(&space, &history, 5)
+                .expect("a continuous space is never exhausted");
+            history.push(Observation {
+                outcome: cached_service(&config),
+                config,
+            });
+        }
         for (i, obs) in history.iter().enumerate().skip(1) {
             let x = values(&obs.config);
             let near_safe = history[..i].iter().any(|earlier| {
@@ -1210,12 +1301,60 @@ mod tests {
                     return false;
                 };
                 let e = values(&earlier.config);
+                let replica_steps = (x[2] - e[2]).abs();
+                let switched = obs.config[3] != earlier.config[3];
+                let size2 = (x[0] - e[0]).powi(2)
+                    + (x[1] - e[1]).powi(2)
+                    + if replica_steps > 0.0 {
+                        radius * radius
+                    } else {
+                        0.0
+                    }
+                    + if switched { radius * radius } else { 0.0 };
                 crate::satisfied(constraints[0])
-                    && (x[0] - e[0]).abs() <= radius + 1e-9
-                    && (x[1] - e[1]).abs() <= radius + 1e-9
+                    && replica_steps <= 1.0
+                    && size2.sqrt() <= radius + 1e-9
             });
-            assert!(near_safe, "trial {i} at {x:?} is outside the region");
+            assert!(
+                near_safe,
+                "trial {i} at {:?} is outside the region",
+                obs.config
+            );
         }
+    }
+
+    #[test]
+    fn an_untried_cache_is_first_tried_alone_from_the_configuration_with_most_room() {
+        // Every trial so far ran without a cache: the models know nothing of the others. Only
+        // the anchor with the lowest latency (the first one) may switch, and nothing else moves.
+        let space = cached_service_space();
+        let mut history = Vec::new();
+        for i in 0..14 {
+            let t = i as f64 / 13.0;
+            let config = vec![
+                ParamValue::Float(0.9 - 0.4 * t),
+                ParamValue::Float(0.2 + 0.1 * (i % 3) as f64),
+                ParamValue::Int(3 - i64::from(i % 4 == 3)),
+                ParamValue::Categorical("none".into()),
+            ];
+            history.push(Observation {
+                outcome: cached_service(&config),
+                config,
+            });
+        }
+        let safest = history[0].config.clone();
+        let mut switches = 0;
+        for seed in 0..12 {
+            let config = quick()
+                .suggest(&space, &history, seed)
+                .expect("a continuous space is never exhausted");
+            if config[3] != ParamValue::Categorical("none".into()) {
+                switches += 1;
+                assert_eq!(&config[..3], &safest[..3], "switched away from {safest:?}");
+            }
+        }
+        // The rule is exercised: an untried cache promises the most, so some seeds try it.
+        assert!(switches > 0, "no seed tried a cache");
     }
 
     #[test]
