@@ -26,7 +26,7 @@ mod random;
 mod space;
 mod warp;
 
-pub use bayesian::{Bayesian, Recommendation, Risk};
+pub use bayesian::{Bayesian, FitCache, Recommendation, Risk};
 pub use random::RandomSearch;
 
 use serde::{Deserialize, Serialize};
@@ -267,6 +267,21 @@ pub trait Sampler: Send + Sync {
         history: &[Observation],
         seed: u64,
     ) -> Result<Config, SuggestError>;
+
+    /// [`Sampler::suggest`] for a caller that keeps `fits` between the suggestions of a study, so
+    /// that expensive model fits can start from earlier ones. Still deterministic for a given
+    /// `(space, history, seed)`, whatever `fits` holds (an empty one only costs time), but not
+    /// necessarily the suggestion [`Sampler::suggest`] makes: see [`FitCache`].
+    fn suggest_with(
+        &self,
+        space: &Space,
+        history: &[Observation],
+        seed: u64,
+        fits: &mut FitCache,
+    ) -> Result<Config, SuggestError> {
+        let _ = fits;
+        self.suggest(space, history, seed)
+    }
 }
 
 /// Why no suggestion could be made.
