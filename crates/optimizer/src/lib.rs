@@ -3,7 +3,10 @@
 //! Everything here is a pure function of `(space, history, seed)`: a [`Sampler`] keeps no state
 //! between calls, so resuming a study means replaying its journal into `history` and asking again —
 //! the suggestion is the one the interrupted run would have made. That is also why the public types
-//! derive serde: the journal stores them as JSON.
+//! derive serde: the journal stores them as JSON. A caller may keep a [`FitCache`] between a
+//! study's suggestions ([`Sampler::suggest_with`]) to make most model fits short refinements of
+//! an earlier one; what is suggested still depends only on `(space, history, seed)`, whatever the
+//! cache holds.
 //!
 //! Two samplers are provided:
 //!
