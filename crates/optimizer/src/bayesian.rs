@@ -27,7 +27,10 @@ use super::normal::{cdf, log_cdf, log_h, pdf};
 use super::qmc::ScrambledHalton;
 use super::space::{Encoding, Point};
 use super::warp::{compress_constraint, gaussianize};
+
+mod cache;
 use super::{Config, Observation, Outcome, Sampler, Space, SuggestError, rng_for};
+pub use cache::FitCache;
 
 /// Keeps the random streams of this sampler apart from other users of the same seed.
 const STREAM: u64 = 0x4741_5553_5349_414e;
@@ -287,10 +290,9 @@ impl Bayesian {
         encoding: &Encoding<'_>,
         trials: &[Trial],
         observed: &[Point],
+        (kept, model): (&[&Trial], &Model),
         rng: &mut R,
     ) -> Option<Point> {
-        let kept = self.model_subset(encoding, trials);
-        let model = Model::fit(encoding, &kept, self, rng);
         let anchors = safe_anchors(trials);
         let region = self.trust_region.filter(|_| !anchors.is_empty());
         // A choice no trial has taken is one the models know nothing about (its one-hot column
@@ -344,7 +346,7 @@ impl Bayesian {
                 }
             }
         }
-        for elite in model.elites(&kept) {
+        for elite in model.elites(kept) {
             for _ in 0..self.candidates_near_best {
                 let scale = (rng.random_range(0.01f64.ln()..0.3f64.ln())).exp();
                 evaluate(&encoding.perturb(&elite.point, scale, rng), &mut pool);
@@ -533,13 +535,28 @@ struct Model {
     n_constraint_models: usize,
     n_constraints: usize,
     violation_penalty: f64,
+    /// The hyper-parameters of each GP, for later fits to start from.
+    thetas: Thetas,
+}
+
+/// The fitted hyper-parameters of a [`Model`]'s GPs, by what each models.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Thetas {
+    objective: Option<Vec<f64>>,
+    /// By constraint index.
+    constraints: Vec<Option<Vec<f64>>>,
+    failures: Option<Vec<f64>>,
 }
 
 impl Model {
+    /// Fits the models to `trials`. With `warm`, each GP that has hyper-parameters there refines
+    /// them (one optimization of at most half the usual iterations) instead of fitting from the
+    /// usual starting points.
     fn fit<R: rand::Rng>(
         encoding: &Encoding<'_>,
         trials: &[&Trial],
         options: &Bayesian,
+        warm: Option<&Thetas>,
         rng: &mut R,
     ) -> Self {
         let d = encoding.n_features();
@@ -548,6 +565,7 @@ impl Model {
             max_iterations: options.fit_iterations,
             ..GpOptions::default()
         };
+        let mut thetas = Thetas::default();
         let complete: Vec<(&Point, f64, &[f64])> = trials
             .iter()
             .filter_map(|t| {
@@ -556,19 +574,26 @@ impl Model {
             })
             .collect();
         let n_constraints = complete.iter().map(|(_, _, c)| c.len()).max().unwrap_or(0);
-        let fit = |rows: &[&Point], y: &[f64], shift: f64, rng: &mut R| {
-            let x: Vec<f64> = rows.iter().flat_map(|p| features(encoding, p)).collect();
-            Gp::fit(
-                x,
-                d,
-                y,
-                GpOptions {
-                    lengthscale_shift: shift,
-                    ..gp_options
-                },
-                rng,
-            )
-        };
+        let fit =
+            |rows: &[&Point], y: &[f64], shift: f64, start: Option<&Vec<f64>>, rng: &mut R| {
+                let x: Vec<f64> = rows.iter().flat_map(|p| features(encoding, p)).collect();
+                let max_iterations = match start {
+                    Some(_) => gp_options.max_iterations.div_ceil(2),
+                    None => gp_options.max_iterations,
+                };
+                Gp::fit(
+                    x,
+                    d,
+                    y,
+                    GpOptions {
+                        lengthscale_shift: shift,
+                        max_iterations,
+                        ..gp_options
+                    },
+                    start.map(Vec::as_slice),
+                    rng,
+                )
+            };
 
         let mut limits = Vec::new();
         for j in 0..n_constraints {
@@ -577,7 +602,12 @@ impl Model {
                 .filter_map(|(p, _, c)| c.get(j).map(|v| (*p, *v)))
                 .unzip();
             let y = compress_constraint(&y);
-            if let Some(gp) = fit(&rows, &y, TREND_PRIOR, rng) {
+            let start = warm.and_then(|w| w.constraints.get(j)?.as_ref());
+            let gp = fit(&rows, &y, TREND_PRIOR, start, rng);
+            thetas
+                .constraints
+                .push(gp.as_ref().map(|gp| gp.theta().to_vec()));
+            if let Some(gp) = gp {
                 limits.push((gp, 0.0));
             }
         }
@@ -588,7 +618,9 @@ impl Model {
                 .iter()
                 .map(|t| if t.result.is_none() { 1.0 } else { 0.0 })
                 .collect();
-            if let Some(gp) = fit(&rows, &failed, TREND_PRIOR, rng) {
+            let start = warm.and_then(|w| w.failures.as_ref());
+            if let Some(gp) = fit(&rows, &failed, TREND_PRIOR, start, rng) {
+                thetas.failures = Some(gp.theta().to_vec());
                 limits.push((gp, 0.5));
             }
         }
@@ -607,7 +639,10 @@ impl Model {
             }
         }
         let y = gaussianize(&y);
-        let objective = fit(&rows, &y, OBJECTIVE_PRIOR, rng).and_then(|gp| {
+        let start = warm.and_then(|w| w.objective.as_ref());
+        let objective = fit(&rows, &y, OBJECTIVE_PRIOR, start, rng);
+        thetas.objective = objective.as_ref().map(|gp| gp.theta().to_vec());
+        let objective = objective.and_then(|gp| {
             let incumbent = complete
                 .iter()
                 .filter(|(_, _, c)| {
@@ -623,6 +658,7 @@ impl Model {
             limits,
             n_constraints,
             violation_penalty: options.violation_penalty,
+            thetas,
         }
     }
 
@@ -754,7 +790,7 @@ impl Bayesian {
         }
         let mut rng = rng_for(seed, history.len(), RECOMMEND_STREAM);
         let kept = self.model_subset(&encoding, &trials);
-        let model = Model::fit(&encoding, &kept, self, &mut rng);
+        let model = Model::fit(&encoding, &kept, self, None, &mut rng);
         let Some((gp, _)) = &model.objective else {
             return by_reading(&feasible);
         };
@@ -795,24 +831,34 @@ impl Sampler for Bayesian {
         history: &[Observation],
         seed: u64,
     ) -> Result<Config, SuggestError> {
+        self.suggest_from(space, history, seed, None)
+    }
+
+    fn suggest_with(
+        &self,
+        space: &Space,
+        history: &[Observation],
+        seed: u64,
+        fits: &mut FitCache,
+    ) -> Result<Config, SuggestError> {
+        self.suggest_from(space, history, seed, Some(fits))
+    }
+}
+
+impl Bayesian {
+    fn suggest_from(
+        &self,
+        space: &Space,
+        history: &[Observation],
+        seed: u64,
+        fits: Option<&mut FitCache>,
+    ) -> Result<Config, SuggestError> {
         space.validate()?;
         if space.params.is_empty() {
             return Ok(Vec::new());
         }
         let encoding = Encoding::new(space);
-        // Off-grid trials (a baseline that was running before the study) inform the models where
-        // they were measured, but tried no grid point: that point stays available.
-        let mut observed: Vec<Point> = Vec::new();
-        let trials: Vec<Trial> = history
-            .iter()
-            .filter_map(|obs| {
-                let (point, on_grid) = encoding.position(&obs.config)?;
-                if on_grid {
-                    observed.push(point.clone());
-                }
-                Some(Trial::new(point, &obs.outcome))
-            })
-            .collect();
+        let (trials, observed) = trials_of(&encoding, history);
         encoding.check_not_exhausted(&observed)?;
 
         let mut rng = rng_for(seed, history.len(), STREAM);
@@ -821,7 +867,18 @@ impl Sampler for Bayesian {
         } else if trials.iter().all(|t| t.result.is_none()) {
             self.farthest_point(&encoding, &observed, &mut rng)
         } else {
-            self.model_point(&encoding, &trials, &observed, &mut rng)
+            let kept = self.model_subset(&encoding, &trials);
+            let mut fits = fits;
+            let warm = fits
+                .as_deref_mut()
+                .and_then(|f| f.warm_start(self, space, history, seed));
+            let model = Model::fit(&encoding, &kept, self, warm.as_ref(), &mut rng);
+            if let Some(fits) = fits
+                && warm.is_none()
+            {
+                fits.fitted(self, space, history, seed, &model.thetas);
+            }
+            self.model_point(&encoding, &trials, &observed, (&kept, &model), &mut rng)
         };
         point
             .map(|p| encoding.decode(&p))
@@ -829,6 +886,42 @@ impl Sampler for Bayesian {
                 count: encoding.cardinality().unwrap_or(u64::MAX),
             })
     }
+
+    /// The hyper-parameters of the models a suggestion after `history` would fit from scratch
+    /// (the same data, the same random stream): what [`FitCache`] keeps. `None` when no trial ran.
+    fn fit_from_scratch(
+        &self,
+        space: &Space,
+        history: &[Observation],
+        seed: u64,
+    ) -> Option<Thetas> {
+        let encoding = Encoding::new(space);
+        let (trials, _) = trials_of(&encoding, history);
+        if trials.iter().all(|t| t.result.is_none()) {
+            return None;
+        }
+        let mut rng = rng_for(seed, history.len(), STREAM);
+        let kept = self.model_subset(&encoding, &trials);
+        Some(Model::fit(&encoding, &kept, self, None, &mut rng).thetas)
+    }
+}
+
+/// The observations that fit the space, as trials, and the grid points they tried. Off-grid trials
+/// (a baseline that was running before the study) inform the models where they were measured,
+/// but tried no grid point: that point stays available.
+fn trials_of(encoding: &Encoding<'_>, history: &[Observation]) -> (Vec<Trial>, Vec<Point>) {
+    let mut observed: Vec<Point> = Vec::new();
+    let trials: Vec<Trial> = history
+        .iter()
+        .filter_map(|obs| {
+            let (point, on_grid) = encoding.position(&obs.config)?;
+            if on_grid {
+                observed.push(point.clone());
+            }
+            Some(Trial::new(point, &obs.outcome))
+        })
+        .collect();
+    (trials, observed)
 }
 
 #[cfg(test)]
