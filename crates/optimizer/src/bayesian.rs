@@ -19,6 +19,9 @@
 //! If every trial so far failed there is nothing to model: the next suggestion is the candidate
 //! farthest from all of them.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
@@ -304,19 +307,34 @@ impl Bayesian {
         // limits, and alone (see `Encoding::move_size`).
         let seen = encoding.choices_seen(trials.iter().map(|t| &t.point));
         let safest = safest_anchor(trials);
+        // The anchor that held the last point inside is asked first: candidates come in runs
+        // around one anchor (the local search's), and with hundreds of anchors the scan was a
+        // tenth of a suggestion. Whether a point is inside does not depend on the order.
+        let last_anchor = Cell::new(0);
         let inside = |point: &Point| {
             region.is_none_or(|radius| {
                 if encoding.takes_unseen_choice(point, &seen) {
                     safest.is_some_and(|a| encoding.within(point, a, radius))
+                } else if anchors
+                    .get(last_anchor.get())
+                    .is_some_and(|a| encoding.within(point, a, radius))
+                {
+                    true
+                } else if let Some(k) = anchors
+                    .iter()
+                    .position(|a| encoding.within(point, a, radius))
+                {
+                    last_anchor.set(k);
+                    true
                 } else {
-                    anchors.iter().any(|a| encoding.within(point, a, radius))
+                    false
                 }
             })
         };
         let min_log_feasibility = self.min_feasibility.max(0.0).ln();
         // Candidates likely enough to be safe rank by acquisition; the others only after them,
         // by how likely they are to be safe.
-        let rank = |point: &Point| -> f64 {
+        let score = |point: &Point| -> f64 {
             if !inside(point) {
                 return f64::NEG_INFINITY;
             }
@@ -327,6 +345,19 @@ impl Bayesian {
             } else {
                 UNSAFE + safety.0
             }
+        };
+        // A score is a function of the point alone, and on a grid the candidates and the local
+        // search's proposals often land on a point already scored: each is scored once (keyed by
+        // its exact bits, so the ranking is the same as scoring every time).
+        let scored: RefCell<HashMap<Vec<u64>, f64>> = RefCell::new(HashMap::new());
+        let rank = |point: &Point| -> f64 {
+            let key: Vec<u64> = point.iter().map(|v| v.to_bits()).collect();
+            if let Some(&known) = scored.borrow().get(&key) {
+                return known;
+            }
+            let value = score(point);
+            scored.borrow_mut().insert(key, value);
+            value
         };
 
         let mut pool: Vec<(f64, Point)> = Vec::new();
