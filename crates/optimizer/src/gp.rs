@@ -70,6 +70,9 @@ pub(crate) struct Gp {
     d: usize,
     /// Training inputs, row-major `n × d`.
     x: Vec<f64>,
+    /// The fitted hyper-parameters `[ln ℓ_1 … ln ℓ_d, ln σ_f², ln σ_n²]`: a later fit to similar
+    /// data may start from them.
+    theta: Vec<f64>,
     inv_lengthscale2: Vec<f64>,
     signal: f64,
     chol: Cholesky,
@@ -82,11 +85,17 @@ pub(crate) struct Gp {
 impl Gp {
     /// Fits a GP to `n = y.len()` observations with inputs `x` (row-major `n × d`). `None` only if
     /// no hyper-parameters gave a factorable covariance, which takes non-finite inputs.
+    ///
+    /// With `start` (the hyper-parameters of an earlier fit, [`Gp::theta`]), one optimization runs
+    /// from there instead of `options.restarts` from the usual starting points: a refinement, for
+    /// data that differ from the earlier fit's by a few observations. A `start` of the wrong
+    /// dimension or out of bounds is ignored.
     pub(crate) fn fit<R: rand::Rng>(
         x: Vec<f64>,
         d: usize,
         y: &[f64],
         options: GpOptions,
+        start: Option<&[f64]>,
         rng: &mut R,
     ) -> Option<Self> {
         let n = y.len();
@@ -126,8 +135,14 @@ impl Gp {
         } else {
             &full
         };
+        let starts = match start {
+            Some(theta) if theta.len() == d + 2 && objective.in_bounds(theta) => {
+                vec![theta.to_vec()]
+            }
+            _ => objective.starting_points(options.restarts.max(1), rng),
+        };
         let mut best: Option<(Vec<f64>, f64)> = None;
-        for start in objective.starting_points(options.restarts.max(1), rng) {
+        for start in starts {
             let lbfgs_options = LbfgsOptions {
                 max_iterations: options.max_iterations,
                 ..LbfgsOptions::default()
@@ -148,6 +163,7 @@ impl Gp {
             n,
             d,
             x,
+            theta,
             inv_lengthscale2,
             signal,
             chol,
@@ -155,6 +171,11 @@ impl Gp {
             y_mean,
             y_scale,
         })
+    }
+
+    /// The fitted hyper-parameters, to start a later fit from.
+    pub(crate) fn theta(&self) -> &[f64] {
+        &self.theta
     }
 
     /// Posterior mean and standard deviation of the latent function at `point` (a feature vector),
@@ -434,7 +455,8 @@ mod tests {
     fn interpolates_smooth_data_and_is_uncertain_far_away() {
         let (x, y) = toy_data(20);
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp = Gp::fit(x, 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
+        let gp =
+            Gp::fit(x, 2, &y, GpOptions::default(), None, &mut rng).expect("toy data is finite");
         let probe = [0.4, 0.5];
         let (mean, sd) = gp.predict(&probe);
         let truth = (6.0f64 * 0.4).sin() + 0.05;
@@ -458,7 +480,8 @@ mod tests {
             .iter()
             .map(|v| (4.0 * v).sin() + 0.2 * crate::space::standard_normal(&mut rng))
             .collect();
-        let gp = Gp::fit(x.clone(), 1, &y, GpOptions::default(), &mut rng).expect("finite data");
+        let gp =
+            Gp::fit(x.clone(), 1, &y, GpOptions::default(), None, &mut rng).expect("finite data");
         // The mean smooths the noise out instead of interpolating it: at the training inputs it
         // is closer to the noise-free function than the observations are.
         let error = |f: &dyn Fn(usize) -> f64| {
@@ -476,10 +499,44 @@ mod tests {
     }
 
     #[test]
+    fn a_fit_started_from_an_earlier_optimum_stays_there() {
+        let (x, y) = toy_data(30);
+        let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(1);
+        let cold = Gp::fit(x.clone(), 2, &y, GpOptions::default(), None, &mut rng)
+            .expect("toy data is finite");
+        let options = GpOptions {
+            max_iterations: 5,
+            ..GpOptions::default()
+        };
+        let warm =
+            Gp::fit(x, 2, &y, options, Some(cold.theta()), &mut rng).expect("toy data is finite");
+        for (a, b) in cold.theta().iter().zip(warm.theta()) {
+            assert!(
+                (a - b).abs() < 0.05,
+                "{:?} vs {:?}",
+                cold.theta(),
+                warm.theta()
+            );
+        }
+        let (a, b) = (cold.predict(&[0.4, 0.5]), warm.predict(&[0.4, 0.5]));
+        assert!(
+            (a.0 - b.0).abs() < 1e-3 && (a.1 - b.1).abs() < 1e-3,
+            "{a:?} vs {b:?}"
+        );
+    }
+
+    #[test]
     fn fits_a_single_observation() {
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp = Gp::fit(vec![0.2, 0.7], 2, &[5.0], GpOptions::default(), &mut rng)
-            .expect("one finite observation is enough");
+        let gp = Gp::fit(
+            vec![0.2, 0.7],
+            2,
+            &[5.0],
+            GpOptions::default(),
+            None,
+            &mut rng,
+        )
+        .expect("one finite observation is enough");
         let (mean, sd) = gp.predict(&[0.2, 0.7]);
         assert!((mean - 5.0).abs() < 1e-3 && sd.is_finite());
     }
@@ -489,7 +546,7 @@ mod tests {
         let x = vec![0.5, 0.5, 0.5, 0.5, 0.1, 0.9];
         let y = [2.0, 2.0, 2.0];
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp = Gp::fit(x, 2, &y, GpOptions::default(), &mut rng)
+        let gp = Gp::fit(x, 2, &y, GpOptions::default(), None, &mut rng)
             .expect("duplicates are absorbed by noise and jitter");
         let (mean, sd) = gp.predict(&[0.3, 0.3]);
         assert!((mean - 2.0).abs() < 1e-6 && sd.is_finite());

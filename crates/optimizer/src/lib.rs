@@ -3,7 +3,10 @@
 //! Everything here is a pure function of `(space, history, seed)`: a [`Sampler`] keeps no state
 //! between calls, so resuming a study means replaying its journal into `history` and asking again —
 //! the suggestion is the one the interrupted run would have made. That is also why the public types
-//! derive serde: the journal stores them as JSON.
+//! derive serde: the journal stores them as JSON. A caller may keep a [`FitCache`] between a
+//! study's suggestions ([`Sampler::suggest_with`]) to make most model fits short refinements of
+//! an earlier one; what is suggested still depends only on `(space, history, seed)`, whatever the
+//! cache holds.
 //!
 //! Two samplers are provided:
 //!
@@ -27,7 +30,7 @@ mod random;
 mod space;
 mod warp;
 
-pub use bayesian::{Bayesian, Recommendation, Risk};
+pub use bayesian::{Bayesian, FitCache, Recommendation, Risk};
 pub use random::RandomSearch;
 
 use serde::{Deserialize, Serialize};
@@ -268,6 +271,21 @@ pub trait Sampler: Send + Sync {
         history: &[Observation],
         seed: u64,
     ) -> Result<Config, SuggestError>;
+
+    /// [`Sampler::suggest`] for a caller that keeps `fits` between the suggestions of a study, so
+    /// that expensive model fits can start from earlier ones. Still deterministic for a given
+    /// `(space, history, seed)`, whatever `fits` holds (an empty one only costs time), but not
+    /// necessarily the suggestion [`Sampler::suggest`] makes: see [`FitCache`].
+    fn suggest_with(
+        &self,
+        space: &Space,
+        history: &[Observation],
+        seed: u64,
+        fits: &mut FitCache,
+    ) -> Result<Config, SuggestError> {
+        let _ = fits;
+        self.suggest(space, history, seed)
+    }
 }
 
 /// Why no suggestion could be made.

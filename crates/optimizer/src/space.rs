@@ -296,21 +296,69 @@ impl<'a> Encoding<'a> {
         };
     }
 
-    /// Whether `point` lies within `radius` (in feature units, per numeric parameter) of
-    /// `anchor`. A grid parameter may always move to a neighbouring grid value, so a grid coarser
-    /// than the radius can still be walked. Categorical parameters are not limited: their
-    /// neighbours are not ordered, and the constraint models judge a switch.
-    pub(crate) fn within(&self, point: &[f64], anchor: &[f64], radius: f64) -> bool {
-        self.codes.iter().enumerate().all(|(i, code)| {
-            self.columns[i].is_none()
-                || matches!(code, Code::Categorical { .. })
-                || self.within_one(code, point[i], anchor[i], radius)
-        })
+    /// How far `point` moved from `anchor`, in the units of a trust region of `radius`: the
+    /// Euclidean norm of every parameter's move, a numeric one in feature units. Discrete moves
+    /// count in full, because they are where a small step can change behaviour a lot: a step to a
+    /// neighbouring grid value counts its feature distance but at most `radius` (so a grid
+    /// coarser than the region can still be walked, one parameter at a time), a categorical switch counts
+    /// `radius` (it is taken alone: no distance in the encoding says how different two choices
+    /// behave). A region bounding each parameter on its own (a box) let every parameter move by
+    /// the radius at once, and those moves compound.
+    pub(crate) fn move_size(&self, point: &[f64], anchor: &[f64], radius: f64) -> f64 {
+        let mut sum = 0.0;
+        for (i, code) in self.codes.iter().enumerate() {
+            if self.columns[i].is_none() {
+                continue;
+            }
+            let size = match code {
+                Code::Categorical { .. } if point[i] == anchor[i] => 0.0,
+                Code::Categorical { .. } => radius,
+                Code::Continuous { .. } => (point[i] - anchor[i]).abs(),
+                _ => {
+                    let gap = (self.numeric_feature(code, point[i])
+                        - self.numeric_feature(code, anchor[i]))
+                    .abs();
+                    if (point[i] - anchor[i]).abs() <= 1.0 {
+                        gap.min(radius)
+                    } else {
+                        gap
+                    }
+                }
+            };
+            sum += size * size;
+        }
+        sum.sqrt()
     }
 
-    /// A random configuration within `radius` of `anchor` (see [`Self::within`]): numeric
-    /// parameters uniform in the box around it, categoricals kept or, with probability
-    /// `switch`, changed to another choice.
+    /// Whether `point` lies within the trust region of `radius` around `anchor` (see
+    /// [`Self::move_size`]).
+    pub(crate) fn within(&self, point: &[f64], anchor: &[f64], radius: f64) -> bool {
+        self.move_size(point, anchor, radius) <= radius * (1.0 + 1e-9) + 1e-12
+    }
+
+    /// The tunable categorical parameters with a choice to switch to.
+    fn switchable(&self) -> Vec<usize> {
+        (0..self.codes.len())
+            .filter(|&i| {
+                self.columns[i].is_some()
+                    && matches!(self.codes[i], Code::Categorical { count } if count >= 2)
+            })
+            .collect()
+    }
+
+    /// The tunable numeric parameters.
+    fn numeric_params(&self) -> Vec<usize> {
+        (0..self.codes.len())
+            .filter(|&i| {
+                self.columns[i].is_some() && !matches!(self.codes[i], Code::Categorical { .. })
+            })
+            .collect()
+    }
+
+    /// A random configuration within `radius` of `anchor` (see [`Self::move_size`]): with
+    /// probability `switch` one categorical parameter changes to another choice and nothing else
+    /// moves; otherwise the numeric parameters move uniformly within the ball around it, snapped
+    /// to the grid.
     pub(crate) fn sample_near<R: rand::Rng>(
         &self,
         anchor: &[f64],
@@ -318,59 +366,123 @@ impl<'a> Encoding<'a> {
         switch: f64,
         rng: &mut R,
     ) -> Point {
-        let unit: Vec<f64> = (0..self.codes.len()).map(|_| rng.random()).collect();
-        let mut out = self.map_unit_near(&unit, anchor, radius);
-        for (i, code) in self.codes.iter().enumerate() {
-            if let (Some(_), Code::Categorical { count }) = (self.columns[i], code) {
-                out[i] = if rng.random::<f64>() < switch {
-                    other_choice(anchor[i], *count, rng)
-                } else {
-                    anchor[i]
-                };
+        let switchable = self.switchable();
+        if !switchable.is_empty() && rng.random::<f64>() < switch {
+            let mut out = self.snap(anchor);
+            let i = switchable[rng.random_range(0..switchable.len())];
+            if let Code::Categorical { count } = self.codes[i] {
+                out[i] = other_choice(anchor[i], count, rng);
             }
+            return out;
         }
-        out
+        let numeric = self.numeric_params();
+        let direction: Vec<f64> = numeric.iter().map(|_| standard_normal(rng)).collect();
+        let norm = direction.iter().map(|v| v * v).sum::<f64>().sqrt();
+        // Uniform in the ball: the radius fraction is U^(1/k) for k dimensions.
+        let length = radius * rng.random::<f64>().powf(1.0 / numeric.len().max(1) as f64);
+        let offsets: Vec<f64> = direction
+            .iter()
+            .map(|v| if norm > 0.0 { v / norm * length } else { 0.0 })
+            .collect();
+        self.move_from(anchor, &numeric, &offsets, radius)
     }
 
-    /// [`Self::map_unit`] into the box of half-width `radius` around `anchor`: numeric
-    /// parameters spread over the box (snapped to the grid, never past it by more than a grid
-    /// value), categoricals kept for the lower half of the unit interval and spread over the
-    /// choices in the upper half.
+    /// [`Self::map_unit`] into the trust region of `radius` around `anchor`, for a space-filling
+    /// design around it: the first categorical parameter whose coordinate is in the upper half of
+    /// the unit interval switches to the choice that coordinate spreads to, and then nothing else
+    /// moves; otherwise numeric parameters spread over the box of half-width `radius`, pulled into
+    /// the ball where the box pokes out of it, and snapped to the grid.
     pub(crate) fn map_unit_near(&self, unit: &[f64], anchor: &[f64], radius: f64) -> Point {
-        let mut out = self.map_unit(unit);
-        for (i, code) in self.codes.iter().enumerate() {
-            if self.columns[i].is_none() {
-                continue;
-            }
+        for i in self.switchable() {
             let u = unit[i].clamp(0.0, 1.0);
-            out[i] = match code {
-                Code::Categorical { count } if u < 0.5 || *count < 2 => anchor[i],
-                Code::Categorical { count } => bucket(2.0 * u - 1.0, *count as u64),
-                _ => {
-                    let f = self.numeric_feature(code, anchor[i]);
-                    let moved = (f + radius * (2.0 * u - 1.0)).clamp(0.0, 1.0);
-                    let snapped = self.numeric_from_feature(code, moved);
-                    if self.within_one(code, snapped, anchor[i], radius) {
-                        snapped
-                    } else {
-                        // Snapping landed past the box: the grid value on the anchor's side.
-                        let toward = if snapped > anchor[i] {
-                            snapped - 1.0
-                        } else {
-                            snapped + 1.0
-                        };
-                        toward.round()
-                    }
-                }
-            };
+            if let Code::Categorical { count } = self.codes[i]
+                && u >= 0.5
+            {
+                let choice = bucket(2.0 * u - 1.0, count as u64 - 1);
+                let mut out = self.snap(anchor);
+                out[i] = if choice >= anchor[i] {
+                    choice + 1.0
+                } else {
+                    choice
+                };
+                return out;
+            }
         }
-        out
+        let numeric = self.numeric_params();
+        let mut offsets: Vec<f64> = numeric
+            .iter()
+            .map(|&i| radius * (2.0 * unit[i].clamp(0.0, 1.0) - 1.0))
+            .collect();
+        let norm = offsets.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm > radius {
+            offsets.iter_mut().for_each(|v| *v *= radius / norm);
+        }
+        self.move_from(anchor, &numeric, &offsets, radius)
     }
 
-    fn within_one(&self, code: &Code, x: f64, anchor: f64, radius: f64) -> bool {
-        let gap = (self.numeric_feature(code, x) - self.numeric_feature(code, anchor)).abs();
-        gap <= radius + 1e-12
-            || (!matches!(code, Code::Continuous { .. }) && (x - anchor).abs() <= 1.0)
+    /// `anchor` with the numeric parameters `params` moved by `offsets` (feature units) and
+    /// snapped to the grid; when snapping lands outside the region, the move is halved until it
+    /// does not (down to the anchor's own grid point).
+    fn move_from(&self, anchor: &[f64], params: &[usize], offsets: &[f64], radius: f64) -> Point {
+        let mut scale = 1.0;
+        loop {
+            let mut out = self.snap(anchor);
+            for (&i, offset) in params.iter().zip(offsets) {
+                let code = &self.codes[i];
+                let f = self.numeric_feature(code, anchor[i]);
+                out[i] = self.numeric_from_feature(code, (f + scale * offset).clamp(0.0, 1.0));
+            }
+            if scale < 1e-3 || self.within(&out, anchor, radius) {
+                return out;
+            }
+            scale *= 0.5;
+        }
+    }
+
+    /// The grid point nearest to `point` (an off-grid position, such as a baseline measured as it
+    /// was running, rounds to a grid index).
+    fn snap(&self, point: &[f64]) -> Point {
+        self.codes
+            .iter()
+            .zip(point)
+            .map(|(code, &x)| match code {
+                Code::FloatGrid { last, .. } | Code::IntGrid { last, .. } => {
+                    x.round().clamp(0.0, *last as f64)
+                }
+                _ => x,
+            })
+            .collect()
+    }
+
+    /// For each parameter, which of its categorical choices some of `points` takes (empty for
+    /// numeric parameters).
+    pub(crate) fn choices_seen<'p>(
+        &self,
+        points: impl Iterator<Item = &'p Point>,
+    ) -> Vec<Vec<bool>> {
+        let mut seen: Vec<Vec<bool>> = self
+            .codes
+            .iter()
+            .map(|code| match code {
+                Code::Categorical { count } => vec![false; *count],
+                _ => Vec::new(),
+            })
+            .collect();
+        for point in points {
+            for (i, choices) in seen.iter_mut().enumerate() {
+                if let Some(flag) = choices.get_mut(point[i] as usize) {
+                    *flag = true;
+                }
+            }
+        }
+        seen
+    }
+
+    /// Whether `point` takes a categorical choice that [`Self::choices_seen`] did not see.
+    pub(crate) fn takes_unseen_choice(&self, point: &[f64], seen: &[Vec<bool>]) -> bool {
+        seen.iter().zip(point).any(|(choices, &x)| {
+            !choices.is_empty() && !choices.get(x as usize).copied().unwrap_or(false)
+        })
     }
 
     /// Writes the Gaussian-process input of `point` into `out` (length [`Self::n_features`]).
@@ -853,6 +965,65 @@ mod tests {
                 assert!(!enc.same(a, b), "{a:?} enumerated twice");
             }
         }
+    }
+
+    #[test]
+    fn the_trust_region_bounds_the_whole_move_and_counts_discrete_steps() {
+        // cpu: 10 grid values (a step is 1/9 of the range); replicas: 4 values (1/3); gc: 2
+        // choices; ratio continuous.
+        let space = mixed_space();
+        let enc = Encoding::new(&space);
+        let r = 0.1;
+        let anchor = vec![4.0, 1.0, 0.0, 0.5, 0.0];
+        let moved = |changes: &[(usize, f64)]| {
+            let mut p = anchor.clone();
+            for &(i, x) in changes {
+                p[i] = x;
+            }
+            p
+        };
+        // One step of a grid coarser than the region is allowed, alone.
+        assert!(enc.within(&moved(&[(1, 2.0)]), &anchor, r));
+        assert!(!enc.within(&moved(&[(1, 3.0)]), &anchor, r), "two steps");
+        assert!(
+            !enc.within(&moved(&[(1, 2.0), (0, 5.0)]), &anchor, r),
+            "two grid steps at once"
+        );
+        assert!(
+            !enc.within(&moved(&[(1, 2.0), (3, 0.52)]), &anchor, r),
+            "a step and a move"
+        );
+        // A categorical switch is allowed alone, never with another move.
+        assert!(enc.within(&moved(&[(2, 1.0)]), &anchor, r));
+        assert!(!enc.within(&moved(&[(2, 1.0), (3, 0.51)]), &anchor, r));
+        // Moves add up: each within the radius, together not.
+        assert!(enc.within(&moved(&[(3, 0.59)]), &anchor, r));
+        assert!(!enc.within(&moved(&[(3, 0.59), (0, 5.0)]), &anchor, r));
+
+        let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(3);
+        let mut switched = 0;
+        for _ in 0..500 {
+            let p = enc.sample_near(&anchor, r, 0.2, &mut rng);
+            assert!(
+                enc.within(&p, &anchor, r),
+                "{p:?} sampled outside the region"
+            );
+            assert!(
+                enc.encode(&enc.decode(&p))
+                    .is_some_and(|q| enc.same(&p, &q))
+            );
+            switched += usize::from(p[2] != anchor[2]);
+            let unit: Vec<f64> = (0..5).map(|_| rng.random()).collect();
+            let q = enc.map_unit_near(&unit, &anchor, r);
+            assert!(
+                enc.within(&q, &anchor, r),
+                "{q:?} mapped outside the region"
+            );
+        }
+        assert!(
+            (50..150).contains(&switched),
+            "{switched} switches in 500 draws"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! ```text
 //! cargo bench -p servo-optimizer --bench optimizer -- [--out PATH] [--seeds N] [--first-seed N]
 //!     [--budget N] [--suite tuning|held-out|all] [--problems a,b] [--samplers ours,random]
-//!     [--ours '{"min_feasibility": 0.5}'] [--timing-only]
+//!     [--ours '{"min_feasibility": 0.5}'] [--no-fit-cache] [--timing-only]
 //! cargo bench -p servo-optimizer --bench optimizer -- --describe   # the problems, as JSON
 //! cargo bench -p servo-optimizer --bench optimizer -- --serve      # evaluate JSON lines on stdin
 //! ```
@@ -19,13 +19,16 @@
 //! `--serve` is how the Optuna anchors evaluate the very same problems: each stdin line
 //! `{"problem": NAME, "seed": S, "trial": T, "config": [...]}` is answered on stdout with one
 //! line `{"objective": Y | null, "constraints": [...], "truth": ...}`.
+//!
+//! Each run keeps a `FitCache` between suggestions, as `servo run` and the optimizer server do;
+//! `--no-fit-cache` fits every model from scratch instead (`Sampler::suggest`).
 
 mod problems;
 
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use servo_optimizer::{Bayesian, Config, Observation, Outcome, RandomSearch, Sampler};
+use servo_optimizer::{Bayesian, Config, FitCache, Observation, Outcome, RandomSearch, Sampler};
 
 use problems::Problem;
 
@@ -76,6 +79,7 @@ fn run(
     sampler: &dyn Sampler,
     seed: u64,
     budget: usize,
+    fit_cache: bool,
 ) -> (
     Vec<serde_json::Value>,
     serde_json::Map<String, serde_json::Value>,
@@ -84,11 +88,18 @@ fn run(
     let mut history: Vec<Observation> = Vec::with_capacity(budget);
     let mut trials = Vec::with_capacity(budget);
     let mut reports = serde_json::Map::new();
+    // Kept across the run, as `servo run` and the optimizer server keep one per study.
+    let mut fits = FitCache::default();
     for trial in 0..budget {
         let config = if trial == 0 {
             problem.baseline()
         } else {
-            match sampler.suggest(&space, &history, seed) {
+            let suggested = if fit_cache {
+                sampler.suggest_with(&space, &history, seed, &mut fits)
+            } else {
+                sampler.suggest(&space, &history, seed)
+            };
+            match suggested {
                 Ok(config) => config,
                 Err(error) => {
                     eprintln!("{} seed {seed}: stopping early: {error}", problem.name);
@@ -118,6 +129,8 @@ struct Args {
     samplers: Vec<String>,
     /// Settings of `ours` other than the defaults, as the JSON of `Bayesian`.
     ours: Bayesian,
+    /// Keep a `FitCache` per run (`--no-fit-cache` turns it off).
+    fit_cache: bool,
     timing_only: bool,
     describe: bool,
     serve: bool,
@@ -132,6 +145,7 @@ fn parse_args() -> Result<Args, String> {
         problems: problems::all(),
         samplers: vec!["ours".into(), "random".into()],
         ours: Bayesian::default(),
+        fit_cache: true,
         timing_only: false,
         describe: false,
         serve: false,
@@ -202,6 +216,7 @@ fn parse_args() -> Result<Args, String> {
                 args.ours = serde_json::from_str(&value("--ours")?)
                     .map_err(|e| format!("--ours: {e} (expected the JSON of Bayesian's fields)"))?
             }
+            "--no-fit-cache" => args.fit_cache = false,
             "--timing-only" => args.timing_only = true,
             "--describe" => args.describe = true,
             "--serve" => args.serve = true,
@@ -274,37 +289,63 @@ fn thread_cpu_seconds() -> Option<f64> {
     Some(nanos * 1e-9)
 }
 
-/// Seconds per `suggest` with `n` observations of the noisy service problem (5 parameters, two
-/// constraints, some crashes), median of 3 calls: CPU time where available, else wall time.
-fn time_suggest(n: usize) -> f64 {
+/// CPU seconds (where Linux reports them, else wall seconds) that `f` takes.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let cpu_start = thread_cpu_seconds();
+    let value = f();
+    let elapsed = match (cpu_start, thread_cpu_seconds()) {
+        (Some(a), Some(b)) => b - a,
+        _ => start.elapsed().as_secs_f64(),
+    };
+    (value, elapsed)
+}
+
+/// The cost of a suggestion with `n` observations of the noisy service problem (5 parameters,
+/// two constraints, some crashes; random configurations): `(from scratch, refined, averaged)`.
+/// From scratch is `suggest`, median of 3 seeds: what every suggestion costs without a
+/// [`FitCache`] and what one in ten costs with one. Refined is the median of the nine
+/// suggestions after observations `n + 1` to `n + 9` with the cache the suggestion after `n` left;
+/// averaged is the mean of those ten, the cost per suggestion over a study that keeps a cache.
+fn time_suggest(n: usize) -> (f64, f64, f64) {
     let problem = problems::all()
         .into_iter()
         .find(|p| p.name == "service-3")
         .expect("the service problem exists");
     let space = problem.space();
     let mut history = Vec::new();
-    for seed in 0..n as u64 {
+    for seed in 0..n as u64 + 9 {
         let config = RandomSearch
             .suggest(&space, &history, seed)
             .expect("the service space is not exhausted by a few hundred trials");
         let outcome = problem.measure(&config, 0, seed);
         history.push(Observation { config, outcome });
     }
-    let mut times: Vec<f64> = (0..3)
-        .map(|seed| {
-            let start = Instant::now();
-            let cpu_start = thread_cpu_seconds();
-            let suggestion = Bayesian::default().suggest(&space, &history, seed);
-            let elapsed = match (cpu_start, thread_cpu_seconds()) {
-                (Some(a), Some(b)) => b - a,
-                _ => start.elapsed().as_secs_f64(),
-            };
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let sampler = Bayesian::default();
+    let scratch = median(
+        (0..3)
+            .map(|seed| {
+                let (suggestion, seconds) = timed(|| sampler.suggest(&space, &history[..n], seed));
+                assert!(suggestion.is_ok(), "suggest failed: {suggestion:?}");
+                seconds
+            })
+            .collect(),
+    );
+    let mut fits = FitCache::default();
+    let study: Vec<f64> = (n..n + 10)
+        .map(|len| {
+            let (suggestion, seconds) =
+                timed(|| sampler.suggest_with(&space, &history[..len], 0, &mut fits));
             assert!(suggestion.is_ok(), "suggest failed: {suggestion:?}");
-            elapsed
+            seconds
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[1]
+    let averaged = study.iter().sum::<f64>() / study.len() as f64;
+    (scratch, median(study[1..].to_vec()), averaged)
 }
 
 fn main() {
@@ -331,12 +372,16 @@ fn main() {
     } else {
         "optimized"
     };
-    let timings: Vec<(usize, f64)> = [100, 500].iter().map(|&n| (n, time_suggest(n))).collect();
-    for (n, seconds) in &timings {
+    let timings: Vec<(usize, (f64, f64, f64))> =
+        [100, 500].iter().map(|&n| (n, time_suggest(n))).collect();
+    for (n, (scratch, refined, averaged)) in &timings {
         println!(
-            "suggest() with {n} observations (service-3: 5 parameters, 2 constraints): {:.0} ms \
-             ({build} build)",
-            seconds * 1e3
+            "suggest() with {n} observations (service-3: 5 parameters, 2 constraints, {build} \
+             build): {:.1} ms from scratch; with a fit cache {:.1} ms refined, {:.1} ms averaged \
+             over ten suggestions",
+            scratch * 1e3,
+            refined * 1e3,
+            averaged * 1e3
         );
     }
     if args.timing_only {
@@ -353,8 +398,14 @@ fn main() {
             let start = Instant::now();
             for seed in args.first_seed..args.first_seed + args.seeds {
                 let run_start = Instant::now();
-                let (trials, reports) =
-                    run(problem, sampler_name, sampler.as_ref(), seed, args.budget);
+                let (trials, reports) = run(
+                    problem,
+                    sampler_name,
+                    sampler.as_ref(),
+                    seed,
+                    args.budget,
+                    args.fit_cache,
+                );
                 runs.push(serde_json::json!({
                     "sampler": sampler_name,
                     "problem": problem.name,
@@ -375,7 +426,7 @@ fn main() {
     let document = serde_json::json!({
         "problems": describe(&args.problems),
         "runs": runs,
-        "suggest_seconds": timings.iter().map(|(n, s)| (n.to_string(), serde_json::Value::from(*s))).collect::<serde_json::Map<_, _>>(),
+        "suggest_seconds": timings.iter().map(|(n, (scratch, refined, averaged))| (n.to_string(), serde_json::json!({"scratch": scratch, "refined": refined, "averaged": averaged}))).collect::<serde_json::Map<_, _>>(),
         "build": build,
     });
     match &args.out {

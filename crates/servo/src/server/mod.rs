@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use servo_optimizer::FitCache;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::wire::EventName;
@@ -49,6 +50,11 @@ pub struct Server {
     /// of the application's session, study and trials, good while the stored session revision is
     /// the one remembered: a request then reads one number instead of the whole study.
     locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Option<Loaded>>>>>,
+    /// Each application's model fits, kept between its suggestions so that most fits refine the
+    /// last one (taken out, under the application's lock, while a suggestion is computed). They
+    /// save time only: a restarted server, or another replica, suggests the same from an empty
+    /// cache, after one fit from scratch (see `servo_optimizer::FitCache`).
+    fits: Mutex<HashMap<i64, FitCache>>,
     /// Group commit of the protocol requests' changes.
     writer: Writer,
 }
@@ -72,6 +78,7 @@ impl Server {
             operator_token_sha256: None,
             contacts: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
+            fits: Mutex::new(HashMap::new()),
             writer: Writer::start(store.clone()),
             store,
         }
@@ -176,17 +183,30 @@ impl Server {
                         let (algorithm, risk) = (app.settings.algorithm, app.settings.risk);
                         let seed = app.settings.seed.unwrap_or(0);
                         let history = loaded.trials.clone();
+                        let mut fits = self
+                            .fits
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&app.id)
+                            .unwrap_or_default();
                         let suggested = tokio::task::spawn_blocking(move || {
                             let sampler = crate::study::sampler(algorithm, risk);
-                            crate::study::next_config(
+                            let next = crate::study::next_config(
                                 &plan,
                                 &goal,
                                 &history,
                                 sampler.as_ref(),
                                 seed,
-                            )
+                                &mut fits,
+                            );
+                            (next, fits)
                         })
-                        .await;
+                        .await
+                        .map(|(next, fits)| {
+                            let mut kept = self.fits.lock().unwrap_or_else(|p| p.into_inner());
+                            kept.insert(app.id, fits);
+                            next
+                        });
                         // A sampler that fails stops the study, loudly, without ending it.
                         suggestion = Some(match suggested {
                             Ok(Ok(Some(config))) => Suggestion::Config(config),

@@ -29,7 +29,7 @@ use journal::{Journal, JournalError, Trial, TrialRole, TrialState, now};
 use servo_core::connector::{ConnectorError, EventContext};
 use servo_core::types::{Adjustment, Control, MeasureRequest, Measurement};
 use servo_optimizer::{
-    Bayesian, Observation, Outcome, ParamValue, RandomSearch, Sampler, SuggestError,
+    Bayesian, FitCache, Observation, Outcome, ParamValue, RandomSearch, Sampler, SuggestError,
 };
 
 /// Why a study could not run.
@@ -425,6 +425,8 @@ async fn drive(
     let mut suggested_early: Option<Result<Option<BTreeMap<String, ParamValue>>, StudyError>> =
         None;
     let mut suggesting_early = std::time::Duration::ZERO;
+    // The model fits the suggestions share; a resumed study starts with none (see `FitCache`).
+    let mut fits = FitCache::default();
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             tracing::info!("optimizer.max_duration reached");
@@ -454,9 +456,9 @@ async fn drive(
             tracing::info!("measuring the baseline again (optimizer.baseline_every)");
             config
         } else if finished(&trials) < settings.trials as usize {
-            let next = suggested_early
-                .take()
-                .unwrap_or_else(|| next_config(&plan, goal, &trials, sampler.as_ref(), seed));
+            let next = suggested_early.take().unwrap_or_else(|| {
+                next_config(&plan, goal, &trials, sampler.as_ref(), seed, &mut fits)
+            });
             match next {
                 Ok(Some(config)) => config,
                 Ok(None) => break,
@@ -604,7 +606,14 @@ async fn drive(
         trials.push(trial.clone());
         if finished(&trials) < settings.trials as usize {
             let suggesting = Instant::now();
-            suggested_early = Some(next_config(&plan, goal, &trials, sampler.as_ref(), seed));
+            suggested_early = Some(next_config(
+                &plan,
+                goal,
+                &trials,
+                sampler.as_ref(),
+                seed,
+                &mut fits,
+            ));
             suggesting_early = suggesting.elapsed();
         }
         let recorded = recording
@@ -735,13 +744,16 @@ pub fn trial_control(settings: &EmbeddedOptimizer) -> Control {
 
 /// What the next trial tries: the baseline first (when the description gave every value), then
 /// the sampler's suggestion from the history. `None` when the sampler has nothing left to try.
-/// Shared by `servo run` and the optimizer server, so both run the same study.
+/// Shared by `servo run` and the optimizer server, so both run the same study. `fits` is the
+/// study's [`FitCache`], kept by the caller between suggestions: it saves model fits and never
+/// changes the suggestion, so an empty one (after a restart) only costs one slower suggestion.
 pub fn next_config(
     plan: &Plan,
     goal: &Goal,
     trials: &[Trial],
     sampler: &dyn Sampler,
     seed: u64,
+    fits: &mut FitCache,
 ) -> Result<Option<BTreeMap<String, ParamValue>>, StudyError> {
     let baseline_done = baseline_trial(trials).is_some();
     if !baseline_done && plan.ordered(&plan.baseline).is_some() {
@@ -758,7 +770,13 @@ pub fn next_config(
     // A panic in the model is a bug, but it must not take servo (or the optimizer server's worker)
     // down with it: it is an error like any other, and the journal stays resumable.
     let suggested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        sampler.suggest(&plan.space, &history, seed)
+        if goal.is_pareto() {
+            // ParEGO scalarizes the whole history afresh before every suggestion, so an earlier
+            // fit is never of a prefix of this history: a cache would only add a fit.
+            sampler.suggest(&plan.space, &history, seed)
+        } else {
+            sampler.suggest_with(&plan.space, &history, seed, fits)
+        }
     }))
     .map_err(|panic| {
         let what = panic
@@ -976,7 +994,8 @@ mod tests {
             ..EmbeddedOptimizer::default()
         };
         let goal = Goal::from_settings(&settings).expect("a goal");
-        let error = next_config(&plan, &goal, &[], &Panicking, 0).expect_err("an error");
+        let error = next_config(&plan, &goal, &[], &Panicking, 0, &mut FitCache::default())
+            .expect_err("an error");
         assert!(
             matches!(&error, StudyError::Optimizer(m) if m.contains("the model diverged")),
             "{error}"
