@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{assert_success, output};
+use common::{assert_success, number, output, trials};
 use serde_json::Value;
 
 /// Counts measurements in `count`; the measurement numbered `HANG` (from 0) writes `measuring`
@@ -54,16 +54,6 @@ command:
     )
     .expect("write the config");
     config
-}
-
-fn trials(config: &Path) -> Vec<Value> {
-    let out = output(config, &["trials", "-o", "json"]);
-    assert_success(&out);
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
-fn number(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
 /// The trials' numbers whose `key` is `value`.

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{assert_success, output};
+use common::{assert_success, number, output};
 use serde_json::Value;
 
 /// Cost: what the configuration reserves (a setting-only expression, so no unit).
@@ -56,10 +56,6 @@ fn json(config: &Path, args: &[&str]) -> Value {
     let out = output(config, args);
     assert_success(&out);
     serde_json::from_slice(&out.stdout).expect("json")
-}
-
-fn number(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
 fn dominates(a: &[f64], b: &[f64]) -> bool {

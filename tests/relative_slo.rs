@@ -7,8 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_success, output};
-use serde_json::Value;
+use common::{assert_success, number, output, trials};
 
 /// The demo app under `process`, loaded by `vegeta`; short windows, `trials` trials.
 fn study(dir: &Path, port: u16, trials: u32, latency: &str) -> PathBuf {
@@ -48,16 +47,6 @@ vegeta:
     )
     .expect("write the config");
     config
-}
-
-fn trials(config: &Path) -> Vec<Value> {
-    let out = output(config, &["trials", "-o", "json"]);
-    assert_success(&out);
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
-fn number(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
 #[test]

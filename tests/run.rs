@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{assert_success, output, servo};
+use common::{assert_success, output, servo, trials};
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -40,12 +40,6 @@ fn study_dir(trials: u32, duration: &str) -> (tempfile::TempDir, PathBuf) {
     )
     .expect("write config");
     (dir, config)
-}
-
-fn trials(config: &Path) -> Vec<Value> {
-    let out = output(config, &["trials", "-o", "json"]);
-    assert_success(&out);
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("json")
 }
 
 fn count(trials: &[Value], state: &str) -> usize {

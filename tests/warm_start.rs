@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{assert_success, output, servo};
+use common::{assert_success, number, output, servo, trials};
 use serde_json::Value;
 
 const EARLIER: &str = r#"
@@ -58,16 +58,6 @@ fn earlier_study() -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&config, EARLIER).expect("write config");
     assert_success(&output(&config, &["run"]));
     (dir, config)
-}
-
-fn trials(config: &Path) -> Vec<Value> {
-    let out = output(config, &["trials", "-o", "json"]);
-    assert_success(&out);
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
-fn number(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
 /// `servo ARGS` at info level, succeeding; (stdout, stderr).

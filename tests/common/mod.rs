@@ -196,3 +196,15 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// `servo trials -o json` of the servo `config` describes, succeeding.
+pub fn trials(config: &Path) -> Vec<serde_json::Value> {
+    let out = output(config, &["trials", "-o", "json"]);
+    assert_success(&out);
+    serde_json::from_slice(&out.stdout).expect("servo trials -o json prints a JSON array")
+}
+
+/// A JSON number, or a failed test naming what was there instead.
+pub fn number(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
