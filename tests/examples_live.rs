@@ -8,9 +8,23 @@ use serde_json::Value;
 
 #[test]
 fn the_prometheus_example_measures_the_demo_app_through_a_real_prometheus() {
+    // A Prometheus that has just started scrapes a new target only from its scrape manager's
+    // first tick (up to 5 s), and a rate needs two samples: without a warmup the window's first
+    // points are missing or cover time before the load began, and its mean reads low. The delay
+    // lets the window's last scrape land before the query.
     let (code, stdout, stderr) = run(
         &example("prometheus.yaml"),
-        &["measure", "-o", "json", "--duration", "6s"],
+        &[
+            "measure",
+            "-o",
+            "json",
+            "--duration",
+            "6s",
+            "--warmup",
+            "3s",
+            "--delay",
+            "1s",
+        ],
     );
     assert_eq!(code, 0, "{stderr}");
     let m: Value = serde_json::from_str(&stdout).expect("json");
