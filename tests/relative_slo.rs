@@ -27,22 +27,8 @@ optimizer:
     - error_rate <= baseline.error_rate + 1%
   control: {{ warmup: 1s, duration: 3s }}
   store: study.db
-process:
-  component: demo
-  command: servo
-  args: [demo-app, --port, "{{{{ port }}}}", --workers, "{{{{ workers }}}}", --cache-mb, "{{{{ cache_mb }}}}", --algorithm, "{{{{ algorithm }}}}"]
-  settings:
-    workers: {{ type: int, min: 1, max: 4, step: 1, value: 4 }}
-    cache_mb: {{ type: int, min: 0, max: 256, step: 16, value: 128 }}
-    algorithm: {{ type: enum, values: [fast, balanced, thorough], value: balanced }}
-    port: {{ type: int, min: {port}, max: {port}, value: {port}, pinned: true }}
-  ready: {{ http: "http://127.0.0.1:{{{{ port }}}}/healthz", timeout: 60s }}
-vegeta:
-  rate: 200/1s
-  target: GET http://127.0.0.1:{port}/work
-  timeout: 2s
-  reporting_interval: 1s
-"#
+{demo}"#,
+            demo = common::searched_demo_app(port)
         ),
     )
     .expect("write the config");

@@ -43,6 +43,23 @@ fn describe_once() -> Vec<(&'static str, Reply)> {
     ]
 }
 
+/// [`describe_once`] after a two-second SLEEP: long enough for a credential to change between
+/// the session's first request and its last.
+fn sleep_then_describe() -> Vec<(&'static str, Reply)> {
+    let mut script = describe_once();
+    script.insert(
+        1,
+        (
+            "WHATS_NEXT",
+            Reply::Json(
+                200,
+                json!({"cmd": "SLEEP", "cmd_uid": "s-1", "param": {"duration": 2}}),
+            ),
+        ),
+    );
+    script
+}
+
 fn header_of(seen: &Seen, name: &str) -> Option<String> {
     seen.headers
         .get(name)
@@ -168,25 +185,7 @@ fn opsani_variables_alone_drive_a_session() {
 
 #[test]
 fn appdynamics_client_credentials_are_fetched_and_refreshed() {
-    let fake = FakeOptimizer::start(vec![
-        ("HELLO", ok()),
-        (
-            "WHATS_NEXT",
-            Reply::Json(
-                200,
-                json!({"cmd": "SLEEP", "cmd_uid": "s-1", "param": {"duration": 2}}),
-            ),
-        ),
-        (
-            "WHATS_NEXT",
-            Reply::Json(
-                200,
-                json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}}),
-            ),
-        ),
-        ("DESCRIPTION", ok()),
-        ("GOODBYE", ok()),
-    ]);
+    let fake = FakeOptimizer::start(sleep_then_describe());
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("servo.yaml");
     // ServoX derives `{base_url}/rest/optimize/co/v1/optimizers/{optimizer_id}/` and the token URL
@@ -244,25 +243,7 @@ fn appdynamics_client_credentials_are_fetched_and_refreshed() {
 /// reads it again when the file changes, as ServoX watches it, and never restarts for it.
 #[test]
 fn a_rotated_connection_file_token_is_used_from_the_next_request() {
-    let fake = FakeOptimizer::start(vec![
-        ("HELLO", ok()),
-        (
-            "WHATS_NEXT",
-            Reply::Json(
-                200,
-                json!({"cmd": "SLEEP", "cmd_uid": "s-1", "param": {"duration": 2}}),
-            ),
-        ),
-        (
-            "WHATS_NEXT",
-            Reply::Json(
-                200,
-                json!({"cmd": "DESCRIBE", "cmd_uid": "d-1", "param": {}}),
-            ),
-        ),
-        ("DESCRIPTION", ok()),
-        ("GOODBYE", ok()),
-    ]);
+    let fake = FakeOptimizer::start(sleep_then_describe());
     let dir = tempfile::tempdir().expect("tempdir");
     let connection = dir.path().join("connection.yaml");
     let write_connection = |token: &str| {

@@ -208,3 +208,26 @@ pub fn trials(config: &Path) -> Vec<serde_json::Value> {
 pub fn number(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
+
+/// The `process` and `vegeta` sections of a study of servo's demo app on `port`: workers, cache
+/// size and algorithm searched around the quickstart's values, loaded at 200 requests/s.
+pub fn searched_demo_app(port: u16) -> String {
+    format!(
+        r#"process:
+  component: demo
+  command: servo
+  args: [demo-app, --port, "{{{{ port }}}}", --workers, "{{{{ workers }}}}", --cache-mb, "{{{{ cache_mb }}}}", --algorithm, "{{{{ algorithm }}}}"]
+  settings:
+    workers: {{ type: int, min: 1, max: 4, step: 1, value: 4 }}
+    cache_mb: {{ type: int, min: 0, max: 256, step: 16, value: 128 }}
+    algorithm: {{ type: enum, values: [fast, balanced, thorough], value: balanced }}
+    port: {{ type: int, min: {port}, max: {port}, value: {port}, pinned: true }}
+  ready: {{ http: "http://127.0.0.1:{{{{ port }}}}/healthz", timeout: 60s }}
+vegeta:
+  rate: 200/1s
+  target: GET http://127.0.0.1:{port}/work
+  timeout: 2s
+  reporting_interval: 1s
+"#
+    )
+}
