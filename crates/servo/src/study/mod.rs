@@ -630,9 +630,9 @@ async fn drive(
         ));
         let best = best_trial(&trials, goal.maximize).and_then(|t| t.objective);
         let front = goal.is_pareto().then(|| {
-            let mut s = Summary::from_trials(&study, journal.path(), trials.clone(), false);
-            s.choose(&goal.select);
-            s.front.map_or(0, |f| f.trials.len())
+            pareto::front(&study.objectives, &trials, &goal.select)
+                .trials
+                .len()
         });
         on_progress(Progress::TrialFinished {
             trial: Box::new(trial),
