@@ -285,15 +285,20 @@ impl<'a> Encoding<'a> {
             return;
         }
         let i = movable[rng.random_range(0..movable.len())];
-        point[i] = match &self.codes[i] {
-            Code::Categorical { count } => other_choice(point[i], *count, rng),
+        point[i] = self.neighbour(i, point[i], rng);
+    }
+
+    /// Another choice of categorical parameter `i`, or a neighbouring value of grid parameter
+    /// `i`, from `value` (continuous parameters stay).
+    fn neighbour<R: rand::Rng>(&self, i: usize, value: f64, rng: &mut R) -> f64 {
+        match self.codes[i] {
+            Code::Categorical { count } => other_choice(value, count, rng),
             Code::FloatGrid { last, .. } | Code::IntGrid { last, .. } => {
-                let last = *last as f64;
-                let up = point[i] < last && (point[i] == 0.0 || rng.random::<bool>());
-                if up { point[i] + 1.0 } else { point[i] - 1.0 }
+                let up = value < last as f64 && (value == 0.0 || rng.random::<bool>());
+                if up { value + 1.0 } else { value - 1.0 }
             }
-            Code::Continuous { .. } => point[i],
-        };
+            Code::Continuous { .. } => value,
+        }
     }
 
     /// How far `point` moved from `anchor`, in the units of a trust region of `radius`: the
@@ -355,10 +360,33 @@ impl<'a> Encoding<'a> {
             .collect()
     }
 
+    /// The tunable parameters a discrete move changes: categoricals with a choice to switch to,
+    /// and grid parameters whose one step is coarser than `radius` (a finer grid is walked by the
+    /// numeric moves).
+    fn discretely_movable(&self, radius: f64) -> Vec<usize> {
+        (0..self.codes.len())
+            .filter(|&i| {
+                self.columns[i].is_some()
+                    && match self.codes[i] {
+                        Code::Categorical { count } => count >= 2,
+                        Code::FloatGrid { last, .. } | Code::IntGrid { last, .. } if last >= 1 => {
+                            let step = |k: f64| self.numeric_feature(&self.codes[i], k);
+                            (step(1.0) - step(0.0))
+                                .abs()
+                                .max((step(last as f64) - step(last as f64 - 1.0)).abs())
+                                > radius
+                        }
+                        _ => false,
+                    }
+            })
+            .collect()
+    }
+
     /// A random configuration within `radius` of `anchor` (see [`Self::move_size`]): with
-    /// probability `switch` one categorical parameter changes to another choice and nothing else
-    /// moves; otherwise the numeric parameters move uniformly within the ball around it, snapped
-    /// to the grid.
+    /// probability `switch` one discrete parameter moves (a categorical to another choice, or a
+    /// grid coarser than the region to a neighbouring value) and nothing else does, the only way
+    /// such a move stays inside; otherwise the numeric parameters move uniformly within the ball
+    /// around it, snapped to the grid.
     pub(crate) fn sample_near<R: rand::Rng>(
         &self,
         anchor: &[f64],
@@ -366,13 +394,11 @@ impl<'a> Encoding<'a> {
         switch: f64,
         rng: &mut R,
     ) -> Point {
-        let switchable = self.switchable();
-        if !switchable.is_empty() && rng.random::<f64>() < switch {
+        let movable = self.discretely_movable(radius);
+        if !movable.is_empty() && rng.random::<f64>() < switch {
             let mut out = self.snap(anchor);
-            let i = switchable[rng.random_range(0..switchable.len())];
-            if let Code::Categorical { count } = self.codes[i] {
-                out[i] = other_choice(anchor[i], count, rng);
-            }
+            let i = movable[rng.random_range(0..movable.len())];
+            out[i] = self.neighbour(i, out[i], rng);
             return out;
         }
         let numeric = self.numeric_params();
@@ -1001,7 +1027,7 @@ mod tests {
         assert!(!enc.within(&moved(&[(3, 0.59), (0, 5.0)]), &anchor, r));
 
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(3);
-        let mut switched = 0;
+        let (mut switched, mut replica_steps) = (0, 0);
         for _ in 0..500 {
             let p = enc.sample_near(&anchor, r, 0.2, &mut rng);
             assert!(
@@ -1013,6 +1039,7 @@ mod tests {
                     .is_some_and(|q| enc.same(&p, &q))
             );
             switched += usize::from(p[2] != anchor[2]);
+            replica_steps += usize::from(p[1] != anchor[1]);
             let unit: Vec<f64> = (0..5).map(|_| rng.random()).collect();
             let q = enc.map_unit_near(&unit, &anchor, r);
             assert!(
@@ -1020,9 +1047,16 @@ mod tests {
                 "{q:?} mapped outside the region"
             );
         }
+        // A fifth of the draws move one discrete parameter alone, shared among the gc switch and
+        // the steps of the two grids coarser than the region (cpu's can also come from the ball).
+        // Without these draws, a replica step (a third of the range) would never be proposed.
         assert!(
-            (50..150).contains(&switched),
+            (15..60).contains(&switched),
             "{switched} switches in 500 draws"
+        );
+        assert!(
+            (15..60).contains(&replica_steps),
+            "{replica_steps} replica steps in 500 draws"
         );
     }
 
