@@ -14,6 +14,11 @@
 //! on the tuning problems and dropped: the linear fit does not see how fast a latency climbs as
 //! resources shrink, and it left breaches past twice the limit (up to 16×) in 6–15 of 30 runs of
 //! `mixed-noisy` and 0–4 of `mixed` (100 trials, seeds 0–29), against none with this rule.
+//! Rates measured from each anchor alone (rather than the steepest between any two trials) left
+//! such breaches in 2–3 of the 30 runs of `mixed`. A least radius of 0.01 or 0.02 where the rates
+//! are steep cut `mixed-noisy`'s breaches in 50 trials from 12 to 7 but raised regret at 50 from
+//! 0.066 to 0.11; the least stays 0.05, as the radius was chosen before (regret first once no
+//! breach passes twice the limit).
 
 use super::{Bayesian, Trial, constraint_count, worst_of};
 use crate::space::{Encoding, Point};
