@@ -119,9 +119,10 @@ pub struct Bayesian {
     /// candidate meets every constraint and runs. Candidates below it are taken only when none
     /// reaches it (then the most probably safe one). 0 turns the filter off.
     pub min_feasibility: f64,
-    /// Safe exploration: how far a trial may move from the nearest trial that met every
+    /// Safe exploration: how far a trial may always move from some trial that met every
     /// constraint (the baseline at first), so the search expands from known-good configurations
-    /// in bounded steps. The distance is the Euclidean norm of the move over all parameters (each
+    /// in bounded steps; a safe trial far below its limits may move further (see
+    /// `trust_region_max`). The distance is the Euclidean norm of the move over all parameters (each
     /// numeric one scaled to the unit interval), where a step to a neighbouring grid value and a
     /// categorical switch count in full (see `Encoding::move_size`); a choice no trial has taken
     /// is first tried alone from the safe trial with the most room below its limits. `None`:
@@ -131,7 +132,7 @@ pub struct Bayesian {
     /// safe trial's room is `trust_region_share` of the distance at which its constraints would
     /// reach their limits, rising at the steepest rate seen between trials, and of the distance
     /// to the nearest failed trial, between `trust_region` and this (see `bayesian/region.rs`).
-    /// At most `trust_region`: every safe trial has the same radius.
+    /// When this is at most `trust_region`, every safe trial has the same radius.
     pub trust_region_max: f64,
     /// Safe exploration: the share of a safe trial's estimated room it may use (the steepest rate
     /// seen is a lower bound of the true one).
