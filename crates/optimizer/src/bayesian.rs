@@ -1527,6 +1527,62 @@ mod tests {
     }
 
     #[test]
+    fn a_safe_trial_far_below_its_limits_moves_further_than_the_least_radius() {
+        // The cheapest configuration is far from the baseline and the one limit (x >= 0.05) is
+        // far below it: the search should take longer strides than the least radius, and never
+        // longer than the most. With the most at the least, every stride is the least at most.
+        let space = Space::new(vec![float("x", 0.0, 1.0), float("y", 0.0, 1.0)]);
+        let f = |config: &Config| {
+            let x = values(config);
+            Outcome::Complete {
+                objective: x[0] + x[1],
+                constraints: vec![0.05 - x[0]],
+            }
+        };
+        let longest_stride = |sampler: &Bayesian| -> f64 {
+            let baseline = vec![ParamValue::Float(0.9), ParamValue::Float(0.9)];
+            let mut history = vec![Observation {
+                outcome: f(&baseline),
+                config: baseline,
+            }];
+            for _ in 1..20 {
+                let config = sampler
+                    .suggest(&space, &history, 2)
+                    .expect("a continuous space is never exhausted");
+                history.push(Observation {
+                    outcome: f(&config),
+                    config,
+                });
+            }
+            let safe = |o: &Observation| matches!(&o.outcome, Outcome::Complete { constraints, .. } if crate::satisfied(constraints[0]));
+            (1..history.len())
+                .map(|i| {
+                    let x = values(&history[i].config);
+                    history[..i]
+                        .iter()
+                        .filter(|e| safe(e))
+                        .map(|e| {
+                            let e = values(&e.config);
+                            ((x[0] - e[0]).powi(2) + (x[1] - e[1]).powi(2)).sqrt()
+                        })
+                        .fold(f64::INFINITY, f64::min)
+                })
+                .fold(0.0, f64::max)
+        };
+        let sampler = quick();
+        let grown = longest_stride(&sampler);
+        assert!(
+            grown > 2.0 * 0.05 && grown <= sampler.trust_region_max + 1e-9,
+            "longest stride {grown}"
+        );
+        let fixed = longest_stride(&Bayesian {
+            trust_region_max: 0.05,
+            ..quick()
+        });
+        assert!(fixed <= 0.05 + 1e-9, "longest stride {fixed}");
+    }
+
+    #[test]
     fn the_reported_best_is_the_models_choice_not_the_luckiest_reading() {
         // Cheapest x with x >= 0.5, the constraint read with noise: the trial at x = 0.42 truly
         // misses the SLO but read as meeting it, and its neighbours read as missing it.
