@@ -17,7 +17,17 @@ use servo_core::connector::{
 use servo_core::suggest::did_you_mean;
 use servo_core::types::{
     Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric,
+    Reading,
 };
+
+/// How a watched measurement ended (see [`Bus::measure_watched`]).
+#[derive(Debug)]
+pub enum Watched<C> {
+    /// It ran to its end (or failed on its own).
+    Measured(Result<Measurement, BusError>),
+    /// Its readings so far gave this reason to stop it, and it was stopped.
+    Stopped(C),
+}
 
 /// Why an event did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -504,6 +514,41 @@ impl Bus {
         self.after(Event::Measure, EventOutcome::Measurement(&measurement), cx)
             .await;
         Ok(measurement)
+    }
+
+    /// Measures as [`Bus::measure`] does, handing each report of the readings so far (see
+    /// [`servo_core::PartialReadings`]) to `judge`; the first time it returns a reason to stop,
+    /// the measurement is stopped, its connectors are let clean up, and that reason is returned
+    /// instead of a result. The measurement runs under a token of its own, so stopping it is not an
+    /// interruption of the caller; a signal still cancels both (the caller checks `cx`).
+    pub async fn measure_watched<C>(
+        &self,
+        request: &MeasureRequest,
+        cx: &EventContext,
+        mut judge: impl FnMut(Vec<Reading>) -> Option<C>,
+    ) -> Watched<C> {
+        let (sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let measuring = EventContext::new(cx.cancel.child_token())
+            .with_remedies(cx.remedies)
+            .with_partial(servo_core::PartialReadings::new(move |readings| {
+                // The receiver is gone once the measurement ended: nothing left to tell.
+                let _ = sender.send(readings);
+            }));
+        let measure = self.measure(request, &measuring);
+        tokio::pin!(measure);
+        loop {
+            tokio::select! {
+                result = &mut measure => return Watched::Measured(result),
+                Some(readings) = reports.recv() => {
+                    if let Some(stop) = judge(readings) {
+                        measuring.cancel.cancel();
+                        // Let the connectors stop their load and clean up before going on.
+                        let _ = (&mut measure).await;
+                        return Watched::Stopped(stop);
+                    }
+                }
+            }
+        }
     }
 
     /// Validates adjustments against the described settings, routes them to the connectors owning the
