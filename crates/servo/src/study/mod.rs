@@ -11,6 +11,7 @@ mod plan;
 mod summary;
 mod warm;
 
+pub use cut::fast_fail_conditions;
 pub use goal::{Goal, Score, recorded, score};
 pub use plan::{Plan, PlanParam, param_number};
 pub use summary::{
