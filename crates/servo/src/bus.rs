@@ -538,7 +538,19 @@ impl Bus {
         tokio::pin!(measure);
         loop {
             tokio::select! {
-                result = &mut measure => return Watched::Measured(result),
+                result = &mut measure => {
+                    // A connector that judges its own readings (Prometheus' fast fail) reports
+                    // them, then fails in the same step: what those last reports show is the
+                    // better reason, and the same whichever side saw it first.
+                    if result.is_err() {
+                        while let Ok(readings) = reports.try_recv() {
+                            if let Some(stop) = judge(readings) {
+                                return Watched::Stopped(stop);
+                            }
+                        }
+                    }
+                    return Watched::Measured(result);
+                }
                 Some(readings) = reports.recv() => {
                     if let Some(stop) = judge(readings) {
                         measuring.cancel.cancel();
@@ -674,4 +686,83 @@ fn qualify(per_mount: Vec<(String, Vec<Metric>)>) -> Vec<(String, Vec<Metric>)> 
             (mount, metrics)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use servo_core::connector::{
+        BuildConnector, BuildContext, ConnectorDescription, ConnectorSettings, Handlers,
+    };
+
+    /// Reports a reading so far, then fails in the same step, as Prometheus' fast fail does when
+    /// its own judging stops the measurement.
+    struct JudgesItself;
+
+    #[derive(serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+    struct NoSettings {}
+
+    impl ConnectorSettings for NoSettings {
+        fn example() -> Self {
+            NoSettings {}
+        }
+    }
+
+    fn p99() -> Metric {
+        Metric::new("p99", "ms")
+    }
+
+    #[async_trait]
+    impl Connector for JudgesItself {
+        fn handlers(&self) -> Handlers {
+            Handlers::on(&[Event::Metrics, Event::Measure])
+        }
+
+        async fn metrics(&self, _cx: &EventContext) -> Result<Vec<Metric>, ConnectorError> {
+            Ok(vec![p99()])
+        }
+
+        async fn measure(
+            &self,
+            _request: &MeasureRequest,
+            cx: &EventContext,
+        ) -> Result<Measurement, ConnectorError> {
+            cx.partial.report(vec![Reading::new(p99(), 900.0)]);
+            Err(ConnectorError::failed("measurement stopped early"))
+        }
+    }
+
+    impl BuildConnector for JudgesItself {
+        type Settings = NoSettings;
+
+        fn build(_settings: NoSettings, _cx: &BuildContext) -> Result<Self, ConnectorError> {
+            Ok(JudgesItself)
+        }
+    }
+
+    static JUDGES: ConnectorDescription =
+        ConnectorDescription::new::<JudgesItself>("judges", "0", "a test connector");
+
+    #[tokio::test]
+    async fn the_last_readings_before_a_failed_measurement_are_still_judged() {
+        let bus = Bus::new(&[Mount {
+            key: "judges".into(),
+            connector: &JUDGES,
+            settings: serde_json::Value::Null,
+            instance: Arc::new(JudgesItself),
+        }]);
+        let request = MeasureRequest::default();
+        let cx = EventContext::default();
+        let past_limit =
+            |readings: Vec<Reading>| readings.iter().find(|r| r.value > 100.0).map(|r| r.value);
+        let watched = bus.measure_watched(&request, &cx, past_limit).await;
+        assert!(matches!(watched, Watched::Stopped(900.0)), "{watched:?}");
+        // Readings that give no reason to stop leave the failure as it was.
+        let watched = bus.measure_watched(&request, &cx, |_| None::<()>).await;
+        assert!(
+            matches!(&watched, Watched::Measured(Err(e)) if e.to_string().contains("stopped early")),
+            "{watched:?}"
+        );
+    }
 }
