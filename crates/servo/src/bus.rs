@@ -17,7 +17,17 @@ use servo_core::connector::{
 use servo_core::suggest::did_you_mean;
 use servo_core::types::{
     Adjustment, Check, Component, Control, Description, MeasureRequest, Measurement, Metric,
+    Reading,
 };
+
+/// How a watched measurement ended (see [`Bus::measure_watched`]).
+#[derive(Debug)]
+pub enum Watched<C> {
+    /// It ran to its end (or failed on its own).
+    Measured(Result<Measurement, BusError>),
+    /// Its readings so far gave this reason to stop it, and it was stopped.
+    Stopped(C),
+}
 
 /// Why an event did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -506,6 +516,53 @@ impl Bus {
         Ok(measurement)
     }
 
+    /// Measures as [`Bus::measure`] does, handing each report of the readings so far (see
+    /// [`servo_core::PartialReadings`]) to `judge`; the first time it returns a reason to stop,
+    /// the measurement is stopped, its connectors are let clean up, and that reason is returned
+    /// instead of a result. The measurement runs under a token of its own, so stopping it is not an
+    /// interruption of the caller; a signal still cancels both (the caller checks `cx`).
+    pub async fn measure_watched<C>(
+        &self,
+        request: &MeasureRequest,
+        cx: &EventContext,
+        mut judge: impl FnMut(Vec<Reading>) -> Option<C>,
+    ) -> Watched<C> {
+        let (sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let measuring = EventContext::new(cx.cancel.child_token())
+            .with_remedies(cx.remedies)
+            .with_partial(servo_core::PartialReadings::new(move |readings| {
+                // The receiver is gone once the measurement ended: nothing left to tell.
+                let _ = sender.send(readings);
+            }));
+        let measure = self.measure(request, &measuring);
+        tokio::pin!(measure);
+        loop {
+            tokio::select! {
+                result = &mut measure => {
+                    // A connector that judges its own readings (Prometheus' fast fail) reports
+                    // them, then fails in the same step: what those last reports show is the
+                    // better reason, and the same whichever side saw it first.
+                    if result.is_err() {
+                        while let Ok(readings) = reports.try_recv() {
+                            if let Some(stop) = judge(readings) {
+                                return Watched::Stopped(stop);
+                            }
+                        }
+                    }
+                    return Watched::Measured(result);
+                }
+                Some(readings) = reports.recv() => {
+                    if let Some(stop) = judge(readings) {
+                        measuring.cancel.cancel();
+                        // Let the connectors stop their load and clean up before going on.
+                        let _ = (&mut measure).await;
+                        return Watched::Stopped(stop);
+                    }
+                }
+            }
+        }
+    }
+
     /// Validates adjustments against the described settings, routes them to the connectors owning the
     /// components, and returns the merged description afterwards.
     pub async fn adjust(
@@ -629,4 +686,83 @@ fn qualify(per_mount: Vec<(String, Vec<Metric>)>) -> Vec<(String, Vec<Metric>)> 
             (mount, metrics)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use servo_core::connector::{
+        BuildConnector, BuildContext, ConnectorDescription, ConnectorSettings, Handlers,
+    };
+
+    /// Reports a reading so far, then fails in the same step, as Prometheus' fast fail does when
+    /// its own judging stops the measurement.
+    struct JudgesItself;
+
+    #[derive(serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+    struct NoSettings {}
+
+    impl ConnectorSettings for NoSettings {
+        fn example() -> Self {
+            NoSettings {}
+        }
+    }
+
+    fn p99() -> Metric {
+        Metric::new("p99", "ms")
+    }
+
+    #[async_trait]
+    impl Connector for JudgesItself {
+        fn handlers(&self) -> Handlers {
+            Handlers::on(&[Event::Metrics, Event::Measure])
+        }
+
+        async fn metrics(&self, _cx: &EventContext) -> Result<Vec<Metric>, ConnectorError> {
+            Ok(vec![p99()])
+        }
+
+        async fn measure(
+            &self,
+            _request: &MeasureRequest,
+            cx: &EventContext,
+        ) -> Result<Measurement, ConnectorError> {
+            cx.partial.report(vec![Reading::new(p99(), 900.0)]);
+            Err(ConnectorError::failed("measurement stopped early"))
+        }
+    }
+
+    impl BuildConnector for JudgesItself {
+        type Settings = NoSettings;
+
+        fn build(_settings: NoSettings, _cx: &BuildContext) -> Result<Self, ConnectorError> {
+            Ok(JudgesItself)
+        }
+    }
+
+    static JUDGES: ConnectorDescription =
+        ConnectorDescription::new::<JudgesItself>("judges", "0", "a test connector");
+
+    #[tokio::test]
+    async fn the_last_readings_before_a_failed_measurement_are_still_judged() {
+        let bus = Bus::new(&[Mount {
+            key: "judges".into(),
+            connector: &JUDGES,
+            settings: serde_json::Value::Null,
+            instance: Arc::new(JudgesItself),
+        }]);
+        let request = MeasureRequest::default();
+        let cx = EventContext::default();
+        let past_limit =
+            |readings: Vec<Reading>| readings.iter().find(|r| r.value > 100.0).map(|r| r.value);
+        let watched = bus.measure_watched(&request, &cx, past_limit).await;
+        assert!(matches!(watched, Watched::Stopped(900.0)), "{watched:?}");
+        // Readings that give no reason to stop leave the failure as it was.
+        let watched = bus.measure_watched(&request, &cx, |_| None::<()>).await;
+        assert!(
+            matches!(&watched, Watched::Measured(Err(e)) if e.to_string().contains("stopped early")),
+            "{watched:?}"
+        );
+    }
 }

@@ -2,11 +2,11 @@
 
 use super::api::{QueryData, RangeSeries, Sample};
 use super::settings::{Absent, PrometheusMetric};
-use super::slo::Observer;
 use super::{Prometheus, Subject};
 use futures_util::future::join_all;
 use servo_core::ConnectorError;
 use servo_core::connector::EventContext;
+use servo_core::slo::Observer;
 use servo_core::time::{unix_now, utc};
 use servo_core::types::{Reading, TimeSeries};
 use servo_core::units::Duration;

@@ -21,7 +21,8 @@
 //! - Fast fail: when the optimizer sends SLO conditions in `control.userdata.slo` (ServoX's
 //!   protocol) and `fast_fail.disabled` is 0, the conditions' metrics are read over the last
 //!   `fast_fail.span` every `fast_fail.period` during warmup and duration (after `fast_fail.skip`),
-//!   and a violated SLO stops the measurement with an error (see `slo.rs`). Failed reads during
+//!   and a violated SLO stops the measurement with an error (the conditions and their rules are
+//!   `servo_core::slo`). Failed reads during
 //!   fast fail are logged and count as missing values; the final query reports persistent failures.
 //!   Under `servo run` the same reads, of every measured metric, go to the study as the readings
 //!   so far, which stops a trial that breaks one of its SLOs badly (`optimizer.cut_short`).
@@ -38,17 +39,17 @@ mod api;
 mod checks;
 mod measure;
 pub(crate) mod settings;
-mod slo;
+
 #[cfg(test)]
 mod tests;
 
 use self::api::{Api, ApiError};
-use self::slo::Observer;
 use async_trait::async_trait;
 use futures_util::future::join_all;
 use measure::after;
 use reqwest::StatusCode;
 use servo_core::connector::{BuildContext, EventContext, Handlers};
+use servo_core::slo::{self, Observer};
 use servo_core::time::unix_now;
 use servo_core::types::{Check, MeasureRequest, Measurement, Metric};
 use servo_core::{BuildConnector, Connector, ConnectorError, Event};

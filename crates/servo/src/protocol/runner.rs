@@ -16,6 +16,7 @@
 //! smoke tests and the end-to-end tests). A signal ends the current command, reports it as
 //! `aborted`, says `GOODBYE` with the signal's name, shuts the connectors down and exits 130.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -27,12 +28,13 @@ use super::wire::{
     self, AdjustParam, Command, CommandName, DescribeParam, EventName, MeasureParam, SleepParam,
     Status, statuses,
 };
-use crate::bus::{Bus, BusError};
+use crate::bus::{Bus, BusError, Watched};
 use crate::config::Assembly;
 use crate::config::optimizer::RemoteOptimizer;
 use crate::output::Render;
 use servo_core::connector::{ConnectorError, Event, EventContext};
-use servo_core::types::{Control, MeasureRequest};
+use servo_core::slo;
+use servo_core::types::{Control, MeasureRequest, Reading};
 use servo_core::units::Duration;
 
 /// How long ServoX sleeps when the optimizer no longer knows the servo (HTTP 410).
@@ -102,6 +104,9 @@ pub struct RemoteSummary {
     pub slept: u64,
     /// Commands whose result was a failure status.
     pub failed: u64,
+    /// Measurements stopped early because an SLO the optimizer set was violated (counted in
+    /// `failed` too).
+    pub cut_short: u64,
     /// Why the session ended: `max-cycles`, or the signal's name.
     pub ended: String,
     pub interrupted: bool,
@@ -111,7 +116,7 @@ pub struct RemoteSummary {
 impl Render for RemoteSummary {
     fn human(&self) -> String {
         format!(
-            "optimizer {} ({}): {} command(s): {} describe, {} measure, {} adjust, {} sleep; {} failed; ended: {} after {:.1}s\n",
+            "optimizer {} ({}): {} command(s): {} describe, {} measure, {} adjust, {} sleep; {} failed ({} cut short); ended: {} after {:.1}s\n",
             self.optimizer,
             self.url,
             self.commands,
@@ -120,6 +125,7 @@ impl Render for RemoteSummary {
             self.adjusted,
             self.slept,
             self.failed,
+            self.cut_short,
             self.ended,
             self.elapsed_seconds
         )
@@ -503,17 +509,7 @@ async fn execute(
                         metrics: p.metrics,
                         control: p.control.map(Control::from).unwrap_or_default(),
                     };
-                    match bus.measure(&request, cx).await {
-                        Ok(m) => {
-                            let (metrics, annotations) = wire::measurement(&m);
-                            Status {
-                                metrics: Some(metrics),
-                                annotations: Some(annotations),
-                                ..Status::ok()
-                            }
-                        }
-                        Err(e) => failure(&e, cx),
-                    }
+                    measure(&request, bus, cx, summary).await
                 }
             };
             Some((EventName::Measurement, status))
@@ -544,6 +540,95 @@ async fn execute(
             let _ = cx.sleep(duration.into()).await;
             None
         }
+    }
+}
+
+/// Measures; when the optimizer sent SLO conditions (`control.userdata.slo`, ServoX's fast fail),
+/// the measure connectors' readings so far are judged by them while it runs, and a violation
+/// stops the measurement and is reported as ServoX reports its fast fail: `aborted`, reason
+/// `slo-violation`, no metrics. A condition on a metric no connector reports never fails here:
+/// a connector that reads it itself (Prometheus) judges it.
+async fn measure(
+    request: &MeasureRequest,
+    bus: &Bus,
+    cx: &EventContext,
+    summary: &mut RemoteSummary,
+) -> Status {
+    // Like ServoX, only a connector that judges them itself (Prometheus) refuses conditions it
+    // cannot read; the measurement goes on, measured whole.
+    let conditions = slo::conditions(request.control.userdata.as_ref()).unwrap_or_else(|e| {
+        tracing::warn!("the SLO conditions in `control.userdata.slo` are invalid, not judged: {e}");
+        None
+    });
+    let measured = match conditions {
+        None => bus.measure(request, cx).await,
+        Some(conditions) => {
+            let mut judge = SloJudge::new(conditions);
+            match bus
+                .measure_watched(request, cx, |readings| judge.observe(readings))
+                .await
+            {
+                Watched::Measured(result) => result,
+                Watched::Stopped(_) if cx.cancel.is_cancelled() => Err(BusError::Interrupted),
+                Watched::Stopped(violation) => {
+                    summary.cut_short += 1;
+                    tracing::warn!(
+                        "measurement cut short, an SLO the optimizer set is violated: {violation}"
+                    );
+                    return Status::failure(
+                        statuses::ABORTED,
+                        slo::SLO_FAILED_REASON,
+                        format!("SLO violation(s) observed: {violation}"),
+                    );
+                }
+            }
+        }
+    };
+    match measured {
+        Ok(m) => {
+            let (metrics, annotations) = wire::measurement(&m);
+            Status {
+                metrics: Some(metrics),
+                annotations: Some(annotations),
+                ..Status::ok()
+            }
+        }
+        Err(e) => failure(&e, cx),
+    }
+}
+
+/// Judges the readings so far of one measurement by the optimizer's SLO conditions: each report
+/// is one observation, of the latest reading of every metric reported so far.
+struct SloJudge {
+    observer: slo::Observer,
+    latest: BTreeMap<String, f64>,
+}
+
+impl SloJudge {
+    fn new(conditions: Vec<slo::SloCondition>) -> Self {
+        let described: Vec<String> = conditions.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            "fast fail watches the readings so far: {}",
+            described.join(", ")
+        );
+        Self {
+            // Readings so far are summaries the connectors computed: a 0 is a value, not a gap.
+            observer: slo::Observer::new(conditions, false),
+            latest: BTreeMap::new(),
+        }
+    }
+
+    /// Takes one report; returns the violation once a condition failed often enough.
+    fn observe(&mut self, readings: Vec<Reading>) -> Option<String> {
+        for r in readings {
+            self.latest.insert(r.metric.name, r.value);
+        }
+        let verdict = self.observer.observe(&self.latest);
+        for (condition, outcome) in self.observer.latest() {
+            let status = outcome.map(|o| o.status);
+            tracing::debug!("fast fail: {condition}: {status:?}");
+        }
+        verdict.err()
     }
 }
 

@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::config::optimizer::OnFinish;
+use crate::config::optimizer::{EmbeddedOptimizer, OnFinish};
 use crate::protocol::wire::{self, CommandName, EventName, Status, statuses};
 use crate::study::journal::{Study, Trial, TrialState, now};
 use crate::study::{self, Goal, Plan, best_trial};
+use servo_core::slo;
 use servo_core::types::{Adjustment, Control, Description, SettingValue};
 use servo_core::units::Duration;
 use servo_optimizer::{ParamValue, Space};
@@ -225,6 +226,29 @@ fn control_json(control: &Control) -> Value {
     Value::Object(out)
 }
 
+/// A MEASURE of trial `number` that asks the servo to cut it short as `servo run` would: the
+/// study's SLOs as fast-fail conditions (`control.userdata.slo`), at `cut_short` times their
+/// limits, judged against the baseline's readings. Like `servo run`, nothing is cut before the
+/// baseline was measured, nor the baseline itself (it is the reference).
+fn with_fast_fail(
+    mut measure: Value,
+    settings: &EmbeddedOptimizer,
+    goal: &Goal,
+    description: &Description,
+    trials: &[Trial],
+    number: i64,
+) -> Value {
+    let Some(baseline) = study::baseline_trial(trials).filter(|b| b.number != number) else {
+        return measure;
+    };
+    let judged = goal.with_baseline(&baseline.readings);
+    let conditions = study::fast_fail_conditions(&judged, description, settings.cut_short);
+    if !conditions.is_empty() {
+        measure["control"]["userdata"] = json!({ "slo": { "conditions": conditions } });
+    }
+    measure
+}
+
 fn state_json(adjustments: &[Adjustment]) -> Value {
     let mut components: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
     for a in adjustments {
@@ -292,11 +316,12 @@ fn whats_next(
     let measure = json!({ "metrics": metrics, "control": control_json(&control) });
 
     if let Some(number) = session.adjusted {
+        let param = with_fast_fail(measure, settings, &goal, &description, trials, number);
         return send(
             session,
             CommandName::Measure,
             Some(number),
-            measure,
+            param,
             Vec::new(),
         );
     }
@@ -568,8 +593,13 @@ fn result(
             }
         },
         _ => {
-            if let Some(t) = trial {
-                let write = if !status.is_ok() {
+            if let Some(mut t) = trial {
+                let write = if status.reason.as_deref() == Some(slo::SLO_FAILED_REASON) {
+                    // Stopped for breaking an SLO (ServoX's fast fail reports `aborted`): the
+                    // configuration's fault, a failure the optimizer learns from.
+                    t.cut_short = Some(status.message.clone().unwrap_or_default());
+                    ended(t, TrialState::Failed, Some(message()))
+                } else if !status.is_ok() {
                     ended(t, ended_state, Some(message()))
                 } else {
                     measured(app, t, &status, trials)

@@ -22,6 +22,15 @@ async fn fixture(objective: &str, trials: u32, on_finish: OnFinish) -> Fixture {
 }
 
 async fn fixture_with(objective: &str, trials: u32, on_finish: OnFinish, slo: &str) -> Fixture {
+    fixture_with_slos(objective, trials, on_finish, &[slo]).await
+}
+
+async fn fixture_with_slos(
+    objective: &str,
+    trials: u32,
+    on_finish: OnFinish,
+    slos: &[&str],
+) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("optimizer.db");
     let store = Store::open(path.to_str().expect("utf-8"))
@@ -30,7 +39,7 @@ async fn fixture_with(objective: &str, trials: u32, on_finish: OnFinish, slo: &s
     let settings = EmbeddedOptimizer {
         trials,
         objective: Some(Objective::Minimize(objective.into())),
-        constraints: vec![slo.into()],
+        constraints: slos.iter().map(|s| s.to_string()).collect(),
         on_finish,
         seed: Some(1),
         ..EmbeddedOptimizer::default()
@@ -516,4 +525,137 @@ async fn a_change_another_process_stores_is_seen_by_the_next_request() {
         .expect("replace");
     let next = f.next().await;
     assert_eq!(next["cmd"], "DESCRIBE", "{next}");
+}
+
+/// The MEASURE of a trial after the baseline: its `control.userdata.slo.conditions`.
+async fn trial_measure_conditions(f: &Fixture) -> (Value, Value) {
+    f.describe(4.0).await;
+    let baseline = f.next().await;
+    assert_eq!(
+        baseline["param"]["control"].get("userdata"),
+        None,
+        "the baseline is the reference, measured whole: {baseline}"
+    );
+    f.measure(&baseline, 10.0).await;
+    let adjust = f.next().await;
+    f.adjusted(&adjust, "ok").await;
+    let measure = f.next().await;
+    assert_eq!(measure["cmd"], "MEASURE", "{measure}");
+    let conditions = measure["param"]["control"]["userdata"]["slo"]["conditions"].clone();
+    (measure, conditions)
+}
+
+#[tokio::test]
+async fn a_trial_is_measured_with_its_slos_as_fast_fail_conditions_at_cut_short_times_their_limits()
+{
+    let f = fixture_with_slos(
+        "web.cpu",
+        5,
+        OnFinish::Keep,
+        &[
+            "latency < 0.2s",
+            "latency <= 1.5 * baseline.latency",
+            "throughput > 4",
+            "web.cpu * web.replicas < 100",
+            "throughput < 0",
+        ],
+    )
+    .await;
+    let (_, conditions) = trial_measure_conditions(&f).await;
+    let list = conditions.as_array().cloned().unwrap_or_default();
+    let summary: Vec<(String, String, f64, f64, u64)> = list
+        .iter()
+        .map(|c| {
+            (
+                c["description"].as_str().unwrap_or("").to_string(),
+                c["keep"].as_str().unwrap_or("").to_string(),
+                c["threshold"].as_f64().unwrap_or(f64::NAN),
+                c["threshold_multiplier"].as_f64().unwrap_or(f64::NAN),
+                c["trigger_count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    // The bound in seconds compares with readings in the metric's milliseconds; the relative one
+    // with the baseline's 10 ms; an expression and a limit of 0 cannot be conditions.
+    let expected = [
+        ("latency < 0.2s", "below", 200.0, 2.0),
+        ("latency <= 1.5 × baseline (15 ms)", "below", 15.0, 2.0),
+        ("throughput > 4", "above", 4.0, 0.0),
+    ];
+    assert_eq!(summary.len(), expected.len(), "{conditions:#}");
+    for ((description, keep, threshold, multiplier, count), want) in summary.iter().zip(expected) {
+        assert_eq!(
+            (description.as_str(), keep.as_str()),
+            (want.0, want.1),
+            "{conditions:#}"
+        );
+        assert!((threshold - want.2).abs() < 1e-9, "{conditions:#}");
+        assert!((multiplier - want.3).abs() < 1e-9, "{conditions:#}");
+        assert_eq!(
+            *count, 2,
+            "two reports in a row, as servo run cuts: {conditions:#}"
+        );
+    }
+    // What the server sends is what a servo reads.
+    let read = servo_core::slo::conditions(Some(&json!({ "slo": { "conditions": conditions } })))
+        .expect("valid conditions")
+        .expect("some conditions");
+    assert_eq!(read.len(), 3);
+}
+
+#[tokio::test]
+async fn no_conditions_are_sent_when_cut_short_is_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("optimizer.db").to_str().expect("utf-8"))
+        .await
+        .expect("store");
+    let settings = EmbeddedOptimizer {
+        trials: 5,
+        objective: Some(Objective::Minimize("web.cpu".into())),
+        constraints: vec!["latency < 100ms".into()],
+        cut_short: 0.0,
+        seed: Some(1),
+        ..EmbeddedOptimizer::default()
+    };
+    let app = store
+        .put_application("acme/web", Some("token-0123456789abcdef"), &settings, false)
+        .await
+        .expect("application");
+    let f = Fixture {
+        server: Server::new(
+            store,
+            Options {
+                sleep: Duration::from_secs(7),
+            },
+        ),
+        app,
+        _dir: dir,
+    };
+    let (measure, conditions) = trial_measure_conditions(&f).await;
+    assert_eq!(conditions, Value::Null, "{measure}");
+}
+
+#[tokio::test]
+async fn a_measurement_cut_short_for_an_slo_violation_fails_its_trial_and_says_why() {
+    let f = fixture("web.cpu", 5, OnFinish::Keep).await;
+    let (measure, _) = trial_measure_conditions(&f).await;
+    // As a ServoX fast fail reports it.
+    let answer = f
+        .send(
+            EventName::Measurement,
+            Some(json!({
+                "status": "aborted", "reason": "slo-violation", "cmd_uid": measure["cmd_uid"],
+                "message": "SLO violation(s) observed: (latency below 100) failed 2 of the last 2 checks",
+            })),
+        )
+        .await;
+    assert_eq!(answer["status"], "ok", "{answer}");
+    let trial = &f.trials().await[1];
+    assert_eq!(trial.state, TrialState::Failed, "{trial:?}");
+    assert_eq!(
+        trial.cut_short.as_deref(),
+        Some("SLO violation(s) observed: (latency below 100) failed 2 of the last 2 checks")
+    );
+    let next = f.next().await;
+    assert_eq!(next["cmd"], "ADJUST", "the study moves on: {next}");
 }

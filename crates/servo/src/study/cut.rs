@@ -8,11 +8,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use servo_core::types::{Measurement, Reading};
+use servo_core::slo::{Keep, SloCondition};
+use servo_core::types::{Description, Measurement, Reading};
 use servo_optimizer::ParamValue;
 
 use super::goal::Goal;
-use super::objective::Expr;
+use super::objective::{Comparison, Expr};
 use super::param_number;
 
 /// Consecutive reports that must show the breach: one report can be a fluke of the first
@@ -162,6 +163,60 @@ impl<'a> Watch<'a> {
         }
         worst
     }
+}
+
+/// The SLOs of `goal` as the fast-fail conditions of a remote optimizer's MEASURE
+/// (`control.userdata.slo.conditions`), so the servo cuts a trial short as [`Watch`] would: at
+/// `factor` times a limit, on the [`STRIKES`]th report in a row. `goal`'s bounds relative to the
+/// baseline must be resolved ([`Goal::with_baseline`]): a condition compares with a fixed number,
+/// in the unit `description` gives its metric. A constraint a condition cannot express (an
+/// expression, a setting, a bound not measured yet or in a unit its metric's cannot be converted
+/// to, a limit of 0) is left out, with the reason logged; none at all when `factor` is 0.
+pub fn fast_fail_conditions(
+    goal: &Goal,
+    description: &Description,
+    factor: f64,
+) -> Vec<SloCondition> {
+    if factor <= 0.0 || !factor.is_finite() {
+        return Vec::new();
+    }
+    let mut conditions = Vec::new();
+    for c in &goal.constraints {
+        let skip =
+            |why: &str| tracing::debug!(constraint = %c.text, "no fast-fail condition: {why}");
+        let Expr::Var(name) = &c.left else {
+            skip("its left side is an expression, not one metric");
+            continue;
+        };
+        let Some(metric) = description.metrics.iter().find(|m| m.name == *name) else {
+            skip("not a metric the servo describes");
+            continue;
+        };
+        // In the metric's unit: the servo's readings are compared with it as they are.
+        let Some(limit) = c.limit(&metric.unit) else {
+            skip("its limit is relative to a baseline not measured yet, or in another unit");
+            continue;
+        };
+        if limit == 0.0 || !limit.is_finite() {
+            skip("a limit of 0 has no multiple");
+            continue;
+        }
+        // Where `1 + violation / |limit|` reaches `factor`, as `Watch::worst` judges.
+        let (keep, cut_at) = match c.comparison {
+            Comparison::Less | Comparison::LessEqual => {
+                (Keep::Below, limit + (factor - 1.0) * limit.abs())
+            }
+            Comparison::Greater | Comparison::GreaterEqual => {
+                (Keep::Above, limit - (factor - 1.0) * limit.abs())
+            }
+        };
+        let mut condition = SloCondition::fixed(name.clone(), keep, limit);
+        condition.threshold_multiplier = cut_at / limit;
+        condition.trigger_count = STRIKES as u32;
+        condition.description = Some(c.describe(&metric.unit));
+        conditions.push(condition);
+    }
+    conditions
 }
 
 #[cfg(test)]

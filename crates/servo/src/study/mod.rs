@@ -11,6 +11,7 @@ mod plan;
 mod summary;
 mod warm;
 
+pub use cut::fast_fail_conditions;
 pub use goal::{Goal, Score, recorded, score};
 pub use plan::{Plan, PlanParam, param_number};
 pub use summary::{
@@ -22,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::bus::{Bus, BusError};
+use crate::bus::{Bus, BusError, Watched};
 use crate::config::Assembly;
 use crate::config::optimizer::{Algorithm, EmbeddedOptimizer, OnFinish, OptimizerSettings, Risk};
 use journal::{Journal, JournalError, Trial, TrialRole, TrialState, now};
@@ -844,35 +845,14 @@ async fn run_trial(
     if !watch.is_active() {
         return Ok((bus.measure(&request, cx).await.map_err(classify)?, None));
     }
-    // The measurement runs under a token of its own, so stopping it is not an interruption of
-    // the study; a signal still cancels both.
-    let (sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
-    let measuring = EventContext::new(cx.cancel.child_token()).with_partial(
-        servo_core::PartialReadings::new(move |readings| {
-            // The receiver is gone once the measurement ended: nothing left to tell.
-            let _ = sender.send(readings);
-        }),
-    );
     watch.begin();
-    let measure = bus.measure(&request, &measuring);
-    tokio::pin!(measure);
-    loop {
-        tokio::select! {
-            result = &mut measure => {
-                return Ok((result.map_err(classify)?, None));
-            }
-            Some(readings) = reports.recv() => {
-                if let Some(cut) = watch.observe(readings) {
-                    measuring.cancel.cancel();
-                    // Let the connectors stop their load and clean up before going on.
-                    let _ = (&mut measure).await;
-                    if cx.cancel.is_cancelled() {
-                        return Err(TrialError::Interrupted);
-                    }
-                    return Ok((watch.measurement(), Some(cut)));
-                }
-            }
-        }
+    match bus
+        .measure_watched(&request, cx, |readings| watch.observe(readings))
+        .await
+    {
+        Watched::Measured(result) => Ok((result.map_err(classify)?, None)),
+        Watched::Stopped(_) if cx.cancel.is_cancelled() => Err(TrialError::Interrupted),
+        Watched::Stopped(cut) => Ok((watch.measurement(), Some(cut))),
     }
 }
 

@@ -2,15 +2,24 @@
 //! a configuration that visibly breaks an SLO is abandoned early instead of measured to the end.
 //!
 //! This is ServoX's `servo/fast_fail.py`: the optimizer puts `{"slo": {"conditions": [...]}}` in
-//! `control.userdata`; every `fast_fail.period` the connector reads each condition's metric over
-//! the last `fast_fail.span`, and a condition that failed `trigger_count` times among its last
-//! `trigger_window` observations stops the measurement. The field names, defaults and rules below
-//! are ServoX's `SloCondition`, so an optimizer written for ServoX drives this unchanged.
+//! `control.userdata`; each observation gives every condition's metric its current value, and a
+//! condition that failed `trigger_count` times among its last `trigger_window` observations stops
+//! the measurement. The field names, defaults and rules below are ServoX's `SloCondition`, so an
+//! optimizer written for ServoX drives this unchanged.
+//!
+//! Only the judging lives here; who observes is the caller's business: the Prometheus connector
+//! queries the conditions' metrics every `fast_fail.period`, and `servo run` under a remote
+//! optimizer judges the readings so far that measure connectors report
+//! ([`crate::PartialReadings`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+/// The `reason` of the status that reports a measurement stopped by a violated condition
+/// (ServoX's `SLO_FAILED_REASON`, with the status `aborted`).
+pub const SLO_FAILED_REASON: &str = "slo-violation";
 
 /// `control.userdata.slo`.
 #[derive(Clone, Debug, Deserialize)]
@@ -20,19 +29,19 @@ struct SloInput {
 }
 
 /// Which side of the threshold a metric must stay on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(super) enum Keep {
+pub enum Keep {
     Above,
     #[default]
     Below,
 }
 
 /// One SLO: `metric` must stay below (or above) a fixed `threshold` or another metric's value.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SloCondition {
-    #[serde(default)]
+pub struct SloCondition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub metric: String,
     /// With `threshold_metric`: metric values from 0 to this are too small to judge.
@@ -45,11 +54,11 @@ pub(super) struct SloCondition {
     #[serde(default = "default_trigger_count")]
     pub trigger_count: u32,
     /// Defaults to `trigger_count`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_window: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_metric: Option<String>,
     /// With `threshold_metric`: threshold values from 0 to this are too small to judge.
     #[serde(default = "default_minimum")]
@@ -69,6 +78,22 @@ fn default_trigger_count() -> u32 {
 }
 
 impl SloCondition {
+    /// A condition on `metric` against a fixed `threshold`, with ServoX's defaults otherwise.
+    pub fn fixed(metric: impl Into<String>, keep: Keep, threshold: f64) -> Self {
+        Self {
+            description: None,
+            metric: metric.into(),
+            slo_metric_minimum: default_minimum(),
+            threshold_multiplier: default_multiplier(),
+            keep,
+            trigger_count: default_trigger_count(),
+            trigger_window: None,
+            threshold: Some(threshold),
+            threshold_metric: None,
+            slo_threshold_minimum: default_minimum(),
+        }
+    }
+
     fn window(&self) -> usize {
         self.trigger_window.unwrap_or(self.trigger_count) as usize
     }
@@ -122,7 +147,7 @@ impl fmt::Display for SloCondition {
 }
 
 /// Reads the SLO conditions from a measurement's `control.userdata`, if it carries any.
-pub(super) fn conditions(
+pub fn conditions(
     userdata: Option<&serde_json::Value>,
 ) -> Result<Option<Vec<SloCondition>>, String> {
     let Some(slo) = userdata.and_then(|u| u.get("slo")).filter(|s| !s.is_null()) else {
@@ -143,7 +168,7 @@ pub(super) fn conditions(
 
 /// What one observation of one condition found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Status {
+pub enum Status {
     Passed,
     Failed,
     /// The metric had no value (or zero, with `treat_zero_as_missing`).
@@ -155,7 +180,7 @@ pub(super) enum Status {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) struct Outcome {
+pub struct Outcome {
     pub status: Status,
     pub metric: Option<f64>,
     pub threshold: Option<f64>,
@@ -173,7 +198,7 @@ impl Outcome {
 
 /// Keeps each condition's recent outcomes and decides when they add up to a violation.
 #[derive(Debug)]
-pub(super) struct Observer {
+pub struct Observer {
     conditions: Vec<SloCondition>,
     treat_zero_as_missing: bool,
     history: Vec<VecDeque<Outcome>>,
@@ -254,7 +279,7 @@ fn number(v: Option<f64>) -> String {
 }
 
 /// One observation of one condition, with ServoX's rules and in its order.
-pub(super) fn evaluate(
+pub fn evaluate(
     condition: &SloCondition,
     values: &BTreeMap<String, f64>,
     zero_is_missing: bool,
@@ -438,6 +463,20 @@ mod tests {
                 .contains("(p99 below 100) failed 2 of the last 3 checks (150 > 100, 150 > 100)"),
             "{violation}"
         );
+    }
+
+    #[test]
+    fn a_condition_built_here_reads_back_as_servox_sends_it() {
+        let mut c = SloCondition::fixed("p99", Keep::Below, 30.0);
+        c.threshold_multiplier = 2.0;
+        c.trigger_count = 2;
+        let sent = json!({ "slo": { "conditions": [c] } });
+        assert_eq!(
+            sent["slo"]["conditions"][0],
+            json!({"metric": "p99", "keep": "below", "threshold": 30.0, "threshold_multiplier": 2.0,
+                   "trigger_count": 2, "slo_metric_minimum": 0.25, "slo_threshold_minimum": 0.25})
+        );
+        assert_eq!(conditions(Some(&sent)), Ok(Some(vec![c])));
     }
 
     #[test]
