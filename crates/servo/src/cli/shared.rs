@@ -47,13 +47,15 @@ pub(super) async fn load_summary(
         settings.objective,
         Some(crate::config::optimizer::Objective::Maximize(_))
     );
-    let mut summary = Summary::from_trials(&current, &path, trials, maximize);
+    // Several objectives: the point of the front the config's rule selects, as `servo run` did.
+    let select = settings
+        .objective
+        .as_ref()
+        .map(|o| o.select())
+        .unwrap_or_default();
+    let mut summary = Summary::from_trials(&current, &path, trials, maximize, &select);
     // The same choice of best as `servo run` made, from the same journal and seed.
     summary.recommend(settings.risk.into(), settings.seed.unwrap_or(0));
-    // Several objectives: the point of the front the config's rule selects, as `servo run` did.
-    if let Some(crate::config::optimizer::Objective::Pareto { select, .. }) = &settings.objective {
-        summary.choose(select);
-    }
     Ok(summary)
 }
 

@@ -249,7 +249,17 @@ pub(super) async fn study_of(
         Some(crate::config::optimizer::Objective::Maximize(_))
     );
     let journal = server.store.journal().path().to_path_buf();
-    Ok(Summary::from_trials(&study, &journal, trials, maximize))
+    // Several objectives: the best is the point the application's rule selects, as it would be
+    // for `servo run` with the same settings.
+    let select = application
+        .settings
+        .objective
+        .as_ref()
+        .map(|o| o.select())
+        .unwrap_or_default();
+    Ok(Summary::from_trials(
+        &study, &journal, trials, maximize, &select,
+    ))
 }
 
 /// The study of the application a read request names, once its token is checked.

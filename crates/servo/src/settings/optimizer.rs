@@ -169,6 +169,15 @@ impl Objective {
         }
     }
 
+    /// The rule that picks the best point of the Pareto front (the knee for one objective,
+    /// where it has no say).
+    pub fn select(&self) -> Select {
+        match self {
+            Objective::Pareto { select, .. } => select.clone(),
+            _ => Select::Knee,
+        }
+    }
+
     /// `minimize cost`, `minimize cost, latency_p99; maximize throughput`.
     pub fn describe(&self) -> String {
         let targets = self.targets();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::journal::RecordedReading;
 use super::objective::{Constraint, Expr};
 use super::{Plan, StudyError, config_error, param_number};
-use crate::config::optimizer::{EmbeddedOptimizer, Objective, Select, Target};
+use crate::config::optimizer::{EmbeddedOptimizer, Select, Target};
 use servo_core::suggest::did_you_mean;
 use servo_core::types::{Description, Measurement};
 use servo_optimizer::ParamValue;
@@ -88,10 +88,7 @@ impl Goal {
             maximize: first.maximize,
             constraints,
             objectives,
-            select: match objective {
-                Objective::Pareto { select, .. } => select.clone(),
-                _ => Select::Knee,
-            },
+            select: objective.select(),
         })
     }
 

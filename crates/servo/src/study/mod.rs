@@ -410,12 +410,13 @@ async fn drive(
     // was last adjusted to: `run` puts it back on a journaled configuration first.
     let halt = |error: StudyError, trials: &[Trial], plan: &Plan| Halted::Midway {
         error,
-        summary: Box::new({
-            let mut s =
-                Summary::from_trials(&study, journal.path(), trials.to_vec(), goal.maximize);
-            s.choose(&goal.select);
-            s
-        }),
+        summary: Box::new(Summary::from_trials(
+            &study,
+            journal.path(),
+            trials.to_vec(),
+            goal.maximize,
+            &goal.select,
+        )),
         plan: plan.clone(),
     };
 
@@ -584,10 +585,14 @@ async fn drive(
                     return Err(halt(e.into(), &trials, &plan));
                 }
                 trials.push(trial);
-                let mut summary =
-                    Summary::from_trials(&study, journal.path(), trials, goal.maximize);
+                let mut summary = Summary::from_trials(
+                    &study,
+                    journal.path(),
+                    trials,
+                    goal.maximize,
+                    &goal.select,
+                );
                 summary.recommend(settings.risk.into(), seed);
-                summary.choose(&goal.select);
                 summary.interrupted = true;
                 return Ok((summary, plan));
             }
@@ -643,9 +648,9 @@ async fn drive(
             total: settings.trials,
         });
     }
-    let mut summary = Summary::from_trials(&study, journal.path(), trials, goal.maximize);
+    let mut summary =
+        Summary::from_trials(&study, journal.path(), trials, goal.maximize, &goal.select);
     summary.recommend(settings.risk.into(), seed);
-    summary.choose(&goal.select);
     Ok((summary, plan))
 }
 

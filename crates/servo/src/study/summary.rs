@@ -41,11 +41,14 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The summary of `trials`; with several objectives, the best is the point of their front
+    /// that `select` picks (see [`Summary::choose`]).
     pub fn from_trials(
         study: &Study,
         journal: &std::path::Path,
         trials: Vec<Trial>,
         maximize: bool,
+        select: &crate::config::optimizer::Select,
     ) -> Summary {
         let baseline = baseline_trial(&trials)
             .filter(|t| t.state == TrialState::Complete)
@@ -69,13 +72,13 @@ impl Summary {
             space: study.space.clone(),
             objectives: study.objectives.clone(),
         };
-        summary.choose(&crate::config::optimizer::Select::Knee);
+        summary.choose(select);
         summary
     }
 
     /// With several objectives, makes the front of the trials and reports as best the point
     /// `select` picks on it (none when no trial met every SLO); nothing otherwise.
-    pub fn choose(&mut self, select: &crate::config::optimizer::Select) {
+    fn choose(&mut self, select: &crate::config::optimizer::Select) {
         if self.objectives.len() < 2 {
             return;
         }
