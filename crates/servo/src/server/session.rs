@@ -429,12 +429,12 @@ fn finish(
     on_finish: OnFinish,
     no_settings: bool,
 ) -> Result<Decision, Invalid> {
-    let best = best_trial(trials, goal.maximize);
+    let best = best_trial(trials, goal.primary().maximize);
     let summary = match best {
         Some(t) => format!(
             "study complete: best trial {} ({} = {})",
             t.number,
-            goal.text,
+            goal.primary().text,
             t.objective.map(|o| format!("{o:.6}")).unwrap_or_default()
         ),
         None if no_settings => {
@@ -556,7 +556,7 @@ fn result(
                         if stale {
                             writes.push(Write::NewStudy {
                                 space: plan.space.clone(),
-                                objective: goal.text.clone(),
+                                objective: goal.primary().text.clone(),
                                 constraints: app.settings.constraints.clone(),
                             });
                             session.adjusted = None;

@@ -10,16 +10,12 @@ use servo_core::suggest::did_you_mean;
 use servo_core::types::{Description, Measurement};
 use servo_optimizer::ParamValue;
 
-/// What is optimized: the objective (minimized internally) and the SLOs.
+/// What is optimized: the objectives (minimized internally) and the SLOs.
 ///
-/// `text`, `expr` and `maximize` are the first objective's; with several, `objectives` holds
-/// them all (it always holds at least that first one) and the study searches for their Pareto
-/// front, settling on the point `select` picks.
+/// `objectives` always holds at least one (see [`Goal::primary`]); with several, the study
+/// searches for their Pareto front, settling on the point `select` picks.
 #[derive(Clone, Debug)]
 pub struct Goal {
-    pub text: String,
-    pub expr: Expr,
-    pub maximize: bool,
     pub constraints: Vec<Constraint>,
     pub objectives: Vec<Term>,
     pub select: Select,
@@ -71,7 +67,6 @@ impl Goal {
                 })
             })
             .collect::<Result<Vec<_>, StudyError>>()?;
-        let first = objectives[0].clone();
         let constraints = settings
             .constraints
             .iter()
@@ -83,13 +78,18 @@ impl Goal {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Goal {
-            text: first.text,
-            expr: first.expr,
-            maximize: first.maximize,
             constraints,
             objectives,
             select: objective.select(),
         })
+    }
+
+    /// The objective a trial's `objective` holds, in its direction: the only one, or the first
+    /// of several (the minimized ones come first). The sampler, the reported best and the
+    /// confirmation rank trials by it; a study with several objectives ranks by their front too.
+    pub fn primary(&self) -> &Term {
+        // `from_settings` makes at least one: the schema refuses an objective list shorter than 2.
+        &self.objectives[0]
     }
 
     /// Whether the study has several objectives, and so a Pareto front.
@@ -156,7 +156,7 @@ impl Goal {
 
     /// Every name the objective and the constraints read, the baseline's metrics included.
     pub fn names(&self) -> Vec<&str> {
-        let mut names = self.expr.variables();
+        let mut names = self.primary().expr.variables();
         for c in &self.constraints {
             names.extend(c.left.variables());
             names.extend(c.baseline.as_ref().map(|r| r.metric.as_str()));
@@ -359,10 +359,11 @@ pub fn score_readings(
     readings: BTreeMap<String, RecordedReading>,
 ) -> Result<Score, String> {
     let vars = variables(&readings, config);
-    let objective = goal
+    let primary = goal.primary();
+    let objective = primary
         .expr
         .eval(&vars)
-        .map_err(|e| format!("objective `{}`: {e}", goal.text))?;
+        .map_err(|e| format!("objective `{}`: {e}", primary.text))?;
     let objectives = if goal.is_pareto() {
         goal.objectives
             .iter()

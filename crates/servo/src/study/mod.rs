@@ -330,7 +330,7 @@ async fn drive(
                 .new_study(
                     &assembly.name,
                     &plan.space,
-                    &goal.text,
+                    &goal.primary().text,
                     &settings.constraints,
                     &w.reused,
                 )
@@ -341,7 +341,7 @@ async fn drive(
                 .study(
                     &assembly.name,
                     &plan.space,
-                    &goal.text,
+                    &goal.primary().text,
                     &settings.constraints,
                     options.new_study,
                 )
@@ -414,7 +414,7 @@ async fn drive(
             &study,
             journal.path(),
             trials.to_vec(),
-            goal.maximize,
+            goal.primary().maximize,
             &goal.select,
         )),
         plan: plan.clone(),
@@ -444,7 +444,7 @@ async fn drive(
                     || confirmation(
                         &study.space,
                         &trials,
-                        goal.maximize,
+                        goal.primary().maximize,
                         settings,
                         finished(&trials) - settings.trials as usize,
                     )
@@ -475,7 +475,13 @@ async fn drive(
             break;
         } else {
             let done = finished(&trials) - settings.trials as usize;
-            match confirmation(&study.space, &trials, goal.maximize, settings, done) {
+            match confirmation(
+                &study.space,
+                &trials,
+                goal.primary().maximize,
+                settings,
+                done,
+            ) {
                 Some(config) => {
                     tracing::info!("measuring a candidate for best again (optimizer.confirm)");
                     config
@@ -545,7 +551,8 @@ async fn drive(
         trial.finished_at = Some(now());
         let outcome = match outcome {
             Ok((measurement, Some(cut))) => {
-                let back = roll_back(bus, &plan, &trials, goal.maximize, &control, cx).await;
+                let back =
+                    roll_back(bus, &plan, &trials, goal.primary().maximize, &control, cx).await;
                 tracing::warn!(trial = number, "cut short: {}; {back}", cut.describe());
                 trial.cut_short = Some(format!("{}; {back}", cut.describe()));
                 Ok(measurement)
@@ -589,7 +596,7 @@ async fn drive(
                     &study,
                     journal.path(),
                     trials,
-                    goal.maximize,
+                    goal.primary().maximize,
                     &goal.select,
                 );
                 summary.recommend(settings.risk.into(), seed);
@@ -634,7 +641,7 @@ async fn drive(
             measured,
             finishing.elapsed().saturating_sub(suggesting_early),
         ));
-        let best = best_trial(&trials, goal.maximize).and_then(|t| t.objective);
+        let best = best_trial(&trials, goal.primary().maximize).and_then(|t| t.objective);
         let front = goal.is_pareto().then(|| {
             pareto::front(&study.objectives, &trials, &goal.select)
                 .trials
@@ -648,8 +655,13 @@ async fn drive(
             total: settings.trials,
         });
     }
-    let mut summary =
-        Summary::from_trials(&study, journal.path(), trials, goal.maximize, &goal.select);
+    let mut summary = Summary::from_trials(
+        &study,
+        journal.path(),
+        trials,
+        goal.primary().maximize,
+        &goal.select,
+    );
     summary.recommend(settings.risk.into(), seed);
     Ok((summary, plan))
 }
@@ -810,7 +822,11 @@ fn observation(plan: &Plan, goal: &Goal, trial: &Trial) -> Option<Observation> {
     let config = plan.ordered(&trial.config)?;
     let outcome = match (trial.state, trial.objective) {
         (TrialState::Complete, Some(objective)) => Outcome::Complete {
-            objective: if goal.maximize { -objective } else { objective },
+            objective: if goal.primary().maximize {
+                -objective
+            } else {
+                objective
+            },
             constraints: trial.constraints.clone(),
         },
         (TrialState::Failed, _) => Outcome::Failed,
