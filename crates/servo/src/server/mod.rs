@@ -36,6 +36,72 @@ use writer::Writer;
 /// How often a request is decided again after losing a race before giving up with 503.
 const MAX_ATTEMPTS: usize = 16;
 
+/// The most applications whose session, study, trials and model fits the server keeps between
+/// their requests. Past it, the least recently served that no request is using are forgotten:
+/// their next request reads them back and fits their models from scratch once, so a fleet larger
+/// than this costs time, never memory. Well above the 100 servos of `benches/optimizer-server.sh`.
+const REMEMBERED_APPLICATIONS: usize = 256;
+
+/// What the server keeps of one application between its requests; its mutex makes the
+/// application's requests take turns inside this process (the store's compare-and-set covers
+/// other processes).
+#[derive(Default)]
+struct Remembered {
+    /// Its session, study and trials, good while the stored session revision is this one's: a
+    /// request then reads one number instead of the whole study.
+    loaded: Option<Loaded>,
+    /// Its model fits, so that most fits refine the last one (taken out while a suggestion is
+    /// computed). They save time only: a restarted server, or another replica, suggests the same
+    /// from an empty cache, after one fit from scratch (see `servo_optimizer::FitCache`).
+    fits: FitCache,
+}
+
+/// The applications the server remembers, with when each was last served.
+struct Memory {
+    /// Requests so far: the clock "last served" is read on.
+    clock: u64,
+    apps: HashMap<i64, (u64, Arc<tokio::sync::Mutex<Remembered>>)>,
+    capacity: usize,
+}
+
+impl Memory {
+    fn new(capacity: usize) -> Self {
+        Self {
+            clock: 0,
+            apps: HashMap::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// What is remembered of `application`, made room for if it is new.
+    fn of(&mut self, application: i64) -> Arc<tokio::sync::Mutex<Remembered>> {
+        self.clock += 1;
+        let now = self.clock;
+        if let Some((served, remembered)) = self.apps.get_mut(&application) {
+            *served = now;
+            return Arc::clone(remembered);
+        }
+        if self.apps.len() >= self.capacity {
+            // Only what no request holds: a request in flight keeps its application's turn.
+            let mut idle: Vec<(u64, i64)> = self
+                .apps
+                .iter()
+                .filter(|(_, (_, r))| Arc::strong_count(r) == 1)
+                .map(|(id, (served, _))| (*served, *id))
+                .collect();
+            idle.sort_unstable();
+            let excess = self.apps.len() + 1 - self.capacity;
+            for (_, id) in idle.into_iter().take(excess) {
+                self.apps.remove(&id);
+            }
+        }
+        let remembered = Arc::default();
+        self.apps
+            .insert(application, (now, Arc::clone(&remembered)));
+        remembered
+    }
+}
+
 /// A running server's shared state.
 pub struct Server {
     pub store: Store,
@@ -45,16 +111,9 @@ pub struct Server {
     operator_token_sha256: Option<String>,
     /// When each application's servo last spoke (Unix seconds), for the fleet page.
     contacts: Mutex<HashMap<i64, f64>>,
-    /// One lock per application: requests of one application take turns inside this process
-    /// (the store's compare-and-set covers other processes). It guards what the server remembers
-    /// of the application's session, study and trials, good while the stored session revision is
-    /// the one remembered: a request then reads one number instead of the whole study.
-    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Option<Loaded>>>>>,
-    /// Each application's model fits, kept between its suggestions so that most fits refine the
-    /// last one (taken out, under the application's lock, while a suggestion is computed). They
-    /// save time only: a restarted server, or another replica, suggests the same from an empty
-    /// cache, after one fit from scratch (see `servo_optimizer::FitCache`).
-    fits: Mutex<HashMap<i64, FitCache>>,
+    /// What the server remembers of each application it served lately, behind one lock per
+    /// application.
+    memory: Mutex<Memory>,
     /// Group commit of the protocol requests' changes.
     writer: Writer,
 }
@@ -77,8 +136,7 @@ impl Server {
             metrics: metrics::Metrics::default(),
             operator_token_sha256: None,
             contacts: Mutex::new(HashMap::new()),
-            locks: Mutex::new(HashMap::new()),
-            fits: Mutex::new(HashMap::new()),
+            memory: Mutex::new(Memory::new(REMEMBERED_APPLICATIONS)),
             writer: Writer::start(store.clone()),
             store,
         }
@@ -102,9 +160,9 @@ impl Server {
         Ok(())
     }
 
-    fn lock(&self, application: i64) -> Arc<tokio::sync::Mutex<Option<Loaded>>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(application).or_default().clone()
+    fn remembered(&self, application: i64) -> Arc<tokio::sync::Mutex<Remembered>> {
+        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        memory.of(application)
     }
 
     /// Handles one protocol event of an authenticated application.
@@ -118,17 +176,18 @@ impl Server {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(app.id, crate::study::journal::now());
-        let lock = self.lock(app.id);
-        let mut remembered = lock.lock().await;
+        let lock = self.remembered(app.id);
+        let mut guard = lock.lock().await;
+        let remembered = &mut *guard;
         for _ in 0..MAX_ATTEMPTS {
             // What is remembered holds while no one else (another server on the same database,
             // an operator, `servo optimizer app create --replace`) has written the session since.
             let revision = self.store.revision(app.id).await?;
-            let loaded = match remembered.take() {
+            let loaded = match remembered.loaded.take() {
                 Some(loaded) if loaded.revision == revision => loaded,
                 _ => self.store.load(app.id).await?,
             };
-            let loaded = remembered.insert(loaded);
+            let loaded = remembered.loaded.insert(loaded);
             // The common case under load: a servo asking again for the command it already has.
             if event == EventName::WhatsNext
                 && let Some(pending) = &loaded.session.pending
@@ -169,12 +228,12 @@ impl Server {
                                 return Ok(answer);
                             }
                             Ok(Commit::Conflict) => {
-                                *remembered = None;
+                                remembered.loaded = None;
                                 break;
                             }
                             Err(e) => {
                                 // Whether it landed is unknown: read it back next time.
-                                *remembered = None;
+                                remembered.loaded = None;
                                 return Err(e.into());
                             }
                         }
@@ -183,12 +242,7 @@ impl Server {
                         let (algorithm, risk) = (app.settings.algorithm, app.settings.risk);
                         let seed = app.settings.seed.unwrap_or(0);
                         let history = loaded.trials.clone();
-                        let mut fits = self
-                            .fits
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&app.id)
-                            .unwrap_or_default();
+                        let mut fits = std::mem::take(&mut remembered.fits);
                         let suggested = tokio::task::spawn_blocking(move || {
                             let sampler = crate::study::sampler(algorithm, risk);
                             let next = crate::study::next_config(
@@ -203,8 +257,7 @@ impl Server {
                         })
                         .await
                         .map(|(next, fits)| {
-                            let mut kept = self.fits.lock().unwrap_or_else(|p| p.into_inner());
-                            kept.insert(app.id, fits);
+                            remembered.fits = fits;
                             next
                         });
                         // A sampler that fails stops the study, loudly, without ending it.

@@ -106,7 +106,7 @@ impl Server {
         operator: &str,
         action: Action,
     ) -> Result<(), JournalError> {
-        let lock = self.lock(app.id);
+        let lock = self.remembered(app.id);
         let _turn = lock.lock().await;
         match &action {
             Action::Retire => self.retire(app).await?,

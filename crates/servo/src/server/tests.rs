@@ -477,8 +477,8 @@ async fn an_operator_pauses_resumes_and_retires_a_study() {
 
 /// What the server remembers between requests, next to what reading the store gives.
 async fn remembered_and_stored(f: &Fixture) -> (super::store::Loaded, super::store::Loaded) {
-    let lock = f.server.lock(f.app.id);
-    let remembered = lock.lock().await.clone().expect("remembered");
+    let lock = f.server.remembered(f.app.id);
+    let remembered = lock.lock().await.loaded.clone().expect("remembered");
     let stored = f.server.store.load(f.app.id).await.expect("load");
     (remembered, stored)
 }
@@ -658,4 +658,67 @@ async fn a_measurement_cut_short_for_an_slo_violation_fails_its_trial_and_says_w
     );
     let next = f.next().await;
     assert_eq!(next["cmd"], "ADJUST", "the study moves on: {next}");
+}
+
+#[test]
+fn past_its_capacity_the_memory_forgets_the_least_recently_served_idle_application() {
+    let mut memory = super::Memory::new(2);
+    let _one = memory.of(1);
+    drop(memory.of(2));
+    drop(memory.of(3));
+    // 1 is held by a request in flight: 2, the oldest idle one, goes.
+    let mut kept: Vec<i64> = memory.apps.keys().copied().collect();
+    kept.sort_unstable();
+    assert_eq!(kept, [1, 3]);
+    // Serving 3 again makes it the most recent; with nothing idle to forget, 4 still gets a
+    // turn, over capacity until a request ends.
+    drop(memory.of(3));
+    let _three = memory.of(3);
+    let _four = memory.of(4);
+    assert_eq!(memory.apps.len(), 3);
+    assert!(memory.apps.contains_key(&4));
+}
+
+/// An application forgotten to make room is read back from the store by its next request and
+/// goes on where it was, as after a restart.
+#[tokio::test]
+async fn an_application_forgotten_for_room_is_read_back_and_goes_on() {
+    let mut f = fixture("web.cpu * web.replicas", 4, OnFinish::Best).await;
+    f.server.memory = std::sync::Mutex::new(super::Memory::new(1));
+    let other = f
+        .server
+        .store
+        .put_application(
+            "acme/api",
+            Some("token-fedcba9876543210"),
+            &f.app.settings,
+            false,
+        )
+        .await
+        .expect("application");
+    f.describe(4.0).await;
+    let baseline = f.next().await;
+    f.measure(&baseline, 50.0).await;
+    // The other application's first request takes the only place.
+    let first = f
+        .server
+        .handle(&other, EventName::WhatsNext, None)
+        .await
+        .expect("whats next");
+    assert_eq!(first["cmd"], "DESCRIBE", "{first}");
+    {
+        let memory = f.server.memory.lock().expect("memory");
+        assert_eq!(memory.apps.keys().collect::<Vec<_>>(), [&other.id]);
+    }
+    // The first application carries on with its study: the next trial's ADJUST, then its
+    // measurement, exactly as the store holds them.
+    let adjust = f.next().await;
+    f.adjusted(&adjust, "ok").await;
+    let measure = f.next().await;
+    f.measure(&measure, 40.0).await;
+    let trials = f.trials().await;
+    assert_eq!(trials.len(), 2, "{trials:?}");
+    assert!(trials.iter().all(|t| t.state == TrialState::Complete));
+    let (remembered, stored) = remembered_and_stored(&f).await;
+    assert_eq!(remembered.trials, stored.trials);
 }
