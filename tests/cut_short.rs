@@ -29,22 +29,8 @@ optimizer:
     - latency_p99 < 40ms
   control: {{ warmup: 1s, duration: 8s }}
   store: study.db
-process:
-  component: demo
-  command: servo
-  args: [demo-app, --port, "{{{{ port }}}}", --workers, "{{{{ workers }}}}", --cache-mb, "{{{{ cache_mb }}}}", --algorithm, "{{{{ algorithm }}}}"]
-  settings:
-    workers: {{ type: int, min: 1, max: 1, value: 1, pinned: true }}
-    cache_mb: {{ type: int, min: 0, max: 0, value: 0, pinned: true }}
-    algorithm: {{ type: enum, values: [fast, balanced, thorough], value: fast }}
-    port: {{ type: int, min: {port}, max: {port}, value: {port}, pinned: true }}
-  ready: {{ http: "http://127.0.0.1:{{{{ port }}}}/healthz", timeout: 60s }}
-vegeta:
-  rate: 400/1s
-  target: GET http://127.0.0.1:{port}/work
-  timeout: 2s
-  reporting_interval: 1s
-"#
+{demo}"#,
+            demo = common::melting_demo_app(port)
         ),
     )
     .expect("write the config");

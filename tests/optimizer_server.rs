@@ -14,8 +14,9 @@ mod common;
 mod http;
 #[path = "common/live.rs"]
 mod live;
+#[path = "common/optimizer_serve.rs"]
+mod optimizer_serve;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -65,37 +66,7 @@ fn create_app(dir: &Path, store: &Path, app: &str, token: &str, extra: &[&str]) 
 
 /// The server on `port`, started and waited for (its `/healthz` answers).
 fn start_server(dir: &Path, store: &Path, port: u16, extra: &[&str]) -> Servo {
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "optimizer",
-        "serve",
-        "--store",
-        store.to_str().expect("utf-8 path"),
-        "--listen",
-        &listen,
-        "--sleep",
-        "1s",
-    ];
-    args.extend_from_slice(extra);
-    let mut server = Servo::start(&dir.join("unused.yaml"), &args);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && http(port, "GET", "/healthz", None, b"").0 == 200
-        {
-            return server;
-        }
-        assert!(
-            server.running(),
-            "the server exited: {:?}",
-            server.finish(Duration::from_secs(1))
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the server never answered /healthz"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    optimizer_serve::start(dir, store, port, extra)
 }
 
 fn servo_config(dir: &Path, app: &str, token: &str, port: u16) -> PathBuf {

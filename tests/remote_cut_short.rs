@@ -20,54 +20,20 @@ mod fake_optimizer;
 mod http;
 #[path = "common/live.rs"]
 mod live;
+#[path = "common/optimizer_serve.rs"]
+mod optimizer_serve;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{assert_success, output};
 use fake_optimizer::{FakeOptimizer, Reply, ok, param};
-use live::Servo;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "cut-token-0123456789abcdef";
 
-/// `servo optimizer serve` on `port`, waited for.
-fn start_server(dir: &Path, store: &Path, port: u16) -> Servo {
-    let listen = format!("127.0.0.1:{port}");
-    let args = [
-        "optimizer",
-        "serve",
-        "--store",
-        store.to_str().expect("utf-8 path"),
-        "--listen",
-        &listen,
-        "--sleep",
-        "1s",
-    ];
-    let mut server = Servo::start(&dir.join("unused.yaml"), &args);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && http::exchange(http::local(port), "GET", "/healthz", None, b"").0 == 200
-        {
-            return server;
-        }
-        assert!(
-            server.running(),
-            "the server exited: {:?}",
-            server.finish(Duration::from_secs(1))
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the server never answered /healthz"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The servo of `acme/cut`: the demo app with one worker, no cache and 400 requests/s, a
-/// meltdown whichever algorithm is tried (as in `tests/cut_short.rs`).
+/// meltdown whichever algorithm is tried (`common::melting_demo_app`).
 fn servo_config(dir: &Path, server: u16, app: u16) -> PathBuf {
     let path = dir.join("servo.yaml");
     std::fs::write(
@@ -80,22 +46,8 @@ fn servo_config(dir: &Path, server: u16, app: u16) -> PathBuf {
 settings:
   backoff:
     __default__: {{ max_time: 60s }}
-process:
-  component: demo
-  command: servo
-  args: [demo-app, --port, "{{{{ port }}}}", --workers, "{{{{ workers }}}}", --cache-mb, "{{{{ cache_mb }}}}", --algorithm, "{{{{ algorithm }}}}"]
-  settings:
-    workers: {{ type: int, min: 1, max: 1, value: 1, pinned: true }}
-    cache_mb: {{ type: int, min: 0, max: 0, value: 0, pinned: true }}
-    algorithm: {{ type: enum, values: [fast, balanced, thorough], value: fast }}
-    port: {{ type: int, min: {app}, max: {app}, value: {app}, pinned: true }}
-  ready: {{ http: "http://127.0.0.1:{{{{ port }}}}/healthz", timeout: 60s }}
-vegeta:
-  rate: 400/1s
-  target: GET http://127.0.0.1:{app}/work
-  timeout: 2s
-  reporting_interval: 1s
-"#
+{demo}"#,
+            demo = common::melting_demo_app(app)
         ),
     )
     .expect("servo config");
@@ -132,7 +84,7 @@ fn a_remote_trial_that_melts_down_is_cut_short_on_the_servo_and_recorded_so() {
         ],
     );
     let port = common::free_port();
-    let _server = start_server(dir.path(), &store, port);
+    let _server = optimizer_serve::start(dir.path(), &store, port, &[]);
     let config = servo_config(dir.path(), port, common::free_port());
     // DESCRIBE, the baseline's MEASURE, then trial 1's ADJUST and MEASURE.
     let out = output(&config, &["run", "--max-cycles", "4"]);

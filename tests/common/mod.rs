@@ -209,6 +209,30 @@ pub fn number(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+/// The `process` and `vegeta` sections of servo's demo app on `port` in meltdown: one worker, no
+/// cache and 400 requests/s, at least 1.2 cores of misses for one core whichever algorithm is
+/// tried, so the queue fills and most requests are refused.
+pub fn melting_demo_app(port: u16) -> String {
+    format!(
+        r#"process:
+  component: demo
+  command: servo
+  args: [demo-app, --port, "{{{{ port }}}}", --workers, "{{{{ workers }}}}", --cache-mb, "{{{{ cache_mb }}}}", --algorithm, "{{{{ algorithm }}}}"]
+  settings:
+    workers: {{ type: int, min: 1, max: 1, value: 1, pinned: true }}
+    cache_mb: {{ type: int, min: 0, max: 0, value: 0, pinned: true }}
+    algorithm: {{ type: enum, values: [fast, balanced, thorough], value: fast }}
+    port: {{ type: int, min: {port}, max: {port}, value: {port}, pinned: true }}
+  ready: {{ http: "http://127.0.0.1:{{{{ port }}}}/healthz", timeout: 60s }}
+vegeta:
+  rate: 400/1s
+  target: GET http://127.0.0.1:{port}/work
+  timeout: 2s
+  reporting_interval: 1s
+"#
+    )
+}
+
 /// The `process` and `vegeta` sections of a study of servo's demo app on `port`: workers, cache
 /// size and algorithm searched around the quickstart's values, loaded at 200 requests/s.
 pub fn searched_demo_app(port: u16) -> String {
