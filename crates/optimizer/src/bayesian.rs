@@ -981,6 +981,11 @@ mod tests {
         }
     }
 
+    /// x and y, each a real number in [0, 1].
+    pub(super) fn unit_square() -> Space {
+        Space::new(vec![float("x", 0.0, 1.0), float("y", 0.0, 1.0)])
+    }
+
     fn float(name: &str, low: f64, high: f64) -> Param {
         Param::new(
             name,

@@ -116,22 +116,8 @@ impl FitCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, Domain, Outcome, Param, ParamValue, Sampler};
-
-    fn space() -> Space {
-        let float = |name: &str| {
-            Param::new(
-                name,
-                Domain::Float {
-                    low: 0.0,
-                    high: 1.0,
-                    step: None,
-                    log: false,
-                },
-            )
-        };
-        Space::new(vec![float("x"), float("y")])
-    }
+    use crate::bayesian::tests::unit_square;
+    use crate::{Config, Outcome, ParamValue, Sampler};
 
     /// A bowl at (0.3, 0.6) under a constraint through it, crashing near x = 0: every model kind.
     fn measure(config: &Config) -> Outcome {
@@ -167,7 +153,7 @@ mod tests {
 
     #[test]
     fn suggestions_do_not_depend_on_what_the_cache_holds() {
-        let (space, sampler) = (space(), sampler());
+        let (space, sampler) = (unit_square(), sampler());
         let baseline = vec![ParamValue::Float(0.9), ParamValue::Float(0.9)];
         let mut history = vec![Observation {
             outcome: measure(&baseline),

@@ -154,22 +154,8 @@ fn steepest_rates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Domain, Param, Space};
-
-    fn unit_square() -> Space {
-        let float = |name: &str| {
-            Param::new(
-                name,
-                Domain::Float {
-                    low: 0.0,
-                    high: 1.0,
-                    step: None,
-                    log: false,
-                },
-            )
-        };
-        Space::new(vec![float("x"), float("y")])
-    }
+    use crate::Space;
+    use crate::bayesian::tests::unit_square;
 
     /// A trial at (x, y) whose one constraint is `x - 0.9`: it rises at 1 per unit along x.
     fn ran(x: f64, y: f64) -> Trial {
