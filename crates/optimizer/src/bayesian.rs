@@ -1347,16 +1347,29 @@ mod tests {
     fn baseline_study(sampler: &Bayesian, trials: usize, seed: u64) -> Vec<Observation> {
         let space = Space::new(vec![float("cpu", 0.0, 1.0), float("memory", 0.0, 1.0)]);
         let baseline = vec![ParamValue::Float(0.8), ParamValue::Float(0.8)];
+        from_baseline(sampler, &space, baseline, trials, seed, meltdown)
+    }
+
+    /// Runs a study of `trials` trials on `f` in a `space` too large to exhaust: `baseline` first, then
+    /// the sampler's suggestions.
+    fn from_baseline(
+        sampler: &dyn Sampler,
+        space: &Space,
+        baseline: Config,
+        trials: usize,
+        seed: u64,
+        f: impl Fn(&Config) -> Outcome,
+    ) -> Vec<Observation> {
         let mut history = vec![Observation {
-            outcome: meltdown(&baseline),
+            outcome: f(&baseline),
             config: baseline,
         }];
         for _ in 1..trials {
             let config = sampler
-                .suggest(&space, &history, seed)
+                .suggest(space, &history, seed)
                 .expect("a continuous space is never exhausted");
             history.push(Observation {
-                outcome: meltdown(&config),
+                outcome: f(&config),
                 config,
             });
         }
@@ -1425,19 +1438,7 @@ mod tests {
             ParamValue::Int(3),
             ParamValue::Categorical("none".into()),
         ];
-        let mut history = vec![Observation {
-            outcome: cached_service(&baseline),
-            config: baseline,
-        }];
-        for _ in 1..20 {
-            let config = sampler
-                .suggest(&space, &history, 5)
-                .expect("a continuous space is never exhausted");
-            history.push(Observation {
-                outcome: cached_service(&config),
-                config,
-            });
-        }
+        let history = from_baseline(&sampler, &space, baseline, 20, 5, cached_service);
         for (i, obs) in history.iter().enumerate().skip(1) {
             let x = values(&obs.config);
             let near_safe = history[..i].iter().any(|earlier| {
@@ -1546,19 +1547,7 @@ mod tests {
         };
         let longest_stride = |sampler: &Bayesian| -> f64 {
             let baseline = vec![ParamValue::Float(0.9), ParamValue::Float(0.9)];
-            let mut history = vec![Observation {
-                outcome: f(&baseline),
-                config: baseline,
-            }];
-            for _ in 1..20 {
-                let config = sampler
-                    .suggest(&space, &history, 2)
-                    .expect("a continuous space is never exhausted");
-                history.push(Observation {
-                    outcome: f(&config),
-                    config,
-                });
-            }
+            let history = from_baseline(sampler, &space, baseline, 20, 2, f);
             let safe = |o: &Observation| matches!(&o.outcome, Outcome::Complete { constraints, .. } if crate::satisfied(constraints[0]));
             (1..history.len())
                 .map(|i| {
