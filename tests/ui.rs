@@ -19,10 +19,11 @@ mod common;
 mod http;
 #[path = "common/live.rs"]
 mod live;
+#[path = "common/optimizer_serve.rs"]
+mod optimizer_serve;
 
-use std::net::TcpStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use browser::Browser;
 use live::Servo;
@@ -66,25 +67,7 @@ fn server(dir: &Path) -> (Servo, u16, String) {
     );
     let operator = operator_token(&store);
     let port = common::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let store = store.to_str().expect("utf-8 path").to_string();
-    let args = [
-        "optimizer",
-        "serve",
-        "--store",
-        &store,
-        "--listen",
-        &listen,
-        "--sleep",
-        "1s",
-    ];
-    let mut server = Servo::start(&dir.join("unused.yaml"), &args);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() || get(port, "/healthz", None).0 != 200 {
-        assert!(server.running(), "the server exited");
-        assert!(Instant::now() < deadline, "the server never answered");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = optimizer_serve::start(dir, &store, port, &[]);
     (server, port, operator)
 }
 
