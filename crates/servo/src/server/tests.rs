@@ -31,19 +31,24 @@ async fn fixture_with_slos(
     on_finish: OnFinish,
     slos: &[&str],
 ) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("optimizer.db");
-    let store = Store::open(path.to_str().expect("utf-8"))
-        .await
-        .expect("store");
-    let settings = EmbeddedOptimizer {
+    fixture_of(EmbeddedOptimizer {
         trials,
         objective: Some(Objective::Minimize(objective.into())),
         constraints: slos.iter().map(|s| s.to_string()).collect(),
         on_finish,
         seed: Some(1),
         ..EmbeddedOptimizer::default()
-    };
+    })
+    .await
+}
+
+/// A server on a fresh store with one application, `acme/web`, of these settings.
+async fn fixture_of(settings: EmbeddedOptimizer) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("optimizer.db");
+    let store = Store::open(path.to_str().expect("utf-8"))
+        .await
+        .expect("store");
     let app = store
         .put_application("acme/web", Some("token-0123456789abcdef"), &settings, false)
         .await
@@ -605,32 +610,15 @@ async fn a_trial_is_measured_with_its_slos_as_fast_fail_conditions_at_cut_short_
 
 #[tokio::test]
 async fn no_conditions_are_sent_when_cut_short_is_off() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path().join("optimizer.db").to_str().expect("utf-8"))
-        .await
-        .expect("store");
-    let settings = EmbeddedOptimizer {
+    let f = fixture_of(EmbeddedOptimizer {
         trials: 5,
         objective: Some(Objective::Minimize("web.cpu".into())),
         constraints: vec!["latency < 100ms".into()],
         cut_short: 0.0,
         seed: Some(1),
         ..EmbeddedOptimizer::default()
-    };
-    let app = store
-        .put_application("acme/web", Some("token-0123456789abcdef"), &settings, false)
-        .await
-        .expect("application");
-    let f = Fixture {
-        server: Server::new(
-            store,
-            Options {
-                sleep: Duration::from_secs(7),
-            },
-        ),
-        app,
-        _dir: dir,
-    };
+    })
+    .await;
     let (measure, conditions) = trial_measure_conditions(&f).await;
     assert_eq!(conditions, Value::Null, "{measure}");
 }
