@@ -274,6 +274,8 @@ async fn drive(
     cx: &EventContext,
     on_progress: &mut impl FnMut(Progress),
 ) -> Result<(Summary, Plan), Halted> {
+    // Trials rank by their `objective`, the primary objective's value, in its direction.
+    let maximize = goal.primary().maximize;
     if !options.no_checks {
         let failing: Vec<String> = bus
             .check_until_ready(&assembly.checks, cx)
@@ -414,7 +416,7 @@ async fn drive(
             &study,
             journal.path(),
             trials.to_vec(),
-            goal.primary().maximize,
+            maximize,
             &goal.select,
         )),
         plan: plan.clone(),
@@ -444,7 +446,7 @@ async fn drive(
                     || confirmation(
                         &study.space,
                         &trials,
-                        goal.primary().maximize,
+                        maximize,
                         settings,
                         finished(&trials) - settings.trials as usize,
                     )
@@ -475,13 +477,7 @@ async fn drive(
             break;
         } else {
             let done = finished(&trials) - settings.trials as usize;
-            match confirmation(
-                &study.space,
-                &trials,
-                goal.primary().maximize,
-                settings,
-                done,
-            ) {
+            match confirmation(&study.space, &trials, maximize, settings, done) {
                 Some(config) => {
                     tracing::info!("measuring a candidate for best again (optimizer.confirm)");
                     config
@@ -551,8 +547,7 @@ async fn drive(
         trial.finished_at = Some(now());
         let outcome = match outcome {
             Ok((measurement, Some(cut))) => {
-                let back =
-                    roll_back(bus, &plan, &trials, goal.primary().maximize, &control, cx).await;
+                let back = roll_back(bus, &plan, &trials, maximize, &control, cx).await;
                 tracing::warn!(trial = number, "cut short: {}; {back}", cut.describe());
                 trial.cut_short = Some(format!("{}; {back}", cut.describe()));
                 Ok(measurement)
@@ -592,13 +587,8 @@ async fn drive(
                     return Err(halt(e.into(), &trials, &plan));
                 }
                 trials.push(trial);
-                let mut summary = Summary::from_trials(
-                    &study,
-                    journal.path(),
-                    trials,
-                    goal.primary().maximize,
-                    &goal.select,
-                );
+                let mut summary =
+                    Summary::from_trials(&study, journal.path(), trials, maximize, &goal.select);
                 summary.recommend(settings.risk.into(), seed);
                 summary.interrupted = true;
                 return Ok((summary, plan));
@@ -641,7 +631,7 @@ async fn drive(
             measured,
             finishing.elapsed().saturating_sub(suggesting_early),
         ));
-        let best = best_trial(&trials, goal.primary().maximize).and_then(|t| t.objective);
+        let best = best_trial(&trials, maximize).and_then(|t| t.objective);
         let front = goal.is_pareto().then(|| {
             pareto::front(&study.objectives, &trials, &goal.select)
                 .trials
@@ -655,13 +645,7 @@ async fn drive(
             total: settings.trials,
         });
     }
-    let mut summary = Summary::from_trials(
-        &study,
-        journal.path(),
-        trials,
-        goal.primary().maximize,
-        &goal.select,
-    );
+    let mut summary = Summary::from_trials(&study, journal.path(), trials, maximize, &goal.select);
     summary.recommend(settings.risk.into(), seed);
     Ok((summary, plan))
 }
