@@ -707,3 +707,66 @@ fn servo_run_tunes_the_example_through_its_hooks() {
         .expect("latency_p99");
     assert!(p99 < 110.0, "and it meets the SLO: {p99}ms; {text}");
 }
+
+#[test]
+fn servo_run_cuts_short_a_measure_hook_whose_progress_breaks_an_slo() {
+    let scene = Scene::new();
+    scene.hook("adjust.sh", "echo \"$SERVO_SETTING_APP_WORKERS\" > workers");
+    // The baseline's 8 workers measure well at once; any other count reports a meltdown every
+    // 0.2 s and would go on until killed.
+    scene.hook(
+        "measure.sh",
+        r#"if [ "$(cat workers)" != 8 ]; then
+  echo $$ > melting.pid
+  while :; do
+    echo '{"progress": 10, "metrics": {"latency_p99": {"value": 5000}}}'
+    sleep 0.2
+  done
+fi
+echo '{"metrics": {"latency_p99": {"value": 20}, "throughput": {"value": 100}}}'"#,
+    );
+    let config = scene.config(&format!(
+        "optimizer:
+  trials: 2
+  algorithm: random
+  seed: 1
+  objective:
+    minimize: app.workers
+  constraints:
+    - latency_p99 < 100ms
+  control: {{ duration: 20s }}
+  store: study.db
+command:
+  components:
+    app:
+      settings:
+        workers: {{ type: int, min: 1, max: 16, step: 1, value: 8 }}
+  adjust: [sh, adjust.sh]
+  measure: [sh, measure.sh]
+  timeout: 10s
+{METRICS}"
+    ));
+    let (code, _, stderr) = run(&config, &["run", "--no-checks", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_gone(scene.pid("melting.pid"), "the cut measure hook");
+
+    let (code, stdout, stderr) = run(&config, &["trials", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let trials = json(&stdout);
+    assert!(trials[0].get("cut_short").is_none(), "{:#}", trials[0]);
+    let cut = trials[1]["cut_short"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not cut short: {:#}", trials[1]));
+    assert!(
+        cut.starts_with("`latency_p99 < 100ms` read 5000.0000 ms, 50.0× its limit, after "),
+        "{cut}"
+    );
+    let after: f64 = cut
+        .split("after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {cut}"));
+    assert!(after < 10.0, "stopped {after} s into a 20 s window: {cut}");
+    assert_eq!(trials[1]["feasible"], false, "{:#}", trials[1]);
+}

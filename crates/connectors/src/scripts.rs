@@ -318,7 +318,7 @@ impl Scripts {
         let log = |line: &str| tracing::debug!(mount = %mount, "{label}: stderr: {line}");
         let timeout = self.settings.timeout.as_std();
         let ended = cx
-            .run(running.run_to_end(None, timeout, STDOUT_LIMIT, log))
+            .run(running.run_to_end(None, timeout, STDOUT_LIMIT, None, log))
             .await;
         let exited: Exited = match ended {
             Ok(Ended::Exited(exited)) => exited

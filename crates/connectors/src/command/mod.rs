@@ -43,8 +43,13 @@
 //!   offers; metrics printed but not declared are still reported, with one warning per name.
 //!
 //! describe and measure may print `{"progress": ...}` objects before their result, as legacy Opsani
-//! drivers do; they are skipped. Any other extra document, invalid JSON or a non-zero exit is an
-//! error that quotes the position of the problem and the last lines of stderr.
+//! drivers do; they are never the result. A measure command's progress object printed on a line
+//! of its own may carry the readings of its window so far, in the result's shape:
+//! `{"progress": 40, "metrics": {"latency_p99": {"value": 812.0}}}`. servo hands them to the
+//! study as they arrive, so a trial whose readings already break an SLO badly is stopped (and the
+//! hook killed) in seconds rather than measured to the end; print them after the warmup. Any
+//! other extra document, invalid JSON or a non-zero exit is an error that quotes the position of
+//! the problem and the last lines of stderr.
 //!
 //! # Processes
 //!
@@ -66,7 +71,7 @@ use async_trait::async_trait;
 use program::{Unresolved, resolve_program};
 use protocol::{
     AdjustInput, ControlInput, DESCRIBE_EXAMPLE, DescribeOutput, MEASURE_EXAMPLE, MeasureInput,
-    MeasureOutput, adjust_status, merge,
+    MeasureOutput, MetricOutput, adjust_status, merge, progress_metrics,
 };
 use run::{Finished, Invocation, argv_text, label, seconds};
 use serde_json::Value;
@@ -78,7 +83,7 @@ use servo_core::types::{
 };
 use servo_core::{BuildConnector, Connector, ConnectorError, Event};
 use settings::{MetricSpec, Settings, setting_variable, variable_collisions};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -262,6 +267,19 @@ impl Connector for Hooks {
             .as_std()
             .saturating_add(control.duration.as_std())
             .saturating_add(control.delay.as_std());
+        let label = label(Hook::Measure, argv);
+        // Progress lines that carry the readings so far go to whoever watches the measurement.
+        let mut report_progress = |line: &str| {
+            let Some(metrics) = progress_metrics(line) else {
+                return;
+            };
+            match self.readings(metrics) {
+                Ok(readings) => cx.partial.report(readings),
+                Err(name) => {
+                    tracing::debug!(mount = %self.mount, "a progress line of the {label} has no value for `{name}`; skipped")
+                }
+            }
+        };
         let run = self
             .run(
                 Invocation {
@@ -270,13 +288,16 @@ impl Connector for Hooks {
                     env,
                     input: Some(input),
                     window,
+                    stdout_lines: cx
+                        .partial
+                        .is_watched()
+                        .then_some(&mut report_progress as &mut (dyn FnMut(&str) + Send)),
                 },
                 cx,
             )
             .await?;
-        let label = label(Hook::Measure, argv);
         run.succeeded(&label)?;
-        let output: MeasureOutput = run.document(&label, "metrics", MEASURE_EXAMPLE)?;
+        let output: MeasureOutput = run.document(&label, MEASURE_EXAMPLE)?;
         let measurement = self.measurement(output, &run, &label)?;
         for wanted in &request.metrics {
             if measurement.reading(wanted).is_none() {
@@ -336,6 +357,7 @@ impl Connector for Hooks {
                     env,
                     input: Some(input),
                     window: std::time::Duration::ZERO,
+                    stdout_lines: None,
                 },
                 cx,
             )
@@ -447,13 +469,14 @@ impl Hooks {
                     env: Vec::new(),
                     input: None,
                     window: std::time::Duration::ZERO,
+                    stdout_lines: None,
                 },
                 cx,
             )
             .await?;
         let label = label(Hook::Describe, argv);
         run.succeeded(&label)?;
-        let output: DescribeOutput = run.document(&label, "components", DESCRIBE_EXAMPLE)?;
+        let output: DescribeOutput = run.document(&label, DESCRIBE_EXAMPLE)?;
         let components = merge(&self.declared, &self.state(), output).map_err(|message| {
             ConnectorError::failed(format!("the {label} printed {message}{}", run.stderr.quoted())).with_hint(
                 "declare the setting under `components` in the config, or print its `type` and `min`/`max` or `values`",
@@ -469,7 +492,34 @@ impl Hooks {
         run: &Finished,
         label: &str,
     ) -> Result<Measurement, ConnectorError> {
-        let mut printed = output.metrics;
+        let readings = self.readings(output.metrics).map_err(|name| {
+            ConnectorError::failed(format!(
+                "the {label} printed no `value` for `{name}`, and no `values` to take the mean of{}",
+                run.stderr.quoted()
+            ))
+            .with_hint(MEASURE_EXAMPLE)
+        })?;
+        let annotations = output
+            .annotations
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect();
+        Ok(Measurement {
+            readings,
+            annotations,
+        })
+    }
+
+    /// The readings of the metrics a measure command printed (its result or a progress line):
+    /// declared metrics first, in the unit printed or else declared; `Err` names a metric with
+    /// neither a `value` nor `values` to take the mean of.
+    fn readings(
+        &self,
+        mut printed: BTreeMap<String, MetricOutput>,
+    ) -> Result<Vec<Reading>, String> {
         let mut readings = Vec::new();
         let mut undeclared = Vec::new();
         let declared = self
@@ -507,13 +557,7 @@ impl Hooks {
                 (None, Some(series)) if !series.points.is_empty() => {
                     series.points.iter().map(|(_, v)| v).sum::<f64>() / series.points.len() as f64
                 }
-                _ => {
-                    return Err(ConnectorError::failed(format!(
-                        "the {label} printed no `value` for `{name}`, and no `values` to take the mean of{}",
-                        run.stderr.quoted()
-                    ))
-                    .with_hint(MEASURE_EXAMPLE));
-                }
+                _ => return Err(name),
             };
             let mut reading = Reading::new(Metric::new(name, unit), value);
             reading.series = series;
@@ -525,18 +569,7 @@ impl Hooks {
                 format!("the measure command reports `{name}`, which `metrics` does not declare; declare it so the optimizer can ask for it"),
             );
         }
-        let annotations = output
-            .annotations
-            .into_iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => (k, s),
-                other => (k, other.to_string()),
-            })
-            .collect();
-        Ok(Measurement {
-            readings,
-            annotations,
-        })
+        Ok(readings)
     }
 
     fn warn_once(&self, key: String, message: String) {

@@ -175,6 +175,24 @@ pub(super) struct MetricOutput {
     pub(super) values: Option<Vec<(f64, f64)>>,
 }
 
+/// A progress report a measure command prints on a line of its own while it runs; with
+/// `metrics` (the same shape as the result's), the readings of its window so far.
+#[derive(Deserialize)]
+struct ProgressOutput {
+    #[serde(rename = "progress")]
+    _progress: serde::de::IgnoredAny,
+    metrics: Option<BTreeMap<String, MetricOutput>>,
+}
+
+/// The readings so far on a line of progress, if it is one that carries them.
+pub(super) fn progress_metrics(line: &str) -> Option<BTreeMap<String, MetricOutput>> {
+    let line = line.trim();
+    if !line.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<ProgressOutput>(line).ok()?.metrics
+}
+
 /// The legacy Opsani adjust-driver status line.
 #[derive(Deserialize)]
 pub(super) struct AdjustStatus {
@@ -201,14 +219,14 @@ pub(super) enum DocumentProblem {
 }
 
 /// The one result document on a describe or measure command's stdout: JSON documents separated by
-/// whitespace, `{"progress": ..}` objects without `key` skipped.
-pub(super) fn result_document(stdout: &[u8], key: &str) -> Result<Value, DocumentProblem> {
+/// whitespace, `{"progress": ..}` objects skipped (even with `metrics`: those are readings so far).
+pub(super) fn result_document(stdout: &[u8]) -> Result<Value, DocumentProblem> {
     let mut results = Vec::new();
     for document in serde_json::Deserializer::from_slice(stdout).into_iter::<Value>() {
         let document = document.map_err(DocumentProblem::Syntax)?;
         let progress = document
             .as_object()
-            .is_some_and(|o| o.contains_key("progress") && !o.contains_key(key));
+            .is_some_and(|o| o.contains_key("progress"));
         if !progress {
             results.push(document);
         }

@@ -21,6 +21,7 @@ impl Hooks {
             env,
             input,
             window,
+            stdout_lines,
         } = invocation;
         let label = label(hook, argv);
         if !self.working_dir.is_dir() {
@@ -68,7 +69,7 @@ impl Hooks {
             tracing::debug!(mount = %mount, hook = hook.name(), "stderr: {line}");
         };
         let ended = cx
-            .run(running.run_to_end(input, deadline, STDOUT_LIMIT, log))
+            .run(running.run_to_end(input, deadline, STDOUT_LIMIT, stdout_lines, log))
             .await;
         let exited = match ended {
             Ok(Ended::Exited(exited)) => exited,
@@ -127,6 +128,8 @@ pub(super) struct Invocation<'a> {
     pub(super) input: Option<Vec<u8>>,
     /// Time the hook legitimately needs besides `timeout` (a measurement's window).
     pub(super) window: std::time::Duration,
+    /// Handed each line of stdout as the hook prints it (a measurement's progress reports).
+    pub(super) stdout_lines: Option<&'a mut (dyn FnMut(&str) + Send)>,
 }
 
 /// What a hook left behind when it exited.
@@ -149,20 +152,26 @@ impl Finished {
         .with_hint("run it by hand with the same environment to see why"))
     }
 
-    /// The hook's result document, typed; `key` is the field that marks it (`metrics`).
+    /// The hook's result document, typed.
     pub(super) fn document<T: serde::de::DeserializeOwned>(
         &self,
         label: &str,
-        key: &str,
         example: &str,
     ) -> Result<T, ConnectorError> {
         let fail = |message: String| {
             ConnectorError::failed(format!("the {label} {message}{}", self.stderr.quoted()))
                 .with_hint(format!("it must print one JSON object such as {example}"))
         };
-        let document = match result_document(&self.stdout, key) {
+        let document = match result_document(&self.stdout) {
             Ok(document) => document,
-            Err(DocumentProblem::Empty) => return Err(fail("printed nothing on stdout".into())),
+            Err(DocumentProblem::Empty) if self.stdout.trim_ascii().is_empty() => {
+                return Err(fail("printed nothing on stdout".into()));
+            }
+            Err(DocumentProblem::Empty) => {
+                return Err(fail(
+                    "printed only progress reports on stdout, no result".into(),
+                ));
+            }
             Err(DocumentProblem::Several(n)) => {
                 return Err(fail(format!(
                     "printed {n} JSON documents on stdout; expected one"

@@ -82,24 +82,50 @@ fn seconds_are_whole_when_they_can_be() {
 #[test]
 fn the_result_document_skips_progress_and_rejects_extras() {
     let out = br#"{"progress": 50, "message": "halfway"}
+            {"progress": 80, "metrics": {"x": {"value": 7}}}
             {"metrics": {"x": {"value": 1}}}"#;
-    let doc = result_document(out, "metrics").ok().expect("one result");
+    let doc = result_document(out).ok().expect("one result");
     assert_eq!(doc["metrics"]["x"]["value"], 1);
     assert!(matches!(
-        result_document(b"  \n", "metrics"),
+        result_document(b"  \n"),
         Err(DocumentProblem::Empty)
     ));
     assert!(matches!(
-        result_document(b"{} {}", "metrics"),
+        result_document(b"{} {}"),
         Err(DocumentProblem::Several(2))
     ));
-    match result_document(b"{\"metrics\": {\n  \"x\": oops\n}}", "metrics") {
+    assert!(
+        matches!(
+            result_document(br#"{"progress": 100, "metrics": {"x": {"value": 1}}}"#),
+            Err(DocumentProblem::Empty)
+        ),
+        "readings so far are never the result"
+    );
+    match result_document(b"{\"metrics\": {\n  \"x\": oops\n}}") {
         Err(DocumentProblem::Syntax(e)) => {
             assert_eq!(e.line(), 2);
             let shown = snippet(b"{\"metrics\": {\n  \"x\": oops\n}}", e.line(), e.column());
             assert_eq!(shown, "\n    |   \"x\": oops\n    |        ^");
         }
         _ => panic!("a syntax error"),
+    }
+}
+
+#[test]
+fn a_progress_line_carries_the_readings_so_far_only_with_metrics() {
+    let metrics = progress_metrics(
+        r#"  {"progress": 40, "metrics": {"p99": {"value": 812.5, "unit": "ms"}}}"#,
+    )
+    .expect("readings so far");
+    assert_eq!(metrics["p99"].value, Some(812.5));
+    assert_eq!(metrics["p99"].unit.as_deref(), Some("ms"));
+    for line in [
+        r#"{"progress": 40, "message": "warming up"}"#,
+        r#"{"metrics": {"p99": {"value": 1}}}"#,
+        r#"{"progress": 40, "metrics": {"p99": {"value": "#,
+        "progress 40%",
+    ] {
+        assert!(progress_metrics(line).is_none(), "{line}");
     }
 }
 

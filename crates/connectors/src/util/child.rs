@@ -432,15 +432,17 @@ pub(crate) struct Exited {
 
 impl Group {
     /// Feeds `input` to the child's stdin (then closes it), reads its stdout (up to
-    /// `stdout_limit`) and stderr (each line to `log`, the last ones kept), until it exits or
-    /// `deadline` passes; then kills whatever is left of its group. Spawn the child with piped
-    /// stdout and stderr, and piped stdin when there is input. Run it through
-    /// `EventContext::run` and [`Group::kill`] the group when that says cancelled.
+    /// `stdout_limit`; each line also to `stdout_lines` as it arrives, when given) and stderr
+    /// (each line to `log`, the last ones kept), until it exits or `deadline` passes; then kills
+    /// whatever is left of its group. Spawn the child with piped stdout and stderr, and piped
+    /// stdin when there is input. Run it through `EventContext::run` and [`Group::kill`] the
+    /// group when that says cancelled.
     pub(crate) async fn run_to_end(
         &mut self,
         input: Option<Vec<u8>>,
         deadline: std::time::Duration,
         stdout_limit: usize,
+        stdout_lines: Option<&mut (dyn FnMut(&str) + Send)>,
         log: impl FnMut(&str),
     ) -> Ended {
         let exited = CancellationToken::new();
@@ -460,7 +462,7 @@ impl Group {
                 tokio::join!(
                     wait,
                     feed(stdin, input, &exited),
-                    read_stdout(stdout, stdout_limit, &exited),
+                    read_stdout(stdout, stdout_limit, stdout_lines, &exited),
                     read_stderr(stderr, &exited, &mut tail, log),
                 )
             };
@@ -534,6 +536,7 @@ async fn feed(
 async fn read_stdout(
     pipe: Option<impl AsyncRead + Unpin>,
     limit: usize,
+    mut each_line: Option<&mut (dyn FnMut(&str) + Send)>,
     exited: &CancellationToken,
 ) -> (Vec<u8>, bool, bool) {
     let mut out = Vec::new();
@@ -541,14 +544,26 @@ async fn read_stdout(
     let Some(pipe) = pipe else {
         return (out, overflow, false);
     };
+    // Lines read as they come are small documents (a progress report); a longer one is cut and
+    // its reader sees invalid JSON.
+    let mut lines = Lines::new(STDOUT_LINE_BYTES, " …");
     let held_open = read_chunks(pipe, drained(exited), |chunk| {
+        if let Some(each) = each_line.as_deref_mut() {
+            lines.push(chunk, |line| each(&line));
+        }
         let room = limit.saturating_sub(out.len());
         overflow |= chunk.len() > room;
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
     })
     .await;
+    if let (Some(each), Some(line)) = (each_line, lines.finish()) {
+        each(&line);
+    }
     (out, overflow, held_open)
 }
+
+/// The longest stdout line handed over as it arrives.
+const STDOUT_LINE_BYTES: usize = 64 << 10;
 
 /// Reads stderr, handing each line to `log` and keeping the last ones for error messages.
 async fn read_stderr(
