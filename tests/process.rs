@@ -579,3 +579,50 @@ fn the_process_dies_with_servo_even_when_servo_is_killed() {
     );
     app.wait_for("stop", Duration::from_secs(1));
 }
+
+#[test]
+fn servo_run_cuts_short_a_trial_whose_memory_is_far_over_its_slo() {
+    let port = common::free_port();
+    let app = App::new(
+        &["--port", "{{ port }}", "--rss-mb", "{{ ballast }}"],
+        json!({
+            "settings": {
+                "port": { "type": "enum", "values": [port.to_string()], "value": port.to_string() },
+                "ballast": { "type": "enum", "values": ["8", "300"], "value": "8" },
+            },
+            "ready": { "http": "http://127.0.0.1:{{ port }}/", "timeout": "20s" },
+        }),
+    );
+    let text = std::fs::read_to_string(&app.config).expect("the config");
+    let mut config: Value = serde_json::from_str(&text).expect("JSON is YAML");
+    // The baseline holds 8 MiB; the one other trial 300 MiB, three times the ceiling.
+    config["optimizer"] = json!({
+        "trials": 2,
+        "algorithm": "random",
+        "seed": 1,
+        "objective": { "minimize": "cpu_seconds" },
+        "constraints": ["rss_max_bytes < 100MiB"],
+        "control": { "duration": "8s" },
+        "store": "study.db",
+    });
+    std::fs::write(&app.config, config.to_string()).expect("write the config");
+
+    let (code, _, stderr) = app.servo(&["run", "--no-checks", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = app.servo(&["trials", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let trials: Value = serde_json::from_str(&stdout).expect("json");
+    assert!(trials[0].get("cut_short").is_none(), "{:#}", trials[0]);
+    let cut = trials[1]["cut_short"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not cut short: {:#}", trials[1]));
+    assert!(cut.starts_with("`rss_max_bytes < 100MiB` read "), "{cut}");
+    let after: f64 = cut
+        .split("after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {cut}"));
+    assert!(after < 6.0, "stopped {after} s into an 8 s window: {cut}");
+    app.assert_all_ended();
+}

@@ -19,6 +19,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use tokio::process::Command;
 
+/// How often a measurement reports its window so far (see `servo_core::PartialReadings`).
+const PARTIAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Process {
     pub(super) fn values(&self) -> Values {
         self.values.lock().map(|v| v.clone()).unwrap_or_default()
@@ -326,6 +329,7 @@ impl Process {
         let mut window = Window::new(first, ticks_per_second(), std::time::Instant::now());
         // Samples on a fixed grid from the start, so waking late once does not shift the rest.
         let mut next = start;
+        let mut reported = start;
         while next < end {
             next = end.min(next + SAMPLE_INTERVAL);
             cx.sleep_until(next).await.map_err(|_| Trouble::Cancelled)?;
@@ -336,6 +340,12 @@ impl Process {
                 Ok(usage) => window.add(usage, std::time::Instant::now(), unix_now()),
                 // Exited between the two checks: the next round reports how.
                 Err(_) => continue,
+            }
+            // The window so far, for a study that stops a trial far past an SLO (a memory
+            // ceiling, most likely): once a second, as vegeta reports.
+            if cx.partial.is_watched() && next.duration_since(reported) >= PARTIAL_INTERVAL {
+                reported = next;
+                cx.partial.report(window.readings());
             }
         }
         window.finish(unix_now());

@@ -28,6 +28,8 @@
 //! a per-second series) and `rss_max_bytes`, the highest sample or the leader's `VmHWM` (reset at the
 //! window's start through `/proc/PID/clear_refs`), whichever is higher, so that a spike between two
 //! samples still counts. RSS sums count pages shared between processes once per process, like `top`.
+//! Every second the window so far is reported as partial readings (`VmHWM` only at the end), so
+//! a study stops a trial already far over a memory or CPU SLO.
 
 mod checks;
 mod lifecycle;
