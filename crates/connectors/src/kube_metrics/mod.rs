@@ -273,6 +273,11 @@ impl Connector for KubeMetrics {
             collected
                 .reads
                 .push(self.read(api, &wanted, &cx.cancel).await?);
+            // The window so far, for a study that stops a trial far past an SLO.
+            if cx.partial.is_watched() {
+                cx.partial
+                    .report(self.readings(&wanted, &collected).readings);
+            }
             let next = started + every;
             if next >= end {
                 break;
