@@ -11,7 +11,7 @@
 //! ```text
 //! cargo bench -p servo-optimizer --bench optimizer -- [--out PATH] [--seeds N] [--first-seed N]
 //!     [--budget N] [--suite tuning|held-out|all] [--problems a,b] [--samplers ours,random]
-//!     [--ours '{"min_feasibility": 0.5}'] [--no-fit-cache] [--timing-only]
+//!     [--ours '{"min_feasibility": 0.5}'] [--no-fit-cache] [--timing-only] [--trace]
 //! cargo bench -p servo-optimizer --bench optimizer -- --describe   # the problems, as JSON
 //! cargo bench -p servo-optimizer --bench optimizer -- --serve      # evaluate JSON lines on stdin
 //! ```
@@ -22,6 +22,10 @@
 //!
 //! Each run keeps a `FitCache` between suggestions, as `servo run` and the optimizer server do;
 //! `--no-fit-cache` fits every model from scratch instead (`Sampler::suggest`).
+//!
+//! `--trace` prints every trial on stderr as a JSON line (problem, sampler, seed, trial, the
+//! configuration tried and its noise-free record): which move led to a breach is the first
+//! question when a figure moves.
 
 mod problems;
 
@@ -80,6 +84,7 @@ fn run(
     seed: u64,
     budget: usize,
     fit_cache: bool,
+    trace: bool,
 ) -> (
     Vec<serde_json::Value>,
     serde_json::Map<String, serde_json::Value>,
@@ -108,7 +113,15 @@ fn run(
             }
         };
         let outcome = problem.measure(&config, seed, trial as u64);
-        trials.push(trial_record(problem, &config, &outcome));
+        let record = trial_record(problem, &config, &outcome);
+        if trace {
+            eprintln!(
+                "{}",
+                serde_json::json!({"problem": problem.name, "sampler": sampler_name, "seed": seed,
+                    "trial": trial, "config": config, "truth": record})
+            );
+        }
+        trials.push(record);
         history.push(Observation { config, outcome });
         if CHECKPOINTS.contains(&(trial + 1)) {
             reports.insert(
@@ -132,6 +145,8 @@ struct Args {
     /// Keep a `FitCache` per run (`--no-fit-cache` turns it off).
     fit_cache: bool,
     timing_only: bool,
+    /// Print every trial on stderr.
+    trace: bool,
     describe: bool,
     serve: bool,
 }
@@ -147,6 +162,7 @@ fn parse_args() -> Result<Args, String> {
         ours: Bayesian::default(),
         fit_cache: true,
         timing_only: false,
+        trace: false,
         describe: false,
         serve: false,
     };
@@ -218,6 +234,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--no-fit-cache" => args.fit_cache = false,
             "--timing-only" => args.timing_only = true,
+            "--trace" => args.trace = true,
             "--describe" => args.describe = true,
             "--serve" => args.serve = true,
             // `cargo bench` passes `--bench` to harness-less benches.
@@ -405,6 +422,7 @@ fn main() {
                     seed,
                     args.budget,
                     args.fit_cache,
+                    args.trace,
                 );
                 runs.push(serde_json::json!({
                     "sampler": sampler_name,
