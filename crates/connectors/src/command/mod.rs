@@ -47,9 +47,9 @@
 //! of its own may carry the readings of its window so far, in the result's shape:
 //! `{"progress": 40, "metrics": {"latency_p99": {"value": 812.0}}}`. servo hands them to the
 //! study as they arrive, so a trial whose readings already break an SLO badly is stopped (and the
-//! hook killed) in seconds rather than measured to the end; print them after the warmup. Any
-//! other extra document, invalid JSON or a non-zero exit is an error that quotes the position of
-//! the problem and the last lines of stderr.
+//! hook killed) in seconds rather than measured to the end (reports within the warmup are not
+//! judged). Any other extra document, invalid JSON or a non-zero exit is an error that quotes the
+//! position of the problem and the last lines of stderr.
 //!
 //! # Processes
 //!
