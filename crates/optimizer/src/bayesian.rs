@@ -59,6 +59,14 @@ const TREND_PRIOR: f64 = 0.0;
 /// with the dimension-scaled length-scale prior the model copes with fewer points than dimensions.
 const MAX_AUTO_INITIAL_TRIALS: usize = 12;
 
+/// The automatic number of initial trials of a study with no constraint to keep. On the tuning
+/// problems (seeds 0–29, 100 trials) 5 instead of 8 took Hartmann6's regret at 50 trials from
+/// 0.062 to 0.0011 (4: 0.0006), Branin's was unchanged. Studies with constraints keep the
+/// larger design, which is local to the baseline under the trust region: with 5 `mixed-noisy`
+/// breached more often (13.5 against 12 in 50 trials) and its reported best met the SLO in 22
+/// of 30 runs against 25, and with 4 one run of `mixed` breached at 16 times its limit.
+const UNCONSTRAINED_INITIAL_TRIALS: usize = 5;
+
 /// When every candidate repeats a trial, finite spaces with at most this many configurations left
 /// are scored exhaustively.
 const EXHAUSTIVE_LIMIT: usize = 20_000;
@@ -89,7 +97,7 @@ const EXHAUSTIVE_LIMIT: usize = 20_000;
 pub struct Bayesian {
     /// Trials — the baseline and everything else in the history included — before the model takes
     /// over. `None`: `max(5, d + 1) + 1` for `d` parameters with more than one possible value, at
-    /// most 12.
+    /// most 12; at most 5 when the trials report no constraint (no SLO to keep).
     pub initial_trials: Option<usize>,
     /// Uniformly random candidates scored per suggestion.
     pub candidates: usize,
@@ -233,10 +241,17 @@ fn constraint_count(trials: &[Trial]) -> usize {
 }
 
 impl Bayesian {
-    /// The number of space-filling trials for this space.
-    fn initial_trials_for(&self, encoding: &Encoding<'_>) -> usize {
-        self.initial_trials
-            .unwrap_or_else(|| (encoding.n_tunable().max(4) + 2).min(MAX_AUTO_INITIAL_TRIALS))
+    /// The number of space-filling trials for this space, in a study whose trials report
+    /// constraints (`constrained`) or not.
+    fn initial_trials_for(&self, encoding: &Encoding<'_>, constrained: bool) -> usize {
+        self.initial_trials.unwrap_or_else(|| {
+            let auto = (encoding.n_tunable().max(4) + 2).min(MAX_AUTO_INITIAL_TRIALS);
+            if constrained {
+                auto
+            } else {
+                auto.min(UNCONSTRAINED_INITIAL_TRIALS)
+            }
+        })
     }
 
     /// The next unobserved point of the seed's Halton sequence, from position `from` on; with a
@@ -902,7 +917,8 @@ impl Bayesian {
         encoding.check_not_exhausted(&observed)?;
 
         let mut rng = rng_for(seed, history.len(), STREAM);
-        let point = if history.len() < self.initial_trials_for(&encoding) {
+        let constrained = constraint_count(&trials) > 0;
+        let point = if history.len() < self.initial_trials_for(&encoding, constrained) {
             self.design_point(&encoding, history.len(), &trials, &observed, seed)
         } else if trials.iter().all(|t| t.result.is_none()) {
             self.farthest_point(&encoding, &observed, &mut rng)
@@ -1039,6 +1055,37 @@ mod tests {
                 _ => None,
             })
             .fold(f64::INFINITY, f64::min)
+    }
+
+    #[test]
+    fn a_study_without_constraints_hands_over_to_the_model_after_fewer_design_points() {
+        // Six parameters: 8 design points when the trials report a constraint, 5 without.
+        let space = Space::new((0..6).map(|i| float(&format!("x{i}"), 0.0, 1.0)).collect());
+        let sum = |config: &Config| values(config).iter().sum::<f64>();
+        let with = |constraints: bool| {
+            let history = study(&quick(), &space, 5, 3, |config| Outcome::Complete {
+                objective: sum(config),
+                constraints: if constraints {
+                    vec![sum(config) - 6.0]
+                } else {
+                    vec![]
+                },
+            });
+            let next =
+                |sampler: &Bayesian| sampler.suggest(&space, &history, 3).expect("a suggestion");
+            let design = next(&Bayesian {
+                initial_trials: Some(8),
+                ..quick()
+            });
+            (next(&quick()), design)
+        };
+        let (next, design) = with(true);
+        assert_eq!(
+            next, design,
+            "still in the design with a constraint to keep"
+        );
+        let (next, design) = with(false);
+        assert_ne!(next, design, "the model takes over without one");
     }
 
     fn complete(objective: f64) -> Outcome {
@@ -1212,7 +1259,7 @@ mod tests {
                 complete(x[0] + 0.1 * (x[1] - 0.5).powi(2))
             }
         });
-        let initial = quick().initial_trials_for(&Encoding::new(&space));
+        let initial = quick().initial_trials_for(&Encoding::new(&space), false);
         let failures = history[initial..]
             .iter()
             .filter(|o| o.outcome == Outcome::Failed)
