@@ -726,17 +726,7 @@ fi
 echo '{"metrics": {"latency_p99": {"value": 20}, "throughput": {"value": 100}}}'"#,
     );
     let config = scene.config(&format!(
-        "optimizer:
-  trials: 2
-  algorithm: random
-  seed: 1
-  objective:
-    minimize: app.workers
-  constraints:
-    - latency_p99 < 100ms
-  control: {{ duration: 20s }}
-  store: study.db
-command:
+        "{}command:
   components:
     app:
       settings:
@@ -744,29 +734,16 @@ command:
   adjust: [sh, adjust.sh]
   measure: [sh, measure.sh]
   timeout: 10s
-{METRICS}"
+{METRICS}",
+        common::two_trial_study("app.workers", "latency_p99 < 100ms", "20s")
     ));
-    let (code, _, stderr) = run(&config, &["run", "--no-checks", "-o", "json"]);
-    assert_eq!(code, 0, "{stderr}");
+    let trial = common::run_two_trials(&config);
     assert_gone(scene.pid("melting.pid"), "the cut measure hook");
-
-    let (code, stdout, stderr) = run(&config, &["trials", "-o", "json"]);
-    assert_eq!(code, 0, "{stderr}");
-    let trials = json(&stdout);
-    assert!(trials[0].get("cut_short").is_none(), "{:#}", trials[0]);
-    let cut = trials[1]["cut_short"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not cut short: {:#}", trials[1]));
+    let (cut, after) = common::cut_short(&trial);
     assert!(
         cut.starts_with("`latency_p99 < 100ms` read 5000.0000 ms, 50.0× its limit, after "),
         "{cut}"
     );
-    let after: f64 = cut
-        .split("after ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no duration in {cut}"));
     assert!(after < 10.0, "stopped {after} s into a 20 s window: {cut}");
-    assert_eq!(trials[1]["feasible"], false, "{:#}", trials[1]);
+    assert_eq!(trial["feasible"], false, "{trial:#}");
 }

@@ -318,41 +318,19 @@ fn servo_run_cuts_short_a_trial_whose_pods_use_far_more_memory_than_its_slo() {
     // The pods hold 0.25 and 0.375 GiB: far over a 0.1 GiB ceiling at every trial. The baseline is
     // measured whole (it is the reference); the other trial stops after two reads.
     let section = format!(
-        "optimizer:
-  trials: 2
-  algorithm: random
-  seed: 1
-  objective:
-    minimize: app.workers
-  constraints:
-    - main_mem_usage < 0.1GiB
-  control: {{ duration: 6s }}
-  store: study.db
-command:
+        "{}command:
   components:
     app:
       settings:
         workers: {{ type: int, min: 1, max: 16, step: 1, value: 8 }}
   adjust: [sh, -c, 'true']
 {SECTION}  metric_collection_frequency: 500ms
-"
+",
+        common::two_trial_study("app.workers", "main_mem_usage < 0.1GiB", "6s")
     );
     let s = setup(&api, &section);
-    let (code, stdout, stderr) = run(&s.config, &["run", "--no-checks", "-o", "json"]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let (code, stdout, stderr) = run(&s.config, &["trials", "-o", "json"]);
-    assert_eq!(code, 0, "{stderr}");
-    let trials: Value = serde_json::from_str(&stdout).expect("json");
-    assert!(trials[0].get("cut_short").is_none(), "{:#}", trials[0]);
-    let cut = trials[1]["cut_short"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not cut short: {:#}", trials[1]));
+    let trial = common::run_two_trials(&s.config);
+    let (cut, after) = common::cut_short(&trial);
     assert!(cut.starts_with("`main_mem_usage < 0.1GiB` read "), "{cut}");
-    let after: f64 = cut
-        .split("after ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no duration in {cut}"));
     assert!(after < 4.0, "stopped {after} s into a 6 s window: {cut}");
 }

@@ -607,22 +607,9 @@ fn servo_run_cuts_short_a_trial_whose_memory_is_far_over_its_slo() {
     });
     std::fs::write(&app.config, config.to_string()).expect("write the config");
 
-    let (code, _, stderr) = app.servo(&["run", "--no-checks", "-o", "json"]);
-    assert_eq!(code, 0, "{stderr}");
-    let (code, stdout, stderr) = app.servo(&["trials", "-o", "json"]);
-    assert_eq!(code, 0, "{stderr}");
-    let trials: Value = serde_json::from_str(&stdout).expect("json");
-    assert!(trials[0].get("cut_short").is_none(), "{:#}", trials[0]);
-    let cut = trials[1]["cut_short"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not cut short: {:#}", trials[1]));
+    let trial = common::run_two_trials(&app.config);
+    let (cut, after) = common::cut_short(&trial);
     assert!(cut.starts_with("`rss_max_bytes < 100MiB` read "), "{cut}");
-    let after: f64 = cut
-        .split("after ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no duration in {cut}"));
     assert!(after < 6.0, "stopped {after} s into an 8 s window: {cut}");
     app.assert_all_ended();
 }

@@ -209,6 +209,50 @@ pub fn number(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+/// The `optimizer` section of a study of two trials (the baseline, then one random configuration)
+/// minimizing `objective` under `constraint`, measuring for `duration`, journaled beside the
+/// config: enough to see a trial cut short.
+pub fn two_trial_study(objective: &str, constraint: &str, duration: &str) -> String {
+    format!(
+        "optimizer:
+  trials: 2
+  algorithm: random
+  seed: 1
+  objective:
+    minimize: {objective}
+  constraints:
+    - {constraint}
+  control: {{ duration: {duration} }}
+  store: study.db
+"
+    )
+}
+
+/// Runs the study of [`two_trial_study`] that `config` describes and returns its second trial,
+/// having checked that the baseline was measured whole (it is the reference, never cut).
+pub fn run_two_trials(config: &Path) -> serde_json::Value {
+    assert_success(&output(config, &["run", "--no-checks", "-o", "json"]));
+    let mut trials = trials(config);
+    assert_eq!(trials.len(), 2, "{trials:#?}");
+    assert!(trials[0].get("cut_short").is_none(), "{:#}", trials[0]);
+    trials.pop().expect("two trials")
+}
+
+/// Why `trial` was cut short and how many seconds into its measurement, failing the test when it
+/// was not.
+pub fn cut_short(trial: &serde_json::Value) -> (&str, f64) {
+    let cut = trial["cut_short"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not cut short: {trial:#}"));
+    let after = cut
+        .split("after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {cut}"));
+    (cut, after)
+}
+
 /// The `process` and `vegeta` sections of servo's demo app on `port` in meltdown: one worker, no
 /// cache and 400 requests/s, at least 1.2 cores of misses for one core whichever algorithm is
 /// tried, so the queue fills and most requests are refused.
