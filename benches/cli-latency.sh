@@ -5,7 +5,7 @@
 # validates the quickstart with one misspelled key: an invalid config takes the slower path that
 # compiles the schema for its diagnostics.
 # How a binary's file sits in the page cache changes its start-up time: the same binary started
-# 0.4-0.5 ms faster at `validate` just after it was written (as a fresh link or copy is) than once
+# 0.5-0.8 ms faster at `validate` just after it was written (as a fresh link or copy is) than once
 # read back from disk. So both binaries are copied into a temporary directory, the copies written
 # out and dropped from the page cache, and the copies timed: each is read back from disk, as an
 # installed binary is after a reboot.
