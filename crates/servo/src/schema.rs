@@ -36,12 +36,26 @@ pub enum OptimizerForm {
 
 /// The schema of one config document with the given mounts.
 ///
-/// `strict_connectors` lists connector names for the `connectors` key (editors complete them); the
-/// loader checks that key itself, with better messages, before validating.
+/// The `connectors` key lists connector names (editors complete them); the loader checks that key
+/// itself, with better messages, before validating.
 pub fn composite(
     registry: &Registry,
     mounts: &[MountSchema<'_>],
     optimizer: OptimizerForm,
+) -> Value {
+    composite_of(registry, mounts, optimizer, |_| true)
+}
+
+/// [`composite`] with only the sections (`optimizer`, `settings`, `checks`, a mount) that `full`
+/// names described: every other section keeps its property, as `true`, and its definitions are
+/// left out. A document that holds none of the other sections gets the same verdict and the same
+/// errors from both schemas, and generating the sections' schemas is most of what validating a
+/// config costs, so the loader asks only for those the document holds.
+pub fn composite_of(
+    registry: &Registry,
+    mounts: &[MountSchema<'_>],
+    optimizer: OptimizerForm,
+    full: impl Fn(&str) -> bool,
 ) -> Value {
     let mut defs = Map::new();
     let mut properties = Map::new();
@@ -61,6 +75,7 @@ pub fn composite(
     };
 
     let optimizer_schema = match optimizer {
+        _ if !full("optimizer") => Value::Bool(true),
         OptimizerForm::Embedded => embed(
             &mut defs,
             "optimizer.embedded",
@@ -92,14 +107,18 @@ pub fn composite(
         }
     };
     properties.insert("optimizer".into(), optimizer_schema);
-    properties.insert(
-        "settings".into(),
-        embed(&mut defs, "settings", schema_of::<ServoSettings>()),
-    );
-    properties.insert(
-        "checks".into(),
-        embed(&mut defs, "checks", schema_of::<ChecksSettings>()),
-    );
+    let settings = if full("settings") {
+        embed(&mut defs, "settings", schema_of::<ServoSettings>())
+    } else {
+        Value::Bool(true)
+    };
+    properties.insert("settings".into(), settings);
+    let checks = if full("checks") {
+        embed(&mut defs, "checks", schema_of::<ChecksSettings>())
+    } else {
+        Value::Bool(true)
+    };
+    properties.insert("checks".into(), checks);
     properties.insert(
         "name".into(),
         json!({ "type": "string", "minLength": 1, "description": "The servo's name (defaults to the optimizer's application name, else `servo`)." }),
@@ -133,6 +152,10 @@ pub fn composite(
     );
 
     for mount in mounts {
+        if !full(mount.key) {
+            properties.insert(mount.key.to_string(), Value::Bool(true));
+            continue;
+        }
         let name = mount.connector.name;
         if !defs.contains_key(name) {
             embed(&mut defs, name, mount.connector.schema());
@@ -144,15 +167,23 @@ pub fn composite(
         );
     }
 
-    json!({
-        "$schema": DIALECT,
-        "title": "servo configuration",
-        "description": "A servo config document: the connectors to mount, their settings and the optimizer.",
-        "type": "object",
-        "properties": properties,
-        "additionalProperties": false,
-        "$defs": defs,
-    })
+    // Built field by field: `json!` would copy `properties` and `$defs` whole (it serializes the
+    // values it is given), which was a third of this function's allocations.
+    let mut schema = Map::new();
+    schema.insert("$schema".into(), Value::String(DIALECT.into()));
+    schema.insert("title".into(), Value::String("servo configuration".into()));
+    schema.insert(
+        "description".into(),
+        Value::String(
+            "A servo config document: the connectors to mount, their settings and the optimizer."
+                .into(),
+        ),
+    );
+    schema.insert("type".into(), Value::String("object".into()));
+    schema.insert("properties".into(), Value::Object(properties));
+    schema.insert("additionalProperties".into(), Value::Bool(false));
+    schema.insert("$defs".into(), Value::Object(defs));
+    Value::Object(schema)
 }
 
 /// The schema of a config that mounts every registered connector under its default key.

@@ -128,6 +128,53 @@ pub struct Globals {
     pub no_color: bool,
 }
 
+/// The commands that only read a config and print it or its schema, with the same globals, name and
+/// version as [`Cli`]. Building clap's command tree and propagating the global options through it
+/// was a fifth of such a command's time, most of it for the other subcommands, so `main` parses
+/// these with this tree of three when it can: a command line that this tree accepts is parsed
+/// the same by [`Cli`], and one that it does not (help, a typo, another command) goes to [`Cli`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "servo",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct ConfigCli {
+    #[command(flatten)]
+    globals: Globals,
+    #[command(subcommand)]
+    command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    Validate(validate::Args),
+    Config(config::Args),
+    Schema(schema::Args),
+}
+
+impl ConfigCli {
+    /// The command line parsed, if it runs one of these commands and this tree accepts it.
+    fn parse(args: &[OsString]) -> Option<Cli> {
+        let names = ["validate", "config", "schema"];
+        if !args.iter().skip(1).any(|a| names.iter().any(|n| a == n)) {
+            return None;
+        }
+        let command = ConfigCli::command();
+        // The same globals as the whole tree's, so the same variables.
+        let _ = OWN_VARIABLES.set(own_variables(&command));
+        let matches = command.try_get_matches_from(args).ok()?;
+        let ConfigCli { globals, command } = ConfigCli::from_arg_matches(&matches).ok()?;
+        let command = match command {
+            ConfigCommand::Validate(args) => Command::Validate(args),
+            ConfigCommand::Config(args) => Command::Config(args),
+            ConfigCommand::Schema(args) => Command::Schema(args),
+        };
+        Some(Cli { globals, command })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -465,22 +512,31 @@ fn render_error(error: &CliError, globals: &Globals) {
     }
 }
 
-/// Parses the command line and runs the command.
-pub fn main() -> ExitCode {
-    let externals: Vec<&ExternalCommand> = inventory::iter::<ExternalCommand>.into_iter().collect();
+/// Parses the command line with the whole command tree.
+fn parse(args: Vec<OsString>, externals: &[&ExternalCommand]) -> Cli {
     let mut command = Cli::command();
     if !externals.is_empty() {
         let mut extra = String::from("More commands:\n");
-        for e in &externals {
+        for e in externals {
             extra.push_str(&format!("  {:<12} {}\n", e.name, e.about));
         }
         command = command.after_help(extra);
     }
     let _ = OWN_VARIABLES.set(own_variables(&command));
-    let matches = command.get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
+    let matches = command.get_matches_from(args);
+    match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
+    }
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let externals: Vec<&ExternalCommand> = inventory::iter::<ExternalCommand>.into_iter().collect();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match ConfigCli::parse(&args) {
+        Some(cli) => cli,
+        None => parse(args, &externals),
     };
     let Cli { globals, command } = cli;
 
@@ -586,5 +642,61 @@ mod tests {
         .map(|name| (OsString::from(name), OsString::from("x")));
         let names: Vec<String> = config_variables(vars).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["SERVO_VEGETA_RATE", "SERVO_OPTIMIZER_STORE"]);
+    }
+
+    fn words(line: &str) -> Vec<OsString> {
+        line.split(' ').map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_config_commands_parse_alike_in_their_own_tree_and_in_the_whole_one() {
+        for line in [
+            "servo validate",
+            "servo -c x.yaml validate -o json",
+            "servo config --origins optimizer checks --set a.b=1",
+            "servo schema --all --output out.json",
+            "servo -c schema config validate",
+            "servo --log-level debug schema --connector wait -n prod --no-color",
+        ] {
+            let args = words(line);
+            let quick = ConfigCli::parse(&args)
+                .unwrap_or_else(|| panic!("the config commands' tree takes `{line}`"));
+            let matches = Cli::command()
+                .try_get_matches_from(&args)
+                .unwrap_or_else(|e| panic!("`{line}`: {e}"));
+            let whole = Cli::from_arg_matches(&matches).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(format!("{quick:?}"), format!("{whole:?}"), "`{line}`");
+        }
+    }
+
+    #[test]
+    fn what_the_config_commands_tree_does_not_take_goes_to_the_whole_one() {
+        for line in [
+            "servo --help",
+            "servo --version",
+            "servo validate --help",
+            "servo help validate",
+            "servo validate --version",
+            "servo run",
+            "servo validat",
+            "servo config --bogus",
+            "servo generate config",
+        ] {
+            assert!(ConfigCli::parse(&words(line)).is_none(), "`{line}`");
+        }
+    }
+
+    #[test]
+    fn the_config_commands_have_the_same_help_in_their_own_tree() {
+        for name in ["validate", "config", "schema"] {
+            let help = |mut command: clap::Command| {
+                command.build();
+                command
+                    .find_subcommand_mut(name)
+                    .map(|c| c.render_long_help().to_string())
+                    .unwrap_or_else(|| panic!("no `{name}` subcommand"))
+            };
+            assert_eq!(help(ConfigCli::command()), help(Cli::command()), "{name}");
+        }
     }
 }

@@ -37,7 +37,9 @@ pub struct Layered {
     pub mounts: Vec<(String, &'static ConnectorDescription)>,
     /// The form of the `optimizer` section, decided by the file's keys.
     pub optimizer_form: OptimizerForm,
-    /// The composite schema of this document, as `servo schema` would publish it.
+    /// The composite schema of this document, as `servo schema` would publish it; when no
+    /// variable or flag was layered on, only the sections the document holds are described
+    /// ([`schema::composite_of`]).
     pub schema: Value,
     /// Values set by `SERVO_*` variables and `--set` flags, with their source.
     pub origins: BTreeMap<KeyPath, Origin>,
@@ -80,7 +82,13 @@ impl Layered {
             .iter()
             .map(|(key, connector)| MountSchema { key, connector })
             .collect();
-        let composite = schema::composite(registry, &mount_schemas, optimizer_form);
+        let env = config_variables(&options.env, registry);
+        // Variables and flags may set any section, so matching them takes every section's
+        // schema; a document alone is validated against the schemas of the sections it holds.
+        let layered_on = !env.is_empty() || !options.sets.is_empty();
+        let composite = schema::composite_of(registry, &mount_schemas, optimizer_form, |key| {
+            layered_on || root.contains_key(key)
+        });
 
         let mut document = Value::Object(root);
         let mut origins: BTreeMap<KeyPath, Origin> = servox;
@@ -93,7 +101,6 @@ impl Layered {
             .iter()
             .filter_map(|key| properties.get(key).map(|schema| Section { key, schema }))
             .collect();
-        let env = config_variables(&options.env, registry);
         for source in [
             overrides::from_env(&env, &composite, &sections),
             overrides::from_flags(&options.sets, &composite, &sections),

@@ -6,7 +6,8 @@
 //! 2. [`Layered`]: the mounts decided ([`plan`]), then `SERVO_*` variables and `--set` flags
 //!    applied (defaults < file < env < flags), each value with its origin;
 //! 3. [`Checked`]: validated against the document's own composite JSON Schema
-//!    ([`crate::schema::composite`]), each error mapped back to a line and column;
+//!    ([`crate::schema::composite_of`]: the schemas of the sections it holds, or of every section
+//!    when variables or flags were layered on), each error mapped back to a line and column;
 //! 4. [`Assembly`]: each section deserialized once and each connector built.
 
 mod built;

@@ -427,7 +427,7 @@ mod tests {
     use super::{Verdict, check};
     use crate::config::OptimizerSettings;
     use crate::config::validate::compile;
-    use crate::schema::{OptimizerForm, composite};
+    use crate::schema::{OptimizerForm, composite, composite_of};
 
     fn validator_accepts(schema: &Value, instance: &Value) -> bool {
         let (_, validator) = compile(schema);
@@ -716,5 +716,55 @@ mod tests {
         }
         // Nearly every variant is decided, or the test would compare little.
         assert!(decided * 10 >= total * 9, "{decided} of {total} decided");
+    }
+
+    /// The validator's errors, each as where it is, the keyword that failed and its message.
+    fn validator_errors(schema: &Value, instance: &Value) -> Vec<String> {
+        let (_, validator) = compile(schema);
+        let validator = validator.expect("the composite schema compiles");
+        validator
+            .iter_errors(instance)
+            .map(|e| {
+                format!(
+                    "{} {} {e}",
+                    e.instance_path().as_str(),
+                    e.schema_path().as_str()
+                )
+            })
+            .collect()
+    }
+
+    /// The loader validates a document against the schemas of the sections it holds only; on the
+    /// examples' own sections and their variants, that schema and the whole one report the same
+    /// errors, so the diagnostics made of them are the same.
+    #[test]
+    fn the_schema_of_the_sections_held_judges_as_the_whole_schema() {
+        let registry = servo_core::connector::registry().expect("the registry");
+        for (name, document) in [
+            (
+                "quickstart",
+                json!({"name": "q", "optimizer": {"trials": 14}}),
+            ),
+            ("settings only", json!({"settings": {}})),
+            ("checks and name", json!({"checks": {}, "name": "n"})),
+            ("empty", json!({})),
+        ] {
+            let held = document.as_object().expect("a mapping");
+            let whole = composite(registry, &[], OptimizerForm::Embedded);
+            let lean = composite_of(registry, &[], OptimizerForm::Embedded, |key| {
+                held.contains_key(key)
+            });
+            assert_ne!(whole, lean, "{name}: the lean schema leaves sections out");
+            let mut all = Vec::new();
+            variants(&document, &mut all);
+            for variant in all {
+                // Variants only change what the document holds, so the sections held stay the same.
+                assert_eq!(
+                    validator_errors(&lean, &variant),
+                    validator_errors(&whole, &variant),
+                    "{name}: {variant}"
+                );
+            }
+        }
     }
 }
