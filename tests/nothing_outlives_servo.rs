@@ -194,20 +194,22 @@ optimizer:
     - error_rate < 1%
   control: {{ duration: 3s, settlement: 2s }}
   store: study.db
-process:
-  component: demo
-  command: servo
-  args: [demo-app, --port, "{{{{ port }}}}", --workers, "{{{{ workers }}}}", --cache-mb, "{{{{ cache_mb }}}}"]
-  settings:
-    workers: {{ type: int, min: 1, max: 3, step: 1, value: 1 }}
-    cache_mb: {{ type: int, min: 0, max: 128, step: 32, value: 128, unit: MiB }}
-    port: {{ type: int, min: {port}, max: {port}, value: {port}, pinned: true }}
-  ready: {{ http: "http://127.0.0.1:{{{{ port }}}}/healthz", timeout: 60s }}
-vegeta:
-  rate: 50/1s
-  target: GET http://127.0.0.1:{port}/work
-  timeout: 2s
-"#
+{demo}"#,
+            demo = common::demo_app(
+                port,
+                &[
+                    (
+                        "workers",
+                        "{ type: int, min: 1, max: 3, step: 1, value: 1 }"
+                    ),
+                    (
+                        "cache_mb",
+                        "{ type: int, min: 0, max: 128, step: 32, value: 128, unit: MiB }"
+                    ),
+                ],
+                "50/1s",
+                None,
+            )
         ),
     )
     .expect("write the config");

@@ -253,49 +253,88 @@ pub fn cut_short(trial: &serde_json::Value) -> (&str, f64) {
     (cut, after)
 }
 
-/// The `process` and `vegeta` sections of servo's demo app on `port` in meltdown: one worker, no
-/// cache and 400 requests/s, at least 1.2 cores of misses for one core whichever algorithm is
-/// tried, so the queue fills and most requests are refused.
-pub fn melting_demo_app(port: u16) -> String {
+/// The `process` section running servo's demo app on `port`, with `settings` (each named after
+/// the demo app's flag it sets, `cache_mb` for `--cache-mb`, with its YAML domain), and a `vegeta`
+/// section loading it at `rate`, reporting its readings so far every `reporting_interval` when
+/// given.
+pub fn demo_app(
+    port: u16,
+    settings: &[(&str, &str)],
+    rate: &str,
+    reporting_interval: Option<&str>,
+) -> String {
+    let args: String = settings
+        .iter()
+        .map(|(name, _)| format!(", --{}, \"{{{{ {name} }}}}\"", name.replace('_', "-")))
+        .collect();
+    let domains: String = settings
+        .iter()
+        .map(|(name, domain)| format!("    {name}: {domain}\n"))
+        .collect();
+    let interval = reporting_interval
+        .map(|i| format!("  reporting_interval: {i}\n"))
+        .unwrap_or_default();
     format!(
         r#"process:
   component: demo
   command: servo
-  args: [demo-app, --port, "{{{{ port }}}}", --workers, "{{{{ workers }}}}", --cache-mb, "{{{{ cache_mb }}}}", --algorithm, "{{{{ algorithm }}}}"]
+  args: [demo-app, --port, "{{{{ port }}}}"{args}]
   settings:
-    workers: {{ type: int, min: 1, max: 1, value: 1, pinned: true }}
-    cache_mb: {{ type: int, min: 0, max: 0, value: 0, pinned: true }}
-    algorithm: {{ type: enum, values: [fast, balanced, thorough], value: fast }}
-    port: {{ type: int, min: {port}, max: {port}, value: {port}, pinned: true }}
+{domains}    port: {{ type: int, min: {port}, max: {port}, value: {port}, pinned: true }}
   ready: {{ http: "http://127.0.0.1:{{{{ port }}}}/healthz", timeout: 60s }}
 vegeta:
-  rate: 400/1s
+  rate: {rate}
   target: GET http://127.0.0.1:{port}/work
   timeout: 2s
-  reporting_interval: 1s
-"#
+{interval}"#
     )
 }
 
-/// The `process` and `vegeta` sections of a study of servo's demo app on `port`: workers, cache
-/// size and algorithm searched around the quickstart's values, loaded at 200 requests/s.
+/// The demo app on `port` in meltdown: one worker, no cache and 400 requests/s, at least 1.2
+/// cores of misses for one core whichever algorithm is tried, so the queue fills and most
+/// requests are refused.
+pub fn melting_demo_app(port: u16) -> String {
+    demo_app(
+        port,
+        &[
+            (
+                "workers",
+                "{ type: int, min: 1, max: 1, value: 1, pinned: true }",
+            ),
+            (
+                "cache_mb",
+                "{ type: int, min: 0, max: 0, value: 0, pinned: true }",
+            ),
+            (
+                "algorithm",
+                "{ type: enum, values: [fast, balanced, thorough], value: fast }",
+            ),
+        ],
+        "400/1s",
+        Some("1s"),
+    )
+}
+
+/// A study of the demo app on `port`: workers, cache size and algorithm searched around the
+/// quickstart's values, loaded at 200 requests/s.
 pub fn searched_demo_app(port: u16) -> String {
-    format!(
-        r#"process:
-  component: demo
-  command: servo
-  args: [demo-app, --port, "{{{{ port }}}}", --workers, "{{{{ workers }}}}", --cache-mb, "{{{{ cache_mb }}}}", --algorithm, "{{{{ algorithm }}}}"]
-  settings:
-    workers: {{ type: int, min: 1, max: 4, step: 1, value: 4 }}
-    cache_mb: {{ type: int, min: 0, max: 256, step: 16, value: 128 }}
-    algorithm: {{ type: enum, values: [fast, balanced, thorough], value: balanced }}
-    port: {{ type: int, min: {port}, max: {port}, value: {port}, pinned: true }}
-  ready: {{ http: "http://127.0.0.1:{{{{ port }}}}/healthz", timeout: 60s }}
-vegeta:
-  rate: 200/1s
-  target: GET http://127.0.0.1:{port}/work
-  timeout: 2s
-  reporting_interval: 1s
-"#
+    demo_app(
+        port,
+        &[
+            (
+                "workers",
+                "{ type: int, min: 1, max: 4, step: 1, value: 4 }",
+            ),
+            (
+                "cache_mb",
+                "{ type: int, min: 0, max: 256, step: 16, value: 128 }",
+            ),
+            (
+                "algorithm",
+                "{ type: enum, values: [fast, balanced, thorough], value: balanced }",
+            ),
+        ],
+        "200/1s",
+        Some("1s"),
     )
 }
