@@ -38,17 +38,12 @@ fn servo_config(dir: &Path, server: u16, app: u16) -> PathBuf {
     let path = dir.join("servo.yaml");
     std::fs::write(
         &path,
-        format!(
-            r#"optimizer:
-  id: acme/cut
-  token: {TOKEN}
-  base_url: http://127.0.0.1:{server}
-settings:
-  backoff:
-    __default__: {{ max_time: 60s }}
-{demo}"#,
-            demo = common::melting_demo_app(app)
-        ),
+        common::remote_optimizer_of(
+            "acme/cut",
+            TOKEN,
+            &format!("http://127.0.0.1:{server}"),
+            "{ backoff: { __default__: { max_time: 60s } } }",
+        ) + &common::melting_demo_app(app),
     )
     .expect("servo config");
     path

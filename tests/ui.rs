@@ -80,21 +80,20 @@ fn start_servo(dir: &Path, port: u16) -> Servo {
     let config = dir.join("servo.yaml");
     std::fs::write(
         &config,
-        format!(
-            r#"optimizer:
-  id: acme/web
-  token: {APP_TOKEN}
-  base_url: http://127.0.0.1:{port}
-wait:
+        common::remote_optimizer_of(
+            "acme/web",
+            APP_TOKEN,
+            &format!("http://127.0.0.1:{port}"),
+            "{}",
+        ) + r#"wait:
   measure_enabled: true
   components:
     main:
       settings:
-        cpu: {{ type: cpu, min: 0.25, max: 4, step: 0.25, value: 1 }}
-        replicas: {{ type: replicas, min: 1, max: 8, step: 1, value: 2 }}
-        mode: {{ type: enum, values: [fast, balanced, thorough], value: balanced }}
-"#
-        ),
+        cpu: { type: cpu, min: 0.25, max: 4, step: 0.25, value: 1 }
+        replicas: { type: replicas, min: 1, max: 8, step: 1, value: 2 }
+        mode: { type: enum, values: [fast, balanced, thorough], value: balanced }
+"#,
     )
     .expect("servo config");
     Servo::start_logging(&config, &["run"], "info")

@@ -83,8 +83,13 @@ pub fn examples() -> Vec<PathBuf> {
 /// The `optimizer:` and `settings:` of a config for the remote optimizer `example.com/app` at
 /// `base_url` (`settings` a YAML flow mapping), ending with a newline.
 pub fn remote_optimizer(token: &str, base_url: &str, settings: &str) -> String {
+    remote_optimizer_of("example.com/app", token, base_url, settings)
+}
+
+/// [`remote_optimizer`] for the application `id`.
+pub fn remote_optimizer_of(id: &str, token: &str, base_url: &str, settings: &str) -> String {
     format!(
-        "optimizer:\n  id: example.com/app\n  token: {token}\n  base_url: {base_url}\nsettings: {settings}\n"
+        "optimizer:\n  id: {id}\n  token: {token}\n  base_url: {base_url}\nsettings: {settings}\n"
     )
 }
 
