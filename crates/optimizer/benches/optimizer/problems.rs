@@ -30,6 +30,13 @@ pub enum Kind {
     /// Cheapest CPU / memory / workers / GC of a toy JVM service under a latency SLO; too little
     /// memory for the heap crashes it.
     Mixed,
+    /// Three-bar truss (Ray & Saini 2001): two cross-sections under three stress limits.
+    ThreeBarTruss,
+    /// Stepped cantilever beam (Chickermane & Gea 1996): five heights under one deflection limit
+    /// that rises as the inverse cube of each.
+    Cantilever,
+    /// Tubular column (Rao 2009): diameter and wall thickness under a yield and a buckling limit.
+    TubularColumn,
     PressureVessel,
     WeldedBeam,
     Spring,
@@ -67,6 +74,9 @@ pub fn all() -> Vec<Problem> {
         p("hartmann6", Tuning, Hartmann6, 0.0),
         p("mixed", Tuning, Mixed, 0.0),
         p("mixed-noisy", Tuning, Mixed, 0.05),
+        p("three-bar-truss", Tuning, ThreeBarTruss, 0.0),
+        p("cantilever", Tuning, Cantilever, 0.0),
+        p("tubular-column", Tuning, TubularColumn, 0.0),
         p("pressure-vessel", HeldOut, PressureVessel, 0.0),
         p("welded-beam", HeldOut, WeldedBeam, 0.0),
         p("spring", HeldOut, Spring, 0.0),
@@ -134,6 +144,19 @@ impl Problem {
                 int("workers", 1, 32, 1),
                 categorical("gc", &GCS.map(|(name, _)| name)),
             ],
+            ThreeBarTruss => vec![
+                float("area1", 0.01, 1.0, None),
+                float("area2", 0.01, 1.0, None),
+            ],
+            // The literature's range is 0.01–100; a range a hundred times narrower keeps the
+            // problem about the constraint rather than about finding the region.
+            Cantilever => (1..=5)
+                .map(|i| float(&format!("height{i}"), 1.0, 10.0, None))
+                .collect(),
+            TubularColumn => vec![
+                float("diameter", 2.0, 14.0, None),
+                float("thickness", 0.2, 0.8, None),
+            ],
             PressureVessel => vec![
                 // Plate thicknesses come in multiples of 1/16 inch.
                 float("shell", 0.0625, 6.1875, Some(0.0625)),
@@ -191,6 +214,9 @@ impl Problem {
                 ParamValue::Int(8),
                 ParamValue::Categorical("parallel".into()),
             ],
+            ThreeBarTruss => floats(&[0.9, 0.9]),
+            Cantilever => floats(&[8.0; 5]),
+            TubularColumn => floats(&[8.0, 0.6]),
             PressureVessel => floats(&[1.5, 0.75, 60.0, 60.0]),
             WeldedBeam => floats(&[1.0, 5.0, 5.0, 1.0]),
             Spring => floats(&[0.075, 1.0, 3.0]),
@@ -259,6 +285,9 @@ impl Problem {
                 let (cost, latency) = mixed(x[0], x[1], x[2] as i64, choice(3))?;
                 Some((cost, vec![latency * latency_factor / MIXED_SLO - 1.0]))
             }
+            ThreeBarTruss => Some(three_bar_truss(&x)),
+            Cantilever => Some(cantilever(&x)),
+            TubularColumn => Some(tubular_column(&x)),
             PressureVessel => Some(pressure_vessel(&x)),
             WeldedBeam => Some(welded_beam(&x)),
             Spring => Some(spring(&x)),
@@ -349,6 +378,12 @@ impl Problem {
                 best
             }
             // Published optima, rounded to the digits the papers give (hence the tolerance).
+            ThreeBarTruss => feasible(&floats(&[0.788675, 0.408248]), 1e-4)
+                .expect("the published three-bar truss optimum is feasible"),
+            Cantilever => feasible(&floats(&[6.0160, 5.3092, 4.4943, 3.5015, 2.1527]), 1e-4)
+                .expect("the published cantilever optimum is feasible"),
+            TubularColumn => feasible(&floats(&[5.45139, 0.29196]), 1e-4)
+                .expect("the published tubular column optimum is feasible"),
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
                 .expect("the published pressure vessel optimum is feasible"),
             WeldedBeam => feasible(&floats(&[0.205730, 3.470489, 9.036624, 0.205730]), 1e-4)
@@ -464,6 +499,43 @@ fn mixed(cpu: f64, memory: f64, workers: i64, gc: &str) -> Option<(f64, f64)> {
         1000.0
     };
     Some((cpu + 0.125 * memory, latency))
+}
+
+fn three_bar_truss(x: &[f64]) -> (f64, Vec<f64>) {
+    // Load 2 and stress limit 2 (kN/cm²): the stresses relative to the limit are `stress / 2`.
+    let (a1, a2) = (x[0], x[1]);
+    let root2 = 2f64.sqrt();
+    let shared = root2 * a1 * a1 + 2.0 * a1 * a2;
+    (
+        (2.0 * root2 * a1 + a2) * 100.0,
+        vec![
+            (root2 * a1 + a2) / shared - 1.0,
+            a2 / shared - 1.0,
+            1.0 / (a1 + root2 * a2) - 1.0,
+        ],
+    )
+}
+
+fn cantilever(x: &[f64]) -> (f64, Vec<f64>) {
+    let deflection = [61.0, 37.0, 19.0, 7.0, 1.0]
+        .iter()
+        .zip(x)
+        .map(|(k, h)| k / h.powi(3))
+        .sum::<f64>();
+    (0.0624 * x.iter().sum::<f64>(), vec![deflection - 1.0])
+}
+
+fn tubular_column(x: &[f64]) -> (f64, Vec<f64>) {
+    use std::f64::consts::PI;
+    let (d, t) = (x[0], x[1]);
+    let (load, yield_stress, modulus, length) = (2500.0, 500.0, 0.85e6, 250.0);
+    (
+        9.8 * d * t + 2.0 * d,
+        vec![
+            load / (PI * d * t * yield_stress) - 1.0,
+            8.0 * load * length * length / (PI.powi(3) * modulus * d * t * (d * d + t * t)) - 1.0,
+        ],
+    )
 }
 
 fn pressure_vessel(x: &[f64]) -> (f64, Vec<f64>) {
