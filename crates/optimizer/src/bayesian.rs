@@ -9,7 +9,7 @@
 //!    `ln EI(objective) + Σ ln P(constraint ≤ 0) + ln P(failure < ½)`.
 //!    Failed trials also enter the objective's model with the worst objective seen, so that the
 //!    model stops promising improvements where trials crash. Objectives are Gaussianized and
-//!    constraints compressed first (see `warp`). Until some trial meets every constraint, the
+//!    constraints mapped to `1 − limit / value` first (see `warp`). Until some trial meets every constraint, the
 //!    expected-improvement term is dropped and the search goes for the most probably feasible
 //!    region.
 //! 3. The score is maximized over uniformly random candidates and perturbations of the best
@@ -29,7 +29,7 @@ use super::gp::{Gp, GpOptions};
 use super::normal::{cdf, log_cdf, log_h, pdf};
 use super::qmc::ScrambledHalton;
 use super::space::{Encoding, Point};
-use super::warp::{compress_constraint, gaussianize};
+use super::warp::{gaussianize, relative_constraint};
 
 mod cache;
 mod region;
@@ -148,7 +148,7 @@ pub struct Bayesian {
     /// Safe exploration: the share of a safe trial's estimated room it may use (the steepest rate
     /// seen is a lower bound of the true one).
     pub trust_region_share: f64,
-    /// Weight of the expected size of a breach (in the constraint models' compressed units) in
+    /// Weight of the expected size of a breach (in the constraint models' units, see `warp`) in
     /// the acquisition: how far a violation would go, not only how likely it is.
     pub violation_penalty: f64,
     /// Least modelled probability of meeting every constraint for a trial to be reported as best
@@ -659,7 +659,7 @@ impl Model {
                 .iter()
                 .filter_map(|(p, _, c)| c.get(j).map(|v| (*p, *v)))
                 .unzip();
-            let y = compress_constraint(&y);
+            let y = relative_constraint(&y);
             let start = warm.and_then(|w| w.constraints.get(j)?.as_ref());
             let gp = fit(&rows, &y, TREND_PRIOR, start, rng);
             thetas

@@ -236,6 +236,10 @@ pub fn satisfied(violation: f64) -> bool {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     /// The trial ran. `objective` is minimized; each constraint value is satisfied when `<= 0`.
+    /// Give a constraint with a limit as its violation relative to the limit (`value / limit − 1`
+    /// for an upper bound, so 1 is twice the limit): the constraint models expect that scale, and
+    /// only relative values compare across constraints in different units. One without a limit
+    /// to be relative to (a limit of 0) is taken in its own units.
     /// A non-finite objective or constraint is treated as [`Outcome::Failed`]: such a measurement
     /// cannot be compared with others.
     Complete {

@@ -166,6 +166,11 @@ impl Goal {
         names
     }
 
+    /// The constraints as written.
+    pub fn constraint_texts(&self) -> Vec<String> {
+        self.constraints.iter().map(|c| c.text.clone()).collect()
+    }
+
     /// The constraints whose bound is relative to the baseline, with their index.
     fn relative(&self) -> impl Iterator<Item = (usize, &Constraint)> {
         self.constraints

@@ -671,8 +671,14 @@ fn confirmation(
     done: usize,
 ) -> Option<BTreeMap<String, ParamValue>> {
     let seed = settings.seed.unwrap_or(0);
-    let (recommendation, used) =
-        recommendation(space, trials, maximize, settings.risk.into(), seed)?;
+    let (recommendation, used) = recommendation(
+        space,
+        trials,
+        &settings.constraints,
+        maximize,
+        settings.risk.into(),
+        seed,
+    )?;
     let wanted = match settings.confirm {
         Some(n) => n as usize,
         None if recommendation.feasibility.is_some_and(|p| p < SURE) => AUTO_CONFIRM,
@@ -764,9 +770,10 @@ pub fn next_config(
     let history: Vec<Observation> = if goal.is_pareto() {
         pareto::scalarized_history(plan, goal, trials, seed)
     } else {
+        let violations = summary::Violations::new(trials, &goal.constraint_texts());
         trials
             .iter()
-            .filter_map(|t| observation(plan, goal, t))
+            .filter_map(|t| observation(plan, goal, &violations, t))
             .collect()
     };
     // A panic in the model is a bug, but it must not take servo (or the optimizer server's worker)
@@ -801,8 +808,14 @@ pub fn next_config(
     }
 }
 
-/// A journaled trial as the optimizer sees it (objective negated for `maximize`).
-fn observation(plan: &Plan, goal: &Goal, trial: &Trial) -> Option<Observation> {
+/// A journaled trial as the optimizer sees it (objective negated for `maximize`, constraints
+/// relative to their limits).
+fn observation(
+    plan: &Plan,
+    goal: &Goal,
+    violations: &summary::Violations<'_>,
+    trial: &Trial,
+) -> Option<Observation> {
     let config = plan.ordered(&trial.config)?;
     let outcome = match (trial.state, trial.objective) {
         (TrialState::Complete, Some(objective)) => Outcome::Complete {
@@ -811,7 +824,7 @@ fn observation(plan: &Plan, goal: &Goal, trial: &Trial) -> Option<Observation> {
             } else {
                 objective
             },
-            constraints: trial.constraints.clone(),
+            constraints: violations.for_optimizer(trial),
         },
         (TrialState::Failed, _) => Outcome::Failed,
         _ => return None,

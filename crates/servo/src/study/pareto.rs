@@ -36,6 +36,7 @@ pub fn scalarized_history(
         .max(0);
     let weights = parego_weights(goal.objectives.len(), seed, next as u64);
     let targets = goal.targets();
+    let violations = super::summary::Violations::new(trials, &goal.constraint_texts());
     let history: Vec<MultiObservation> = trials
         .iter()
         .filter_map(|t| {
@@ -53,7 +54,7 @@ pub fn scalarized_history(
             Some(MultiObservation {
                 config,
                 objectives,
-                constraints: t.constraints.clone(),
+                constraints: violations.for_optimizer(t),
             })
         })
         .collect();

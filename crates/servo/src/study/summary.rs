@@ -99,9 +99,14 @@ impl Summary {
         if self.front.is_some() {
             return;
         }
-        let Some((recommendation, trials)) =
-            recommendation(&self.space, &self.trials, self.maximize, risk, seed)
-        else {
+        let Some((recommendation, trials)) = recommendation(
+            &self.space,
+            &self.trials,
+            &self.constraints,
+            self.maximize,
+            risk,
+            seed,
+        ) else {
             return;
         };
         let best = trials[recommendation.index].clone();
@@ -250,10 +255,12 @@ impl Confidence {
 pub fn recommendation<'t>(
     space: &servo_optimizer::Space,
     trials: &'t [Trial],
+    constraints: &[String],
     maximize: bool,
     risk: servo_optimizer::Risk,
     seed: u64,
 ) -> Option<(servo_optimizer::Recommendation, Vec<&'t Trial>)> {
+    let violations = Violations::new(trials, constraints);
     let mut used = Vec::new();
     let mut history = Vec::new();
     for t in trials.iter().filter(|t| t.reused.is_none()) {
@@ -268,7 +275,7 @@ pub fn recommendation<'t>(
         let outcome = match (t.state, t.objective) {
             (TrialState::Complete, Some(objective)) => servo_optimizer::Outcome::Complete {
                 objective: if maximize { -objective } else { objective },
-                constraints: t.constraints.clone(),
+                constraints: violations.for_optimizer(t),
             },
             (TrialState::Failed, _) => servo_optimizer::Outcome::Failed,
             _ => continue,
@@ -405,12 +412,63 @@ impl Breaches {
     }
 }
 
+/// Each trial's constraint values relative to the limit the trial was judged against
+/// (`violation / |limit|`, so 1 is twice the limit), as the optimizer takes them and the breach
+/// counts rank them: only relative values compare across constraints in different units. A
+/// constraint whose limit is 0, or that cannot be parsed or resolved, has no relative value.
+pub struct Violations<'t> {
+    baselines: Baselines<'t>,
+    /// The constraints made concrete by each baseline measurement (by its number), parsed once.
+    resolved: BTreeMap<Option<i64>, Vec<Option<Constraint>>>,
+}
+
+impl<'t> Violations<'t> {
+    /// For `trials` of a study with `constraints` (as written).
+    pub fn new(trials: &'t [Trial], constraints: &[String]) -> Self {
+        let baselines = Baselines::new(trials);
+        let resolved = std::iter::once(None)
+            .chain(baselines.first.map(Some))
+            .chain(baselines.complete.iter().copied().map(Some))
+            .map(|baseline| {
+                let parsed = constraints
+                    .iter()
+                    .map(|text| resolved(text, baseline))
+                    .collect();
+                (baseline.map(|b| b.number), parsed)
+            })
+            .collect();
+        Self {
+            baselines,
+            resolved,
+        }
+    }
+
+    /// Constraint `i`'s value in `trial`, relative to its limit; `None` without one.
+    pub fn relative(&self, trial: &Trial, i: usize) -> Option<f64> {
+        let violation = *trial.constraints.get(i)?;
+        let baseline = self.baselines.judging(trial.number).map(|b| b.number);
+        let constraint = self.resolved.get(&baseline)?.get(i)?.as_ref()?;
+        let unit = match &constraint.left {
+            Expr::Var(name) => trial.readings.get(name).map_or("", |r| r.unit.as_str()),
+            _ => "",
+        };
+        let limit = constraint.limit(unit)?.abs();
+        (limit > 0.0).then(|| violation / limit)
+    }
+
+    /// Every constraint value of `trial` for the optimizer: relative where there is a limit, in
+    /// the metric's unit where there is none (see `servo_optimizer::Outcome`).
+    pub fn for_optimizer(&self, trial: &Trial) -> Vec<f64> {
+        (0..trial.constraints.len())
+            .map(|i| self.relative(trial, i).unwrap_or(trial.constraints[i]))
+            .collect()
+    }
+}
+
 /// Counts the breaches of `constraints` (as written) among `trials`, and finds the worst one
 /// relative to its limit (by absolute violation where no relative figure exists).
 pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
-    let baselines = Baselines::new(trials);
-    // The constraints made concrete by each baseline measurement, parsed once per measurement.
-    let mut by_baseline: BTreeMap<Option<i64>, Vec<Option<Constraint>>> = BTreeMap::new();
+    let violations = Violations::new(trials, constraints);
     let mut result = Breaches::default();
     for t in trials
         .iter()
@@ -423,33 +481,15 @@ pub fn breaches(trials: &[Trial], constraints: &[String]) -> Breaches {
         }
         result.count += 1;
         result.cut_short += usize::from(t.cut_short.is_some());
-        // Judged against the baseline of its time.
-        let baseline = baselines.judging(t.number);
-        let parsed = by_baseline
-            .entry(baseline.map(|b| b.number))
-            .or_insert_with(|| {
-                constraints
-                    .iter()
-                    .map(|text| resolved(text, baseline))
-                    .collect()
-            });
         for (i, violation) in t.constraints.iter().enumerate() {
             if servo_optimizer::satisfied(*violation) {
                 continue;
             }
-            let constraint = parsed.get(i).and_then(Option::as_ref);
-            let relative = constraint.and_then(|c| {
-                let unit = match &c.left {
-                    Expr::Var(name) => t.readings.get(name).map_or("", |r| r.unit.as_str()),
-                    _ => "",
-                };
-                let limit = c.limit(unit)?.abs();
-                (limit > 0.0).then(|| violation / limit)
-            });
             let breach = Breach {
                 trial: t.number,
                 constraint: constraints.get(i).cloned().unwrap_or_default(),
-                relative,
+                // Judged against the baseline of its time.
+                relative: violations.relative(t, i),
                 violation: *violation,
             };
             // Relative figures rank above absolute ones: only they compare across constraints.
@@ -536,6 +576,55 @@ mod tests {
             breaches(&trials[..1], &constraints).describe(),
             "0 of 1 trials missed an SLO"
         );
+    }
+
+    #[test]
+    fn the_optimizer_sees_each_constraint_relative_to_the_limit_it_was_judged_against() {
+        use super::super::journal::{RecordedReading, TrialRole};
+        let measured = |number: i64, p99: f64, unit: &str, constraints: Vec<f64>| {
+            let mut t = trial(number, TrialState::Complete);
+            t.readings.insert(
+                "p99".into(),
+                RecordedReading {
+                    value: p99,
+                    unit: unit.into(),
+                },
+            );
+            t.constraints = constraints;
+            t
+        };
+        let constraints = [
+            "p99 <= 120ms".to_string(),
+            "errors <= 0".to_string(),
+            "p99 <= 1.1 * baseline.p99".to_string(),
+        ];
+        // Violations as journaled: in the metric's unit, against the limits of their time.
+        let mut remeasured = measured(2, 200.0, "ms", vec![80.0, 0.0, 200.0 - 110.0]);
+        remeasured.role = Some(TrialRole::Baseline);
+        let trials = vec![
+            measured(0, 100.0, "ms", vec![-20.0, 0.0, 100.0 - 110.0]),
+            measured(1, 150.0, "ms", vec![30.0, 0.02, 150.0 - 110.0]),
+            remeasured,
+            measured(3, 150.0, "ms", vec![30.0, 0.02, 150.0 - 220.0]),
+            // The same p99 read in seconds: its violation is in seconds, its relative value not.
+            measured(4, 0.15, "s", vec![0.03, 0.02, 0.15 - 0.22]),
+        ];
+        let violations = Violations::new(&trials, &constraints);
+        let seen = |n: usize| violations.for_optimizer(&trials[n]);
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9);
+        // A limit of 0 has nothing to be relative to: the error rate stays in its own unit.
+        assert!(
+            close(&seen(1), &[0.25, 0.02, 40.0 / 110.0]),
+            "{:?}",
+            seen(1)
+        );
+        assert!(
+            close(&seen(3), &[0.25, 0.02, -70.0 / 220.0]),
+            "{:?}",
+            seen(3)
+        );
+        assert!(close(&seen(4), &seen(3)), "{:?}", seen(4));
+        assert_eq!(violations.relative(&trials[1], 1), None);
     }
 
     #[test]
