@@ -975,6 +975,104 @@ mod tests {
         }
     }
 
+    /// A sampler that keeps the history it was given.
+    #[derive(Default)]
+    struct Recording(std::sync::Mutex<Vec<Observation>>);
+
+    impl Sampler for Recording {
+        fn suggest(
+            &self,
+            _space: &Space,
+            history: &[Observation],
+            _seed: u64,
+        ) -> Result<Vec<ParamValue>, SuggestError> {
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = history.to_vec();
+            Ok(vec![ParamValue::Int(3)])
+        }
+    }
+
+    #[test]
+    fn the_optimizer_sees_slos_relative_to_their_limits_whatever_unit_a_metric_reports() {
+        use journal::RecordedReading;
+        let description = Description {
+            components: vec![Component::new(
+                "web",
+                vec![Setting::int("workers", 1, 8, 1)],
+            )],
+            metrics: Vec::new(),
+        };
+        let plan = Plan::from_description(&description);
+        let settings = EmbeddedOptimizer {
+            objective: Some(crate::config::optimizer::Objective::Minimize(
+                "web.workers".into(),
+            )),
+            constraints: vec!["p99 <= 120ms".into(), "errors <= 0".into()],
+            ..EmbeddedOptimizer::default()
+        };
+        let goal = Goal::from_settings(&settings).expect("a goal");
+        // Trials as journaled: violations in the unit the metric reported, `scale` per ms.
+        let journal = |unit: &str, scale: f64| -> Vec<Trial> {
+            [(0, 4, 100.0, 0.0), (1, 2, 150.0, 0.02)]
+                .into_iter()
+                .map(|(number, workers, p99_ms, errors)| Trial {
+                    number,
+                    state: TrialState::Complete,
+                    config: BTreeMap::from([("web.workers".into(), ParamValue::Int(workers))]),
+                    readings: BTreeMap::from([(
+                        "p99".into(),
+                        RecordedReading {
+                            value: p99_ms * scale,
+                            unit: unit.into(),
+                        },
+                    )]),
+                    objective: Some(workers as f64),
+                    objectives: Vec::new(),
+                    constraints: vec![(p99_ms - 120.0) * scale, errors],
+                    feasible: Some(p99_ms <= 120.0 && errors <= 0.0),
+                    error: None,
+                    cut_short: None,
+                    started_at: 0.0,
+                    finished_at: Some(1.0),
+                    reused: None,
+                    role: None,
+                })
+                .collect()
+        };
+        let seen = |trials: &[Trial]| {
+            let sampler = Recording::default();
+            next_config(&plan, &goal, trials, &sampler, 0, &mut FitCache::default())
+                .expect("a suggestion");
+            let history = sampler
+                .0
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            history
+                .into_iter()
+                .map(|o| match o.outcome {
+                    Outcome::Complete { constraints, .. } => constraints,
+                    Outcome::Failed => Vec::new(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let in_ms = seen(&journal("ms", 1.0));
+        // A limit of 0 has nothing to be relative to: the error rate stays in its own unit.
+        let expected = [vec![-20.0 / 120.0, 0.0], vec![0.25, 0.02]];
+        assert_eq!(in_ms.len(), expected.len());
+        for (got, want) in in_ms.iter().zip(&expected) {
+            assert!(
+                got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-9),
+                "{in_ms:?}"
+            );
+        }
+        let in_s = seen(&journal("s", 0.001));
+        for (a, b) in in_ms.iter().flatten().zip(in_s.iter().flatten()) {
+            assert!((a - b).abs() < 1e-9, "{in_ms:?} against {in_s:?}");
+        }
+    }
+
     #[test]
     fn a_panic_in_the_sampler_is_an_optimizer_error_that_names_it() {
         let description = Description {
