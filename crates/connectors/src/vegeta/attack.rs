@@ -40,9 +40,10 @@
 //! attacks mostly kept closer to their schedule, at up to 7 % more CPU per
 //! request: with fewer connections, each event loop finds fewer of them
 //! ready per wake-up (figures in the README). The collector and the pacer
-//! stay where they were; results reach the collector over the same channel. The threads end with the attack: once every worker
-//! is done, or, when the future is dropped, with the drop, which joins them
-//! after dropping what still ran on them.
+//! stay where they were; results reach the collector over the same channel.
+//! The threads end with the attack: once every worker is done, or, when the
+//! future is dropped, with the drop, which joins them after dropping what
+//! still ran on them.
 //!
 //! Without a rate, `workers` workers send requests back to back and each
 //! request's latency is measured from when it was sent.

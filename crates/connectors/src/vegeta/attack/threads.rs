@@ -12,10 +12,14 @@
 
 use std::num::NonZeroUsize;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+
+/// How long a thread's end waits for its runtime's blocking tasks.
+const BLOCKING_GRACE: Duration = Duration::from_millis(500);
 
 /// The attack's threads. Worker `id` runs on thread `id % count` (see
 /// [`Threads::handles`]).
@@ -59,8 +63,10 @@ impl Threads {
                 runtime.block_on(shutdown.cancelled());
                 // Drops the tasks still on this thread (HTTP/2 connection
                 // tasks, workers of a dropped attack) and joins its
-                // blocking threads.
-                drop(runtime);
+                // blocking threads, but waits no longer than a moment for a
+                // name lookup stuck in one: dropping the runtime would wait
+                // for it, and the attack's drop with it.
+                runtime.shutdown_timeout(BLOCKING_GRACE);
                 let _ = exit_sender.send(());
             })?;
             threads.handles.push(handle);
