@@ -4,6 +4,7 @@
 mod cut;
 mod goal;
 pub mod journal;
+mod judged;
 pub mod lock;
 pub mod objective;
 pub mod pareto;
@@ -13,10 +14,11 @@ mod warm;
 
 pub use cut::fast_fail_conditions;
 pub use goal::{Goal, Score, recorded, score};
+pub use judged::{Baselines, baseline_trial, judging_baseline, resolved};
 pub use plan::{Plan, PlanParam, param_number};
 pub use summary::{
-    Baselines, Breach, Breaches, Confidence, Limit, Summary, baseline_trial, best_trial, breaches,
-    judging_baseline, limits, limits_against, recommendation, resolved,
+    Breach, Breaches, Confidence, Limit, Summary, best_trial, breaches, limits, limits_against,
+    recommendation,
 };
 
 use std::collections::BTreeMap;
@@ -770,7 +772,7 @@ pub fn next_config(
     let history: Vec<Observation> = if goal.is_pareto() {
         pareto::scalarized_history(plan, goal, trials, seed)
     } else {
-        let violations = summary::Violations::new(trials, &goal.constraint_texts());
+        let violations = judged::Violations::new(trials, &goal.constraint_texts());
         trials
             .iter()
             .filter_map(|t| observation(plan, goal, &violations, t))
@@ -813,7 +815,7 @@ pub fn next_config(
 fn observation(
     plan: &Plan,
     goal: &Goal,
-    violations: &summary::Violations<'_>,
+    violations: &judged::Violations<'_>,
     trial: &Trial,
 ) -> Option<Observation> {
     let config = plan.ordered(&trial.config)?;

@@ -36,7 +36,7 @@ pub fn scalarized_history(
         .max(0);
     let weights = parego_weights(goal.objectives.len(), seed, next as u64);
     let targets = goal.targets();
-    let violations = super::summary::Violations::new(trials, &goal.constraint_texts());
+    let violations = super::judged::Violations::new(trials, &goal.constraint_texts());
     let history: Vec<MultiObservation> = trials
         .iter()
         .filter_map(|t| {

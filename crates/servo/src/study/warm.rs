@@ -24,9 +24,9 @@ use servo_optimizer::{Domain, ParamValue};
 
 use super::goal::{Goal, score_readings};
 use super::journal::{RecordedReading, Reused, Study, Trial, TrialState};
+use super::judged::Baselines;
 use super::objective::convert;
 use super::plan::{Plan, param_number, to_param};
-use super::summary::Baselines;
 
 /// The trials a new study takes over, and why the others did not fit.
 #[derive(Clone, Debug)]
