@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use servo_connectors::vegeta::attack::{AttackOptions, attack};
+use servo_connectors::vegeta::attack::{AttackError, AttackOptions, attack};
+use servo_connectors::vegeta::report::Report;
 use servo_connectors::vegeta::targets::{Target, parse_http};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -83,9 +84,23 @@ fn options(rate: Option<(u64, Duration)>, workers: u64, max_workers: u64) -> Att
 
 /// Waits for the attack's workers to be sending requests.
 async fn until_requests(requests: &AtomicU64) {
-    while requests.load(Ordering::Relaxed) == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while requests.load(Ordering::Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the attack sends a request within 10 s");
+}
+
+/// Starts an attack on `url` until `cancel` fires, as a task of the test's runtime.
+fn spawn_attack(
+    url: &str,
+    options: AttackOptions,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<Result<Report, AttackError>> {
+    let targets = targets(url);
+    tokio::spawn(async move { attack(&targets, &options, cancel, |_| {}).await })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,11 +108,7 @@ async fn an_attack_runs_on_one_thread_per_core_and_ends_them_when_it_returns() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let (url, requests) = server().await;
     let cancel = CancellationToken::new();
-    let attack = tokio::spawn({
-        let cancel = cancel.clone();
-        let options = options(None, 64, 64);
-        async move { attack(&targets(&url), &options, cancel, |_| {}).await }
-    });
+    let attack = spawn_attack(&url, options(None, 64, 64), cancel.clone());
     until_requests(&requests).await;
     assert_eq!(attack_threads(), cores().min(64));
 
@@ -115,11 +126,11 @@ async fn a_paced_attack_has_no_more_threads_than_it_can_have_workers() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let (url, requests) = server().await;
     let cancel = CancellationToken::new();
-    let attack = tokio::spawn({
-        let cancel = cancel.clone();
-        let options = options(Some((1000, Duration::from_secs(1))), 1, 1);
-        async move { attack(&targets(&url), &options, cancel, |_| {}).await }
-    });
+    let attack = spawn_attack(
+        &url,
+        options(Some((1000, Duration::from_secs(1))), 1, 1),
+        cancel.clone(),
+    );
     until_requests(&requests).await;
     assert_eq!(attack_threads(), 1);
 
@@ -136,10 +147,7 @@ async fn dropping_an_attack_ends_its_threads() {
     let _turn = ONE_AT_A_TIME.lock().await;
     for rate in [None, Some((1000, Duration::from_secs(1)))] {
         let (url, requests) = server().await;
-        let attack = tokio::spawn({
-            let options = options(rate, 8, 8);
-            async move { attack(&targets(&url), &options, CancellationToken::new(), |_| {}).await }
-        });
+        let attack = spawn_attack(&url, options(rate, 8, 8), CancellationToken::new());
         until_requests(&requests).await;
         assert!(attack_threads() > 0);
 

@@ -78,22 +78,7 @@ impl Loaded {
                     number,
                     config,
                     started_at,
-                } => self.trials.push(Trial {
-                    number,
-                    state: TrialState::Running,
-                    config,
-                    readings: Default::default(),
-                    objective: None,
-                    objectives: Vec::new(),
-                    constraints: Vec::new(),
-                    feasible: None,
-                    error: None,
-                    cut_short: None,
-                    started_at,
-                    finished_at: None,
-                    reused: None,
-                    role: None,
-                }),
+                } => self.trials.push(Trial::running(number, config, started_at)),
                 // The store records the end of a running trial only.
                 Write::FinishTrial(trial) => {
                     if let Some(slot) = self

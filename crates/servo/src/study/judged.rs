@@ -135,20 +135,8 @@ pub(super) mod tests {
 
     pub(in crate::study) fn trial(number: i64, state: TrialState) -> Trial {
         Trial {
-            number,
             state,
-            config: BTreeMap::new(),
-            readings: BTreeMap::new(),
-            objective: None,
-            objectives: Vec::new(),
-            constraints: Vec::new(),
-            feasible: None,
-            error: None,
-            cut_short: None,
-            started_at: 0.0,
-            finished_at: None,
-            reused: None,
-            role: None,
+            ..Trial::running(number, BTreeMap::new(), 0.0)
         }
     }
 

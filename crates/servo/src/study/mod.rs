@@ -502,20 +502,8 @@ async fn drive(
             adjustments: adjustments.clone(),
         });
         let mut trial = Trial {
-            number,
-            state: TrialState::Running,
-            config: config.clone(),
-            readings: BTreeMap::new(),
-            objective: None,
-            objectives: Vec::new(),
-            constraints: Vec::new(),
-            feasible: None,
-            error: None,
-            cut_short: None,
-            started_at: now(),
-            finished_at: None,
-            reused: None,
             role,
+            ..Trial::running(number, config.clone(), now())
         };
         // The baseline is where the application was: it is measured whole, as the reference.
         // Bounds relative to it are concrete from then on, from its journaled readings (also
@@ -963,6 +951,26 @@ mod tests {
     use servo_core::types::{Component, Description, Setting};
     use servo_optimizer::{Observation, Space};
 
+    /// A study of one setting, `web.workers` from 1 to `max`, minimizing it under `constraints`.
+    fn workers_study(max: i64, constraints: &[&str]) -> (Plan, Goal) {
+        let description = Description {
+            components: vec![Component::new(
+                "web",
+                vec![Setting::int("workers", 1, max, 1)],
+            )],
+            metrics: Vec::new(),
+        };
+        let settings = EmbeddedOptimizer {
+            objective: Some(crate::config::optimizer::Objective::Minimize(
+                "web.workers".into(),
+            )),
+            constraints: constraints.iter().map(|c| c.to_string()).collect(),
+            ..EmbeddedOptimizer::default()
+        };
+        let goal = Goal::from_settings(&settings).expect("a goal");
+        (Plan::from_description(&description), goal)
+    }
+
     /// A sampler with a bug.
     struct Panicking;
 
@@ -999,22 +1007,7 @@ mod tests {
     #[test]
     fn the_optimizer_sees_slos_relative_to_their_limits_whatever_unit_a_metric_reports() {
         use journal::RecordedReading;
-        let description = Description {
-            components: vec![Component::new(
-                "web",
-                vec![Setting::int("workers", 1, 8, 1)],
-            )],
-            metrics: Vec::new(),
-        };
-        let plan = Plan::from_description(&description);
-        let settings = EmbeddedOptimizer {
-            objective: Some(crate::config::optimizer::Objective::Minimize(
-                "web.workers".into(),
-            )),
-            constraints: vec!["p99 <= 120ms".into(), "errors <= 0".into()],
-            ..EmbeddedOptimizer::default()
-        };
-        let goal = Goal::from_settings(&settings).expect("a goal");
+        let (plan, goal) = workers_study(8, &["p99 <= 120ms", "errors <= 0"]);
         // Trials as journaled: violations in the unit the metric reported, `scale` per ms.
         let journal = |unit: &str, scale: f64| -> Vec<Trial> {
             [(0, 4, 100.0, 0.0), (1, 2, 150.0, 0.02)]
@@ -1077,21 +1070,7 @@ mod tests {
 
     #[test]
     fn a_panic_in_the_sampler_is_an_optimizer_error_that_names_it() {
-        let description = Description {
-            components: vec![Component::new(
-                "web",
-                vec![Setting::int("workers", 1, 4, 1)],
-            )],
-            metrics: Vec::new(),
-        };
-        let plan = Plan::from_description(&description);
-        let settings = EmbeddedOptimizer {
-            objective: Some(crate::config::optimizer::Objective::Minimize(
-                "web.workers".into(),
-            )),
-            ..EmbeddedOptimizer::default()
-        };
-        let goal = Goal::from_settings(&settings).expect("a goal");
+        let (plan, goal) = workers_study(4, &[]);
         let error = next_config(&plan, &goal, &[], &Panicking, 0, &mut FitCache::default())
             .expect_err("an error");
         assert!(

@@ -177,9 +177,7 @@ mod tests {
 
     fn trial(number: i64, cost: f64, latency: f64, feasible: bool) -> Trial {
         Trial {
-            number,
             state: TrialState::Complete,
-            config: BTreeMap::new(),
             readings: BTreeMap::from([(
                 "latency".to_string(),
                 RecordedReading {
@@ -189,14 +187,8 @@ mod tests {
             )]),
             objective: Some(cost),
             objectives: vec![cost, latency],
-            constraints: Vec::new(),
             feasible: Some(feasible),
-            error: None,
-            cut_short: None,
-            started_at: 0.0,
-            finished_at: None,
-            reused: None,
-            role: None,
+            ..Trial::running(number, BTreeMap::new(), 0.0)
         }
     }
 

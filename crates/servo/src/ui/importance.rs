@@ -115,24 +115,15 @@ mod tests {
     use crate::study::journal::TrialState;
 
     fn trial(number: i64, x: f64, colour: &str, objective: f64) -> Trial {
+        let config = BTreeMap::from([
+            ("x".to_string(), ParamValue::Float(x)),
+            ("colour".to_string(), ParamValue::Categorical(colour.into())),
+        ]);
         Trial {
-            number,
             state: TrialState::Complete,
-            config: BTreeMap::from([
-                ("x".to_string(), ParamValue::Float(x)),
-                ("colour".to_string(), ParamValue::Categorical(colour.into())),
-            ]),
-            readings: BTreeMap::new(),
             objective: Some(objective),
-            objectives: Vec::new(),
-            constraints: Vec::new(),
             feasible: Some(true),
-            error: None,
-            cut_short: None,
-            started_at: 0.0,
-            finished_at: None,
-            reused: None,
-            role: None,
+            ..Trial::running(number, config, 0.0)
         }
     }
 

@@ -111,6 +111,28 @@ pub struct Trial {
     pub role: Option<TrialRole>,
 }
 
+impl Trial {
+    /// A trial of `config` just started: nothing measured yet.
+    pub fn running(number: i64, config: BTreeMap<String, ParamValue>, started_at: f64) -> Self {
+        Self {
+            number,
+            state: TrialState::Running,
+            config,
+            readings: BTreeMap::new(),
+            objective: None,
+            objectives: Vec::new(),
+            constraints: Vec::new(),
+            feasible: None,
+            error: None,
+            cut_short: None,
+            started_at,
+            finished_at: None,
+            reused: None,
+            role: None,
+        }
+    }
+}
+
 /// The study and trial number a reused trial was measured as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reused {
