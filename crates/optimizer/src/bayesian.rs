@@ -9,9 +9,9 @@
 //!    `ln EI(objective) + Σ ln P(constraint ≤ 0) + ln P(failure < ½)`.
 //!    Failed trials also enter the objective's model with the worst objective seen, so that the
 //!    model stops promising improvements where trials crash. Objectives are Gaussianized and
-//!    constraints mapped to `1 − limit / value` first (see `warp`). Until some trial meets every constraint, the
-//!    expected-improvement term is dropped and the search goes for the most probably feasible
-//!    region.
+//!    constraints mapped to `1 − limit / value` first (see `warp`). Until some trial meets every
+//!    constraint, the expected-improvement term is dropped and the search goes for the most
+//!    probably feasible region.
 //! 3. The score is maximized over uniformly random candidates and perturbations of the best
 //!    observed configurations, then the best few candidates are refined by a shrinking-step local
 //!    search. The best candidate not already in the history is the suggestion.
