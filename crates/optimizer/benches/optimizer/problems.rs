@@ -37,6 +37,9 @@ pub enum Kind {
     Cantilever,
     /// Tubular column (Rao 2009): diameter and wall thickness under a yield and a buckling limit.
     TubularColumn,
+    /// Hartmann6 under `‖x‖₁ ≤ 1` (Letham et al. 2019): a multimodal objective whose best
+    /// feasible point lies on the limit, away from the baseline.
+    Hartmann6L1,
     PressureVessel,
     WeldedBeam,
     Spring,
@@ -77,6 +80,7 @@ pub fn all() -> Vec<Problem> {
         p("three-bar-truss", Tuning, ThreeBarTruss, 0.0),
         p("cantilever", Tuning, Cantilever, 0.0),
         p("tubular-column", Tuning, TubularColumn, 0.0),
+        p("hartmann6-l1", Tuning, Hartmann6L1, 0.0),
         p("pressure-vessel", HeldOut, PressureVessel, 0.0),
         p("welded-beam", HeldOut, WeldedBeam, 0.0),
         p("spring", HeldOut, Spring, 0.0),
@@ -135,7 +139,7 @@ impl Problem {
         use Kind::*;
         Space::new(match self.kind {
             Branin => vec![float("x1", -5.0, 10.0, None), float("x2", 0.0, 15.0, None)],
-            Hartmann6 => (1..=6)
+            Hartmann6 | Hartmann6L1 => (1..=6)
                 .map(|i| float(&format!("x{i}"), 0.0, 1.0, None))
                 .collect(),
             Mixed => vec![
@@ -208,6 +212,7 @@ impl Problem {
         match self.kind {
             Branin => floats(&[2.5, 7.5]),
             Hartmann6 => floats(&[0.5; 6]),
+            Hartmann6L1 => floats(&[0.1; 6]),
             Mixed => vec![
                 ParamValue::Float(3.0),
                 ParamValue::Float(4.0),
@@ -281,6 +286,7 @@ impl Problem {
         match self.kind {
             Branin => Some((branin(x[0], x[1]), vec![])),
             Hartmann6 => Some((hartmann6(&x), vec![])),
+            Hartmann6L1 => Some((hartmann6(&x), vec![x.iter().sum::<f64>() - 1.0])),
             Mixed => {
                 let (cost, latency) = mixed(x[0], x[1], x[2] as i64, choice(3))?;
                 Some((cost, vec![latency * latency_factor / MIXED_SLO - 1.0]))
@@ -384,6 +390,7 @@ impl Problem {
                 .expect("the published cantilever optimum is feasible"),
             TubularColumn => feasible(&floats(&[5.45139, 0.29196]), 1e-4)
                 .expect("the published tubular column optimum is feasible"),
+            Hartmann6L1 => hartmann6_l1_optimum(),
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
                 .expect("the published pressure vessel optimum is feasible"),
             WeldedBeam => feasible(&floats(&[0.205730, 3.470489, 9.036624, 0.205730]), 1e-4)
@@ -449,6 +456,53 @@ fn branin(x1: f64, x2: f64) -> f64 {
     let c = 5.0 / PI;
     let t = 1.0 / (8.0 * PI);
     (x2 - b * x1 * x1 + c * x1 - 6.0).powi(2) + 10.0 * (1.0 - t) * x1.cos() + 10.0
+}
+
+/// The best of Hartmann6 on `{x ≥ 0, ‖x‖₁ ≤ 1}` by pattern search from many starts: moves along
+/// each axis and along each `e_i − e_j` (so a search can slide along the face `‖x‖₁ = 1`),
+/// halving the step when none improves.
+fn hartmann6_l1_optimum() -> f64 {
+    let inside = |x: &[f64]| x.iter().all(|v| *v >= 0.0) && x.iter().sum::<f64>() <= 1.0;
+    let mut best = f64::INFINITY;
+    for start in 0..300u64 {
+        // A uniform point of the simplex's interior, from sorted uniforms.
+        let mut cuts: Vec<f64> = (0..6u64)
+            .map(|i| (splitmix64(start * 8 + i) >> 11) as f64 / (1u64 << 53) as f64)
+            .collect();
+        cuts.sort_by(f64::total_cmp);
+        let mut x: Vec<f64> = (0..6)
+            .map(|i| cuts[i] - if i == 0 { 0.0 } else { cuts[i - 1] })
+            .collect();
+        let mut value = hartmann6(&x);
+        let mut step = 0.1;
+        while step > 1e-9 {
+            let mut improved = false;
+            for i in 0..6 {
+                for j in 0..=6 {
+                    for sign in [1.0, -1.0] {
+                        let mut y = x.clone();
+                        y[i] += sign * step;
+                        if j < 6 && j != i {
+                            y[j] -= sign * step;
+                        } else if j != 6 {
+                            continue;
+                        }
+                        if inside(&y) {
+                            let v = hartmann6(&y);
+                            if v < value {
+                                (x, value, improved) = (y, v, true);
+                            }
+                        }
+                    }
+                }
+            }
+            if !improved {
+                step *= 0.5;
+            }
+        }
+        best = best.min(value);
+    }
+    best
 }
 
 fn hartmann6(x: &[f64]) -> f64 {
