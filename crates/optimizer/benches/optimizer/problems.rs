@@ -40,6 +40,9 @@ pub enum Kind {
     /// Hartmann6 under `‖x‖₁ ≤ 1` (Letham et al. 2019): a multimodal objective whose best
     /// feasible point lies on the limit, away from the baseline.
     Hartmann6L1,
+    /// Cheapest servers × CPU × codec of an M/M/c queue (Erlang C) under a p99 limit; past full
+    /// utilization the queue grows without bound and every request times out.
+    Queue,
     PressureVessel,
     WeldedBeam,
     Spring,
@@ -81,6 +84,8 @@ pub fn all() -> Vec<Problem> {
         p("cantilever", Tuning, Cantilever, 0.0),
         p("tubular-column", Tuning, TubularColumn, 0.0),
         p("hartmann6-l1", Tuning, Hartmann6L1, 0.0),
+        p("queue", Tuning, Queue, 0.0),
+        p("queue-noisy", Tuning, Queue, 0.05),
         p("pressure-vessel", HeldOut, PressureVessel, 0.0),
         p("welded-beam", HeldOut, WeldedBeam, 0.0),
         p("spring", HeldOut, Spring, 0.0),
@@ -129,6 +134,8 @@ fn categorical(name: &str, choices: &[&str]) -> Param {
 
 const CHOICES: [&str; 5] = ["a", "b", "c", "d", "e"];
 const CACHES: [&str; 3] = ["none", "lru", "arc"];
+/// Each codec's work per request, relative to JSON's.
+const CODECS: [(&str, f64); 3] = [("json", 1.0), ("msgpack", 0.8), ("json-gzip", 1.25)];
 
 fn floats(values: &[f64]) -> Config {
     values.iter().map(|v| ParamValue::Float(*v)).collect()
@@ -142,6 +149,11 @@ impl Problem {
             Hartmann6 | Hartmann6L1 => (1..=6)
                 .map(|i| float(&format!("x{i}"), 0.0, 1.0, None))
                 .collect(),
+            Queue => vec![
+                int("servers", 1, 16, 1),
+                float("cpu", 0.25, 4.0, Some(0.25)),
+                categorical("codec", &CODECS.map(|(name, _)| name)),
+            ],
             Mixed => vec![
                 float("cpu", 0.25, 4.0, Some(0.05)),
                 float("memory", 0.5, 8.0, Some(0.25)),
@@ -213,6 +225,11 @@ impl Problem {
             Branin => floats(&[2.5, 7.5]),
             Hartmann6 => floats(&[0.5; 6]),
             Hartmann6L1 => floats(&[0.1; 6]),
+            Queue => vec![
+                ParamValue::Int(8),
+                ParamValue::Float(2.0),
+                ParamValue::Categorical("json".into()),
+            ],
             Mixed => vec![
                 ParamValue::Float(3.0),
                 ParamValue::Float(4.0),
@@ -287,6 +304,14 @@ impl Problem {
             Branin => Some((branin(x[0], x[1]), vec![])),
             Hartmann6 => Some((hartmann6(&x), vec![])),
             Hartmann6L1 => Some((hartmann6(&x), vec![x.iter().sum::<f64>() - 1.0])),
+            Queue => {
+                let codec = CODECS
+                    .iter()
+                    .position(|(c, _)| *c == choice(2))
+                    .unwrap_or(0);
+                let (cost, p99) = queue(x[0] as i64, x[1], codec);
+                Some((cost, vec![p99 * latency_factor / QUEUE_P99 - 1.0]))
+            }
             Mixed => {
                 let (cost, latency) = mixed(x[0], x[1], x[2] as i64, choice(3))?;
                 Some((cost, vec![latency * latency_factor / MIXED_SLO - 1.0]))
@@ -391,6 +416,24 @@ impl Problem {
             TubularColumn => feasible(&floats(&[5.45139, 0.29196]), 1e-4)
                 .expect("the published tubular column optimum is feasible"),
             Hartmann6L1 => hartmann6_l1_optimum(),
+            Queue => {
+                let mut best = f64::INFINITY;
+                for servers in 1..=16 {
+                    for cpu in 1..=16 {
+                        for (codec, _) in CODECS {
+                            let config = vec![
+                                ParamValue::Int(servers),
+                                ParamValue::Float(0.25 * cpu as f64),
+                                ParamValue::Categorical(codec.into()),
+                            ];
+                            if let Some(y) = feasible(&config, 0.0) {
+                                best = best.min(y);
+                            }
+                        }
+                    }
+                }
+                best
+            }
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
                 .expect("the published pressure vessel optimum is feasible"),
             WeldedBeam => feasible(&floats(&[0.205730, 3.470489, 9.036624, 0.205730]), 1e-4)
@@ -456,6 +499,35 @@ fn branin(x1: f64, x2: f64) -> f64 {
     let c = 5.0 / PI;
     let t = 1.0 / (8.0 * PI);
     (x2 - b * x1 * x1 + c * x1 - 6.0).powi(2) + 10.0 * (1.0 - t) * x1.cos() + 10.0
+}
+
+const QUEUE_LOAD: f64 = 500.0;
+/// Seconds.
+const QUEUE_P99: f64 = 0.25;
+const QUEUE_TIMEOUT: f64 = 30.0;
+
+/// Cost and p99 response time (seconds) of `servers` M/M/c servers of `cpu` cores each: each
+/// serves 40 requests/s per core of JSON. The p99 is the service time's plus the waiting time's
+/// (Erlang C, Kleinrock 1975), capped at the timeout, which every request reaches once the
+/// servers are fully utilized. Each server costs 0.1 on top of its cores.
+fn queue(servers: i64, cpu: f64, codec: usize) -> (f64, f64) {
+    let rate = 40.0 * cpu / CODECS[codec].1;
+    let capacity = servers as f64 * rate;
+    let cost = servers as f64 * (cpu + 0.1);
+    if QUEUE_LOAD >= capacity {
+        return (cost, QUEUE_TIMEOUT);
+    }
+    // Erlang C: the probability that a request waits, with offered load a = λ/μ.
+    let a = QUEUE_LOAD / rate;
+    let (mut term, mut sum) = (1.0, 0.0);
+    for k in 0..servers {
+        sum += term;
+        term *= a / (k + 1) as f64;
+    }
+    let last = term * servers as f64 / (servers as f64 - a);
+    let waits = last / (sum + last);
+    let wait = (waits / 0.01).ln().max(0.0) / (capacity - QUEUE_LOAD);
+    (cost, (100f64.ln() / rate + wait).min(QUEUE_TIMEOUT))
 }
 
 /// The best of Hartmann6 on `{x ≥ 0, ‖x‖₁ ≤ 1}` by pattern search from many starts: moves along
