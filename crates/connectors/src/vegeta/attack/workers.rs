@@ -135,7 +135,11 @@ impl<'a> Outbox<'a> {
         if self.hits.is_empty() {
             return;
         }
-        let hits = std::mem::replace(&mut self.hits, Vec::with_capacity(OUTBOX_BATCH));
+        // As much room as this batch took: a busy worker's next batch fills
+        // it, and an idle one (flushing every hit) holds little, whatever the
+        // number of workers.
+        let reserve = self.hits.len().min(OUTBOX_BATCH);
+        let hits = std::mem::replace(&mut self.hits, Vec::with_capacity(reserve));
         // Fails only when the collector is gone, i.e. the attack was dropped.
         let _ = self.events.send(Event::Hits {
             worker: self.worker,
