@@ -147,3 +147,54 @@ impl<'a> Outbox<'a> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(completed_ms: u64) -> Hit {
+        let at = Duration::from_millis(completed_ms);
+        Hit {
+            scheduled: at,
+            sent: at,
+            completed: at,
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 0,
+            error: None,
+        }
+    }
+
+    fn batch_sizes(events: &mut UnboundedReceiver<Event>) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let Event::Hits { hits, .. } = event {
+                sizes.push(hits.len());
+            }
+        }
+        sizes
+    }
+
+    #[test]
+    fn a_busy_worker_sends_full_batches_and_an_idle_one_holds_little_room() {
+        let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let mut outbox = Outbox::new(0, &sender);
+        // Back to back, well within the age limit: only full batches leave.
+        for i in 0..(2 * OUTBOX_BATCH as u64 + 3) {
+            outbox.push(i, hit(0));
+        }
+        assert_eq!(batch_sizes(&mut events), [OUTBOX_BATCH, OUTBOX_BATCH]);
+        // A worker going idle flushes what it has, and keeps room for as much.
+        outbox.flush();
+        assert_eq!(batch_sizes(&mut events), [3]);
+        assert!(
+            outbox.hits.capacity() < OUTBOX_BATCH,
+            "{}",
+            outbox.hits.capacity()
+        );
+        // A hit older than the age limit sends the batch without waiting to fill it.
+        outbox.push(0, hit(0));
+        outbox.push(1, hit(OUTBOX_MAX_AGE.as_millis() as u64));
+        assert_eq!(batch_sizes(&mut events), [2]);
+    }
+}
