@@ -285,12 +285,11 @@ impl Drop for Reaped {
     }
 }
 
-#[test]
-fn an_interrupted_adjustment_restores_the_previous_template_before_exiting() {
-    let api = start();
-    api.cluster().stuck = true;
+/// Starts `servo adjust` on `api`'s deployment, interrupts it once the fake has applied the
+/// patch, and checks that servo exits 130 after putting the original template back.
+fn interrupt_once_patched(api: &FakeApi) {
     let original = api.deployment();
-    let s = setup(&api, json!({"timeout": "60s"}));
+    let s = setup(api, json!({"timeout": "60s"}));
     let mut child = Reaped(
         std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
             .args(["adjust", "web/main.cpu=1", "-c"])
@@ -322,6 +321,22 @@ fn an_interrupted_adjustment_restores_the_previous_template_before_exiting() {
     assert_eq!(writes.len(), 2, "{writes:?}");
     assert_eq!(writes[1].method, "PUT");
     assert_eq!(api.deployment()["spec"], original["spec"]);
+}
+
+#[test]
+fn an_interrupted_adjustment_restores_the_previous_template_before_exiting() {
+    let api = start();
+    api.cluster().stuck = true;
+    interrupt_once_patched(&api);
+}
+
+#[test]
+fn an_adjustment_interrupted_before_its_patch_is_answered_is_rolled_back_too() {
+    // The API server applied the patch but its answer had not arrived when Ctrl-C came: servo
+    // cannot tell whether the patch took, so it puts the previous template back anyway.
+    let api = start();
+    api.cluster().patch_answer_delay = Some(Duration::from_secs(5));
+    interrupt_once_patched(&api);
 }
 
 #[test]

@@ -11,7 +11,8 @@
 //! `tests/fixtures/kubernetes/patch-keys-v1.33.json`; `$patch: delete` on list items), merge PATCH, PUT with `resourceVersion` optimistic concurrency
 //! (409 Conflict); Pods (`v1`) GET, list, watch, POST, DELETE; list `fieldSelector=metadata.name=`
 //! and equality `labelSelector`s; watches from a `resourceVersion` replaying a change log, with
-//! `BOOKMARK`s when asked and `410 Gone` on demand; SelfSubjectAccessReviews; bearer tokens;
+//! `BOOKMARK`s when asked and `410 Gone` on demand; a PATCH answered late, after it was applied
+//! (`patch_answer_delay`); SelfSubjectAccessReviews; bearer tokens;
 //! metrics-server's `metrics.k8s.io/v1beta1` PodMetrics (list and get, see its section).
 //! ReplicaSets GET (added by a test; the controller does not make them).
 //! A controller loop (every 25 ms) plays the Deployment controller and the kubelet: it observes
@@ -95,6 +96,8 @@ pub struct Cluster {
     pub failing_pod_reads: u32,
     /// How many of the next PUTs answer 409 Conflict (another writer got there first).
     pub conflicts: u32,
+    /// How long a PATCH waits, once applied, before it is answered (a slow API server).
+    pub patch_answer_delay: Option<std::time::Duration>,
     /// How many of the next watches answer `410 Gone` (their resourceVersion was compacted).
     pub expired_watches: u32,
     /// Watches answered 410, bookmarks sent.
@@ -905,32 +908,34 @@ async fn one(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let mut cluster = lock(&state);
     let mut next = current.clone();
-    let code = match (method.as_str(), content_type.as_str()) {
-        ("PATCH", "application/strategic-merge-patch+json") => {
-            strategic_merge(kind_meta(kind).1, &mut next, &sent);
-            StatusCode::OK
-        }
-        ("PATCH", "application/merge-patch+json") => {
-            merge_patch(&mut next, &sent);
-            StatusCode::OK
-        }
-        ("PATCH", _) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ("PUT", _) => {
-            if cluster.conflicts > 0
-                || sent["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]
-            {
-                cluster.conflicts = cluster.conflicts.saturating_sub(1);
-                StatusCode::CONFLICT
-            } else {
-                next = sent.clone();
+    // In a block: a guard held across the slow answer's await would make the handler `!Send`.
+    let code = {
+        let mut cluster = lock(&state);
+        match (method.as_str(), content_type.as_str()) {
+            ("PATCH", "application/strategic-merge-patch+json") => {
+                strategic_merge(kind_meta(kind).1, &mut next, &sent);
                 StatusCode::OK
             }
+            ("PATCH", "application/merge-patch+json") => {
+                merge_patch(&mut next, &sent);
+                StatusCode::OK
+            }
+            ("PATCH", _) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ("PUT", _) => {
+                if cluster.conflicts > 0
+                    || sent["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]
+                {
+                    cluster.conflicts = cluster.conflicts.saturating_sub(1);
+                    StatusCode::CONFLICT
+                } else {
+                    next = sent.clone();
+                    StatusCode::OK
+                }
+            }
+            _ => StatusCode::METHOD_NOT_ALLOWED,
         }
-        _ => StatusCode::METHOD_NOT_ALLOWED,
     };
-    drop(cluster);
     record(&state, &method, &path, &headers, &sent, code);
     match code {
         StatusCode::OK => {}
@@ -959,17 +964,25 @@ async fn one(
         Ok(next) => next,
         Err(e) => return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &e),
     };
-    let mut cluster = lock(&state);
-    let mut next = next;
-    // Services have no generation.
-    if next["spec"] != current["spec"] && kind != "services" {
-        let generation = current["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
-        next["metadata"]["generation"] = json!(generation);
-    }
-    cluster.put(kind, &ns, &name, next);
-    let stored = cluster.objects[&(kind, ns, name)].clone();
-    drop(cluster);
+    let (stored, delay) = {
+        let mut cluster = lock(&state);
+        let mut next = next;
+        // Services have no generation.
+        if next["spec"] != current["spec"] && kind != "services" {
+            let generation = current["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+            next["metadata"]["generation"] = json!(generation);
+        }
+        cluster.put(kind, &ns, &name, next);
+        let stored = cluster.objects[&(kind, ns, name)].clone();
+        let delay = cluster
+            .patch_answer_delay
+            .filter(|_| method == Method::PATCH);
+        (stored, delay)
+    };
     state.1.notify_waiters();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     ok(StatusCode::OK, &stored)
 }
 

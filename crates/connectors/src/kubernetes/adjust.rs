@@ -385,6 +385,9 @@ impl Kubernetes {
         }
         // The pod template and replica count the adjustment started from.
         let previous = before.spec.clone().unwrap_or_default();
+        // What a rollback after cancellation runs under, since the adjustment's own token has
+        // fired by then.
+        let quick = CancellationToken::new();
         let restore = |cancel| {
             api.restore_workload(
                 kind,
@@ -395,26 +398,39 @@ impl Kubernetes {
                 cancel,
             )
         };
+        // Best effort, bounded in time: do not leave a half-tried template behind because the
+        // user pressed Ctrl-C.
+        let restore_after_cancel = || async {
+            if target.on_failure != FailureMode::Rollback {
+                return;
+            }
+            match tokio::time::timeout(RESTORE_AFTER_CANCEL, restore(&quick)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(workload = %name, error = %e, "could not roll back after cancellation");
+                }
+                Err(_) => {
+                    tracing::error!(workload = %name, "rolling back after cancellation timed out");
+                }
+            }
+        };
         tracing::info!(workload = %name, namespace = %ns, %patch, "patching");
-        api.patch_workload(kind, ns, name, patch, cancel).await?;
+        match api.patch_workload(kind, ns, name, patch, cancel).await {
+            Ok(()) => {}
+            Err(ConnectorError::Cancelled) => {
+                // Cancelled while the PATCH was in flight: the API server may have applied it
+                // before its answer was dropped. Putting the previous template back is harmless
+                // if it did not.
+                restore_after_cancel().await;
+                return Err(ConnectorError::Cancelled);
+            }
+            Err(e) => return Err(e),
+        }
         let reason = match self.watch(api, target, settlement, true, cancel).await {
             Ok(()) => return Ok(()),
             Err(Unhealthy::Reason(reason)) => reason,
             Err(Unhealthy::Error(ConnectorError::Cancelled)) => {
-                if target.on_failure == FailureMode::Rollback {
-                    // Best effort, bounded in time: do not leave a half-tried template behind
-                    // because the user pressed Ctrl-C.
-                    let quick = CancellationToken::new();
-                    match tokio::time::timeout(RESTORE_AFTER_CANCEL, restore(&quick)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            tracing::error!(workload = %name, error = %e, "could not roll back after cancellation");
-                        }
-                        Err(_) => {
-                            tracing::error!(workload = %name, "rolling back after cancellation timed out");
-                        }
-                    }
-                }
+                restore_after_cancel().await;
                 return Err(ConnectorError::Cancelled);
             }
             Err(Unhealthy::Error(e)) => return Err(e),
