@@ -285,9 +285,10 @@ impl Drop for Reaped {
     }
 }
 
-/// Starts `servo adjust` on `api`'s deployment, interrupts it once the fake has applied the
-/// patch, and checks that servo exits 130 after putting the original template back.
-fn interrupt_once_patched(api: &FakeApi) {
+/// Starts `servo adjust` on `api`'s deployment, interrupts it once the fake's writes are
+/// `ready`, and checks that servo exits 130 after putting the original template back: the
+/// accepted writes are the patch and the restoring PUT.
+fn interrupt_when(api: &FakeApi, ready: fn(&[kube_api::Write]) -> bool) {
     let original = api.deployment();
     let s = setup(api, json!({"timeout": "60s"}));
     let mut child = Reaped(
@@ -300,9 +301,8 @@ fn interrupt_once_patched(api: &FakeApi) {
             .spawn()
             .expect("servo starts"),
     );
-    // Ready when the fake has received the adjustment's patch.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while api.accepted().is_empty() && Instant::now() < deadline {
+    while !ready(&api.writes()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(api.accepted().len(), 1, "servo patched the deployment");
@@ -327,7 +327,7 @@ fn interrupt_once_patched(api: &FakeApi) {
 fn an_interrupted_adjustment_restores_the_previous_template_before_exiting() {
     let api = start();
     api.cluster().stuck = true;
-    interrupt_once_patched(&api);
+    interrupt_when(&api, |writes| !writes.is_empty());
 }
 
 #[test]
@@ -336,7 +336,17 @@ fn an_adjustment_interrupted_before_its_patch_is_answered_is_rolled_back_too() {
     // cannot tell whether the patch took, so it puts the previous template back anyway.
     let api = start();
     api.cluster().patch_answer_delay = Some(Duration::from_secs(5));
-    interrupt_once_patched(&api);
+    interrupt_when(&api, |writes| !writes.is_empty());
+}
+
+#[test]
+fn a_rollback_interrupted_before_it_lands_is_finished_before_exiting() {
+    // The rollout fails, and the PUT that restores the template is lost on its way when Ctrl-C
+    // comes: servo puts the template back again before it exits.
+    let api = start();
+    api.cluster().progress_deadline = true;
+    api.cluster().unanswered_puts = 1;
+    interrupt_when(&api, |writes| writes.iter().any(|w| w.method == "PUT"));
 }
 
 #[test]

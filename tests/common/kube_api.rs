@@ -12,7 +12,8 @@
 //! (409 Conflict); Pods (`v1`) GET, list, watch, POST, DELETE; list `fieldSelector=metadata.name=`
 //! and equality `labelSelector`s; watches from a `resourceVersion` replaying a change log, with
 //! `BOOKMARK`s when asked and `410 Gone` on demand; a PATCH answered late, after it was applied
-//! (`patch_answer_delay`); SelfSubjectAccessReviews; bearer tokens;
+//! (`patch_answer_delay`), and a PUT lost before it was applied (`unanswered_puts`);
+//! SelfSubjectAccessReviews; bearer tokens;
 //! metrics-server's `metrics.k8s.io/v1beta1` PodMetrics (list and get, see its section).
 //! ReplicaSets GET (added by a test; the controller does not make them).
 //! A controller loop (every 25 ms) plays the Deployment controller and the kubelet: it observes
@@ -98,6 +99,9 @@ pub struct Cluster {
     pub conflicts: u32,
     /// How long a PATCH waits, once applied, before it is answered (a slow API server).
     pub patch_answer_delay: Option<std::time::Duration>,
+    /// How many of the next PUTs are lost on their way: recorded (as 504), never applied, and
+    /// answered only after a minute, when the client has long given up.
+    pub unanswered_puts: u32,
     /// How many of the next watches answer `410 Gone` (their resourceVersion was compacted).
     pub expired_watches: u32,
     /// Watches answered 410, bookmarks sent.
@@ -922,6 +926,10 @@ async fn one(
                 StatusCode::OK
             }
             ("PATCH", _) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ("PUT", _) if cluster.unanswered_puts > 0 => {
+                cluster.unanswered_puts -= 1;
+                StatusCode::GATEWAY_TIMEOUT
+            }
             ("PUT", _) => {
                 if cluster.conflicts > 0
                     || sent["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]
@@ -939,6 +947,10 @@ async fn one(
     record(&state, &method, &path, &headers, &sent, code);
     match code {
         StatusCode::OK => {}
+        StatusCode::GATEWAY_TIMEOUT => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            return status(code, "Timeout", "the request never reached the API server");
+        }
         StatusCode::CONFLICT => {
             return status(
                 code,

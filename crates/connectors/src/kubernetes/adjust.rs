@@ -414,18 +414,17 @@ impl Kubernetes {
                 }
             }
         };
-        tracing::info!(workload = %name, namespace = %ns, %patch, "patching");
-        match api.patch_workload(kind, ns, name, patch, cancel).await {
-            Ok(()) => {}
-            Err(ConnectorError::Cancelled) => {
-                // Cancelled while the PATCH was in flight: the API server may have applied it
-                // before its answer was dropped. Putting the previous template back is harmless
-                // if it did not.
+        // A write cancelled in flight may or may not have reached the API server: the PATCH may
+        // have been applied, the restoring PUT lost. Either way the previous template is put
+        // back (again), which is harmless if it is there already.
+        let or_restore = |written: Result<(), ConnectorError>| async {
+            if matches!(written, Err(ConnectorError::Cancelled)) {
                 restore_after_cancel().await;
-                return Err(ConnectorError::Cancelled);
             }
-            Err(e) => return Err(e),
-        }
+            written
+        };
+        tracing::info!(workload = %name, namespace = %ns, %patch, "patching");
+        or_restore(api.patch_workload(kind, ns, name, patch, cancel).await).await?;
         let reason = match self.watch(api, target, settlement, true, cancel).await {
             Ok(()) => return Ok(()),
             Err(Unhealthy::Reason(reason)) => reason,
@@ -457,7 +456,7 @@ impl Kubernetes {
                 )))
             }
             FailureMode::Rollback => {
-                restore(cancel).await?;
+                or_restore(restore(cancel).await).await?;
                 match self.watch(api, target, Duration::ZERO, false, cancel).await {
                     Ok(()) => Err(unstable(format!(
                         "{what}; rolled back to the previous pod template"
