@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use servo_optimizer::Outcome;
+
 use super::journal::{Trial, TrialState};
 use super::objective::{Constraint, Expr};
 
@@ -125,6 +127,20 @@ impl<'t> Violations<'t> {
             .map(|i| self.relative(trial, i).unwrap_or(trial.constraints[i]))
             .collect()
     }
+
+    /// `trial` as the optimizer takes it: its objective (negated when it is maximized) and
+    /// [`Violations::for_optimizer`], or a failure; `None` for a trial that did not run to its
+    /// end or has no objective.
+    pub fn outcome(&self, trial: &Trial, maximize: bool) -> Option<Outcome> {
+        match (trial.state, trial.objective) {
+            (TrialState::Complete, Some(objective)) => Some(Outcome::Complete {
+                objective: if maximize { -objective } else { objective },
+                constraints: self.for_optimizer(trial),
+            }),
+            (TrialState::Failed, _) => Some(Outcome::Failed),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +218,7 @@ pub(super) mod tests {
         // A failed baseline is still the baseline: the study moves on from it.
         assert_eq!(number(&[trial(0, Failed), trial(1, Complete)]), Some(0));
     }
+
     #[test]
     fn the_optimizer_sees_each_constraint_relative_to_the_limit_it_was_judged_against() {
         use super::super::journal::{RecordedReading, TrialRole};

@@ -32,7 +32,7 @@ use journal::{Journal, JournalError, Trial, TrialRole, TrialState, now};
 use servo_core::connector::{ConnectorError, EventContext};
 use servo_core::types::{Adjustment, Control, MeasureRequest, Measurement};
 use servo_optimizer::{
-    Bayesian, FitCache, Observation, Outcome, ParamValue, RandomSearch, Sampler, SuggestError,
+    Bayesian, FitCache, Observation, ParamValue, RandomSearch, Sampler, SuggestError,
 };
 
 /// Why a study could not run.
@@ -806,20 +806,10 @@ fn observation(
     violations: &judged::Violations<'_>,
     trial: &Trial,
 ) -> Option<Observation> {
-    let config = plan.ordered(&trial.config)?;
-    let outcome = match (trial.state, trial.objective) {
-        (TrialState::Complete, Some(objective)) => Outcome::Complete {
-            objective: if goal.primary().maximize {
-                -objective
-            } else {
-                objective
-            },
-            constraints: violations.for_optimizer(trial),
-        },
-        (TrialState::Failed, _) => Outcome::Failed,
-        _ => return None,
-    };
-    Some(Observation { config, outcome })
+    Some(Observation {
+        config: plan.ordered(&trial.config)?,
+        outcome: violations.outcome(trial, goal.primary().maximize)?,
+    })
 }
 
 enum TrialError {
@@ -949,7 +939,7 @@ async fn finish(
 mod tests {
     use super::*;
     use servo_core::types::{Component, Description, Setting};
-    use servo_optimizer::{Observation, Space};
+    use servo_optimizer::{Observation, Outcome, Space};
 
     /// A study of one setting, `web.workers` from 1 to `max`, minimizing it under `constraints`.
     fn workers_study(max: i64, constraints: &[&str]) -> (Plan, Goal) {
@@ -1013,9 +1003,7 @@ mod tests {
             [(0, 4, 100.0, 0.0), (1, 2, 150.0, 0.02)]
                 .into_iter()
                 .map(|(number, workers, p99_ms, errors)| Trial {
-                    number,
                     state: TrialState::Complete,
-                    config: BTreeMap::from([("web.workers".into(), ParamValue::Int(workers))]),
                     readings: BTreeMap::from([(
                         "p99".into(),
                         RecordedReading {
@@ -1024,15 +1012,14 @@ mod tests {
                         },
                     )]),
                     objective: Some(workers as f64),
-                    objectives: Vec::new(),
                     constraints: vec![(p99_ms - 120.0) * scale, errors],
                     feasible: Some(p99_ms <= 120.0 && errors <= 0.0),
-                    error: None,
-                    cut_short: None,
-                    started_at: 0.0,
                     finished_at: Some(1.0),
-                    reused: None,
-                    role: None,
+                    ..Trial::running(
+                        number,
+                        BTreeMap::from([("web.workers".into(), ParamValue::Int(workers))]),
+                        0.0,
+                    )
                 })
                 .collect()
         };

@@ -262,13 +262,8 @@ pub fn recommendation<'t>(
         else {
             continue;
         };
-        let outcome = match (t.state, t.objective) {
-            (TrialState::Complete, Some(objective)) => servo_optimizer::Outcome::Complete {
-                objective: if maximize { -objective } else { objective },
-                constraints: violations.for_optimizer(t),
-            },
-            (TrialState::Failed, _) => servo_optimizer::Outcome::Failed,
-            _ => continue,
+        let Some(outcome) = violations.outcome(t, maximize) else {
+            continue;
         };
         used.push(t);
         history.push(servo_optimizer::Observation { config, outcome });
