@@ -145,11 +145,11 @@ pub struct Bayesian {
     /// Safe exploration: how far a trial may always move from some trial that met every
     /// constraint (the baseline at first), so the search expands from known-good configurations
     /// in bounded steps; a safe trial far below its limits may move further (see
-    /// `trust_region_max`). The distance is the Euclidean norm of the move over all parameters (each
-    /// numeric one scaled to the unit interval), where a step to a neighbouring grid value and a
-    /// categorical switch count in full (see `Encoding::move_size`); a choice no trial has taken
-    /// is first tried alone from the safe trial with the most room below its limits. `None`:
-    /// anywhere.
+    /// `trust_region_max`). The distance is the Euclidean norm of the move over all parameters
+    /// (each numeric one scaled to the unit interval, on the log scale when its range is
+    /// positive), where a step to a neighbouring grid value and a categorical switch count in full
+    /// (see `Encoding::move_size`); a choice no trial has taken is first tried alone from the safe
+    /// trial with the most room below its limits. `None`: anywhere.
     pub trust_region: Option<f64>,
     /// Safe exploration: the most a trial may move from a safe trial far below its limits. Each
     /// safe trial's room is `trust_region_share` of the distance at which its constraints would
