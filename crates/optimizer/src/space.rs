@@ -74,13 +74,16 @@ impl Code {
     /// alone, with linear distances, did as well on the designs but left `queue`'s regret at 50
     /// trials at 0.3, against 0.
     fn positive_range(&self) -> Option<(f64, f64)> {
+        // A grid's top is its last value, which may fall short of the configured bound.
         let (low, high) = match *self {
             Code::Continuous {
                 low,
                 high,
                 log: false,
-            }
-            | Code::FloatGrid { low, high, .. } => (low, high),
+            } => (low, high),
+            Code::FloatGrid {
+                low, step, last, ..
+            } => (low, low + last as f64 * step),
             Code::IntGrid {
                 low,
                 step,
