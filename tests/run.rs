@@ -149,6 +149,23 @@ fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
 }
 
 #[test]
+fn a_minimal_risk_study_runs_past_its_design_to_a_best() {
+    // Three settings: six design trials, then four the models choose under `risk: minimal`.
+    let (_dir, config) = study_dir(10, "20ms");
+    edit(&config, "  seed: 3\n", "  seed: 3\n  risk: minimal\n");
+    let out = output(&config, &["run", "-o", "json"]);
+    assert_success(&out);
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("json summary");
+    let list = summary["trials"].as_array().expect("trials");
+    assert_eq!(list.len(), 10);
+    assert!(list.iter().all(|t| t["state"] == "complete"), "{summary:#}");
+    let configs: std::collections::HashSet<String> =
+        list.iter().map(|t| t["config"].to_string()).collect();
+    assert_eq!(configs.len(), 10, "no configuration is tried twice");
+    assert!(summary["best"]["objective"].as_f64().is_some(), "{summary:#}");
+}
+
+#[test]
 fn confirm_measures_the_best_candidates_again_and_the_best_reported_averages_them() {
     let (_dir, config) = study_dir(6, "50ms");
     edit(&config, "  seed: 3\n", "  seed: 3\n  confirm: 2\n");
