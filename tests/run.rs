@@ -42,6 +42,17 @@ fn study_dir(trials: u32, duration: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, config)
 }
 
+/// [`study_dir`] with one more line in the `optimizer` section.
+fn study_with(trials: u32, duration: &str, optimizer_line: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, config) = study_dir(trials, duration);
+    edit(
+        &config,
+        "  seed: 3\n",
+        &format!("  seed: 3\n  {optimizer_line}\n"),
+    );
+    (dir, config)
+}
+
 fn count(trials: &[Value], state: &str) -> usize {
     trials.iter().filter(|t| t["state"] == state).count()
 }
@@ -65,6 +76,13 @@ fn spawn_run(config: &Path) -> std::process::Child {
         .expect("spawn")
 }
 
+/// `servo run` to its end; its JSON summary.
+fn run_to_end(config: &Path) -> Value {
+    let out = output(config, &["run", "-o", "json"]);
+    assert_success(&out);
+    serde_json::from_slice(&out.stdout).expect("json summary")
+}
+
 /// Waits until the journal shows `n` finished trials (bounded).
 fn wait_for_complete(config: &Path, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -86,9 +104,7 @@ fn wait_for_complete(config: &Path, n: usize) {
 #[test]
 fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
     let (_dir, config) = study_dir(6, "50ms");
-    let out = output(&config, &["run", "-o", "json"]);
-    assert_success(&out);
-    let summary: Value = serde_json::from_slice(&out.stdout).expect("json summary");
+    let summary = run_to_end(&config);
     let list = summary["trials"].as_array().expect("trials");
     assert_eq!(list.len(), 6);
     assert!(list.iter().all(|t| t["state"] == "complete"));
@@ -151,27 +167,24 @@ fn a_study_runs_its_trials_baseline_first_and_reports_the_best() {
 #[test]
 fn a_minimal_risk_study_runs_past_its_design_to_a_best() {
     // Three settings: six design trials, then four the models choose under `risk: minimal`.
-    let (_dir, config) = study_dir(10, "20ms");
-    edit(&config, "  seed: 3\n", "  seed: 3\n  risk: minimal\n");
-    let out = output(&config, &["run", "-o", "json"]);
-    assert_success(&out);
-    let summary: Value = serde_json::from_slice(&out.stdout).expect("json summary");
+    let (_dir, config) = study_with(10, "20ms", "risk: minimal");
+    let summary = run_to_end(&config);
     let list = summary["trials"].as_array().expect("trials");
     assert_eq!(list.len(), 10);
     assert!(list.iter().all(|t| t["state"] == "complete"), "{summary:#}");
     let configs: std::collections::HashSet<String> =
         list.iter().map(|t| t["config"].to_string()).collect();
     assert_eq!(configs.len(), 10, "no configuration is tried twice");
-    assert!(summary["best"]["objective"].as_f64().is_some(), "{summary:#}");
+    assert!(
+        summary["best"]["objective"].as_f64().is_some(),
+        "{summary:#}"
+    );
 }
 
 #[test]
 fn confirm_measures_the_best_candidates_again_and_the_best_reported_averages_them() {
-    let (_dir, config) = study_dir(6, "50ms");
-    edit(&config, "  seed: 3\n", "  seed: 3\n  confirm: 2\n");
-    let out = output(&config, &["run", "-o", "json"]);
-    assert_success(&out);
-    let summary: Value = serde_json::from_slice(&out.stdout).expect("json summary");
+    let (_dir, config) = study_with(6, "50ms", "confirm: 2");
+    let summary = run_to_end(&config);
     let list = summary["trials"].as_array().expect("trials");
     assert_eq!(list.len(), 8, "6 trials, then 2 confirmations");
     let first: Vec<&Value> = list[..6].iter().map(|t| &t["config"]).collect();
