@@ -137,6 +137,53 @@ const CACHES: [&str; 3] = ["none", "lru", "arc"];
 /// Each codec's work per request, relative to JSON's.
 const CODECS: [(&str, f64); 3] = [("json", 1.0), ("msgpack", 0.8), ("json-gzip", 1.25)];
 
+/// Calls `visit` with every configuration of `space`, whose parameters must all be on a grid
+/// (integers, stepped floats, categoricals). One configuration is reused, odometer-style: the
+/// service's grid holds 589,824.
+fn for_each_on_grid(space: &Space, mut visit: impl FnMut(&Config)) {
+    let values: Vec<Vec<ParamValue>> = space
+        .params
+        .iter()
+        .map(|param| match &param.domain {
+            Domain::Int {
+                low, high, step, ..
+            } => (*low..=*high)
+                .step_by(*step as usize)
+                .map(ParamValue::Int)
+                .collect(),
+            Domain::Float {
+                low,
+                high,
+                step: Some(step),
+                ..
+            } => (0..=((high - low) / step + 1e-9) as usize)
+                .map(|k| ParamValue::Float(low + step * k as f64))
+                .collect(),
+            Domain::Categorical { choices } => choices
+                .iter()
+                .map(|c| ParamValue::Categorical(c.clone()))
+                .collect(),
+            Domain::Float { step: None, .. } => panic!("{} is not on a grid", param.name),
+        })
+        .collect();
+    let mut at = vec![0; values.len()];
+    let mut config: Config = values.iter().map(|v| v[0].clone()).collect();
+    loop {
+        visit(&config);
+        // The next configuration: the first parameter that can move up does, those before it
+        // start over.
+        let Some(i) = (0..at.len()).find(|&i| at[i] + 1 < values[i].len()) else {
+            return;
+        };
+        for k in 0..i {
+            at[k] = 0;
+            config[k] = values[k][0].clone();
+        }
+        at[i] += 1;
+        config[i] = values[i][at[i]].clone();
+    }
+}
+
 fn floats(values: &[f64]) -> Config {
     values.iter().map(|v| ParamValue::Float(*v)).collect()
 }
@@ -363,49 +410,14 @@ impl Problem {
             Branin => 0.397_887_357_729_738,
             Hartmann6 => -3.322_368_011_415_515,
             AckleyCat => 0.0,
-            Mixed => {
+            // Grid problems: every configuration, a few hundred thousand at most.
+            Mixed | Service | Queue => {
                 let mut best = f64::INFINITY;
-                for cpu in 0..=75 {
-                    for mem in 0..=30 {
-                        for workers in 1..=32 {
-                            for (gc, _) in GCS {
-                                let config = vec![
-                                    ParamValue::Float(0.25 + 0.05 * cpu as f64),
-                                    ParamValue::Float(0.5 + 0.25 * mem as f64),
-                                    ParamValue::Int(workers),
-                                    ParamValue::Categorical(gc.into()),
-                                ];
-                                if let Some(y) = feasible(&config, 0.0) {
-                                    best = best.min(y);
-                                }
-                            }
-                        }
+                for_each_on_grid(&self.space(), |config| {
+                    if let Some(y) = feasible(config, 0.0) {
+                        best = best.min(y);
                     }
-                }
-                best
-            }
-            Service => {
-                let mut best = f64::INFINITY;
-                for replicas in 1..=12 {
-                    for cpu in 1..=16 {
-                        for mem in 1..=32 {
-                            for workers in 1..=32 {
-                                for cache in CACHES {
-                                    let config = vec![
-                                        ParamValue::Int(replicas),
-                                        ParamValue::Float(0.25 * cpu as f64),
-                                        ParamValue::Float(0.25 * mem as f64),
-                                        ParamValue::Int(workers),
-                                        ParamValue::Categorical(cache.into()),
-                                    ];
-                                    if let Some(y) = feasible(&config, 0.0) {
-                                        best = best.min(y);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                });
                 best
             }
             // Published optima, rounded to the digits the papers give (hence the tolerance).
@@ -416,24 +428,6 @@ impl Problem {
             TubularColumn => feasible(&floats(&[5.45139, 0.29196]), 1e-4)
                 .expect("the published tubular column optimum is feasible"),
             Hartmann6L1 => hartmann6_l1_optimum(),
-            Queue => {
-                let mut best = f64::INFINITY;
-                for servers in 1..=16 {
-                    for cpu in 1..=16 {
-                        for (codec, _) in CODECS {
-                            let config = vec![
-                                ParamValue::Int(servers),
-                                ParamValue::Float(0.25 * cpu as f64),
-                                ParamValue::Categorical(codec.into()),
-                            ];
-                            if let Some(y) = feasible(&config, 0.0) {
-                                best = best.min(y);
-                            }
-                        }
-                    }
-                }
-                best
-            }
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
                 .expect("the published pressure vessel optimum is feasible"),
             WeldedBeam => feasible(&floats(&[0.205730, 3.470489, 9.036624, 0.205730]), 1e-4)
@@ -550,14 +544,14 @@ fn hartmann6_l1_optimum() -> f64 {
         while step > 1e-9 {
             let mut improved = false;
             for i in 0..6 {
-                for j in 0..=6 {
+                // Trading with each other coordinate, then along the axis alone.
+                let partners = (0..6).filter(|&j| j != i).map(Some).chain([None]);
+                for j in partners {
                     for sign in [1.0, -1.0] {
                         let mut y = x.clone();
                         y[i] += sign * step;
-                        if j < 6 && j != i {
+                        if let Some(j) = j {
                             y[j] -= sign * step;
-                        } else if j != 6 {
-                            continue;
                         }
                         if inside(&y) {
                             let v = hartmann6(&y);
