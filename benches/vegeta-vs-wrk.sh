@@ -51,10 +51,12 @@ if [[ -n $BEFORE && ! -x $BEFORE ]]; then
     exit 1
 fi
 
-cargo build --release -j 1 -p servo-connectors --example hello_server --example attack >&2
+# The `dist` profile is the shipped binary's (see Cargo.toml); its engine ran as fast or faster
+# than a `release` build's in the same rounds.
+cargo build --profile dist -j 1 -p servo-connectors --example hello_server --example attack >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-examples="$target_dir/release/examples"
+examples="$target_dir/dist/examples"
 
 work=$(mktemp -d)
 server_pid=
