@@ -11,7 +11,7 @@
 # out and dropped from the page cache, and the copies timed: each is read back from disk, as an
 # installed binary is after a reboot.
 # The binary timed is the shipped one, built with the `dist` profile (see Cargo.toml); a `release`
-# build starts 0.5-0.6 ms slower.
+# build starts 0.3-0.6 ms slower (`--help` 0.3, the config commands 0.45-0.6).
 # Usage: benches/cli-latency.sh            (builds the dist binary first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
