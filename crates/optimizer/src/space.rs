@@ -199,6 +199,8 @@ pub(crate) struct Encoding<'a> {
     /// First feature column of each parameter; `None` for single-valued parameters.
     columns: Vec<Option<usize>>,
     n_features: usize,
+    /// The tunable numeric parameters, in order: every move draws from them.
+    numeric: Vec<usize>,
     /// Per parameter, how it is put on the log scale, if it is.
     log_scales: Vec<Option<LogScale>>,
 }
@@ -271,12 +273,16 @@ impl<'a> Encoding<'a> {
                 };
             }
         }
+        let numeric = (0..codes.len())
+            .filter(|&i| columns[i].is_some() && !matches!(codes[i], Code::Categorical { .. }))
+            .collect();
         let log_scales = codes.iter().map(LogScale::new).collect();
         Self {
             space,
             codes,
             columns,
             n_features,
+            numeric,
             log_scales,
         }
     }
@@ -380,7 +386,7 @@ impl<'a> Encoding<'a> {
     /// discrete neighbours.
     pub(crate) fn perturb<R: rand::Rng>(&self, point: &[f64], scale: f64, rng: &mut R) -> Point {
         let mut out = point.to_vec();
-        let numeric = self.numeric_params();
+        let numeric = &self.numeric;
         let only = (numeric.len() > 1 && rng.random::<f64>() < ONE_SETTING_MOVES)
             .then(|| numeric[rng.random_range(0..numeric.len())]);
         for (i, code) in self.codes.iter().enumerate() {
@@ -440,10 +446,10 @@ impl<'a> Encoding<'a> {
     /// Euclidean norm of every parameter's move, a numeric one in feature units. Discrete moves
     /// count in full, because they are where a small step can change behaviour a lot: a step to a
     /// neighbouring grid value counts its feature distance but at most `radius` (so a grid
-    /// coarser than the region can still be walked, one parameter at a time), a categorical switch counts
-    /// `radius` (it is taken alone: no distance in the encoding says how different two choices
-    /// behave). A region bounding each parameter on its own (a box) let every parameter move by
-    /// the radius at once, and those moves compound.
+    /// coarser than the region can still be walked, one parameter at a time), a categorical
+    /// switch counts `radius` (it is taken alone: no distance in the encoding says how different
+    /// two choices behave). A region bounding each parameter on its own (a box) let every
+    /// parameter move by the radius at once, and those moves compound.
     pub(crate) fn move_size(&self, point: &[f64], anchor: &[f64], radius: f64) -> f64 {
         (0..self.codes.len())
             .map(|i| self.param_move(i, point, anchor, radius).powi(2))
@@ -456,20 +462,13 @@ impl<'a> Encoding<'a> {
         if self.columns[i].is_none() || point[i] == anchor[i] {
             return 0.0;
         }
+        let gap = || (self.numeric_feature(i, point[i]) - self.numeric_feature(i, anchor[i])).abs();
         match self.codes[i] {
             Code::Categorical { .. } => radius,
-            Code::Continuous { .. } => {
-                (self.numeric_feature(i, point[i]) - self.numeric_feature(i, anchor[i])).abs()
-            }
-            _ => {
-                let gap =
-                    (self.numeric_feature(i, point[i]) - self.numeric_feature(i, anchor[i])).abs();
-                if (point[i] - anchor[i]).abs() <= 1.0 {
-                    gap.min(radius)
-                } else {
-                    gap
-                }
-            }
+            Code::Continuous { .. } => gap(),
+            // A step to a neighbouring grid value counts at most the radius (see `move_size`).
+            _ if (point[i] - anchor[i]).abs() <= 1.0 => gap().min(radius),
+            _ => gap(),
         }
     }
 
@@ -495,15 +494,6 @@ impl<'a> Encoding<'a> {
             .filter(|&i| {
                 self.columns[i].is_some()
                     && matches!(self.codes[i], Code::Categorical { count } if count >= 2)
-            })
-            .collect()
-    }
-
-    /// The tunable numeric parameters.
-    fn numeric_params(&self) -> Vec<usize> {
-        (0..self.codes.len())
-            .filter(|&i| {
-                self.columns[i].is_some() && !matches!(self.codes[i], Code::Categorical { .. })
             })
             .collect()
     }
@@ -549,7 +539,7 @@ impl<'a> Encoding<'a> {
             out[i] = self.neighbour(i, out[i], rng);
             return out;
         }
-        let numeric = self.numeric_params();
+        let numeric = &self.numeric;
         let direction: Vec<f64> = numeric.iter().map(|_| standard_normal(rng)).collect();
         let norm = direction.iter().map(|v| v * v).sum::<f64>().sqrt();
         // Uniform in the ball: the radius fraction is U^(1/k) for k dimensions.
@@ -558,7 +548,7 @@ impl<'a> Encoding<'a> {
             .iter()
             .map(|v| if norm > 0.0 { v / norm * length } else { 0.0 })
             .collect();
-        self.move_from(anchor, &numeric, &offsets, radius)
+        self.move_from(anchor, &offsets, radius)
     }
 
     /// [`Self::map_unit`] into the trust region of `radius` around `anchor`, for a space-filling
@@ -582,8 +572,8 @@ impl<'a> Encoding<'a> {
                 return out;
             }
         }
-        let numeric = self.numeric_params();
-        let mut offsets: Vec<f64> = numeric
+        let mut offsets: Vec<f64> = self
+            .numeric
             .iter()
             .map(|&i| radius * (2.0 * unit[i].clamp(0.0, 1.0) - 1.0))
             .collect();
@@ -591,17 +581,17 @@ impl<'a> Encoding<'a> {
         if norm > radius {
             offsets.iter_mut().for_each(|v| *v *= radius / norm);
         }
-        self.move_from(anchor, &numeric, &offsets, radius)
+        self.move_from(anchor, &offsets, radius)
     }
 
-    /// `anchor` with the numeric parameters `params` moved by `offsets` (feature units) and
+    /// `anchor` with the numeric parameters moved by `offsets` (feature units, in their order) and
     /// snapped to the grid; when snapping lands outside the region, the move is halved until it
     /// does not (down to the anchor's own grid point).
-    fn move_from(&self, anchor: &[f64], params: &[usize], offsets: &[f64], radius: f64) -> Point {
+    fn move_from(&self, anchor: &[f64], offsets: &[f64], radius: f64) -> Point {
         let mut scale = 1.0;
         loop {
             let mut out = self.snap(anchor);
-            for (&i, offset) in params.iter().zip(offsets) {
+            for (&i, offset) in self.numeric.iter().zip(offsets) {
                 let f = self.numeric_feature(i, anchor[i]);
                 out[i] = self.numeric_from_feature(i, (f + scale * offset).clamp(0.0, 1.0));
             }
