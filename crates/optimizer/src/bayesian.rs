@@ -54,8 +54,9 @@ const ELITES: usize = 3;
 /// problem. With the log scale of positive ranges, shorter priors for the constraints' models
 /// alone were measured on the constrained tuning problems (seeds 0–39, 100 trials, medians):
 /// their uncertainty grows faster with the distance from the trials, so fewer candidates a step
-/// or more beyond them pass the feasibility gate. At −2 breaches in 50 trials fell on `mixed-noisy` from 10 to 6, on the cantilever from
-/// 6.5 to 5, on `queue` and `hartmann6-l1` by one, but regret at 25–60 trials rose on `mixed`
+/// or more beyond them pass the feasibility gate. At −2 breaches in 50 trials fell on
+/// `mixed-noisy` from 10 to 6, on the cantilever from 6.5 to 5, on `queue` and `hartmann6-l1`
+/// by one, but regret at 25–60 trials rose on `mixed`
 /// (0 → 0.03–0.05) and `mixed-noisy` (0.0625 → 0.081 at 50) and on the tubular column (0.0015 →
 /// 0.0019); at −3, `mixed-noisy`'s regret at 50 doubled (0.131). A trade of regret for breaches,
 /// not a gain on both, so the default stays, and `Risk::Minimal` takes −2 for users who weigh
@@ -1722,10 +1723,11 @@ mod tests {
         // limit almost surely, and the fifth's gain drowns in the others' steps.
         let space = Space::new((1..=5).map(|i| float(&format!("x{i}"), 0.1, 1.0)).collect());
         let baseline = vec![ParamValue::Float(0.8); 5];
+        let cost = |x: &[f64]| x[..4].iter().sum::<f64>() + 0.05 * x[4];
         let design = |config: &Config| {
             let x = values(config);
             Outcome::Complete {
-                objective: x[..4].iter().sum::<f64>() + 0.05 * x[4],
+                objective: cost(&x),
                 constraints: x[..4].iter().map(|v| 0.4 / v - 1.0).collect(),
             }
         };
@@ -1736,10 +1738,7 @@ mod tests {
                 .iter()
                 .map(|o| values(&o.config))
                 .filter(|x| x[..4].iter().all(|v| *v >= 0.4))
-                .min_by(|a, b| {
-                    let cost = |x: &[f64]| x[..4].iter().sum::<f64>() + 0.05 * x[4];
-                    cost(a).total_cmp(&cost(b))
-                });
+                .min_by(|a, b| cost(a).total_cmp(&cost(b)));
             fifth.push(best.map_or(f64::NAN, |x| x[4]));
         }
         // Moving every setting at once, the fifth (from 0.8, bound 0.1) was still at 0.70, 0.51
