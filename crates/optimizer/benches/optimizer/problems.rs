@@ -43,6 +43,9 @@ pub enum Kind {
     /// Cheapest servers × CPU × codec of an M/M/c queue (Erlang C) under a p99 limit; past full
     /// utilization the queue grows without bound and every request times out.
     Queue,
+    /// Reinforced concrete beam (Amir & Hasegawa 1989): the reinforcement's area on a grid, the
+    /// width an integer, the depth continuous, two limits coupling all three.
+    ConcreteBeam,
     PressureVessel,
     WeldedBeam,
     Spring,
@@ -86,6 +89,7 @@ pub fn all() -> Vec<Problem> {
         p("hartmann6-l1", Tuning, Hartmann6L1, 0.0),
         p("queue", Tuning, Queue, 0.0),
         p("queue-noisy", Tuning, Queue, 0.05),
+        p("concrete-beam", Tuning, ConcreteBeam, 0.0),
         p("pressure-vessel", HeldOut, PressureVessel, 0.0),
         p("welded-beam", HeldOut, WeldedBeam, 0.0),
         p("spring", HeldOut, Spring, 0.0),
@@ -220,6 +224,13 @@ impl Problem {
                 float("diameter", 2.0, 14.0, None),
                 float("thickness", 0.2, 0.8, None),
             ],
+            // The paper's reinforcement areas are a list of bar combinations; a regular grid of
+            // 0.05 in² over the same span keeps the problem's shape without the table.
+            ConcreteBeam => vec![
+                float("reinforcement", 6.0, 15.0, Some(0.05)),
+                int("width", 28, 40, 1),
+                float("depth", 5.0, 10.0, None),
+            ],
             PressureVessel => vec![
                 // Plate thicknesses come in multiples of 1/16 inch.
                 float("shell", 0.0625, 6.1875, Some(0.0625)),
@@ -286,6 +297,11 @@ impl Problem {
             ThreeBarTruss => floats(&[0.9, 0.9]),
             Cantilever => floats(&[8.0; 5]),
             TubularColumn => floats(&[8.0, 0.6]),
+            ConcreteBeam => vec![
+                ParamValue::Float(12.0),
+                ParamValue::Int(36),
+                ParamValue::Float(9.5),
+            ],
             PressureVessel => floats(&[1.5, 0.75, 60.0, 60.0]),
             WeldedBeam => floats(&[1.0, 5.0, 5.0, 1.0]),
             Spring => floats(&[0.075, 1.0, 3.0]),
@@ -366,6 +382,7 @@ impl Problem {
             ThreeBarTruss => Some(three_bar_truss(&x)),
             Cantilever => Some(cantilever(&x)),
             TubularColumn => Some(tubular_column(&x)),
+            ConcreteBeam => Some(concrete_beam(&x)),
             PressureVessel => Some(pressure_vessel(&x)),
             WeldedBeam => Some(welded_beam(&x)),
             Spring => Some(spring(&x)),
@@ -428,6 +445,7 @@ impl Problem {
             TubularColumn => feasible(&floats(&[5.45139, 0.29196]), 1e-4)
                 .expect("the published tubular column optimum is feasible"),
             Hartmann6L1 => hartmann6_l1_optimum(),
+            ConcreteBeam => concrete_beam_optimum(),
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
                 .expect("the published pressure vessel optimum is feasible"),
             WeldedBeam => feasible(&floats(&[0.205730, 3.470489, 9.036624, 0.205730]), 1e-4)
@@ -656,6 +674,39 @@ fn tubular_column(x: &[f64]) -> (f64, Vec<f64>) {
             8.0 * load * length * length / (PI.powi(3) * modulus * d * t * (d * d + t * t)) - 1.0,
         ],
     )
+}
+
+fn concrete_beam(x: &[f64]) -> (f64, Vec<f64>) {
+    let (area, width, depth) = (x[0], x[1], x[2]);
+    (
+        29.4 * area + 0.6 * width * depth,
+        vec![
+            width / (4.0 * depth) - 1.0,
+            (180.0 + 7.375 * area * area / depth) / (area * width) - 1.0,
+        ],
+    )
+}
+
+/// For each reinforcement and width on the grid, the cost grows with the depth, so the best depth
+/// is the least that meets both limits (each bounds it from below).
+fn concrete_beam_optimum() -> f64 {
+    let mut best = f64::INFINITY;
+    for k in 0..=180 {
+        let area = 6.0 + 0.05 * k as f64;
+        for width in 28..=40 {
+            let width = width as f64;
+            if area * width <= 180.0 {
+                continue;
+            }
+            let depth = (width / 4.0)
+                .max(7.375 * area * area / (area * width - 180.0))
+                .max(5.0);
+            if depth <= 10.0 {
+                best = best.min(concrete_beam(&[area, width, depth]).0);
+            }
+        }
+    }
+    best
 }
 
 fn pressure_vessel(x: &[f64]) -> (f64, Vec<f64>) {
