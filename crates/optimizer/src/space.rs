@@ -201,6 +201,8 @@ pub(crate) struct Encoding<'a> {
     n_features: usize,
     /// The tunable numeric parameters, in order: every move draws from them.
     numeric: Vec<usize>,
+    /// The tunable continuous parameters, in order: the ones a gradient step can move.
+    continuous: Vec<usize>,
     /// Per parameter, how it is put on the log scale, if it is.
     log_scales: Vec<Option<LogScale>>,
 }
@@ -276,6 +278,9 @@ impl<'a> Encoding<'a> {
         let numeric = (0..codes.len())
             .filter(|&i| columns[i].is_some() && !matches!(codes[i], Code::Categorical { .. }))
             .collect();
+        let continuous = (0..codes.len())
+            .filter(|&i| columns[i].is_some() && matches!(codes[i], Code::Continuous { .. }))
+            .collect();
         let log_scales = codes.iter().map(LogScale::new).collect();
         Self {
             space,
@@ -283,8 +288,27 @@ impl<'a> Encoding<'a> {
             columns,
             n_features,
             numeric,
+            continuous,
             log_scales,
         }
+    }
+
+    /// The features of `point`'s tunable continuous parameters, in order.
+    pub(crate) fn continuous_features(&self, point: &[f64]) -> Vec<f64> {
+        self.continuous
+            .iter()
+            .map(|&i| self.numeric_feature(i, point[i]))
+            .collect()
+    }
+
+    /// `point` with its tunable continuous parameters at `features` (in the order of
+    /// [`Self::continuous_features`], each in `[0, 1]`); the other parameters stay.
+    pub(crate) fn with_continuous_features(&self, point: &[f64], features: &[f64]) -> Point {
+        let mut out = point.to_vec();
+        for (&i, &f) in self.continuous.iter().zip(features) {
+            out[i] = self.numeric_from_feature(i, f.clamp(0.0, 1.0));
+        }
+        out
     }
 
     pub(crate) fn n_params(&self) -> usize {
