@@ -108,6 +108,17 @@ mod tests {
         }
     }
 
+    /// A score of `x` and `y` alone.
+    fn of_xy<'a>(
+        encoding: &'a Encoding<'a>,
+        f: impl Fn(f64, f64) -> f64 + 'a,
+    ) -> impl Fn(&Point) -> f64 + 'a {
+        move |p: &Point| {
+            let (x, y, _) = xy(encoding, p);
+            f(x, y)
+        }
+    }
+
     fn start(encoding: &Encoding<'_>, x: f64, y: f64) -> Point {
         let config = vec![
             ParamValue::Float(x),
@@ -122,10 +133,7 @@ mod tests {
     fn climbs_to_the_top_of_a_smooth_score_and_leaves_the_other_settings_alone() {
         let space = mixed_space();
         let encoding = Encoding::new(&space);
-        let score = |p: &Point| {
-            let (x, y, _) = xy(&encoding, p);
-            -((x - 3.3).powi(2) + (y - 7.1).powi(2))
-        };
+        let score = of_xy(&encoding, |x, y| -((x - 3.3).powi(2) + (y - 7.1).powi(2)));
         let from = start(&encoding, 5.0, 5.0);
         let polished = polish(&encoding, &from, score, 20).expect("x and y are continuous");
         let (x, y, config) = xy(&encoding, &polished);
@@ -141,20 +149,19 @@ mod tests {
         // The score rises towards x + y = 12 and is -∞ past it, as outside the trust region.
         let space = mixed_space();
         let encoding = Encoding::new(&space);
-        let score = |p: &Point| {
-            let (x, y, _) = xy(&encoding, p);
+        let score = of_xy(&encoding, |x, y| {
             if x + y > 12.0 {
                 f64::NEG_INFINITY
             } else {
                 x + y
             }
-        };
-        let polished = polish(&encoding, &start(&encoding, 2.0, 2.0), score, 20)
+        });
+        let polished = polish(&encoding, &start(&encoding, 2.0, 2.0), &score, 20)
             .expect("the start scores finitely");
         let (x, y, _) = xy(&encoding, &polished);
         assert!(x + y <= 12.0 && x + y > 11.0, "({x}, {y})");
         // A start already past the wall is left to the caller.
-        assert!(polish(&encoding, &start(&encoding, 7.0, 7.0), score, 20).is_none());
+        assert!(polish(&encoding, &start(&encoding, 7.0, 7.0), &score, 20).is_none());
     }
 
     #[test]
