@@ -321,9 +321,9 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (value, elapsed)
 }
 
-/// The cost of `sampler`'s suggestion with `n` observations of `problem` (random configurations; the noisy
-/// service has 5 parameters, two constraints and some crashes): `(from scratch, refined,
-/// averaged)`.
+/// The cost of `sampler`'s suggestion with `n` observations of `problem` (random configurations;
+/// the noisy service has 5 parameters, two constraints and some crashes): `(from scratch,
+/// refined, averaged)`.
 /// From scratch is `suggest`, median of 3 seeds: what every suggestion costs without a
 /// [`FitCache`] and what one in ten costs with one. Refined is the median of the nine
 /// suggestions after observations `n + 1` to `n + 9` with the cache the suggestion after `n` left;
@@ -399,15 +399,15 @@ fn main() {
     // The service's settings are all on a grid; a continuous space also pays for the gradient
     // steps that end each suggestion (see `bayesian/polish.rs`).
     let continuous = time_suggest(&args.ours, "welded-beam", 500);
-    let spaces = [
-        "service-3: 5 parameters, 2 constraints",
-        "welded-beam: 4 continuous parameters, 7 constraints",
-    ];
-    for (space, (n, (scratch, refined, averaged))) in timings
+    let rows = timings
         .iter()
-        .map(|t| (spaces[0], t))
-        .chain([(spaces[1], &(500, continuous))])
-    {
+        .map(|&(n, t)| ("service-3: 5 parameters, 2 constraints", n, t))
+        .chain([(
+            "welded-beam: 4 continuous parameters, 7 constraints",
+            500,
+            continuous,
+        )]);
+    for (space, n, (scratch, refined, averaged)) in rows {
         println!(
             "suggest() with {n} observations ({space}, {build} build): {:.1} ms from scratch; \
              with a fit cache {:.1} ms refined, {:.1} ms averaged over ten suggestions",

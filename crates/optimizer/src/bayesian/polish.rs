@@ -15,9 +15,9 @@ use crate::space::{Encoding, Point};
 const STEP: f64 = 1e-6;
 
 /// The point that L-BFGS reaches in `iterations` from `start`, maximizing `score` over the
-/// continuous settings, or `None` when there are none or `start` scores `-∞` (outside the trust
-/// region). A point scoring `-∞` is a wall the line search backs away from, so the result stays
-/// inside the region.
+/// continuous settings, or `None` when there are none or `start` (or a difference step from it)
+/// scores `-∞`, outside the trust region. A point scoring `-∞` is a wall the line search backs
+/// away from, so the result stays inside the region.
 pub(super) fn polish(
     encoding: &Encoding<'_>,
     start: &Point,
