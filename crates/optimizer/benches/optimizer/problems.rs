@@ -30,6 +30,8 @@ pub enum Kind {
     /// Cheapest CPU / memory / workers / GC of a toy JVM service under a latency SLO; too little
     /// memory for the heap crashes it.
     Mixed,
+    /// `Mixed` with CPU and memory continuous: a categorical setting beside continuous ones.
+    MixedContinuous,
     /// Three-bar truss (Ray & Saini 2001): two cross-sections under three stress limits.
     ThreeBarTruss,
     /// Stepped cantilever beam (Chickermane & Gea 1996): five heights under one deflection limit
@@ -83,6 +85,7 @@ pub fn all() -> Vec<Problem> {
         p("hartmann6", Tuning, Hartmann6, 0.0),
         p("mixed", Tuning, Mixed, 0.0),
         p("mixed-noisy", Tuning, Mixed, 0.05),
+        p("mixed-continuous", Tuning, MixedContinuous, 0.0),
         p("three-bar-truss", Tuning, ThreeBarTruss, 0.0),
         p("cantilever", Tuning, Cantilever, 0.0),
         p("tubular-column", Tuning, TubularColumn, 0.0),
@@ -205,6 +208,12 @@ impl Problem {
                 float("cpu", 0.25, 4.0, Some(0.25)),
                 categorical("codec", &CODECS.map(|(name, _)| name)),
             ],
+            MixedContinuous => vec![
+                float("cpu", 0.25, 4.0, None),
+                float("memory", 0.5, 8.0, None),
+                int("workers", 1, 32, 1),
+                categorical("gc", &GCS.map(|(name, _)| name)),
+            ],
             Mixed => vec![
                 float("cpu", 0.25, 4.0, Some(0.05)),
                 float("memory", 0.5, 8.0, Some(0.25)),
@@ -288,7 +297,7 @@ impl Problem {
                 ParamValue::Float(2.0),
                 ParamValue::Categorical("json".into()),
             ],
-            Mixed => vec![
+            Mixed | MixedContinuous => vec![
                 ParamValue::Float(3.0),
                 ParamValue::Float(4.0),
                 ParamValue::Int(8),
@@ -375,7 +384,7 @@ impl Problem {
                 let (cost, p99) = queue(x[0] as i64, x[1], codec);
                 Some((cost, vec![p99 * latency_factor / QUEUE_P99 - 1.0]))
             }
-            Mixed => {
+            Mixed | MixedContinuous => {
                 let (cost, latency) = mixed(x[0], x[1], x[2] as i64, choice(3))?;
                 Some((cost, vec![latency * latency_factor / MIXED_SLO - 1.0]))
             }
@@ -445,6 +454,7 @@ impl Problem {
             TubularColumn => feasible(&floats(&[5.45139, 0.29196]), 1e-4)
                 .expect("the published tubular column optimum is feasible"),
             Hartmann6L1 => hartmann6_l1_optimum(),
+            MixedContinuous => mixed_continuous_optimum(),
             ConcreteBeam => concrete_beam_optimum(),
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
                 .expect("the published pressure vessel optimum is feasible"),
@@ -637,6 +647,53 @@ fn mixed(cpu: f64, memory: f64, workers: i64, gc: &str) -> Option<(f64, f64)> {
         1000.0
     };
     Some((cpu + 0.125 * memory, latency))
+}
+
+/// For each worker count, collector and memory, the latency falls as CPU grows (up to one core
+/// per two workers, past which it no longer changes), so the least CPU meeting the SLO is found
+/// by bisection; the memory is searched on a grid refined around its best point.
+fn mixed_continuous_optimum() -> f64 {
+    let least_cpu = |memory: f64, workers: i64, gc: &str| -> Option<f64> {
+        let meets = |cpu: f64| mixed(cpu, memory, workers, gc).is_some_and(|(_, l)| l <= MIXED_SLO);
+        let high = 4.0f64.min(workers as f64 / 2.0).max(0.25);
+        if !meets(high) {
+            return None;
+        }
+        let (mut low, mut high) = (0.25, high);
+        if meets(low) {
+            return Some(low);
+        }
+        for _ in 0..100 {
+            let mid = 0.5 * (low + high);
+            if meets(mid) { high = mid } else { low = mid }
+        }
+        Some(high)
+    };
+    let cost = |memory: f64, workers: i64, gc: &str| {
+        least_cpu(memory, workers, gc).map_or(f64::INFINITY, |cpu| cpu + 0.125 * memory)
+    };
+    let mut best = f64::INFINITY;
+    for workers in 1..=32 {
+        for (gc, _) in GCS {
+            let (n, span) = (2000, 7.5);
+            let mut at = 0.5;
+            let mut here = f64::INFINITY;
+            for k in 0..=n {
+                let memory = 0.5 + span * k as f64 / n as f64;
+                let c = cost(memory, workers, gc);
+                if c < here {
+                    (here, at) = (c, memory);
+                }
+            }
+            let step = span / n as f64;
+            for k in -1000..=1000 {
+                let memory = (at + step * k as f64 / 1000.0).clamp(0.5, 8.0);
+                here = here.min(cost(memory, workers, gc));
+            }
+            best = best.min(here);
+        }
+    }
+    best
 }
 
 fn three_bar_truss(x: &[f64]) -> (f64, Vec<f64>) {
