@@ -6,9 +6,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{assert_success, number, output};
+use common::{BackgroundRun, assert_success, number, output};
 use serde_json::Value;
 
 /// Cost: what the configuration reserves (a setting-only expression, so no unit).
@@ -245,33 +245,15 @@ wait:
     config
 }
 
-fn complete(config: &Path) -> usize {
-    let out = output(config, &["trials", "-o", "json"]);
-    serde_json::from_slice::<Vec<Value>>(&out.stdout)
-        .map(|t| t.iter().filter(|t| t["state"] == "complete").count())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_two_objective_study_killed_mid_trial_resumes_with_both_objectives() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = wait_study(dir.path(), 8, "400ms", "");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
-        .args(["run", "-c"])
-        .arg(&config)
-        .env("SERVO_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while complete(&config) < 3 {
-        assert!(Instant::now() < deadline, "3 trials never completed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut run = BackgroundRun::start(&config, &[]);
+    let complete = |t: &[Value]| t.iter().filter(|t| t["state"] == "complete").count();
+    run.wait_for(&config, "3 trials never completed", |t| complete(t) >= 3);
     std::thread::sleep(Duration::from_millis(150));
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    run.kill();
 
     assert_success(&output(&config, &["run"]));
     let trials = json(&config, &["trials", "-o", "json"]);

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{assert_success, output, servo, trials};
+use common::{BackgroundRun, assert_success, output, servo, trials};
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -64,41 +64,11 @@ fn edit(config: &Path, from: &str, to: &str) {
     std::fs::write(config, text.replace(from, to)).expect("write");
 }
 
-/// `servo run` in the background, its output discarded.
-fn spawn_run(config: &Path) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
-        .args(["run", "-c"])
-        .arg(config)
-        .env("SERVO_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn")
-}
-
 /// `servo run` to its end; its JSON summary.
 fn run_to_end(config: &Path) -> Value {
     let out = output(config, &["run", "-o", "json"]);
     assert_success(&out);
     serde_json::from_slice(&out.stdout).expect("json summary")
-}
-
-/// Waits until the journal shows `n` finished trials (bounded).
-fn wait_for_complete(config: &Path, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let journal = config.parent().expect("dir").join(".servo/study.db");
-        if journal.exists() {
-            let out = output(config, &["trials", "-o", "json"]);
-            if let Ok(t) = serde_json::from_slice::<Vec<Value>>(&out.stdout)
-                && count(&t, "complete") >= n
-            {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{n} trials never completed");
 }
 
 #[test]
@@ -295,11 +265,12 @@ fn trials_and_the_report_count_slo_breaches_and_their_severity() {
 #[test]
 fn sigkill_mid_trial_then_restart_loses_no_completed_trial() {
     let (_dir, config) = study_dir(8, "400ms");
-    let mut child = spawn_run(&config);
-    wait_for_complete(&config, 3);
+    let mut run = BackgroundRun::start(&config, &[]);
+    run.wait_for(&config, "3 trials never completed", |t| {
+        count(t, "complete") >= 3
+    });
     std::thread::sleep(Duration::from_millis(150));
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    run.kill();
     let before = trials(&config);
     let completed_before: Vec<String> = before
         .iter()
@@ -339,16 +310,16 @@ fn sigkill_mid_trial_then_restart_loses_no_completed_trial() {
 #[test]
 fn sigterm_stops_the_trial_marks_it_and_exits_130() {
     let (_dir, config) = study_dir(20, "2s");
-    let mut child = spawn_run(&config);
-    wait_for_complete(&config, 1);
+    let mut run = BackgroundRun::start(&config, &[]);
+    run.wait_for(&config, "no trial completed", |t| count(t, "complete") >= 1);
     std::thread::sleep(Duration::from_millis(300));
     let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &run.child.id().to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
     let started = Instant::now();
-    let status = child.wait().expect("exits");
+    let status = run.child.wait().expect("exits");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "graceful stop is bounded"

@@ -8,9 +8,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use common::{assert_success, number, output, servo, trials};
+use common::{BackgroundRun, assert_success, number, output, servo, trials};
 use serde_json::Value;
 
 const EARLIER: &str = r#"
@@ -240,35 +239,18 @@ fn a_warm_start_suggests_differently_from_a_cold_one_and_can_be_declined() {
 fn a_warm_started_study_killed_mid_trial_resumes_without_taking_the_trials_over_twice() {
     let (_dir, config) = earlier_study();
     changed(&config, 6, "400ms");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
-        .args(["run", "--new-study", "-c"])
-        .arg(&config)
-        .env("SERVO_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut run = BackgroundRun::start(&config, &["--new-study"]);
     let own_complete = |trials: &[Value]| {
         trials
             .iter()
             .filter(|t| t.get("reused").is_none() && t["state"] == "complete")
             .count()
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let before = loop {
-        let out = output(&config, &["trials", "-o", "json"]);
-        // The new study (the one holding reused trials), two of its own trials done.
-        if let Ok(t) = serde_json::from_slice::<Vec<Value>>(&out.stdout)
-            && t.iter().any(|t| t.get("reused").is_some())
-            && own_complete(&t) >= 2
-        {
-            break t;
-        }
-        assert!(Instant::now() < deadline, "two trials never completed");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    // The new study (the one holding reused trials), two of its own trials done.
+    let before = run.wait_for(&config, "two trials never completed", |t| {
+        t.iter().any(|t| t.get("reused").is_some()) && own_complete(t) >= 2
+    });
+    run.kill();
     let reused = |trials: &[Value]| -> Vec<Value> {
         trials
             .iter()

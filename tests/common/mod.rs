@@ -54,6 +54,67 @@ pub fn spawn_servo(args: &[&str], config: &Path, log_level: &str) -> std::proces
         .expect("servo starts")
 }
 
+/// `servo run ARGS -c CONFIG` in the background, logging at info into a file beside the config,
+/// so that a test waiting on it can say why it never got there (the run exited, or hangs).
+pub struct BackgroundRun {
+    pub child: std::process::Child,
+    log: PathBuf,
+}
+
+impl BackgroundRun {
+    pub fn start(config: &Path, args: &[&str]) -> Self {
+        let log = config.with_extension("run.log");
+        let file = std::fs::File::create(&log).expect("create the run's log");
+        let child = servo_process("info")
+            .arg("run")
+            .args(args)
+            .arg("-c")
+            .arg(config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("servo run starts");
+        Self { child, log }
+    }
+
+    /// `servo trials -o json` every 100 ms until `done` holds of the list, which it returns. Fails
+    /// the test with `what`, whether the run exited, and its log once the run has exited without
+    /// it, or after 60 s.
+    pub fn wait_for(
+        &mut self,
+        config: &Path,
+        what: &str,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let out = output(config, &["trials", "-o", "json"]);
+            if let Ok(list) = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
+                && done(&list)
+            {
+                return list;
+            }
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() || std::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                panic!(
+                    "{what}; servo run {}; last `servo trials`: {}; its log:\n{log}",
+                    exited.map_or("still runs".to_string(), |s| format!("exited: {s}")),
+                    String::from_utf8_lossy(&out.stderr),
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL, then reaps the process.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs `servo ARGS -c CONFIG` and returns (exit code, stdout, stderr).
 pub fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
     let output = servo()
