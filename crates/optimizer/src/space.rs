@@ -275,12 +275,13 @@ impl<'a> Encoding<'a> {
                 };
             }
         }
-        let numeric = (0..codes.len())
-            .filter(|&i| columns[i].is_some() && !matches!(codes[i], Code::Categorical { .. }))
-            .collect();
-        let continuous = (0..codes.len())
-            .filter(|&i| columns[i].is_some() && matches!(codes[i], Code::Continuous { .. }))
-            .collect();
+        let tunable = |kind: fn(&Code) -> bool| -> Vec<usize> {
+            (0..codes.len())
+                .filter(|&i| columns[i].is_some() && kind(&codes[i]))
+                .collect()
+        };
+        let numeric = tunable(|c| !matches!(c, Code::Categorical { .. }));
+        let continuous = tunable(|c| matches!(c, Code::Continuous { .. }));
         let log_scales = codes.iter().map(LogScale::new).collect();
         Self {
             space,

@@ -454,8 +454,8 @@ impl Problem {
             TubularColumn => feasible(&floats(&[5.45139, 0.29196]), 1e-4)
                 .expect("the published tubular column optimum is feasible"),
             Hartmann6L1 => hartmann6_l1_optimum(),
-            MixedContinuous => mixed_continuous_optimum(),
-            ConcreteBeam => concrete_beam_optimum(),
+            MixedContinuous => mixed_continuous_optimum(&self.space()),
+            ConcreteBeam => concrete_beam_optimum(&self.space()),
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
                 .expect("the published pressure vessel optimum is feasible"),
             WeldedBeam => feasible(&floats(&[0.205730, 3.470489, 9.036624, 0.205730]), 1e-4)
@@ -649,10 +649,11 @@ fn mixed(cpu: f64, memory: f64, workers: i64, gc: &str) -> Option<(f64, f64)> {
     Some((cpu + 0.125 * memory, latency))
 }
 
-/// For each worker count, collector and memory, the latency falls as CPU grows (up to one core
-/// per two workers, past which it no longer changes), so the least CPU meeting the SLO is found
-/// by bisection; the memory is searched on a grid refined around its best point.
-fn mixed_continuous_optimum() -> f64 {
+/// For each worker count and collector of `space`'s grid, and each memory, the latency falls as
+/// CPU grows (up to one core per two workers, past which it no longer changes), so the least CPU
+/// meeting the SLO is found by bisection; the memory is searched on a grid refined around its
+/// best point.
+fn mixed_continuous_optimum(space: &Space) -> f64 {
     let least_cpu = |memory: f64, workers: i64, gc: &str| -> Option<f64> {
         let meets = |cpu: f64| mixed(cpu, memory, workers, gc).is_some_and(|(_, l)| l <= MIXED_SLO);
         let high = 4.0f64.min(workers as f64 / 2.0).max(0.25);
@@ -673,26 +674,27 @@ fn mixed_continuous_optimum() -> f64 {
         least_cpu(memory, workers, gc).map_or(f64::INFINITY, |cpu| cpu + 0.125 * memory)
     };
     let mut best = f64::INFINITY;
-    for workers in 1..=32 {
-        for (gc, _) in GCS {
-            let (n, span) = (2000, 7.5);
-            let mut at = 0.5;
-            let mut here = f64::INFINITY;
-            for k in 0..=n {
-                let memory = 0.5 + span * k as f64 / n as f64;
-                let c = cost(memory, workers, gc);
-                if c < here {
-                    (here, at) = (c, memory);
-                }
+    for_each_on_grid(&Space::new(space.params[2..].to_vec()), |config| {
+        let [ParamValue::Int(workers), ParamValue::Categorical(gc)] = &config[..] else {
+            unreachable!("the workers are an integer and the collector a categorical")
+        };
+        let (n, span) = (2000, 7.5);
+        let mut at = 0.5;
+        let mut here = f64::INFINITY;
+        for k in 0..=n {
+            let memory = 0.5 + span * k as f64 / n as f64;
+            let c = cost(memory, *workers, gc);
+            if c < here {
+                (here, at) = (c, memory);
             }
-            let step = span / n as f64;
-            for k in -1000..=1000 {
-                let memory = (at + step * k as f64 / 1000.0).clamp(0.5, 8.0);
-                here = here.min(cost(memory, workers, gc));
-            }
-            best = best.min(here);
         }
-    }
+        let step = span / n as f64;
+        for k in -1000..=1000 {
+            let memory = (at + step * k as f64 / 1000.0).clamp(0.5, 8.0);
+            here = here.min(cost(memory, *workers, gc));
+        }
+        best = best.min(here);
+    });
     best
 }
 
@@ -746,23 +748,23 @@ fn concrete_beam(x: &[f64]) -> (f64, Vec<f64>) {
 
 /// For each reinforcement and width on the grid, the cost grows with the depth, so the best depth
 /// is the least that meets both limits (each bounds it from below).
-fn concrete_beam_optimum() -> f64 {
+fn concrete_beam_optimum(space: &Space) -> f64 {
     let mut best = f64::INFINITY;
-    for k in 0..=180 {
-        let area = 6.0 + 0.05 * k as f64;
-        for width in 28..=40 {
-            let width = width as f64;
-            if area * width <= 180.0 {
-                continue;
-            }
-            let depth = (width / 4.0)
-                .max(7.375 * area * area / (area * width - 180.0))
-                .max(5.0);
-            if depth <= 10.0 {
-                best = best.min(concrete_beam(&[area, width, depth]).0);
-            }
+    for_each_on_grid(&Space::new(space.params[..2].to_vec()), |config| {
+        let [ParamValue::Float(area), ParamValue::Int(width)] = config[..] else {
+            unreachable!("the area is a stepped float and the width an integer")
+        };
+        let width = width as f64;
+        if area * width <= 180.0 {
+            return;
         }
-    }
+        let depth = (width / 4.0)
+            .max(7.375 * area * area / (area * width - 180.0))
+            .max(5.0);
+        if depth <= 10.0 {
+            best = best.min(concrete_beam(&[area, width, depth]).0);
+        }
+    });
     best
 }
 
