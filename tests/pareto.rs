@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{BackgroundRun, assert_success, number, output};
+use common::{BackgroundRun, assert_success, count, number, output};
 use serde_json::Value;
 
 /// Cost: what the configuration reserves (a setting-only expression, so no unit).
@@ -250,8 +250,7 @@ fn a_two_objective_study_killed_mid_trial_resumes_with_both_objectives() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = wait_study(dir.path(), 8, "400ms", "");
     let mut run = BackgroundRun::start(&config, &[]);
-    let complete = |t: &[Value]| t.iter().filter(|t| t["state"] == "complete").count();
-    run.wait_for(&config, "3 trials never completed", |t| complete(t) >= 3);
+    run.wait_for("3 trials never completed", |t| count(t, "complete") >= 3);
     std::thread::sleep(Duration::from_millis(150));
     run.kill();
 
@@ -260,13 +259,7 @@ fn a_two_objective_study_killed_mid_trial_resumes_with_both_objectives() {
     let trials = trials.as_array().expect("trials");
     let finished: Vec<&Value> = trials.iter().filter(|t| t["state"] == "complete").collect();
     assert_eq!(finished.len(), 8, "{trials:#?}");
-    assert_eq!(
-        trials
-            .iter()
-            .filter(|t| t["state"] == "interrupted")
-            .count(),
-        1
-    );
+    assert_eq!(count(trials, "interrupted"), 1);
     for t in &finished {
         let c = common::configuration(t);
         let expected = [

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{BackgroundRun, assert_success, output, servo, trials};
+use common::{BackgroundRun, assert_success, count, output, servo, trials};
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -51,10 +51,6 @@ fn study_with(trials: u32, duration: &str, optimizer_line: &str) -> (tempfile::T
         &format!("  seed: 3\n  {optimizer_line}\n"),
     );
     (dir, config)
-}
-
-fn count(trials: &[Value], state: &str) -> usize {
-    trials.iter().filter(|t| t["state"] == state).count()
 }
 
 /// Rewrites the config file, replacing `from` with `to`.
@@ -266,9 +262,7 @@ fn trials_and_the_report_count_slo_breaches_and_their_severity() {
 fn sigkill_mid_trial_then_restart_loses_no_completed_trial() {
     let (_dir, config) = study_dir(8, "400ms");
     let mut run = BackgroundRun::start(&config, &[]);
-    run.wait_for(&config, "3 trials never completed", |t| {
-        count(t, "complete") >= 3
-    });
+    run.wait_for("3 trials never completed", |t| count(t, "complete") >= 3);
     std::thread::sleep(Duration::from_millis(150));
     run.kill();
     let before = trials(&config);
@@ -311,7 +305,7 @@ fn sigkill_mid_trial_then_restart_loses_no_completed_trial() {
 fn sigterm_stops_the_trial_marks_it_and_exits_130() {
     let (_dir, config) = study_dir(20, "2s");
     let mut run = BackgroundRun::start(&config, &[]);
-    run.wait_for(&config, "no trial completed", |t| count(t, "complete") >= 1);
+    run.wait_for("no trial completed", |t| count(t, "complete") >= 1);
     std::thread::sleep(Duration::from_millis(300));
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &run.child.id().to_string()])

@@ -247,7 +247,7 @@ fn a_warm_started_study_killed_mid_trial_resumes_without_taking_the_trials_over_
             .count()
     };
     // The new study (the one holding reused trials), two of its own trials done.
-    let before = run.wait_for(&config, "two trials never completed", |t| {
+    let before = run.wait_for("two trials never completed", |t| {
         t.iter().any(|t| t.get("reused").is_some()) && own_complete(t) >= 2
     });
     run.kill();

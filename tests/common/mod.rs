@@ -58,6 +58,7 @@ pub fn spawn_servo(args: &[&str], config: &Path, log_level: &str) -> std::proces
 /// so that a test waiting on it can say why it never got there (the run exited, or hangs).
 pub struct BackgroundRun {
     pub child: std::process::Child,
+    config: PathBuf,
     log: PathBuf,
 }
 
@@ -75,7 +76,11 @@ impl BackgroundRun {
             .stderr(file)
             .spawn()
             .expect("servo run starts");
-        Self { child, log }
+        Self {
+            child,
+            config: config.to_path_buf(),
+            log,
+        }
     }
 
     /// `servo trials -o json` every 100 ms until `done` holds of the list, which it returns. Fails
@@ -83,13 +88,12 @@ impl BackgroundRun {
     /// it, or after 60 s.
     pub fn wait_for(
         &mut self,
-        config: &Path,
         what: &str,
         done: impl Fn(&[serde_json::Value]) -> bool,
     ) -> Vec<serde_json::Value> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let out = output(config, &["trials", "-o", "json"]);
+            let out = output(&self.config, &["trials", "-o", "json"]);
             if let Ok(list) = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
                 && done(&list)
             {
@@ -113,6 +117,11 @@ impl BackgroundRun {
         self.child.kill().expect("SIGKILL");
         let _ = self.child.wait();
     }
+}
+
+/// How many of `trials` (`servo trials -o json`) are in `state`.
+pub fn count(trials: &[serde_json::Value], state: &str) -> usize {
+    trials.iter().filter(|t| t["state"] == state).count()
 }
 
 /// Runs `servo ARGS -c CONFIG` and returns (exit code, stdout, stderr).
