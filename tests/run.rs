@@ -301,6 +301,33 @@ fn sigkill_mid_trial_then_restart_loses_no_completed_trial() {
     }
 }
 
+/// `servo trials` run over and over while studies start and write their journals never makes one
+/// fail, and itself only ever says there is nothing to show yet. It reads through a read-only
+/// connection; when it opened the journal as a writer does (setting it up, migrating it,
+/// checkpointing on closing), one `servo run` in 22 failed with "database is locked".
+#[test]
+fn servo_trials_beside_starting_studies_never_breaks_one() {
+    for _ in 0..100 {
+        let (_dir, config) = study_dir(2, "0s");
+        let mut run = BackgroundRun::start(&config, &["--no-checks"]);
+        let status = loop {
+            let out = output(&config, &["trials", "-o", "json"]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success()
+                    || stderr.contains("no journal")
+                    || stderr.contains("holds no study"),
+                "servo trials beside a starting study: {stderr}"
+            );
+            if let Some(status) = run.child.try_wait().expect("the run's status") {
+                break status;
+            }
+        };
+        let log = std::fs::read_to_string(config.with_extension("run.log")).unwrap_or_default();
+        assert!(status.success(), "servo run {status}:\n{log}");
+    }
+}
+
 #[test]
 fn sigterm_stops_the_trial_marks_it_and_exits_130() {
     let (_dir, config) = study_dir(20, "2s");

@@ -24,14 +24,18 @@ pub(super) async fn load_summary(
             "run `servo run` first (the journal is `optimizer.store`, default .servo/<name>.db)",
         ));
     }
-    let journal = Journal::open(&path)
+    // Read-only: the study may be running beside this command (see `Journal::open_read_only`).
+    let journal = Journal::open_read_only(&path)
         .await
         .map_err(|e| CliError::Failure(e.to_string()))?;
-    let current = journal
-        .current(&assembly.name)
-        .await
-        .map_err(|e| CliError::Failure(e.to_string()))?;
-    let Some(current) = current else {
+    let current = match &journal {
+        Some(journal) => journal
+            .current(&assembly.name)
+            .await
+            .map_err(|e| CliError::Failure(e.to_string()))?,
+        None => None,
+    };
+    let (Some(journal), Some(current)) = (journal, current) else {
         return Err(CliError::usage(format!(
             "{} holds no study for servo `{}`",
             path.display(),

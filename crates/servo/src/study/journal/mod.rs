@@ -308,35 +308,65 @@ impl Journal {
     }
 
     /// A pool for reads that must not wait behind a write: for SQLite up to `connections` more
-    /// connections to the file (WAL lets them read the last commit while the one writer
-    /// connection is inside a transaction or its fsync), made read-only; for PostgreSQL the
-    /// journal's own pool, which already has several.
+    /// read-only connections to the file (WAL lets them read the last commit while the one writer
+    /// connection is inside a transaction or its fsync); for PostgreSQL the journal's own pool,
+    /// which already has several.
     pub(crate) async fn readers(&self, connections: u32) -> Result<AnyPool, JournalError> {
         if self.dialect == Dialect::Postgres {
             return Ok(self.pool.clone());
         }
-        let absolute = std::path::absolute(&self.path).map_err(|e| self.db(e))?;
-        let url = SqliteConnectOptions::new()
-            .filename(&absolute)
-            .to_url_lossy();
-        let connect = AnyConnectOptions::from_url(&url)
-            .map_err(|e| self.db(e))?
-            .disable_statement_logging();
-        AnyPoolOptions::new()
-            .max_connections(connections)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::raw_sql("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
-                        .execute(conn)
-                        .await
-                        .map(drop)
-                })
-            })
-            .connect_with(connect)
+        sqlite_readers(&self.path, connections)
             .await
             .map_err(|e| self.db(e))
+    }
+
+    /// Opens an existing SQLite journal only to read it, as `servo trials` and `servo report` do,
+    /// possibly beside the `servo run` writing it. Nothing is set up or migrated, and the
+    /// connection is read-only: a reader that wrote, or checkpointed the WAL on closing, could
+    /// make the study's next write fail with "database is locked" (one `servo run` in 22 did,
+    /// with `servo trials` polled beside it). `None` while the journal has no tables yet: its
+    /// `servo run` is creating it. A journal an older servo wrote is brought up to date by
+    /// [`Journal::open`] first, since this servo's queries read the newer tables.
+    pub async fn open_read_only(path: &Path) -> Result<Option<Journal>, JournalError> {
+        let pool = sqlite_readers(path, 1)
+            .await
+            .map_err(|e| JournalError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let journal = Journal {
+            pool,
+            dialect: Dialect::Sqlite,
+            path: path.to_path_buf(),
+        };
+        let created: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'servo_schema'",
+        )
+        .fetch_one(&journal.pool)
+        .await
+        .map_err(|e| journal.db(e))?;
+        if created == 0 {
+            journal.close().await;
+            return Ok(None);
+        }
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM servo_schema")
+            .fetch_all(&journal.pool)
+            .await
+            .map_err(|e| journal.db(e))?;
+        if applied.iter().any(|&v| v > SCHEMA_VERSION) {
+            return Err(journal.db(format!(
+                "written by a newer servo (schema {}, this one knows {SCHEMA_VERSION}); upgrade servo",
+                applied.iter().max().copied().unwrap_or_default()
+            )));
+        }
+        if STUDY_MIGRATIONS
+            .iter()
+            .all(|m| applied.contains(&m.version))
+        {
+            return Ok(Some(journal));
+        }
+        journal.close().await;
+        Self::open(path).await.map(Some)
     }
 
     pub(crate) fn db(&self, e: impl std::fmt::Display) -> JournalError {
@@ -591,6 +621,33 @@ impl Journal {
     }
 }
 
+/// A pool of up to `connections` read-only connections to the SQLite file at `path`. Read-only
+/// at open, not only by `query_only`: such a connection can neither write nor checkpoint the WAL
+/// when it closes.
+async fn sqlite_readers(path: &Path, connections: u32) -> Result<AnyPool, sqlx::Error> {
+    let absolute = std::path::absolute(path)?;
+    let url = SqliteConnectOptions::new()
+        .filename(&absolute)
+        .read_only(true)
+        .to_url_lossy();
+    sqlx::any::install_default_drivers();
+    let connect = AnyConnectOptions::from_url(&url)?.disable_statement_logging();
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::raw_sql("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
+                    .execute(conn)
+                    .await
+                    .map(drop)
+            })
+        })
+        .connect_with(connect)
+        .await
+}
+
 /// How `new` differs from `old`, in words; `None` when they are the same space.
 pub(crate) fn describe_change(old: &Space, new: &Space) -> Option<String> {
     if old == new {
@@ -658,38 +715,42 @@ mod tests {
         )])
     }
 
+    /// A journal as servo wrote it at schema 4 (before reused trials and trial roles): study `s`
+    /// with one complete trial.
+    async fn journal_of_schema_4(path: &Path) {
+        let url = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .to_url_lossy();
+        sqlx::any::install_default_drivers();
+        let mut conn = AnyConnection::connect(url.as_str()).await.expect("connect");
+        let mut script = String::from("CREATE TABLE servo_schema (version BIGINT NOT NULL);\n");
+        for m in STUDY_MIGRATIONS.iter().filter(|m| m.version <= 4) {
+            script.push_str(&m.sql(Dialect::Sqlite));
+            script.push_str(&format!(
+                "\nINSERT INTO servo_schema VALUES ({});\n",
+                m.version
+            ));
+        }
+        script.push_str(&format!(
+            "INSERT INTO studies (name, space, objective, constraints, created_at) VALUES ('s', '{}', 'web.cpu', '[]', 1);
+             INSERT INTO trials (study_id, number, state, config, readings, objective, constraints, feasible, started_at, finished_at) VALUES (1, 0, 'complete', '{{\"web.cpu\":1.0}}', '{{}}', 1.0, '[]', 1, 1, 2);",
+            serde_json::to_string(&space()).expect("json")
+        ));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+            .execute(&mut conn)
+            .await
+            .expect("the old schema");
+        conn.close().await.expect("close");
+    }
+
     /// A journal written before reused trials and trial roles existed (schema 4) opens, gains
     /// them, and reads its trials as neither; a new study then keeps both.
     #[tokio::test]
     async fn a_journal_of_schema_4_opens_and_keeps_reused_trials_and_roles_from_then_on() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("old.db");
-        {
-            let url = SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true)
-                .to_url_lossy();
-            sqlx::any::install_default_drivers();
-            let mut conn = AnyConnection::connect(url.as_str()).await.expect("connect");
-            let mut script = String::from("CREATE TABLE servo_schema (version BIGINT NOT NULL);\n");
-            for m in STUDY_MIGRATIONS.iter().filter(|m| m.version <= 4) {
-                script.push_str(&m.sql(Dialect::Sqlite));
-                script.push_str(&format!(
-                    "\nINSERT INTO servo_schema VALUES ({});\n",
-                    m.version
-                ));
-            }
-            script.push_str(&format!(
-                "INSERT INTO studies (name, space, objective, constraints, created_at) VALUES ('s', '{}', 'web.cpu', '[]', 1);
-                 INSERT INTO trials (study_id, number, state, config, readings, objective, constraints, feasible, started_at, finished_at) VALUES (1, 0, 'complete', '{{\"web.cpu\":1.0}}', '{{}}', 1.0, '[]', 1, 1, 2);",
-                serde_json::to_string(&space()).expect("json")
-            ));
-            sqlx::raw_sql(sqlx::AssertSqlSafe(script))
-                .execute(&mut conn)
-                .await
-                .expect("the old schema");
-            conn.close().await.expect("close");
-        }
+        journal_of_schema_4(&path).await;
         let journal = Journal::open(&path).await.expect("an old journal opens");
         let old = journal
             .current("s")
@@ -823,5 +884,68 @@ mod tests {
         let trials = journal.trials(&study).await.expect("trials");
         assert_eq!(trials[1].objectives, vec![3.0, 41.5]);
         journal.close().await;
+    }
+
+    /// What `servo trials` opens: a journal with no tables yet (its `servo run` is creating it)
+    /// reads as none and is left as it was; a written one reads, and refuses to be written.
+    #[tokio::test]
+    async fn a_read_only_journal_reads_and_never_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let creating = dir.path().join("creating.db");
+        std::fs::write(&creating, b"").expect("an empty file");
+        assert!(
+            Journal::open_read_only(&creating)
+                .await
+                .expect("opens")
+                .is_none()
+        );
+        assert_eq!(std::fs::metadata(&creating).expect("still there").len(), 0);
+
+        let path = dir.path().join("study.db");
+        let writer = Journal::open(&path).await.expect("open");
+        let study = writer
+            .study("s", &space(), "web.cpu", &[], false)
+            .await
+            .expect("a study");
+        let config = BTreeMap::from([("web.cpu".to_string(), ParamValue::Float(2.0))]);
+        writer.begin(&study, &config).await.expect("a trial");
+        let reader = Journal::open_read_only(&path)
+            .await
+            .expect("opens")
+            .expect("has tables");
+        let current = reader.current("s").await.expect("read").expect("the study");
+        assert_eq!(reader.trials(&current).await.expect("trials").len(), 1);
+        let refused = reader.begin(&current, &config).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("readonly")),
+            "{refused:?}"
+        );
+        writer
+            .begin(&study, &config)
+            .await
+            .expect("the writer goes on");
+        assert_eq!(reader.trials(&current).await.expect("trials").len(), 2);
+    }
+
+    /// An older servo's journal is brought up to date before it is read (this servo's queries
+    /// read the newer columns).
+    #[tokio::test]
+    async fn a_read_only_open_of_an_old_journal_migrates_it_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        journal_of_schema_4(&path).await;
+        let journal = Journal::open_read_only(&path)
+            .await
+            .expect("opens")
+            .expect("has tables");
+        let study = journal
+            .current("s")
+            .await
+            .expect("read")
+            .expect("its study");
+        let trials = journal.trials(&study).await.expect("trials");
+        assert_eq!((trials.len(), trials[0].role), (1, None));
     }
 }
