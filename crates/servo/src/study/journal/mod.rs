@@ -307,6 +307,21 @@ impl Journal {
         &self.pool
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock as it begins (`BEGIN
+    /// IMMEDIATE`), waiting for another process's writer up to the busy timeout: one that began
+    /// by reading would fail at once with "database is locked" (SQLITE_BUSY_SNAPSHOT) when another
+    /// process wrote before its first write, as `servo optimizer app create` beside a busy server
+    /// did.
+    pub(crate) async fn write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, JournalError> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+        .map_err(|e| self.db(e))
+    }
+
     /// A pool for reads that must not wait behind a write: for SQLite up to `connections` more
     /// read-only connections to the file (WAL lets them read the last commit while the one writer
     /// connection is inside a transaction or its fsync); for PostgreSQL the journal's own pool,
@@ -381,7 +396,7 @@ impl Journal {
     /// are numbered across owners so `servo_schema` keeps one sequence. On PostgreSQL an advisory
     /// lock keeps two servers starting at once from racing.
     pub async fn migrate(&self, migrations: &[Migration]) -> Result<(), JournalError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.db(e))?;
+        let mut tx = self.write().await?;
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7317001)")
                 .execute(&mut *tx)
@@ -459,7 +474,7 @@ impl Journal {
         constraints: &[String],
         reused: &[Trial],
     ) -> Result<Study, JournalError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.db(e))?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE studies SET retired = 1 WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -567,7 +582,7 @@ impl Journal {
         role: Option<TrialRole>,
     ) -> Result<i64, JournalError> {
         let failed = |e: String| self.db(format!("cannot record a new trial: {e}"));
-        let mut tx = self.pool.begin().await.map_err(|e| failed(e.to_string()))?;
+        let mut tx = self.write().await.map_err(|e| failed(e.to_string()))?;
         let number = begin_trial(&mut tx, study.id, config)
             .await
             .map_err(failed)?;
@@ -947,5 +962,44 @@ mod tests {
             .expect("its study");
         let trials = journal.trials(&study).await.expect("trials");
         assert_eq!((trials.len(), trials[0].role), (1, None));
+    }
+
+    /// Two writers on one SQLite file (`servo optimizer app create` beside a busy server): a
+    /// write transaction that reads first still writes once another writer came and went, since
+    /// the other waited for its commit. Begun without the write lock it failed with "database is
+    /// locked" (SQLITE_BUSY_SNAPSHOT) the moment the other had committed first.
+    #[tokio::test]
+    async fn a_write_transaction_is_not_overtaken_by_another_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("study.db");
+        let first = Journal::open(&path).await.expect("open");
+        let second = Journal::open(&path).await.expect("open again");
+        let study = first
+            .study("s", &space(), "web.cpu", &[], false)
+            .await
+            .expect("a study");
+        let config = BTreeMap::from([("web.cpu".to_string(), ParamValue::Float(2.0))]);
+        let mut tx = first.write().await.expect("a write transaction");
+        let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trials")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("it reads first");
+        let other = {
+            let (study, config) = (study.clone(), config.clone());
+            tokio::spawn(async move { second.begin(&study, &config).await })
+        };
+        // Time for the other writer to commit, had it not had to wait.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        sqlx::query("UPDATE studies SET retired = 0 WHERE id = $1")
+            .bind(study.id)
+            .execute(&mut *tx)
+            .await
+            .expect("then writes");
+        tx.commit().await.expect("and commits");
+        assert_eq!(
+            other.await.expect("joined").expect("the other wrote after"),
+            0
+        );
+        assert_eq!(before, 0);
     }
 }

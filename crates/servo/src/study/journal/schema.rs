@@ -85,7 +85,8 @@ ALTER TABLE trials ADD COLUMN role TEXT;",
 ];
 
 /// Every SQLite connection's settings: WAL with full sync, so a committed trial survives a crash.
-pub(super) const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+/// The busy timeout comes first, so that switching a new file to WAL waits for a lock too.
+pub(super) const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
 
 #[cfg(test)]
 mod tests {
