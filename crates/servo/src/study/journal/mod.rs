@@ -195,10 +195,7 @@ pub struct Journal {
 impl Journal {
     /// Opens (creating when needed) a SQLite journal, its directory and its tables.
     pub async fn open(path: &Path) -> Result<Journal, JournalError> {
-        let open_error = |message: String| JournalError::Open {
-            path: path.to_path_buf(),
-            message,
-        };
+        let open_error = |message: String| cannot_open(path, message);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| open_error(format!("cannot create {}: {e}", dir.display())))?;
@@ -248,10 +245,9 @@ impl Journal {
     pub async fn open_store(store: &str) -> Result<Journal, JournalError> {
         if store.starts_with("postgres://") || store.starts_with("postgresql://") {
             let shown = PathBuf::from(servo_core::http::redact_url(store));
-            let url = store.parse::<url::Url>().map_err(|e| JournalError::Open {
-                path: shown.clone(),
-                message: format!("not a valid database URL: {e}"),
-            })?;
+            let url = store
+                .parse::<url::Url>()
+                .map_err(|e| cannot_open(&shown, format!("not a valid database URL: {e}")))?;
             let options = AnyPoolOptions::new()
                 .max_connections(8)
                 // Short: while the database is down, requests (and /healthz) should fail fast
@@ -272,18 +268,12 @@ impl Journal {
     ) -> Result<Journal, JournalError> {
         sqlx::any::install_default_drivers();
         let connect = AnyConnectOptions::from_url(url)
-            .map_err(|e| JournalError::Open {
-                path: path.clone(),
-                message: e.to_string(),
-            })?
+            .map_err(|e| cannot_open(&path, e))?
             .disable_statement_logging();
         let pool = options
             .connect_with(connect)
             .await
-            .map_err(|e| JournalError::Open {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| cannot_open(&path, e))?;
         let journal = Journal {
             pool,
             dialect,
@@ -345,10 +335,7 @@ impl Journal {
     pub async fn open_read_only(path: &Path) -> Result<Option<Journal>, JournalError> {
         let pool = sqlite_readers(path, 1)
             .await
-            .map_err(|e| JournalError::Open {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| cannot_open(path, e))?;
         let journal = Journal {
             pool,
             dialect: Dialect::Sqlite,
@@ -636,6 +623,14 @@ impl Journal {
     }
 }
 
+/// The journal at `path` could not be opened, because of `e`.
+fn cannot_open(path: &Path, e: impl std::fmt::Display) -> JournalError {
+    JournalError::Open {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
 /// A pool of up to `connections` read-only connections to the SQLite file at `path`. Read-only
 /// at open, not only by `query_only`: such a connection can neither write nor checkpoint the WAL
 /// when it closes.
@@ -901,6 +896,16 @@ mod tests {
         journal.close().await;
     }
 
+    /// Study `s` of [`space`] in `journal`, and a configuration of it.
+    async fn study_s(journal: &Journal) -> (Study, BTreeMap<String, ParamValue>) {
+        let study = journal
+            .study("s", &space(), "web.cpu", &[], false)
+            .await
+            .expect("a study");
+        let config = BTreeMap::from([("web.cpu".to_string(), ParamValue::Float(2.0))]);
+        (study, config)
+    }
+
     /// What `servo trials` opens: a journal with no tables yet (its `servo run` is creating it)
     /// reads as none and is left as it was; a written one reads, and refuses to be written.
     #[tokio::test]
@@ -918,11 +923,7 @@ mod tests {
 
         let path = dir.path().join("study.db");
         let writer = Journal::open(&path).await.expect("open");
-        let study = writer
-            .study("s", &space(), "web.cpu", &[], false)
-            .await
-            .expect("a study");
-        let config = BTreeMap::from([("web.cpu".to_string(), ParamValue::Float(2.0))]);
+        let (study, config) = study_s(&writer).await;
         writer.begin(&study, &config).await.expect("a trial");
         let reader = Journal::open_read_only(&path)
             .await
@@ -974,11 +975,7 @@ mod tests {
         let path = dir.path().join("study.db");
         let first = Journal::open(&path).await.expect("open");
         let second = Journal::open(&path).await.expect("open again");
-        let study = first
-            .study("s", &space(), "web.cpu", &[], false)
-            .await
-            .expect("a study");
-        let config = BTreeMap::from([("web.cpu".to_string(), ParamValue::Float(2.0))]);
+        let (study, config) = study_s(&first).await;
         let mut tx = first.write().await.expect("a write transaction");
         let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trials")
             .fetch_one(&mut *tx)
