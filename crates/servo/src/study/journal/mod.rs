@@ -381,8 +381,18 @@ impl Journal {
     /// Applies the `migrations` this database has not recorded, in one transaction. Each owner of
     /// tables in the database (the study here, the optimizer server its own) passes its list; versions
     /// are numbered across owners so `servo_schema` keeps one sequence. On PostgreSQL an advisory
-    /// lock keeps two servers starting at once from racing.
+    /// lock keeps two servers starting at once from racing. A database that has every step
+    /// (most opens) is only read: no write lock, nothing for a running writer to wait behind.
     pub async fn migrate(&self, migrations: &[Migration]) -> Result<(), JournalError> {
+        // An error here (no `servo_schema` yet, most likely) leaves it to the transaction below.
+        if let Ok(applied) = sqlx::query_scalar::<_, i64>("SELECT version FROM servo_schema")
+            .fetch_all(&self.pool)
+            .await
+            && applied.iter().all(|&v| v <= SCHEMA_VERSION)
+            && migrations.iter().all(|m| applied.contains(&m.version))
+        {
+            return Ok(());
+        }
         let mut tx = self.write().await?;
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7317001)")
@@ -998,5 +1008,22 @@ mod tests {
             0
         );
         assert_eq!(before, 0);
+    }
+
+    /// Opening a journal that has every schema step takes no write lock, so a writer mid-
+    /// transaction (a study, a busy server) does not hold it up, nor does it hold the writer up.
+    #[tokio::test]
+    async fn opening_an_up_to_date_journal_does_not_wait_for_a_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("study.db");
+        let writer = Journal::open(&path).await.expect("open");
+        let tx = writer.write().await.expect("a write transaction");
+        let reopened =
+            tokio::time::timeout(std::time::Duration::from_secs(3), Journal::open(&path))
+                .await
+                .expect("opens without waiting for the write lock (busy timeout 10 s)")
+                .expect("opens");
+        tx.commit().await.expect("the writer commits");
+        reopened.close().await;
     }
 }
