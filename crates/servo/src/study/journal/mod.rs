@@ -739,7 +739,7 @@ mod tests {
     /// with one complete trial.
     async fn journal_of_schema_4(path: &Path) {
         let url = SqliteConnectOptions::new()
-            .filename(&path)
+            .filename(path)
             .create_if_missing(true)
             .to_url_lossy();
         sqlx::any::install_default_drivers();
