@@ -163,7 +163,7 @@ impl Server {
             ..Session::default()
         };
         let state = serde_json::to_string(&fresh).map_err(|e| self.db(e))?;
-        let mut tx = self.store.journal().write().await?;
+        let mut tx = self.store.journal().write().await.map_err(|e| self.db(e))?;
         // The revision keeps counting (see `Store::put_application`).
         sqlx::query(
             "UPDATE sessions SET revision = revision + 1, state = $1, updated_at = $2 WHERE application_id = $3",
@@ -243,7 +243,7 @@ pub async fn add_operator(
     replace: bool,
 ) -> Result<(), JournalError> {
     let journal = store.journal();
-    let mut tx = journal.write().await?;
+    let mut tx = journal.write().await.map_err(|e| journal.db(e))?;
     if replace {
         sqlx::query("DELETE FROM operators")
             .execute(&mut *tx)

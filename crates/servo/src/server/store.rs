@@ -130,7 +130,7 @@ impl Store {
         replace: bool,
     ) -> Result<Application, StoreError> {
         let settings_json = serde_json::to_string(settings).map_err(|e| self.db(e))?;
-        let mut tx = self.journal.write().await?;
+        let mut tx = self.journal.write().await.map_err(|e| self.db(e))?;
         let existing: Option<i64> =
             sqlx::query_scalar("SELECT id FROM applications WHERE name = $1")
                 .bind(name)
@@ -325,7 +325,7 @@ impl Store {
             session,
             writes,
         };
-        let mut tx = self.journal.write().await?;
+        let mut tx = self.journal.write().await.map_err(|e| self.db(e))?;
         // A conflict or a failure drops the transaction, which rolls it back.
         let outcome = self.undone(self.change(&mut tx, &change).await)?;
         if matches!(outcome, Commit::Done(_)) {
@@ -347,7 +347,7 @@ impl Store {
         &self,
         changes: Vec<Change>,
     ) -> Result<Vec<Result<Commit, JournalError>>, JournalError> {
-        let mut tx = self.journal.write().await?;
+        let mut tx = self.journal.write().await.map_err(|e| self.db(e))?;
         let mut outcomes = Vec::with_capacity(changes.len());
         for change in &changes {
             match self.change(&mut tx, change).await {
@@ -368,7 +368,7 @@ impl Store {
         &self,
         changes: Vec<Change>,
     ) -> Result<Vec<Result<Commit, JournalError>>, JournalError> {
-        let mut tx = self.journal.write().await?;
+        let mut tx = self.journal.write().await.map_err(|e| self.db(e))?;
         let mut outcomes = Vec::with_capacity(changes.len());
         for change in &changes {
             let mut savepoint = Connection::begin(&mut *tx).await.map_err(|e| self.db(e))?;

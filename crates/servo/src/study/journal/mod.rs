@@ -302,14 +302,11 @@ impl Journal {
     /// by reading would fail at once with "database is locked" (SQLITE_BUSY_SNAPSHOT) when another
     /// process wrote before its first write, as `servo optimizer app create` beside a busy server
     /// did.
-    pub(crate) async fn write(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, JournalError> {
+    pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.dialect {
             Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Dialect::Postgres => self.pool.begin().await,
         }
-        .map_err(|e| self.db(e))
     }
 
     /// A pool for reads that must not wait behind a write: for SQLite up to `connections` more
@@ -355,12 +352,7 @@ impl Journal {
             .fetch_all(&journal.pool)
             .await
             .map_err(|e| journal.db(e))?;
-        if applied.iter().any(|&v| v > SCHEMA_VERSION) {
-            return Err(journal.db(format!(
-                "written by a newer servo (schema {}, this one knows {SCHEMA_VERSION}); upgrade servo",
-                applied.iter().max().copied().unwrap_or_default()
-            )));
-        }
+        journal.refuse_newer(&applied)?;
         if STUDY_MIGRATIONS
             .iter()
             .all(|m| applied.contains(&m.version))
@@ -369,6 +361,18 @@ impl Journal {
         }
         journal.close().await;
         Self::open(path).await.map(Some)
+    }
+
+    /// An error when the schema steps `applied` include one of a newer servo: such a database is
+    /// refused, not misread.
+    fn refuse_newer(&self, applied: &[i64]) -> Result<(), JournalError> {
+        let version = applied.iter().copied().max().unwrap_or(0);
+        if version > SCHEMA_VERSION {
+            return Err(self.db(format!(
+                "written by a newer servo (schema {version}, this one knows {SCHEMA_VERSION}); upgrade servo"
+            )));
+        }
+        Ok(())
     }
 
     pub(crate) fn db(&self, e: impl std::fmt::Display) -> JournalError {
@@ -393,7 +397,7 @@ impl Journal {
         {
             return Ok(());
         }
-        let mut tx = self.write().await?;
+        let mut tx = self.write().await.map_err(|e| self.db(e))?;
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7317001)")
                 .execute(&mut *tx)
@@ -408,12 +412,7 @@ impl Journal {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| self.db(e))?;
-        let version = applied.iter().copied().max().unwrap_or(0);
-        if version > SCHEMA_VERSION {
-            return Err(self.db(format!(
-                "written by a newer servo (schema {version}, this one knows {SCHEMA_VERSION}); upgrade servo"
-            )));
-        }
+        self.refuse_newer(&applied)?;
         for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
             sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql(self.dialect)))
                 .execute(&mut *tx)
@@ -471,7 +470,7 @@ impl Journal {
         constraints: &[String],
         reused: &[Trial],
     ) -> Result<Study, JournalError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write().await.map_err(|e| self.db(e))?;
         sqlx::query("UPDATE studies SET retired = 1 WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
