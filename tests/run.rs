@@ -323,8 +323,7 @@ fn servo_trials_beside_starting_studies_never_breaks_one() {
                 break status;
             }
         };
-        let log = std::fs::read_to_string(config.with_extension("run.log")).unwrap_or_default();
-        assert!(status.success(), "servo run {status}:\n{log}");
+        assert!(status.success(), "servo run {status}:\n{}", run.log());
     }
 }
 

@@ -101,7 +101,7 @@ impl BackgroundRun {
             }
             let exited = self.child.try_wait().ok().flatten();
             if exited.is_some() || std::time::Instant::now() > deadline {
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let log = self.log();
                 panic!(
                     "{what}; servo run {}; last `servo trials`: {}; its log:\n{log}",
                     exited.map_or("still runs".to_string(), |s| format!("exited: {s}")),
@@ -110,6 +110,11 @@ impl BackgroundRun {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+    }
+
+    /// What the run has logged so far (at info).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL, then reaps the process.
