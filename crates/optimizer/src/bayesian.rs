@@ -80,6 +80,11 @@ const MAX_AUTO_INITIAL_TRIALS: usize = 12;
 /// (up to 16×), against none.
 const UNCONSTRAINED_INITIAL_TRIALS: usize = 5;
 
+/// A limit whose model's mean lies this many standard deviations below it is met beyond what a
+/// double can tell: past about 38.6, `ln Φ(z)` and the expected breach are exactly zero, so
+/// skipping them changes no score (see `Gp::predict_unless_below`).
+const CERTAIN_Z: f64 = 40.0;
+
 /// When every candidate repeats a trial, finite spaces with at most this many configurations left
 /// are scored exhaustively.
 const EXHAUSTIVE_LIMIT: usize = 20_000;
@@ -788,7 +793,9 @@ impl Model {
         let mut log_feasibility = 0.0;
         let mut expected_breach = 0.0;
         for (j, (gp, threshold)) in self.limits.iter().enumerate() {
-            let (mean, sd) = gp.predict(features);
+            let (mean, Some(sd)) = gp.predict_unless_below(features, *threshold, CERTAIN_Z) else {
+                continue;
+            };
             log_feasibility += log_cdf((threshold - mean) / sd);
             if j < self.n_constraint_models {
                 // E[max(0, c)] for c ~ N(mean, sd²): how far past the limit, on average.

@@ -181,7 +181,37 @@ impl Gp {
     /// Posterior mean and standard deviation of the latent function at `point` (a feature vector),
     /// in the units of the training targets.
     pub(crate) fn predict(&self, point: &[f64]) -> (f64, f64) {
-        let mut k: Vec<f64> = (0..self.n)
+        let mut k = self.covariances(point);
+        let mean = dot(&k, &self.alpha);
+        (self.y_mean + self.y_scale * mean, self.sd(&mut k))
+    }
+
+    /// Like [`Gp::predict`], but without the standard deviation when the mean lies at least `z`
+    /// of them below `threshold`. The test uses an upper bound of the deviation, from the nearest
+    /// training point alone (more data never widens a posterior), which costs nothing beside the
+    /// mean; the exact deviation costs a triangular solve, most of a prediction's time. Scoring
+    /// candidates against a limit they are far from, that solve changes nothing.
+    pub(crate) fn predict_unless_below(
+        &self,
+        point: &[f64],
+        threshold: f64,
+        z: f64,
+    ) -> (f64, Option<f64>) {
+        let mut k = self.covariances(point);
+        let mean = self.y_mean + self.y_scale * dot(&k, &self.alpha);
+        let nearest = k.iter().copied().fold(0.0, f64::max);
+        let noise = self.theta[self.d + 1].exp();
+        let bound = (self.signal - nearest * nearest / (self.signal * (1.0 + JITTER) + noise))
+            .max(1e-12 * self.signal);
+        if threshold - mean >= z * self.y_scale * bound.sqrt() {
+            return (mean, None);
+        }
+        (mean, Some(self.sd(&mut k)))
+    }
+
+    /// The prior covariance of `point` with every training point.
+    fn covariances(&self, point: &[f64]) -> Vec<f64> {
+        (0..self.n)
             .map(|a| {
                 let row = &self.x[a * self.d..(a + 1) * self.d];
                 matern52(
@@ -189,14 +219,15 @@ impl Gp {
                     self.signal,
                 )
             })
-            .collect();
-        let mean = dot(&k, &self.alpha);
-        self.chol.solve_lower_in_place(&mut k);
-        let variance = (self.signal - dot(&k, &k)).max(1e-12 * self.signal);
-        (
-            self.y_mean + self.y_scale * mean,
-            self.y_scale * variance.sqrt(),
-        )
+            .collect()
+    }
+
+    /// The posterior standard deviation, in the targets' units, from the point's
+    /// [`Gp::covariances`] (overwritten).
+    fn sd(&self, k: &mut [f64]) -> f64 {
+        self.chol.solve_lower_in_place(k);
+        let variance = (self.signal - dot(k, k)).max(1e-12 * self.signal);
+        self.y_scale * variance.sqrt()
     }
 }
 
@@ -496,6 +527,43 @@ mod tests {
             model_error < data_error / 3.0,
             "model MSE {model_error} vs observation MSE {data_error}"
         );
+    }
+
+    #[test]
+    fn the_deviation_is_skipped_only_where_the_exact_one_agrees() {
+        use rand::RngExt;
+        let (x, y) = toy_data(30);
+        let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(2);
+        let smooth = Gp::fit(x.clone(), 2, &y, GpOptions::default(), None, &mut rng)
+            .expect("toy data is finite");
+        // The same inputs with noise on the targets: a larger noise term, a looser bound.
+        let noisy_y: Vec<f64> = y
+            .iter()
+            .map(|v| v + 0.3 * crate::space::standard_normal(&mut rng))
+            .collect();
+        let noisy = Gp::fit(x, 2, &noisy_y, GpOptions::default(), None, &mut rng)
+            .expect("toy data is finite");
+        for gp in [&smooth, &noisy] {
+            let mut skipped = 0;
+            for _ in 0..2000 {
+                let point = [rng.random::<f64>(), rng.random::<f64>()];
+                let (mean, sd) = gp.predict(&point);
+                // A threshold from just above the mean to far above it, in deviations.
+                let z = rng.random_range(0.0..10_000f64.ln()).exp();
+                let threshold = mean + z * sd;
+                let (bounded_mean, bounded_sd) = gp.predict_unless_below(&point, threshold, 40.0);
+                assert_eq!(bounded_mean.to_bits(), mean.to_bits());
+                match bounded_sd {
+                    Some(bounded_sd) => assert_eq!(bounded_sd.to_bits(), sd.to_bits()),
+                    None => {
+                        skipped += 1;
+                        assert!((threshold - mean) / sd >= 40.0, "skipped at z = {z}");
+                    }
+                }
+            }
+            // The bound is loose far from the data, but it does skip.
+            assert!(skipped > 100, "skipped {skipped} of 2000");
+        }
     }
 
     #[test]
