@@ -330,6 +330,16 @@ impl Bayesian {
     /// The next unobserved point of the seed's Halton sequence, from position `from` on; with a
     /// trust region and a trial that met every constraint, the sequence fills the region around
     /// the first such trial (normally the baseline) instead of the whole space.
+    ///
+    /// A design point is a move no model vetted, and its reach comes from rates measured near
+    /// the baseline, where a latency is still flat. Capping it at 0.1–0.35 was tried on the
+    /// tuning problems with constraints (seeds 0–39, 100 trials): at 0.25 regret at 25 trials fell
+    /// on the cantilever (0.036 → 0.027) and at 50 on `mixed-noisy` (0.081 → 0.072), and rose a
+    /// little on `hartmann6-l1` (0.152 → 0.156, 0.0014 → 0.00145). On fresh seeds 40–79 the
+    /// cantilever's gain at 25 held (0.024 → 0.017) but `mixed-noisy`'s did not (0.081 both),
+    /// regret at 50 rose on the cantilever (0.00024 → 0.0003) and the tubular column (−2.2e-5 →
+    /// 6.7e-6), and `hartmann6-l1` lost again (0.20 → 0.23, 0.0014 → 0.0016). No median breach
+    /// count fell at any cap. Not taken.
     fn design_point(
         &self,
         encoding: &Encoding<'_>,
