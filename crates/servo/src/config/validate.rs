@@ -168,13 +168,25 @@ impl Context<'_> {
         d.located(self.spans, path, prefer_key).origin_opt(origin)
     }
 
-    fn enum_error(&self, instance: &Value, options: &Value, path: &KeyPath) -> Diagnostic {
+    /// `alternatives`: the other types the value may take instead (`an object` for a setting
+    /// that is a keyword or a mapping).
+    fn enum_error(
+        &self,
+        instance: &Value,
+        options: &Value,
+        alternatives: &[String],
+        path: &KeyPath,
+    ) -> Diagnostic {
         let choices: Vec<String> = options
             .as_array()
             .map(|a| a.iter().map(show).collect())
             .unwrap_or_default();
+        let mut expected = format!("one of {}", choices.join(", "));
+        if !alternatives.is_empty() {
+            expected = format!("{expected}, or {}", alternatives.join(" or "));
+        }
         let mut d = Diagnostic::error(format!("{} is not an accepted value", show(instance)))
-            .expected(format!("one of {}", choices.join(", ")));
+            .expected(expected);
         if let Some(text) = instance.as_str() {
             let bare: Vec<String> = choices
                 .iter()
@@ -289,7 +301,7 @@ impl Context<'_> {
                 out.push(self.finish(d, &path, false));
             }
             ValidationErrorKind::Enum { options } if !secret => {
-                out.push(self.enum_error(instance, options, &path))
+                out.push(self.enum_error(instance, options, &[], &path))
             }
             // Unit patterns never get here: the validator checks units with [`UNIT_KEYWORD`].
             ValidationErrorKind::Pattern { pattern } => {
@@ -323,33 +335,40 @@ impl Context<'_> {
                 // The branches that failed only because the value has another type are noise (the
                 // `null` of an optional section, the `number` form of a duration): report the
                 // branch that matched the value's shape, or the types if none did.
-                let constants: Option<Vec<&Value>> = context
+                let here = |e: &ValidationError<'_>| {
+                    e.instance_path().as_str() == error.instance_path().as_str()
+                };
+                let (relevant, mistyped): (Vec<_>, Vec<_>) = context.iter().partition(|branch| {
+                    !branch
+                        .iter()
+                        .all(|e| matches!(e.kind(), ValidationErrorKind::Type { .. }) && here(e))
+                });
+                // A branch that is one keyword fails its `const` (and, for a value of another
+                // type, its `type` too).
+                let constants: Option<Vec<&Value>> = relevant
                     .iter()
-                    .flatten()
-                    .map(|e| match e.kind() {
-                        ValidationErrorKind::Constant { expected_value }
-                            if e.instance_path().as_str() == error.instance_path().as_str() =>
-                        {
-                            Some(&**expected_value)
+                    .map(|branch| {
+                        let mut constant = None;
+                        for e in branch.iter() {
+                            match e.kind() {
+                                ValidationErrorKind::Constant { expected_value } if here(e) => {
+                                    constant = Some(&**expected_value);
+                                }
+                                ValidationErrorKind::Type { .. } if here(e) => {}
+                                _ => return None,
+                            }
                         }
-                        _ => None,
+                        constant
                     })
                     .collect();
                 if let Some(values) = constants.filter(|v| !v.is_empty()) {
-                    // A `oneOf` of `const`s is how schemars writes a documented enum.
+                    // A `oneOf` of `const`s is how schemars writes a documented enum; beside
+                    // other shapes (a keyword or a mapping), those are the alternatives.
                     let options = Value::Array(values.into_iter().cloned().collect());
-                    out.push(self.enum_error(instance, &options, &path));
+                    let alternatives = type_names(mistyped.iter().copied().flatten());
+                    out.push(self.enum_error(instance, &options, &alternatives, &path));
                     return;
                 }
-                let relevant: Vec<&Vec<ValidationError<'static>>> = context
-                    .iter()
-                    .filter(|branch| {
-                        !branch.iter().all(|e| {
-                            matches!(e.kind(), ValidationErrorKind::Type { .. })
-                                && e.instance_path().as_str() == error.instance_path().as_str()
-                        })
-                    })
-                    .collect();
                 match relevant.iter().min_by_key(|b| b.len()) {
                     Some(branch) => {
                         for e in branch.iter() {
@@ -357,23 +376,7 @@ impl Context<'_> {
                         }
                     }
                     None => {
-                        let mut types: Vec<String> = Vec::new();
-                        for e in context.iter().flatten() {
-                            if let ValidationErrorKind::Type { kind } = e.kind() {
-                                let names: Vec<String> = match kind {
-                                    TypeKind::Single(t) => vec![t.to_string()],
-                                    TypeKind::Multiple(set) => {
-                                        set.iter().map(|t| t.to_string()).collect()
-                                    }
-                                };
-                                for name in names {
-                                    let a = article(&name);
-                                    if !types.contains(&a) {
-                                        types.push(a);
-                                    }
-                                }
-                            }
-                        }
+                        let types = type_names(context.iter().flatten());
                         let d = Diagnostic::error("wrong type")
                             .expected(types.join(" or "))
                             .found(found(instance));
@@ -445,6 +448,26 @@ fn list(items: &[String]) -> String {
     } else {
         shown.join(", ")
     }
+}
+
+/// The types the `Type` errors among `errors` asked for, each once, as a person would say them.
+fn type_names<'e>(errors: impl Iterator<Item = &'e ValidationError<'static>>) -> Vec<String> {
+    let mut types: Vec<String> = Vec::new();
+    for e in errors {
+        if let ValidationErrorKind::Type { kind } = e.kind() {
+            let names: Vec<String> = match kind {
+                TypeKind::Single(t) => vec![t.to_string()],
+                TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).collect(),
+            };
+            for name in names {
+                let a = article(&name);
+                if !types.contains(&a) {
+                    types.push(a);
+                }
+            }
+        }
+    }
+    types
 }
 
 fn article(type_name: &str) -> String {
