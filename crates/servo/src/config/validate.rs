@@ -168,7 +168,7 @@ impl Context<'_> {
         d.located(self.spans, path, prefer_key).origin_opt(origin)
     }
 
-    /// `alternatives`: the other types the value may take instead (`an object` for a setting
+    /// `alternatives`: the other types the value may take instead (`a mapping` for a setting
     /// that is a keyword or a mapping).
     fn enum_error(
         &self,
