@@ -1,6 +1,7 @@
 //! The SLO unit check of `servo run` happens before anything runs, wherever a goal is given:
 //! `servo validate` and `servo check` refuse a bound whose unit cannot be compared with the unit
-//! the connector declares for its metric (exit 2, naming the metric, both units and the fix), and
+//! the connector declares for its metric (exit 2, at the constraint's line, naming the metric,
+//! both units and the fix), and
 //! `servo optimizer app create` refuses a unit on an expression. Through the real binary, with the
 //! `command` connector declaring `latency_p99`.
 
@@ -67,8 +68,8 @@ fn validate_refuses_a_bound_in_ms_on_a_metric_declared_without_a_unit() {
         "validate",
         "",
         &[
-            "servo.yaml",
-            "optimizer.constraints[1]",
+            // At the constraint's line and column, as the file's other errors are.
+            "servo.yaml:9:7: optimizer.constraints[1]: ",
             "latency_p99 < 50ms",
             "(`ms`)",
             "reports no unit",

@@ -4,10 +4,12 @@
 use super::{CliError, Globals};
 use crate::bus::Bus;
 use crate::config::{Assembly, OptimizerSettings};
+use crate::config::{ConfigError, Diagnostic};
 use crate::study::journal::Journal;
 use crate::study::objective::Expr;
-use crate::study::{self, Goal, StudyError, Summary};
+use crate::study::{self, Goal, StudyError, Summary, UnitProblem};
 use servo_core::connector::{EventContext, Registry};
+use servo_core::path::KeyPath;
 use servo_core::types::{Description, Metric};
 
 /// Loads the journaled study of the config's servo.
@@ -112,12 +114,16 @@ pub(super) async fn check_declared_units(
         .metrics_quiet(&EventContext::default())
         .await
         .unwrap_or_default();
-    check_units_declared(goal, metrics).map_err(|e| match into_cli(e) {
-        CliError::Usage { message, hint } => CliError::Usage {
-            message: format!("{}: {message}", file.display()),
-            hint,
-        },
-        other => other,
+    check_units_declared(goal, metrics).map_err(|problem| {
+        // Pointed at the constraint's line, as the file's other errors are.
+        let at = KeyPath::root()
+            .key("optimizer")
+            .key("constraints")
+            .index(problem.constraint);
+        let diagnostic = Diagnostic::error(problem.message)
+            .help_opt(problem.hint)
+            .located(&assembly.spans, &at, false);
+        CliError::Config(ConfigError::file(file, diagnostic))
     })
 }
 
@@ -126,7 +132,10 @@ pub(super) async fn check_declared_units(
 /// refused (so is a bound relative to the baseline: its metrics are known only to a description).
 /// With no metrics (`servo optimizer app create`), what remains is a unit on an
 /// expression, which no description can make right.
-pub(super) fn check_units_declared(mut goal: Goal, metrics: Vec<Metric>) -> Result<(), StudyError> {
+pub(super) fn check_units_declared(
+    mut goal: Goal,
+    metrics: Vec<Metric>,
+) -> Result<(), UnitProblem> {
     for constraint in &mut goal.constraints {
         if let Expr::Var(name) = &constraint.left
             && !metrics.iter().any(|m| &m.name == name)
@@ -135,7 +144,7 @@ pub(super) fn check_units_declared(mut goal: Goal, metrics: Vec<Metric>) -> Resu
             constraint.baseline = None;
         }
     }
-    goal.check_units(&Description {
+    goal.unit_problem(&Description {
         components: Vec::new(),
         metrics,
     })

@@ -192,6 +192,13 @@ impl Goal {
     /// Checks that every bound with a unit can be converted to its metric's unit, before trial 0:
     /// comparing `0.3` (seconds) with `50` (milliseconds) would call a meltdown feasible.
     pub fn check_units(&self, description: &Description) -> Result<(), StudyError> {
+        self.unit_problem(description)
+            .map_err(UnitProblem::into_error)
+    }
+
+    /// [`Goal::check_units`], saying which constraint is at fault, so that a caller holding the
+    /// file can point at its line.
+    pub fn unit_problem(&self, description: &Description) -> Result<(), UnitProblem> {
         for (i, c) in self.relative() {
             self.check_relative(i, c, description)?;
         }
@@ -199,27 +206,28 @@ impl Goal {
             if c.unit.is_none() {
                 continue;
             }
-            let place = format!("optimizer.constraints[{i}]");
             let Expr::Var(name) = &c.left else {
-                return Err(config_error(
+                return Err(UnitProblem::new(
+                    i,
                     format!(
-                        "{place} `{}`: a bound with a unit needs one metric on the left, not an expression",
+                        "`{}`: a bound with a unit needs one metric on the left, not an expression",
                         c.text
                     ),
                     Some("write the bound as a bare number in the expression's unit".into()),
                 ));
             };
             let Some(metric) = description.metrics.iter().find(|m| &m.name == name) else {
-                return Err(config_error(
+                return Err(UnitProblem::new(
+                    i,
                     format!(
-                        "{place} `{}`: `{name}` is a setting, whose values have no unit to convert the bound to",
+                        "`{}`: `{name}` is a setting, whose values have no unit to convert the bound to",
                         c.text
                     ),
                     Some("write the bound as a bare number in the setting's unit".into()),
                 ));
             };
             c.check_unit(name, &metric.unit)
-                .map_err(|message| config_error(format!("{place} {message}"), None))?;
+                .map_err(|message| UnitProblem::new(i, message, None))?;
         }
         Ok(())
     }
@@ -234,8 +242,7 @@ impl Goal {
         i: usize,
         c: &Constraint,
         description: &Description,
-    ) -> Result<(), StudyError> {
-        let place = format!("optimizer.constraints[{i}]");
+    ) -> Result<(), UnitProblem> {
         let Some(relative) = &c.baseline else {
             return Ok(());
         };
@@ -244,9 +251,10 @@ impl Goal {
             _ => None,
         };
         let Some(metric) = metric else {
-            return Err(config_error(
+            return Err(UnitProblem::new(
+                i,
                 format!(
-                    "{place} `{}`: a bound relative to the baseline needs one metric on the left, not an expression or a setting",
+                    "`{}`: a bound relative to the baseline needs one metric on the left, not an expression or a setting",
                     c.text
                 ),
                 Some(format!(
@@ -269,9 +277,10 @@ impl Goal {
                         names.collect::<Vec<_>>().join(", ")
                     )
                 });
-            return Err(config_error(
+            return Err(UnitProblem::new(
+                i,
                 format!(
-                    "{place} `{}`: the baseline measures no metric named `{}`",
+                    "`{}`: the baseline measures no metric named `{}`",
                     c.text, relative.metric
                 ),
                 Some(hint),
@@ -285,9 +294,10 @@ impl Goal {
                     format!("`{u}`")
                 }
             };
-            return Err(config_error(
+            return Err(UnitProblem::new(
+                i,
                 format!(
-                    "{place} `{}`: `{}` is measured in {} but the baseline's `{}` in {}, which do not convert",
+                    "`{}`: `{}` is measured in {} but the baseline's `{}` in {}, which do not convert",
                     c.text,
                     metric.name,
                     unit(&metric.unit),
@@ -301,6 +311,38 @@ impl Goal {
             ));
         }
         Ok(())
+    }
+}
+
+/// A bound that cannot be compared with its metric, before trial 0: which constraint, why, and
+/// the fix.
+#[derive(Debug)]
+pub struct UnitProblem {
+    /// Its index in `optimizer.constraints`.
+    pub constraint: usize,
+    /// Why, starting with the constraint as written.
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl UnitProblem {
+    fn new(constraint: usize, message: impl Into<String>, hint: Option<String>) -> Self {
+        Self {
+            constraint,
+            message: message.into(),
+            hint,
+        }
+    }
+
+    /// The problem as a config error naming the constraint's key path in words.
+    pub fn into_error(self) -> StudyError {
+        config_error(
+            format!(
+                "optimizer.constraints[{}] {}",
+                self.constraint, self.message
+            ),
+            self.hint,
+        )
     }
 }
 

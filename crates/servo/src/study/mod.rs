@@ -13,7 +13,7 @@ mod summary;
 mod warm;
 
 pub use cut::fast_fail_conditions;
-pub use goal::{Goal, Score, recorded, score};
+pub use goal::{Goal, Score, UnitProblem, recorded, score};
 pub use judged::{Baselines, baseline_trial, judging_baseline, resolved};
 pub use plan::{Plan, PlanParam, param_number};
 pub use summary::{

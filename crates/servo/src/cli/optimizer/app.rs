@@ -212,7 +212,7 @@ fn settings_of(create: &Create) -> Result<EmbeddedOptimizer, CliError> {
         ));
     }
     let goal = Goal::from_settings(&settings).map_err(to_cli)?;
-    check_units_declared(goal, Vec::new()).map_err(to_cli)?;
+    check_units_declared(goal, Vec::new()).map_err(|problem| to_cli(problem.into_error()))?;
     Ok(settings)
 }
 
