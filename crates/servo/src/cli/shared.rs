@@ -3,8 +3,7 @@
 
 use super::{CliError, Globals};
 use crate::bus::Bus;
-use crate::config::{Assembly, OptimizerSettings};
-use crate::config::{ConfigError, Diagnostic};
+use crate::config::{Assembly, ConfigError, Diagnostic, OptimizerSettings};
 use crate::study::journal::Journal;
 use crate::study::objective::Expr;
 use crate::study::{self, Goal, StudyError, Summary, UnitProblem};
@@ -115,14 +114,15 @@ pub(super) async fn check_declared_units(
         .await
         .unwrap_or_default();
     check_units_declared(goal, metrics).map_err(|problem| {
-        // Pointed at the constraint's line, as the file's other errors are.
+        // Pointed at the constraint's line (or the variable that set it), as the file's other
+        // errors are.
         let at = KeyPath::root()
             .key("optimizer")
             .key("constraints")
             .index(problem.constraint);
         let diagnostic = Diagnostic::error(problem.message)
             .help_opt(problem.hint)
-            .located(&assembly.spans, &at, false);
+            .placed(&assembly.spans, &assembly.origins, &at, false);
         CliError::Config(ConfigError::file(file, diagnostic))
     })
 }

@@ -1,6 +1,7 @@
 //! Config errors written for humans: where (file:line:column, key path, or the environment variable
 //! or flag that set the value), what was expected, what was found, and what to do.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -169,6 +170,23 @@ impl Diagnostic {
             node.value
         };
         d.at(&span)
+    }
+
+    /// [`Diagnostic::located`], naming the variable or flag that set `path` or the node enclosing
+    /// it, when one did (`origins` as the layered config records them).
+    pub fn placed(
+        self,
+        spans: &SpanMap,
+        origins: &BTreeMap<KeyPath, Origin>,
+        path: &KeyPath,
+        prefer_key: bool,
+    ) -> Self {
+        let origin = origins
+            .iter()
+            .filter(|(p, _)| path.starts_with(p))
+            .max_by_key(|(p, _)| p.segments().len())
+            .map(|(_, o)| o);
+        self.located(spans, path, prefer_key).origin_opt(origin)
     }
 }
 

@@ -159,13 +159,7 @@ impl Context<'_> {
     }
 
     fn finish(&self, d: Diagnostic, path: &KeyPath, prefer_key: bool) -> Diagnostic {
-        let origin = self
-            .origins
-            .iter()
-            .filter(|(p, _)| path.starts_with(p))
-            .max_by_key(|(p, _)| p.segments().len())
-            .map(|(_, o)| o);
-        d.located(self.spans, path, prefer_key).origin_opt(origin)
+        d.placed(self.spans, self.origins, path, prefer_key)
     }
 
     /// `alternatives`: the other types the value may take instead (`a mapping` for a setting
