@@ -87,6 +87,8 @@ pub(crate) struct Gp {
     theta: Vec<f64>,
     inv_lengthscale2: Vec<f64>,
     signal: f64,
+    /// The prior variance of one noisy observation: the covariance matrix's diagonal.
+    observation_variance: f64,
     chol: Cholesky,
     /// `K⁻¹·y` for the standardized targets.
     alpha: Vec<f64>,
@@ -171,6 +173,7 @@ impl Gp {
         let (theta, _) = best?;
         let (chol, inv_lengthscale2, signal) = full.factor(&theta)?;
         let alpha = chol.solve(&full.y);
+        let observation_variance = signal * (1.0 + JITTER) + theta[d + 1].exp();
         Some(Self {
             n,
             d,
@@ -178,6 +181,7 @@ impl Gp {
             theta,
             inv_lengthscale2,
             signal,
+            observation_variance,
             chol,
             alpha,
             y_mean,
@@ -212,9 +216,8 @@ impl Gp {
         let mut k = self.covariances(point);
         let mean = self.y_mean + self.y_scale * dot(&k, &self.alpha);
         let nearest = k.iter().copied().fold(0.0, f64::max);
-        let noise = self.theta[self.d + 1].exp();
-        let bound = (self.signal - nearest * nearest / (self.signal * (1.0 + JITTER) + noise))
-            .max(1e-12 * self.signal);
+        let bound =
+            (self.signal - nearest * nearest / self.observation_variance).max(1e-12 * self.signal);
         if threshold - mean >= z * self.y_scale * bound.sqrt() {
             return (mean, None);
         }
