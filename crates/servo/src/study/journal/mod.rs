@@ -353,10 +353,7 @@ impl Journal {
             .await
             .map_err(|e| journal.db(e))?;
         journal.refuse_newer(&applied)?;
-        if STUDY_MIGRATIONS
-            .iter()
-            .all(|m| applied.contains(&m.version))
-        {
+        if has_every(&applied, STUDY_MIGRATIONS) {
             return Ok(Some(journal));
         }
         journal.close().await;
@@ -393,7 +390,7 @@ impl Journal {
             .fetch_all(&self.pool)
             .await
             && applied.iter().all(|&v| v <= SCHEMA_VERSION)
-            && migrations.iter().all(|m| applied.contains(&m.version))
+            && has_every(&applied, migrations)
         {
             return Ok(());
         }
@@ -630,6 +627,11 @@ impl Journal {
     pub async fn close(self) {
         self.pool.close().await;
     }
+}
+
+/// Whether the schema steps `applied` include every one of `migrations`.
+fn has_every(applied: &[i64], migrations: &[Migration]) -> bool {
+    migrations.iter().all(|m| applied.contains(&m.version))
 }
 
 /// The journal at `path` could not be opened, because of `e`.
