@@ -418,7 +418,9 @@ impl Bayesian {
     }
 
     /// The acquisition maximizer among unobserved configurations (inside the trust region when
-    /// one is set and some trial met every constraint).
+    /// one is set and some trial met every constraint). `lazy` stops scoring a candidate once it
+    /// is known to be unsafe, and gives the same point as scoring each in full (`false`, which
+    /// only the test of that claim asks for).
     fn model_point<R: rand::Rng>(
         &self,
         encoding: &Encoding<'_>,
@@ -426,6 +428,7 @@ impl Bayesian {
         observed: &[Point],
         (kept, model): (&[&Trial], &Model),
         rng: &mut R,
+        lazy: bool,
     ) -> Option<Point> {
         let region = Region::new(self, encoding, trials, kept);
         // A choice no trial has taken is one the models know nothing about (its one-hot column
@@ -459,40 +462,82 @@ impl Bayesian {
         };
         let min_log_feasibility = self.min_feasibility.max(0.0).ln();
         // Candidates likely enough to be safe rank by acquisition; the others only after them,
-        // by how likely they are to be safe.
-        let score = |point: &Point| -> f64 {
+        // by how likely they are to be safe. Unless `exact`, the safety sum of a candidate stops
+        // once it falls below the gate (see `Model::safety_above`), and the score returned is an
+        // upper bound of the exact one, below every safe candidate's: it only matters among
+        // unsafe candidates, and is made exact where those are compared.
+        let score = |point: &Point, exact: bool| -> Scored {
             if !inside(point) {
-                return f64::NEG_INFINITY;
+                return Scored::exact(f64::NEG_INFINITY);
             }
             let features = features(encoding, point);
-            let safety = model.safety(&features);
-            if safety.0 >= min_log_feasibility {
-                model.acquisition(&features, safety)
+            let gate = if exact || !lazy {
+                f64::NEG_INFINITY
             } else {
-                UNSAFE + safety.0
+                min_log_feasibility
+            };
+            match model.safety_above(&features, gate) {
+                Ok(safety) if safety.0 >= min_log_feasibility => {
+                    Scored::exact(model.acquisition(&features, safety))
+                }
+                Ok(safety) => Scored::exact(UNSAFE + safety.0),
+                // The rest of the sum cannot rise from `−∞`.
+                Err(bound) if bound == f64::NEG_INFINITY => Scored::exact(f64::NEG_INFINITY),
+                Err(bound) => Scored {
+                    score: UNSAFE + bound,
+                    exact: false,
+                },
             }
         };
         // A score is a function of the point alone, and on a grid the candidates and the local
         // search's proposals often land on a point already scored: each is scored once (keyed by
         // its exact bits, so the ranking is the same as scoring every time).
-        let scored: RefCell<HashMap<Vec<u64>, f64>> = RefCell::new(HashMap::new());
-        let rank = |point: &Point| -> f64 {
+        let scored: RefCell<HashMap<Vec<u64>, Scored>> = RefCell::new(HashMap::new());
+        let rank = |point: &Point, exact: bool| -> Scored {
             let key: Vec<u64> = point.iter().map(|v| v.to_bits()).collect();
-            if let Some(&known) = scored.borrow().get(&key) {
+            if let Some(&known) = scored.borrow().get(&key)
+                && (known.exact || !exact)
+            {
                 return known;
             }
-            let value = score(point);
+            let value = score(point, exact);
             scored.borrow_mut().insert(key, value);
             value
         };
+        let exact_rank = |point: &Point| rank(point, true).score;
 
-        let mut pool: Vec<(f64, Point)> = Vec::new();
-        let evaluate = |point: &Point, pool: &mut Vec<(f64, Point)>| {
-            let score = rank(point);
-            if score > f64::NEG_INFINITY {
-                pool.push((score, point.clone()));
+        let mut pool: Vec<(Scored, Point)> = Vec::new();
+        let evaluate = |point: &Point, pool: &mut Vec<(Scored, Point)>| {
+            let value = rank(point, false);
+            if value.score > f64::NEG_INFINITY {
+                pool.push((value, point.clone()));
             }
-            score
+            value.score
+        };
+        // Best first. Every entry above the first bound sits where exact scores would put it
+        // (each is ≥ that bound ≥ the exact score below it), so a scan that reaches a bound makes
+        // the whole pool exact and starts again.
+        let sort = |pool: &mut Vec<(Scored, Point)>| {
+            pool.sort_by(|a, b| b.0.score.total_cmp(&a.0.score));
+        };
+        let make_exact = |pool: &mut Vec<(Scored, Point)>| {
+            for (value, point) in pool.iter_mut().filter(|(v, _)| !v.exact) {
+                *value = Scored::exact(exact_rank(point));
+            }
+            pool.retain(|(v, _)| v.score > f64::NEG_INFINITY);
+            sort(pool);
+        };
+        let best_new = |pool: &mut Vec<(Scored, Point)>| -> Option<Point> {
+            let found = pool
+                .iter()
+                .find(|(v, p)| !v.exact || encoding.is_new(p, observed))?;
+            if found.0.exact {
+                return Some(found.1.clone());
+            }
+            make_exact(pool);
+            pool.iter()
+                .find(|(_, p)| encoding.is_new(p, observed))
+                .map(|(_, p)| p.clone())
         };
         match region.as_ref().map(Region::anchors) {
             Some(anchors) => {
@@ -515,27 +560,43 @@ impl Bayesian {
             }
         }
 
-        pool.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut starts: Vec<(f64, Point)> = Vec::new();
-        for (score, point) in &pool {
-            if starts.len() >= self.local_starts {
-                break;
+        // The local search starts from the best distinct candidates (`None` if a bound comes
+        // first).
+        let starts_in = |pool: &[(Scored, Point)]| -> Option<Vec<(f64, Point)>> {
+            let mut starts: Vec<(f64, Point)> = Vec::new();
+            for (value, point) in pool {
+                if starts.len() >= self.local_starts {
+                    break;
+                }
+                if !value.exact {
+                    return None;
+                }
+                if starts.iter().all(|(_, s)| !encoding.same(s, point)) {
+                    starts.push((value.score, point.clone()));
+                }
             }
-            if starts.iter().all(|(_, s)| !encoding.same(s, point)) {
-                starts.push((*score, point.clone()));
-            }
-        }
+            Some(starts)
+        };
+        sort(&mut pool);
+        let starts = starts_in(&pool).unwrap_or_else(|| {
+            make_exact(&mut pool);
+            starts_in(&pool).unwrap_or_default()
+        });
         for (mut current_score, mut current) in starts {
             let mut scale = 0.1;
             for _ in 0..self.local_steps {
                 let mut improved = false;
                 for _ in 0..LOCAL_PROPOSALS {
                     let proposal = encoding.perturb(&current, scale, rng);
-                    let score = evaluate(&proposal, &mut pool);
-                    if score > current_score {
-                        current_score = score;
-                        current = proposal;
-                        improved = true;
+                    // A bound no higher than the current score rules the proposal out as surely
+                    // as its exact score would.
+                    if evaluate(&proposal, &mut pool) > current_score {
+                        let score = exact_rank(&proposal);
+                        if score > current_score {
+                            current_score = score;
+                            current = proposal;
+                            improved = true;
+                        }
                     }
                 }
                 if !improved {
@@ -547,18 +608,23 @@ impl Bayesian {
             }
         }
 
-        pool.sort_by(|a, b| b.0.total_cmp(&a.0));
+        sort(&mut pool);
         // The best new candidate ends with gradient steps on its continuous settings (see
         // `bayesian/polish.rs`), unless it takes a choice no trial has: that is tried alone.
-        if let Some((_, best)) = pool.iter().find(|(_, p)| encoding.is_new(p, observed))
-            && !encoding.takes_unseen_choice(best, &seen)
-            && let Some(polished) = polish::polish(encoding, best, score, self.polish_iterations)
+        if let Some(best) = best_new(&mut pool)
+            && !encoding.takes_unseen_choice(&best, &seen)
+            && let Some(polished) = polish::polish(
+                encoding,
+                &best,
+                |p| score(p, true).score,
+                self.polish_iterations,
+            )
         {
             evaluate(&polished, &mut pool);
-            pool.sort_by(|a, b| b.0.total_cmp(&a.0));
+            sort(&mut pool);
         }
-        if let Some((_, point)) = pool.iter().find(|(_, p)| encoding.is_new(p, observed)) {
-            return Some(point.clone());
+        if let Some(point) = best_new(&mut pool) {
+            return Some(point);
         }
         // Every candidate repeats a trial: the space is finite and mostly explored (or the
         // region is). Score what is left, the region first.
@@ -566,7 +632,7 @@ impl Bayesian {
             return left
                 .into_iter()
                 .map(|p| {
-                    let score = rank(&p);
+                    let score = exact_rank(&p);
                     let score = if score > f64::NEG_INFINITY {
                         score
                     } else {
@@ -653,6 +719,20 @@ impl Bayesian {
 
 /// Rank offset of candidates below the feasibility threshold: below every acquisition value.
 const UNSAFE: f64 = -1e12;
+
+/// A candidate's score, or with `exact` false an upper bound of it that already puts the
+/// candidate below the safety gate (see `Model::safety_above`).
+#[derive(Clone, Copy)]
+struct Scored {
+    score: f64,
+    exact: bool,
+}
+
+impl Scored {
+    fn exact(score: f64) -> Self {
+        Self { score, exact: true }
+    }
+}
 
 fn worst_of(trial: &Trial) -> f64 {
     trial.result.as_ref().map_or(f64::INFINITY, |(_, c)| {
@@ -813,6 +893,15 @@ impl Model {
     /// constraint and failure models say, without the objective's model (half the cost of a
     /// candidate that turns out too unsafe to score).
     fn safety(&self, features: &[f64]) -> (f64, f64) {
+        // No sum falls below a gate of `−∞`.
+        self.safety_above(features, f64::NEG_INFINITY)
+            .unwrap_or((f64::NEG_INFINITY, f64::NAN))
+    }
+
+    /// [`Model::safety`], or `Err` with the sum so far as soon as it falls below `gate`. Each
+    /// term is a log-probability, at most 0, so the sum only falls (rounding too is monotone):
+    /// the point will miss the gate, and the models after cost nothing.
+    fn safety_above(&self, features: &[f64], gate: f64) -> Result<(f64, f64), f64> {
         let mut log_feasibility = 0.0;
         let mut expected_breach = 0.0;
         for (j, (gp, threshold)) in self.limits.iter().enumerate() {
@@ -820,6 +909,9 @@ impl Model {
                 continue;
             };
             log_feasibility += log_cdf((threshold - mean) / sd);
+            if log_feasibility < gate {
+                return Err(log_feasibility);
+            }
             if j < self.n_constraint_models {
                 // E[max(0, c)] for c ~ N(mean, sd²): how far past the limit, on average.
                 let z = mean / sd;
@@ -831,7 +923,7 @@ impl Model {
         } else {
             log_feasibility
         };
-        (log_feasibility, expected_breach)
+        Ok((log_feasibility, expected_breach))
     }
 
     /// The acquisition `ln EI + Σ ln P(limit met) − penalty · Σ E[constraint breach]` (higher is
@@ -1028,7 +1120,14 @@ impl Bayesian {
             {
                 fits.fitted(self, space, history, seed, &model.thetas);
             }
-            self.model_point(&encoding, &trials, &observed, (&kept, &model), &mut rng)
+            self.model_point(
+                &encoding,
+                &trials,
+                &observed,
+                (&kept, &model),
+                &mut rng,
+                true,
+            )
         };
         point
             .map(|p| encoding.decode(&p))
@@ -1149,6 +1248,63 @@ mod tests {
                 _ => None,
             })
             .fold(f64::INFINITY, f64::min)
+    }
+
+    #[test]
+    fn a_candidate_is_scored_in_part_only_where_that_cannot_change_the_suggestion() {
+        // Three limits that no trial meets, so that every candidate falls below the gate and the
+        // ranking among unsafe candidates, where scores stop early, decides the suggestion. The
+        // first two pull x opposite ways: ranked by the first alone, the order would differ.
+        let space = unit_square();
+        let encoding = Encoding::new(&space);
+        let trials: Vec<Trial> = (0..12)
+            .map(|i| {
+                let (x, y) = (0.1 + f64::from(i % 4) / 4.0, 0.1 + f64::from(i / 4) / 3.0);
+                let outcome = Outcome::Complete {
+                    objective: x + y,
+                    constraints: vec![0.2 + x, 1.2 - x, 0.2 + y],
+                };
+                Trial::new(vec![x, y], &outcome)
+            })
+            .collect();
+        let observed: Vec<Point> = trials.iter().map(|t| t.point.clone()).collect();
+        let kept: Vec<&Trial> = trials.iter().collect();
+        let sampler = quick();
+        let gate = sampler.min_feasibility.ln();
+        for seed in 0..4 {
+            let mut rng = rng_for(seed, trials.len(), STREAM);
+            let model = Model::fit(&encoding, &kept, &sampler, None, &mut rng);
+            let mut stopped = 0;
+            for _ in 0..500 {
+                let at = features(&encoding, &encoding.sample(&mut rng));
+                let exact = model.safety(&at);
+                match model.safety_above(&at, gate) {
+                    Ok(safety) => assert_eq!(safety, exact),
+                    Err(bound) => {
+                        assert!(exact.0 < gate && bound >= exact.0, "{bound} for {exact:?}");
+                        stopped += usize::from(bound > exact.0);
+                    }
+                }
+            }
+            assert!(
+                stopped > 0,
+                "seed {seed}: no score stopped before its last term"
+            );
+            let suggest = |lazy| {
+                let mut rng = rng_for(seed, 0, STREAM);
+                sampler.model_point(
+                    &encoding,
+                    &trials,
+                    &observed,
+                    (&kept, &model),
+                    &mut rng,
+                    lazy,
+                )
+            };
+            let lazy = suggest(true);
+            assert!(lazy.is_some());
+            assert_eq!(lazy, suggest(false), "seed {seed}");
+        }
     }
 
     #[test]
