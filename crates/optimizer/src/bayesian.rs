@@ -466,6 +466,7 @@ impl Bayesian {
         // once it falls below the gate (see `Model::safety_above`), and the score returned is an
         // upper bound of the exact one, below every safe candidate's: it only matters among
         // unsafe candidates, and is made exact where those are compared.
+        let likely = Cell::new(0);
         let score = |point: &Point, exact: bool| -> Scored {
             if !inside(point) {
                 return Scored::exact(f64::NEG_INFINITY);
@@ -476,7 +477,7 @@ impl Bayesian {
             } else {
                 min_log_feasibility
             };
-            match model.safety_above(&features, gate) {
+            match model.safety_above(&features, gate, &likely) {
                 Ok(safety) if safety.0 >= min_log_feasibility => {
                     Scored::exact(model.acquisition(&features, safety))
                 }
@@ -894,22 +895,50 @@ impl Model {
     /// candidate that turns out too unsafe to score).
     fn safety(&self, features: &[f64]) -> (f64, f64) {
         // No sum falls below a gate of `−∞`.
-        self.safety_above(features, f64::NEG_INFINITY)
+        self.safety_above(features, f64::NEG_INFINITY, &Cell::new(0))
             .unwrap_or((f64::NEG_INFINITY, f64::NAN))
     }
 
-    /// [`Model::safety`], or `Err` with the sum so far as soon as it falls below `gate`. Each
-    /// term is a log-probability, at most 0, so the sum only falls (rounding too is monotone):
-    /// the point will miss the gate, and the models after cost nothing.
-    fn safety_above(&self, features: &[f64], gate: f64) -> Result<(f64, f64), f64> {
+    /// [`Model::safety`], or `Err` with an upper bound of its sum as soon as that falls below
+    /// `gate`. Each term is a log-probability, at most 0, so the sum only falls (rounding too is
+    /// monotone) and is at most any one term: the point will miss the gate, and the models not
+    /// yet asked cost nothing. The model named by `likely` is asked first, and left naming the
+    /// lowest term seen: nearby candidates, which come in runs, tend to fail on the same limit.
+    fn safety_above(
+        &self,
+        features: &[f64],
+        gate: f64,
+        likely: &Cell<usize>,
+    ) -> Result<(f64, f64), f64> {
+        let predict = |j: usize| {
+            let (gp, threshold) = &self.limits[j];
+            let (mean, sd) = gp.predict_unless_below(features, *threshold, CERTAIN_Z);
+            (mean, sd.map(|sd| (sd, log_cdf((threshold - mean) / sd))))
+        };
+        let first = likely.get();
+        let early = (gate > f64::NEG_INFINITY && first < self.limits.len()).then(|| predict(first));
+        if let Some((_, Some((_, term)))) = early
+            && term < gate
+        {
+            return Err(term);
+        }
         let mut log_feasibility = 0.0;
         let mut expected_breach = 0.0;
-        for (j, (gp, threshold)) in self.limits.iter().enumerate() {
-            let (mean, Some(sd)) = gp.predict_unless_below(features, *threshold, CERTAIN_Z) else {
+        let mut lowest = (0.0, first);
+        for j in 0..self.limits.len() {
+            let (mean, sd) = match early {
+                Some(known) if j == first => known,
+                _ => predict(j),
+            };
+            let Some((sd, term)) = sd else {
                 continue;
             };
-            log_feasibility += log_cdf((threshold - mean) / sd);
+            log_feasibility += term;
+            if term < lowest.0 {
+                lowest = (term, j);
+            }
             if log_feasibility < gate {
+                likely.set(lowest.1);
                 return Err(log_feasibility);
             }
             if j < self.n_constraint_models {
@@ -1278,7 +1307,7 @@ mod tests {
             for _ in 0..500 {
                 let at = features(&encoding, &encoding.sample(&mut rng));
                 let exact = model.safety(&at);
-                match model.safety_above(&at, gate) {
+                match model.safety_above(&at, gate, &Cell::new(seed as usize % 3)) {
                     Ok(safety) => assert_eq!(safety, exact),
                     Err(bound) => {
                         assert!(exact.0 < gate && bound >= exact.0, "{bound} for {exact:?}");
