@@ -453,11 +453,23 @@ fn app_create_refuses_bad_names_duplicates_and_goals() {
     let (code, _, stderr) = run(&["acme/bad", "--settings", bad.to_str().expect("utf-8")]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("objectiv"), "{stderr}");
-    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
-        .args(["optimizer", "app", "list", "-o", "json", "--store"])
-        .arg(&store)
-        .output()
-        .expect("servo runs");
+    let list = |store: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
+            .env("NO_COLOR", "1")
+            .args(["optimizer", "app", "list", "-o", "json", "--store"])
+            .arg(store)
+            .output()
+            .expect("servo runs")
+    };
+    let listed = list(&store);
+    // Listing only reads: the store is left as its last writer left it, with no `-wal` or
+    // `-shm` file beside it.
+    for suffix in ["db-wal", "db-shm"] {
+        assert!(
+            !store.with_extension(suffix).exists(),
+            "{suffix} after list"
+        );
+    }
     let listed: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
     assert_eq!(listed[0]["name"], "acme/fleet");
     assert_eq!(
@@ -466,6 +478,16 @@ fn app_create_refuses_bad_names_duplicates_and_goals() {
     );
     assert_eq!(listed[0]["trials"], 20);
     assert_eq!(listed[1]["name"], "acme/web");
+    // A mistyped store is an error, and is not created.
+    let typo = dir.path().join("typo/optimizer.db");
+    let listed = list(&typo);
+    assert_eq!(listed.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(
+        stderr.contains(&format!("no optimizer store at {}", typo.display())),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("typo").exists(), "list created the store");
 
     // The token is stored hashed: the store file never holds it.
     let bytes = std::fs::read(&store).expect("store");

@@ -16,7 +16,7 @@ use sqlx::{AnyConnection, AnyPool, Connection, Row};
 use crate::config::optimizer::EmbeddedOptimizer;
 use crate::study::journal::{
     DbResult, Journal, JournalError, Study, Trial, TrialState, create_study, current_study,
-    finish_trial, insert_trial, live_study, now, study_trials, text,
+    finish_trial, insert_trial, live_study, now, sqlite_path, study_trials, text,
 };
 
 use super::application::{Application, token_hash};
@@ -109,6 +109,23 @@ impl Store {
         journal.migrate(super::schema::MIGRATIONS).await?;
         let readers = journal.readers(READERS).await?;
         Ok(Store { journal, readers })
+    }
+
+    /// Opens an existing store only to read it, as `servo optimizer app list` does, possibly
+    /// beside a server writing it: a SQLite file read-only (see [`Journal::open_read_only`]),
+    /// neither created nor written. `None` while it has no tables yet (its server is creating
+    /// them). PostgreSQL is opened as by [`Store::open`]: its readers take no lock a writer waits on.
+    pub async fn open_to_read(store: &str) -> Result<Option<Store>, JournalError> {
+        let Some(path) = sqlite_path(store) else {
+            return Store::open(store).await.map(Some);
+        };
+        let Some(journal) = Journal::open_read_only_with(path, super::schema::MIGRATIONS).await?
+        else {
+            return Ok(None);
+        };
+        // Its one connection reads too: no second one to open, or to leave last.
+        let readers = journal.pool().clone();
+        Ok(Some(Store { journal, readers }))
     }
 
     pub fn journal(&self) -> &Journal {

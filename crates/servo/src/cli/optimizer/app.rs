@@ -341,7 +341,10 @@ impl Render for Applications {
 }
 
 async fn run_list(list: List, globals: &Globals) -> CommandResult {
-    let store = list.store.open().await?;
+    let Some(store) = list.store.open_to_read().await? else {
+        emit(globals.format, &Applications(Vec::new()))?;
+        return Ok(Exit::Ok);
+    };
     let applications = async {
         let mut listed = Vec::new();
         for application in store.applications().await? {

@@ -5,7 +5,9 @@ mod admin_token;
 mod app;
 mod serve;
 
-use super::{CommandResult, Globals};
+use super::{CliError, CommandResult, Globals};
+use crate::server::store::Store;
+use crate::study::journal::sqlite_path;
 use servo_core::connector::Registry;
 
 /// Serve the optimizer to many servos over the Opsani/ServoX protocol, and manage its applications.
@@ -47,10 +49,27 @@ struct StoreArg {
 }
 
 impl StoreArg {
-    async fn open(&self) -> Result<crate::server::store::Store, super::CliError> {
-        crate::server::store::Store::open(&self.store)
+    async fn open(&self) -> Result<Store, CliError> {
+        Store::open(&self.store)
             .await
-            .map_err(|e| super::CliError::Failure(e.to_string()))
+            .map_err(|e| CliError::Failure(e.to_string()))
+    }
+
+    /// The store, only to read it: a SQLite file that does not exist is an error, not a new
+    /// empty store (a mistyped `--store` would otherwise list nothing and leave a file behind).
+    /// `None` while its server is still creating its tables.
+    async fn open_to_read(&self) -> Result<Option<Store>, CliError> {
+        if let Some(path) = sqlite_path(&self.store)
+            && !path.exists()
+        {
+            return Err(CliError::usage_with_hint(
+                format!("no optimizer store at {}", path.display()),
+                "`servo optimizer app create ORG/APP` creates it; or point --store (or SERVO_OPTIMIZER_STORE) at the server's store",
+            ));
+        }
+        Store::open_to_read(&self.store)
+            .await
+            .map_err(|e| CliError::Failure(e.to_string()))
     }
 }
 

@@ -243,7 +243,9 @@ impl Journal {
     /// Opens a store given as a path or URL: `postgres://user@host/db` (or `postgresql://`) for
     /// PostgreSQL, `sqlite://FILE` or a plain path for SQLite.
     pub async fn open_store(store: &str) -> Result<Journal, JournalError> {
-        if store.starts_with("postgres://") || store.starts_with("postgresql://") {
+        if let Some(path) = sqlite_path(store) {
+            Self::open(path).await
+        } else {
             let shown = PathBuf::from(servo_core::http::redact_url(store));
             let url = store
                 .parse::<url::Url>()
@@ -254,9 +256,6 @@ impl Journal {
                 // with a retryable 503 rather than queue.
                 .acquire_timeout(std::time::Duration::from_secs(3));
             Self::connect_with(options, &url, Dialect::Postgres, shown).await
-        } else {
-            let path = store.strip_prefix("sqlite://").unwrap_or(store);
-            Self::open(Path::new(path)).await
         }
     }
 
@@ -317,7 +316,7 @@ impl Journal {
         if self.dialect == Dialect::Postgres {
             return Ok(self.pool.clone());
         }
-        sqlite_readers(&self.path, connections)
+        sqlite_readers(&self.path, connections, true)
             .await
             .map_err(|e| self.db(e))
     }
@@ -330,7 +329,22 @@ impl Journal {
     /// `servo run` is creating it. A journal an older servo wrote is brought up to date by
     /// [`Journal::open`] first, since this servo's queries read the newer tables.
     pub async fn open_read_only(path: &Path) -> Result<Option<Journal>, JournalError> {
-        let pool = sqlite_readers(path, 1)
+        Self::open_read_only_with(path, &[]).await
+    }
+
+    /// [`Journal::open_read_only`] for a database that also holds the tables of `also` (the
+    /// optimizer server's): one that lacks some of their steps is brought up to date first too.
+    pub async fn open_read_only_with(
+        path: &Path,
+        also: &[Migration],
+    ) -> Result<Option<Journal>, JournalError> {
+        // No `-wal` file: no connection has the journal open (the last to close removes it). A
+        // read-only connection would create the `-wal` and `-shm` files and could not remove
+        // them; a writable one that writes nothing removes them as it closes, being the last.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let alone = !Path::new(&wal).exists();
+        let pool = sqlite_readers(path, 1, !alone)
             .await
             .map_err(|e| cannot_open(path, e))?;
         let journal = Journal {
@@ -353,11 +367,13 @@ impl Journal {
             .await
             .map_err(|e| journal.db(e))?;
         journal.refuse_newer(&applied)?;
-        if has_every(&applied, STUDY_MIGRATIONS) {
+        if has_every(&applied, STUDY_MIGRATIONS) && has_every(&applied, also) {
             return Ok(Some(journal));
         }
         journal.close().await;
-        Self::open(path).await.map(Some)
+        let journal = Self::open(path).await?;
+        journal.migrate(also).await?;
+        Ok(Some(journal))
     }
 
     /// An error when the schema steps `applied` include one of a newer servo: such a database is
@@ -642,14 +658,24 @@ fn cannot_open(path: &Path, e: impl std::fmt::Display) -> JournalError {
     }
 }
 
-/// A pool of up to `connections` read-only connections to the SQLite file at `path`. Read-only
-/// at open, not only by `query_only`: such a connection can neither write nor checkpoint the WAL
-/// when it closes.
-async fn sqlite_readers(path: &Path, connections: u32) -> Result<AnyPool, sqlx::Error> {
+/// The SQLite file a store names, `None` for a PostgreSQL URL (see [`Journal::open_store`]).
+pub fn sqlite_path(store: &str) -> Option<&Path> {
+    let postgres = store.starts_with("postgres://") || store.starts_with("postgresql://");
+    (!postgres).then(|| Path::new(store.strip_prefix("sqlite://").unwrap_or(store)))
+}
+
+/// A pool of up to `connections` connections to the SQLite file at `path` that never write
+/// (`query_only`). With `read_only`, read-only at open too: such a connection can neither write
+/// nor checkpoint the WAL when it closes, which a writer at work could find locked.
+async fn sqlite_readers(
+    path: &Path,
+    connections: u32,
+    read_only: bool,
+) -> Result<AnyPool, sqlx::Error> {
     let absolute = std::path::absolute(path)?;
     let url = SqliteConnectOptions::new()
         .filename(&absolute)
-        .read_only(true)
+        .read_only(read_only)
         .to_url_lossy();
     sqlx::any::install_default_drivers();
     let connect = AnyConnectOptions::from_url(&url)?.disable_statement_logging();
@@ -954,6 +980,40 @@ mod tests {
             .await
             .expect("the writer goes on");
         assert_eq!(reader.trials(&current).await.expect("trials").len(), 2);
+        reader.close().await;
+
+        // Read alone, the journal is left as its writer left it: no `-wal` or `-shm` file beside.
+        writer.close().await;
+        let beside = |suffix: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            std::path::PathBuf::from(name).exists()
+        };
+        assert!(!beside("-wal") && !beside("-shm"), "the writer closed");
+        let reader = Journal::open_read_only(&path)
+            .await
+            .expect("opens")
+            .expect("has tables");
+        assert_eq!(reader.trials(&current).await.expect("trials").len(), 2);
+        let refused = reader.begin(&current, &config).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("readonly")),
+            "{refused:?}"
+        );
+        reader.close().await;
+        assert!(!beside("-wal") && !beside("-shm"), "the reader left files");
+        assert_eq!(
+            Journal::open(&path)
+                .await
+                .expect("reopens")
+                .trials(&current)
+                .await
+                .expect("trials")
+                .len(),
+            2
+        );
     }
 
     /// An older servo's journal is brought up to date before it is read (this servo's queries
