@@ -323,9 +323,10 @@ impl Journal {
 
     /// Opens an existing SQLite journal only to read it, as `servo trials` and `servo report` do,
     /// possibly beside the `servo run` writing it. Nothing is set up or migrated, and the
-    /// connection is read-only: a reader that wrote, or checkpointed the WAL on closing, could
-    /// make the study's next write fail with "database is locked" (one `servo run` in 22 did,
-    /// with `servo trials` polled beside it). `None` while the journal has no tables yet: its
+    /// connection never writes; beside a study it is read-only, since one that checkpointed the
+    /// WAL on closing could make the study's next write fail with "database is locked" (one
+    /// `servo run` in 22 did, with `servo trials` polled beside it). `None` while the journal
+    /// has no tables yet: its
     /// `servo run` is creating it. A journal an older servo wrote is brought up to date by
     /// [`Journal::open`] first, since this servo's queries read the newer tables.
     pub async fn open_read_only(path: &Path) -> Result<Option<Journal>, JournalError> {
