@@ -112,9 +112,10 @@ impl Store {
     }
 
     /// Opens an existing store only to read it, as `servo optimizer app list` does, possibly
-    /// beside a server writing it: a SQLite file read-only (see [`Journal::open_read_only`]),
-    /// neither created nor written. `None` while it has no tables yet (its server is creating
-    /// them). PostgreSQL is opened as by [`Store::open`]: its readers take no lock a writer waits on.
+    /// beside a server writing it: a SQLite file as [`Journal::open_read_only`] opens a journal,
+    /// never created, and written only to bring up to date one an older servo wrote. `None`
+    /// while it has no tables yet (its server is creating them). PostgreSQL is opened as by
+    /// [`Store::open`]: its readers take no lock a writer waits on.
     pub async fn open_to_read(store: &str) -> Result<Option<Store>, JournalError> {
         let Some(path) = sqlite_path(store) else {
             return Store::open(store).await.map(Some);
