@@ -453,7 +453,7 @@ fn app_create_refuses_bad_names_duplicates_and_goals() {
     let (code, _, stderr) = run(&["acme/bad", "--settings", bad.to_str().expect("utf-8")]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("objectiv"), "{stderr}");
-    let list = |store: &std::path::Path| {
+    let list = |store: &std::ffi::OsStr| {
         std::process::Command::new(env!("CARGO_BIN_EXE_servo"))
             .env("NO_COLOR", "1")
             .args(["optimizer", "app", "list", "-o", "json", "--store"])
@@ -461,7 +461,7 @@ fn app_create_refuses_bad_names_duplicates_and_goals() {
             .output()
             .expect("servo runs")
     };
-    let listed = list(&store);
+    let listed = list(store.as_os_str());
     // Listing only reads: the store is left as its last writer left it, with no `-wal` or
     // `-shm` file beside it.
     for suffix in ["db-wal", "db-shm"] {
@@ -480,7 +480,7 @@ fn app_create_refuses_bad_names_duplicates_and_goals() {
     assert_eq!(listed[1]["name"], "acme/web");
     // A mistyped store is an error, and is not created.
     let typo = dir.path().join("typo/optimizer.db");
-    let listed = list(&typo);
+    let listed = list(typo.as_os_str());
     assert_eq!(listed.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&listed.stderr);
     assert!(
@@ -488,6 +488,20 @@ fn app_create_refuses_bad_names_duplicates_and_goals() {
         "{stderr}"
     );
     assert!(!dir.path().join("typo").exists(), "list created the store");
+    // A PostgreSQL store that refuses connections says so at once (not "pool timed out" after
+    // the pool's wait), without the password.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("postgres://servo:hunter2@127.0.0.1:{closed}/studies");
+    let listed = list(url.as_ref());
+    assert_eq!(listed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(
+        stderr.contains("refused") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
 
     // The token is stored hashed: the store file never holds it.
     let bytes = std::fs::read(&store).expect("store");

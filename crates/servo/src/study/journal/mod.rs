@@ -269,6 +269,13 @@ impl Journal {
         let connect = AnyConnectOptions::from_url(url)
             .map_err(|e| cannot_open(&path, e))?
             .disable_statement_logging();
+        // As for SQLite (see `Journal::open`): the pool would report only "pool timed out" after
+        // its acquire timeout, and one direct attempt fails at once with the cause (a refused
+        // connection, a wrong password, no such database).
+        let probe = AnyConnection::connect_with(&connect)
+            .await
+            .map_err(|e| cannot_open(&path, e))?;
+        let _ = probe.close().await;
         let pool = options
             .connect_with(connect)
             .await
