@@ -276,12 +276,20 @@ fn finished(trials: &[Value]) -> usize {
         .count()
 }
 
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+fn wait_for(what: &str, within: Duration, done: impl FnMut() -> bool) {
+    assert!(reached(within, done), "timed out waiting for {what}");
+}
+
+/// Whether `done` holds within `within`, asked every 50 ms.
+fn reached(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    true
 }
 
 #[test]
@@ -322,12 +330,39 @@ fn two_servos_finish_their_studies_across_a_server_crash_without_losing_or_repea
     let crashed = server.finish(Duration::from_secs(10));
     assert_eq!(crashed.code, None, "SIGKILL ends the server");
     std::thread::sleep(Duration::from_millis(500));
-    let restarted = start_server(dir.path(), &store, port, &[]);
+    let mut restarted = start_server(dir.path(), &store, port, &[]);
 
-    wait_for("both studies to finish", Duration::from_secs(90), || {
+    let both_finished = || {
         finished(&trials(port, "web", TOKEN_WEB)) >= TRIALS
             && finished(&trials(port, "api", TOKEN_API)) >= TRIALS
-    });
+    };
+    if !reached(Duration::from_secs(90), both_finished) {
+        // What each process said, to tell a server that hangs from a servo that gave up.
+        let (web, api) = (
+            trials(port, "web", TOKEN_WEB),
+            trials(port, "api", TOKEN_API),
+        );
+        let mut logs = String::new();
+        for (name, process) in [
+            ("the restarted server", &mut restarted),
+            ("the web servo", &mut servo_web),
+            ("the api servo", &mut servo_api),
+        ] {
+            if process.running() {
+                process.signal("KILL");
+            }
+            let ended = process.finish(Duration::from_secs(10));
+            logs.push_str(&format!(
+                "--- {name} (exit {:?}):\n{}\n",
+                ended.code, ended.stderr
+            ));
+        }
+        panic!(
+            "timed out waiting for both studies to finish: {} and {} of {TRIALS} trials\n{logs}",
+            finished(&web),
+            finished(&api)
+        );
+    }
     for (app, token) in [("web", TOKEN_WEB), ("api", TOKEN_API)] {
         let trials = trials(port, app, token);
         let numbers: Vec<i64> = trials.iter().filter_map(|t| t["number"].as_i64()).collect();
