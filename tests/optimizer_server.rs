@@ -314,8 +314,9 @@ fn two_servos_finish_their_studies_across_a_server_crash_without_losing_or_repea
     let mut server = start_server(dir.path(), &store, port, &[]);
     let web = servo_config(dir.path(), "web", TOKEN_WEB, port);
     let api = servo_config(dir.path(), "api", TOKEN_API, port);
-    let mut servo_web = Servo::start(&web, &["run"]);
-    let mut servo_api = Servo::start(&api, &["run"]);
+    // At `info`, so that a study that never finishes shows each request and command.
+    let mut servo_web = Servo::start_logging(&web, &["run"], "info");
+    let mut servo_api = Servo::start_logging(&api, &["run"], "info");
 
     // Crash the server mid-study: both studies have started, neither has finished.
     wait_for(
@@ -330,7 +331,7 @@ fn two_servos_finish_their_studies_across_a_server_crash_without_losing_or_repea
     let crashed = server.finish(Duration::from_secs(10));
     assert_eq!(crashed.code, None, "SIGKILL ends the server");
     std::thread::sleep(Duration::from_millis(500));
-    let mut restarted = start_server(dir.path(), &store, port, &[]);
+    let mut restarted = optimizer_serve::start_logging(dir.path(), &store, port, &[], "info");
 
     let both_finished = || {
         finished(&trials(port, "web", TOKEN_WEB)) >= TRIALS

@@ -13,6 +13,11 @@ use crate::live::Servo;
 /// `servo optimizer serve --store STORE --listen 127.0.0.1:PORT --sleep 1s EXTRA...`, waited for
 /// until it answers `/healthz` (at most 20 s).
 pub fn start(dir: &Path, store: &Path, port: u16, extra: &[&str]) -> Servo {
+    start_logging(dir, store, port, extra, "warn")
+}
+
+/// [`start`] logging at `level`, for a test that shows the server's log when it fails.
+pub fn start_logging(dir: &Path, store: &Path, port: u16, extra: &[&str], level: &str) -> Servo {
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec![
         "optimizer",
@@ -25,7 +30,7 @@ pub fn start(dir: &Path, store: &Path, port: u16, extra: &[&str]) -> Servo {
         "1s",
     ];
     args.extend_from_slice(extra);
-    let mut server = Servo::start(&dir.join("unused.yaml"), &args);
+    let mut server = Servo::start_logging(&dir.join("unused.yaml"), &args, level);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if TcpStream::connect(("127.0.0.1", port)).is_ok()
