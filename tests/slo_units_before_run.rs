@@ -1,9 +1,8 @@
 //! The SLO unit check of `servo run` happens before anything runs, wherever a goal is given:
 //! `servo validate` and `servo check` refuse a bound whose unit cannot be compared with the unit
 //! the connector declares for its metric (exit 2, at the constraint's line, naming the metric,
-//! both units and the fix), and
-//! `servo optimizer app create` refuses a unit on an expression. Through the real binary, with the
-//! `command` connector declaring `latency_p99`.
+//! both units and the fix), and `servo optimizer app create` refuses a unit on an expression.
+//! Through the real binary, with the `command` connector declaring `latency_p99`.
 
 mod common;
 

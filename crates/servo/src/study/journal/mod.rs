@@ -333,9 +333,9 @@ impl Journal {
     /// connection never writes; beside a study it is read-only, since one that checkpointed the
     /// WAL on closing could make the study's next write fail with "database is locked" (one
     /// `servo run` in 22 did, with `servo trials` polled beside it). `None` while the journal
-    /// has no tables yet: its
-    /// `servo run` is creating it. A journal an older servo wrote is brought up to date by
-    /// [`Journal::open`] first, since this servo's queries read the newer tables.
+    /// has no tables yet: its `servo run` is creating it. A journal an older servo wrote is
+    /// brought up to date by [`Journal::open`] first, since this servo's queries read the newer
+    /// tables.
     pub async fn open_read_only(path: &Path) -> Result<Option<Journal>, JournalError> {
         Self::open_read_only_with(path, &[]).await
     }
