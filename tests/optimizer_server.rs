@@ -524,6 +524,18 @@ fn app_create_refuses_bad_names_duplicates_and_goals() {
         "{stderr}"
     );
     assert!(!dir.path().join("typo").exists(), "list created the store");
+    // A file that is not a database is named as the store it was given as, not as a journal.
+    let not_a_store = dir.path().join("notes.txt");
+    std::fs::write(&not_a_store, "not a database\n").expect("write");
+    let listed = list(not_a_store.as_os_str());
+    assert_eq!(listed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(
+        stderr.contains(&format!("optimizer store {}: ", not_a_store.display()))
+            && stderr.contains("not a database")
+            && !stderr.contains("journal"),
+        "{stderr}"
+    );
     // A PostgreSQL store that refuses connections says so at once (not "pool timed out" after
     // the pool's wait), without the password.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -535,7 +547,9 @@ fn app_create_refuses_bad_names_duplicates_and_goals() {
     assert_eq!(listed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&listed.stderr);
     assert!(
-        stderr.contains("refused") && !stderr.contains("hunter2"),
+        stderr.contains("cannot open the optimizer store postgres://servo:")
+            && stderr.contains("refused")
+            && !stderr.contains("hunter2"),
         "{stderr}"
     );
 

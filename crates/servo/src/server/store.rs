@@ -15,7 +15,7 @@ use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
 use crate::config::optimizer::EmbeddedOptimizer;
 use crate::study::journal::{
-    DbResult, Journal, JournalError, Study, Trial, TrialState, create_study, current_study,
+    DbResult, Holds, Journal, JournalError, Study, Trial, TrialState, create_study, current_study,
     finish_trial, insert_trial, live_study, now, sqlite_path, study_trials, text,
 };
 
@@ -120,7 +120,9 @@ impl Store {
         let Some(path) = sqlite_path(store) else {
             return Store::open(store).await.map(Some);
         };
-        let Some(journal) = Journal::open_read_only_with(path, super::schema::MIGRATIONS).await?
+        let Some(journal) =
+            Journal::open_read_only_with(path, Holds::OptimizerStore, super::schema::MIGRATIONS)
+                .await?
         else {
             return Ok(None);
         };

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use servo_core::time::utc;
 
 use super::StudyError;
-use super::journal::JournalError;
 use super::journal::now;
+use super::journal::{Holds, JournalError};
 
 /// Held while a study runs; dropping it releases the lock.
 #[derive(Debug)]
@@ -40,6 +40,7 @@ impl StudyLock {
         // The lock lives beside the journal: failing to make it is failing to open the journal.
         let open_error = |e: std::io::Error| {
             StudyError::Journal(JournalError::Open {
+                holds: Holds::Journal,
                 path: journal.to_path_buf(),
                 message: format!("cannot lock {}: {e}", path.display()),
             })

@@ -2,12 +2,39 @@
 
 use std::path::{Path, PathBuf};
 
+/// What a database holds, as messages name it: an optimizer server's store shares the journal's
+/// code and tables, but "cannot open the journal" beside `--store` sent users looking for a study.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holds {
+    /// One servo's studies (`servo run`, `servo trials`).
+    Journal,
+    /// An optimizer server's applications and their studies (`--store`).
+    OptimizerStore,
+}
+
+impl std::fmt::Display for Holds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Holds::Journal => "journal",
+            Holds::OptimizerStore => "optimizer store",
+        })
+    }
+}
+
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("cannot open the journal {path}: {message}")]
-    Open { path: PathBuf, message: String },
-    #[error("journal {path}: {message}")]
-    Database { path: PathBuf, message: String },
+    #[error("cannot open the {holds} {path}: {message}")]
+    Open {
+        holds: Holds,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("{holds} {path}: {message}")]
+    Database {
+        holds: Holds,
+        path: PathBuf,
+        message: String,
+    },
     #[error(
         "the search space changed since study `{name}` began ({change}); its trials would not be comparable"
     )]
@@ -22,8 +49,16 @@ impl JournalError {
     /// device, so the hint says which limit this process has, and that the trials journaled so far
     /// are kept and resume.
     pub fn hint(&self) -> Option<String> {
-        let (JournalError::Open { path, message } | JournalError::Database { path, message }) =
-            self
+        let (JournalError::Open {
+            holds,
+            path,
+            message,
+        }
+        | JournalError::Database {
+            holds,
+            path,
+            message,
+        }) = self
         else {
             return None;
         };
@@ -36,7 +71,7 @@ impl JournalError {
             .unwrap_or(Path::new("."));
         let cause = match file_size_limit() {
             Some(limit) => format!(
-                "this process may not write files larger than {limit} bytes (`ulimit -f`), and the journal and its write-ahead log ({}-wal) grow with every trial: raise the limit",
+                "this process may not write files larger than {limit} bytes (`ulimit -f`), and the {holds} and its write-ahead log ({}-wal) grow with every trial: raise the limit",
                 path.display()
             ),
             None => format!(
@@ -73,6 +108,7 @@ mod tests {
 
     fn database_error(message: &str) -> JournalError {
         JournalError::Database {
+            holds: Holds::Journal,
             path: PathBuf::from("/var/lib/servo/study.db"),
             message: message.to_string(),
         }

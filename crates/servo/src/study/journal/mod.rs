@@ -16,7 +16,7 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection};
 
 use servo_optimizer::{ParamValue, Space};
 
-pub use error::JournalError;
+pub use error::{Holds, JournalError};
 pub(crate) use rows::{
     DbResult, create_study, current_study, finish_trial, insert_trial, live_study, study_trials,
     text,
@@ -190,12 +190,18 @@ pub struct Journal {
     dialect: Dialect,
     /// The file, or the database URL without its password: what messages may show.
     path: PathBuf,
+    /// What messages call it.
+    holds: Holds,
 }
 
 impl Journal {
     /// Opens (creating when needed) a SQLite journal, its directory and its tables.
     pub async fn open(path: &Path) -> Result<Journal, JournalError> {
-        let open_error = |message: String| cannot_open(path, message);
+        Self::open_sqlite(path, Holds::Journal).await
+    }
+
+    async fn open_sqlite(path: &Path, holds: Holds) -> Result<Journal, JournalError> {
+        let open_error = |message: String| cannot_open(holds, path, message);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| open_error(format!("cannot create {}: {e}", dir.display())))?;
@@ -237,25 +243,26 @@ impl Journal {
             .after_connect(|conn, _| {
                 Box::pin(async move { sqlx::raw_sql(SQLITE_SETUP).execute(conn).await.map(drop) })
             });
-        Self::connect_with(options, &url, Dialect::Sqlite, path.to_path_buf()).await
+        Self::connect_with(options, &url, Dialect::Sqlite, path.to_path_buf(), holds).await
     }
 
-    /// Opens a store given as a path or URL: `postgres://user@host/db` (or `postgresql://`) for
-    /// PostgreSQL, `sqlite://FILE` or a plain path for SQLite.
+    /// Opens an optimizer server's store given as a path or URL: `postgres://user@host/db` (or
+    /// `postgresql://`) for PostgreSQL, `sqlite://FILE` or a plain path for SQLite.
     pub async fn open_store(store: &str) -> Result<Journal, JournalError> {
+        let holds = Holds::OptimizerStore;
         if let Some(path) = sqlite_path(store) {
-            Self::open(path).await
+            Self::open_sqlite(path, holds).await
         } else {
             let shown = PathBuf::from(servo_core::http::redact_url(store));
-            let url = store
-                .parse::<url::Url>()
-                .map_err(|e| cannot_open(&shown, format!("not a valid database URL: {e}")))?;
+            let url = store.parse::<url::Url>().map_err(|e| {
+                cannot_open(holds, &shown, format!("not a valid database URL: {e}"))
+            })?;
             let options = AnyPoolOptions::new()
                 .max_connections(8)
                 // Short: while the database is down, requests (and /healthz) should fail fast
                 // with a retryable 503 rather than queue.
                 .acquire_timeout(std::time::Duration::from_secs(3));
-            Self::connect_with(options, &url, Dialect::Postgres, shown).await
+            Self::connect_with(options, &url, Dialect::Postgres, shown, holds).await
         }
     }
 
@@ -264,26 +271,28 @@ impl Journal {
         url: &url::Url,
         dialect: Dialect,
         path: PathBuf,
+        holds: Holds,
     ) -> Result<Journal, JournalError> {
         sqlx::any::install_default_drivers();
         let connect = AnyConnectOptions::from_url(url)
-            .map_err(|e| cannot_open(&path, e))?
+            .map_err(|e| cannot_open(holds, &path, e))?
             .disable_statement_logging();
         // As for SQLite (see `Journal::open`): the pool would report only "pool timed out" after
         // its acquire timeout, and one direct attempt fails at once with the cause (a refused
         // connection, a wrong password, no such database).
         let probe = AnyConnection::connect_with(&connect)
             .await
-            .map_err(|e| cannot_open(&path, e))?;
+            .map_err(|e| cannot_open(holds, &path, e))?;
         let _ = probe.close().await;
         let pool = options
             .connect_with(connect)
             .await
-            .map_err(|e| cannot_open(&path, e))?;
+            .map_err(|e| cannot_open(holds, &path, e))?;
         let journal = Journal {
             pool,
             dialect,
             path,
+            holds,
         };
         journal.migrate(STUDY_MIGRATIONS).await?;
         Ok(journal)
@@ -337,13 +346,15 @@ impl Journal {
     /// brought up to date by [`Journal::open`] first, since this servo's queries read the newer
     /// tables.
     pub async fn open_read_only(path: &Path) -> Result<Option<Journal>, JournalError> {
-        Self::open_read_only_with(path, &[]).await
+        Self::open_read_only_with(path, Holds::Journal, &[]).await
     }
 
-    /// [`Journal::open_read_only`] for a database that also holds the tables of `also` (the
-    /// optimizer server's): one that lacks some of their steps is brought up to date first too.
+    /// [`Journal::open_read_only`] for a database that also holds the tables of `also` (an
+    /// optimizer server's store): one that lacks some of their steps is brought up to date first
+    /// too.
     pub async fn open_read_only_with(
         path: &Path,
+        holds: Holds,
         also: &[Migration],
     ) -> Result<Option<Journal>, JournalError> {
         // No `-wal` file: no connection has the journal open (the last to close removes it). A
@@ -354,11 +365,12 @@ impl Journal {
         let alone = !Path::new(&wal).exists();
         let pool = sqlite_readers(path, 1, !alone)
             .await
-            .map_err(|e| cannot_open(path, e))?;
+            .map_err(|e| cannot_open(holds, path, e))?;
         let journal = Journal {
             pool,
             dialect: Dialect::Sqlite,
             path: path.to_path_buf(),
+            holds,
         };
         let created: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'servo_schema'",
@@ -379,7 +391,7 @@ impl Journal {
             return Ok(Some(journal));
         }
         journal.close().await;
-        let journal = Self::open(path).await?;
+        let journal = Self::open_sqlite(path, holds).await?;
         journal.migrate(also).await?;
         Ok(Some(journal))
     }
@@ -398,6 +410,7 @@ impl Journal {
 
     pub(crate) fn db(&self, e: impl std::fmt::Display) -> JournalError {
         JournalError::Database {
+            holds: self.holds,
             path: self.path.clone(),
             message: e.to_string(),
         }
@@ -658,9 +671,10 @@ fn has_every(applied: &[i64], migrations: &[Migration]) -> bool {
     migrations.iter().all(|m| applied.contains(&m.version))
 }
 
-/// The journal at `path` could not be opened, because of `e`.
-fn cannot_open(path: &Path, e: impl std::fmt::Display) -> JournalError {
+/// The journal or store at `path` could not be opened, because of `e`.
+fn cannot_open(holds: Holds, path: &Path, e: impl std::fmt::Display) -> JournalError {
     JournalError::Open {
+        holds,
         path: path.to_path_buf(),
         message: e.to_string(),
     }
