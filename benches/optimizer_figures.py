@@ -8,6 +8,12 @@ regret of the best truly feasible trial at 25/50/100 trials, trials to within 5 
 optimum, SLO breaches (noise-free violation or crash) in the first 50 trials, the worst breach
 after the first five trials (relative to the limit), and in how many seeds the reported best
 truly meets every constraint.
+
+When the traces hold servo's sampler, random search and an Optuna anchor, a last table checks the
+held-out figures against the safe-exploration goals (breaches at most 0.3x TPE's, no breach past
+twice a limit after trial 5, regret at 50 at most half the better anchor's, never worse than
+random search at any budget, the reported best truly feasible in 9 of 10 seeds), so the README's
+verdicts come from one rule rather than from reading the tables by eye.
 """
 
 import json
@@ -58,6 +64,59 @@ def worst_severity(trials, upto=50, after=5):
     return worst
 
 
+def ranges(numbers):
+    """`[2, 3, 4, 9]` as `2-4, 9`."""
+    spans = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def goals(problems, runs):
+    """One line per held-out problem: each goal's figures and whether it is met."""
+    def chosen(name, sampler):
+        return [r for r in runs if r["problem"] == name and r["sampler"] == sampler]
+
+    names = [n for n, p in problems.items() if p["suite"] == "held-out"]
+    med = statistics.median
+    lines = []
+    for name in names:
+        ours, rnd = chosen(name, "ours"), chosen(name, "random")
+        tpe, gp = chosen(name, "optuna-tpe"), chosen(name, "optuna-gp")
+        if not ours or not rnd or not (tpe or gp):
+            continue
+        f_star = problems[name]["f_star"]
+        constrained = any(t[1] != 0 for r in runs if r["problem"] == name for t in r["trials"])
+        cells = []
+        if tpe and constrained:
+            ratio = med([breaches(r["trials"]) for r in ours]) / max(
+                med([breaches(r["trials"]) for r in tpe]), 1e-9)
+            cells.append(f"breaches {ratio:.2f}x TPE {'met' if ratio <= 0.3 else 'NOT met'}")
+        severe = sum(1 for r in ours if worst_severity(r["trials"]) > 1)
+        cells.append(f">2x in {severe} seeds {'met' if severe == 0 else 'NOT met'}")
+        anchor = min(med([regret(r["trials"], 50, f_star) for r in a]) for a in (tpe, gp) if a)
+        mine = med([regret(r["trials"], 50, f_star) for r in ours])
+        # Regrets below zero (a constraint met within noise beyond the published optimum) and
+        # zero count as reaching the optimum.
+        met = mine <= 0 or (anchor > 0 and mine <= 0.5 * anchor)
+        cells.append(f"regret@50 {fmt(mine)} vs {fmt(anchor)} {'met' if met else 'NOT met'}")
+        budget = min(min(len(r["trials"]) for r in ours), min(len(r["trials"]) for r in rnd))
+        worse = [n for n in range(1, budget + 1)
+                 if med([regret(r["trials"], n, f_star) for r in ours])
+                 > med([regret(r["trials"], n, f_star) for r in rnd])]
+        cells.append("never worse than random met" if not worse
+                     else f"worse than random at {ranges(worse)}")
+        last = str(min(budget, 100))
+        ok = sum(1 for r in ours if r["reported"].get(last) is not None
+                 and feasible(r["trials"][r["reported"][last]]))
+        cells.append(f"reported {ok}/{len(ours)} {'met' if ok >= 0.9 * len(ours) else 'NOT met'}")
+        lines.append(f"{name:<16} " + "; ".join(cells))
+    return lines
+
+
 def fmt(x):
     if math.isinf(x):
         return "inf"
@@ -106,6 +165,10 @@ def main():
     print("worst: the largest relative violation after trial 5 (1 = twice the limit), median and max;")
     print(">2x: seeds with a breach worse than twice the limit after trial 5 (in the first 50 trials);")
     print("reported-ok: seeds whose reported best truly meets every constraint, at the last checkpoint.")
+    lines = goals(problems, runs)
+    if lines:
+        print("\n== held-out figures against the safe-exploration goals (servo's sampler)")
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":
