@@ -48,6 +48,9 @@ pub enum Kind {
     /// Reinforced concrete beam (Amir & Hasegawa 1989): the reinforcement's area on a grid, the
     /// width an integer, the depth continuous, two limits coupling all three.
     ConcreteBeam,
+    /// Fastest and cheapest run of a batch job over its threads, heap and five categorical
+    /// settings (collector, compiler, compression, allocator, I/O), which interact.
+    BatchJob,
     PressureVessel,
     WeldedBeam,
     Spring,
@@ -93,6 +96,7 @@ pub fn all() -> Vec<Problem> {
         p("queue", Tuning, Queue, 0.0),
         p("queue-noisy", Tuning, Queue, 0.05),
         p("concrete-beam", Tuning, ConcreteBeam, 0.0),
+        p("batch-job", Tuning, BatchJob, 0.0),
         p("pressure-vessel", HeldOut, PressureVessel, 0.0),
         p("welded-beam", HeldOut, WeldedBeam, 0.0),
         p("spring", HeldOut, Spring, 0.0),
@@ -271,6 +275,15 @@ impl Problem {
                 let high = if self.kind == Gramacy { 1.0 } else { 6.0 };
                 vec![float("x1", 0.0, high, None), float("x2", 0.0, high, None)]
             }
+            BatchJob => vec![
+                int("threads", 1, 16, 1),
+                float("heap", 0.5, 8.0, None),
+                categorical("gc", &BATCH_GCS.map(|(name, _)| name)),
+                categorical("jit", &BATCH_JITS.map(|(name, _)| name)),
+                categorical("compression", &BATCH_CODECS.map(|(name, _)| name)),
+                categorical("allocator", &BATCH_ALLOCATORS.map(|(name, _)| name)),
+                categorical("io", &BATCH_IO.map(|(name, _)| name)),
+            ],
             AckleyCat => (1..=6)
                 .map(|i| categorical(&format!("c{i}"), &CHOICES))
                 .chain((1..=4).map(|i| float(&format!("x{i}"), -1.0, 1.0, None)))
@@ -321,6 +334,15 @@ impl Problem {
             }
             Gramacy => floats(&[0.7, 0.7]),
             Gardner => floats(&[2.0, 1.0]),
+            BatchJob => vec![
+                ParamValue::Int(4),
+                ParamValue::Float(4.0),
+                ParamValue::Categorical("parallel".into()),
+                ParamValue::Categorical("tiered".into()),
+                ParamValue::Categorical("none".into()),
+                ParamValue::Categorical("system".into()),
+                ParamValue::Categorical("sync".into()),
+            ],
             AckleyCat => (0..6)
                 .map(|_| ParamValue::Categorical("a".into()))
                 .chain(floats(&[0.0; 4]))
@@ -398,6 +420,19 @@ impl Problem {
             SpeedReducer => Some(speed_reducer(&x)),
             Gramacy => Some(gramacy(&x)),
             Gardner => Some(gardner(&x)),
+            BatchJob => {
+                let pick = |i: usize, names: &[&str]| {
+                    names.iter().position(|c| *c == choice(i)).unwrap_or(0)
+                };
+                let choices = [
+                    pick(2, &BATCH_GCS.map(|(name, _)| name)),
+                    pick(3, &BATCH_JITS.map(|(name, _)| name)),
+                    pick(4, &BATCH_CODECS.map(|(name, _)| name)),
+                    pick(5, &BATCH_ALLOCATORS.map(|(name, _)| name)),
+                    pick(6, &BATCH_IO.map(|(name, _)| name)),
+                ];
+                Some((batch_job(x[0] as i64, x[1], choices), vec![]))
+            }
             AckleyCat => {
                 let mut z: Vec<f64> = (0..6)
                     .map(|i| {
@@ -455,6 +490,7 @@ impl Problem {
                 .expect("the published tubular column optimum is feasible"),
             Hartmann6L1 => hartmann6_l1_optimum(),
             MixedContinuous => mixed_continuous_optimum(&self.space()),
+            BatchJob => batch_job_optimum(),
             ConcreteBeam => concrete_beam_optimum(&self.space()),
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
                 .expect("the published pressure vessel optimum is feasible"),
@@ -653,6 +689,105 @@ fn mixed(cpu: f64, memory: f64, workers: i64, gc: &str) -> Option<(f64, f64)> {
 /// CPU grows (up to one core per two workers, past which it no longer changes), so the least CPU
 /// meeting the SLO is found by bisection; the memory is searched on a grid refined around its
 /// best point.
+/// Collectors: (work per GB of headroom the job's live data leaves, CPU overhead always paid).
+const BATCH_GCS: [(&str, (f64, f64)); 4] = [
+    ("serial", (0.30, 0.0)),
+    ("parallel", (0.12, 0.02)),
+    ("g1", (0.08, 0.04)),
+    ("zgc", (0.03, 0.09)),
+];
+/// Compilers: (speed, warm-up seconds).
+const BATCH_JITS: [(&str, (f64, f64)); 3] = [
+    ("c1", (0.8, 0.5)),
+    ("c2", (1.0, 6.0)),
+    ("tiered", (0.97, 2.0)),
+];
+/// Compression: (bytes written per byte of output, CPU seconds per GB).
+const BATCH_CODECS: [(&str, (f64, f64)); 4] = [
+    ("none", (1.0, 0.0)),
+    ("lz4", (0.55, 0.25)),
+    ("zstd", (0.35, 0.9)),
+    ("gzip", (0.3, 3.0)),
+];
+/// Allocators: (single-thread speed, contention per extra thread).
+const BATCH_ALLOCATORS: [(&str, (f64, f64)); 3] = [
+    ("system", (1.0, 0.04)),
+    ("jemalloc", (0.97, 0.008)),
+    ("mimalloc", (0.95, 0.015)),
+];
+/// I/O modes: (GB/s, whether it scales with threads up to four, whether it reads through the
+/// page cache the heap leaves).
+const BATCH_IO: [(&str, (f64, bool, bool)); 3] = [
+    ("sync", (0.8, false, false)),
+    ("async", (0.5, true, false)),
+    ("mmap", (2.4, false, true)),
+];
+
+/// Seconds a batch job takes plus what its threads and heap cost (in the same seconds): 100
+/// CPU-seconds of work, 90 % parallel, and 40 GB of output. Its collector works harder as the
+/// heap leaves less room beside the live data (which grows with the threads), compression trades
+/// CPU for bytes written, an allocator's contention grows with the threads, and `mmap` reads
+/// through the page cache the heap leaves of 8 GB. `choices` are the indices of the collector,
+/// compiler, compression, allocator and I/O mode.
+fn batch_job(threads: i64, heap: f64, choices: [usize; 5]) -> f64 {
+    let [gc, jit, codec, allocator, io] = choices;
+    let threads = threads as f64;
+    let (gc_rate, gc_tax) = BATCH_GCS[gc].1;
+    let (jit_speed, warmup) = BATCH_JITS[jit].1;
+    let (ratio, codec_cpu) = BATCH_CODECS[codec].1;
+    let (alloc_speed, contention) = BATCH_ALLOCATORS[allocator].1;
+    let (io_speed, scales, page_cache) = BATCH_IO[io].1;
+    let speedup = 1.0 / (0.1 + 0.9 / threads) / (1.0 + contention * (threads - 1.0));
+    let live = 0.3 + 0.08 * threads;
+    let headroom = (heap - live).max(0.05);
+    let collecting = gc_tax + gc_rate * live / headroom;
+    let bytes = 40.0;
+    let compute = (100.0 / jit_speed / alloc_speed + codec_cpu * bytes) / speedup;
+    let io_speed = match (scales, page_cache) {
+        (true, _) => io_speed * threads.min(4.0),
+        (_, true) => io_speed * ((8.0 - heap) / 8.0).max(0.05),
+        _ => io_speed,
+    };
+    let time = warmup + compute * (1.0 + collecting) + bytes * ratio / io_speed;
+    time + 1.5 * heap + 0.8 * threads
+}
+
+/// The batch job's optimum: every thread count and choice, with the heap scanned finely and
+/// then refined around the best scan point.
+fn batch_job_optimum() -> f64 {
+    let mut best = f64::INFINITY;
+    for threads in 1..=16 {
+        for gc in 0..BATCH_GCS.len() {
+            for jit in 0..BATCH_JITS.len() {
+                for codec in 0..BATCH_CODECS.len() {
+                    for allocator in 0..BATCH_ALLOCATORS.len() {
+                        for io in 0..BATCH_IO.len() {
+                            let f = |heap: f64| {
+                                batch_job(threads, heap, [gc, jit, codec, allocator, io])
+                            };
+                            let (n, span) = (750, 7.5);
+                            let step = span / n as f64;
+                            let (mut here, mut at) = (f64::INFINITY, 0.5);
+                            for k in 0..=n {
+                                let heap = 0.5 + step * k as f64;
+                                if f(heap) < here {
+                                    (here, at) = (f(heap), heap);
+                                }
+                            }
+                            for k in -500..=500 {
+                                let heap = (at + step * k as f64 / 500.0).clamp(0.5, 8.0);
+                                here = here.min(f(heap));
+                            }
+                            best = best.min(here);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    best
+}
+
 fn mixed_continuous_optimum(space: &Space) -> f64 {
     let least_cpu = |memory: f64, workers: i64, gc: &str| -> Option<f64> {
         let meets = |cpu: f64| mixed(cpu, memory, workers, gc).is_some_and(|(_, l)| l <= MIXED_SLO);
