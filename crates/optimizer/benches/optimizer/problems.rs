@@ -685,10 +685,6 @@ fn mixed(cpu: f64, memory: f64, workers: i64, gc: &str) -> Option<(f64, f64)> {
     Some((cpu + 0.125 * memory, latency))
 }
 
-/// For each worker count and collector of `space`'s grid, and each memory, the latency falls as
-/// CPU grows (up to one core per two workers, past which it no longer changes), so the least CPU
-/// meeting the SLO is found by bisection; the memory is searched on a grid refined around its
-/// best point.
 /// Collectors: (work per GB of headroom the job's live data leaves, CPU overhead always paid).
 const BATCH_GCS: [(&str, (f64, f64)); 4] = [
     ("serial", (0.30, 0.0)),
@@ -788,6 +784,10 @@ fn batch_job_optimum() -> f64 {
     best
 }
 
+/// For each worker count and collector of `space`'s grid, and each memory, the latency falls as
+/// CPU grows (up to one core per two workers, past which it no longer changes), so the least CPU
+/// meeting the SLO is found by bisection; the memory is searched on a grid refined around its
+/// best point.
 fn mixed_continuous_optimum(space: &Space) -> f64 {
     let least_cpu = |memory: f64, workers: i64, gc: &str| -> Option<f64> {
         let meets = |cpu: f64| mixed(cpu, memory, workers, gc).is_some_and(|(_, l)| l <= MIXED_SLO);
