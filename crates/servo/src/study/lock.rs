@@ -15,8 +15,7 @@ use serde::{Deserialize, Serialize};
 use servo_core::time::utc;
 
 use super::StudyError;
-use super::journal::now;
-use super::journal::{Holds, JournalError};
+use super::journal::{Holds, JournalError, now};
 
 /// Held while a study runs; dropping it releases the lock.
 #[derive(Debug)]

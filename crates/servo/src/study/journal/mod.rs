@@ -200,6 +200,7 @@ impl Journal {
         Self::open_sqlite(path, Holds::Journal).await
     }
 
+    /// [`Journal::open`] for a file that messages call what it `holds`.
     async fn open_sqlite(path: &Path, holds: Holds) -> Result<Journal, JournalError> {
         let open_error = |message: String| cannot_open(holds, path, message);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
