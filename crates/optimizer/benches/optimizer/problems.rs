@@ -421,16 +421,7 @@ impl Problem {
             Gramacy => Some(gramacy(&x)),
             Gardner => Some(gardner(&x)),
             BatchJob => {
-                let pick = |i: usize, names: &[&str]| {
-                    names.iter().position(|c| *c == choice(i)).unwrap_or(0)
-                };
-                let choices = [
-                    pick(2, &BATCH_GCS.map(|(name, _)| name)),
-                    pick(3, &BATCH_JITS.map(|(name, _)| name)),
-                    pick(4, &BATCH_CODECS.map(|(name, _)| name)),
-                    pick(5, &BATCH_ALLOCATORS.map(|(name, _)| name)),
-                    pick(6, &BATCH_IO.map(|(name, _)| name)),
-                ];
+                let choices = batch_job_choices(&config[2..]);
                 Some((batch_job(x[0] as i64, x[1], choices), vec![]))
             }
             AckleyCat => {
@@ -490,7 +481,7 @@ impl Problem {
                 .expect("the published tubular column optimum is feasible"),
             Hartmann6L1 => hartmann6_l1_optimum(),
             MixedContinuous => mixed_continuous_optimum(&self.space()),
-            BatchJob => batch_job_optimum(),
+            BatchJob => batch_job_optimum(&self.space()),
             ConcreteBeam => concrete_beam_optimum(&self.space()),
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
                 .expect("the published pressure vessel optimum is feasible"),
@@ -748,40 +739,57 @@ fn batch_job(threads: i64, heap: f64, choices: [usize; 5]) -> f64 {
     time + 1.5 * heap + 0.8 * threads
 }
 
-/// The batch job's optimum: every thread count and choice, with the heap scanned finely and
-/// then refined around the best scan point.
-fn batch_job_optimum() -> f64 {
+/// The indices of a batch job's collector, compiler, compression, allocator and I/O mode among
+/// `values` (the five categoricals, in the space's order).
+fn batch_job_choices(values: &[ParamValue]) -> [usize; 5] {
+    let index = |k: usize, names: &[&str]| match &values[k] {
+        ParamValue::Categorical(c) => names.iter().position(|n| *n == c.as_str()).unwrap_or(0),
+        _ => 0,
+    };
+    [
+        index(0, &BATCH_GCS.map(|(name, _)| name)),
+        index(1, &BATCH_JITS.map(|(name, _)| name)),
+        index(2, &BATCH_CODECS.map(|(name, _)| name)),
+        index(3, &BATCH_ALLOCATORS.map(|(name, _)| name)),
+        index(4, &BATCH_IO.map(|(name, _)| name)),
+    ]
+}
+
+/// The batch job's optimum: every thread count and choice of `space`'s grid, each with the heap
+/// that costs least.
+fn batch_job_optimum(space: &Space) -> f64 {
+    let grid = Space::new([&space.params[..1], &space.params[2..]].concat());
     let mut best = f64::INFINITY;
-    for threads in 1..=16 {
-        for gc in 0..BATCH_GCS.len() {
-            for jit in 0..BATCH_JITS.len() {
-                for codec in 0..BATCH_CODECS.len() {
-                    for allocator in 0..BATCH_ALLOCATORS.len() {
-                        for io in 0..BATCH_IO.len() {
-                            let f = |heap: f64| {
-                                batch_job(threads, heap, [gc, jit, codec, allocator, io])
-                            };
-                            let (n, span) = (750, 7.5);
-                            let step = span / n as f64;
-                            let (mut here, mut at) = (f64::INFINITY, 0.5);
-                            for k in 0..=n {
-                                let heap = 0.5 + step * k as f64;
-                                if f(heap) < here {
-                                    (here, at) = (f(heap), heap);
-                                }
-                            }
-                            for k in -500..=500 {
-                                let heap = (at + step * k as f64 / 500.0).clamp(0.5, 8.0);
-                                here = here.min(f(heap));
-                            }
-                            best = best.min(here);
-                        }
-                    }
-                }
-            }
+    for_each_on_grid(&grid, |config| {
+        let ParamValue::Int(threads) = config[0] else {
+            unreachable!("the threads are an integer")
+        };
+        let choices = batch_job_choices(&config[1..]);
+        best = best.min(least_on(0.5, 8.0, 750, 500, |heap| {
+            batch_job(threads, heap, choices)
+        }));
+    });
+    best
+}
+
+/// The least of `f` over `[low, high]`: a scan of `n` equal steps, then `m` finer steps either
+/// side of the best point the scan found (the curves these optima lie on are smooth but not
+/// always convex, so bisection alone could stop in the wrong dip).
+fn least_on(low: f64, high: f64, n: usize, m: i32, f: impl Fn(f64) -> f64) -> f64 {
+    let span = high - low;
+    let (mut here, mut at) = (f64::INFINITY, low);
+    for k in 0..=n {
+        let x = low + span * k as f64 / n as f64;
+        let value = f(x);
+        if value < here {
+            (here, at) = (value, x);
         }
     }
-    best
+    let step = span / n as f64;
+    for k in -m..=m {
+        here = here.min(f((at + step * k as f64 / m as f64).clamp(low, high)));
+    }
+    here
 }
 
 /// For each worker count and collector of `space`'s grid, and each memory, the latency falls as
@@ -813,22 +821,9 @@ fn mixed_continuous_optimum(space: &Space) -> f64 {
         let [ParamValue::Int(workers), ParamValue::Categorical(gc)] = &config[..] else {
             unreachable!("the workers are an integer and the collector a categorical")
         };
-        let (n, span) = (2000, 7.5);
-        let mut at = 0.5;
-        let mut here = f64::INFINITY;
-        for k in 0..=n {
-            let memory = 0.5 + span * k as f64 / n as f64;
-            let c = cost(memory, *workers, gc);
-            if c < here {
-                (here, at) = (c, memory);
-            }
-        }
-        let step = span / n as f64;
-        for k in -1000..=1000 {
-            let memory = (at + step * k as f64 / 1000.0).clamp(0.5, 8.0);
-            here = here.min(cost(memory, *workers, gc));
-        }
-        best = best.min(here);
+        best = best.min(least_on(0.5, 8.0, 2000, 1000, |memory| {
+            cost(memory, *workers, gc)
+        }));
     });
     best
 }
