@@ -758,20 +758,25 @@ fn batch_job_optimum(space: &Space) -> f64 {
     best
 }
 
-/// The least of `f` over `[low, high]`: a scan of `n` equal steps, then `m` finer steps either
-/// side of the best point the scan found (the curves these optima lie on are smooth but not
-/// always convex, so bisection alone could stop in the wrong dip).
-fn least_on(low: f64, high: f64, n: usize, m: i32, f: impl Fn(f64) -> f64) -> f64 {
-    let span = high - low;
+/// The least of `f` at `n + 1` equally spaced points of `[low, high]`, and where it is.
+fn scan(low: f64, high: f64, n: usize, f: &impl Fn(f64) -> f64) -> (f64, f64) {
     let (mut here, mut at) = (f64::INFINITY, low);
     for k in 0..=n {
-        let x = low + span * k as f64 / n as f64;
+        let x = low + (high - low) * k as f64 / n as f64;
         let value = f(x);
         if value < here {
             (here, at) = (value, x);
         }
     }
-    let step = span / n as f64;
+    (here, at)
+}
+
+/// The least of `f` over `[low, high]`: a scan of `n` equal steps, then `m` finer steps either
+/// side of the best point the scan found (the curves these optima lie on are smooth but not
+/// always convex, so bisection alone could stop in the wrong dip).
+fn least_on(low: f64, high: f64, n: usize, m: i32, f: impl Fn(f64) -> f64) -> f64 {
+    let (mut here, at) = scan(low, high, n, &f);
+    let step = (high - low) / n as f64;
     for k in -m..=m {
         here = here.min(f((at + step * k as f64 / m as f64).clamp(low, high)));
     }
@@ -783,14 +788,7 @@ fn least_on(low: f64, high: f64, n: usize, m: i32, f: impl Fn(f64) -> f64) -> f6
 /// one refinement, this finds an edge where `f` jumps (a constraint's boundary) exactly.
 fn least_zooming(low: f64, high: f64, n: usize, f: impl Fn(f64) -> f64) -> f64 {
     let span = high - low;
-    let (mut here, mut at) = (f64::INFINITY, low);
-    for k in 0..=n {
-        let x = low + span * k as f64 / n as f64;
-        let value = f(x);
-        if value < here {
-            (here, at) = (value, x);
-        }
-    }
+    let (mut here, mut at) = scan(low, high, n, &f);
     let mut step = span / n as f64;
     while step > 1e-13 * span {
         let centre = at;
