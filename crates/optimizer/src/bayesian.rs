@@ -151,22 +151,22 @@ pub struct Bayesian {
     pub local_starts: usize,
     /// Rounds of local search per start.
     pub local_steps: usize,
-    /// L-BFGS iterations on the acquisition over the continuous settings from the best
-    /// candidate, the last step before suggesting it (see `bayesian/polish.rs`); 0 leaves the
-    /// random search's best as it is. Chosen on the tuning problems with continuous settings (100
-    /// trials, seeds 0–39, regret at 50 trials, without → with): three-bar truss 0.0082 → 0.0047,
-    /// tubular column 0.00038 → −2.6e-5 (against a published point with slack; see the bench's
-    /// `SUITE.md`), cantilever 0.0004 → 0.00032, Branin 2.8e-6 → 4.4e-6, Hartmann6 0.00087 →
-    /// 0.0004, but `hartmann6-l1` 0.00072 → 0.0014 (0.0002 → 0.00032 at 100); breaches equal
-    /// (means within 0.1 in 50). On fresh seeds 40–79 after the choice the designs' gains held (truss 0.008 → 0.0047, tubular column 0.00035 → below,
-    /// cantilever 0.00047 → 0.00024) and so did the loss (`hartmann6-l1` 0.00084 → 0.0014), but
-    /// not Hartmann6's gain (0.00088 → 0.0011). The steps are small (mostly about 1e-4 of a
-    /// setting's range, ending on the safety gate). On `hartmann6-l1` (median regret at 40
-    /// trials 0.0031 without, 0.0080 with) both end in the same basin in all 40 seeds: the cost
-    /// is in the last approach along its limit, not a basin missed. 5 and 50
-    /// iterations did about as well as 20; polishing the best three candidates no better than one.
-    /// Kept from any candidate less likely to be safe than its start, the polish gained nothing
-    /// anywhere: its gain is in reaching the limits, as far as `min_feasibility` allows.
+    /// L-BFGS iterations on the acquisition over the continuous settings from the best candidate,
+    /// the last step before suggesting it (see `bayesian/polish.rs`); 0 leaves the random search's
+    /// best as it is. Chosen on the tuning problems with continuous settings (100 trials, seeds
+    /// 0–39, regret at 50 trials, without → with): three-bar truss 0.0082 → 0.0047, tubular column
+    /// 0.00038 → −2.6e-5 (against a published point with slack; see the bench's `SUITE.md`),
+    /// cantilever 0.0004 → 0.00032, Branin 2.8e-6 → 4.4e-6, Hartmann6 0.00087 → 0.0004, but
+    /// `hartmann6-l1` 0.00072 → 0.0014 (0.0002 → 0.00032 at 100); breaches equal (means within 0.1
+    /// in 50). On fresh seeds 40–79 after the choice the designs' gains held (truss 0.008 → 0.0047,
+    /// tubular column 0.00035 → −2.2e-5, cantilever 0.00047 → 0.00024) and so did the loss
+    /// (`hartmann6-l1` 0.00084 → 0.0014), but not Hartmann6's gain (0.00088 → 0.0011). The steps
+    /// are small (mostly about 1e-4 of a setting's range, ending on the safety gate). On
+    /// `hartmann6-l1` (median regret at 40 trials 0.0031 without, 0.0080 with) both end in the same
+    /// basin in all 40 seeds: the cost is in the last approach along its limit, not a basin missed.
+    /// 5 and 50 iterations did about as well as 20; polishing the best three candidates no better
+    /// than one. Kept from any candidate less likely to be safe than its start, the polish gained
+    /// nothing anywhere: its gain is in reaching the limits, as far as `min_feasibility` allows.
     pub polish_iterations: usize,
     /// Hyper-parameter fits per model from different starting points; the best one is kept.
     pub fit_restarts: usize,
