@@ -44,15 +44,15 @@ const LN_2PI: f64 = 1.837_877_066_409_345_5;
 /// The noise floor and [`JITTER`] set how sure a noise-free model can become next to its trials,
 /// and so how close to a limit the safety gate lets a search go. With a floor of 1e-8 and a jitter
 /// of 1e-9, runs stopped about 5e-5 inside a limit whose optimum lies on it, re-measuring the same
-/// neighbourhood for the rest of the budget. Lowering both a hundredfold (tuning suite, seeds
-/// 0–39, regret at 50 / 100 trials): tubular column 0.00082 → 0.00026 / 0.00051 → 0.000095,
-/// three-bar truss 0.0047 → 0.0029 / 0.0019 → 0.0016, Hartmann6 0.0004 → 0.00028 / 1.1e-5 →
-/// 1.2e-6, `mixed-continuous` 3.6e-5 → 2.5e-5 / 8.9e-6 → 2.8e-6, concrete beam 0.635 → 0.623 /
-/// 0.627 → 0.0017; `hartmann6-l1` 0.0014 both (0.00032 → 0.00023 at 100), the cantilever 0.00032
+/// neighbourhood for the rest of the budget. Lowering both a hundredfold (tuning suite, seeds 0–39,
+/// regret at 50 / 100 trials): tubular column 0.00082 → 0.00026 / 0.00051 → 0.000095, three-bar
+/// truss 0.0047 → 0.0029 / 0.0019 → 0.0016, Hartmann6 0.0004 → 0.00028 / 1.1e-5 → 1.2e-6 (but 0.25
+/// → 0.28 at 25), `mixed-continuous` 3.6e-5 → 2.5e-5 / 8.9e-6 → 2.8e-6, concrete beam 0.635 → 0.623
+/// / 0.627 → 0.0017; `hartmann6-l1` 0.0014 both (0.00032 → 0.00023 at 100), the cantilever 0.00032
 /// → 0.00031 / 8.5e-5 → 0.00011, grids and noisy problems as before; mean breaches in 50 within
 /// 0.25 (`mixed` 3.85 → 4.1). Either alone gained less (the floor alone: tubular column 0.00036,
-/// truss 0.0047; the jitter alone: 0.00071 and 0.0039); a further hundredfold (1e-12, 1e-13)
-/// gained nothing more.
+/// truss 0.0047; the jitter alone: 0.00071 and 0.0039); a further hundredfold (1e-12, 1e-13) gained
+/// nothing more.
 const LOG_LENGTHSCALE: (f64, f64) = (-4.605_170_185_988_091, 4.605_170_185_988_091);
 const LOG_SIGNAL: (f64, f64) = (-4.605_170_185_988_091, 4.605_170_185_988_091);
 const LOG_NOISE: (f64, f64) = (-23.025_850_929_940_457, 0.0);
