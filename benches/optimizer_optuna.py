@@ -9,7 +9,8 @@ the format the Rust bench writes.
 Samplers: `tpe` = TPESampler(multivariate=True, constraints_func=...), `gp` = GPSampler(
 constraints_func=...). Every run enqueues the problem's baseline first, as servo starts from it.
 Crashed trials are told as TrialState.FAIL. The reported best is what Optuna would show: the
-best feasible reading.
+best feasible reading. The traces are rewritten after each problem, so an interrupted run keeps
+the problems it finished.
 
     python optimizer_optuna.py --bench BINARY --out traces.json [--seeds 10] [--first-seed 0]
         [--budget 100] [--suite held-out] [--problems a,b] [--samplers tpe,gp]
@@ -17,6 +18,7 @@ best feasible reading.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -139,9 +141,19 @@ def main():
                 })
             print(f"{problem['name']} optuna-{sampler}: {args.seeds} seeds in "
                   f"{time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+            # GPSampler takes minutes per problem: an interrupted run keeps what it finished.
+            write(args.out, problems, runs)
     evaluate.close()
-    with open(args.out, "w") as f:
-        json.dump({"problems": problems, "runs": runs, "optuna_version": optuna.__version__}, f)
+
+
+def write(path, problems, runs):
+    """The traces so far, replacing `path` whole (never a half-written file)."""
+    done = {run["problem"] for run in runs}
+    partial = f"{path}.partial"
+    with open(partial, "w") as f:
+        json.dump({"problems": [p for p in problems if p["name"] in done], "runs": runs,
+                   "optuna_version": optuna.__version__}, f)
+    os.replace(partial, path)
 
 
 if __name__ == "__main__":
