@@ -784,21 +784,18 @@ fn least_on(low: f64, high: f64, n: usize, m: i32, f: impl Fn(f64) -> f64) -> f6
     here
 }
 
-/// The least of `f` on `[low, high]`: `n` even steps, then twenty steps across the best one's
-/// neighbourhood, narrowed tenfold each round until they are a float's width. Unlike `least_on`'s
-/// one refinement, this finds an edge where `f` jumps (a constraint's boundary) exactly.
+/// The least of `f` on `[low, high]`: a scan of `n` even steps, then scans of twenty steps across
+/// the best point's neighbourhood, narrowed tenfold each round until they are a float's width.
+/// Unlike `least_on`'s one refinement, this finds an edge where `f` jumps (a constraint's
+/// boundary) exactly.
 fn least_zooming(low: f64, high: f64, n: usize, f: impl Fn(f64) -> f64) -> f64 {
     let span = high - low;
     let (mut here, mut at) = scan(low, high, n, &f);
     let mut step = span / n as f64;
     while step > 1e-13 * span {
-        let centre = at;
-        for k in -10..=10 {
-            let x = (centre + step * k as f64 / 10.0).clamp(low, high);
-            let value = f(x);
-            if value < here {
-                (here, at) = (value, x);
-            }
+        let (value, x) = scan((at - step).max(low), (at + step).min(high), 20, &f);
+        if value < here {
+            (here, at) = (value, x);
         }
         step /= 10.0;
     }
