@@ -39,8 +39,9 @@
 //! multi-threaded runtime (higher in seven of ten comparisons), and paced
 //! attacks mostly kept closer to their schedule, at up to 7 % more CPU per
 //! request: with fewer connections, each event loop finds fewer of them
-//! ready per wake-up (figures in the README). The collector and the pacer
-//! stay where they were; results reach the collector over the same channel.
+//! ready per wake-up (figures in `docs/benchmarks.md`). The collector and
+//! the pacer stay where they were; results reach the collector over the same
+//! channel.
 //! The threads end with the attack: once every worker is done, or, when the
 //! future is dropped, with the drop, which joins them after dropping what
 //! still ran on them.
