@@ -66,11 +66,9 @@ def worst_severity(trials, upto=50, after=5):
     return worst
 
 
-def ahead_of(ours, other, upto, f_star):
-    """How often a run of ours has the lower regret at `upto` trials than a run of `other`, over
-    every pair (ties count half): 0.5 is a coin flip, whatever the medians say."""
-    a = [regret(r["trials"], upto, f_star) for r in ours]
-    b = [regret(r["trials"], upto, f_star) for r in other]
+def ahead_of(a, b):
+    """How often a regret of `a` is below one of `b`, over every pair (ties count half): 0.5 is a
+    coin flip, whatever the medians say."""
     wins = sum((x < y) + 0.5 * (x == y) for x in a for y in b)
     return wins / (len(a) * len(b))
 
@@ -115,13 +113,13 @@ def goals(problems, runs):
         met = mine <= 0 or (anchor > 0 and mine <= 0.5 * anchor)
         cells.append(f"regret@50 {fmt(mine)} vs {fmt(anchor)} {'met' if met else 'NOT met'}")
         budget = min(min(len(r["trials"]) for r in ours), min(len(r["trials"]) for r in rnd))
-        worse = [n for n in range(1, budget + 1)
-                 if med([regret(r["trials"], n, f_star) for r in ours])
-                 > med([regret(r["trials"], n, f_star) for r in rnd])]
+        at = {n: ([regret(r["trials"], n, f_star) for r in ours],
+                  [regret(r["trials"], n, f_star) for r in rnd]) for n in range(1, budget + 1)}
+        worse = [n for n, (a, b) in at.items() if med(a) > med(b)]
         if worse:
             # A median a hair behind can be a coin flip: say how often a run of ours is ahead of
             # a random one at the worst of those budgets.
-            ahead = min(ahead_of(ours, rnd, n, f_star) for n in worse)
+            ahead = min(ahead_of(*at[n]) for n in worse)
             cells.append(f"worse than random at {ranges(worse)} (ours ahead in >= {ahead:.0%})")
         else:
             cells.append("never worse than random met")

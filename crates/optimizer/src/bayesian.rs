@@ -133,7 +133,8 @@ pub struct Bayesian {
     /// over. `None`: `max(5, d + 1) + 1` for `d` parameters with more than one possible value, at
     /// most 12; at most 5 when the trials report no constraint (no SLO to keep).
     pub initial_trials: Option<usize>,
-    /// Uniformly random candidates scored per suggestion. They are most of a suggestion's cost
+    /// Random candidates scored per suggestion: within reach of a safe trial when the trust
+    /// region applies, anywhere in the space otherwise. They are most of a suggestion's cost
     /// with many constraints: 400 (and 50 near each of the best) took the welded beam's
     /// suggestion with 500 observations from 26 to 20 ms, but on the tuning problems (seeds 0–39,
     /// 100 trials) regret at 50 rose on the designs of its kind (three-bar truss 0.0047 → 0.0059,
