@@ -966,6 +966,37 @@ mod tests {
         (study, config)
     }
 
+    /// A resumed study suggests what the uninterrupted one would have only if the trials come
+    /// back bit for bit: these values are ones a correctly rounded parser and a merely close one
+    /// read differently.
+    #[tokio::test]
+    async fn a_trial_reads_back_bit_for_bit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal = Journal::open(&dir.path().join("study.db"))
+            .await
+            .expect("open");
+        let (study, _) = study_s(&journal).await;
+        let config = BTreeMap::from([(
+            "web.cpu".to_string(),
+            ParamValue::Float(9.722_020_368_295_581),
+        )]);
+        let number = journal.begin(&study, &config).await.expect("begin");
+        let mut trial = Trial::running(number, config, 1.0);
+        trial.state = TrialState::Complete;
+        let reading = RecordedReading {
+            value: 1.308_182_448_063_069_7,
+            unit: String::new(),
+        };
+        trial.readings = BTreeMap::from([("cost".to_string(), reading)]);
+        trial.objective = Some(1.308_182_448_063_069_7);
+        trial.finished_at = Some(2.0);
+        journal.finish(&study, &trial).await.expect("finish");
+        let read = journal.trials(&study).await.expect("trials");
+        assert_eq!(read[0].config, trial.config);
+        assert_eq!(read[0].readings, trial.readings);
+        journal.close().await;
+    }
+
     /// What `servo trials` opens: a journal with no tables yet (its `servo run` is creating it)
     /// reads as none and is left as it was; a written one reads, and refuses to be written.
     #[tokio::test]
