@@ -484,7 +484,9 @@ impl Bayesian {
             region.as_ref().is_none_or(|region| {
                 let anchors = region.anchors();
                 if encoding.takes_unseen_choice(point, &seen) {
-                    region.allows(encoding, region.safest(), point)
+                    let safest = region.safest();
+                    region.allows(encoding, safest, point)
+                        && encoding.only_choices_moved(point, safest.point)
                 } else if anchors
                     .get(last_anchor.get())
                     .is_some_and(|a| region.allows(encoding, a, point))

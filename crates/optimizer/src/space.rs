@@ -699,6 +699,16 @@ impl<'a> Encoding<'a> {
         })
     }
 
+    /// Whether `point` differs from `anchor` in categorical settings only. A switch alone fills a
+    /// trust region exactly (see [`Self::move_size`]), and the rounding allowance of
+    /// [`Self::within`] would let a numeric setting move a hair beside it.
+    pub(crate) fn only_choices_moved(&self, point: &[f64], anchor: &[f64]) -> bool {
+        self.codes
+            .iter()
+            .zip(point.iter().zip(anchor))
+            .all(|(code, (p, a))| matches!(code, Code::Categorical { .. }) || p == a)
+    }
+
     /// Writes the Gaussian-process input of `point` into `out` (length [`Self::n_features`]).
     pub(crate) fn features(&self, point: &[f64], out: &mut [f64]) {
         for (i, code) in self.codes.iter().enumerate() {
