@@ -168,6 +168,9 @@ impl Gp {
             }
             _ => objective.starting_points(options.restarts.max(1), rng),
         };
+        let bounds: Vec<(f64, f64)> = std::iter::repeat_n(LOG_LENGTHSCALE, d)
+            .chain([LOG_SIGNAL, LOG_NOISE])
+            .collect();
         let mut best: Option<(Vec<f64>, f64)> = None;
         for start in starts {
             let lbfgs_options = LbfgsOptions {
@@ -177,6 +180,7 @@ impl Gp {
             let (theta, value) = lbfgs::minimize(
                 |theta, grad| objective.negative_log_posterior(theta, Some(grad)),
                 start,
+                &bounds,
                 lbfgs_options,
             );
             if value.is_finite() && best.as_ref().is_none_or(|(_, b)| value < *b) {
@@ -508,6 +512,43 @@ mod tests {
                 grad[i]
             );
         }
+    }
+
+    #[test]
+    fn a_fit_ends_at_a_stationary_point_even_with_a_length_scale_at_its_bound() {
+        // A third feature the targets ignore: its length-scale's optimum is the upper bound, and
+        // noise-free data put the noise's at the lower one. The other coordinates must still
+        // reach their optimum: a zero gradient, or a gradient pushing against a held bound.
+        let (x2, y) = toy_data(30);
+        let x: Vec<f64> = x2
+            .chunks(2)
+            .enumerate()
+            .flat_map(|(i, p)| [p[0], p[1], (i as f64 * 0.377).fract()])
+            .collect();
+        let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(1);
+        let gp = Gp::fit(x.clone(), 3, &y, GpOptions::default(), None, &mut rng)
+            .expect("toy data is finite");
+        let theta = gp.theta().to_vec();
+        let y_std: Vec<f64> = y.iter().map(|v| (v - gp.y_mean) / gp.y_scale).collect();
+        let posterior = Posterior::new(&x, 30, 3, y_std, (-9.0, 3.0), 0.0);
+        let mut grad = vec![0.0; 5];
+        posterior.negative_log_posterior(&theta, Some(&mut grad));
+        let bounds = [
+            LOG_LENGTHSCALE,
+            LOG_LENGTHSCALE,
+            LOG_LENGTHSCALE,
+            LOG_SIGNAL,
+            LOG_NOISE,
+        ];
+        let mut held = 0;
+        for (i, (&(lo, hi), (&t, &g))) in bounds.iter().zip(theta.iter().zip(&grad)).enumerate() {
+            if (t <= lo && g > 0.0) || (t >= hi && g < 0.0) {
+                held += 1;
+            } else {
+                assert!(g.abs() < 1e-3, "θ[{i}] = {t}: gradient {g} ({theta:?})");
+            }
+        }
+        assert!(held > 0, "no coordinate ended at a bound: {theta:?}");
     }
 
     #[test]

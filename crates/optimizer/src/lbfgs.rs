@@ -2,8 +2,8 @@
 //! hyper-parameters: a smooth problem in a handful of dimensions where the objective and its
 //! gradient come from one Cholesky factorization.
 //!
-//! Bounds are expressed by the objective returning `+∞` outside them: the line search then
-//! backtracks into the feasible region, which is all the robustness this use needs.
+//! Box bounds are kept by projecting each step onto the box (see [`minimize`]). Any other edge of
+//! the domain is the objective returning `+∞` beyond it: the line search then backtracks inside.
 
 use std::collections::VecDeque;
 
@@ -32,13 +32,30 @@ impl Default for LbfgsOptions {
 }
 
 /// Minimizes `f`, which returns the objective at `x` and writes its gradient into the second
-/// argument. Returns the best point found and its value (`+∞` if `f` was never finite).
-pub(crate) fn minimize<F>(mut f: F, x0: Vec<f64>, options: LbfgsOptions) -> (Vec<f64>, f64)
+/// argument, over the box `bounds` (one `(low, high)` per coordinate; empty for none). Returns the
+/// best point found and its value (`+∞` if `f` was never finite).
+///
+/// Steps are projected onto the box, and a coordinate held at a bound by a gradient pointing out
+/// of it leaves the search direction (projected L-BFGS). Without that, a coordinate whose optimum
+/// lies at a bound, as an irrelevant setting's length-scale does, cut every step down to the
+/// sliver left before the bound, and the run ended on the relative-improvement test far from
+/// the other coordinates' optimum.
+pub(crate) fn minimize<F>(
+    mut f: F,
+    x0: Vec<f64>,
+    bounds: &[(f64, f64)],
+    options: LbfgsOptions,
+) -> (Vec<f64>, f64)
 where
     F: FnMut(&[f64], &mut [f64]) -> f64,
 {
     let dim = x0.len();
-    let mut x = x0;
+    let clamp = |i: usize, v: f64| bounds.get(i).map_or(v, |&(lo, hi)| v.clamp(lo, hi));
+    let mut x: Vec<f64> = x0
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| clamp(i, v))
+        .collect();
     let mut grad = vec![0.0; dim];
     let mut fx = f(&x, &mut grad);
     if !fx.is_finite() || grad.iter().any(|g| !g.is_finite()) {
@@ -49,16 +66,32 @@ where
     let mut next_grad = vec![0.0; dim];
 
     for iteration in 0..options.max_iterations {
-        if grad.iter().all(|g| g.abs() < options.gradient_tolerance) {
+        // The gradient with the coordinates held at a bound zeroed: what the search may follow.
+        let held = |i: usize, g: f64| {
+            bounds
+                .get(i)
+                .is_some_and(|&(lo, hi)| (x[i] <= lo && g > 0.0) || (x[i] >= hi && g < 0.0))
+        };
+        let free: Vec<f64> = grad
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| if held(i, g) { 0.0 } else { g })
+            .collect();
+        if free.iter().all(|g| g.abs() < options.gradient_tolerance) {
             break;
         }
-        let mut direction = two_loop_direction(&grad, &pairs);
-        let mut slope = dot(&direction, &grad);
+        let mut direction = two_loop_direction(&free, &pairs);
+        for (i, d) in direction.iter_mut().enumerate() {
+            if held(i, grad[i]) {
+                *d = 0.0;
+            }
+        }
+        let mut slope = dot(&direction, &free);
         if slope >= 0.0 {
             // The curvature pairs went stale; fall back to steepest descent.
             pairs.clear();
-            direction = grad.iter().map(|g| -g).collect();
-            slope = -dot(&grad, &grad);
+            direction = free.iter().map(|g| -g).collect();
+            slope = -dot(&free, &free);
         }
         // Without curvature information, take a first step of unit length in parameter space.
         let mut step = if iteration == 0 || pairs.is_empty() {
@@ -67,22 +100,43 @@ where
             1.0
         };
         let mut accepted = None;
+        let mut stale = false;
         for _ in 0..30 {
-            for ((n, xi), di) in next.iter_mut().zip(&x).zip(&direction) {
-                *n = xi + step * di;
+            let mut projected = false;
+            for (i, ((n, xi), di)) in next.iter_mut().zip(&x).zip(&direction).enumerate() {
+                let v = xi + step * di;
+                *n = clamp(i, v);
+                projected |= *n != v;
+            }
+            // A projected step's decrease is judged along the step actually taken.
+            let decrease = if projected {
+                let moved: Vec<f64> = next.iter().zip(&x).map(|(a, b)| a - b).collect();
+                dot(&moved, &grad)
+            } else {
+                step * slope
+            };
+            // The curvature pairs can aim a coordinate at its bound while the gradient pushes it
+            // inside: with it clamped, the rest of the step may not descend. Steepest descent
+            // always does.
+            if projected && decrease >= 0.0 {
+                stale = !pairs.is_empty();
+                break;
             }
             let f_next = f(&next, &mut next_grad);
             if f_next.is_finite()
                 && next_grad.iter().all(|g| g.is_finite())
-                && f_next <= fx + 1e-4 * step * slope
+                && f_next <= fx + 1e-4 * decrease
             {
                 accepted = Some(f_next);
                 break;
             }
             step *= 0.5;
         }
+        if stale {
+            pairs.clear();
+            continue;
+        }
         let Some(f_next) = accepted else { break };
-
         let s: Vec<f64> = next.iter().zip(&x).map(|(a, b)| a - b).collect();
         let y: Vec<f64> = next_grad.iter().zip(&grad).map(|(a, b)| a - b).collect();
         let sy = dot(&s, &y);
@@ -147,9 +201,138 @@ mod tests {
             relative_tolerance: 0.0,
             ..LbfgsOptions::default()
         };
-        let (x, fx) = minimize(rosenbrock, vec![-1.2, 1.0], options);
+        let (x, fx) = minimize(rosenbrock, vec![-1.2, 1.0], &[], options);
         assert!(fx < 1e-8, "f = {fx} at {x:?}");
         assert!((x[0] - 1.0).abs() < 1e-3 && (x[1] - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_coordinate_held_at_its_bound_leaves_the_others_free_to_converge() {
+        // (x0 − 3)² + (x1 − 1)² + x0·x1 over x0 ≤ 2: the optimum holds x0 at 2 and puts x1 at 0.
+        let coupled = |x: &[f64], g: &mut [f64]| {
+            g[0] = 2.0 * (x[0] - 3.0) + x[1];
+            g[1] = 2.0 * (x[1] - 1.0) + x[0];
+            (x[0] - 3.0).powi(2) + (x[1] - 1.0).powi(2) + x[0] * x[1]
+        };
+        let bounds = [(-10.0, 2.0), (-10.0, 10.0)];
+        let (x, fx) = minimize(coupled, vec![0.0, 5.0], &bounds, LbfgsOptions::default());
+        assert_eq!(x[0], 2.0, "x = {x:?}");
+        assert!(x[1].abs() < 1e-4, "x = {x:?}");
+        assert!((fx - 2.0).abs() < 1e-8, "f = {fx}");
+    }
+
+    /// The minimum of `½·xᵀAx − bᵀx` over the box, by trying every choice of coordinates held at
+    /// a bound (the rest solve the reduced system) and keeping the best feasible point.
+    fn box_minimum(a: &[[f64; 3]; 3], b: &[f64; 3], bounds: &[(f64, f64)]) -> f64 {
+        let f = |x: &[f64]| {
+            let mut v = 0.0;
+            for i in 0..3 {
+                v -= b[i] * x[i];
+                for j in 0..3 {
+                    v += 0.5 * a[i][j] * x[i] * x[j];
+                }
+            }
+            v
+        };
+        let mut best = f64::INFINITY;
+        for code in 0..27 {
+            // Per coordinate: 0 free, 1 at its lower bound, 2 at its upper bound.
+            let state: Vec<usize> = (0..3).map(|i| code / 3usize.pow(i) % 3).collect();
+            let mut x = [0.0; 3];
+            let free: Vec<usize> = (0..3).filter(|&i| state[i] == 0).collect();
+            for i in 0..3 {
+                x[i] = match state[i] {
+                    1 => bounds[i].0,
+                    2 => bounds[i].1,
+                    _ => 0.0,
+                };
+            }
+            // Gaussian elimination on the free coordinates: A_ff·x_f = b_f − A_fh·x_h.
+            let m = free.len();
+            let mut rows: Vec<Vec<f64>> = free
+                .iter()
+                .map(|&i| {
+                    let mut row: Vec<f64> = free.iter().map(|&j| a[i][j]).collect();
+                    let held: f64 = (0..3)
+                        .filter(|j| state[*j] != 0)
+                        .map(|j| a[i][j] * x[j])
+                        .sum();
+                    row.push(b[i] - held);
+                    row
+                })
+                .collect();
+            for c in 0..m {
+                let (done, below) = rows.split_at_mut(c + 1);
+                let pivot = &done[c];
+                for row in below {
+                    let k = row[c] / pivot[c];
+                    for (v, p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                        *v -= k * p;
+                    }
+                }
+            }
+            for c in (0..m).rev() {
+                let rest: f64 = (c + 1..m).map(|t| rows[c][t] * x[free[t]]).sum();
+                x[free[c]] = (rows[c][m] - rest) / rows[c][c];
+            }
+            if (0..3).all(|i| x[i] >= bounds[i].0 - 1e-12 && x[i] <= bounds[i].1 + 1e-12) {
+                best = best.min(f(&x));
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn reaches_the_minimum_of_convex_quadratics_over_a_box() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(7);
+        for case in 0..300 {
+            // A = MᵀM + 0.05·I: convex, and often badly conditioned with strong coupling.
+            let m: Vec<[f64; 3]> = (0..3)
+                .map(|_| [0; 3].map(|_| rng.random_range(-2.0..2.0)))
+                .collect();
+            let mut a = [[0.0; 3]; 3];
+            for i in 0..3 {
+                for j in 0..3 {
+                    a[i][j] = (0..3).map(|k| m[k][i] * m[k][j]).sum::<f64>()
+                        + if i == j { 0.05 } else { 0.0 };
+                }
+            }
+            let b = [0; 3].map(|_| rng.random_range(-5.0..5.0));
+            let bounds: Vec<(f64, f64)> = (0..3)
+                .map(|_| {
+                    let lo = rng.random_range(-2.0..0.0);
+                    (lo, lo + rng.random_range(0.5..3.0))
+                })
+                .collect();
+            let quadratic = |x: &[f64], g: &mut [f64]| {
+                let mut v = 0.0;
+                for i in 0..3 {
+                    g[i] = (0..3).map(|j| a[i][j] * x[j]).sum::<f64>() - b[i];
+                    v += 0.5 * (g[i] - b[i]) * x[i];
+                }
+                v
+            };
+            let options = LbfgsOptions {
+                max_iterations: 200,
+                relative_tolerance: 0.0,
+                gradient_tolerance: 1e-9,
+                ..LbfgsOptions::default()
+            };
+            let start = vec![bounds[0].1, bounds[1].0, 0.5 * (bounds[2].0 + bounds[2].1)];
+            let (x, fx) = minimize(quadratic, start, &bounds, options);
+            let best = box_minimum(&a, &b, &bounds);
+            assert!(
+                fx <= best + 1e-7 * best.abs().max(1.0),
+                "case {case}: f = {fx} at {x:?}, the minimum is {best}"
+            );
+            for (v, (lo, hi)) in x.iter().zip(&bounds) {
+                assert!(
+                    (lo..=hi).contains(&v),
+                    "case {case}: {x:?} leaves {bounds:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -162,7 +345,7 @@ mod tests {
             g[0] = 2.0 * (x[0] - 3.0);
             (x[0] - 3.0).powi(2)
         };
-        let (x, fx) = minimize(bounded, vec![0.0], LbfgsOptions::default());
+        let (x, fx) = minimize(bounded, vec![0.0], &[], LbfgsOptions::default());
         assert!(x[0] <= 2.0 && x[0] > 1.9, "x = {x:?}");
         assert!(fx.is_finite());
     }

@@ -56,7 +56,11 @@ pub(super) fn polish(
         max_iterations: iterations,
         ..LbfgsOptions::default()
     };
-    let (x, value) = lbfgs::minimize(with_gradient, x0, options);
+    // The unit box is a wall here, as the trust region is, not a bound the steps are projected
+    // onto as the fits' are: projecting them (tuning suite, seeds 0–39, regret at 50 trials) took
+    // Hartmann6 from 0.00024 to 0.0004, `hartmann6-l1` from 0.00073 to 0.00095 and the
+    // cantilever from 0.00016 to 0.00019, and gained nowhere.
+    let (x, value) = lbfgs::minimize(with_gradient, x0, &[], options);
     value
         .is_finite()
         .then(|| encoding.with_continuous_features(start, &x))
