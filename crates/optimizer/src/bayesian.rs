@@ -820,9 +820,8 @@ struct Thetas {
 }
 
 impl Model {
-    /// Fits the models to `trials`. With `warm`, each GP that has hyper-parameters there refines
-    /// them (one optimization of at most half the usual iterations) instead of fitting from the
-    /// usual starting points.
+    /// Fits the models to `trials`. With `warm`, each GP that has hyper-parameters there keeps
+    /// them and is only conditioned on `trials` (see [`FitCache`]).
     fn fit<R: rand::Rng>(
         encoding: &Encoding<'_>,
         trials: &[&Trial],
@@ -845,26 +844,15 @@ impl Model {
             })
             .collect();
         let n_constraints = complete.iter().map(|(_, _, c)| c.len()).max().unwrap_or(0);
-        let fit =
-            |rows: &[&Point], y: &[f64], shift: f64, start: Option<&Vec<f64>>, rng: &mut R| {
-                let x: Vec<f64> = rows.iter().flat_map(|p| features(encoding, p)).collect();
-                let max_iterations = match start {
-                    Some(_) => gp_options.max_iterations.div_ceil(2),
-                    None => gp_options.max_iterations,
-                };
-                Gp::fit(
-                    x,
-                    d,
-                    y,
-                    GpOptions {
-                        lengthscale_shift: shift,
-                        max_iterations,
-                        ..gp_options
-                    },
-                    start.map(Vec::as_slice),
-                    rng,
-                )
+        let fit = |rows: &[&Point], y: &[f64], shift: f64, warm: Option<&Vec<f64>>, rng: &mut R| {
+            let x: Vec<f64> = rows.iter().flat_map(|p| features(encoding, p)).collect();
+            let gp_options = GpOptions {
+                lengthscale_shift: shift,
+                ..gp_options
             };
+            warm.and_then(|theta| Gp::with_theta(x.clone(), d, y, gp_options, theta))
+                .or_else(|| Gp::fit(x, d, y, gp_options, rng))
+        };
 
         let mut limits = Vec::new();
         for j in 0..n_constraints {

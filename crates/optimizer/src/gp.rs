@@ -110,21 +110,88 @@ pub(crate) struct Gp {
 }
 
 impl Gp {
-    /// Fits a GP to `n = y.len()` observations with inputs `x` (row-major `n × d`). `None` only if
-    /// no hyper-parameters gave a factorable covariance, which takes non-finite inputs.
-    ///
-    /// With `start` (the hyper-parameters of an earlier fit, [`Gp::theta`]), one optimization runs
-    /// from there instead of `options.restarts` from the usual starting points: a refinement, for
-    /// data that differ from the earlier fit's by a few observations. A `start` of the wrong
-    /// dimension or out of bounds is ignored.
+    /// Fits a GP to `n = y.len()` observations with inputs `x` (row-major `n × d`): the
+    /// hyper-parameters from `options.restarts` optimizations, then the posterior they give.
+    /// `None` only if no hyper-parameters gave a factorable covariance, which takes non-finite
+    /// inputs.
     pub(crate) fn fit<R: rand::Rng>(
         x: Vec<f64>,
         d: usize,
         y: &[f64],
         options: GpOptions,
-        start: Option<&[f64]>,
         rng: &mut R,
     ) -> Option<Self> {
+        let (full, standard) = Self::standardized(&x, d, y, options)?;
+        let n = y.len();
+        let subset;
+        let objective = if n > options.max_fit_points.max(2) {
+            let rows = fit_subset(&full.y, options.max_fit_points.max(2), rng);
+            let xs: Vec<f64> = rows
+                .iter()
+                .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+                .collect();
+            let ys: Vec<f64> = rows.iter().map(|&i| full.y[i]).collect();
+            subset = Posterior::new(
+                &xs,
+                rows.len(),
+                d,
+                ys,
+                options.log_noise_prior,
+                options.lengthscale_shift,
+            );
+            &subset
+        } else {
+            &full
+        };
+        let bounds: Vec<(f64, f64)> = std::iter::repeat_n(LOG_LENGTHSCALE, d)
+            .chain([LOG_SIGNAL, LOG_NOISE])
+            .collect();
+        let lbfgs_options = LbfgsOptions {
+            max_iterations: options.max_iterations,
+            ..LbfgsOptions::default()
+        };
+        let (theta, _) = objective
+            .starting_points(options.restarts.max(1), rng)
+            .into_iter()
+            .map(|start| {
+                lbfgs::minimize(
+                    |theta, grad| objective.negative_log_posterior(theta, Some(grad)),
+                    start,
+                    &bounds,
+                    lbfgs_options,
+                )
+            })
+            .filter(|(_, value)| value.is_finite())
+            .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        Self::posterior(x, &full, standard, theta)
+    }
+
+    /// The GP with the hyper-parameters `theta` of an earlier fit ([`Gp::theta`]), conditioned on
+    /// these observations without optimizing them again: for data that extend the earlier fit's
+    /// by a few observations, which barely move the optimum. `None` for a `theta` of the wrong
+    /// dimension or out of bounds, or one that gives no factorable covariance.
+    pub(crate) fn with_theta(
+        x: Vec<f64>,
+        d: usize,
+        y: &[f64],
+        options: GpOptions,
+        theta: &[f64],
+    ) -> Option<Self> {
+        let (full, standard) = Self::standardized(&x, d, y, options)?;
+        if theta.len() != d + 2 || !full.in_bounds(theta) {
+            return None;
+        }
+        Self::posterior(x, &full, standard, theta.to_vec())
+    }
+
+    /// The hyper-parameter posterior of all the observations, with targets standardized by the
+    /// returned `(mean, scale)`.
+    fn standardized(
+        x: &[f64],
+        d: usize,
+        y: &[f64],
+        options: GpOptions,
+    ) -> Option<(Posterior, (f64, f64))> {
         let n = y.len();
         if n == 0 || x.len() != n * d {
             return None;
@@ -138,56 +205,25 @@ impl Gp {
             1.0
         };
         let y_std: Vec<f64> = y.iter().map(|v| (v - y_mean) / y_scale).collect();
-        let posterior = |rows: &[usize]| {
-            let xs: Vec<f64> = rows
-                .iter()
-                .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
-                .collect();
-            let ys: Vec<f64> = rows.iter().map(|&i| y_std[i]).collect();
-            Posterior::new(
-                &xs,
-                rows.len(),
-                d,
-                ys,
-                options.log_noise_prior,
-                options.lengthscale_shift,
-            )
-        };
-        let all: Vec<usize> = (0..n).collect();
-        let full = posterior(&all);
-        let subset;
-        let objective = if n > options.max_fit_points.max(2) {
-            subset = posterior(&fit_subset(&y_std, options.max_fit_points.max(2), rng));
-            &subset
-        } else {
-            &full
-        };
-        let starts = match start {
-            Some(theta) if theta.len() == d + 2 && objective.in_bounds(theta) => {
-                vec![theta.to_vec()]
-            }
-            _ => objective.starting_points(options.restarts.max(1), rng),
-        };
-        let bounds: Vec<(f64, f64)> = std::iter::repeat_n(LOG_LENGTHSCALE, d)
-            .chain([LOG_SIGNAL, LOG_NOISE])
-            .collect();
-        let mut best: Option<(Vec<f64>, f64)> = None;
-        for start in starts {
-            let lbfgs_options = LbfgsOptions {
-                max_iterations: options.max_iterations,
-                ..LbfgsOptions::default()
-            };
-            let (theta, value) = lbfgs::minimize(
-                |theta, grad| objective.negative_log_posterior(theta, Some(grad)),
-                start,
-                &bounds,
-                lbfgs_options,
-            );
-            if value.is_finite() && best.as_ref().is_none_or(|(_, b)| value < *b) {
-                best = Some((theta, value));
-            }
-        }
-        let (theta, _) = best?;
+        let posterior = Posterior::new(
+            x,
+            n,
+            d,
+            y_std,
+            options.log_noise_prior,
+            options.lengthscale_shift,
+        );
+        Some((posterior, (y_mean, y_scale)))
+    }
+
+    /// The GP of `full`'s observations under `theta`.
+    fn posterior(
+        x: Vec<f64>,
+        full: &Posterior,
+        (y_mean, y_scale): (f64, f64),
+        theta: Vec<f64>,
+    ) -> Option<Self> {
+        let (n, d) = (full.n, full.d);
         let (chol, inv_lengthscale2, signal) = full.factor(&theta)?;
         let alpha = chol.solve(&full.y);
         let observation_variance = signal * (1.0 + JITTER) + theta[d + 1].exp();
@@ -206,7 +242,7 @@ impl Gp {
         })
     }
 
-    /// The fitted hyper-parameters, to start a later fit from.
+    /// The fitted hyper-parameters, for a later [`Gp::with_theta`].
     pub(crate) fn theta(&self) -> &[f64] {
         &self.theta
     }
@@ -526,8 +562,8 @@ mod tests {
             .flat_map(|(i, p)| [p[0], p[1], (i as f64 * 0.377).fract()])
             .collect();
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(1);
-        let gp = Gp::fit(x.clone(), 3, &y, GpOptions::default(), None, &mut rng)
-            .expect("toy data is finite");
+        let gp =
+            Gp::fit(x.clone(), 3, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
         let theta = gp.theta().to_vec();
         let y_std: Vec<f64> = y.iter().map(|v| (v - gp.y_mean) / gp.y_scale).collect();
         let posterior = Posterior::new(&x, 30, 3, y_std, (-9.0, 3.0), 0.0);
@@ -555,8 +591,7 @@ mod tests {
     fn interpolates_smooth_data_and_is_uncertain_far_away() {
         let (x, y) = toy_data(20);
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp =
-            Gp::fit(x, 2, &y, GpOptions::default(), None, &mut rng).expect("toy data is finite");
+        let gp = Gp::fit(x, 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
         let probe = [0.4, 0.5];
         let (mean, sd) = gp.predict(&probe);
         let truth = (6.0f64 * 0.4).sin() + 0.05;
@@ -580,8 +615,7 @@ mod tests {
             .iter()
             .map(|v| (4.0 * v).sin() + 0.2 * crate::space::standard_normal(&mut rng))
             .collect();
-        let gp =
-            Gp::fit(x.clone(), 1, &y, GpOptions::default(), None, &mut rng).expect("finite data");
+        let gp = Gp::fit(x.clone(), 1, &y, GpOptions::default(), &mut rng).expect("finite data");
         // The mean smooths the noise out instead of interpolating it: at the training inputs it
         // is closer to the noise-free function than the observations are.
         let error = |f: &dyn Fn(usize) -> f64| {
@@ -603,15 +637,15 @@ mod tests {
         use rand::RngExt;
         let (x, y) = toy_data(30);
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(2);
-        let smooth = Gp::fit(x.clone(), 2, &y, GpOptions::default(), None, &mut rng)
-            .expect("toy data is finite");
+        let smooth =
+            Gp::fit(x.clone(), 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
         // The same inputs with noise on the targets: a larger noise term, a looser bound.
         let noisy_y: Vec<f64> = y
             .iter()
             .map(|v| v + 0.3 * crate::space::standard_normal(&mut rng))
             .collect();
-        let noisy = Gp::fit(x, 2, &noisy_y, GpOptions::default(), None, &mut rng)
-            .expect("toy data is finite");
+        let noisy =
+            Gp::fit(x, 2, &noisy_y, GpOptions::default(), &mut rng).expect("toy data is finite");
         for gp in [&smooth, &noisy] {
             let mut skipped = 0;
             for _ in 0..2000 {
@@ -636,44 +670,29 @@ mod tests {
     }
 
     #[test]
-    fn a_fit_started_from_an_earlier_optimum_stays_there() {
+    fn a_gp_with_a_fits_hyper_parameters_predicts_as_that_fit() {
         let (x, y) = toy_data(30);
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(1);
-        let cold = Gp::fit(x.clone(), 2, &y, GpOptions::default(), None, &mut rng)
-            .expect("toy data is finite");
-        let options = GpOptions {
-            max_iterations: 5,
-            ..GpOptions::default()
-        };
-        let warm =
-            Gp::fit(x, 2, &y, options, Some(cold.theta()), &mut rng).expect("toy data is finite");
-        for (a, b) in cold.theta().iter().zip(warm.theta()) {
-            assert!(
-                (a - b).abs() < 0.05,
-                "{:?} vs {:?}",
-                cold.theta(),
-                warm.theta()
-            );
+        let fitted =
+            Gp::fit(x.clone(), 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
+        let again = Gp::with_theta(x.clone(), 2, &y, GpOptions::default(), fitted.theta())
+            .expect("the fit's own hyper-parameters");
+        for probe in [[0.4, 0.5], [0.0, 0.0], [3.0, 0.5]] {
+            assert_eq!(fitted.predict(&probe), again.predict(&probe));
         }
-        let (a, b) = (cold.predict(&[0.4, 0.5]), warm.predict(&[0.4, 0.5]));
-        assert!(
-            (a.0 - b.0).abs() < 1e-3 && (a.1 - b.1).abs() < 1e-3,
-            "{a:?} vs {b:?}"
-        );
+        // Hyper-parameters that cannot be this data's are refused, not used.
+        let opts = GpOptions::default();
+        assert!(Gp::with_theta(x.clone(), 2, &y, opts, &fitted.theta()[1..]).is_none());
+        let mut outside = fitted.theta().to_vec();
+        outside[0] = LOG_LENGTHSCALE.1 + 1.0;
+        assert!(Gp::with_theta(x, 2, &y, opts, &outside).is_none());
     }
 
     #[test]
     fn fits_a_single_observation() {
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp = Gp::fit(
-            vec![0.2, 0.7],
-            2,
-            &[5.0],
-            GpOptions::default(),
-            None,
-            &mut rng,
-        )
-        .expect("one finite observation is enough");
+        let gp = Gp::fit(vec![0.2, 0.7], 2, &[5.0], GpOptions::default(), &mut rng)
+            .expect("one finite observation is enough");
         let (mean, sd) = gp.predict(&[0.2, 0.7]);
         assert!((mean - 5.0).abs() < 1e-3 && sd.is_finite());
     }
@@ -683,7 +702,7 @@ mod tests {
         let x = vec![0.5, 0.5, 0.5, 0.5, 0.1, 0.9];
         let y = [2.0, 2.0, 2.0];
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp = Gp::fit(x, 2, &y, GpOptions::default(), None, &mut rng)
+        let gp = Gp::fit(x, 2, &y, GpOptions::default(), &mut rng)
             .expect("duplicates are absorbed by noise and jitter");
         let (mean, sd) = gp.predict(&[0.3, 0.3]);
         assert!((mean - 2.0).abs() < 1e-6 && sd.is_finite());

@@ -4,9 +4,9 @@
 //! between calls, so resuming a study means replaying its journal into `history` and asking again —
 //! the suggestion is the one the interrupted run would have made. That is also why the public types
 //! derive serde: the journal stores them as JSON. A caller may keep a [`FitCache`] between a
-//! study's suggestions ([`Sampler::suggest_with`]) to make most model fits short refinements of
-//! an earlier one; what is suggested still depends only on `(space, history, seed)`, whatever the
-//! cache holds.
+//! study's suggestions ([`Sampler::suggest_with`]) so that most suggestions keep the
+//! hyper-parameters of an earlier fit; what is suggested still depends only on
+//! `(space, history, seed)`, whatever the cache holds.
 //!
 //! Two samplers are provided:
 //!

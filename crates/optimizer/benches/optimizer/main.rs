@@ -323,9 +323,9 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 
 /// The cost of `sampler`'s suggestion with `n` observations of `problem` (random configurations;
 /// the noisy service has 5 parameters, two constraints and some crashes): `(from scratch,
-/// refined, averaged)`.
+/// between refits, averaged)`.
 /// From scratch is `suggest`, median of 3 seeds: what every suggestion costs without a
-/// [`FitCache`] and what one in ten costs with one. Refined is the median of the nine
+/// [`FitCache`] and what one in ten costs with one. Between refits is the median of the nine
 /// suggestions after observations `n + 1` to `n + 9` with the cache the suggestion after `n` left;
 /// averaged is the mean of those ten, the cost per suggestion over a study that keeps a cache.
 fn time_suggest(sampler: &Bayesian, problem: &str, n: usize) -> (f64, f64, f64) {
@@ -407,12 +407,12 @@ fn main() {
             500,
             continuous,
         )]);
-    for (space, n, (scratch, refined, averaged)) in rows {
+    for (space, n, (scratch, between, averaged)) in rows {
         println!(
             "suggest() with {n} observations ({space}, {build} build): {:.1} ms from scratch; \
-             with a fit cache {:.1} ms refined, {:.1} ms averaged over ten suggestions",
+             with a fit cache {:.1} ms between refits, {:.1} ms averaged over ten suggestions",
             scratch * 1e3,
-            refined * 1e3,
+            between * 1e3,
             averaged * 1e3
         );
     }
@@ -459,7 +459,7 @@ fn main() {
     let document = serde_json::json!({
         "problems": describe(&args.problems),
         "runs": runs,
-        "suggest_seconds": timings.iter().map(|(n, (scratch, refined, averaged))| (n.to_string(), serde_json::json!({"scratch": scratch, "refined": refined, "averaged": averaged}))).collect::<serde_json::Map<_, _>>(),
+        "suggest_seconds": timings.iter().map(|(n, (scratch, between, averaged))| (n.to_string(), serde_json::json!({"scratch": scratch, "between_refits": between, "averaged": averaged}))).collect::<serde_json::Map<_, _>>(),
         "build": build,
     });
     match &args.out {
