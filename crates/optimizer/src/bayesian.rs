@@ -202,7 +202,10 @@ pub struct Bayesian {
     /// Hyper-parameter fits per model from different starting points; the best one is kept. 6
     /// (twice the fits' cost) was measured on the tuning problems (seeds 0–39, 100 trials) and not
     /// taken: regret at 50 trials moved within the seeds' noise but for `mixed-noisy` 0.081 → 0.1
-    /// and Hartmann6 0.00028 → 0.00041.
+    /// and Hartmann6 0.00028 → 0.00041. 2 (a third off a fit from scratch), measured once the
+    /// fits reached their optimum at a bound (`lbfgs.rs`), lost nearly everywhere: Hartmann6
+    /// 0.00024 → 0.0007, `mixed-continuous` 7.2e-6 → 1.9e-5, `hartmann6-l1` 0.00067 → 0.0012,
+    /// the cantilever 0.00017 → 0.00025, and `mixed-noisy`'s mean breaches in 50 went 9.8 → 11.
     pub fit_restarts: usize,
     /// L-BFGS iterations per hyper-parameter fit.
     pub fit_iterations: usize,
