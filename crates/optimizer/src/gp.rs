@@ -57,6 +57,11 @@ const LOG_LENGTHSCALE: (f64, f64) = (-4.605_170_185_988_091, 4.605_170_185_988_0
 const LOG_SIGNAL: (f64, f64) = (-4.605_170_185_988_091, 4.605_170_185_988_091);
 const LOG_NOISE: (f64, f64) = (-23.025_850_929_940_457, 0.0);
 
+/// The bounds of `θ = [ln ℓ_1 … ln ℓ_d, ln σ_f², ln σ_n²]`, in that order.
+fn theta_bounds(d: usize) -> impl Iterator<Item = (f64, f64)> {
+    std::iter::repeat_n(LOG_LENGTHSCALE, d).chain([LOG_SIGNAL, LOG_NOISE])
+}
+
 /// Added to the diagonal (relative to the signal variance) so duplicated inputs stay factorable.
 const JITTER: f64 = 1e-11;
 
@@ -143,9 +148,7 @@ impl Gp {
         } else {
             &full
         };
-        let bounds: Vec<(f64, f64)> = std::iter::repeat_n(LOG_LENGTHSCALE, d)
-            .chain([LOG_SIGNAL, LOG_NOISE])
-            .collect();
+        let bounds: Vec<(f64, f64)> = theta_bounds(d).collect();
         let lbfgs_options = LbfgsOptions {
             max_iterations: options.max_iterations,
             ..LbfgsOptions::default()
@@ -178,7 +181,7 @@ impl Gp {
         theta: &[f64],
     ) -> Option<Self> {
         let (full, standard) = Self::standardized(&x, d, y, options)?;
-        if theta.len() != d + 2 || !full.in_bounds(theta) {
+        if !full.in_bounds(theta) {
             return None;
         }
         Self::posterior(x, &full, standard, theta.to_vec())
@@ -413,10 +416,10 @@ impl Posterior {
     }
 
     fn in_bounds(&self, theta: &[f64]) -> bool {
-        let inside = |v: f64, (lo, hi): (f64, f64)| (lo..=hi).contains(&v);
-        theta[..self.d].iter().all(|&v| inside(v, LOG_LENGTHSCALE))
-            && inside(theta[self.d], LOG_SIGNAL)
-            && inside(theta[self.d + 1], LOG_NOISE)
+        theta.len() == self.d + 2
+            && theta_bounds(self.d)
+                .zip(theta)
+                .all(|((lo, hi), v)| (lo..=hi).contains(v))
     }
 
     /// The covariance factor for `theta`, with the decoded parameters.
@@ -569,15 +572,8 @@ mod tests {
         let posterior = Posterior::new(&x, 30, 3, y_std, (-9.0, 3.0), 0.0);
         let mut grad = vec![0.0; 5];
         posterior.negative_log_posterior(&theta, Some(&mut grad));
-        let bounds = [
-            LOG_LENGTHSCALE,
-            LOG_LENGTHSCALE,
-            LOG_LENGTHSCALE,
-            LOG_SIGNAL,
-            LOG_NOISE,
-        ];
         let mut held = 0;
-        for (i, (&(lo, hi), (&t, &g))) in bounds.iter().zip(theta.iter().zip(&grad)).enumerate() {
+        for (i, ((lo, hi), (&t, &g))) in theta_bounds(3).zip(theta.iter().zip(&grad)).enumerate() {
             if (t <= lo && g > 0.0) || (t >= hi && g < 0.0) {
                 held += 1;
             } else {

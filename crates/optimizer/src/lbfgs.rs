@@ -66,25 +66,27 @@ where
     let mut next_grad = vec![0.0; dim];
 
     for iteration in 0..options.max_iterations {
-        // The gradient with the coordinates held at a bound zeroed: what the search may follow.
-        let held = |i: usize, g: f64| {
-            bounds
-                .get(i)
-                .is_some_and(|&(lo, hi)| (x[i] <= lo && g > 0.0) || (x[i] >= hi && g < 0.0))
-        };
+        // Coordinates held at a bound by a gradient pushing out of the box, and the gradient with
+        // them zeroed: what the search may follow.
+        let held: Vec<bool> = (0..dim)
+            .map(|i| {
+                let g = grad[i];
+                bounds
+                    .get(i)
+                    .is_some_and(|&(lo, hi)| (x[i] <= lo && g > 0.0) || (x[i] >= hi && g < 0.0))
+            })
+            .collect();
         let free: Vec<f64> = grad
             .iter()
-            .enumerate()
-            .map(|(i, &g)| if held(i, g) { 0.0 } else { g })
+            .zip(&held)
+            .map(|(&g, &h)| if h { 0.0 } else { g })
             .collect();
         if free.iter().all(|g| g.abs() < options.gradient_tolerance) {
             break;
         }
         let mut direction = two_loop_direction(&free, &pairs);
-        for (i, d) in direction.iter_mut().enumerate() {
-            if held(i, grad[i]) {
-                *d = 0.0;
-            }
+        for (d, _) in direction.iter_mut().zip(&held).filter(|(_, h)| **h) {
+            *d = 0.0;
         }
         let mut slope = dot(&direction, &free);
         if slope >= 0.0 {
@@ -221,19 +223,19 @@ mod tests {
         assert!((fx - 2.0).abs() < 1e-8, "f = {fx}");
     }
 
+    /// `½·xᵀAx − bᵀx`, with its gradient written into `g`.
+    fn quadratic(a: &[[f64; 3]; 3], b: &[f64; 3], x: &[f64], g: &mut [f64]) -> f64 {
+        let mut v = 0.0;
+        for i in 0..3 {
+            g[i] = (0..3).map(|j| a[i][j] * x[j]).sum::<f64>() - b[i];
+            v += 0.5 * (g[i] - b[i]) * x[i];
+        }
+        v
+    }
+
     /// The minimum of `½·xᵀAx − bᵀx` over the box, by trying every choice of coordinates held at
     /// a bound (the rest solve the reduced system) and keeping the best feasible point.
     fn box_minimum(a: &[[f64; 3]; 3], b: &[f64; 3], bounds: &[(f64, f64)]) -> f64 {
-        let f = |x: &[f64]| {
-            let mut v = 0.0;
-            for i in 0..3 {
-                v -= b[i] * x[i];
-                for j in 0..3 {
-                    v += 0.5 * a[i][j] * x[i] * x[j];
-                }
-            }
-            v
-        };
         let mut best = f64::INFINITY;
         for code in 0..27 {
             // Per coordinate: 0 free, 1 at its lower bound, 2 at its upper bound.
@@ -276,7 +278,7 @@ mod tests {
                 x[free[c]] = (rows[c][m] - rest) / rows[c][c];
             }
             if (0..3).all(|i| x[i] >= bounds[i].0 - 1e-12 && x[i] <= bounds[i].1 + 1e-12) {
-                best = best.min(f(&x));
+                best = best.min(quadratic(a, b, &x, &mut [0.0; 3]));
             }
         }
         best
@@ -305,14 +307,6 @@ mod tests {
                     (lo, lo + rng.random_range(0.5..3.0))
                 })
                 .collect();
-            let quadratic = |x: &[f64], g: &mut [f64]| {
-                let mut v = 0.0;
-                for i in 0..3 {
-                    g[i] = (0..3).map(|j| a[i][j] * x[j]).sum::<f64>() - b[i];
-                    v += 0.5 * (g[i] - b[i]) * x[i];
-                }
-                v
-            };
             let options = LbfgsOptions {
                 max_iterations: 200,
                 relative_tolerance: 0.0,
@@ -320,7 +314,8 @@ mod tests {
                 ..LbfgsOptions::default()
             };
             let start = vec![bounds[0].1, bounds[1].0, 0.5 * (bounds[2].0 + bounds[2].1)];
-            let (x, fx) = minimize(quadratic, start, &bounds, options);
+            let f = |x: &[f64], g: &mut [f64]| quadratic(&a, &b, x, g);
+            let (x, fx) = minimize(f, start, &bounds, options);
             let best = box_minimum(&a, &b, &bounds);
             assert!(
                 fx <= best + 1e-7 * best.abs().max(1.0),
