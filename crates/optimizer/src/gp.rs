@@ -33,7 +33,7 @@
 use rand::RngExt;
 
 use super::lbfgs::{self, LbfgsOptions};
-use super::linalg::{Cholesky, axpy, dot, weighted_sq_distance};
+use super::linalg::{Cholesky, axpy, dot, exp_nonpositive, lower_norm2, weighted_sq_distance};
 
 const SQRT5: f64 = 2.236_067_977_499_79;
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
@@ -107,7 +107,8 @@ pub(crate) struct Gp {
     signal: f64,
     /// The prior variance of one noisy observation: the covariance matrix's diagonal.
     observation_variance: f64,
-    chol: Cholesky,
+    /// `L⁻¹` for the covariance's factor `L·Lᵀ` (see [`Cholesky::inverse_factor`]).
+    inverse_factor: Vec<f64>,
     /// `K⁻¹·y` for the standardized targets.
     alpha: Vec<f64>,
     y_mean: f64,
@@ -229,6 +230,7 @@ impl Gp {
         let (n, d) = (full.n, full.d);
         let (chol, inv_lengthscale2, signal) = full.factor(&theta)?;
         let alpha = chol.solve(&full.y);
+        let inverse_factor = chol.inverse_factor();
         let observation_variance = signal * (1.0 + JITTER) + theta[d + 1].exp();
         Some(Self {
             n,
@@ -238,7 +240,7 @@ impl Gp {
             inv_lengthscale2,
             signal,
             observation_variance,
-            chol,
+            inverse_factor,
             alpha,
             y_mean,
             y_scale,
@@ -253,23 +255,23 @@ impl Gp {
     /// Posterior mean and standard deviation of the latent function at `point` (a feature vector),
     /// in the units of the training targets.
     pub(crate) fn predict(&self, point: &[f64]) -> (f64, f64) {
-        let mut k = self.covariances(point);
+        let k = self.covariances(point);
         let mean = dot(&k, &self.alpha);
-        (self.y_mean + self.y_scale * mean, self.sd(&mut k))
+        (self.y_mean + self.y_scale * mean, self.sd(&k))
     }
 
     /// Like [`Gp::predict`], but without the standard deviation when the mean lies at least `z`
     /// of them below `threshold`. The test uses an upper bound of the deviation, from the nearest
     /// training point alone (more data never widens a posterior), which costs nothing beside the
-    /// mean; the exact deviation costs a triangular solve, most of a prediction's time. Scoring
-    /// candidates against a limit they are far from, that solve changes nothing.
+    /// mean; the exact deviation costs a triangular product, most of a prediction's time. Scoring
+    /// candidates against a limit they are far from, that product changes nothing.
     pub(crate) fn predict_unless_below(
         &self,
         point: &[f64],
         threshold: f64,
         z: f64,
     ) -> (f64, Option<f64>) {
-        let mut k = self.covariances(point);
+        let k = self.covariances(point);
         let mean = self.y_mean + self.y_scale * dot(&k, &self.alpha);
         let nearest = k.iter().copied().fold(0.0, f64::max);
         let bound =
@@ -277,27 +279,29 @@ impl Gp {
         if threshold - mean >= z * self.y_scale * bound.sqrt() {
             return (mean, None);
         }
-        (mean, Some(self.sd(&mut k)))
+        (mean, Some(self.sd(&k)))
     }
 
     /// The prior covariance of `point` with every training point.
     fn covariances(&self, point: &[f64]) -> Vec<f64> {
-        (0..self.n)
+        let mut k: Vec<f64> = (0..self.n)
             .map(|a| {
                 let row = &self.x[a * self.d..(a + 1) * self.d];
-                matern52(
-                    weighted_sq_distance(row, point, &self.inv_lengthscale2),
-                    self.signal,
-                )
+                weighted_sq_distance(row, point, &self.inv_lengthscale2)
             })
-            .collect()
+            .collect();
+        // Apart from the distances, so that this loop vectorizes.
+        for v in &mut k {
+            *v = matern52(*v, self.signal);
+        }
+        k
     }
 
     /// The posterior standard deviation, in the targets' units, from the point's
-    /// [`Gp::covariances`] (overwritten).
-    fn sd(&self, k: &mut [f64]) -> f64 {
-        self.chol.solve_lower_in_place(k);
-        let variance = (self.signal - dot(k, k)).max(1e-12 * self.signal);
+    /// [`Gp::covariances`].
+    fn sd(&self, k: &[f64]) -> f64 {
+        let variance =
+            (self.signal - lower_norm2(&self.inverse_factor, k)).max(1e-12 * self.signal);
         self.y_scale * variance.sqrt()
     }
 }
@@ -323,7 +327,7 @@ fn fit_subset<R: rand::Rng>(y: &[f64], size: usize, rng: &mut R) -> Vec<usize> {
 /// `σ²·(1 + √5·r + 5r²/3)·exp(−√5·r)` for `r² = r2`.
 fn matern52(r2: f64, signal: f64) -> f64 {
     let r = r2.sqrt();
-    signal * (1.0 + SQRT5 * r + 5.0 / 3.0 * r2) * (-SQRT5 * r).exp()
+    signal * (1.0 + SQRT5 * r + 5.0 / 3.0 * r2) * exp_nonpositive(-SQRT5 * r)
 }
 
 /// The hyper-parameter posterior for one data set. Parameters are
@@ -439,21 +443,21 @@ impl Posterior {
             let diff2 = &self.diff2[j * pairs..(j + 1) * pairs];
             axpy((-2.0 * log_lengthscale).exp(), diff2, &mut r2);
         }
+        // Pair by pair over flat slices, so that the loop vectorizes; then into the matrix.
+        let mut kern = vec![0.0; pairs];
+        let mut dk = vec![0.0; pairs];
+        for ((r2, kern), dk) in r2.iter().zip(&mut kern).zip(&mut dk) {
+            let r = r2.sqrt();
+            let e = exp_nonpositive(-SQRT5 * r);
+            *kern = signal * (1.0 + SQRT5 * r + 5.0 / 3.0 * r2) * e;
+            *dk = signal * 5.0 / 3.0 * (1.0 + SQRT5 * r) * e;
+        }
         let mut k = vec![0.0; n * n];
-        let mut kern = Vec::with_capacity(pairs);
-        let mut dk = Vec::with_capacity(pairs);
         let mut p = 0;
         for a in 0..n {
             k[a * n + a] = signal * (1.0 + JITTER) + noise;
-            for b in 0..a {
-                let r = r2[p].sqrt();
-                let e = (-SQRT5 * r).exp();
-                let value = signal * (1.0 + SQRT5 * r + 5.0 / 3.0 * r2[p]) * e;
-                k[a * n + b] = value;
-                kern.push(value);
-                dk.push(signal * 5.0 / 3.0 * (1.0 + SQRT5 * r) * e);
-                p += 1;
-            }
+            k[a * n..a * n + a].copy_from_slice(&kern[p..p + a]);
+            p += a;
         }
         Covariance { k, kern, dk }
     }
