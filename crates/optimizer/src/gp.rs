@@ -33,7 +33,7 @@
 use rand::RngExt;
 
 use super::lbfgs::{self, LbfgsOptions};
-use super::linalg::{Cholesky, axpy, dot, exp_nonpositive, lower_norm2, weighted_sq_distance};
+use super::linalg::{Cholesky, axpy, dot, exp_nonpositive, lower_norm2};
 
 const SQRT5: f64 = 2.236_067_977_499_79;
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
@@ -97,9 +97,8 @@ impl Default for GpOptions {
 #[derive(Clone, Debug)]
 pub(crate) struct Gp {
     n: usize,
-    d: usize,
-    /// Training inputs, row-major `n × d`.
-    x: Vec<f64>,
+    /// Training inputs by feature (`d × n`): the distances to a point then run over long rows.
+    x_by_feature: Vec<f64>,
     /// The fitted hyper-parameters `[ln ℓ_1 … ln ℓ_d, ln σ_f², ln σ_n²]`: a later fit to similar
     /// data may start from them.
     theta: Vec<f64>,
@@ -232,10 +231,13 @@ impl Gp {
         let alpha = chol.solve(&full.y);
         let inverse_factor = chol.inverse_factor();
         let observation_variance = signal * (1.0 + JITTER) + theta[d + 1].exp();
+        let x_by_feature = (0..d)
+            .flat_map(|j| (0..n).map(move |a| (a, j)))
+            .map(|(a, j)| x[a * d + j])
+            .collect();
         Some(Self {
             n,
-            d,
-            x,
+            x_by_feature,
             theta,
             inv_lengthscale2,
             signal,
@@ -284,13 +286,15 @@ impl Gp {
 
     /// The prior covariance of `point` with every training point.
     fn covariances(&self, point: &[f64]) -> Vec<f64> {
-        let mut k: Vec<f64> = (0..self.n)
-            .map(|a| {
-                let row = &self.x[a * self.d..(a + 1) * self.d];
-                weighted_sq_distance(row, point, &self.inv_lengthscale2)
-            })
-            .collect();
-        // Apart from the distances, so that this loop vectorizes.
+        // Feature by feature over every training point, then the kernel: loops that vectorize.
+        let mut k = vec![0.0; self.n];
+        for (j, (&p, &w)) in point.iter().zip(&self.inv_lengthscale2).enumerate() {
+            let column = &self.x_by_feature[j * self.n..(j + 1) * self.n];
+            for (r2, &x) in k.iter_mut().zip(column) {
+                let delta = x - p;
+                *r2 += w * delta * delta;
+            }
+        }
         for v in &mut k {
             *v = matern52(*v, self.signal);
         }

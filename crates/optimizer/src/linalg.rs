@@ -155,19 +155,6 @@ pub(crate) fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
     }
 }
 
-/// `Σ w[i]·(a[i] − b[i])²` over the common length.
-pub(crate) fn weighted_sq_distance(a: &[f64], b: &[f64], w: &[f64]) -> f64 {
-    let n = a.len().min(b.len()).min(w.len());
-    let mut sum = 0.0;
-    let mut i = 0;
-    while i < n {
-        let delta = a[i] - b[i];
-        sum += w[i] * delta * delta;
-        i += 1;
-    }
-    sum
-}
-
 /// The lower-triangular factor `L` of `A = L·Lᵀ`.
 #[derive(Clone, Debug)]
 pub(crate) struct Cholesky {
