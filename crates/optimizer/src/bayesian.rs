@@ -492,7 +492,6 @@ impl Bayesian {
                 if encoding.takes_unseen_choice(point, &seen) {
                     let safest = region.safest();
                     region.allows(encoding, safest, point)
-                        && encoding.only_choices_moved(point, safest.point)
                 } else if anchors
                     .get(last_anchor.get())
                     .is_some_and(|a| region.allows(encoding, a, point))

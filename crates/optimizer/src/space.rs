@@ -530,8 +530,19 @@ impl<'a> Encoding<'a> {
         // tested against are far from it, and the test runs for thousands of candidates.
         let limit = (radius * (1.0 + 1e-9) + 1e-12).powi(2);
         let mut sum = 0.0;
+        let (mut moved, mut filled) = (0, false);
         for i in 0..self.codes.len() {
-            sum += self.param_move(i, point, anchor, radius).powi(2);
+            let size = self.param_move(i, point, anchor, radius);
+            if size > 0.0 {
+                // A discrete move that counts the whole radius is taken alone, exactly: the
+                // rounding allowance of `limit` is for numeric moves, not for one beside it.
+                moved += 1;
+                filled |= size == radius && !matches!(self.codes[i], Code::Continuous { .. });
+                if filled && moved > 1 {
+                    return false;
+                }
+            }
+            sum += size.powi(2);
             if sum > limit {
                 return false;
             }
@@ -697,16 +708,6 @@ impl<'a> Encoding<'a> {
         seen.iter().zip(point).any(|(choices, &x)| {
             !choices.is_empty() && !choices.get(x as usize).copied().unwrap_or(false)
         })
-    }
-
-    /// Whether `point` differs from `anchor` in categorical settings only. A switch alone fills a
-    /// trust region exactly (see [`Self::move_size`]), and the rounding allowance of
-    /// [`Self::within`] would let a numeric setting move a hair beside it.
-    pub(crate) fn only_choices_moved(&self, point: &[f64], anchor: &[f64]) -> bool {
-        self.codes
-            .iter()
-            .zip(point.iter().zip(anchor))
-            .all(|(code, (p, a))| matches!(code, Code::Categorical { .. }) || p == a)
     }
 
     /// Writes the Gaussian-process input of `point` into `out` (length [`Self::n_features`]).
@@ -1268,9 +1269,12 @@ mod tests {
             !enc.within(&moved(&[(1, 2.0), (3, 0.52)]), &anchor, r),
             "a step and a move"
         );
-        // A categorical switch is allowed alone, never with another move.
+        // A categorical switch is allowed alone, never with another move, however small.
         assert!(enc.within(&moved(&[(2, 1.0)]), &anchor, r));
         assert!(!enc.within(&moved(&[(2, 1.0), (3, 0.51)]), &anchor, r));
+        assert!(!enc.within(&moved(&[(2, 1.0), (3, 0.5 + 1e-7)]), &anchor, r));
+        assert!(!enc.within(&moved(&[(1, 2.0), (3, 0.5 - 1e-7)]), &anchor, r));
+        assert!(enc.within(&moved(&[(3, 0.6 - 1e-7)]), &anchor, r));
         // Moves add up: each within the radius, together not.
         assert!(enc.within(&moved(&[(3, 0.59)]), &anchor, r));
         assert!(!enc.within(&moved(&[(3, 0.59), (0, 5.0)]), &anchor, r));
