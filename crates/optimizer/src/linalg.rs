@@ -1,5 +1,6 @@
 //! The little dense linear algebra a Gaussian process needs: Cholesky factorization of a
-//! symmetric positive-definite matrix, triangular solves, and the inverse.
+//! symmetric positive-definite matrix, triangular solves, the inverses of the factor and of the
+//! matrix, and an exponential for the kernel.
 //!
 //! Matrices are row-major `Vec<f64>` of size `n × n`. Every inner loop runs over contiguous rows
 //! (the factor is kept lower-triangular row-major, its inverse upper-triangular row-major) because
