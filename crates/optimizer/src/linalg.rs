@@ -3,8 +3,9 @@
 //! matrix, and an exponential for the kernel.
 //!
 //! Matrices are row-major `Vec<f64>` of size `n × n`. Every inner loop runs over contiguous rows
-//! (the factor is kept lower-triangular row-major, its inverse upper-triangular row-major) because
-//! these loops dominate the optimizer's run time, and `n` stays in the low hundreds.
+//! (the factor is kept lower-triangular row-major, and its inverse is built row by row as the
+//! upper-triangular `L⁻ᵀ`) because these loops dominate the optimizer's run time, and `n` stays in
+//! the low hundreds.
 //!
 //! A single [`dot`] is bound by the latency of its four running sums, not by arithmetic. The
 //! factorization, the solves and the inverse therefore take four rows at a time against one shared
@@ -88,9 +89,9 @@ pub(crate) fn dot4(rows: [&[f64]; 4], b: &[f64]) -> [f64; 4] {
     dot4_sums(rows, b).map(combine)
 }
 
-/// `‖M·x‖²` for a lower-triangular `M` (row-major, `x.len()` square, zeros above the diagonal):
-/// four rows at a time, each over its block's columns (the zeros past a row's diagonal add
-/// nothing).
+/// `‖M·x‖²` for a lower-triangular `M` (row-major `n × n` for `n = x.len()`, zeros above the
+/// diagonal): four rows at a time, each over its block's columns (the zeros past a row's diagonal
+/// add nothing).
 pub(crate) fn lower_norm2(m: &[f64], x: &[f64]) -> f64 {
     let n = x.len();
     debug_assert_eq!(m.len(), n * n);
