@@ -33,7 +33,7 @@
 use rand::RngExt;
 
 use super::lbfgs::{self, LbfgsOptions};
-use super::linalg::{Cholesky, axpy, dot, exp_nonpositive, lower_norm2};
+use super::linalg::{Cholesky, axpy, dot, exp_nonpositive, lower_norm2_unless};
 
 const SQRT5: f64 = 2.236_067_977_499_79;
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
@@ -263,10 +263,11 @@ impl Gp {
     }
 
     /// Like [`Gp::predict`], but without the standard deviation when the mean lies at least `z`
-    /// of them below `threshold`. The test uses an upper bound of the deviation, from the nearest
-    /// training point alone (more data never widens a posterior), which costs nothing beside the
-    /// mean; the exact deviation costs a triangular product, most of a prediction's time. Scoring
-    /// candidates against a limit they are far from, that product changes nothing.
+    /// of them below `threshold`. Scoring candidates against a limit they are far from, the
+    /// deviation changes nothing, and it is most of a prediction's time. The test uses upper
+    /// bounds of the deviation (more data never widens a posterior): first the nearest training
+    /// point's alone, which costs nothing beside the mean, then each partial sum of the
+    /// triangular product, which stops as soon as one proves the point far enough.
     pub(crate) fn predict_unless_below(
         &self,
         point: &[f64],
@@ -276,12 +277,17 @@ impl Gp {
         let k = self.covariances(point);
         let mean = self.y_mean + self.y_scale * dot(&k, &self.alpha);
         let nearest = k.iter().copied().fold(0.0, f64::max);
-        let bound =
-            (self.signal - nearest * nearest / self.observation_variance).max(1e-12 * self.signal);
-        if threshold - mean >= z * self.y_scale * bound.sqrt() {
+        let far =
+            |explained: f64| threshold - mean >= z * self.y_scale * self.variance(explained).sqrt();
+        if far(nearest * nearest / self.observation_variance) {
             return (mean, None);
         }
-        (mean, Some(self.sd(&k)))
+        // The product's partial sums only grow (adding a square never lowers a float sum), so
+        // each bounds the deviation from above as the nearest point does: a stop changes no score.
+        match lower_norm2_unless(&self.inverse_factor, &k, far) {
+            Some(explained) => (mean, Some(self.deviation(explained))),
+            None => (mean, None),
+        }
     }
 
     /// The prior covariance of `point` with every training point.
@@ -304,9 +310,19 @@ impl Gp {
     /// The posterior standard deviation, in the targets' units, from the point's
     /// [`Gp::covariances`].
     fn sd(&self, k: &[f64]) -> f64 {
-        let variance =
-            (self.signal - lower_norm2(&self.inverse_factor, k)).max(1e-12 * self.signal);
-        self.y_scale * variance.sqrt()
+        // Never asked to stop, the product always gives its sum.
+        self.deviation(lower_norm2_unless(&self.inverse_factor, k, |_| false).unwrap_or(0.0))
+    }
+
+    /// The posterior standard deviation, in the targets' units, of a point whose covariances
+    /// with the training points explain `explained` of its prior variance (`‖L⁻¹k‖²`).
+    fn deviation(&self, explained: f64) -> f64 {
+        self.y_scale * self.variance(explained).sqrt()
+    }
+
+    /// The standardized posterior variance left once `explained` is taken from the prior's.
+    fn variance(&self, explained: f64) -> f64 {
+        (self.signal - explained).max(1e-12 * self.signal)
     }
 }
 

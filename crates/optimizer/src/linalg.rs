@@ -90,9 +90,14 @@ pub(crate) fn dot4(rows: [&[f64]; 4], b: &[f64]) -> [f64; 4] {
 }
 
 /// `‖M·x‖²` for a lower-triangular `M` (row-major `n × n` for `n = x.len()`, zeros above the
-/// diagonal): four rows at a time, each over its block's columns (the zeros past a row's diagonal
-/// add nothing).
-pub(crate) fn lower_norm2(m: &[f64], x: &[f64]) -> f64 {
+/// diagonal), or `None` as soon as `enough` holds for a partial sum: the sum's terms are squares,
+/// so every partial sum is at most the whole. Four rows at a time, each over its block's columns
+/// (the zeros past a row's diagonal add nothing).
+pub(crate) fn lower_norm2_unless(
+    m: &[f64],
+    x: &[f64],
+    enough: impl Fn(f64) -> bool,
+) -> Option<f64> {
     let n = x.len();
     debug_assert_eq!(m.len(), n * n);
     let mut sum = 0.0;
@@ -102,13 +107,16 @@ pub(crate) fn lower_norm2(m: &[f64], x: &[f64]) -> f64 {
         let rows = [0, 1, 2, 3].map(|t| &m[(i0 + t) * n..(i0 + t) * n + len]);
         let v = dot4(rows, &x[..len]);
         sum += (v[0] * v[0] + v[1] * v[1]) + (v[2] * v[2] + v[3] * v[3]);
+        if enough(sum) {
+            return None;
+        }
         i0 += 4;
     }
     for i in i0..n {
         let v = dot(&m[i * n..=i * n + i], &x[..=i]);
         sum += v * v;
     }
-    sum
+    (!enough(sum)).then_some(sum)
 }
 
 /// `eˣ` for `x ≤ 0`: within a relative `2ε` of `f64::exp` down to `−708`, and `0` below (where
@@ -278,8 +286,8 @@ impl Cholesky {
     }
 
     /// `L⁻¹` (lower-triangular, row-major, zeros above the diagonal): a deviation's `‖L⁻¹·k‖²`
-    /// is then a product whose rows are independent (see [`lower_norm2`]), where a substitution's
-    /// rows each wait on the one before.
+    /// is then a product whose rows are independent (see [`lower_norm2_unless`]), where a
+    /// substitution's rows each wait on the one before.
     pub(crate) fn inverse_factor(&self) -> Vec<f64> {
         let n = self.n;
         let u = self.inverse_factor_transposed();
@@ -479,7 +487,7 @@ mod tests {
             let mut solved = x.clone();
             chol.solve_lower_in_place(&mut solved);
             let expected = dot(&solved, &solved);
-            let got = lower_norm2(&inverse, &x);
+            let got = lower_norm2_unless(&inverse, &x, |_| false).expect("never enough");
             assert!(
                 (got - expected).abs() <= 1e-12 * expected.max(1.0),
                 "n = {n}: {got} != {expected}"
