@@ -492,6 +492,18 @@ mod tests {
                 (got - expected).abs() <= 1e-12 * expected.max(1.0),
                 "n = {n}: {got} != {expected}"
             );
+            // Asked to stop at a partial sum, it stops exactly when one reaches the mark: past
+            // the whole sum never, at half of it always (every partial sum is at most the whole).
+            let seen = std::cell::Cell::new(0.0);
+            let never = lower_norm2_unless(&inverse, &x, |partial| {
+                assert!(partial >= seen.get(), "n = {n}: a partial sum fell");
+                seen.set(partial);
+                partial > 2.0 * got
+            });
+            assert_eq!(never, Some(got), "n = {n}");
+            if got > 0.0 {
+                assert_eq!(lower_norm2_unless(&inverse, &x, |p| p >= 0.5 * got), None);
+            }
         }
     }
 
