@@ -855,8 +855,8 @@ impl Model {
                 lengthscale_shift: shift,
                 ..gp_options
             };
-            warm.and_then(|theta| Gp::with_theta(x.clone(), d, y, gp_options, theta))
-                .or_else(|| Gp::fit(x, d, y, gp_options, rng))
+            warm.and_then(|theta| Gp::with_theta(&x, d, y, gp_options, theta))
+                .or_else(|| Gp::fit(&x, d, y, gp_options, rng))
         };
 
         let mut limits = Vec::new();

@@ -120,13 +120,13 @@ impl Gp {
     /// `None` only if no hyper-parameters gave a factorable covariance, which takes non-finite
     /// inputs.
     pub(crate) fn fit<R: rand::Rng>(
-        x: Vec<f64>,
+        x: &[f64],
         d: usize,
         y: &[f64],
         options: GpOptions,
         rng: &mut R,
     ) -> Option<Self> {
-        let (full, standard) = Self::standardized(&x, d, y, options)?;
+        let (full, standard) = Self::standardized(x, d, y, options)?;
         let n = y.len();
         let subset;
         let objective = if n > options.max_fit_points.max(2) {
@@ -174,13 +174,13 @@ impl Gp {
     /// by a few observations, which barely move the optimum. `None` for a `theta` of the wrong
     /// dimension or out of bounds, or one that gives no factorable covariance.
     pub(crate) fn with_theta(
-        x: Vec<f64>,
+        x: &[f64],
         d: usize,
         y: &[f64],
         options: GpOptions,
         theta: &[f64],
     ) -> Option<Self> {
-        let (full, standard) = Self::standardized(&x, d, y, options)?;
+        let (full, standard) = Self::standardized(x, d, y, options)?;
         if !full.in_bounds(theta) {
             return None;
         }
@@ -221,7 +221,7 @@ impl Gp {
 
     /// The GP of `full`'s observations under `theta`.
     fn posterior(
-        x: Vec<f64>,
+        x: &[f64],
         full: &Posterior,
         (y_mean, y_scale): (f64, f64),
         theta: Vec<f64>,
@@ -589,8 +589,7 @@ mod tests {
             .flat_map(|(i, p)| [p[0], p[1], (i as f64 * 0.377).fract()])
             .collect();
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(1);
-        let gp =
-            Gp::fit(x.clone(), 3, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
+        let gp = Gp::fit(&x, 3, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
         let theta = gp.theta().to_vec();
         let y_std: Vec<f64> = y.iter().map(|v| (v - gp.y_mean) / gp.y_scale).collect();
         let posterior = Posterior::new(&x, 30, 3, y_std, (-9.0, 3.0), 0.0);
@@ -611,7 +610,7 @@ mod tests {
     fn interpolates_smooth_data_and_is_uncertain_far_away() {
         let (x, y) = toy_data(20);
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp = Gp::fit(x, 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
+        let gp = Gp::fit(&x, 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
         let probe = [0.4, 0.5];
         let (mean, sd) = gp.predict(&probe);
         let truth = (6.0f64 * 0.4).sin() + 0.05;
@@ -635,7 +634,7 @@ mod tests {
             .iter()
             .map(|v| (4.0 * v).sin() + 0.2 * crate::space::standard_normal(&mut rng))
             .collect();
-        let gp = Gp::fit(x.clone(), 1, &y, GpOptions::default(), &mut rng).expect("finite data");
+        let gp = Gp::fit(&x, 1, &y, GpOptions::default(), &mut rng).expect("finite data");
         // The mean smooths the noise out instead of interpolating it: at the training inputs it
         // is closer to the noise-free function than the observations are.
         let error = |f: &dyn Fn(usize) -> f64| {
@@ -658,14 +657,14 @@ mod tests {
         let (x, y) = toy_data(30);
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(2);
         let smooth =
-            Gp::fit(x.clone(), 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
+            Gp::fit(&x, 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
         // The same inputs with noise on the targets: a larger noise term, a looser bound.
         let noisy_y: Vec<f64> = y
             .iter()
             .map(|v| v + 0.3 * crate::space::standard_normal(&mut rng))
             .collect();
         let noisy =
-            Gp::fit(x, 2, &noisy_y, GpOptions::default(), &mut rng).expect("toy data is finite");
+            Gp::fit(&x, 2, &noisy_y, GpOptions::default(), &mut rng).expect("toy data is finite");
         for gp in [&smooth, &noisy] {
             let mut skipped = 0;
             for _ in 0..2000 {
@@ -694,24 +693,24 @@ mod tests {
         let (x, y) = toy_data(30);
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(1);
         let fitted =
-            Gp::fit(x.clone(), 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
-        let again = Gp::with_theta(x.clone(), 2, &y, GpOptions::default(), fitted.theta())
+            Gp::fit(&x, 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
+        let again = Gp::with_theta(&x, 2, &y, GpOptions::default(), fitted.theta())
             .expect("the fit's own hyper-parameters");
         for probe in [[0.4, 0.5], [0.0, 0.0], [3.0, 0.5]] {
             assert_eq!(fitted.predict(&probe), again.predict(&probe));
         }
         // Hyper-parameters that cannot be this data's are refused, not used.
         let opts = GpOptions::default();
-        assert!(Gp::with_theta(x.clone(), 2, &y, opts, &fitted.theta()[1..]).is_none());
+        assert!(Gp::with_theta(&x, 2, &y, opts, &fitted.theta()[1..]).is_none());
         let mut outside = fitted.theta().to_vec();
         outside[0] = LOG_LENGTHSCALE.1 + 1.0;
-        assert!(Gp::with_theta(x, 2, &y, opts, &outside).is_none());
+        assert!(Gp::with_theta(&x, 2, &y, opts, &outside).is_none());
     }
 
     #[test]
     fn fits_a_single_observation() {
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp = Gp::fit(vec![0.2, 0.7], 2, &[5.0], GpOptions::default(), &mut rng)
+        let gp = Gp::fit(&[0.2, 0.7], 2, &[5.0], GpOptions::default(), &mut rng)
             .expect("one finite observation is enough");
         let (mean, sd) = gp.predict(&[0.2, 0.7]);
         assert!((mean - 5.0).abs() < 1e-3 && sd.is_finite());
@@ -722,7 +721,7 @@ mod tests {
         let x = vec![0.5, 0.5, 0.5, 0.5, 0.1, 0.9];
         let y = [2.0, 2.0, 2.0];
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp = Gp::fit(x, 2, &y, GpOptions::default(), &mut rng)
+        let gp = Gp::fit(&x, 2, &y, GpOptions::default(), &mut rng)
             .expect("duplicates are absorbed by noise and jitter");
         let (mean, sd) = gp.predict(&[0.3, 0.3]);
         assert!((mean - 2.0).abs() < 1e-6 && sd.is_finite());
