@@ -158,7 +158,13 @@ impl Gp {
             .into_iter()
             .map(|start| {
                 lbfgs::minimize(
-                    |theta, grad| objective.negative_log_posterior(theta, Some(grad)),
+                    |theta| {
+                        let (value, evaluated) = objective.negative_log_posterior(theta);
+                        (value, move |grad: &mut [f64]| match evaluated {
+                            Some(at) => objective.gradient(&at, grad),
+                            None => grad.fill(f64::NAN),
+                        })
+                    },
                     start,
                     &bounds,
                     lbfgs_options,
@@ -482,55 +488,83 @@ impl Posterior {
         Covariance { k, kern, dk }
     }
 
-    /// `−ln p(y | θ) − ln p(θ)` (up to a constant), and its gradient when asked.
-    fn negative_log_posterior(&self, theta: &[f64], grad: Option<&mut [f64]>) -> f64 {
+    /// `−ln p(y | θ) − ln p(θ)` (up to a constant), and what its gradient there needs (`None`
+    /// where the value is `+∞`). The gradient costs about as much again as the value, and a fit
+    /// asks for it only where its line search accepts a step (see [`lbfgs::minimize`]).
+    fn negative_log_posterior(&self, theta: &[f64]) -> (f64, Option<Evaluated>) {
         if !self.in_bounds(theta) {
-            return f64::INFINITY;
+            return (f64::INFINITY, None);
         }
-        let (n, d, pairs) = (self.n, self.d, self.pairs());
+        let n = self.n;
         let cov = self.covariance(theta);
         let Some(chol) = Cholesky::factor(&cov.k, n) else {
-            return f64::INFINITY;
+            return (f64::INFINITY, None);
         };
         let alpha = chol.solve(&self.y);
         let mut value = 0.5 * dot(&self.y, &alpha) + 0.5 * chol.log_det() + 0.5 * n as f64 * LN_2PI;
-
-        let priors = theta[..d]
-            .iter()
-            .map(|&t| (t, self.lengthscale_prior))
-            .chain([(theta[d], SIGNAL_PRIOR), (theta[d + 1], self.noise_prior)]);
-        for (t, (mean, sd)) in priors.clone() {
+        for (t, (mean, sd)) in self.priors(theta) {
             value += 0.5 * ((t - mean) / sd).powi(2);
         }
-
-        if let Some(grad) = grad {
-            // ∂/∂θ of the negative log likelihood is ½·tr(W·∂K/∂θ) with W = K⁻¹ − ααᵀ. W is
-            // symmetric and every ∂K/∂θ is zero or a multiple of the identity on the diagonal, so
-            // each trace is a sum over pairs plus a diagonal term.
-            let inverse = chol.inverse();
-            let mut w_pairs = Vec::with_capacity(pairs);
-            let mut trace_w = 0.0;
-            for a in 0..n {
-                for b in 0..a {
-                    w_pairs.push(inverse[a * n + b] - alpha[a] * alpha[b]);
-                }
-                trace_w += inverse[a * n + a] - alpha[a] * alpha[a];
-            }
-            let signal_grad = dot(&w_pairs, &cov.kern);
-            let weights: Vec<f64> = w_pairs.iter().zip(&cov.dk).map(|(w, g)| w * g).collect();
-            for j in 0..d {
-                let inv_l2 = (-2.0 * theta[j]).exp();
-                grad[j] = inv_l2 * dot(&weights, &self.diff2[j * pairs..(j + 1) * pairs]);
-            }
-            let signal = theta[d].exp();
-            grad[d] = signal_grad + 0.5 * trace_w * signal * (1.0 + JITTER);
-            grad[d + 1] = 0.5 * trace_w * theta[d + 1].exp();
-            for (g, (t, (mean, sd))) in grad.iter_mut().zip(priors) {
-                *g += (t - mean) / (sd * sd);
-            }
-        }
-        value
+        let evaluated = Evaluated {
+            theta: theta.to_vec(),
+            cov,
+            chol,
+            alpha,
+        };
+        (value, Some(evaluated))
     }
+
+    /// The gradient of [`Posterior::negative_log_posterior`] at the point it evaluated.
+    fn gradient(&self, at: &Evaluated, grad: &mut [f64]) {
+        let (n, d, pairs) = (self.n, self.d, self.pairs());
+        let Evaluated {
+            theta,
+            cov,
+            chol,
+            alpha,
+        } = at;
+        // ∂/∂θ of the negative log likelihood is ½·tr(W·∂K/∂θ) with W = K⁻¹ − ααᵀ. W is
+        // symmetric and every ∂K/∂θ is zero or a multiple of the identity on the diagonal, so
+        // each trace is a sum over pairs plus a diagonal term.
+        let inverse = chol.inverse();
+        let mut w_pairs = Vec::with_capacity(pairs);
+        let mut trace_w = 0.0;
+        for a in 0..n {
+            for b in 0..a {
+                w_pairs.push(inverse[a * n + b] - alpha[a] * alpha[b]);
+            }
+            trace_w += inverse[a * n + a] - alpha[a] * alpha[a];
+        }
+        let signal_grad = dot(&w_pairs, &cov.kern);
+        let weights: Vec<f64> = w_pairs.iter().zip(&cov.dk).map(|(w, g)| w * g).collect();
+        for j in 0..d {
+            let inv_l2 = (-2.0 * theta[j]).exp();
+            grad[j] = inv_l2 * dot(&weights, &self.diff2[j * pairs..(j + 1) * pairs]);
+        }
+        let signal = theta[d].exp();
+        grad[d] = signal_grad + 0.5 * trace_w * signal * (1.0 + JITTER);
+        grad[d + 1] = 0.5 * trace_w * theta[d + 1].exp();
+        for (g, (t, (mean, sd))) in grad.iter_mut().zip(self.priors(theta)) {
+            *g += (t - mean) / (sd * sd);
+        }
+    }
+
+    /// Each parameter of `theta` with the mean and deviation of its normal prior.
+    fn priors<'a>(&self, theta: &'a [f64]) -> impl Iterator<Item = (f64, (f64, f64))> + 'a {
+        let (d, lengthscale, noise) = (self.d, self.lengthscale_prior, self.noise_prior);
+        theta[..d]
+            .iter()
+            .map(move |&t| (t, lengthscale))
+            .chain([(theta[d], SIGNAL_PRIOR), (theta[d + 1], noise)])
+    }
+}
+
+/// What [`Posterior::gradient`] needs from an evaluation of the value.
+struct Evaluated {
+    theta: Vec<f64>,
+    cov: Covariance,
+    chol: Cholesky,
+    alpha: Vec<f64>,
 }
 
 #[cfg(test)]
@@ -553,21 +587,27 @@ mod tests {
         (x, y)
     }
 
+    fn gradient_of(posterior: &Posterior, theta: &[f64]) -> Vec<f64> {
+        let (_, evaluated) = posterior.negative_log_posterior(theta);
+        let mut grad = vec![0.0; theta.len()];
+        posterior.gradient(&evaluated.expect("a finite value"), &mut grad);
+        grad
+    }
+
     #[test]
     fn gradient_matches_finite_differences() {
         let (x, y) = toy_data(12);
         let posterior = Posterior::new(&x, 12, 2, y, (-9.0, 3.0), 0.0);
         let theta = vec![-1.0, 0.3, 0.2, -5.0];
-        let mut grad = vec![0.0; 4];
-        posterior.negative_log_posterior(&theta, Some(&mut grad));
+        let grad = gradient_of(&posterior, &theta);
         for i in 0..4 {
             let h = 1e-6;
             let mut up = theta.clone();
             up[i] += h;
             let mut down = theta.clone();
             down[i] -= h;
-            let numeric = (posterior.negative_log_posterior(&up, None)
-                - posterior.negative_log_posterior(&down, None))
+            let numeric = (posterior.negative_log_posterior(&up).0
+                - posterior.negative_log_posterior(&down).0)
                 / (2.0 * h);
             assert!(
                 (numeric - grad[i]).abs() < 1e-4 * numeric.abs().max(1.0),
@@ -593,8 +633,7 @@ mod tests {
         let theta = gp.theta().to_vec();
         let y_std: Vec<f64> = y.iter().map(|v| (v - gp.y_mean) / gp.y_scale).collect();
         let posterior = Posterior::new(&x, 30, 3, y_std, (-9.0, 3.0), 0.0);
-        let mut grad = vec![0.0; 5];
-        posterior.negative_log_posterior(&theta, Some(&mut grad));
+        let grad = gradient_of(&posterior, &theta);
         let mut held = 0;
         for (i, ((lo, hi), (&t, &g))) in theta_bounds(3).zip(theta.iter().zip(&grad)).enumerate() {
             if (t <= lo && g > 0.0) || (t >= hi && g < 0.0) {

@@ -11,7 +11,8 @@ use crate::lbfgs::{self, LbfgsOptions};
 use crate::space::{Encoding, Point};
 
 /// Step of the forward differences, in feature units: the acquisition's gradient is not written
-/// out, and a difference of `d + 1` scores is cheap beside the thousands of candidates scored.
+/// out, and `d` more scores at each accepted step are cheap beside the thousands of candidates
+/// scored.
 const STEP: f64 = 1e-6;
 
 /// The point that L-BFGS reaches in `iterations` from `start`, maximizing `score` over the
@@ -40,17 +41,22 @@ pub(super) fn polish(
             f64::INFINITY
         }
     };
-    let with_gradient = |x: &[f64], gradient: &mut [f64]| -> f64 {
+    let cost = &cost;
+    // The differences are taken only where the line search asks: at a step it accepts.
+    let with_gradient = |x: &[f64]| {
         let here = cost(x);
-        let mut moved = x.to_vec();
-        for k in 0..x.len() {
-            // Backward at the upper bound, so the difference stays in the domain.
-            let step = if x[k] + STEP <= 1.0 { STEP } else { -STEP };
-            moved[k] = x[k] + step;
-            gradient[k] = (cost(&moved) - here) / step;
-            moved[k] = x[k];
-        }
-        here
+        let x = x.to_vec();
+        let gradient = move |gradient: &mut [f64]| {
+            let mut moved = x.clone();
+            for k in 0..x.len() {
+                // Backward at the upper bound, so the difference stays in the domain.
+                let step = if x[k] + STEP <= 1.0 { STEP } else { -STEP };
+                moved[k] = x[k] + step;
+                gradient[k] = (cost(&moved) - here) / step;
+                moved[k] = x[k];
+            }
+        };
+        (here, gradient)
     };
     let options = LbfgsOptions {
         max_iterations: iterations,
