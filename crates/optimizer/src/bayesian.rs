@@ -32,10 +32,12 @@ use super::space::{Encoding, Point};
 use super::warp::{gaussianize, relative_constraint};
 
 mod cache;
+mod floor;
 mod polish;
 mod region;
 use super::{Config, Observation, Outcome, Sampler, Space, SuggestError, rng_for};
 pub use cache::FitCache;
+use floor::Floor;
 use region::Region;
 
 /// Keeps the random streams of this sampler apart from other users of the same seed.
@@ -466,8 +468,8 @@ impl Bayesian {
 
     /// The acquisition maximizer among unobserved configurations (inside the trust region when
     /// one is set and some trial met every constraint). `lazy` stops scoring a candidate once it
-    /// is known to be unsafe, and gives the same point as scoring each in full (`false`, which
-    /// only the test of that claim asks for).
+    /// is known to be unsafe or below the best few, and gives the same point as scoring each in
+    /// full (`false`, which only the tests of that claim ask for).
     fn model_point<R: rand::Rng>(
         &self,
         encoding: &Encoding<'_>,
@@ -510,33 +512,24 @@ impl Bayesian {
         };
         let min_log_feasibility = self.min_feasibility.max(0.0).ln();
         // Candidates likely enough to be safe rank by acquisition; the others only after them,
-        // by how likely they are to be safe. Unless `exact`, the safety sum of a candidate stops
-        // once it falls below the gate (see `Model::safety_above`), and the score returned is an
-        // upper bound of the exact one, below every safe candidate's: it only matters among
-        // unsafe candidates, and is made exact where those are compared.
+        // by how likely they are to be safe. Unless `exact`, a candidate's scoring stops once it
+        // is known to fall below the gate (see `Model::safety_above`), or below the best few
+        // scores so far (the floor, see `Floor`), and the score returned is an upper bound of
+        // the exact one, below every candidate that decides the suggestion: it is made exact
+        // where it is compared with those.
         let likely = Cell::new(0);
+        let floor = RefCell::new(Floor::new(self.local_starts));
         let score = |point: &Point, exact: bool| -> Scored {
             if !inside(point) {
                 return Scored::exact(f64::NEG_INFINITY);
             }
             let features = features(encoding, point);
-            let gate = if exact || !lazy {
-                f64::NEG_INFINITY
+            let stops = if exact || !lazy {
+                (f64::NEG_INFINITY, f64::NEG_INFINITY)
             } else {
-                min_log_feasibility
+                (min_log_feasibility, floor.borrow().get())
             };
-            match model.safety_above(&features, gate, &likely) {
-                Ok(safety) if safety.0 >= min_log_feasibility => {
-                    Scored::exact(model.acquisition(&features, safety))
-                }
-                Ok(safety) => Scored::exact(UNSAFE + safety.0),
-                // The rest of the sum cannot rise from `−∞`.
-                Err(bound) if bound == f64::NEG_INFINITY => Scored::exact(f64::NEG_INFINITY),
-                Err(bound) => Scored {
-                    score: UNSAFE + bound,
-                    exact: false,
-                },
-            }
+            model.score_above(&features, stops, min_log_feasibility, &likely)
         };
         // A score is a function of the point alone, and on a grid the candidates and the local
         // search's proposals often land on a point already scored: each is scored once (keyed by
@@ -550,6 +543,11 @@ impl Bayesian {
                 return known;
             }
             let value = score(point, exact);
+            if value.exact {
+                floor
+                    .borrow_mut()
+                    .add(value.score, || encoding.is_new(point, observed));
+            }
             scored.borrow_mut().insert(key, value);
             value
         };
@@ -781,6 +779,35 @@ impl Scored {
     fn exact(score: f64) -> Self {
         Self { score, exact: true }
     }
+
+    /// The score of a point whose safety sum fell below the gate at `bound`.
+    fn below(bound: f64) -> Self {
+        if bound == f64::NEG_INFINITY {
+            // The rest of the sum cannot rise from `−∞`.
+            Self::exact(bound)
+        } else {
+            Self {
+                score: UNSAFE + bound,
+                exact: false,
+            }
+        }
+    }
+}
+
+/// An upper bound of a candidate's score, given one of its limits' `ln P(limit met)` (`first`,
+/// or 0) and its objective's term. A point that meets the gate scores the sum of every limit's
+/// term, at most `first` (they are at most 0, and rounding is monotone), less the expected
+/// breaches (at least 0 but for rounding, which the margin covers), plus `objective`; one that
+/// misses it scores `UNSAFE` plus that sum. `None` if a NaN leaves nothing to compare.
+fn upper_bound(first: f64, objective: f64) -> Option<f64> {
+    let (safe, unsafe_) = (first + objective, UNSAFE + first);
+    if safe.is_nan() || unsafe_.is_nan() {
+        return None;
+    }
+    if safe == f64::NEG_INFINITY {
+        return Some(unsafe_);
+    }
+    Some((safe + 1e-9 * (1.0 + first.abs() + objective.abs())).max(unsafe_))
 }
 
 fn worst_of(trial: &Trial) -> f64 {
@@ -814,6 +841,10 @@ struct Model {
     /// The hyper-parameters of each GP, for later fits to start from.
     thetas: Thetas,
 }
+
+/// A limit's model at a point: its mean, and unless the point is certainly below the limit, the
+/// deviation and `ln P(limit met)` (see [`Model::predict_limit`]).
+type LimitPrediction = (f64, Option<(f64, f64)>);
 
 /// The fitted hyper-parameters of a [`Model`]'s GPs, by what each models.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -946,25 +977,53 @@ impl Model {
         gate: f64,
         likely: &Cell<usize>,
     ) -> Result<(f64, f64), f64> {
-        let predict = |j: usize| {
-            let (gp, threshold) = &self.limits[j];
-            let (mean, sd) = gp.predict_unless_below(features, *threshold, CERTAIN_Z);
-            (mean, sd.map(|sd| (sd, log_cdf((threshold - mean) / sd))))
-        };
+        let early = self.likely_first(features, gate, likely)?;
+        self.safety_after(features, gate, likely, early)
+    }
+
+    /// One limit's prediction: its model's mean, and unless the point is certainly below the
+    /// limit, the deviation and `ln P(limit met)`.
+    fn predict_limit(&self, j: usize, features: &[f64]) -> LimitPrediction {
+        let (gp, threshold) = &self.limits[j];
+        let (mean, sd) = gp.predict_unless_below(features, *threshold, CERTAIN_Z);
+        (mean, sd.map(|sd| (sd, log_cdf((threshold - mean) / sd))))
+    }
+
+    /// The first step of [`Model::safety_above`]: with a gate, the limit named by `likely`
+    /// (`Err` with its term if that alone misses the gate).
+    fn likely_first(
+        &self,
+        features: &[f64],
+        gate: f64,
+        likely: &Cell<usize>,
+    ) -> Result<Option<(usize, LimitPrediction)>, f64> {
         let first = likely.get();
-        let early = (gate > f64::NEG_INFINITY && first < self.limits.len()).then(|| predict(first));
-        if let Some((_, Some((_, term)))) = early
-            && term < gate
-        {
-            return Err(term);
+        let gated = gate > f64::NEG_INFINITY && first < self.limits.len();
+        if !gated {
+            return Ok(None);
         }
+        let known = self.predict_limit(first, features);
+        match known {
+            (_, Some((_, term))) if term < gate => Err(term),
+            _ => Ok(Some((first, known))),
+        }
+    }
+
+    /// The rest of [`Model::safety_above`], given what [`Model::likely_first`] found.
+    fn safety_after(
+        &self,
+        features: &[f64],
+        gate: f64,
+        likely: &Cell<usize>,
+        early: Option<(usize, LimitPrediction)>,
+    ) -> Result<(f64, f64), f64> {
         let mut log_feasibility = 0.0;
         let mut expected_breach = 0.0;
-        let mut lowest = (0.0, first);
+        let mut lowest = (0.0, likely.get());
         for j in 0..self.limits.len() {
             let (mean, sd) = match early {
-                Some(known) if j == first => known,
-                _ => predict(j),
+                Some((first, known)) if j == first => known,
+                _ => self.predict_limit(j, features),
             };
             let Some((sd, term)) = sd else {
                 continue;
@@ -991,13 +1050,68 @@ impl Model {
         Ok((log_feasibility, expected_breach))
     }
 
+    /// A candidate's score: [`Model::acquisition`] where it meets `gate`, else `UNSAFE` plus its
+    /// [`Model::safety`]. Scoring stops, with an upper bound of the score (`exact` false), as
+    /// soon as one proves the point below the gate or below `floor`. Past the gate's first limit
+    /// the objective's term is added to that limit's (the others only lower the score), and
+    /// most candidates that pass the gate fall below the best few (`floor`) on that alone,
+    /// without asking the other limits' models.
+    fn score_above(
+        &self,
+        features: &[f64],
+        (gate, floor): (f64, f64),
+        min_log_feasibility: f64,
+        likely: &Cell<usize>,
+    ) -> Scored {
+        let early = match self.likely_first(features, gate, likely) {
+            Ok(early) => early,
+            Err(bound) => return Scored::below(bound),
+        };
+        let mut objective = None;
+        if floor > f64::NEG_INFINITY {
+            let first = match early {
+                Some((_, (_, Some((_, term))))) => term,
+                _ => 0.0,
+            };
+            let part = self.objective_part(features);
+            if let Some(bound) = upper_bound(first, part.unwrap_or(0.0))
+                && bound < floor
+            {
+                return Scored {
+                    score: bound,
+                    exact: false,
+                };
+            }
+            objective = Some(part);
+        }
+        match self.safety_after(features, gate, likely, early) {
+            Ok(safety) if safety.0 >= min_log_feasibility => {
+                let part = objective.unwrap_or_else(|| self.objective_part(features));
+                Scored::exact(self.acquisition(safety, part))
+            }
+            Ok(safety) => Scored::exact(UNSAFE + safety.0),
+            Err(bound) => Scored::below(bound),
+        }
+    }
+
+    /// The objective's term of the acquisition, `ln EI`; `None` without an objective's model.
+    fn objective_part(&self, features: &[f64]) -> Option<f64> {
+        let (gp, best) = self.objective.as_ref()?;
+        let (mean, sd) = gp.predict(features);
+        Some(sd.ln() + log_h((best - mean) / sd))
+    }
+
     /// The acquisition `ln EI + Σ ln P(limit met) − penalty · Σ E[constraint breach]` (higher is
-    /// better, `−∞` for hopeless or unscorable points), given the point's [`Model::safety`].
-    fn acquisition(&self, features: &[f64], (log_feasibility, expected_breach): (f64, f64)) -> f64 {
+    /// better, `−∞` for hopeless or unscorable points), given the point's [`Model::safety`] and
+    /// its [`Model::objective_part`].
+    fn acquisition(
+        &self,
+        (log_feasibility, expected_breach): (f64, f64),
+        objective: Option<f64>,
+    ) -> f64 {
         let mut score = log_feasibility - self.violation_penalty * expected_breach;
-        if let Some((gp, best)) = &self.objective {
-            let (mean, sd) = gp.predict(features);
-            score += sd.ln() + log_h((best - mean) / sd);
+        if let Some(part) = objective {
+            score += part;
         }
         if score.is_nan() {
             f64::NEG_INFINITY
@@ -1355,6 +1469,71 @@ mod tests {
                 stopped > 0,
                 "seed {seed}: no score stopped before its last term"
             );
+            let suggest = |lazy| {
+                let mut rng = rng_for(seed, 0, STREAM);
+                sampler.model_point(
+                    &encoding,
+                    &trials,
+                    &observed,
+                    (&kept, &model),
+                    &mut rng,
+                    lazy,
+                )
+            };
+            let lazy = suggest(true);
+            assert!(lazy.is_some());
+            assert_eq!(lazy, suggest(false), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_candidate_below_the_best_few_stops_scoring_where_that_cannot_change_the_suggestion() {
+        // A bowl at (0.3, 0.6) under two limits most of the square meets: most candidates pass
+        // the gate, and the objective alone puts most of those below the best few.
+        let space = unit_square();
+        let encoding = Encoding::new(&space);
+        let trials: Vec<Trial> = (0..16)
+            .map(|i| {
+                let (x, y) = (0.1 + f64::from(i % 4) / 4.0, 0.1 + f64::from(i / 4) / 4.0);
+                let outcome = Outcome::Complete {
+                    objective: (x - 0.3).powi(2) + (y - 0.6).powi(2),
+                    constraints: vec![x + y - 1.3, x - 0.9],
+                };
+                Trial::new(vec![x, y], &outcome)
+            })
+            .collect();
+        let observed: Vec<Point> = trials.iter().map(|t| t.point.clone()).collect();
+        let kept: Vec<&Trial> = trials.iter().collect();
+        let sampler = quick();
+        let gate = sampler.min_feasibility.ln();
+        let full = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+        for seed in 0..4 {
+            let mut rng = rng_for(seed, trials.len(), STREAM);
+            let model = Model::fit(&encoding, &kept, &sampler, None, &mut rng);
+            let points: Vec<Vec<f64>> = (0..400)
+                .map(|_| features(&encoding, &encoding.sample(&mut rng)))
+                .collect();
+            let exact: Vec<f64> = points
+                .iter()
+                .map(|at| model.score_above(at, full, gate, &Cell::new(0)).score)
+                .collect();
+            let mut finite: Vec<f64> = exact.iter().copied().filter(|s| s.is_finite()).collect();
+            finite.sort_by(f64::total_cmp);
+            let floor = finite[finite.len() / 2];
+            let mut stopped = 0;
+            for (at, &exact) in points.iter().zip(&exact) {
+                let lazy = model.score_above(at, (gate, floor), gate, &Cell::new(0));
+                if lazy.exact {
+                    assert_eq!(lazy.score.to_bits(), exact.to_bits());
+                } else {
+                    assert!(exact <= lazy.score, "{} for {exact}", lazy.score);
+                    if lazy.score > UNSAFE / 2.0 {
+                        assert!(lazy.score < floor, "{} stopped above {floor}", lazy.score);
+                        stopped += 1;
+                    }
+                }
+            }
+            assert!(stopped > 50, "seed {seed}: {stopped} stopped at the floor");
             let suggest = |lazy| {
                 let mut rng = rng_for(seed, 0, STREAM);
                 sampler.model_point(
