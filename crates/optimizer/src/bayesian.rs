@@ -25,8 +25,9 @@ use std::collections::HashMap;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::gp::{Gp, GpOptions};
+use super::gp::{Fit, Gp, GpOptions};
 use super::normal::{cdf, log_cdf, log_h, pdf};
+use super::parallel;
 use super::qmc::ScrambledHalton;
 use super::space::{Encoding, Point};
 use super::warp::{gaussianize, relative_constraint};
@@ -842,6 +843,73 @@ struct Model {
     thetas: Thetas,
 }
 
+/// One of a [`Model`]'s GPs, before it is fitted.
+struct Job {
+    /// Row-major features of the observations.
+    x: Vec<f64>,
+    y: Vec<f64>,
+    options: GpOptions,
+    /// Hyper-parameters to keep, from an earlier fit (see [`FitCache`]).
+    warm: Option<Vec<f64>>,
+}
+
+/// The GPs of `jobs`, in order: each with its warm hyper-parameters where they still fit its
+/// data, else fitted from scratch. The fits from scratch make their random draws one after the
+/// other in the jobs' order, as fitting the models one by one does; the rest draws nothing and
+/// is spread over `threads` (see `parallel`), so the models are the same on any number of them.
+fn fit_all<R: rand::Rng>(jobs: Vec<Job>, d: usize, threads: usize, rng: &mut R) -> Vec<Option<Gp>> {
+    enum Slot {
+        Done(Option<Gp>),
+        Fitting(Fit),
+    }
+    let warmed = parallel::map(jobs.len(), threads, |m| {
+        let job = &jobs[m];
+        let theta = job.warm.as_ref()?;
+        Gp::with_theta(&job.x, d, &job.y, job.options, theta)
+    });
+    let slots: Vec<Slot> = jobs
+        .into_iter()
+        .zip(warmed)
+        .map(|(job, warmed)| match warmed {
+            Some(gp) => Slot::Done(Some(gp)),
+            None => match Gp::prepare_fit(job.x, d, &job.y, job.options, rng) {
+                Some(fit) => Slot::Fitting(fit),
+                None => Slot::Done(None),
+            },
+        })
+        .collect();
+    let fits: Vec<&Fit> = slots
+        .iter()
+        .filter_map(|slot| match slot {
+            Slot::Fitting(fit) => Some(fit),
+            Slot::Done(_) => None,
+        })
+        .collect();
+    // Every start of every fit is one piece of work, then every fit's posterior.
+    let pieces: Vec<(usize, usize)> = fits
+        .iter()
+        .enumerate()
+        .flat_map(|(f, fit)| (0..fit.starts()).map(move |start| (f, start)))
+        .collect();
+    let mut runs = parallel::map(pieces.len(), threads, |i| {
+        let (f, start) = pieces[i];
+        fits[f].run(start)
+    })
+    .into_iter();
+    let runs: Vec<Vec<(Vec<f64>, f64)>> = fits
+        .iter()
+        .map(|fit| runs.by_ref().take(fit.starts()).collect())
+        .collect();
+    let mut fitted = parallel::map(fits.len(), threads, |f| fits[f].finish(&runs[f])).into_iter();
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::Done(gp) => gp,
+            Slot::Fitting(_) => fitted.next().flatten(),
+        })
+        .collect()
+}
+
 /// A limit's model at a point: its mean, and unless the point is certainly below the limit, the
 /// deviation and `ln P(limit met)` (see [`Model::predict_limit`]).
 type LimitPrediction = (f64, Option<(f64, f64)>);
@@ -880,46 +948,41 @@ impl Model {
             })
             .collect();
         let n_constraints = complete.iter().map(|(_, _, c)| c.len()).max().unwrap_or(0);
-        let fit = |rows: &[&Point], y: &[f64], shift: f64, warm: Option<&Vec<f64>>, rng: &mut R| {
-            let x: Vec<f64> = rows.iter().flat_map(|p| features(encoding, p)).collect();
-            let gp_options = GpOptions {
+        let job = |rows: &[&Point], y: Vec<f64>, shift: f64, warm: Option<&Vec<f64>>| Job {
+            x: rows.iter().flat_map(|p| features(encoding, p)).collect(),
+            y,
+            options: GpOptions {
                 lengthscale_shift: shift,
                 ..gp_options
-            };
-            warm.and_then(|theta| Gp::with_theta(&x, d, y, gp_options, theta))
-                .or_else(|| Gp::fit(&x, d, y, gp_options, rng))
+            },
+            warm: warm.cloned(),
         };
 
-        let mut limits = Vec::new();
+        // The models' data, in a fixed order: the constraints, the failures, the objective.
+        let mut jobs = Vec::new();
         for j in 0..n_constraints {
             let (rows, y): (Vec<&Point>, Vec<f64>) = complete
                 .iter()
                 .filter_map(|(p, _, c)| c.get(j).map(|v| (*p, *v)))
                 .unzip();
-            let y = relative_constraint(&y);
             let start = warm.and_then(|w| w.constraints.get(j)?.as_ref());
-            let gp = fit(&rows, &y, options.constraint_prior, start, rng);
-            thetas
-                .constraints
-                .push(gp.as_ref().map(|gp| gp.theta().to_vec()));
-            if let Some(gp) = gp {
-                limits.push((gp, 0.0));
-            }
+            jobs.push(job(
+                &rows,
+                relative_constraint(&y),
+                options.constraint_prior,
+                start,
+            ));
         }
-        let n_constraint_models = limits.len();
-        if trials.iter().any(|t| t.result.is_none()) {
+        let any_failed = trials.iter().any(|t| t.result.is_none());
+        if any_failed {
             let rows: Vec<&Point> = trials.iter().map(|t| &t.point).collect();
             let failed: Vec<f64> = trials
                 .iter()
                 .map(|t| if t.result.is_none() { 1.0 } else { 0.0 })
                 .collect();
             let start = warm.and_then(|w| w.failures.as_ref());
-            if let Some(gp) = fit(&rows, &failed, TREND_PRIOR, start, rng) {
-                thetas.failures = Some(gp.theta().to_vec());
-                limits.push((gp, 0.5));
-            }
+            jobs.push(job(&rows, failed, TREND_PRIOR, start));
         }
-
         // Failed trials enter the objective's model with the worst objective seen: the failure
         // model alone, a step function seen through a smooth kernel, lets the improvement promised
         // by extrapolating the objective into the failing region win (on the mixed benchmark, 22
@@ -933,9 +996,26 @@ impl Model {
                 y.push(worst);
             }
         }
-        let y = gaussianize(&y);
         let start = warm.and_then(|w| w.objective.as_ref());
-        let objective = fit(&rows, &y, OBJECTIVE_PRIOR, start, rng);
+        jobs.push(job(&rows, gaussianize(&y), OBJECTIVE_PRIOR, start));
+
+        let mut gps = fit_all(jobs, d, parallel::threads(), rng).into_iter();
+        let mut limits = Vec::new();
+        for _ in 0..n_constraints {
+            let gp = gps.next().flatten();
+            thetas
+                .constraints
+                .push(gp.as_ref().map(|gp| gp.theta().to_vec()));
+            if let Some(gp) = gp {
+                limits.push((gp, 0.0));
+            }
+        }
+        let n_constraint_models = limits.len();
+        if any_failed && let Some(gp) = gps.next().flatten() {
+            thetas.failures = Some(gp.theta().to_vec());
+            limits.push((gp, 0.5));
+        }
+        let objective = gps.next().flatten();
         thetas.objective = objective.as_ref().map(|gp| gp.theta().to_vec());
         let objective = objective.and_then(|gp| {
             let incumbent = complete
@@ -1548,6 +1628,59 @@ mod tests {
             let lazy = suggest(true);
             assert!(lazy.is_some());
             assert_eq!(lazy, suggest(false), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn the_models_are_the_same_on_any_number_of_threads() {
+        use rand::{RngExt, SeedableRng};
+        // Three models of 80 observations in three dimensions (past the fits' cap of 64, so the
+        // subsets are drawn too): one without hyper-parameters to keep, one whose kept ones are
+        // out of bounds (fitted from scratch as well), one that keeps its own.
+        let mut data = rand::rngs::ChaCha8Rng::seed_from_u64(5);
+        let x: Vec<f64> = (0..240).map(|_| data.random_range(0.0..1.0)).collect();
+        let y = |k: f64| -> Vec<f64> {
+            x.chunks(3)
+                .map(|p| (k * p[0]).sin() + p[1] * p[2])
+                .collect()
+        };
+        let kept = vec![0.1, -0.2, 0.3, 0.0, -8.0];
+        let jobs = || {
+            [
+                (None, 3.0),
+                (Some(vec![9.0; 5]), 5.0),
+                (Some(kept.clone()), 7.0),
+            ]
+            .into_iter()
+            .map(|(warm, k)| Job {
+                x: x.clone(),
+                y: y(k),
+                options: GpOptions::default(),
+                warm,
+            })
+            .collect::<Vec<_>>()
+        };
+        let fit = |threads: usize| {
+            let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(9);
+            let gps = fit_all(jobs(), 3, threads, &mut rng);
+            let after: u64 = rng.random();
+            let models: Vec<(Vec<f64>, (f64, f64))> = gps
+                .iter()
+                .map(|gp| {
+                    let gp = gp.as_ref().expect("finite data fits");
+                    (gp.theta().to_vec(), gp.predict(&[0.2, 0.5, 0.9]))
+                })
+                .collect();
+            (models, after)
+        };
+        let one = fit(1);
+        assert_eq!(
+            one.0[2].0, kept,
+            "the third model keeps its hyper-parameters"
+        );
+        assert_ne!(one.0[1].0, vec![9.0; 5]);
+        for threads in [2, 5] {
+            assert_eq!(fit(threads), one, "{threads} threads");
         }
     }
 

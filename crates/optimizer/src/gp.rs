@@ -119,6 +119,7 @@ impl Gp {
     /// hyper-parameters from `options.restarts` optimizations, then the posterior they give.
     /// `None` only if no hyper-parameters gave a factorable covariance, which takes non-finite
     /// inputs.
+    #[cfg(test)]
     pub(crate) fn fit<R: rand::Rng>(
         x: &[f64],
         d: usize,
@@ -126,53 +127,50 @@ impl Gp {
         options: GpOptions,
         rng: &mut R,
     ) -> Option<Self> {
-        let (full, standard) = Self::standardized(x, d, y, options)?;
+        let fit = Self::prepare_fit(x.to_vec(), d, y, options, rng)?;
+        let runs: Vec<_> = (0..fit.starts()).map(|start| fit.run(start)).collect();
+        fit.finish(&runs)
+    }
+
+    /// [`Gp::fit`] up to its optimizations: the random draws made, in the order `fit` makes
+    /// them. `None` for no observations.
+    pub(crate) fn prepare_fit<R: rand::Rng>(
+        x: Vec<f64>,
+        d: usize,
+        y: &[f64],
+        options: GpOptions,
+        rng: &mut R,
+    ) -> Option<Fit> {
+        let (full, standard) = Self::standardized(&x, d, y, options)?;
         let n = y.len();
-        let subset;
-        let objective = if n > options.max_fit_points.max(2) {
+        let subset = (n > options.max_fit_points.max(2)).then(|| {
             let rows = fit_subset(&full.y, options.max_fit_points.max(2), rng);
             let xs: Vec<f64> = rows
                 .iter()
                 .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
                 .collect();
             let ys: Vec<f64> = rows.iter().map(|&i| full.y[i]).collect();
-            subset = Posterior::new(
+            Posterior::new(
                 &xs,
                 rows.len(),
                 d,
                 ys,
                 options.log_noise_prior,
                 options.lengthscale_shift,
-            );
-            &subset
-        } else {
-            &full
-        };
-        let bounds: Vec<(f64, f64)> = theta_bounds(d).collect();
-        let lbfgs_options = LbfgsOptions {
+            )
+        });
+        let starts = subset
+            .as_ref()
+            .unwrap_or(&full)
+            .starting_points(options.restarts.max(1), rng);
+        Some(Fit {
+            x,
+            full,
+            standard,
+            subset,
+            starts,
             max_iterations: options.max_iterations,
-            ..LbfgsOptions::default()
-        };
-        let (theta, _) = objective
-            .starting_points(options.restarts.max(1), rng)
-            .into_iter()
-            .map(|start| {
-                lbfgs::minimize(
-                    |theta| {
-                        let (value, evaluated) = objective.negative_log_posterior(theta);
-                        (value, move |grad: &mut [f64]| match evaluated {
-                            Some(at) => objective.gradient(&at, grad),
-                            None => grad.fill(f64::NAN),
-                        })
-                    },
-                    start,
-                    &bounds,
-                    lbfgs_options,
-                )
-            })
-            .filter(|(_, value)| value.is_finite())
-            .min_by(|a, b| a.1.total_cmp(&b.1))?;
-        Self::posterior(x, &full, standard, theta)
+        })
     }
 
     /// The GP with the hyper-parameters `theta` of an earlier fit ([`Gp::theta`]), conditioned on
@@ -329,6 +327,58 @@ impl Gp {
     /// The standardized posterior variance left once `explained` is taken from the prior's.
     fn variance(&self, explained: f64) -> f64 {
         (self.signal - explained).max(1e-12 * self.signal)
+    }
+}
+
+/// A hyper-parameter fit with its random draws made (the observations it is fitted to and its
+/// starting points; see [`Gp::prepare_fit`]). What is left draws nothing: one L-BFGS run per
+/// start ([`Fit::run`], on any thread, in any order), then the posterior of the best
+/// ([`Fit::finish`]), the same as [`Gp::fit`]'s.
+pub(crate) struct Fit {
+    x: Vec<f64>,
+    full: Posterior,
+    standard: (f64, f64),
+    /// The observations the hyper-parameters are fitted to, when not all of them.
+    subset: Option<Posterior>,
+    starts: Vec<Vec<f64>>,
+    max_iterations: usize,
+}
+
+impl Fit {
+    /// How many runs the fit takes.
+    pub(crate) fn starts(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// The run from start number `start`: where it ends and the negative log posterior there.
+    pub(crate) fn run(&self, start: usize) -> (Vec<f64>, f64) {
+        let objective = self.subset.as_ref().unwrap_or(&self.full);
+        let bounds: Vec<(f64, f64)> = theta_bounds(objective.d).collect();
+        let options = LbfgsOptions {
+            max_iterations: self.max_iterations,
+            ..LbfgsOptions::default()
+        };
+        lbfgs::minimize(
+            |theta| {
+                let (value, evaluated) = objective.negative_log_posterior(theta);
+                (value, move |grad: &mut [f64]| match evaluated {
+                    Some(at) => objective.gradient(&at, grad),
+                    None => grad.fill(f64::NAN),
+                })
+            },
+            self.starts[start].clone(),
+            &bounds,
+            options,
+        )
+    }
+
+    /// The GP under the best of `runs` (one per start, in order; the first of equal ones).
+    pub(crate) fn finish(&self, runs: &[(Vec<f64>, f64)]) -> Option<Gp> {
+        let (theta, _) = runs
+            .iter()
+            .filter(|(_, value)| value.is_finite())
+            .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        Gp::posterior(&self.x, &self.full, self.standard, theta.clone())
     }
 }
 

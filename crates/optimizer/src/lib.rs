@@ -24,6 +24,7 @@ mod gp;
 mod lbfgs;
 mod linalg;
 mod normal;
+mod parallel;
 pub mod pareto;
 mod qmc;
 mod random;
