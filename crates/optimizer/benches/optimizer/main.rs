@@ -298,27 +298,27 @@ fn serve() -> Result<(), String> {
     Ok(())
 }
 
-/// CPU seconds this thread has used, where Linux reports it (`/proc/thread-self/schedstat`), else
-/// `None`. The bench machine is shared, so CPU time is steadier than wall time.
-fn thread_cpu_seconds() -> Option<f64> {
-    // The kernel brings a running thread's total up to date only at a scheduler tick (4 ms at
-    // 250 Hz) or when it yields: yielding first makes the reading exact.
-    std::thread::yield_now();
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let nanos: f64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(nanos * 1e-9)
+/// What `f` takes: wall seconds, and CPU seconds of the whole process (every thread: a fit from
+/// scratch spreads over the cores).
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Seconds) {
+    let cpu = || {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+    };
+    let (start, cpu_start) = (Instant::now(), cpu());
+    let value = f();
+    let seconds = Seconds {
+        wall: start.elapsed().as_secs_f64(),
+        cpu: cpu() - cpu_start,
+    };
+    (value, seconds)
 }
 
-/// CPU seconds (where Linux reports them, else wall seconds) that `f` takes.
-fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
-    let start = Instant::now();
-    let cpu_start = thread_cpu_seconds();
-    let value = f();
-    let elapsed = match (cpu_start, thread_cpu_seconds()) {
-        (Some(a), Some(b)) => b - a,
-        _ => start.elapsed().as_secs_f64(),
-    };
-    (value, elapsed)
+/// A duration by the clock and by the CPU time it used.
+#[derive(Clone, Copy)]
+struct Seconds {
+    wall: f64,
+    cpu: f64,
 }
 
 /// The cost of `sampler`'s suggestion with `n` observations of `problem` (random configurations;
@@ -328,7 +328,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 /// [`FitCache`] and what one in ten costs with one. Between refits is the median of the nine
 /// suggestions after observations `n + 1` to `n + 9` with the cache the suggestion after `n` left;
 /// averaged is the mean of those ten, the cost per suggestion over a study that keeps a cache.
-fn time_suggest(sampler: &Bayesian, problem: &str, n: usize) -> (f64, f64, f64) {
+fn time_suggest(sampler: &Bayesian, problem: &str, n: usize) -> [Seconds; 3] {
     let problem = problems::all()
         .into_iter()
         .find(|p| p.name == problem)
@@ -342,21 +342,27 @@ fn time_suggest(sampler: &Bayesian, problem: &str, n: usize) -> (f64, f64, f64) 
         let outcome = problem.measure(&config, 0, seed);
         history.push(Observation { config, outcome });
     }
-    let median = |mut times: Vec<f64>| {
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
+    // Each clock's median on its own.
+    let median = |times: &[Seconds]| {
+        let of = |clock: fn(&Seconds) -> f64| {
+            let mut values: Vec<f64> = times.iter().map(clock).collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        Seconds {
+            wall: of(|s| s.wall),
+            cpu: of(|s| s.cpu),
+        }
     };
-    let scratch = median(
-        (0..3)
-            .map(|seed| {
-                let (suggestion, seconds) = timed(|| sampler.suggest(&space, &history[..n], seed));
-                assert!(suggestion.is_ok(), "suggest failed: {suggestion:?}");
-                seconds
-            })
-            .collect(),
-    );
+    let scratch: Vec<Seconds> = (0..3)
+        .map(|seed| {
+            let (suggestion, seconds) = timed(|| sampler.suggest(&space, &history[..n], seed));
+            assert!(suggestion.is_ok(), "suggest failed: {suggestion:?}");
+            seconds
+        })
+        .collect();
     let mut fits = FitCache::default();
-    let study: Vec<f64> = (n..n + 10)
+    let study: Vec<Seconds> = (n..n + 10)
         .map(|len| {
             let (suggestion, seconds) =
                 timed(|| sampler.suggest_with(&space, &history[..len], 0, &mut fits));
@@ -364,8 +370,11 @@ fn time_suggest(sampler: &Bayesian, problem: &str, n: usize) -> (f64, f64, f64) 
             seconds
         })
         .collect();
-    let averaged = study.iter().sum::<f64>() / study.len() as f64;
-    (scratch, median(study[1..].to_vec()), averaged)
+    let averaged = Seconds {
+        wall: study.iter().map(|s| s.wall).sum::<f64>() / study.len() as f64,
+        cpu: study.iter().map(|s| s.cpu).sum::<f64>() / study.len() as f64,
+    };
+    [median(&scratch), median(&study[1..]), averaged]
 }
 
 fn main() {
@@ -392,7 +401,13 @@ fn main() {
     } else {
         "optimized"
     };
-    let timings: Vec<(usize, (f64, f64, f64))> = [100, 500]
+    // A fit from scratch spreads over the cores the process may use (`taskset -c 0` for one).
+    let n_cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cores = match n_cores {
+        1 => "1 core".to_string(),
+        n => format!("{n} cores"),
+    };
+    let timings: Vec<(usize, [Seconds; 3])> = [100, 500]
         .iter()
         .map(|&n| (n, time_suggest(&args.ours, "service-3", n)))
         .collect();
@@ -407,13 +422,14 @@ fn main() {
             500,
             continuous,
         )]);
-    for (space, n, (scratch, between, averaged)) in rows {
+    let ms = |s: Seconds| format!("{:.1} ms ({:.1} ms of CPU)", s.wall * 1e3, s.cpu * 1e3);
+    for (space, n, [scratch, between, averaged]) in rows {
         println!(
-            "suggest() with {n} observations ({space}, {build} build): {:.1} ms from scratch; \
-             with a fit cache {:.1} ms between refits, {:.1} ms averaged over ten suggestions",
-            scratch * 1e3,
-            between * 1e3,
-            averaged * 1e3
+            "suggest() with {n} observations ({space}, {build} build, {cores}): {} from \
+             scratch; with a fit cache {} between refits, {} averaged over ten suggestions",
+            ms(scratch),
+            ms(between),
+            ms(averaged)
         );
     }
     if args.timing_only {
@@ -459,8 +475,14 @@ fn main() {
     let document = serde_json::json!({
         "problems": describe(&args.problems),
         "runs": runs,
-        "suggest_seconds": timings.iter().map(|(n, (scratch, between, averaged))| (n.to_string(), serde_json::json!({"scratch": scratch, "between_refits": between, "averaged": averaged}))).collect::<serde_json::Map<_, _>>(),
+        "suggest_seconds": timings.iter().map(|(n, [scratch, between, averaged])| {
+            let clock = |of: fn(&Seconds) -> f64| serde_json::json!({
+                "scratch": of(scratch), "between_refits": of(between), "averaged": of(averaged)
+            });
+            (n.to_string(), serde_json::json!({"wall": clock(|s| s.wall), "cpu": clock(|s| s.cpu)}))
+        }).collect::<serde_json::Map<_, _>>(),
         "build": build,
+        "cores": n_cores,
     });
     match &args.out {
         Some(path) => {
