@@ -532,6 +532,25 @@ impl Bayesian {
             };
             model.score_above(&features, stops, min_log_feasibility, &likely)
         };
+        // The polish's line search asks only whether a point scores at least `at_least`: below
+        // it, any lower value does as well as the score.
+        let score_from = |point: &Point, at_least: f64| -> f64 {
+            let stops = if lazy {
+                (min_log_feasibility, at_least)
+            } else {
+                (f64::NEG_INFINITY, f64::NEG_INFINITY)
+            };
+            if !inside(point) {
+                return f64::NEG_INFINITY;
+            }
+            let features = features(encoding, point);
+            let scored = model.score_above(&features, stops, min_log_feasibility, &likely);
+            if scored.exact || scored.score < at_least {
+                scored.score
+            } else {
+                score(point, true).score
+            }
+        };
         // A score is a function of the point alone, and on a grid the candidates and the local
         // search's proposals often land on a point already scored: each is scored once (keyed by
         // its exact bits, so the ranking is the same as scoring every time).
@@ -664,7 +683,7 @@ impl Bayesian {
             && let Some(polished) = polish::polish(
                 encoding,
                 &best,
-                |p| score(p, true).score,
+                |p, at_least| score_from(p, at_least),
                 self.polish_iterations,
             )
         {

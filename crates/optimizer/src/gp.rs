@@ -359,7 +359,8 @@ impl Fit {
             ..LbfgsOptions::default()
         };
         lbfgs::minimize(
-            |theta| {
+            // A fit computes every value in full: the value is the cheaper half.
+            |theta, _| {
                 let (value, evaluated) = objective.negative_log_posterior(theta);
                 (value, move |grad: &mut [f64]| match evaluated {
                     Some(at) => objective.gradient(&at, grad),

@@ -38,11 +38,13 @@ impl Default for LbfgsOptions {
     }
 }
 
-/// Minimizes `f` over the box `bounds` (one `(low, high)` per coordinate; empty for none). `f`
-/// returns the objective at `x` and a function that writes the gradient there, which is called
-/// only at the start and where the line search accepts a step: most steps tried are not
-/// accepted (in a polish, 19 in 20), and a gradient can cost several times the value. Returns
-/// the best point found and its value (`+∞` if `f` was never finite).
+/// Minimizes `f` over the box `bounds` (one `(low, high)` per coordinate; empty for none).
+/// `f(x, worst)` returns the objective at `x` and a function that writes the gradient there.
+/// Most steps tried are not accepted (in a polish, 19 in 20), so both are asked for as little as
+/// the line search needs: the gradient only at the start and where a step is accepted (it can
+/// cost several times the value), and where the value would be above `worst` the step is turned
+/// down, so `f` may return any value above `worst` instead of computing it. Returns the best
+/// point found and its value (`+∞` if `f` was never finite).
 ///
 /// Steps are projected onto the box, and a coordinate held at a bound by a gradient pointing out
 /// of it leaves the search direction (projected L-BFGS). Without that, a coordinate whose optimum
@@ -56,7 +58,7 @@ pub(crate) fn minimize<F, G>(
     options: LbfgsOptions,
 ) -> (Vec<f64>, f64)
 where
-    F: FnMut(&[f64]) -> (f64, G),
+    F: FnMut(&[f64], f64) -> (f64, G),
     G: FnOnce(&mut [f64]),
 {
     let dim = x0.len();
@@ -67,7 +69,7 @@ where
         .map(|(i, v)| clamp(i, v))
         .collect();
     let mut grad = vec![0.0; dim];
-    let (mut fx, gradient) = f(&x);
+    let (mut fx, gradient) = f(&x, f64::INFINITY);
     if fx.is_finite() {
         gradient(&mut grad);
     }
@@ -137,8 +139,9 @@ where
                 stale = !pairs.is_empty();
                 break;
             }
-            let (f_next, gradient) = f(&next);
-            if f_next.is_finite() && f_next <= fx + 1e-4 * decrease {
+            let worst = fx + 1e-4 * decrease;
+            let (f_next, gradient) = f(&next, worst);
+            if f_next.is_finite() && f_next <= worst {
                 gradient(&mut next_grad);
                 if next_grad.iter().all(|g| g.is_finite()) {
                     accepted = Some(f_next);
@@ -209,8 +212,8 @@ mod tests {
     /// An objective for [`minimize`] from one that writes its gradient as it goes.
     fn eager(
         mut f: impl FnMut(&[f64], &mut [f64]) -> f64,
-    ) -> impl FnMut(&[f64]) -> (f64, Gradient) {
-        move |x: &[f64]| {
+    ) -> impl FnMut(&[f64], f64) -> (f64, Gradient) {
+        move |x: &[f64], _| {
             let mut g = vec![0.0; x.len()];
             let value = f(x, &mut g);
             (
@@ -245,7 +248,7 @@ mod tests {
         // Every value asked, and the values where the gradient was then asked.
         let values = RefCell::new(Vec::new());
         let with_gradient = RefCell::new(Vec::new());
-        let f = |x: &[f64]| {
+        let f = |x: &[f64], _| {
             let value = rosenbrock(x, &mut [0.0; 2]);
             values.borrow_mut().push(value);
             let x = x.to_vec();
@@ -277,6 +280,30 @@ mod tests {
             "{with_gradient:?}"
         );
         assert_eq!(with_gradient.last(), Some(&fx));
+    }
+
+    #[test]
+    fn a_value_above_the_worst_acceptable_one_may_be_any_value_above_it() {
+        let options = LbfgsOptions {
+            max_iterations: 200,
+            relative_tolerance: 0.0,
+            ..LbfgsOptions::default()
+        };
+        let exact = minimize(eager(rosenbrock), vec![-1.2, 1.0], &[], options);
+        // Where a step will be turned down, answer far above the worst acceptable value.
+        let mut turned_down = 0;
+        let mut lazy = eager(rosenbrock);
+        let rough = |x: &[f64], worst: f64| {
+            let (value, gradient) = lazy(x, worst);
+            if value > worst {
+                turned_down += 1;
+                (worst + 1e6, gradient)
+            } else {
+                (value, gradient)
+            }
+        };
+        assert_eq!(minimize(rough, vec![-1.2, 1.0], &[], options), exact);
+        assert!(turned_down > 0);
     }
 
     #[test]

@@ -18,11 +18,13 @@ const STEP: f64 = 1e-6;
 /// The point that L-BFGS reaches in `iterations` from `start`, maximizing `score` over the
 /// continuous settings, or `None` when there are none or `start` (or a difference step from it)
 /// scores `-∞`, outside the trust region. A point scoring `-∞` is a wall the line search backs
-/// away from, so the result stays inside the region.
+/// away from, so the result stays inside the region. `score(point, at_least)` may return any
+/// value below `at_least` where the score is below it: the line search turns that step down
+/// whatever its score.
 pub(super) fn polish(
     encoding: &Encoding<'_>,
     start: &Point,
-    score: impl Fn(&Point) -> f64,
+    score: impl Fn(&Point, f64) -> f64,
     iterations: usize,
 ) -> Option<Point> {
     let x0 = encoding.continuous_features(start);
@@ -30,11 +32,11 @@ pub(super) fn polish(
         return None;
     }
     // L-BFGS minimizes, and treats `+∞` as outside the domain.
-    let cost = |x: &[f64]| -> f64 {
+    let cost = |x: &[f64], worst: f64| -> f64 {
         if x.iter().any(|v| !(0.0..=1.0).contains(v)) {
             return f64::INFINITY;
         }
-        let value = score(&encoding.with_continuous_features(start, x));
+        let value = score(&encoding.with_continuous_features(start, x), -worst);
         if value > f64::NEG_INFINITY {
             -value
         } else {
@@ -43,8 +45,8 @@ pub(super) fn polish(
     };
     let cost = &cost;
     // The differences are taken only where the line search asks: at a step it accepts.
-    let with_gradient = |x: &[f64]| {
-        let here = cost(x);
+    let with_gradient = |x: &[f64], worst: f64| {
+        let here = cost(x, worst);
         let x = x.to_vec();
         let gradient = move |gradient: &mut [f64]| {
             let mut moved = x.clone();
@@ -52,7 +54,7 @@ pub(super) fn polish(
                 // Backward at the upper bound, so the difference stays in the domain.
                 let step = if x[k] + STEP <= 1.0 { STEP } else { -STEP };
                 moved[k] = x[k] + step;
-                gradient[k] = (cost(&moved) - here) / step;
+                gradient[k] = (cost(&moved, f64::INFINITY) - here) / step;
                 moved[k] = x[k];
             }
         };
@@ -122,8 +124,8 @@ mod tests {
     fn of_xy<'a>(
         encoding: &'a Encoding<'a>,
         f: impl Fn(f64, f64) -> f64 + 'a,
-    ) -> impl Fn(&Point) -> f64 + 'a {
-        move |p: &Point| {
+    ) -> impl Fn(&Point, f64) -> f64 + 'a {
+        move |p: &Point, _| {
             let (x, y, _) = xy(encoding, p);
             f(x, y)
         }
@@ -184,6 +186,6 @@ mod tests {
                 ParamValue::Categorical("a".into()),
             ])
             .expect("in the space");
-        assert!(polish(&encoding, &from, |_: &Point| 0.0, 20).is_none());
+        assert!(polish(&encoding, &from, |_: &Point, _| 0.0, 20).is_none());
     }
 }
