@@ -298,27 +298,14 @@ fn serve() -> Result<(), String> {
     Ok(())
 }
 
-/// What `f` takes: wall seconds, and CPU seconds of the whole process (every thread: a fit from
-/// scratch spreads over the cores).
-fn timed<T>(f: impl FnOnce() -> T) -> (T, Seconds) {
-    let cpu = || {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-        t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-    };
-    let (start, cpu_start) = (Instant::now(), cpu());
+/// The wall seconds `f` takes. A fit from scratch spreads over the cores, so the calling thread's
+/// CPU time (which this bench used to read, as steadier than the clock on a shared machine) no
+/// longer counts all the work; `taskset -c 0` gives the one-core figures, where the clock and
+/// the CPU agree.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
     let value = f();
-    let seconds = Seconds {
-        wall: start.elapsed().as_secs_f64(),
-        cpu: cpu() - cpu_start,
-    };
-    (value, seconds)
-}
-
-/// A duration by the clock and by the CPU time it used.
-#[derive(Clone, Copy)]
-struct Seconds {
-    wall: f64,
-    cpu: f64,
+    (value, start.elapsed().as_secs_f64())
 }
 
 /// The cost of `sampler`'s suggestion with `n` observations of `problem` (random configurations;
@@ -328,7 +315,7 @@ struct Seconds {
 /// [`FitCache`] and what one in ten costs with one. Between refits is the median of the nine
 /// suggestions after observations `n + 1` to `n + 9` with the cache the suggestion after `n` left;
 /// averaged is the mean of those ten, the cost per suggestion over a study that keeps a cache.
-fn time_suggest(sampler: &Bayesian, problem: &str, n: usize) -> [Seconds; 3] {
+fn time_suggest(sampler: &Bayesian, problem: &str, n: usize) -> (f64, f64, f64) {
     let problem = problems::all()
         .into_iter()
         .find(|p| p.name == problem)
@@ -342,19 +329,12 @@ fn time_suggest(sampler: &Bayesian, problem: &str, n: usize) -> [Seconds; 3] {
         let outcome = problem.measure(&config, 0, seed);
         history.push(Observation { config, outcome });
     }
-    // Each clock's median on its own.
-    let median = |times: &[Seconds]| {
-        let of = |clock: fn(&Seconds) -> f64| {
-            let mut values: Vec<f64> = times.iter().map(clock).collect();
-            values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
-        };
-        Seconds {
-            wall: of(|s| s.wall),
-            cpu: of(|s| s.cpu),
-        }
+    let median = |times: &[f64]| {
+        let mut times = times.to_vec();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
     };
-    let scratch: Vec<Seconds> = (0..3)
+    let scratch: Vec<f64> = (0..3)
         .map(|seed| {
             let (suggestion, seconds) = timed(|| sampler.suggest(&space, &history[..n], seed));
             assert!(suggestion.is_ok(), "suggest failed: {suggestion:?}");
@@ -362,7 +342,7 @@ fn time_suggest(sampler: &Bayesian, problem: &str, n: usize) -> [Seconds; 3] {
         })
         .collect();
     let mut fits = FitCache::default();
-    let study: Vec<Seconds> = (n..n + 10)
+    let study: Vec<f64> = (n..n + 10)
         .map(|len| {
             let (suggestion, seconds) =
                 timed(|| sampler.suggest_with(&space, &history[..len], 0, &mut fits));
@@ -370,11 +350,8 @@ fn time_suggest(sampler: &Bayesian, problem: &str, n: usize) -> [Seconds; 3] {
             seconds
         })
         .collect();
-    let averaged = Seconds {
-        wall: study.iter().map(|s| s.wall).sum::<f64>() / study.len() as f64,
-        cpu: study.iter().map(|s| s.cpu).sum::<f64>() / study.len() as f64,
-    };
-    [median(&scratch), median(&study[1..]), averaged]
+    let averaged = study.iter().sum::<f64>() / study.len() as f64;
+    (median(&scratch), median(&study[1..]), averaged)
 }
 
 fn main() {
@@ -407,7 +384,7 @@ fn main() {
         1 => "1 core".to_string(),
         n => format!("{n} cores"),
     };
-    let timings: Vec<(usize, [Seconds; 3])> = [100, 500]
+    let timings: Vec<(usize, (f64, f64, f64))> = [100, 500]
         .iter()
         .map(|&n| (n, time_suggest(&args.ours, "service-3", n)))
         .collect();
@@ -422,8 +399,8 @@ fn main() {
             500,
             continuous,
         )]);
-    let ms = |s: Seconds| format!("{:.1} ms ({:.1} ms of CPU)", s.wall * 1e3, s.cpu * 1e3);
-    for (space, n, [scratch, between, averaged]) in rows {
+    let ms = |seconds: f64| format!("{:.1} ms", seconds * 1e3);
+    for (space, n, (scratch, between, averaged)) in rows {
         println!(
             "suggest() with {n} observations ({space}, {build} build, {cores}): {} from \
              scratch; with a fit cache {} between refits, {} averaged over ten suggestions",
@@ -475,12 +452,7 @@ fn main() {
     let document = serde_json::json!({
         "problems": describe(&args.problems),
         "runs": runs,
-        "suggest_seconds": timings.iter().map(|(n, [scratch, between, averaged])| {
-            let clock = |of: fn(&Seconds) -> f64| serde_json::json!({
-                "scratch": of(scratch), "between_refits": of(between), "averaged": of(averaged)
-            });
-            (n.to_string(), serde_json::json!({"wall": clock(|s| s.wall), "cpu": clock(|s| s.cpu)}))
-        }).collect::<serde_json::Map<_, _>>(),
+        "suggest_seconds": timings.iter().map(|(n, (scratch, between, averaged))| (n.to_string(), serde_json::json!({"scratch": scratch, "between_refits": between, "averaged": averaged}))).collect::<serde_json::Map<_, _>>(),
         "build": build,
         "cores": n_cores,
     });
