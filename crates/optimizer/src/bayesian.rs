@@ -1528,6 +1528,26 @@ mod tests {
             .fold(f64::INFINITY, f64::min)
     }
 
+    /// Scoring candidates lazily (see `Bayesian::model_point`) suggests what scoring each in
+    /// full does.
+    fn assert_lazy_suggests_as_full(
+        sampler: &Bayesian,
+        encoding: &Encoding<'_>,
+        trials: &[Trial],
+        model: &Model,
+        seed: u64,
+    ) {
+        let observed: Vec<Point> = trials.iter().map(|t| t.point.clone()).collect();
+        let kept: Vec<&Trial> = trials.iter().collect();
+        let suggest = |lazy| {
+            let mut rng = rng_for(seed, 0, STREAM);
+            sampler.model_point(encoding, trials, &observed, (&kept, model), &mut rng, lazy)
+        };
+        let lazy = suggest(true);
+        assert!(lazy.is_some());
+        assert_eq!(lazy, suggest(false), "seed {seed}");
+    }
+
     #[test]
     fn a_candidate_is_scored_in_part_only_where_that_cannot_change_the_suggestion() {
         // Three limits that no trial meets, so that every candidate falls below the gate and the
@@ -1545,7 +1565,6 @@ mod tests {
                 Trial::new(vec![x, y], &outcome)
             })
             .collect();
-        let observed: Vec<Point> = trials.iter().map(|t| t.point.clone()).collect();
         let kept: Vec<&Trial> = trials.iter().collect();
         let sampler = quick();
         let gate = sampler.min_feasibility.ln();
@@ -1568,20 +1587,7 @@ mod tests {
                 stopped > 0,
                 "seed {seed}: no score stopped before its last term"
             );
-            let suggest = |lazy| {
-                let mut rng = rng_for(seed, 0, STREAM);
-                sampler.model_point(
-                    &encoding,
-                    &trials,
-                    &observed,
-                    (&kept, &model),
-                    &mut rng,
-                    lazy,
-                )
-            };
-            let lazy = suggest(true);
-            assert!(lazy.is_some());
-            assert_eq!(lazy, suggest(false), "seed {seed}");
+            assert_lazy_suggests_as_full(&sampler, &encoding, &trials, &model, seed);
         }
     }
 
@@ -1601,7 +1607,6 @@ mod tests {
                 Trial::new(vec![x, y], &outcome)
             })
             .collect();
-        let observed: Vec<Point> = trials.iter().map(|t| t.point.clone()).collect();
         let kept: Vec<&Trial> = trials.iter().collect();
         let sampler = quick();
         let gate = sampler.min_feasibility.ln();
@@ -1633,20 +1638,7 @@ mod tests {
                 }
             }
             assert!(stopped > 50, "seed {seed}: {stopped} stopped at the floor");
-            let suggest = |lazy| {
-                let mut rng = rng_for(seed, 0, STREAM);
-                sampler.model_point(
-                    &encoding,
-                    &trials,
-                    &observed,
-                    (&kept, &model),
-                    &mut rng,
-                    lazy,
-                )
-            };
-            let lazy = suggest(true);
-            assert!(lazy.is_some());
-            assert_eq!(lazy, suggest(false), "seed {seed}");
+            assert_lazy_suggests_as_full(&sampler, &encoding, &trials, &model, seed);
         }
     }
 
