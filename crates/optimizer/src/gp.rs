@@ -132,8 +132,8 @@ impl Gp {
         fit.finish(&runs)
     }
 
-    /// [`Gp::fit`] up to its optimizations: the random draws made, in the order `fit` makes
-    /// them. `None` for no observations.
+    /// A fit from scratch up to its optimizations: the random draws made, in the order a fit
+    /// has always made them (then see [`Fit`]). `None` for no observations.
     pub(crate) fn prepare_fit<R: rand::Rng>(
         x: Vec<f64>,
         d: usize,
@@ -333,7 +333,7 @@ impl Gp {
 /// A hyper-parameter fit with its random draws made (the observations it is fitted to and its
 /// starting points; see [`Gp::prepare_fit`]). What is left draws nothing: one L-BFGS run per
 /// start ([`Fit::run`], on any thread, in any order), then the posterior of the best
-/// ([`Fit::finish`]), the same as [`Gp::fit`]'s.
+/// ([`Fit::finish`]), the same wherever the runs were made.
 pub(crate) struct Fit {
     x: Vec<f64>,
     full: Posterior,
