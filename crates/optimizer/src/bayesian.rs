@@ -518,35 +518,34 @@ impl Bayesian {
         // where it is compared with those.
         let likely = Cell::new(0);
         let floor = RefCell::new(Floor::new(self.local_starts));
-        let score = |point: &Point, exact: bool| -> Scored {
+        // A point's score, stopping early at the `(gate, floor)` of `stops` (see
+        // `Model::score_above`); `FULL` never stops.
+        const FULL: (f64, f64) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+        let score_with = |point: &Point, stops: (f64, f64)| -> Scored {
             if !inside(point) {
                 return Scored::exact(f64::NEG_INFINITY);
             }
             let features = features(encoding, point);
-            let stops = if exact || !lazy {
-                (f64::NEG_INFINITY, f64::NEG_INFINITY)
-            } else {
-                (min_log_feasibility, floor.borrow().get())
-            };
             model.score_above(&features, stops, min_log_feasibility, &likely)
+        };
+        let score = |point: &Point, exact: bool| -> Scored {
+            if exact || !lazy {
+                score_with(point, FULL)
+            } else {
+                score_with(point, (min_log_feasibility, floor.borrow().get()))
+            }
         };
         // The polish's line search asks only whether a point scores at least `at_least`: below
         // it, any lower value does as well as the score.
         let score_from = |point: &Point, at_least: f64| -> f64 {
-            let stops = if lazy {
-                (min_log_feasibility, at_least)
-            } else {
-                (f64::NEG_INFINITY, f64::NEG_INFINITY)
-            };
-            if !inside(point) {
-                return f64::NEG_INFINITY;
+            if !lazy {
+                return score_with(point, FULL).score;
             }
-            let features = features(encoding, point);
-            let scored = model.score_above(&features, stops, min_log_feasibility, &likely);
+            let scored = score_with(point, (min_log_feasibility, at_least));
             if scored.exact || scored.score < at_least {
                 scored.score
             } else {
-                score(point, true).score
+                score_with(point, FULL).score
             }
         };
         // A score is a function of the point alone, and on a grid the candidates and the local
@@ -678,12 +677,8 @@ impl Bayesian {
         // `bayesian/polish.rs`), unless it takes a choice no trial has: that is tried alone.
         if let Some(best) = best_new(&mut pool)
             && !encoding.takes_unseen_choice(&best, &seen)
-            && let Some(polished) = polish::polish(
-                encoding,
-                &best,
-                |p, at_least| score_from(p, at_least),
-                self.polish_iterations,
-            )
+            && let Some(polished) =
+                polish::polish(encoding, &best, score_from, self.polish_iterations)
         {
             evaluate(&polished, &mut pool);
             sort(&mut pool);

@@ -223,6 +223,15 @@ mod tests {
         }
     }
 
+    /// Options that run to the optimum: many iterations, no stop on a small improvement.
+    fn thorough() -> LbfgsOptions {
+        LbfgsOptions {
+            max_iterations: 200,
+            relative_tolerance: 0.0,
+            ..LbfgsOptions::default()
+        }
+    }
+
     fn rosenbrock(x: &[f64], g: &mut [f64]) -> f64 {
         let (a, b) = (x[0], x[1]);
         g[0] = -2.0 * (1.0 - a) - 400.0 * a * (b - a * a);
@@ -232,11 +241,7 @@ mod tests {
 
     #[test]
     fn finds_the_minimum_of_the_rosenbrock_function() {
-        let options = LbfgsOptions {
-            max_iterations: 200,
-            relative_tolerance: 0.0,
-            ..LbfgsOptions::default()
-        };
+        let options = thorough();
         let (x, fx) = minimize(eager(rosenbrock), vec![-1.2, 1.0], &[], options);
         assert!(fx < 1e-8, "f = {fx} at {x:?}");
         assert!((x[0] - 1.0).abs() < 1e-3 && (x[1] - 1.0).abs() < 1e-3);
@@ -258,11 +263,7 @@ mod tests {
                 rosenbrock(&x, g);
             })
         };
-        let options = LbfgsOptions {
-            max_iterations: 200,
-            relative_tolerance: 0.0,
-            ..LbfgsOptions::default()
-        };
+        let options = thorough();
         let (_, fx) = minimize(f, vec![-1.2, 1.0], &[], options);
         let (values, with_gradient) = (values.into_inner(), with_gradient.into_inner());
         // Rosenbrock's valley makes the line search back off: some values had no gradient.
@@ -284,11 +285,7 @@ mod tests {
 
     #[test]
     fn a_value_above_the_worst_acceptable_one_may_be_any_value_above_it() {
-        let options = LbfgsOptions {
-            max_iterations: 200,
-            relative_tolerance: 0.0,
-            ..LbfgsOptions::default()
-        };
+        let options = thorough();
         let exact = minimize(eager(rosenbrock), vec![-1.2, 1.0], &[], options);
         // Where a step will be turned down, answer far above the worst acceptable value.
         let mut turned_down = 0;

@@ -462,6 +462,25 @@ mod tests {
     use super::*;
     use crate::Outcome;
 
+    /// Trials on a grid of the unit square, four columns by `rows`, measured by `f(x, y)`
+    /// (objective, constraints).
+    fn trials_on_grid(rows: u32, f: impl Fn(f64, f64) -> (f64, Vec<f64>)) -> Vec<Trial> {
+        (0..4 * rows)
+            .map(|i| {
+                let (x, y) = (
+                    0.1 + f64::from(i % 4) / 4.0,
+                    0.1 + f64::from(i / 4) / f64::from(rows),
+                );
+                let (objective, constraints) = f(x, y);
+                let outcome = Outcome::Complete {
+                    objective,
+                    constraints,
+                };
+                Trial::new(vec![x, y], &outcome)
+            })
+            .collect()
+    }
+
     /// Scoring candidates lazily (see `Bayesian::model_point`) suggests what scoring each in
     /// full does.
     fn assert_lazy_suggests_as_full(
@@ -489,16 +508,7 @@ mod tests {
         // first two pull x opposite ways: ranked by the first alone, the order would differ.
         let space = unit_square();
         let encoding = Encoding::new(&space);
-        let trials: Vec<Trial> = (0..12)
-            .map(|i| {
-                let (x, y) = (0.1 + f64::from(i % 4) / 4.0, 0.1 + f64::from(i / 4) / 3.0);
-                let outcome = Outcome::Complete {
-                    objective: x + y,
-                    constraints: vec![0.2 + x, 1.2 - x, 0.2 + y],
-                };
-                Trial::new(vec![x, y], &outcome)
-            })
-            .collect();
+        let trials = trials_on_grid(3, |x, y| (x + y, vec![0.2 + x, 1.2 - x, 0.2 + y]));
         let kept: Vec<&Trial> = trials.iter().collect();
         let sampler = quick();
         let gate = sampler.min_feasibility.ln();
@@ -531,16 +541,10 @@ mod tests {
         // the gate, and the objective alone puts most of those below the best few.
         let space = unit_square();
         let encoding = Encoding::new(&space);
-        let trials: Vec<Trial> = (0..16)
-            .map(|i| {
-                let (x, y) = (0.1 + f64::from(i % 4) / 4.0, 0.1 + f64::from(i / 4) / 4.0);
-                let outcome = Outcome::Complete {
-                    objective: (x - 0.3).powi(2) + (y - 0.6).powi(2),
-                    constraints: vec![x + y - 1.3, x - 0.9],
-                };
-                Trial::new(vec![x, y], &outcome)
-            })
-            .collect();
+        let trials = trials_on_grid(4, |x, y| {
+            let objective = (x - 0.3).powi(2) + (y - 0.6).powi(2);
+            (objective, vec![x + y - 1.3, x - 0.9])
+        });
         let kept: Vec<&Trial> = trials.iter().collect();
         let sampler = quick();
         let gate = sampler.min_feasibility.ln();
