@@ -51,6 +51,10 @@ pub enum Kind {
     /// Fastest and cheapest run of a batch job over its threads, heap and five categorical
     /// settings (collector, compiler, compression, allocator, I/O), which interact.
     BatchJob,
+    /// Func3C (Ru et al. 2020, CoCaBO; also in CASMOPOLITAN's suite): three categoricals each
+    /// choosing which of Rosenbrock, six-hump camel and Beale adds to the objective, over two
+    /// continuous settings.
+    Func3C,
     PressureVessel,
     WeldedBeam,
     Spring,
@@ -97,6 +101,7 @@ pub fn all() -> Vec<Problem> {
         p("queue-noisy", Tuning, Queue, 0.05),
         p("concrete-beam", Tuning, ConcreteBeam, 0.0),
         p("batch-job", Tuning, BatchJob, 0.0),
+        p("func3c", Tuning, Func3C, 0.0),
         p("pressure-vessel", HeldOut, PressureVessel, 0.0),
         p("welded-beam", HeldOut, WeldedBeam, 0.0),
         p("spring", HeldOut, Spring, 0.0),
@@ -284,6 +289,10 @@ impl Problem {
                 categorical("allocator", &BATCH_ALLOCATORS.map(|(name, _)| name)),
                 categorical("io", &BATCH_IO.map(|(name, _)| name)),
             ],
+            Func3C => (1..=3)
+                .map(|i| categorical(&format!("h{i}"), &CHOICES[..3]))
+                .chain((1..=2).map(|i| float(&format!("x{i}"), -1.0, 1.0, None)))
+                .collect(),
             AckleyCat => (1..=6)
                 .map(|i| categorical(&format!("c{i}"), &CHOICES))
                 .chain((1..=4).map(|i| float(&format!("x{i}"), -1.0, 1.0, None)))
@@ -343,6 +352,10 @@ impl Problem {
                 ParamValue::Categorical("system".into()),
                 ParamValue::Categorical("sync".into()),
             ],
+            Func3C => (0..3)
+                .map(|_| ParamValue::Categorical("a".into()))
+                .chain(floats(&[0.5, 0.5]))
+                .collect(),
             AckleyCat => (0..6)
                 .map(|_| ParamValue::Categorical("a".into()))
                 .chain(floats(&[0.0; 4]))
@@ -424,6 +437,10 @@ impl Problem {
                 let choices = batch_job_choices(&config[2..]);
                 Some((batch_job(x[0] as i64, x[1], choices), vec![]))
             }
+            Func3C => {
+                let h = (0..3).map(|i| CHOICES.iter().position(|c| *c == choice(i)).unwrap_or(0));
+                Some((func3c(h.collect::<Vec<_>>().as_slice(), x[3], x[4]), vec![]))
+            }
             AckleyCat => {
                 let mut z: Vec<f64> = (0..6)
                     .map(|i| {
@@ -484,6 +501,14 @@ impl Problem {
             Hartmann6L1 => hartmann6_l1_optimum(),
             MixedContinuous => mixed_continuous_optimum(&self.space()),
             BatchJob => batch_job_optimum(&self.space()),
+            // Every other term is at least 0 and the camel's least is −1.0316 (Dixon & Szegö
+            // 1978): the camel chosen three times (0.1 + 0.1 + 0.5 of it) at the camel's minimum,
+            // halved for the ×2 the problem applies.
+            Func3C => func3c(
+                &[1, 1, 0],
+                0.089_842_013_683_013_31 / 2.0,
+                -0.712_656_403_270_413_5 / 2.0,
+            ),
             ConcreteBeam => concrete_beam_optimum(&self.space()),
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
                 .expect("the published pressure vessel optimum is feasible"),
@@ -757,6 +782,24 @@ fn batch_job_optimum(space: &Space) -> f64 {
         }));
     });
     best
+}
+
+/// Func3C as CoCaBO's code defines it: the continuous settings doubled, then one term per
+/// categorical; the third's choices weigh the camel by 5, Rosenbrock by 2 and Beale by 2.
+fn func3c(h: &[usize], x1: f64, x2: f64) -> f64 {
+    let (x1, x2) = (2.0 * x1, 2.0 * x2);
+    let rosenbrock = (100.0 * (x2 - x1 * x1).powi(2) + (x1 - 1.0).powi(2)) / 300.0;
+    let camel = ((4.0 - 2.1 * x1 * x1 + x1.powi(4) / 3.0) * x1 * x1
+        + x1 * x2
+        + (-4.0 + 4.0 * x2 * x2) * x2 * x2)
+        / 10.0;
+    let beale = ((1.5 - x1 + x1 * x2).powi(2)
+        + (2.25 - x1 + x1 * x2 * x2).powi(2)
+        + (2.625 - x1 + x1 * x2.powi(3)).powi(2))
+        / 50.0;
+    let term = |k: usize| [rosenbrock, camel, beale][k];
+    let third = [5.0 * camel, 2.0 * rosenbrock, 2.0 * beale][h[2]];
+    term(h[0]) + term(h[1]) + third
 }
 
 /// The least of `f` at `n + 1` equally spaced points of `[low, high]`, and where it is.
