@@ -30,6 +30,8 @@
 //! by a meltdown grows less sure) cut no median breach count and raised `queue`'s regret at 50
 //! from 0 to 0.3. Neither was taken.
 
+use std::sync::Arc;
+
 use rand::RngExt;
 
 use super::lbfgs::{self, LbfgsOptions};
@@ -65,7 +67,7 @@ fn theta_bounds(d: usize) -> impl Iterator<Item = (f64, f64)> {
 /// Added to the diagonal (relative to the signal variance) so duplicated inputs stay factorable.
 const JITTER: f64 = 1e-11;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct GpOptions {
     /// Hyper-parameter optimizations from different starting points; the best fit wins.
     pub restarts: usize,
@@ -74,6 +76,8 @@ pub(crate) struct GpOptions {
     pub log_noise_prior: (f64, f64),
     /// Added to the mean of the normal prior on `ln ℓ` (see the module docs).
     pub lengthscale_shift: f64,
+    /// Added to that mean again for the features marked `true` (a categorical's one-hot columns).
+    pub onehot_shift: Option<(f64, Arc<[bool]>)>,
     /// Hyper-parameters are fitted to at most this many observations (the lowest third of the
     /// targets and a random sample of the rest); the model then conditions on all of them. Each
     /// likelihood evaluation is cubic in the count, and past a few dozen observations the
@@ -88,6 +92,7 @@ impl Default for GpOptions {
             max_iterations: 40,
             log_noise_prior: (-9.0, 3.0),
             lengthscale_shift: 0.0,
+            onehot_shift: None,
             max_fit_points: 64,
         }
     }
@@ -124,7 +129,7 @@ impl Gp {
         x: &[f64],
         d: usize,
         y: &[f64],
-        options: GpOptions,
+        options: &GpOptions,
         rng: &mut R,
     ) -> Option<Self> {
         let fit = Self::prepare_fit(x.to_vec(), d, y, options, rng)?;
@@ -138,7 +143,7 @@ impl Gp {
         x: Vec<f64>,
         d: usize,
         y: &[f64],
-        options: GpOptions,
+        options: &GpOptions,
         rng: &mut R,
     ) -> Option<Fit> {
         let (full, standard) = Self::standardized(&x, d, y, options)?;
@@ -150,14 +155,7 @@ impl Gp {
                 .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
                 .collect();
             let ys: Vec<f64> = rows.iter().map(|&i| full.y[i]).collect();
-            Posterior::new(
-                &xs,
-                rows.len(),
-                d,
-                ys,
-                options.log_noise_prior,
-                options.lengthscale_shift,
-            )
+            Posterior::new(&xs, rows.len(), d, ys, options)
         });
         let starts = subset
             .as_ref()
@@ -181,7 +179,7 @@ impl Gp {
         x: &[f64],
         d: usize,
         y: &[f64],
-        options: GpOptions,
+        options: &GpOptions,
         theta: &[f64],
     ) -> Option<Self> {
         let (full, standard) = Self::standardized(x, d, y, options)?;
@@ -197,7 +195,7 @@ impl Gp {
         x: &[f64],
         d: usize,
         y: &[f64],
-        options: GpOptions,
+        options: &GpOptions,
     ) -> Option<(Posterior, (f64, f64))> {
         let n = y.len();
         if n == 0 || x.len() != n * d {
@@ -212,14 +210,7 @@ impl Gp {
             1.0
         };
         let y_std: Vec<f64> = y.iter().map(|v| (v - y_mean) / y_scale).collect();
-        let posterior = Posterior::new(
-            x,
-            n,
-            d,
-            y_std,
-            options.log_noise_prior,
-            options.lengthscale_shift,
-        );
+        let posterior = Posterior::new(x, n, d, y_std, options);
         Some((posterior, (y_mean, y_scale)))
     }
 
@@ -419,9 +410,13 @@ struct Posterior {
     /// Squared differences of every pair, feature-major: `diff2[j * pairs + p]`.
     diff2: Vec<f64>,
     y: Vec<f64>,
-    lengthscale_prior: (f64, f64),
+    /// The mean of each feature's normal prior on `ln ℓ`.
+    lengthscale_means: Vec<f64>,
     noise_prior: (f64, f64),
 }
+
+/// Standard deviation of the normal prior on every `ln ℓ` (see the module docs).
+const LENGTHSCALE_PRIOR_SD: f64 = 1.732_050_807_568_877_2;
 
 /// Normal prior on `ln σ_f²`: standardized targets have variance one.
 const SIGNAL_PRIOR: (f64, f64) = (0.0, 1.0);
@@ -436,14 +431,7 @@ struct Covariance {
 }
 
 impl Posterior {
-    fn new(
-        x: &[f64],
-        n: usize,
-        d: usize,
-        y: Vec<f64>,
-        noise_prior: (f64, f64),
-        lengthscale_shift: f64,
-    ) -> Self {
+    fn new(x: &[f64], n: usize, d: usize, y: Vec<f64>, options: &GpOptions) -> Self {
         let pairs = n * n.saturating_sub(1) / 2;
         let mut diff2 = vec![0.0; pairs * d];
         let mut p = 0;
@@ -461,11 +449,19 @@ impl Posterior {
             d,
             diff2,
             y,
-            lengthscale_prior: (
-                std::f64::consts::SQRT_2 + 0.5 * (d.max(1) as f64).ln() + lengthscale_shift,
-                3f64.sqrt(),
-            ),
-            noise_prior,
+            lengthscale_means: (0..d)
+                .map(|j| {
+                    let onehot = match &options.onehot_shift {
+                        Some((shift, marked)) if marked.get(j) == Some(&true) => *shift,
+                        _ => 0.0,
+                    };
+                    std::f64::consts::SQRT_2
+                        + 0.5 * (d.max(1) as f64).ln()
+                        + options.lengthscale_shift
+                        + onehot
+                })
+                .collect(),
+            noise_prior: options.log_noise_prior,
         }
     }
 
@@ -475,15 +471,17 @@ impl Posterior {
 
     /// Deterministic starts (short and long length scales) plus random ones around them.
     fn starting_points<R: rand::Rng>(&self, count: usize, rng: &mut R) -> Vec<Vec<f64>> {
-        let start = |log_lengthscale: f64| {
-            let mut theta = vec![log_lengthscale; self.d];
+        let start = |log_lengthscale: &dyn Fn(usize) -> f64| {
+            let mut theta: Vec<f64> = (0..self.d).map(log_lengthscale).collect();
             theta.push(0.0);
             theta.push((-6.0f64).max(LOG_NOISE.0));
             theta
         };
-        let mut starts = vec![start((0.25f64).ln())];
+        let mut starts = vec![start(&|_| (0.25f64).ln())];
         if count > 1 {
-            starts.push(start(self.lengthscale_prior.0.min(LOG_LENGTHSCALE.1 - 0.5)));
+            starts.push(start(&|j| {
+                self.lengthscale_means[j].min(LOG_LENGTHSCALE.1 - 0.5)
+            }));
         }
         while starts.len() < count {
             let mut theta: Vec<f64> = (0..self.d)
@@ -601,11 +599,12 @@ impl Posterior {
     }
 
     /// Each parameter of `theta` with the mean and deviation of its normal prior.
-    fn priors<'a>(&self, theta: &'a [f64]) -> impl Iterator<Item = (f64, (f64, f64))> + 'a {
-        let (d, lengthscale, noise) = (self.d, self.lengthscale_prior, self.noise_prior);
+    fn priors<'a>(&'a self, theta: &'a [f64]) -> impl Iterator<Item = (f64, (f64, f64))> + 'a {
+        let (d, noise) = (self.d, self.noise_prior);
         theta[..d]
             .iter()
-            .map(move |&t| (t, lengthscale))
+            .zip(&self.lengthscale_means)
+            .map(|(&t, &mean)| (t, (mean, LENGTHSCALE_PRIOR_SD)))
             .chain([(theta[d], SIGNAL_PRIOR), (theta[d + 1], noise)])
     }
 }
@@ -648,7 +647,7 @@ mod tests {
     #[test]
     fn gradient_matches_finite_differences() {
         let (x, y) = toy_data(12);
-        let posterior = Posterior::new(&x, 12, 2, y, (-9.0, 3.0), 0.0);
+        let posterior = Posterior::new(&x, 12, 2, y, &GpOptions::default());
         let theta = vec![-1.0, 0.3, 0.2, -5.0];
         let grad = gradient_of(&posterior, &theta);
         for i in 0..4 {
@@ -680,10 +679,10 @@ mod tests {
             .flat_map(|(i, p)| [p[0], p[1], (i as f64 * 0.377).fract()])
             .collect();
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(1);
-        let gp = Gp::fit(&x, 3, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
+        let gp = Gp::fit(&x, 3, &y, &GpOptions::default(), &mut rng).expect("toy data is finite");
         let theta = gp.theta().to_vec();
         let y_std: Vec<f64> = y.iter().map(|v| (v - gp.y_mean) / gp.y_scale).collect();
-        let posterior = Posterior::new(&x, 30, 3, y_std, (-9.0, 3.0), 0.0);
+        let posterior = Posterior::new(&x, 30, 3, y_std, &GpOptions::default());
         let grad = gradient_of(&posterior, &theta);
         let mut held = 0;
         for (i, ((lo, hi), (&t, &g))) in theta_bounds(3).zip(theta.iter().zip(&grad)).enumerate() {
@@ -697,10 +696,63 @@ mod tests {
     }
 
     #[test]
+    fn a_onehot_shift_moves_only_the_marked_columns_prior() {
+        let (x, y) = toy_data(12);
+        let marked = GpOptions {
+            onehot_shift: Some((2.0, vec![false, true].into())),
+            ..GpOptions::default()
+        };
+        let plain = Posterior::new(&x, 12, 2, y.clone(), &GpOptions::default());
+        let shifted = Posterior::new(&x, 12, 2, y, &marked);
+        let theta = [-1.0, 0.3, 0.2, -5.0];
+        let value = |p: &Posterior| p.negative_log_posterior(&theta).0;
+        // Only ln ℓ1's normal prior moved, its mean up by 2 (variance 3).
+        let mean = plain.lengthscale_means[1];
+        let expected = 0.5 * ((0.3 - mean - 2.0).powi(2) - (0.3 - mean).powi(2)) / 3.0;
+        let moved = value(&shifted) - value(&plain);
+        assert!((moved - expected).abs() < 1e-9, "{moved} vs {expected}");
+        let (a, b) = (gradient_of(&plain, &theta), gradient_of(&shifted, &theta));
+        assert!((b[1] - a[1] - (-2.0 / 3.0)).abs() < 1e-9, "{a:?} → {b:?}");
+        for i in [0, 2, 3] {
+            assert_eq!(a[i], b[i], "gradient {i} moved");
+        }
+    }
+
+    #[test]
+    fn a_onehot_shift_lengthens_the_marked_columns_fitted_scale() {
+        // x1 barely matters (0.1·x1), so the prior weighs on its length scale; x0's is the
+        // data's (sin 6·x0).
+        let (x, y) = toy_data(16);
+        let fit = |onehot_shift| {
+            let options = GpOptions {
+                lengthscale_shift: -3.0,
+                onehot_shift,
+                ..GpOptions::default()
+            };
+            let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(3);
+            Gp::fit(&x, 2, &y, &options, &mut rng).expect("toy data is finite")
+        };
+        let (before, after) = (fit(None), fit(Some((2.0, vec![false, true].into()))));
+        let (before, after) = (before.theta(), after.theta());
+        assert!(
+            after[1] > before[1] + 0.1,
+            "ln ℓ1 {} → {}",
+            before[1],
+            after[1]
+        );
+        assert!(
+            (after[0] - before[0]).abs() < after[1] - before[1],
+            "ln ℓ0 {} → {}",
+            before[0],
+            after[0]
+        );
+    }
+
+    #[test]
     fn interpolates_smooth_data_and_is_uncertain_far_away() {
         let (x, y) = toy_data(20);
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp = Gp::fit(&x, 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
+        let gp = Gp::fit(&x, 2, &y, &GpOptions::default(), &mut rng).expect("toy data is finite");
         let probe = [0.4, 0.5];
         let (mean, sd) = gp.predict(&probe);
         let truth = (6.0f64 * 0.4).sin() + 0.05;
@@ -724,7 +776,7 @@ mod tests {
             .iter()
             .map(|v| (4.0 * v).sin() + 0.2 * crate::space::standard_normal(&mut rng))
             .collect();
-        let gp = Gp::fit(&x, 1, &y, GpOptions::default(), &mut rng).expect("finite data");
+        let gp = Gp::fit(&x, 1, &y, &GpOptions::default(), &mut rng).expect("finite data");
         // The mean smooths the noise out instead of interpolating it: at the training inputs it
         // is closer to the noise-free function than the observations are.
         let error = |f: &dyn Fn(usize) -> f64| {
@@ -747,14 +799,14 @@ mod tests {
         let (x, y) = toy_data(30);
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(2);
         let smooth =
-            Gp::fit(&x, 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
+            Gp::fit(&x, 2, &y, &GpOptions::default(), &mut rng).expect("toy data is finite");
         // The same inputs with noise on the targets: a larger noise term, a looser bound.
         let noisy_y: Vec<f64> = y
             .iter()
             .map(|v| v + 0.3 * crate::space::standard_normal(&mut rng))
             .collect();
         let noisy =
-            Gp::fit(&x, 2, &noisy_y, GpOptions::default(), &mut rng).expect("toy data is finite");
+            Gp::fit(&x, 2, &noisy_y, &GpOptions::default(), &mut rng).expect("toy data is finite");
         for gp in [&smooth, &noisy] {
             let mut skipped = 0;
             for _ in 0..2000 {
@@ -783,14 +835,14 @@ mod tests {
         let (x, y) = toy_data(30);
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(1);
         let fitted =
-            Gp::fit(&x, 2, &y, GpOptions::default(), &mut rng).expect("toy data is finite");
-        let again = Gp::with_theta(&x, 2, &y, GpOptions::default(), fitted.theta())
+            Gp::fit(&x, 2, &y, &GpOptions::default(), &mut rng).expect("toy data is finite");
+        let again = Gp::with_theta(&x, 2, &y, &GpOptions::default(), fitted.theta())
             .expect("the fit's own hyper-parameters");
         for probe in [[0.4, 0.5], [0.0, 0.0], [3.0, 0.5]] {
             assert_eq!(fitted.predict(&probe), again.predict(&probe));
         }
         // Hyper-parameters that cannot be this data's are refused, not used.
-        let opts = GpOptions::default();
+        let opts = &GpOptions::default();
         assert!(Gp::with_theta(&x, 2, &y, opts, &fitted.theta()[1..]).is_none());
         let mut outside = fitted.theta().to_vec();
         outside[0] = LOG_LENGTHSCALE.1 + 1.0;
@@ -800,7 +852,7 @@ mod tests {
     #[test]
     fn fits_a_single_observation() {
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp = Gp::fit(&[0.2, 0.7], 2, &[5.0], GpOptions::default(), &mut rng)
+        let gp = Gp::fit(&[0.2, 0.7], 2, &[5.0], &GpOptions::default(), &mut rng)
             .expect("one finite observation is enough");
         let (mean, sd) = gp.predict(&[0.2, 0.7]);
         assert!((mean - 5.0).abs() < 1e-3 && sd.is_finite());
@@ -811,7 +863,7 @@ mod tests {
         let x = vec![0.5, 0.5, 0.5, 0.5, 0.1, 0.9];
         let y = [2.0, 2.0, 2.0];
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(0);
-        let gp = Gp::fit(&x, 2, &y, GpOptions::default(), &mut rng)
+        let gp = Gp::fit(&x, 2, &y, &GpOptions::default(), &mut rng)
             .expect("duplicates are absorbed by noise and jitter");
         let (mean, sd) = gp.predict(&[0.3, 0.3]);
         assert!((mean - 2.0).abs() < 1e-6 && sd.is_finite());

@@ -4,7 +4,10 @@
 
 use std::cell::Cell;
 
-use super::{Bayesian, CERTAIN_Z, ELITES, OBJECTIVE_PRIOR, TREND_PRIOR, Trial, features};
+use super::{
+    Bayesian, CERTAIN_Z, ELITES, OBJECTIVE_PRIOR, TREND_PRIOR, Trial,
+    UNCONSTRAINED_CATEGORICAL_PRIOR, features,
+};
 use crate::gp::{Fit, Gp, GpOptions};
 use crate::normal::{cdf, log_cdf, log_h, pdf};
 use crate::parallel;
@@ -95,14 +98,14 @@ fn fit_all<R: rand::Rng>(jobs: Vec<Job>, d: usize, threads: usize, rng: &mut R) 
     let warmed = parallel::map(jobs.len(), threads, |m| {
         let job = &jobs[m];
         let theta = job.warm.as_ref()?;
-        Gp::with_theta(&job.x, d, &job.y, job.options, theta)
+        Gp::with_theta(&job.x, d, &job.y, &job.options, theta)
     });
     let slots: Vec<Slot> = jobs
         .into_iter()
         .zip(warmed)
         .map(|(job, warmed)| match warmed {
             Some(gp) => Slot::Done(Some(gp)),
-            None => match Gp::prepare_fit(job.x, d, &job.y, job.options, rng) {
+            None => match Gp::prepare_fit(job.x, d, &job.y, &job.options, rng) {
                 Some(fit) => Slot::Fitting(fit),
                 None => Slot::Done(None),
             },
@@ -183,7 +186,7 @@ impl Model {
             y,
             options: GpOptions {
                 lengthscale_shift: shift,
-                ..gp_options
+                ..gp_options.clone()
             },
             warm: warm.cloned(),
         };
@@ -227,7 +230,12 @@ impl Model {
             }
         }
         let start = warm.and_then(|w| w.objective.as_ref());
-        jobs.push(job(&rows, gaussianize(&y), OBJECTIVE_PRIOR, start));
+        let mut objective = job(&rows, gaussianize(&y), OBJECTIVE_PRIOR, start);
+        if n_constraints == 0 {
+            let onehot = encoding.onehot_columns().into();
+            objective.options.onehot_shift = Some((UNCONSTRAINED_CATEGORICAL_PRIOR, onehot));
+        }
+        jobs.push(objective);
 
         let mut gps = fit_all(jobs, d, parallel::threads(), rng).into_iter();
         let mut limits = Vec::new();
@@ -578,6 +586,53 @@ mod tests {
             assert!(stopped > 50, "seed {seed}: {stopped} stopped at the floor");
             assert_lazy_suggests_as_full(&sampler, &encoding, &trials, &model, seed);
         }
+    }
+
+    #[test]
+    fn only_a_study_without_constraints_expects_a_choice_to_carry_over() {
+        use crate::{Domain, Param, Space};
+        // A bowl in x plus a choice's own cost, the same wherever x is.
+        let space = Space::new(vec![
+            Param::new(
+                "x",
+                Domain::Float {
+                    low: 0.0,
+                    high: 1.0,
+                    step: None,
+                    log: false,
+                },
+            ),
+            Param::new(
+                "c",
+                Domain::Categorical {
+                    choices: ["a", "b", "c"].map(String::from).to_vec(),
+                },
+            ),
+        ]);
+        let encoding = Encoding::new(&space);
+        let fit = |constraints: Vec<f64>| {
+            let trials: Vec<Trial> = (0..18)
+                .map(|i| {
+                    let (x, c) = (f64::from(i % 6) / 5.0, f64::from(i / 6));
+                    let outcome = Outcome::Complete {
+                        objective: (x - 0.3).powi(2) + 0.5 * c,
+                        constraints: constraints.clone(),
+                    };
+                    Trial::new(vec![x, c], &outcome)
+                })
+                .collect();
+            let kept: Vec<&Trial> = trials.iter().collect();
+            let mut rng = rng_for(0, trials.len(), STREAM);
+            let model = Model::fit(&encoding, &kept, &quick(), None, &mut rng);
+            let (gp, _) = model.objective.expect("every trial met its constraints");
+            // The one-hot columns come after x's.
+            gp.theta()[1..4].iter().sum::<f64>() / 3.0
+        };
+        let (free, constrained) = (fit(vec![]), fit(vec![-1.0]));
+        assert!(
+            free > constrained + 0.1,
+            "mean ln ℓ of the choices' columns: {free} without constraints, {constrained} with"
+        );
     }
 
     #[test]
