@@ -12,7 +12,8 @@
 //!   Great in High Dimensions"), which keeps models smooth (near-linear trends) until the data say
 //!   otherwise. `shift = −3` (minus the variance) puts the estimate at the mode of that same prior
 //!   over `ℓ` rather than `ln ℓ`, which is what BoTorch's MAP fit uses: ℓ ≈ 0.3–1, short enough to
-//!   resolve separate basins.
+//!   resolve separate basins. A categorical's one-hot columns may have their mean moved further
+//!   (`GpOptions::onehot_shift`; see `UNCONSTRAINED_CATEGORICAL_PRIOR` in `bayesian`).
 //! - `ln σ_f²` standard normal: standardized targets have unit variance.
 //! - `ln σ_n²` normal with mean −9 and standard deviation 3: little noise by default, so
 //!   noise-free measurements are interpolated, yet wide enough that genuinely noisy ones raise it
