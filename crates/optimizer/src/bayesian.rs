@@ -252,9 +252,9 @@ pub struct Bayesian {
     /// `mixed-noisy` from 10.5 to 10 and 7.5, but regret at 50 from 0 to 0.3 on both queues and
     /// from 0.081 to 0.13 and 0.15 on `mixed-noisy`, and every `queue` run still melted down.
     /// 0.9, on the whole tuning suite with the sampler of 2026-12-07 (seeds 0–39, 100 trials):
-    /// more breaches in 50 trials on every constrained problem but the concrete beam (cantilever
-    /// 7.1 → 8.5, the queues 5.4 → 6.3 and 5.5 → 6.8, `mixed-noisy` 9.8 → 11.4) and both
-    /// queues' regret at 50 from 0 to 0.3, for `hartmann6-l1` 0.00097 → 0.00068.
+    /// more breaches in 50 trials on every constrained problem but `mixed` and the concrete beam
+    /// (cantilever 7.1 → 8.5, the queues 5.4 → 6.3 and 5.5 → 6.8, `mixed-noisy` 9.8 → 11.4) and
+    /// both queues' regret at 50 from 0 to 0.3, for `hartmann6-l1` 0.00097 → 0.00068.
     pub min_feasibility: f64,
     /// Safe exploration: how far a trial may always move from some trial that met every
     /// constraint (the baseline at first), so the search expands from known-good configurations
