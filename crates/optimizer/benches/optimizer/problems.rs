@@ -438,8 +438,9 @@ impl Problem {
                 Some((batch_job(x[0] as i64, x[1], choices), vec![]))
             }
             Func3C => {
-                let h = (0..3).map(|i| CHOICES.iter().position(|c| *c == choice(i)).unwrap_or(0));
-                Some((func3c(h.collect::<Vec<_>>().as_slice(), x[3], x[4]), vec![]))
+                let h =
+                    [0, 1, 2].map(|i| CHOICES.iter().position(|c| *c == choice(i)).unwrap_or(0));
+                Some((func3c(h, x[3], x[4]), vec![]))
             }
             AckleyCat => {
                 let mut z: Vec<f64> = (0..6)
@@ -505,7 +506,7 @@ impl Problem {
             // 1978): the camel chosen three times (0.1 + 0.1 + 0.5 of it) at the camel's minimum,
             // halved for the ×2 the problem applies.
             Func3C => func3c(
-                &[1, 1, 0],
+                [1, 1, 0],
                 0.089_842_013_683_013_31 / 2.0,
                 -0.712_656_403_270_413_5 / 2.0,
             ),
@@ -786,7 +787,7 @@ fn batch_job_optimum(space: &Space) -> f64 {
 
 /// Func3C as CoCaBO's code defines it: the continuous settings doubled, then one term per
 /// categorical; the third's choices weigh the camel by 5, Rosenbrock by 2 and Beale by 2.
-fn func3c(h: &[usize], x1: f64, x2: f64) -> f64 {
+fn func3c(h: [usize; 3], x1: f64, x2: f64) -> f64 {
     let (x1, x2) = (2.0 * x1, 2.0 * x2);
     let rosenbrock = (100.0 * (x2 - x1 * x1).powi(2) + (x1 - 1.0).powi(2)) / 300.0;
     let camel = ((4.0 - 2.1 * x1 * x1 + x1.powi(4) / 3.0) * x1 * x1
