@@ -270,8 +270,9 @@ pub struct Bayesian {
     /// to 0.0028 (ahead in 37 runs of 40) but `mixed-continuous` from 1.8e-5 to 0.046 (breaches
     /// 5.9 → 9.7) and `hartmann6-l1` from 0.00097 to 0.0013, with more breaches on `mixed` (4.2
     /// → 5.6) and `mixed-noisy` (9.8 → 11.4); 0.035 had fewer on `hartmann6-l1` (2.1 → 1.2)
-    /// and `mixed-noisy` (9.8 → 9.2) but took both queues' regret at 50 from 0 to 0.3, `mixed-noisy`'s
-    /// from 0.081 to 0.1 and the concrete beam's at 100 trials from 0.0012 to 0.62. 0.05 stays.
+    /// and `mixed-noisy` (9.8 → 9.2) but took both queues' regret at 50 from 0 to 0.3,
+    /// `mixed-noisy`'s from 0.081 to 0.1 and the concrete beam's at 100 trials from 0.0012 to
+    /// 0.62. 0.05 stays.
     pub trust_region: Option<f64>,
     /// Safe exploration: the most a trial may move from a safe trial far below its limits. Each
     /// safe trial's room is `trust_region_share` of the distance at which its constraints would
