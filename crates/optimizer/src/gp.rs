@@ -472,17 +472,17 @@ impl Posterior {
 
     /// Deterministic starts (short and long length scales) plus random ones around them.
     fn starting_points<R: rand::Rng>(&self, count: usize, rng: &mut R) -> Vec<Vec<f64>> {
-        let start = |log_lengthscale: &dyn Fn(usize) -> f64| {
-            let mut theta: Vec<f64> = (0..self.d).map(log_lengthscale).collect();
+        let start = |mut theta: Vec<f64>| {
             theta.push(0.0);
             theta.push((-6.0f64).max(LOG_NOISE.0));
             theta
         };
-        let mut starts = vec![start(&|_| (0.25f64).ln())];
+        let mut starts = vec![start(vec![(0.25f64).ln(); self.d])];
         if count > 1 {
-            starts.push(start(&|j| {
-                self.lengthscale_means[j].min(LOG_LENGTHSCALE.1 - 0.5)
-            }));
+            let means = self.lengthscale_means.iter();
+            starts.push(start(
+                means.map(|m| m.min(LOG_LENGTHSCALE.1 - 0.5)).collect(),
+            ));
         }
         while starts.len() < count {
             let mut theta: Vec<f64> = (0..self.d)
