@@ -349,6 +349,11 @@ impl<'a> Encoding<'a> {
         self.columns.iter().filter(|c| c.is_some()).count()
     }
 
+    /// Whether every parameter that can move is continuous (no grid, integer or choice).
+    pub(crate) fn all_continuous(&self) -> bool {
+        self.continuous.len() == self.n_tunable()
+    }
+
     /// Which of the features are a categorical's one-hot columns.
     pub(crate) fn onehot_columns(&self) -> Vec<bool> {
         let mut onehot = vec![false; self.n_features];
@@ -1191,6 +1196,18 @@ mod tests {
         bad[1] = ParamValue::Int(14);
         assert!(enc.encode(&bad).is_none(), "out of range");
         assert!(enc.encode(&config[..4].to_vec()).is_none(), "wrong length");
+    }
+
+    #[test]
+    fn a_space_is_all_continuous_when_every_setting_that_moves_is() {
+        let mixed = mixed_space();
+        assert!(!Encoding::new(&mixed).all_continuous());
+        // The ratio is continuous and `fixed` cannot move: nothing else counts.
+        let continuous = Space::new(vec![mixed.params[3].clone(), mixed.params[4].clone()]);
+        assert!(Encoding::new(&continuous).all_continuous());
+        // One grid setting beside it is enough to keep the coarser moves.
+        let with_grid = Space::new(vec![mixed.params[3].clone(), mixed.params[1].clone()]);
+        assert!(!Encoding::new(&with_grid).all_continuous());
     }
 
     #[test]
