@@ -55,6 +55,9 @@ pub enum Kind {
     /// choosing which of Rosenbrock, six-hump camel and Beale adds to the objective, over two
     /// continuous settings.
     Func3C,
+    /// G06 of the CEC 2006 constrained suite (Floudas & Pardalos 1987): a cubic objective over a
+    /// thin crescent between two circles, its optimum where they cross.
+    G06,
     PressureVessel,
     WeldedBeam,
     Spring,
@@ -102,6 +105,7 @@ pub fn all() -> Vec<Problem> {
         p("concrete-beam", Tuning, ConcreteBeam, 0.0),
         p("batch-job", Tuning, BatchJob, 0.0),
         p("func3c", Tuning, Func3C, 0.0),
+        p("g06", Tuning, G06, 0.0),
         p("pressure-vessel", HeldOut, PressureVessel, 0.0),
         p("welded-beam", HeldOut, WeldedBeam, 0.0),
         p("spring", HeldOut, Spring, 0.0),
@@ -229,6 +233,10 @@ impl Problem {
                 int("workers", 1, 32, 1),
                 categorical("gc", &GCS.map(|(name, _)| name)),
             ],
+            G06 => vec![
+                float("x1", 13.0, 100.0, None),
+                float("x2", 0.0, 100.0, None),
+            ],
             ThreeBarTruss => vec![
                 float("area1", 0.01, 1.0, None),
                 float("area2", 0.01, 1.0, None),
@@ -326,6 +334,8 @@ impl Problem {
                 ParamValue::Categorical("parallel".into()),
             ],
             ThreeBarTruss => floats(&[0.9, 0.9]),
+            // Inside the crescent, 1 % from each circle.
+            G06 => floats(&[15.05, 5.0]),
             Cantilever => floats(&[8.0; 5]),
             TubularColumn => floats(&[8.0, 0.6]),
             ConcreteBeam => vec![
@@ -424,6 +434,7 @@ impl Problem {
                 Some((cost, vec![latency * latency_factor / MIXED_SLO - 1.0]))
             }
             ThreeBarTruss => Some(three_bar_truss(&x)),
+            G06 => Some(g06(&x)),
             Cantilever => Some(cantilever(&x)),
             TubularColumn => Some(tubular_column(&x)),
             ConcreteBeam => Some(concrete_beam(&x)),
@@ -511,6 +522,13 @@ impl Problem {
                 -0.712_656_403_270_413_5 / 2.0,
             ),
             ConcreteBeam => concrete_beam_optimum(&self.space()),
+            // Where the circles cross below their centres: subtracting one from the other gives
+            // 2·x1 − 11 = 100 − 82.81.
+            G06 => {
+                let x1: f64 = (100.0 - 82.81 + 11.0) / 2.0;
+                let x2 = 5.0 - (100.0 - (x1 - 5.0) * (x1 - 5.0)).sqrt();
+                g06(&[x1, x2]).0
+            }
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
                 .expect("the published pressure vessel optimum is feasible"),
             WeldedBeam => feasible(&floats(&[0.205730, 3.470489, 9.036624, 0.205730]), 1e-4)
@@ -880,6 +898,18 @@ fn mixed_continuous_optimum(space: &Space) -> f64 {
         }));
     });
     best
+}
+
+/// Outside the circle of radius 10 around (5, 5) and inside the one of radius 9.1 around (6, 5),
+/// each limit relative to its squared radius.
+fn g06(x: &[f64]) -> (f64, Vec<f64>) {
+    let (a, b) = (x[0], x[1]);
+    let near = (a - 5.0).powi(2) + (b - 5.0).powi(2);
+    let far = (a - 6.0).powi(2) + (b - 5.0).powi(2);
+    (
+        (a - 10.0).powi(3) + (b - 20.0).powi(3),
+        vec![100.0 / near - 1.0, far / 82.81 - 1.0],
+    )
 }
 
 fn three_bar_truss(x: &[f64]) -> (f64, Vec<f64>) {
