@@ -412,7 +412,6 @@ impl Trial {
     }
 }
 
-/// The most constraints any trial reported.
 /// The least move drawn around the best trials (see `FINE_NEAR_BEST`).
 fn least_move_near_best(encoding: &Encoding<'_>, trials: &[Trial]) -> f64 {
     if encoding.all_continuous() && constraint_count(trials) > 0 {
@@ -422,6 +421,7 @@ fn least_move_near_best(encoding: &Encoding<'_>, trials: &[Trial]) -> f64 {
     }
 }
 
+/// The most constraints any trial reported.
 fn constraint_count(trials: &[Trial]) -> usize {
     trials
         .iter()
