@@ -523,10 +523,10 @@ impl Problem {
             ),
             ConcreteBeam => concrete_beam_optimum(&self.space()),
             // Where the circles cross below their centres: subtracting one from the other gives
-            // 2·x1 − 11 = 100 − 82.81.
+            // 2·x1 − 11 = G06_OUTSIDE − G06_INSIDE.
             G06 => {
-                let x1: f64 = (100.0 - 82.81 + 11.0) / 2.0;
-                let x2 = 5.0 - (100.0 - (x1 - 5.0) * (x1 - 5.0)).sqrt();
+                let x1: f64 = (G06_OUTSIDE - G06_INSIDE + 11.0) / 2.0;
+                let x2 = 5.0 - (G06_OUTSIDE - (x1 - 5.0) * (x1 - 5.0)).sqrt();
                 g06(&[x1, x2]).0
             }
             PressureVessel => feasible(&floats(&[0.8125, 0.4375, 42.098446, 176.636596]), 1e-4)
@@ -900,15 +900,18 @@ fn mixed_continuous_optimum(space: &Space) -> f64 {
     best
 }
 
-/// Outside the circle of radius 10 around (5, 5) and inside the one of radius 9.1 around (6, 5),
-/// each limit relative to its squared radius.
+/// G06's squared radii: outside the circle around (5, 5), inside the one around (6, 5).
+const G06_OUTSIDE: f64 = 100.0;
+const G06_INSIDE: f64 = 82.81;
+
+/// Each limit relative to its circle's squared radius.
 fn g06(x: &[f64]) -> (f64, Vec<f64>) {
     let (a, b) = (x[0], x[1]);
     let near = (a - 5.0).powi(2) + (b - 5.0).powi(2);
     let far = (a - 6.0).powi(2) + (b - 5.0).powi(2);
     (
         (a - 10.0).powi(3) + (b - 20.0).powi(3),
-        vec![100.0 / near - 1.0, far / 82.81 - 1.0],
+        vec![G06_OUTSIDE / near - 1.0, far / G06_INSIDE - 1.0],
     )
 }
 
